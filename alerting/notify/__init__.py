@@ -1,0 +1,1 @@
+"""Notifications: the pipeline and one module per receiver integration."""

@@ -1,0 +1,93 @@
+"""The data a receiver gets (Alertmanager's notification model) and the integration protocol."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from alerting.errors import AlertingError
+
+
+@dataclass(frozen=True)
+class NotifyAlert:
+    """One alert inside a notification, as Alertmanager hands it to integrations."""
+
+    status: str  # "firing" or "resolved"
+    labels: Mapping[str, str]
+    annotations: Mapping[str, str]
+    starts_at: float  # unix seconds
+    ends_at: float | None = None
+    generator_url: str = ""
+    fingerprint: str = ""
+    value: float | None = None
+
+
+@dataclass(frozen=True)
+class Notification:
+    """What one aggregation group sends to one receiver at one flush."""
+
+    receiver: str
+    group_key: str  # stable per aggregation group; PagerDuty's dedup_key derives from it
+    group_labels: Mapping[str, str]
+    alerts: tuple[NotifyAlert, ...]
+    external_url: str = ""
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def firing(self) -> tuple[NotifyAlert, ...]:
+        return tuple(a for a in self.alerts if a.status == "firing")
+
+    @property
+    def resolved(self) -> tuple[NotifyAlert, ...]:
+        return tuple(a for a in self.alerts if a.status == "resolved")
+
+    @property
+    def status(self) -> str:
+        return "firing" if self.firing else "resolved"
+
+    @property
+    def common_labels(self) -> dict[str, str]:
+        return _common([a.labels for a in self.alerts])
+
+    @property
+    def common_annotations(self) -> dict[str, str]:
+        return _common([a.annotations for a in self.alerts])
+
+
+def _common(maps: list[Mapping[str, str]]) -> dict[str, str]:
+    if not maps:
+        return {}
+    first = dict(maps[0])
+    return {k: v for k, v in first.items() if all(m.get(k) == v for m in maps[1:])}
+
+
+class DeliveryError(AlertingError):
+    """A send that failed. ``retryable`` failures are retried with backoff; others are reported."""
+
+    def __init__(self, message: str, *, retryable: bool, retry_after: float | None = None) -> None:
+        self.retryable = retryable
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class Integration(Protocol):
+    """One configured receiver integration (one entry of ``slack_configs`` and so on)."""
+
+    kind: str
+    send_resolved: bool
+
+    def send(self, notification: Notification) -> None: ...
+
+
+IntegrationFactory = Callable[[Mapping[str, Any], Mapping[str, Any]], Integration]
+# config key in a receiver (e.g. "slack_configs") -> factory(integration config, global config)
+INTEGRATIONS: dict[str, IntegrationFactory] = {}
+
+
+def register(config_key: str) -> Callable[[IntegrationFactory], IntegrationFactory]:
+    def wrap(factory: IntegrationFactory) -> IntegrationFactory:
+        INTEGRATIONS[config_key] = factory
+        return factory
+
+    return wrap

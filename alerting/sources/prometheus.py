@@ -1,0 +1,173 @@
+"""Prometheus HTTP API datasource: instant (and range, for backtests) PromQL queries over httpx."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+import promql_parser
+
+from alerting.durations import parse_duration
+from alerting.errors import DatasourceError, Position, QueryError, RuleFileError
+from alerting.sources import Kind, Sample, register
+
+# Prometheus error types that mean "this query is wrong" rather than "the server cannot answer".
+_QUERY_FAULTS = {"bad_data", "execution", "not_found"}
+_RANGE_POINTS = 11000  # Prometheus rejects range queries with more points per series than this
+
+
+def check_expr(expr: Any, pos: Position) -> str:
+    """Parse PromQL offline; a syntax error is a rule-file error at the ``expr`` position."""
+    if not isinstance(expr, str) or not expr.strip():
+        raise RuleFileError("expr must be a non-empty PromQL string", pos)
+    try:
+        promql_parser.parse(expr)
+    except (ValueError, RuntimeError) as exc:
+        raise RuleFileError(f"invalid PromQL in expr: {exc}", pos) from None
+    return expr
+
+
+def _secret(config: Mapping[str, Any], key: str) -> str | None:
+    if config.get(key):
+        return str(config[key])
+    path = config.get(f"{key}_file")
+    if path:
+        try:
+            with open(path, encoding="utf-8") as handle:
+                return handle.read().strip()
+        except OSError as exc:
+            raise DatasourceError(f"cannot read {key}_file {path}: {exc.strerror}") from None
+    return None
+
+
+def _float(text: Any) -> float:
+    # Prometheus encodes sample values as strings: "1.5", "NaN", "+Inf", "-Inf".
+    if not isinstance(text, str):
+        raise ValueError(f"sample value must be a string, got {type(text).__name__}")
+    return float(text)
+
+
+class PrometheusSource:
+    """One Prometheus server. Thread-safe: a group's queries share the connection pool."""
+
+    def __init__(self, name: str, config: Mapping[str, Any]) -> None:
+        self.name = name
+        self.url = str(config.get("url") or "http://localhost:9090").rstrip("/")
+        self.timeout = parse_duration(str(config.get("timeout", "30s")))
+        auth: httpx.Auth | None = None
+        basic = config.get("basic_auth") or {}
+        headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
+        if basic.get("username"):
+            auth = httpx.BasicAuth(str(basic["username"]), _secret(basic, "password") or "")
+        token = _secret(config, "bearer_token")
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        tls = config.get("tls_config") or {}
+        verify: Any = True
+        if tls.get("insecure_skip_verify"):
+            verify = False
+        elif tls.get("ca_file"):
+            verify = str(tls["ca_file"])
+        cert = (str(tls["cert_file"]), str(tls["key_file"])) if tls.get("cert_file") else None
+        self._client = httpx.Client(
+            base_url=self.url,
+            auth=auth,
+            headers=headers,
+            verify=verify,
+            cert=cert,
+            timeout=httpx.Timeout(self.timeout + 5, connect=min(self.timeout, 10.0)),
+            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _get(self, path: str, params: dict[str, Any]) -> Any:
+        try:
+            response = self._client.post(path, data=params)
+        except httpx.TimeoutException:
+            raise DatasourceError(f"timeout querying {self.url}", self.name) from None
+        except httpx.HTTPError as exc:
+            raise DatasourceError(f"cannot reach {self.url}: {exc}", self.name) from None
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            snippet = response.text[:200].strip()
+            raise DatasourceError(
+                f"HTTP {response.status_code} from {self.url}: {snippet or 'empty body'}", self.name
+            ) from None
+        if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
+            raise DatasourceError(
+                f"unexpected response from {self.url}: not a Prometheus API envelope", self.name
+            )
+        if body["status"] == "error":
+            error_type, message = body.get("errorType", ""), body.get("error", "unknown error")
+            if error_type in _QUERY_FAULTS and response.status_code < 500:
+                raise QueryError(f"{error_type}: {message}")
+            raise DatasourceError(f"{error_type or response.status_code}: {message}", self.name)
+        return body.get("data")
+
+    def query(self, query: Any, at: float) -> list[Sample]:
+        """Instant query at ``at``; a scalar becomes one sample with no labels, as in rules."""
+        data = self._get(
+            "/api/v1/query", {"query": query, "time": f"{at:.3f}", "timeout": f"{self.timeout:g}s"}
+        )
+        try:
+            kind, result = data["resultType"], data["result"]
+            if kind == "vector":
+                return [
+                    Sample(_labels(item["metric"]), _float(item["value"][1])) for item in result
+                ]
+            if kind == "scalar":
+                return [Sample({}, _float(result[1]))]
+        except (KeyError, IndexError, TypeError, ValueError) as exc:
+            raise DatasourceError(
+                f"malformed query result from {self.url}: {exc!r}", self.name
+            ) from None
+        raise QueryError(f"rule result is not a vector or scalar: got {kind}")
+
+    def query_range(
+        self, query: str, start: float, end: float, step: float
+    ) -> dict[float, list[Sample]]:
+        """Range query, chunked under Prometheus's point limit; returns samples per step time."""
+        out: dict[float, list[Sample]] = {}
+        chunk = step * (_RANGE_POINTS - 1)
+        t = start
+        while t <= end:
+            stop = min(end, t + chunk)
+            data = self._get(
+                "/api/v1/query_range",
+                {"query": query, "start": f"{t:.3f}", "end": f"{stop:.3f}", "step": f"{step:g}"},
+            )
+            try:
+                for series in data["result"]:
+                    labels = _labels(series.get("metric", {}))
+                    for ts, value in series["values"]:
+                        out.setdefault(round(float(ts), 3), []).append(
+                            Sample(labels, _float(value))
+                        )
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise DatasourceError(
+                    f"malformed range result from {self.url}: {exc!r}", self.name
+                ) from None
+            t = stop + step
+        return out
+
+
+def _labels(metric: Any) -> dict[str, str]:
+    if not isinstance(metric, dict):
+        raise ValueError("metric must be an object")
+    return {str(k): str(v) for k, v in metric.items()}
+
+
+KIND = register(
+    Kind(
+        name="promql",
+        field="expr",
+        check=check_expr,
+        open=PrometheusSource,
+        default_datasource="prometheus",
+    )
+)
