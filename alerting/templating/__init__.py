@@ -59,7 +59,7 @@ def _plain(value: float) -> str:
 def check(text: str) -> None:
     """Raise :class:`TemplateError` (with line and column) if ``text`` does not parse."""
     depth = 0
-    for index, char in enumerate(text):
+    for index, _char in enumerate(text):
         if text.startswith("{{", index):
             depth += 1
         elif text.startswith("}}", index) and depth:
