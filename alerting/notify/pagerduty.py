@@ -1,0 +1,320 @@
+"""PagerDuty receiver (``pagerduty_configs``): Events API v2 through PagerDuty's ``pagerduty`` client.
+
+One aggregation group is one PagerDuty alert: its ``dedup_key`` is the SHA-256 of the group key (as
+Alertmanager computes it), so repeated notifications update the same incident and the resolve
+notification closes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import pagerduty
+
+from alerting.notify import data
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
+
+DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
+SUMMARY_LIMIT = 1024  # PagerDuty rejects longer summaries
+# Alerts listed one by one in custom_details; a huge group is summarised so the event stays far
+# below PagerDuty's 512 KB limit.
+DETAILS_ALERT_LIMIT = 50
+
+_FIELDS = (
+    "routing_key",
+    "routing_key_file",
+    "service_key",
+    "service_key_file",
+    "url",
+    "client",
+    "client_url",
+    "description",
+    "details",
+    "severity",
+    "class",
+    "component",
+    "group",
+    "source",
+    "links",
+    "images",
+    "send_resolved",
+    "http_config",
+    "timeout",
+)
+
+
+def dedup_key(group_key: str) -> str:
+    """The PagerDuty dedup_key of an aggregation group: stable across notifications and restarts."""
+    return hashlib.sha256(group_key.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class PagerDutySettings:
+    routing_key: str
+    base_url: str  # scheme://host[:port]; the client appends /v2/enqueue
+    send_resolved: bool = True
+    client: str = "alerting"
+    client_url: str = ""
+    description: str = ""
+    details: Mapping[str, str] | None = None
+    severity: str = ""
+    event_class: str = ""
+    component: str = ""
+    group: str = ""
+    source: str = ""
+    links: tuple[tuple[str, str], ...] = ()  # (href, text)
+    images: tuple[Mapping[str, str], ...] = ()
+    timeout: float = 10.0
+
+
+class PagerDuty:
+    """Sends trigger and resolve events for one ``pagerduty_configs`` entry."""
+
+    kind = "pagerduty"
+
+    def __init__(self, settings: PagerDutySettings, http: data.HttpSettings) -> None:
+        self.settings = settings
+        self.send_resolved = settings.send_resolved
+        self._http = http
+
+    def _client(self) -> pagerduty.EventsApiV2Client:
+        options: dict[str, Any] = {}
+        if self._http.ssl_context is not None:
+            options["verify"] = self._http.ssl_context
+        if self._http.proxy_url:
+            options["proxy"] = self._http.proxy_url
+        client = pagerduty.EventsApiV2Client(
+            self.settings.routing_key, base_url=self.settings.base_url, **options
+        )
+        # The client would retry 429 forever and 5xx up to six times, sleeping in between. Our
+        # delivery task owns backoff, so allow at most one quick retry per status and none for
+        # network errors; the failure then comes back to us as a DeliveryError.
+        client.retry = {429: 1, 500: 1, 502: 1, 503: 1, 504: 1}
+        client.max_http_attempts = 1
+        client.max_network_attempts = 0
+        client.sleep_timer = 0.25
+        client.timeout = self.settings.timeout
+        return client
+
+    def send(self, notification: Notification) -> None:
+        key = dedup_key(notification.group_key)
+        resolved = notification.status == "resolved"
+        if resolved and not self.send_resolved:
+            return
+        try:
+            with self._client() as client:
+                if resolved:
+                    client.send_event("resolve", dedup_key=key)
+                else:
+                    client.send_event("trigger", dedup_key=key, **self.trigger_event(notification))
+        except pagerduty.HttpError as exc:
+            raise _classify(exc.response) from None
+        except pagerduty.Error as exc:
+            # No HTTP answer at all (connection refused, timeout, TLS failure after the client gave up).
+            raise DeliveryError(f"PagerDuty unreachable: {_cause(exc)}", retryable=True) from None
+
+    def trigger_event(self, notification: Notification) -> dict[str, Any]:
+        """The trigger event's fields besides ``event_action``, ``routing_key`` and ``dedup_key``."""
+        s = self.settings
+        common = notification.common_labels
+        summary = s.description or data.title(notification)
+        payload: dict[str, Any] = {
+            "summary": _truncate(summary, SUMMARY_LIMIT),
+            "source": s.source or _first(common, "instance", "job", "service") or s.client,
+            "severity": _severity(s.severity, notification),
+            "timestamp": _iso(min(a.starts_at for a in notification.alerts)),
+            "custom_details": dict(s.details) if s.details is not None else default_details(notification),
+        }
+        component = s.component or _first(common, "service", "job")
+        event_class = s.event_class or common.get("alertname", "")
+        for name, value in (("component", component), ("group", s.group), ("class", event_class)):
+            if value:
+                payload[name] = value
+        event: dict[str, Any] = {"payload": payload, "client": s.client}
+        client_url = s.client_url or notification.external_url
+        if client_url:
+            event["client_url"] = client_url
+        links = [{"href": href, "text": text} for href, text in _default_links(notification)]
+        links += [{"href": href, "text": text} for href, text in s.links]
+        if links:
+            event["links"] = links
+        if s.images:
+            event["images"] = [dict(i) for i in s.images]
+        return event
+
+
+def _classify(response: Any) -> DeliveryError:
+    status = response.status_code
+    detail = _error_detail(response)
+    if status == 429 or status >= 500:
+        after = _retry_after(response.headers.get("retry-after"))
+        return DeliveryError(
+            f"PagerDuty answered {status}{detail}; will retry", retryable=True, retry_after=after
+        )
+    # 400 (invalid event or unknown routing key), 401/403/404: sending the same event again cannot help.
+    return DeliveryError(f"PagerDuty rejected the event ({status}){detail}", retryable=False)
+
+
+def _error_detail(response: Any) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    parts = [str(body.get("message") or "")] + [str(e) for e in body.get("errors") or []]
+    text = "; ".join(p for p in parts if p)
+    return f": {text}" if text else ""
+
+
+def _retry_after(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
+def _cause(exc: BaseException) -> str:
+    cause = exc.__cause__
+    return f"{type(cause).__name__}: {cause}" if cause else str(exc)
+
+
+def _truncate(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _first(labels: Mapping[str, str], *names: str) -> str:
+    return next((labels[n] for n in names if labels.get(n)), "")
+
+
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def _severity(configured: str, notification: Notification) -> str:
+    if configured:
+        return data.level({"severity": configured}, default="error")
+    return data.level({"severity": data.notification_severity(notification)}, default="error")
+
+
+def _default_links(notification: Notification) -> list[tuple[str, str]]:
+    links = []
+    for url, text in (
+        (data.runbook_url(notification), "Runbook"),
+        (data.dashboard_url(notification), "Dashboard"),
+        (data.generator_url(notification), "Query in Prometheus"),
+    ):
+        if url:
+            links.append((url, text))
+    return links
+
+
+def _alert_details(alert: NotifyAlert) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "summary": data.alert_summary(alert),
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "starts_at": _iso(alert.starts_at),
+    }
+    if alert.value is not None:
+        out["value"] = alert.value
+    if alert.ends_at is not None and alert.status == "resolved":
+        out["ends_at"] = _iso(alert.ends_at)
+    if alert.generator_url:
+        out["source"] = alert.generator_url
+    return out
+
+
+def default_details(notification: Notification) -> dict[str, Any]:
+    """custom_details: what fires, with labels, annotations and values, and how to silence it."""
+    details: dict[str, Any] = {
+        "num_firing": len(notification.firing),
+        "num_resolved": len(notification.resolved),
+        "common_labels": notification.common_labels,
+        "common_annotations": notification.common_annotations,
+    }
+    for name, alerts in (("firing", notification.firing), ("resolved", notification.resolved)):
+        if alerts:
+            details[name] = [_alert_details(a) for a in alerts[:DETAILS_ALERT_LIMIT]]
+            if len(alerts) > DETAILS_ALERT_LIMIT:
+                details[name].append(f"and {len(alerts) - DETAILS_ALERT_LIMIT} more")
+    details["silence"] = data.silence_command(notification)
+    return details
+
+
+def _base_url(config: Mapping[str, Any], url: str, what: str) -> str:
+    if not url.startswith("https://"):
+        raise data.config_error(
+            config, "url", f"{what}: url must use https:// (the PagerDuty client refuses plain http)"
+        )
+    for suffix in ("/v2/enqueue", "/v2/", "/v2", "/"):
+        if url.endswith(suffix):
+            return url[: -len(suffix)]
+    return url
+
+
+def _links(config: Mapping[str, Any], what: str) -> tuple[tuple[str, str], ...]:
+    items = config.get("links") or []
+    if not isinstance(items, list):
+        raise data.config_error(config, "links", f"{what}: links must be a list of {{href, text}}")
+    out = []
+    for item in items:
+        if not isinstance(item, Mapping) or not item.get("href"):
+            raise data.config_error(config, "links", f"{what}: every link needs an href")
+        data.check_fields(item, ("href", "text"), f"{what} link")
+        out.append((str(item["href"]), str(item.get("text") or item["href"])))
+    return tuple(out)
+
+
+def _images(config: Mapping[str, Any], what: str) -> tuple[Mapping[str, str], ...]:
+    items = config.get("images") or []
+    if not isinstance(items, list) or not all(isinstance(i, Mapping) and i.get("src") for i in items):
+        raise data.config_error(config, "images", f"{what}: images must be a list of {{src, href, alt}}")
+    for item in items:
+        data.check_fields(item, ("src", "href", "alt"), f"{what} image")
+    return tuple({k: str(v) for k, v in item.items()} for item in items)
+
+
+@register("pagerduty_configs")
+def pagerduty_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> PagerDuty:
+    """Build a PagerDuty integration from one ``pagerduty_configs`` entry."""
+    what = "pagerduty_configs"
+    data.check_fields(config, _FIELDS, what)
+    if config.get("service_key") or config.get("service_key_file"):
+        key = "service_key" if config.get("service_key") else "service_key_file"
+        raise data.config_error(
+            config, key, f"{what}: service_key is the retired Events API v1; use routing_key (Events API v2)"
+        )
+    routing_key = data.secret(config, "routing_key", what)
+    if not routing_key:
+        raise data.config_error(config, None, f"{what}: routing_key or routing_key_file is required")
+    url = (
+        data.string(config, "url", what)
+        or data.string(global_config, "pagerduty_url", "global")
+        or DEFAULT_URL
+    )
+    details = config.get("details")
+    if details is not None and not isinstance(details, Mapping):
+        raise data.config_error(config, "details", f"{what}: details must be a mapping of name to text")
+    settings = PagerDutySettings(
+        routing_key=routing_key,
+        base_url=_base_url(config, url, what),
+        send_resolved=data.boolean(config, "send_resolved", what, True),
+        client=data.string(config, "client", what, "alerting"),
+        client_url=data.string(config, "client_url", what),
+        description=data.string(config, "description", what),
+        details={str(k): str(v) for k, v in details.items()} if details is not None else None,
+        severity=data.string(config, "severity", what),
+        event_class=data.string(config, "class", what),
+        component=data.string(config, "component", what),
+        group=data.string(config, "group", what),
+        source=data.string(config, "source", what),
+        links=_links(config, what),
+        images=_images(config, what),
+        timeout=data.duration(config, "timeout", what, 10.0),
+    )
+    return PagerDuty(settings, data.http_settings(config, what))

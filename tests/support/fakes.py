@@ -1,0 +1,494 @@
+"""Local servers that speak the Slack, PagerDuty and Twilio wire protocols, and a real SMTP server.
+
+Each fake checks what the real API checks (auth, required fields, limits) and answers the way the
+real API answers, including its error bodies. Tests can queue canned answers (429 with Retry-After,
+5xx, ``ok: false``) ahead of the normal behaviour with :meth:`FakeServer.fail_next`. Everything binds
+to 127.0.0.1 on a free port and stops when its ``with`` block ends.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import socket
+import ssl
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import trustme
+
+# ---------------------------------------------------------------------------------------------------
+# Generic HTTP fake
+
+
+@dataclass(frozen=True)
+class Request:
+    """One request as the fake received it."""
+
+    method: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]  # lower-cased names
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    def form(self) -> dict[str, list[str]]:
+        return parse_qs(self.body.decode(), keep_blank_values=True)
+
+    def basic_auth(self) -> tuple[str, str] | None:
+        value = self.headers.get("authorization", "")
+        if not value.startswith("Basic "):
+            return None
+        user, _, password = base64.b64decode(value[6:]).decode().partition(":")
+        return user, password
+
+
+@dataclass(frozen=True)
+class Reply:
+    status: int = 200
+    body: Any = b""  # bytes, str, or anything JSON-serialisable
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encoded(self) -> tuple[bytes, str]:
+        if isinstance(self.body, bytes):
+            return self.body, "application/octet-stream"
+        if isinstance(self.body, str):
+            return self.body.encode(), "text/plain; charset=utf-8"
+        return json.dumps(self.body).encode(), "application/json; charset=utf-8"
+
+
+Handler = Callable[[Request], Reply]
+
+
+class FakeServer:
+    """A threaded HTTP(S) server that records requests and answers through ``handler``."""
+
+    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
+        self.handler = handler
+        self.requests: list[Request] = []
+        self._canned: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        fake = self
+
+        class _Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                request = Request(
+                    method=self.command,
+                    path=parts.path,
+                    query=parse_qs(parts.query),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                )
+                reply = fake._answer(request)
+                data, content_type = reply.encoded()
+                self.send_response(reply.status)
+                headers = {"Content-Type": content_type, **reply.headers}
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
+
+            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+                pass  # keep test output clean
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+        self._server.daemon_threads = True
+        if tls is not None:
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
+        self.scheme = "https" if tls is not None else "http"
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
+
+    def fail_next(self, reply: Reply, times: int = 1) -> None:
+        """Answer the next ``times`` requests with ``reply`` (recorded, but not otherwise handled)."""
+        with self._lock:
+            self._canned.extend([reply] * times)
+
+    def _answer(self, request: Request) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            if self._canned:
+                return self._canned.popleft()
+        return self.handler(request)
+
+    def __enter__(self) -> FakeServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------------------------------------------
+# TLS
+
+
+@dataclass(frozen=True)
+class LocalCA:
+    """A throwaway CA: a server context for the fakes and the CA file clients should trust."""
+
+    server_context: ssl.SSLContext
+    ca_file: str
+
+
+def make_ca(directory: Path) -> LocalCA:
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    cert.configure_cert(context)
+    ca_file = directory / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    return LocalCA(context, str(ca_file))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Slack: Web API (chat.postMessage, chat.update) and incoming webhooks
+
+SLACK_TOKEN = "xoxb-1111-2222-test"
+SLACK_WEBHOOK_PATH = "/services/T0000/B0000/abcdefghijklmnopqrstuvwx"
+SLACK_CHANNELS = {"#alerts": "C0ALERTS", "C0ALERTS": "C0ALERTS", "#pages": "C0PAGES", "C0PAGES": "C0PAGES"}
+
+
+def _slack_block_errors(payload: dict[str, Any]) -> str:
+    """The Slack error for a payload over the Block Kit limits, or ""."""
+    blocks = list(payload.get("blocks") or [])
+    for attachment in payload.get("attachments") or []:
+        blocks += attachment.get("blocks") or []
+    if len(payload.get("blocks") or []) > 50 or any(
+        len(a.get("blocks") or []) > 50 for a in payload.get("attachments") or []
+    ):
+        return "invalid_blocks"
+    for block in blocks:
+        kind = block.get("type")
+        if kind == "header" and (block["text"]["type"] != "plain_text" or len(block["text"]["text"]) > 150):
+            return "invalid_blocks"
+        if kind == "section":
+            if "text" in block and len(block["text"]["text"]) > 3000:
+                return "invalid_blocks"
+            if len(block.get("fields") or []) > 10 or any(
+                len(f["text"]) > 2000 for f in block.get("fields") or []
+            ):
+                return "invalid_blocks"
+        if kind == "context" and len(block.get("elements") or []) > 10:
+            return "invalid_blocks"
+        if kind == "actions":
+            for element in block.get("elements") or []:
+                if len(element["text"]["text"]) > 75 or len(element.get("url", "")) > 3000:
+                    return "invalid_blocks"
+    return ""
+
+
+class SlackFake:
+    """Slack's Web API and incoming webhooks, as far as a notifier uses them."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.server = FakeServer(self._handle, tls)
+        self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel id, ts) -> message
+        self._ts = 1700000000_000100
+
+    @property
+    def api_url(self) -> str:
+        return self.server.url + "/api/"
+
+    @property
+    def webhook_url(self) -> str:
+        return self.server.url + SLACK_WEBHOOK_PATH
+
+    def calls(self, method: str) -> list[dict[str, Any]]:
+        return [r.json() for r in self.server.requests if r.path == f"/api/{method}" and r.body]
+
+    def _next_ts(self) -> str:
+        self._ts += 100
+        text = str(self._ts)
+        return f"{text[:10]}.{text[10:]}"
+
+    def _handle(self, request: Request) -> Reply:
+        if request.path == SLACK_WEBHOOK_PATH:
+            return self._webhook(request)
+        if request.path.startswith("/services/"):
+            return Reply(404, "no_service")
+        method = request.path.removeprefix("/api/")
+        if request.headers.get("authorization") != f"Bearer {SLACK_TOKEN}":
+            error = "not_authed" if "authorization" not in request.headers else "invalid_auth"
+            return Reply(200, {"ok": False, "error": error})
+        if "application/json" not in request.headers.get("content-type", ""):
+            return Reply(200, {"ok": False, "error": "invalid_arguments"})
+        payload = request.json()
+        if method == "chat.postMessage":
+            return self._post(payload)
+        if method == "chat.update":
+            return self._update(payload)
+        return Reply(200, {"ok": False, "error": "unknown_method"})
+
+    def _post(self, payload: dict[str, Any]) -> Reply:
+        channel = SLACK_CHANNELS.get(payload.get("channel", ""))
+        if channel is None:
+            return Reply(200, {"ok": False, "error": "channel_not_found"})
+        if not (payload.get("text") or payload.get("blocks") or payload.get("attachments")):
+            return Reply(200, {"ok": False, "error": "no_text"})
+        error = _slack_block_errors(payload)
+        if error:
+            return Reply(200, {"ok": False, "error": error})
+        thread = payload.get("thread_ts")
+        if thread is not None and (channel, thread) not in self.messages:
+            return Reply(200, {"ok": False, "error": "thread_not_found"})
+        ts = self._next_ts()
+        message = {**payload, "ts": ts, "channel": channel}
+        self.messages[(channel, ts)] = message
+        return Reply(200, {"ok": True, "channel": channel, "ts": ts, "message": message})
+
+    def _update(self, payload: dict[str, Any]) -> Reply:
+        channel, ts = payload.get("channel", ""), payload.get("ts", "")
+        if channel not in SLACK_CHANNELS.values():
+            return Reply(200, {"ok": False, "error": "channel_not_found"})
+        if (channel, ts) not in self.messages:
+            return Reply(200, {"ok": False, "error": "message_not_found"})
+        error = _slack_block_errors(payload)
+        if error:
+            return Reply(200, {"ok": False, "error": error})
+        self.messages[(channel, ts)] = {**self.messages[(channel, ts)], **payload}
+        return Reply(200, {"ok": True, "channel": channel, "ts": ts, "text": payload.get("text", "")})
+
+    def _webhook(self, request: Request) -> Reply:
+        try:
+            payload = request.json()
+        except ValueError:
+            return Reply(400, "invalid_payload")
+        if not (payload.get("text") or payload.get("blocks") or payload.get("attachments")):
+            return Reply(400, "no_text")
+        if _slack_block_errors(payload):
+            return Reply(400, "invalid_blocks")
+        return Reply(200, "ok")
+
+
+# ---------------------------------------------------------------------------------------------------
+# PagerDuty Events API v2
+
+PAGERDUTY_KEY = "R0123456789abcdef0123456789abcde"  # routing keys are 32 characters
+PAGERDUTY_SEVERITIES = ("critical", "error", "warning", "info")
+
+
+class PagerDutyFake:
+    """``POST /v2/enqueue`` of the Events API v2, keeping incidents by dedup_key."""
+
+    def __init__(self, tls: ssl.SSLContext) -> None:  # the client refuses anything but https
+        self.server = FakeServer(self._handle, tls)
+        self.incidents: dict[str, str] = {}  # dedup_key -> "triggered" | "resolved"
+
+    @property
+    def events(self) -> list[dict[str, Any]]:
+        return [r.json() for r in self.server.requests if r.path == "/v2/enqueue"]
+
+    @staticmethod
+    def _invalid(*errors: str) -> Reply:
+        body = {"status": "invalid event", "message": "Event object is invalid", "errors": list(errors)}
+        return Reply(400, body)
+
+    def _handle(self, request: Request) -> Reply:
+        if request.method != "POST" or request.path != "/v2/enqueue":
+            return Reply(404, {"status": "not found"})
+        try:
+            event = request.json()
+        except ValueError:
+            return Reply(400, {"status": "invalid request", "message": "Could not parse JSON"})
+        key = event.get("routing_key", "")
+        if len(key) != 32:
+            return self._invalid("Length of 'routing_key' is incorrect (should be 32 characters)")
+        if key != PAGERDUTY_KEY:
+            return self._invalid("'routing_key' is not a known integration key")
+        action = event.get("event_action")
+        if action not in ("trigger", "acknowledge", "resolve"):
+            return self._invalid("'event_action' is invalid")
+        dedup = event.get("dedup_key")
+        if action == "trigger":
+            payload = event.get("payload") or {}
+            missing = [k for k in ("summary", "source", "severity") if not payload.get(k)]
+            if missing:
+                return self._invalid(*(f"'payload.{k}' is missing or blank" for k in missing))
+            if payload["severity"] not in PAGERDUTY_SEVERITIES:
+                return self._invalid("'payload.severity' is invalid")
+            if len(payload["summary"]) > 1024:
+                return self._invalid("'payload.summary' is too long")
+            dedup = dedup or f"generated-{len(self.incidents)}"
+            self.incidents[dedup] = "triggered"
+        elif not dedup:
+            return self._invalid("'dedup_key' is missing or blank")
+        elif action == "resolve" and dedup in self.incidents:
+            self.incidents[dedup] = "resolved"
+        return Reply(202, {"status": "success", "message": "Event processed", "dedup_key": dedup})
+
+
+# ---------------------------------------------------------------------------------------------------
+# Twilio Messages API
+
+TWILIO_SID = "AC" + "0" * 30 + "1"
+TWILIO_TOKEN = "twilio-test-auth-token"
+TWILIO_FROM = "+15005550006"
+TWILIO_SERVICE = "MG" + "0" * 31 + "9"
+TWILIO_UNSUBSCRIBED = "+15005550011"  # answers 21610 (the recipient replied STOP)
+TWILIO_LANDLINE = "+15005550012"  # answers 21614 (not a mobile number)
+_E164 = re.compile(r"^\+[1-9]\d{6,14}$")
+
+
+def twilio_error(status: int, code: int, message: str) -> Reply:
+    body = {
+        "code": code,
+        "message": message,
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+    return Reply(status, body)
+
+
+class TwilioFake:
+    """``POST /2010-04-01/Accounts/{sid}/Messages.json`` with Twilio's checks and error codes."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
+        self.server = FakeServer(self._handle, tls)
+        self.sent: list[dict[str, str]] = []
+
+    def messages(self) -> list[dict[str, str]]:
+        return [{k: v[0] for k, v in r.form().items()} for r in self.server.requests if r.body]
+
+    def _handle(self, request: Request) -> Reply:
+        match = re.fullmatch(r"/2010-04-01/Accounts/([^/]+)/Messages\.json", request.path)
+        if request.method != "POST" or not match:
+            return twilio_error(404, 20404, "The requested resource was not found")
+        if request.basic_auth() != (TWILIO_SID, TWILIO_TOKEN) or match.group(1) != TWILIO_SID:
+            return twilio_error(401, 20003, "Authenticate")
+        if not request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+            return twilio_error(400, 20001, "Unsupported content type")
+        form = {k: v[0] for k, v in request.form().items()}
+        to, body = form.get("To", ""), form.get("Body", "")
+        if not to:
+            return twilio_error(400, 21604, "A 'To' phone number is required.")
+        if "From" not in form and "MessagingServiceSid" not in form:
+            return twilio_error(400, 21603, "A 'From' phone number is required.")
+        if (
+            form.get("From", TWILIO_FROM) != TWILIO_FROM
+            or form.get("MessagingServiceSid", TWILIO_SERVICE) != TWILIO_SERVICE
+        ):
+            return twilio_error(400, 21606, "The From phone number is not a valid, SMS-capable number.")
+        if not body:
+            return twilio_error(400, 21602, "Message body is required.")
+        if len(body) > 1600:
+            return twilio_error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
+        if not _E164.match(to):
+            return twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
+        if to == TWILIO_UNSUBSCRIBED:
+            return twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
+        if to == TWILIO_LANDLINE:
+            return twilio_error(400, 21614, f"'To' number {to} is not a valid mobile number")
+        self.sent.append(form)
+        sid = f"SM{len(self.sent):032d}"
+        answer = {
+            "sid": sid,
+            "status": "queued",
+            "to": to,
+            "body": body,
+            "num_segments": "1",
+            "error_code": None,
+        }
+        return Reply(201, answer)
+
+
+# ---------------------------------------------------------------------------------------------------
+# SMTP
+
+
+@dataclass
+class Mailbox:
+    """What an aiosmtpd server accepted: one entry per message."""
+
+    messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)  # from, to, data
+    logins: list[str] = field(default_factory=list)
+
+
+class _MailHandler:
+    def __init__(self, box: Mailbox) -> None:
+        self.box = box
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str, options: Any) -> str:  # noqa: N802
+        if address.endswith("@invalid.example"):
+            return "550 5.1.1 mailbox unavailable"
+        if address.endswith("@busy.example"):
+            return "451 4.3.0 try again later"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.box.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content))
+        return "250 Message accepted for delivery"
+
+
+SMTP_USER, SMTP_PASSWORD = "alerts", "s3cret-smtp"
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (aiosmtpd's controller needs the number up front)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def smtp_server(
+    *,
+    tls: ssl.SSLContext | None = None,
+    implicit_tls: bool = False,
+    require_auth: bool = False,
+) -> Iterator[tuple[int, Mailbox]]:
+    """A real aiosmtpd server: plain, STARTTLS (``tls``), or implicit TLS; optionally with AUTH."""
+    from aiosmtpd.controller import Controller
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    box = Mailbox()
+
+    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, data: Any) -> AuthResult:
+        ok = isinstance(data, LoginPassword) and (data.login.decode(), data.password.decode()) == (
+            SMTP_USER,
+            SMTP_PASSWORD,
+        )
+        if ok:
+            box.logins.append(data.login.decode())
+        return AuthResult(success=ok)
+
+    options: dict[str, Any] = {"hostname": "127.0.0.1", "port": free_port()}
+    if implicit_tls:
+        options["ssl_context"] = tls
+    elif tls is not None:
+        options["tls_context"] = tls
+        options["require_starttls"] = True
+    if require_auth:
+        options["authenticator"] = authenticate
+        options["auth_required"] = True
+        options["auth_require_tls"] = tls is not None
+    controller = Controller(_MailHandler(box), **options)
+    controller.start()
+    try:
+        yield options["port"], box
+    finally:
+        controller.stop()

@@ -1,0 +1,282 @@
+"""PagerDuty receiver against a local HTTPS server speaking the Events API v2."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from alerting.errors import ConfigError
+from alerting.notify.base import INTEGRATIONS, DeliveryError
+from alerting.notify.pagerduty import PagerDuty, dedup_key, pagerduty_integration
+from tests.support.fakes import PAGERDUTY_KEY, LocalCA, PagerDutyFake, Reply, make_ca
+from tests.support.notifications import alert, notification
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
+    return make_ca(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def fake(ca: LocalCA) -> Iterator[PagerDutyFake]:
+    fake = PagerDutyFake(ca.server_context)
+    with fake.server:
+        yield fake
+
+
+def integration(fake: PagerDutyFake, ca: LocalCA, **extra: Any) -> PagerDuty:
+    config = {
+        "routing_key": PAGERDUTY_KEY,
+        "url": fake.server.url + "/v2/enqueue",
+        "http_config": {"tls_config": {"ca_file": ca.ca_file}},
+        **extra,
+    }
+    return pagerduty_integration(config, {})
+
+
+def test_registered_under_alertmanager_config_key() -> None:
+    assert INTEGRATIONS["pagerduty_configs"] is pagerduty_integration
+
+
+def test_trigger_event_carries_every_field(fake: PagerDutyFake, ca: LocalCA) -> None:
+    n = notification(
+        alert(labels={"instance": "api-1:8080"}, value=3.2),
+        alert(labels={"instance": "api-2:8080"}, value=4.5),
+    )
+    integration(fake, ca).send(n)
+
+    (event,) = fake.events
+    assert event["routing_key"] == PAGERDUTY_KEY
+    assert event["event_action"] == "trigger"
+    assert event["dedup_key"] == hashlib.sha256(n.group_key.encode()).hexdigest()
+    assert event["client"] == "alerting"
+    assert event["client_url"] == "http://alerting.example:8080"
+    payload = event["payload"]
+    assert payload["summary"] == "[FIRING:2] HighErrorRate (api critical)"
+    assert payload["severity"] == "critical"
+    assert payload["source"] == "api"  # instance differs between alerts; job absent; service is common
+    assert payload["component"] == "api"
+    assert payload["class"] == "HighErrorRate"
+    assert payload["timestamp"] == "2026-01-01T00:00:00+00:00"
+    details = payload["custom_details"]
+    assert details["num_firing"] == 2 and details["num_resolved"] == 0
+    assert details["common_labels"] == {
+        "alertname": "HighErrorRate",
+        "service": "api",
+        "severity": "critical",
+    }
+    assert [a["labels"]["instance"] for a in details["firing"]] == ["api-1:8080", "api-2:8080"]
+    assert [a["value"] for a in details["firing"]] == [3.2, 4.5]
+    assert details["firing"][0]["annotations"]["summary"] == "5xx 3.2/s"
+    assert details["silence"] == "alerting silence add alertname=HighErrorRate --duration 2h --comment ..."
+    assert event["links"] == [
+        {"href": "https://runbooks.example/high-error-rate", "text": "Runbook"},
+        {"href": n.alerts[0].generator_url, "text": "Query in Prometheus"},
+    ]
+    assert fake.server.requests[0].headers["content-type"] == "application/json"
+
+
+def test_resolve_closes_the_incident_the_trigger_opened(fake: PagerDutyFake, ca: LocalCA) -> None:
+    pd = integration(fake, ca)
+    pd.send(notification(alert()))
+    pd.send(notification(alert(), alert(labels={"instance": "b"})))  # the group grows: same incident
+    pd.send(notification(alert("resolved"), alert("resolved", labels={"instance": "b"})))
+
+    keys = {e["dedup_key"] for e in fake.events}
+    assert len(keys) == 1
+    assert [e["event_action"] for e in fake.events] == ["trigger", "trigger", "resolve"]
+    assert fake.incidents == {keys.pop(): "resolved"}
+    assert set(fake.events[2]) == {"routing_key", "event_action", "dedup_key"}
+
+
+def test_dedup_key_is_stable_and_distinct_per_group() -> None:
+    a, b = '{}:{alertname="A"}', '{}:{alertname="B"}'
+    assert dedup_key(a) == dedup_key(a)
+    assert dedup_key(a) != dedup_key(b)
+    assert len(dedup_key(a)) == 64
+
+
+@pytest.mark.parametrize(
+    ("severity", "expected"),
+    [
+        ("P1", "critical"),
+        ("critical", "critical"),
+        ("P2", "error"),
+        ("high", "error"),
+        ("error", "error"),
+        ("warning", "warning"),
+        ("P3", "warning"),
+        ("info", "info"),
+        ("low", "info"),
+        ("Critical", "critical"),
+        ("something-else", "error"),
+    ],
+)
+def test_severity_label_maps_to_pagerduty_severity(
+    fake: PagerDutyFake, ca: LocalCA, severity: str, expected: str
+) -> None:
+    integration(fake, ca).send(notification(alert(labels={"severity": severity})))
+    assert fake.events[0]["payload"]["severity"] == expected
+
+
+def test_most_urgent_alert_decides_the_group_severity(fake: PagerDutyFake, ca: LocalCA) -> None:
+    n = notification(
+        alert(labels={"severity": "warning", "i": "1"}), alert(labels={"severity": "P1", "i": "2"})
+    )
+    integration(fake, ca).send(n)
+    assert fake.events[0]["payload"]["severity"] == "critical"
+
+
+def test_summary_is_cut_to_1024_characters(fake: PagerDutyFake, ca: LocalCA) -> None:
+    integration(fake, ca).send(notification(alert(labels={"service": "x" * 3000})))
+    summary = fake.events[0]["payload"]["summary"]
+    assert len(summary) == 1024 and summary.endswith("…")
+
+
+def test_configured_fields_override_defaults(fake: PagerDutyFake, ca: LocalCA) -> None:
+    pd = integration(
+        fake,
+        ca,
+        client="prod-alerting",
+        client_url="https://alerting.prod.example",
+        description="Checkout is failing",
+        severity="warning",
+        source="checkout-lb",
+        component="checkout",
+        group="payments",
+        **{"class": "http"},
+        details={"team": "payments"},
+        links=[{"href": "https://grafana.example/d/checkout", "text": "Grafana"}],
+        images=[{"src": "https://grafana.example/render.png", "alt": "graph"}],
+    )
+    pd.send(notification())
+    event = fake.events[0]
+    assert event["client"] == "prod-alerting"
+    assert event["client_url"] == "https://alerting.prod.example"
+    assert event["payload"]["summary"] == "Checkout is failing"
+    assert event["payload"]["severity"] == "warning"
+    assert (event["payload"]["source"], event["payload"]["component"]) == ("checkout-lb", "checkout")
+    assert (event["payload"]["group"], event["payload"]["class"]) == ("payments", "http")
+    assert event["payload"]["custom_details"] == {"team": "payments"}
+    assert event["links"][-1] == {"href": "https://grafana.example/d/checkout", "text": "Grafana"}
+    assert event["images"] == [{"src": "https://grafana.example/render.png", "alt": "graph"}]
+
+
+def test_resolved_notification_is_not_sent_when_send_resolved_is_off(
+    fake: PagerDutyFake, ca: LocalCA
+) -> None:
+    integration(fake, ca, send_resolved=False).send(notification(alert("resolved")))
+    assert fake.events == []
+
+
+@pytest.mark.parametrize(
+    ("reply", "retry_after"),
+    [
+        (
+            Reply(
+                429,
+                {"status": "throttle event", "message": "Requests for this service are arriving too quickly"},
+                {"Retry-After": "30"},
+            ),
+            30.0,
+        ),
+        (Reply(500, "internal error"), None),
+        (Reply(503, {"status": "unavailable"}), None),
+    ],
+)
+def test_throttling_and_server_errors_are_retryable_after_one_bounded_retry(
+    fake: PagerDutyFake, ca: LocalCA, reply: Reply, retry_after: float | None
+) -> None:
+    fake.server.fail_next(reply, times=5)
+    with pytest.raises(DeliveryError) as caught:
+        integration(fake, ca).send(notification())
+    assert caught.value.retryable is True
+    assert caught.value.retry_after == retry_after
+    assert len(fake.server.requests) == 2  # the client's one retry, never its unbounded loop
+
+
+def test_one_transient_failure_is_absorbed_by_the_single_retry(fake: PagerDutyFake, ca: LocalCA) -> None:
+    fake.server.fail_next(Reply(502, "bad gateway"))
+    integration(fake, ca).send(notification())
+    assert len(fake.server.requests) == 2
+    assert list(fake.incidents.values()) == ["triggered"]
+
+
+def test_unknown_routing_key_is_permanent_and_names_the_problem(fake: PagerDutyFake, ca: LocalCA) -> None:
+    pd = integration(fake, ca, routing_key="x" * 32)
+    with pytest.raises(DeliveryError) as caught:
+        pd.send(notification())
+    assert caught.value.retryable is False
+    assert "not a known integration key" in str(caught.value)
+    assert "x" * 32 not in str(caught.value)
+    assert len(fake.server.requests) == 1
+
+
+def test_unreachable_pagerduty_is_retryable(ca: LocalCA) -> None:
+    fake = PagerDutyFake(ca.server_context)
+    with fake.server:
+        url = fake.server.url
+    pd = pagerduty_integration(
+        {"routing_key": PAGERDUTY_KEY, "url": url, "http_config": {"tls_config": {"ca_file": ca.ca_file}}}, {}
+    )
+    with pytest.raises(DeliveryError) as caught:
+        pd.send(notification())
+    assert caught.value.retryable is True
+
+
+def test_untrusted_certificate_is_refused(fake: PagerDutyFake) -> None:
+    pd = pagerduty_integration({"routing_key": PAGERDUTY_KEY, "url": fake.server.url}, {})
+    with pytest.raises(DeliveryError):
+        pd.send(notification())
+    assert fake.events == []
+
+
+def test_routing_key_is_read_from_file(fake: PagerDutyFake, ca: LocalCA, tmp_path: Path) -> None:
+    key_file = tmp_path / "pd-key"
+    key_file.write_text(PAGERDUTY_KEY + "\n")
+    pd = pagerduty_integration(
+        {
+            "routing_key_file": str(key_file),
+            "url": fake.server.url,
+            "http_config": {"tls_config": {"ca_file": ca.ca_file}},
+        },
+        {},
+    )
+    pd.send(notification())
+    assert fake.events[0]["routing_key"] == PAGERDUTY_KEY
+
+
+def test_global_pagerduty_url_is_the_default(fake: PagerDutyFake, ca: LocalCA) -> None:
+    config = {"routing_key": PAGERDUTY_KEY, "http_config": {"tls_config": {"ca_file": ca.ca_file}}}
+    pagerduty_integration(config, {"pagerduty_url": fake.server.url + "/v2/enqueue"}).send(notification())
+    assert len(fake.events) == 1
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({}, "routing_key or routing_key_file is required"),
+        ({"service_key": "abc"}, "service_key is the retired Events API v1"),
+        ({"routing_key": "k", "url": "http://pd.example/v2/enqueue"}, "url must use https://"),
+        (
+            {"routing_key": "k", "routing_keyy": "k"},
+            'unknown field "routing_keyy" in pagerduty_configs (did you mean',
+        ),
+        (
+            {"routing_key": "k", "routing_key_file": "/x"},
+            "set at most one of routing_key and routing_key_file",
+        ),
+        ({"routing_key": "k", "send_resolved": "yes"}, "send_resolved must be true or false"),
+        ({"routing_key": "k", "links": [{"text": "no href"}]}, "every link needs an href"),
+        ({"routing_key": "k", "timeout": "ten"}, "timeout"),
+        ({"routing_key_file": "/nonexistent/pd"}, "cannot read routing_key_file /nonexistent/pd"),
+    ],
+)
+def test_bad_config_is_a_config_error(config: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=None) as caught:
+        pagerduty_integration(config, {})
+    assert message in str(caught.value)
