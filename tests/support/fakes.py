@@ -76,7 +76,7 @@ class FakeServer:
     def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
         self.handler = handler
         self.requests: list[Request] = []
-        self._canned: deque[Reply] = deque()
+        self._canned: deque[Reply | None] = deque()
         self._lock = threading.Lock()
         fake = self
 
@@ -120,17 +120,17 @@ class FakeServer:
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
 
-    def fail_next(self, reply: Reply, times: int = 1) -> None:
-        """Answer the next ``times`` requests with ``reply`` (recorded, but not otherwise handled)."""
+    def fail_next(self, reply: Reply, times: int = 1, *, after: int = 0) -> None:
+        """Let ``after`` requests through, then answer ``times`` requests with ``reply`` (recorded,
+        but not otherwise handled)."""
         with self._lock:
-            self._canned.extend([reply] * times)
+            self._canned.extend([None] * after + [reply] * times)
 
     def _answer(self, request: Request) -> Reply:
         with self._lock:
             self.requests.append(request)
-            if self._canned:
-                return self._canned.popleft()
-        return self.handler(request)
+            canned = self._canned.popleft() if self._canned else None
+        return canned if canned is not None else self.handler(request)
 
     def __enter__(self) -> FakeServer:
         self._thread.start()

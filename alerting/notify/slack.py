@@ -1,0 +1,488 @@
+"""Slack receiver (``slack_configs``): Block Kit messages through slack-sdk.
+
+Two ways to reach Slack:
+
+* **Bot token** (``token``/``token_file``, our extension): ``chat.postMessage`` to ``channel``. The
+  first notification of a group starts a message; later ones update that message and reply in its
+  thread (a firing update is broadcast to the channel, the resolve is not), so a resolve never shows
+  up as a stray new message. The group -> (channel, ts) map lives in the key-value store the pipeline
+  passes in ``global_config["_thread_store"]`` (see :mod:`alerting.notify.data`); without one, a
+  process-local map is used and threads survive only as long as the process.
+* **Incoming webhook** (``api_url``/``api_url_file``, or the global ``slack_api_url``): one new message
+  per notification, exactly as Alertmanager does.
+
+Every label and annotation value is escaped for mrkdwn (``&``, ``<``, ``>``), so a label cannot ping
+``<!channel>`` or forge a link. Messages stay within Slack's limits (50 blocks, 3000 characters per
+section, 150 per header); what does not fit is summarised as "and N more".
+
+Alertmanager fields we accept but do not render (so existing files load): ``callback_id``,
+``mrkdwn_in``, ``short_fields``, ``image_url``, ``thumb_url``, ``link_names`` (mentions are never
+parsed), ``actions``, ``fields``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
+
+from alerting.notify import data
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
+
+log = structlog.get_logger(__name__)
+
+DEFAULT_API = "https://slack.com/api/"
+MAX_BLOCKS = 50
+SECTION_LIMIT = 3000
+HEADER_LIMIT = 150
+FIELD_LIMIT = 2000
+MAX_FIELDS = 10
+BUTTON_TEXT_LIMIT = 75
+FALLBACK_LIMIT = 3000  # the notification text; Slack truncates far later, phones much earlier
+THREAD_TTL = 14 * 86400.0  # long enough for any incident; a group that fires again later starts anew
+
+# Slack error codes that mean "try again later"; every other ok:false is about the request itself.
+_TRANSIENT_ERRORS = frozenset(
+    {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
+)
+# chat.update errors after which we give up on the old message and start a new one.
+_LOST_MESSAGE_ERRORS = frozenset(
+    {"message_not_found", "cant_update_message", "edit_window_closed", "thread_not_found"}
+)
+
+_COLOURS = {"critical": "#d7263d", "error": "#f46036", "warning": "#f2c14e", "info": "#2e86ab"}
+_RESOLVED_COLOUR = "#2eb67d"
+_ICONS = {"critical": ":red_circle:", "error": ":large_orange_circle:", "warning": ":large_yellow_circle:"}
+_ICONS["info"] = ":large_blue_circle:"
+
+_FIELDS = (
+    "send_resolved",
+    "api_url",
+    "api_url_file",
+    "token",
+    "token_file",
+    "channel",
+    "username",
+    "icon_emoji",
+    "icon_url",
+    "color",
+    "title",
+    "title_link",
+    "pretext",
+    "text",
+    "footer",
+    "fallback",
+    "max_alerts",
+    "timeout",
+    "http_config",
+    # accepted for Alertmanager compatibility, not rendered (see the module docstring)
+    "callback_id",
+    "mrkdwn_in",
+    "short_fields",
+    "image_url",
+    "thumb_url",
+    "link_names",
+    "actions",
+    "fields",
+)
+
+
+def escape(text: str) -> str:
+    """Escape the three characters Slack's mrkdwn gives meaning to."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cut_escaped(text: str, limit: int) -> str:
+    """Cut mrkdwn to ``limit`` without splitting an ``&amp;``-style entity."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    amp = cut.rfind("&")
+    if amp != -1 and ";" not in cut[amp:]:
+        cut = cut[:amp]
+    return cut + "…"
+
+
+@dataclass(frozen=True)
+class SlackSettings:
+    channel: str = ""
+    username: str = ""
+    icon_emoji: str = ""
+    icon_url: str = ""
+    color: str = ""
+    title: str = ""
+    title_link: str = ""
+    pretext: str = ""
+    text: str = ""
+    footer: str = ""
+    fallback: str = ""
+    max_alerts: int = 10
+    send_resolved: bool = False
+    timeout: float = 10.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# The message
+
+
+def _level(notification: Notification) -> str:
+    return data.level({"severity": data.notification_severity(notification)}, default="error")
+
+
+def header_text(notification: Notification) -> str:
+    """``:red_circle: FIRING:2 · critical · HighErrorRate`` (status, count, severity, alert name)."""
+    icon = ":white_check_mark:" if notification.status == "resolved" else _ICONS[_level(notification)]
+    status = notification.status.upper()
+    if notification.firing:
+        status += f":{len(notification.firing)}"
+    parts = [status, data.notification_severity(notification), data.alertname(notification)]
+    return f"{icon} " + " · ".join(p for p in parts if p)
+
+
+def _alert_section(alert: NotifyAlert, common: Mapping[str, str]) -> str:
+    line = f"*{escape(data.alert_summary(alert))}*"
+    value = data.format_value(alert.value)
+    if value:
+        line += f"  `{escape(value)}`"
+    if alert.status == "resolved":
+        line = ":white_check_mark: " + line
+    lines = [line]
+    description = data.alert_description(alert)
+    if description:
+        lines.append(escape(description))
+    own = [(k, v) for k, v in sorted(alert.labels.items()) if common.get(k) != v]
+    if own:
+        lines.append(" ".join(f"`{escape(k)}={escape(v)}`" for k, v in own))
+    if data.is_web_link(alert.generator_url):
+        lines.append(f"<{escape(alert.generator_url)}|query>")
+    return _cut_escaped("\n".join(lines), SECTION_LIMIT)
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cut_escaped(text, SECTION_LIMIT)}}
+
+
+def _button(text: str, url: str) -> dict[str, Any]:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": _cut(text, BUTTON_TEXT_LIMIT)},
+        "url": url,
+    }
+
+
+def build_message(notification: Notification, settings: SlackSettings) -> dict[str, Any]:
+    """The ``text`` and ``attachments`` of the message for ``notification`` (no channel/thread)."""
+    resolved = notification.status == "resolved"
+    head: list[dict[str, Any]] = [
+        {
+            "type": "header",
+            "text": {
+                "type": "plain_text",
+                "text": _cut(settings.title or header_text(notification), HEADER_LIMIT),
+            },
+        }
+    ]
+    if settings.title_link and data.is_web_link(settings.title_link):
+        head.append(_section(f"<{escape(settings.title_link)}|{escape(settings.title or 'Details')}>"))
+    if settings.pretext:
+        head.append(_section(escape(settings.pretext)))
+    where = data.key_labels(notification)[:MAX_FIELDS]
+    if where:
+        fields = [
+            {"type": "mrkdwn", "text": _cut_escaped(f"*{escape(k)}*\n{escape(v)}", FIELD_LIMIT)}
+            for k, v in where
+        ]
+        head.append({"type": "section", "fields": fields})
+
+    tail: list[dict[str, Any]] = []
+    buttons = [
+        _button(text, url)
+        for text, url in (
+            ("Runbook", data.runbook_url(notification)),
+            ("Dashboard", data.dashboard_url(notification)),
+            ("Query", data.generator_url(notification)),
+        )
+        if url
+    ]
+    if buttons:
+        tail.append({"type": "actions", "elements": buttons})
+    notes = []
+    if settings.footer:
+        notes.append(escape(settings.footer))
+    if not resolved:
+        notes.append(f"Silence: `{escape(data.silence_command(notification))}`")
+    if notes:
+        tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": n} for n in notes]})
+
+    body: list[dict[str, Any]] = []
+    if settings.text:
+        body.append(_section(escape(settings.text)))
+    else:
+        # One section per alert, firing first, as many as fit beside the fixed blocks.
+        room = max(0, min(settings.max_alerts, MAX_BLOCKS - len(head) - len(tail) - 1))
+        alerts = notification.firing + notification.resolved
+        common = notification.common_labels
+        body = [_section(_alert_section(a, common)) for a in alerts[:room]]
+        hidden = alerts[room:]
+        if hidden:
+            firing = sum(1 for a in hidden if a.status == "firing")
+            counts = [
+                f"{firing} firing" if firing else "",
+                f"{len(hidden) - firing} resolved" if len(hidden) > firing else "",
+            ]
+            more = f"and {len(hidden)} more ({', '.join(c for c in counts if c)})"
+            body.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
+
+    colour = settings.color or (_RESOLVED_COLOUR if resolved else _COLOURS[_level(notification)])
+    fallback = settings.fallback or data.title(notification)
+    return {
+        "text": _cut_escaped(escape(fallback), FALLBACK_LIMIT),
+        "attachments": [{"color": colour, "blocks": head + body + tail}],
+    }
+
+
+# ---------------------------------------------------------------------------------------------------
+# Errors
+
+
+def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
+    if not headers:
+        return None
+    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
+    if isinstance(value, list):
+        value = value[0] if value else None
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None
+
+
+def _api_error(exc: SlackApiError, method: str) -> DeliveryError:
+    response = exc.response
+    status = response.status_code
+    error = response.get("error") if isinstance(response.data, dict) else None
+    if status == 429 or error == "ratelimited":
+        after = _retry_after(response.headers)
+        return DeliveryError(f"Slack {method}: rate limited", retryable=True, retry_after=after)
+    if status >= 500 or error in _TRANSIENT_ERRORS:
+        return DeliveryError(f"Slack {method}: {error or f'HTTP {status}'}", retryable=True)
+    return DeliveryError(f"Slack {method} failed: {error or f'HTTP {status}'}", retryable=False)
+
+
+def _network_error(exc: Exception, what: str) -> DeliveryError:
+    return DeliveryError(f"Slack {what} unreachable: {type(exc).__name__}: {exc}", retryable=True)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Integrations
+
+
+class SlackBot:
+    """Posts with a bot token and keeps one thread per aggregation group."""
+
+    kind = "slack"
+
+    def __init__(
+        self,
+        settings: SlackSettings,
+        token: str,
+        base_url: str,
+        http: data.HttpSettings,
+        store: data.KeyValueStore,
+    ) -> None:
+        self.settings = settings
+        self.send_resolved = settings.send_resolved
+        self._store = store
+        # No retry handlers: a failed call comes straight back as a DeliveryError, our task retries.
+        self._client = WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=int(settings.timeout),
+            ssl=http.ssl_context,
+            proxy=http.proxy_url or None,
+            retry_handlers=[],
+        )
+
+    def _thread_key(self, notification: Notification) -> str:
+        digest = hashlib.sha256(f"{self.settings.channel}\n{notification.group_key}".encode()).hexdigest()
+        return f"slack-thread:{digest[:40]}"
+
+    def _identity(self) -> dict[str, Any]:
+        s = self.settings
+        extra = {"username": s.username, "icon_emoji": s.icon_emoji, "icon_url": s.icon_url}
+        return {k: v for k, v in extra.items() if v}
+
+    def _call(self, method: str, **kwargs: Any) -> Any:
+        try:
+            return self._client.api_call(method, json=kwargs)
+        except SlackApiError as exc:
+            raise _api_error(exc, method) from None
+        except OSError as exc:  # URLError, timeouts, TLS failures
+            raise _network_error(exc, method) from None
+
+    def send(self, notification: Notification) -> None:
+        resolved = notification.status == "resolved"
+        if resolved and not self.send_resolved:
+            return
+        message = build_message(notification, self.settings)
+        key = self._thread_key(notification)
+        thread = self._lookup(key)
+        if thread is not None:
+            channel, ts = thread
+            # Update first: it is idempotent, so a retry after a failed reply does no harm.
+            if self._update(channel, ts, message):
+                self._call(
+                    "chat.postMessage",
+                    channel=channel,
+                    thread_ts=ts,
+                    reply_broadcast=not resolved,
+                    **message,
+                    **self._identity(),
+                )
+                if resolved:
+                    self._remember(key, "", 1.0)
+                return
+        answer = self._call("chat.postMessage", channel=self.settings.channel, **message, **self._identity())
+        if not resolved:
+            self._remember(key, f"{answer['channel']} {answer['ts']}", THREAD_TTL)
+
+    def _update(self, channel: str, ts: str, message: dict[str, Any]) -> bool:
+        """Update the group's first message; False when it is gone and a new one must start."""
+        try:
+            self._client.api_call("chat.update", json={"channel": channel, "ts": ts, **message})
+        except SlackApiError as exc:
+            if exc.response.get("error") in _LOST_MESSAGE_ERRORS:
+                return False
+            raise _api_error(exc, "chat.update") from None
+        except OSError as exc:
+            raise _network_error(exc, "chat.update") from None
+        return True
+
+    def _lookup(self, key: str) -> tuple[str, str] | None:
+        try:
+            value = self._store.get(key)
+        except Exception as exc:  # a broken store costs the thread, never the notification
+            log.warning("slack_thread_store_failed", operation="get", error=str(exc))
+            return None
+        if not value or " " not in value:
+            return None
+        channel, ts = value.split(" ", 1)
+        return channel, ts
+
+    def _remember(self, key: str, value: str, ttl: float) -> None:
+        try:
+            self._store.set(key, value, ttl)
+        except Exception as exc:  # the message is already out; failing now would send it twice
+            log.warning("slack_thread_store_failed", operation="set", error=str(exc))
+
+
+class SlackWebhook:
+    """Posts through an incoming webhook: one message per notification."""
+
+    kind = "slack"
+
+    def __init__(self, settings: SlackSettings, url: str, http: data.HttpSettings) -> None:
+        self.settings = settings
+        self.send_resolved = settings.send_resolved
+        self._client = WebhookClient(
+            url,
+            timeout=int(settings.timeout),
+            ssl=http.ssl_context,
+            proxy=http.proxy_url or None,
+            retry_handlers=[],
+        )
+
+    def send(self, notification: Notification) -> None:
+        if notification.status == "resolved" and not self.send_resolved:
+            return
+        body = build_message(notification, self.settings)
+        s = self.settings
+        # Legacy webhooks honour these; current ones ignore them, which is harmless.
+        for name, value in (("channel", s.channel), ("username", s.username), ("icon_emoji", s.icon_emoji)):
+            if value:
+                body[name] = value
+        if s.icon_url:
+            body["icon_url"] = s.icon_url
+        try:
+            response = self._client.send_dict(body)
+        except OSError as exc:
+            raise _network_error(exc, "webhook") from None
+        status = response.status_code
+        if status == 200:
+            return
+        # The webhook URL is a secret: never put it into the message.
+        answer = _cut(str(response.body or "").strip(), 200)
+        if status == 429:
+            after = _retry_after(response.headers)
+            raise DeliveryError("Slack webhook: rate limited", retryable=True, retry_after=after)
+        if status >= 500:
+            raise DeliveryError(f"Slack webhook answered {status}: {answer}", retryable=True)
+        raise DeliveryError(f"Slack webhook rejected the message ({status}): {answer}", retryable=False)
+
+
+def _bot_base_url(api_url: str) -> str:
+    """The Web API base from ``api_url``; Alertmanager users point it at .../chat.postMessage."""
+    if not api_url:
+        return DEFAULT_API
+    base = api_url.removesuffix("/").removesuffix("chat.postMessage")
+    return base if base.endswith("/") else base + "/"
+
+
+@register("slack_configs")
+def slack_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> SlackBot | SlackWebhook:
+    """Build a Slack integration from one ``slack_configs`` entry."""
+    what = "slack_configs"
+    data.check_fields(config, _FIELDS, what)
+    max_alerts = config.get("max_alerts", 10)
+    if isinstance(max_alerts, bool) or not isinstance(max_alerts, int) or max_alerts < 1:
+        raise data.config_error(
+            config, "max_alerts", f"{what}: max_alerts must be a whole number of at least 1"
+        )
+    settings = SlackSettings(
+        channel=data.string(config, "channel", what),
+        username=data.string(config, "username", what),
+        icon_emoji=data.string(config, "icon_emoji", what),
+        icon_url=data.string(config, "icon_url", what),
+        color=data.string(config, "color", what),
+        title=data.string(config, "title", what),
+        title_link=data.string(config, "title_link", what),
+        pretext=data.string(config, "pretext", what),
+        text=data.string(config, "text", what),
+        footer=data.string(config, "footer", what),
+        fallback=data.string(config, "fallback", what),
+        max_alerts=max_alerts,
+        send_resolved=data.boolean(config, "send_resolved", what, False),
+        timeout=data.duration(config, "timeout", what, 10.0),
+    )
+    http = data.http_settings(config, what)
+    token = data.secret(config, "token", what)
+    api_url = data.secret(config, "api_url", what)
+    # Alertmanager's way to use a bot token: api_url .../chat.postMessage + http_config authorization.
+    if (
+        not token
+        and http.authorization.startswith("Bearer ")
+        and api_url.rstrip("/").endswith("chat.postMessage")
+    ):
+        token = http.authorization.removeprefix("Bearer ")
+    if token:
+        if not settings.channel:
+            raise data.config_error(config, None, f"{what}: channel is required with a bot token")
+        return SlackBot(settings, token, _bot_base_url(api_url), http, data.store_from(global_config))
+    url = api_url or data.secret(global_config, "slack_api_url", "global")
+    if not url:
+        raise data.config_error(
+            config, None, f"{what}: set token (bot) or api_url (incoming webhook), or slack_api_url in global"
+        )
+    if not data.is_web_link(url):
+        raise data.config_error(config, "api_url", f"{what}: api_url must be an http(s) URL")
+    return SlackWebhook(settings, url, http)
