@@ -474,7 +474,8 @@ def smtp_server(
         )
         if ok:
             box.logins.append(data.login.decode())
-        return AuthResult(success=ok)
+        # handled=False: let aiosmtpd answer 535 itself (with True it stays silent).
+        return AuthResult(success=ok, handled=False)
 
     options: dict[str, Any] = {"hostname": "127.0.0.1", "port": free_port()}
     if implicit_tls:
@@ -485,7 +486,8 @@ def smtp_server(
     if require_auth:
         options["authenticator"] = authenticate
         options["auth_required"] = True
-        options["auth_require_tls"] = tls is not None
+        # With implicit TLS the whole session is encrypted, but aiosmtpd only counts STARTTLS.
+        options["auth_require_tls"] = tls is not None and not implicit_tls
     controller = Controller(_MailHandler(box), **options)
     controller.start()
     try:

@@ -1,0 +1,321 @@
+"""Email receiver (``email_configs``): multipart text + HTML mail over SMTP with the standard library.
+
+Connection rules follow Alertmanager: port 465 (or ``implicit_tls: true``) speaks TLS from the first
+byte; otherwise the connection starts plain and, with ``require_tls`` (the default), must upgrade with
+STARTTLS or the send fails. Credentials are only sent when the server offers AUTH, and never over an
+unencrypted connection to anything but localhost (the rule Go's ``smtp.PlainAuth`` enforces).
+"""
+
+from __future__ import annotations
+
+import html
+import smtplib
+import ssl
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate, getaddresses, make_msgid
+from typing import Any
+
+from alerting.notify import data
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
+
+_FIELDS = (
+    "send_resolved",
+    "to",
+    "from",
+    "hello",
+    "smarthost",
+    "auth_username",
+    "auth_password",
+    "auth_password_file",
+    "auth_secret",
+    "auth_secret_file",
+    "auth_identity",
+    "require_tls",
+    "implicit_tls",
+    "tls_config",
+    "headers",
+    "html",
+    "text",
+    "timeout",
+)
+_LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+_COLOURS = {"critical": "#d7263d", "error": "#f46036", "warning": "#c99a06", "info": "#2e86ab"}
+
+
+@dataclass(frozen=True)
+class EmailSettings:
+    to: tuple[str, ...]
+    sender: str
+    host: str
+    port: int
+    hello: str = "localhost"
+    username: str = ""
+    password: str = ""
+    require_tls: bool = True
+    implicit_tls: bool = False
+    tls: ssl.SSLContext | None = None
+    headers: Mapping[str, str] = field(default_factory=dict)
+    html: bool = True  # Alertmanager's `html: ""` turns the HTML part off
+    text: bool = True
+    send_resolved: bool = False
+    timeout: float = 30.0
+
+
+# ---------------------------------------------------------------------------------------------------
+# The message
+
+
+def subject(notification: Notification) -> str:
+    """``[FIRING:2] HighErrorRate (api critical)``: Alertmanager's default subject."""
+    return data.title(notification)
+
+
+def _link(url: str, text: str) -> str:
+    return f'<a href="{html.escape(url, quote=True)}">{html.escape(text)}</a>'
+
+
+def _alert_rows(alert: NotifyAlert, colour: str) -> str:
+    e = html.escape
+    value = data.format_value(alert.value)
+    parts = [
+        f'<tr><td style="border-left:4px solid {colour};padding:6px 10px">',
+        f"<strong>{e(data.alert_summary(alert))}</strong>",
+    ]
+    if value:
+        parts.append(f" <code>{e(value)}</code>")
+    description = data.alert_description(alert)
+    if description:
+        parts.append(f"<br>{e(description)}")
+    labels = ", ".join(f"{e(k)}={e(v)}" for k, v in sorted(alert.labels.items()))
+    parts.append(f'<br><small style="color:#555">{labels}</small>')
+    since = data.template_alert(alert).StartsAt.strftime("%Y-%m-%d %H:%M:%S UTC")
+    parts.append(f'<br><small style="color:#555">since {e(since)}')
+    if data.is_web_link(alert.generator_url):
+        parts.append(" · " + _link(alert.generator_url, "query"))
+    parts.append("</small></td></tr>")
+    return "".join(parts)
+
+
+def html_body(notification: Notification) -> str:
+    """The HTML part: every label and annotation value escaped, only http(s) links."""
+    e = html.escape
+    level = data.level({"severity": data.notification_severity(notification)})
+    colour = "#2eb67d" if notification.status == "resolved" else _COLOURS[level]
+    out = [
+        '<!DOCTYPE html><html><body style="font-family:sans-serif;font-size:14px">',
+        f'<h2 style="color:{colour}">{e(subject(notification))}</h2>',
+    ]
+    facts = []
+    severity = data.notification_severity(notification)
+    if severity:
+        facts.append(("severity", severity))
+    facts += data.key_labels(notification)
+    if facts:
+        out.append('<table style="border-collapse:collapse">')
+        out += [
+            f'<tr><td style="padding:2px 10px 2px 0"><b>{e(k)}</b></td><td>{e(v)}</td></tr>' for k, v in facts
+        ]
+        out.append("</table>")
+    for heading, alerts, tint in (
+        ("Firing", notification.firing, colour),
+        ("Resolved", notification.resolved, "#2eb67d"),
+    ):
+        if alerts:
+            out.append(f"<h3>{heading} ({len(alerts)})</h3><table>")
+            out += [_alert_rows(a, tint) for a in alerts]
+            out.append("</table>")
+    links = [
+        _link(url, text)
+        for url, text in (
+            (data.runbook_url(notification), "Runbook"),
+            (data.dashboard_url(notification), "Dashboard"),
+            (notification.external_url if data.is_web_link(notification.external_url) else "", "Alerting"),
+        )
+        if url
+    ]
+    if links:
+        out.append(f"<p>{' · '.join(links)}</p>")
+    if notification.firing:
+        out.append(f"<p>Silence: <code>{e(data.silence_command(notification))}</code></p>")
+    out.append("</body></html>")
+    return "\n".join(out)
+
+
+def build_message(notification: Notification, settings: EmailSettings) -> EmailMessage:
+    message = EmailMessage()
+    headers = {
+        "From": settings.sender,
+        "To": ", ".join(settings.to),
+        "Subject": subject(notification),
+        "Date": formatdate(localtime=False),
+        "Message-Id": make_msgid(domain=settings.hello if "." in settings.hello else None),
+        **settings.headers,
+    }
+    for name, value in headers.items():
+        message[name] = value
+    if settings.text or not settings.html:
+        message.set_content(data.default_text(notification))
+        if settings.html:
+            message.add_alternative(html_body(notification), subtype="html")
+    else:
+        message.set_content(html_body(notification), subtype="html")
+    return message
+
+
+# ---------------------------------------------------------------------------------------------------
+# Sending
+
+
+def _smtp_error(exc: smtplib.SMTPResponseException, what: str) -> DeliveryError:
+    reason = (
+        exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+    )
+    message = f"SMTP {what}: {exc.smtp_code} {reason}"
+    # 4xx replies are SMTP's "try again later"; 5xx are final.
+    return DeliveryError(message, retryable=400 <= exc.smtp_code < 500)
+
+
+class Email:
+    """Sends one mail per notification to the configured recipients."""
+
+    kind = "email"
+
+    def __init__(self, settings: EmailSettings) -> None:
+        self.settings = settings
+        self.send_resolved = settings.send_resolved
+
+    def send(self, notification: Notification) -> None:
+        if notification.status == "resolved" and not self.send_resolved:
+            return
+        message = build_message(notification, self.settings)
+        try:
+            self._deliver(message)
+        except DeliveryError:
+            raise
+        except smtplib.SMTPAuthenticationError as exc:
+            raise _smtp_error(exc, "authentication failed") from None
+        except smtplib.SMTPSenderRefused as exc:
+            raise _smtp_error(exc, f"sender {self.settings.sender} refused") from None
+        except smtplib.SMTPRecipientsRefused as exc:
+            codes = {code for code, _ in exc.recipients.values()}
+            refused = ", ".join(f"{rcpt} ({code})" for rcpt, (code, _) in sorted(exc.recipients.items()))
+            transient = all(400 <= code < 500 for code in codes)
+            raise DeliveryError(f"SMTP refused every recipient: {refused}", retryable=transient) from None
+        except smtplib.SMTPResponseException as exc:
+            raise _smtp_error(exc, "error") from None
+        except ssl.SSLCertVerificationError as exc:
+            raise DeliveryError(
+                f"SMTP server certificate not trusted ({exc.verify_message}); set tls_config.ca_file",
+                retryable=False,
+            ) from None
+        except (smtplib.SMTPException, OSError) as exc:
+            # Connection refused, timeouts, dropped connections: the server may be back soon.
+            where = f"{self.settings.host}:{self.settings.port}"
+            raise DeliveryError(
+                f"SMTP server {where} unreachable: {type(exc).__name__}: {exc}", retryable=True
+            ) from None
+
+    def _connect(self) -> smtplib.SMTP:
+        s = self.settings
+        context = s.tls or ssl.create_default_context()
+        if s.implicit_tls:
+            return smtplib.SMTP_SSL(
+                s.host, s.port, local_hostname=s.hello, timeout=s.timeout, context=context
+            )
+        return smtplib.SMTP(s.host, s.port, local_hostname=s.hello, timeout=s.timeout)
+
+    def _deliver(self, message: EmailMessage) -> None:
+        s = self.settings
+        with self._connect() as smtp:
+            smtp.ehlo()
+            encrypted = s.implicit_tls
+            if s.require_tls and not s.implicit_tls:
+                if not smtp.has_extn("starttls"):
+                    raise DeliveryError(
+                        f"require_tls is true (the default) but {s.host}:{s.port} does not offer STARTTLS",
+                        retryable=False,
+                    )
+                smtp.starttls(context=s.tls or ssl.create_default_context())
+                smtp.ehlo()
+                encrypted = True
+            if s.username and smtp.has_extn("auth"):
+                if not encrypted and s.host not in _LOCAL_HOSTS:
+                    raise DeliveryError(
+                        f"refusing to send SMTP credentials to {s.host} over an unencrypted connection",
+                        retryable=False,
+                    )
+                smtp.login(s.username, s.password)
+            refused = smtp.send_message(message, from_addr=_address(s.sender), to_addrs=list(s.to))
+        if refused:
+            # The others got it; sending again would duplicate their mail, so report, do not retry.
+            listed = ", ".join(f"{rcpt} ({code})" for rcpt, (code, _) in sorted(refused.items()))
+            raise DeliveryError(f"SMTP refused some recipients: {listed}", retryable=False)
+
+
+def _address(value: str) -> str:
+    pairs = getaddresses([value])
+    return pairs[0][1] if pairs and pairs[0][1] else value
+
+
+def _smarthost(config: Mapping[str, Any], text: str, what: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit():
+        raise data.config_error(config, "smarthost", f"{what}: smarthost must be host:port, got {text!r}")
+    return host, int(port)
+
+
+@register("email_configs")
+def email_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> Email:
+    """Build an email integration from one ``email_configs`` entry (``smtp_*`` globals as defaults)."""
+    what = "email_configs"
+    data.check_fields(config, _FIELDS, what)
+    g = global_config
+
+    def pick(key: str, global_key: str, default: str = "") -> str:
+        return data.string(config, key, what) or data.string(g, global_key, "global") or default
+
+    to = tuple(addr for _, addr in getaddresses([data.string(config, "to", what)]) if addr)
+    if not to:
+        raise data.config_error(
+            config, "to", f"{what}: to (one or more addresses, comma-separated) is required"
+        )
+    sender = pick("from", "smtp_from")
+    if not sender:
+        raise data.config_error(config, "from", f"{what}: from is required (or smtp_from in global)")
+    smarthost = pick("smarthost", "smtp_smarthost")
+    if not smarthost:
+        raise data.config_error(
+            config, "smarthost", f"{what}: smarthost is required (or smtp_smarthost in global)"
+        )
+    host, port = _smarthost(config, smarthost, what)
+    username = pick("auth_username", "smtp_auth_username")
+    password = data.secret(config, "auth_password", what, global_config=g, global_key="smtp_auth_password")
+    password = password or data.secret(
+        config, "auth_secret", what, global_config=g, global_key="smtp_auth_secret"
+    )
+    require_tls = data.boolean(
+        config, "require_tls", what, data.boolean(g, "smtp_require_tls", "global", True)
+    )
+    headers = data.mapping(config, "headers", what)
+    return Email(
+        EmailSettings(
+            to=to,
+            sender=sender,
+            host=host,
+            port=port,
+            hello=pick("hello", "smtp_hello", "localhost"),
+            username=username,
+            password=password,
+            require_tls=require_tls,
+            implicit_tls=data.boolean(config, "implicit_tls", what, port == 465),
+            tls=data.tls_context(config, what),
+            headers={str(k): str(v) for k, v in headers.items()},
+            html=config.get("html", True) != "",
+            text=config.get("text", True) != "",
+            send_resolved=data.boolean(config, "send_resolved", what, False),
+            timeout=data.duration(config, "timeout", what, 30.0),
+        )
+    )
