@@ -12,7 +12,7 @@ import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from enum import Enum
+from enum import StrEnum
 
 from alerting.rules.model import Labels, Rule
 from alerting.sources import Sample
@@ -23,7 +23,7 @@ RESOLVED_RETENTION = 15 * 60.0
 Expand = Callable[[str, Mapping[str, str], float], str]
 
 
-class State(str, Enum):
+class State(StrEnum):
     INACTIVE = "inactive"
     PENDING = "pending"
     FIRING = "firing"
