@@ -27,6 +27,7 @@ app.conf.update(
     enable_utc=True,
     task_serializer="json",
     accept_content=["json"],
+    task_default_queue=settings.queue,
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,

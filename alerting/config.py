@@ -78,6 +78,7 @@ class Settings:
     outage_tolerance: float = 3600.0
     query_concurrency: int = 8
     broker_url: str = "redis://localhost:6379/0"
+    queue: str = "alerting"
     external_url: str = ""
     prometheus: Mapping[str, Any] = field(default_factory=dict)
     database_url: str = "sqlite:///var/app.db"
@@ -122,6 +123,7 @@ class Settings:
             outage_tolerance=_duration_env(env, "ALERTING_OUTAGE_TOLERANCE", "1h"),
             query_concurrency=_int_env(env, "ALERTING_QUERY_CONCURRENCY", 8),
             broker_url=env.get("CELERY_BROKER_URL", redis_url),
+            queue=env.get("ALERTING_CELERY_QUEUE", cls.queue),
             external_url=env.get("ALERTING_EXTERNAL_URL", ""),
             prometheus=prometheus,
             database_url=env.get("DATABASE_URL", cls.database_url),
