@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -68,16 +69,17 @@ class PrometheusSource:
         verify: Any = True
         if tls.get("insecure_skip_verify"):
             verify = False
-        elif tls.get("ca_file"):
-            verify = str(tls["ca_file"])
-        cert = (str(tls["cert_file"]), str(tls["key_file"])) if tls.get("cert_file") else None
+        elif tls.get("ca_file") or tls.get("cert_file"):
+            verify = ssl.create_default_context(cafile=tls.get("ca_file") or None)
+            if tls.get("cert_file"):
+                verify.load_cert_chain(str(tls["cert_file"]), tls.get("key_file") or None)
         self._client = httpx.Client(
             base_url=self.url,
             auth=auth,
             headers=headers,
             verify=verify,
-            cert=cert,
-            timeout=httpx.Timeout(self.timeout + 5, connect=min(self.timeout, 10.0)),
+            # Prometheus is told the same timeout; the extra second lets its own answer arrive.
+            timeout=httpx.Timeout(self.timeout + 1, connect=min(self.timeout, 10.0)),
             limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
         )
 
