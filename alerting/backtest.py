@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from alerting.engine import Evaluated, SourceFor, make_expand, step_group
 from alerting.errors import AlertingError, DatasourceError
-from alerting.evaluation import Alert, Failure, Transition
-from alerting.rules.model import Group
+from alerting.evaluation import Alert, Expand, Failure, Transition
+from alerting.rules.model import Group, Rule
 from alerting.sources import Sample, Source
 
 
@@ -31,28 +31,37 @@ def times(start: float, end: float, step: float) -> list[float]:
     return [round(start + i * step, 3) for i in range(count)]
 
 
-def _prefetch(
-    group: Group, source_for: SourceFor, grid: list[float]
-) -> list[Callable[[float], Sequence[Sample] | Failure]]:
+Fetch = Callable[[float], Sequence[Sample] | Failure]
+
+
+def _failed(exc: AlertingError) -> Fetch:
+    failure = Failure(str(exc), isinstance(exc, DatasourceError))
+    return lambda _t: failure
+
+
+def _lookup(series: dict[float, list[Sample]], offset: float) -> Fetch:
+    return lambda t: series.get(round(t - offset, 3), [])
+
+
+def _prefetch(group: Group, source_for: SourceFor, grid: list[float]) -> list[Fetch]:
     """Per rule, a function time -> result; PromQL rules are fetched with range queries."""
-    fetchers: list[Callable[[float], Sequence[Sample] | Failure]] = []
+    fetchers: list[Fetch] = []
     for rule in group.rules:
         try:
             source = source_for(rule)
         except AlertingError as exc:
-            failure = Failure(str(exc), isinstance(exc, DatasourceError))
-            fetchers.append(lambda _t, f=failure: f)
+            fetchers.append(_failed(exc))
             continue
         range_query = getattr(source, "query_range", None)
         if range_query is not None and grid and isinstance(rule.query, str):
-            offset = group.query_offset
             step = grid[1] - grid[0] if len(grid) > 1 else 60.0
+            offset = group.query_offset
             try:
                 series = range_query(rule.query, grid[0] - offset, grid[-1] - offset, step)
-                fetchers.append(lambda t, s=series, o=offset: s.get(round(t - o, 3), []))
             except AlertingError as exc:
-                failure = Failure(str(exc), isinstance(exc, DatasourceError))
-                fetchers.append(lambda _t, f=failure: f)
+                fetchers.append(_failed(exc))
+                continue
+            fetchers.append(_lookup(series, offset))
             continue
         fetchers.append(_instant(source, rule.query, group.query_offset))
     return fetchers
@@ -66,6 +75,10 @@ def _instant(source: Source, query: object, offset: float) -> Callable[[float], 
             return Failure(str(exc), isinstance(exc, DatasourceError))
 
     return fetch
+
+
+def _constant(expand: Expand) -> Callable[[Rule], Expand]:
+    return lambda _rule: expand
 
 
 def replay_group(
@@ -83,7 +96,7 @@ def replay_group(
     for t in grid:
         results = [fetch(t) for fetch in fetchers]
         expand = make_expand(t, external_url, prometheus)
-        evaluated = step_group(group, state, results, t, lambda _rule, e=expand: e)
+        evaluated = step_group(group, state, results, t, _constant(expand))
         state = {e.rule.key: e.alerts for e in evaluated}
         yield t, evaluated
 

@@ -20,6 +20,7 @@ from alerting.errors import AlertingError, ConfigError, DurationError
 from alerting.evaluation import Alert
 from alerting.rules.loader import load_paths
 from alerting.rules.model import Group
+from alerting.templating import go_float
 from alerting.yamlfile import Mapping as PosMapping
 from alerting.yamlfile import load_file
 
@@ -87,7 +88,7 @@ def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
 def _alert_row(group: Group, alert: Alert) -> list[str]:
     data = alert_json(group, alert)
     labels = ",".join(f"{k}={v}" for k, v in data["labels"].items() if k != "alertname")
-    return [group.name, alert.name, data["state"], str(data["value"]), data["active_at"] or "", labels]
+    return [group.name, alert.name, data["state"], go_float(alert.value), data["active_at"] or "", labels]
 
 
 _ALERT_HEADER = ["GROUP", "ALERTNAME", "STATE", "VALUE", "ACTIVE_AT", "LABELS"]

@@ -102,7 +102,7 @@ class Settings:
         for key in ("bearer_token", "bearer_token_file"):
             if env.get(f"PROMETHEUS_{key.upper()}"):
                 prometheus[key] = env[f"PROMETHEUS_{key.upper()}"]
-        tls = {
+        tls: dict[str, Any] = {
             k: env[f"PROMETHEUS_{k.upper()}"]
             for k in ("ca_file", "cert_file", "key_file")
             if env.get(f"PROMETHEUS_{k.upper()}")

@@ -80,8 +80,12 @@ class RuleRegistry:
                 msg=f"loaded {sum(len(g.rules) for g in groups)} rules in {len(groups)} groups from {name}",
                 file=name,
             )
+        for problem in missing:
+            if str(problem) not in self.problems:
+                log.error("rules.missing", msg=str(problem))
         for name in list(self._files):
             if name not in seen:
+                log.info("rules.removed", msg=f"{name} is gone; its groups stop", file=name)
                 del self._files[name]
         if problems or ok:
             self.problems = problems

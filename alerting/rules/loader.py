@@ -155,7 +155,7 @@ class _FileParser:
         limit = raw.get("limit", 0)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise RuleFileError(f"limit must be a non-negative integer, got {limit!r}", raw.at("limit"))
-        group_labels = _labels(raw, "labels", "label")
+        group_labels = tuple(sorted(_labels(raw, "labels", "label").items()))
         datasource = raw.get("datasource", "")
         if not isinstance(datasource, str):
             raise RuleFileError("datasource must be a datasource name", raw.at("datasource"))
@@ -221,7 +221,7 @@ class _FileParser:
                 try:
                     templating.check(str(text))
                 except TemplateError as exc:
-                    pos = values.value_pos[key]
+                    pos = values.at(key) if isinstance(values, Mapping) else raw.at(section)
                     line = pos.line + max(exc.line - 1, 0)
                     raise RuleFileError(
                         f'{section[:-1]} "{key}": template: {exc.message}',
