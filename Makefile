@@ -1,0 +1,18 @@
+# Every target is a thin wrapper over scripts/ so the README's commands and CI run the same code.
+.PHONY: setup test run demo check lint bench
+
+setup:
+	scripts/venv.sh
+
+test:
+	scripts/test.sh
+
+run:
+	scripts/run.sh
+
+check: setup
+	.venv/bin/alerting check rules/
+
+lint: setup
+	.venv/bin/ruff check alerting tasks tests bench
+	.venv/bin/ruff format --check alerting tasks tests bench

@@ -1,0 +1,137 @@
+"""The Celery app ``app`` and its beat schedule, built from the rule groups.
+
+Beat fires each group on its own slot grid (interval plus a stable per-group offset), passes the
+slot to the task, and only the holder of a Redis lease schedules, so two ``-B`` workers do not
+double the work; slot claims make any duplicate harmless anyway.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from celery import Celery, signals
+from celery.beat import ScheduleEntry, Scheduler
+from celery.schedules import schedstate, schedule
+
+from alerting.config import Settings
+from alerting.observability import configure_logging, get_logger
+
+settings = Settings.from_env()
+app = Celery("alerting", broker=settings.broker_url, include=["tasks.evaluate"])
+app.conf.update(
+    timezone="UTC",
+    enable_utc=True,
+    task_serializer="json",
+    accept_content=["json"],
+    task_default_queue=settings.queue,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    # A worker killed mid-task gets its message redelivered after this (Redis broker).
+    broker_transport_options={"visibility_timeout": 600},
+    beat_scheduler="alerting.celery:GroupScheduler",
+    beat_max_loop_interval=5,
+)
+
+log = get_logger(__name__)
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+
+
+class SlotSchedule(schedule):
+    """Due at every slot ``base + offset`` of the group's interval grid."""
+
+    def __init__(self, interval: float, offset: float, app: Any = None) -> None:
+        super().__init__(run_every=timedelta(seconds=interval), app=app)
+        self.interval, self.offset = interval, offset
+
+    def slot_at(self, t: float) -> float:
+        adjusted = t - self.offset
+        return adjusted - (adjusted % self.interval) + self.offset
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        now = time.time()
+        current = self.slot_at(now)
+        wait = current + self.interval - now
+        if last_run_at.timestamp() < current:
+            return schedstate(True, wait)
+        return schedstate(False, wait)
+
+    def __reduce__(self) -> Any:
+        return (self.__class__, (self.interval, self.offset))
+
+
+class GroupScheduler(Scheduler):
+    """One entry per rule group, refreshed when rule files change; sends only while leader."""
+
+    owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    lease = 30.0
+
+    def setup_schedule(self) -> None:
+        self._last_sync = 0.0
+        self.data: dict[str, ScheduleEntry] = {}
+        self._refresh()
+
+    @property
+    def schedule(self) -> dict[str, ScheduleEntry]:
+        return self.data
+
+    def _refresh(self) -> None:
+        from alerting.runtime import get_runtime
+
+        groups = get_runtime().rules.groups()
+        entries: dict[str, ScheduleEntry] = {}
+        for group in groups:
+            name = f"group:{group.id}"
+            old = self.data.get(name)
+            sched = SlotSchedule(group.interval, group.offset, app=self.app)
+            if (
+                old is not None
+                and isinstance(old.schedule, SlotSchedule)
+                and (old.schedule.interval, old.schedule.offset) == (sched.interval, sched.offset)
+            ):
+                entries[name] = old
+                continue
+            entries[name] = ScheduleEntry(
+                name=name,
+                task="tasks.evaluate_group",
+                schedule=sched,
+                args=(group.id,),
+                kwargs={},
+                options={"expires": group.interval},
+                app=self.app,
+                last_run_at=old.last_run_at if old else _EPOCH,
+            )
+        self.data = entries
+        self._last_sync = time.monotonic()
+
+    def tick(self, *args: Any, **kwargs: Any) -> float:
+        from alerting.runtime import get_runtime
+
+        if time.monotonic() - self._last_sync > 5:
+            self._refresh()
+        try:
+            leader = get_runtime().store.hold_leadership(self.owner, self.lease)
+        except Exception as exc:  # Redis down: do not schedule, try again shortly
+            log.warning("beat.leader_check_failed", msg=f"cannot reach Redis for the beat lease: {exc}")
+            return 2.0
+        if not leader:
+            return min(2.0, self.lease / 3)
+        return min(super().tick(*args, **kwargs), self.lease / 3)
+
+    def apply_async(
+        self, entry: ScheduleEntry, producer: Any = None, advance: bool = True, **kwargs: Any
+    ) -> Any:
+        if isinstance(entry.schedule, SlotSchedule):
+            entry.kwargs = {"slot": entry.schedule.slot_at(time.time())}
+        return super().apply_async(entry, producer, advance, **kwargs)

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# The test command: install, start the services the tests use, lint, run the whole suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/venv.sh
+scripts/services.sh
+.venv/bin/ruff check alerting tasks tests bench
+.venv/bin/ruff format --check alerting tasks tests bench
+.venv/bin/alerting check rules/
+exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -1,0 +1,135 @@
+"""A real Prometheus (Debian's package) on a free port, over deterministic backfilled data."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import httpx
+import yaml
+
+from tests.support.net import free_port, wait_until
+
+PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
+PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
+
+
+def series_key(name: str, labels: Mapping[str, str]) -> str:
+    if not labels:
+        return name
+    inner = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    return f"{name}{{{inner}}}"
+
+
+def openmetrics(series: Iterable[tuple[str, Mapping[str, str], Sequence[tuple[float, float]]]]) -> str:
+    """OpenMetrics text for backfilling: (metric name, labels, [(unix time, value)])."""
+    by_name: dict[str, list[str]] = {}
+    for name, labels, points in series:
+        lines = by_name.setdefault(name, [])
+        for t, value in points:
+            lines.append(f"{series_key(name, labels)} {value!r} {t:.3f}")
+    out = []
+    for name, lines in by_name.items():
+        out.append(f"# TYPE {name} gauge")
+        out.extend(lines)
+    out.append("# EOF")
+    return "\n".join(out) + "\n"
+
+
+def create_blocks(text: str, data_dir: Path) -> None:
+    source = data_dir.parent / "backfill.om"
+    source.write_text(text)
+    result = subprocess.run(
+        [PROMTOOL, "tsdb", "create-blocks-from", "openmetrics", str(source), str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"promtool backfill failed: {result.stderr or result.stdout}")
+
+
+class PrometheusServer:
+    """``with PrometheusServer(...) as prom: prom.url`` — started on a free port, stopped after."""
+
+    def __init__(
+        self,
+        *,
+        backfill: str | None = None,
+        rule_files: Sequence[Path] = (),
+        scrape_targets: Sequence[str] = (),
+        scrape_interval: str = "1s",
+        evaluation_interval: str = "1s",
+    ) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="prom-"))
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.backfill = backfill
+        self.rule_files = list(rule_files)
+        self.scrape_targets = list(scrape_targets)
+        self.scrape_interval = scrape_interval
+        self.evaluation_interval = evaluation_interval
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def __enter__(self) -> PrometheusServer:
+        self.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+    def start(self) -> None:
+        data = self.dir / "data"
+        if self.backfill is not None and not data.exists():
+            data.mkdir(parents=True)
+            create_blocks(self.backfill, data)
+        config: dict[str, object] = {
+            "global": {
+                "scrape_interval": self.scrape_interval,
+                "evaluation_interval": self.evaluation_interval,
+            },
+            "rule_files": [str(p) for p in self.rule_files],
+        }
+        if self.scrape_targets:
+            config["scrape_configs"] = [
+                {"job_name": "test", "static_configs": [{"targets": self.scrape_targets}]}
+            ]
+        (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
+        log = open(self.dir / "prometheus.log", "ab")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            [
+                PROMETHEUS,
+                f"--config.file={self.dir / 'prometheus.yml'}",
+                f"--storage.tsdb.path={data}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+                "--storage.tsdb.retention.time=100y",
+                "--web.enable-lifecycle",
+            ],
+            stdout=log,
+            stderr=log,
+        )
+        wait_until(self._ready, timeout=60, what=f"prometheus on {self.url} ({self.dir})")
+
+    def _ready(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise RuntimeError("prometheus exited:\n" + self.log()[-2000:])
+        return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.process = None
+
+    def log(self) -> str:
+        path = self.dir / "prometheus.log"
+        return path.read_text(errors="replace") if path.exists() else ""

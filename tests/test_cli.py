@@ -1,0 +1,148 @@
+"""The ``alerting`` command as users run it: check, eval (with Redis state), backtest."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REDIS_URL
+from tests.support.prometheus import PrometheusServer, openmetrics
+
+T0 = 1767225600
+RULES = """\
+groups:
+  - name: cli
+    interval: 1m
+    rules:
+      - alert: Busy
+        expr: busy > 1
+        for: 1m
+        labels: {severity: warning}
+        annotations: {summary: "{{ $labels.host }} busy at {{ $value }}"}
+"""
+
+
+def alerting(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "alerting.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+    )
+
+
+@pytest.fixture(scope="module")
+def prometheus() -> PrometheusServer:
+    points = [(T0 + 60 * i, 5.0) for i in range(10)]
+    with PrometheusServer(backfill=openmetrics([("busy", {"host": "web1"}, points)])) as prom:
+        yield prom
+
+
+def test_check_prints_problems_and_a_summary_and_exits_nonzero(tmp_path: Path) -> None:
+    (tmp_path / "good.yml").write_text(RULES)
+    (tmp_path / "bad.yml").write_text(RULES.replace("name: cli", "name: x").replace("for: 1m", "for: soon"))
+    result = alerting("check", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stdout.splitlines() == [
+        f'{tmp_path / "bad.yml"}:7:14: for: not a valid duration string: "soon"',
+        "1 rules in 1 groups: 1 problem(s)",
+    ]
+
+
+def test_check_clean_exits_zero(tmp_path: Path) -> None:
+    (tmp_path / "good.yml").write_text(RULES)
+    result = alerting("check", str(tmp_path))
+    assert (result.returncode, result.stdout) == (0, "1 rules in 1 groups: ok\n")
+
+
+def test_check_shipped_rule_pack_is_clean() -> None:
+    result = alerting("check", "rules/")
+    assert result.returncode == 0, result.stdout
+
+
+def test_eval_saves_state_in_redis_so_the_next_eval_fires(
+    prometheus: PrometheusServer, tmp_path: Path, prefix: str
+) -> None:
+    (tmp_path / "r.yml").write_text(RULES)
+    env = {"PROMETHEUS_URL": prometheus.url, "ALERTING_REDIS_URL": REDIS_URL, "ALERTING_REDIS_PREFIX": prefix}
+    first = alerting("eval", "--rules", str(tmp_path), "--at", str(T0 + 60), "--format", "json", env=env)
+    second = alerting(
+        "eval", "--rules", str(tmp_path), "--at", "2026-01-01T00:02:00Z", "--format", "json", env=env
+    )
+    assert first.returncode == 0, first.stderr
+    (pending,) = json.loads(first.stdout)
+    (firing,) = json.loads(second.stdout)
+    assert pending == {
+        "group": "cli",
+        "alertname": "Busy",
+        "labels": {"alertname": "Busy", "host": "web1", "severity": "warning"},
+        "annotations": {"summary": "web1 busy at 5"},
+        "state": "pending",
+        "active_at": "2026-01-01T00:01:00Z",
+        "fired_at": None,
+        "resolved_at": None,
+        "value": 5,
+    }
+    assert firing["state"] == "firing" and firing["fired_at"] == "2026-01-01T00:02:00Z"
+    table = alerting("eval", "--rules", str(tmp_path), "--at", str(T0 + 180), env=env)
+    assert table.stdout.splitlines()[0].split() == [
+        "GROUP",
+        "ALERTNAME",
+        "STATE",
+        "VALUE",
+        "ACTIVE_AT",
+        "LABELS",
+    ]
+    assert table.stdout.splitlines()[1].split() == [
+        "cli",
+        "Busy",
+        "firing",
+        "5",
+        "2026-01-01T00:01:00Z",
+        "host=web1,severity=warning",
+    ]
+
+
+def test_eval_reports_an_unreachable_redis_clearly(tmp_path: Path) -> None:
+    (tmp_path / "r.yml").write_text(RULES)
+    result = alerting(
+        "eval",
+        "--rules",
+        str(tmp_path),
+        env={"ALERTING_REDIS_URL": "redis://127.0.0.1:1/0", "PROMETHEUS_URL": "http://127.0.0.1:1"},
+    )
+    assert result.returncode == 1
+    assert "Redis at redis://127.0.0.1:1/0" in result.stderr
+
+
+def test_backtest_table_shows_transitions(prometheus: PrometheusServer, tmp_path: Path) -> None:
+    (tmp_path / "r.yml").write_text(RULES)
+    result = alerting(
+        "backtest",
+        "--from",
+        str(T0),
+        "--to",
+        str(T0 + 120),
+        "--rules",
+        str(tmp_path),
+        env={"PROMETHEUS_URL": prometheus.url},
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert lines[0] == "== 2026-01-01T00:00:00Z"
+    assert "-> pending  cli/Busy host=web1,severity=warning" in lines
+    assert "-> firing   cli/Busy host=web1,severity=warning" in lines
+    assert lines.index("== 2026-01-01T00:01:00Z") < lines.index(
+        "-> firing   cli/Busy host=web1,severity=warning"
+    )
+
+
+def test_backtest_rejects_a_bad_step() -> None:
+    result = alerting("backtest", "--from", "0", "--to", "60", "--step", "1.5m")
+    assert result.returncode == 2 and 'not a valid duration string: "1.5m"' in result.stderr

@@ -1,0 +1,33 @@
+"""The README's commands do what the README says."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import uuid
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REDIS_URL
+from tests.support.net import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.e2e
+
+
+def test_run_command_starts_prometheus_and_worker_and_shows_alerts_firing(prefix: str) -> None:
+    env = {
+        **os.environ,
+        "RUN_SECONDS": "25",
+        "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
+        "ALERTING_REDIS_URL": REDIS_URL,
+        "ALERTING_REDIS_PREFIX": prefix,
+        "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
+    }
+    result = subprocess.run(["make", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "starting Prometheus" in output
+    firing = [line for line in output.splitlines() if "alert.firing" in line]
+    assert any("alertname=Watchdog" in line for line in firing), output[-3000:]

@@ -1,0 +1,119 @@
+"""The real worker against real Redis and Prometheus: pending -> firing -> resolved, once each."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import redis
+import yaml
+
+from tests.conftest import REDIS_URL
+from tests.support.exporter import Exporter
+from tests.support.net import wait_until
+from tests.support.prometheus import PrometheusServer
+from tests.support.worker import Worker
+
+pytestmark = pytest.mark.e2e
+
+
+def test_worker_takes_an_alert_through_pending_firing_resolved_exactly_once(
+    tmp_path: Path, redis_client: redis.Redis, prefix: str
+) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "e2e.yml").write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "e2e",
+                        "interval": "2s",
+                        "rules": [
+                            {
+                                "alert": "E2EHigh",
+                                "expr": "e2e_metric > 0",
+                                "for": "4s",
+                                "labels": {"severity": "warning"},
+                                "annotations": {"summary": "e2e_metric is {{ $value }}"},
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    with Exporter() as exporter:
+        exporter.values["e2e_metric"] = 0
+        with PrometheusServer(scrape_targets=[exporter.target]) as prom:
+            env = {
+                "ALERTING_RULES": str(rules),
+                "PROMETHEUS_URL": prom.url,
+                "ALERTING_REDIS_URL": REDIS_URL,
+                "ALERTING_REDIS_PREFIX": prefix,
+                "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
+                "ALERTING_CONFIG": str(tmp_path / "none.yml"),
+            }
+            with Worker(env) as worker:
+                wait_until(lambda: worker.events("group.evaluated"), timeout=60, what="a first evaluation")
+                exporter.values["e2e_metric"] = 3
+                wait_until(lambda: worker.events("alert.firing"), timeout=60, what="firing")
+                exporter.values["e2e_metric"] = 0
+                wait_until(lambda: worker.events("alert.resolved"), timeout=60, what="resolved")
+                # A few more ticks: nothing is announced twice.
+                evaluated = len(worker.events("group.evaluated"))
+                wait_until(
+                    lambda: len(worker.events("group.evaluated")) >= evaluated + 3,
+                    timeout=60,
+                    what="three more evaluations",
+                )
+                kinds = [e["event"] for e in worker.events() if e.get("alertname") == "E2EHigh"]
+                firing = worker.events("alert.firing")[0]
+
+    assert kinds == ["alert.pending", "alert.firing", "alert.resolved"]
+    assert firing["labels"] == {
+        "alertname": "E2EHigh",
+        "severity": "warning",
+        "job": "test",
+        "instance": exporter.target,
+    }
+    assert firing["annotations"] == {"summary": "e2e_metric is 3"}
+    assert firing["service"] == "alerting" and firing["level"] == "info"
+    # The state is in Redis under our prefix, not in the process.
+    assert redis_client.hlen(f"{prefix}:alerts:{rules / 'e2e.yml'}:e2e") == 1
+
+
+def test_two_workers_with_beat_evaluate_each_slot_once(tmp_path: Path, prefix: str) -> None:
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "ha.yml").write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {"name": "ha", "interval": "1s", "rules": [{"alert": "Always", "expr": "vector(1)"}]}
+                ]
+            }
+        )
+    )
+    with PrometheusServer() as prom:
+        env = {
+            "ALERTING_RULES": str(rules),
+            "PROMETHEUS_URL": prom.url,
+            "ALERTING_REDIS_URL": REDIS_URL,
+            "ALERTING_REDIS_PREFIX": prefix,
+            "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
+            "ALERTING_CONFIG": str(tmp_path / "none.yml"),
+        }
+        with Worker(env, concurrency=1) as first, Worker(env, concurrency=1) as second:
+            wait_until(
+                lambda: len(first.events("group.evaluated")) + len(second.events("group.evaluated")) >= 6,
+                timeout=90,
+                what="six evaluations",
+            )
+            time.sleep(0.5)
+            slots = [e["slot"] for w in (first, second) for e in w.events("group.evaluated")]
+            fired = [e for w in (first, second) for e in w.events("alert.firing")]
+    assert len(slots) == len(set(slots)), "a slot was evaluated twice"
+    assert len(fired) == 1
