@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -22,6 +23,12 @@ from alerting.notify import data
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
 
 _FIELDS = ("url", "send_resolved", "valid_for", "timeout", "http_config")
+
+
+def _without_userinfo(url: str) -> str:
+    """``url`` without ``user:password@``, for error messages."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(netloc=parts.netloc.rpartition("@")[2]))
 
 
 def _rfc3339(seconds: float) -> str:
@@ -72,6 +79,7 @@ class AlertmanagerForwarder:
         body = [postable_alert(a, now, self.settings.valid_for) for a in alerts]
         headers = {"Authorization": self._http.authorization} if self._http.authorization else {}
         url = self.settings.url.rstrip("/") + "/api/v2/alerts"
+        where = _without_userinfo(self.settings.url)
         try:
             with httpx.Client(
                 auth=self._http.basic_auth,
@@ -83,7 +91,7 @@ class AlertmanagerForwarder:
                 response = client.post(url, json=body)
         except httpx.HTTPError as exc:
             raise DeliveryError(
-                f"Alertmanager {url} unreachable: {type(exc).__name__}: {exc}", retryable=True
+                f"Alertmanager {where} unreachable: {type(exc).__name__}: {exc}", retryable=True
             ) from None
         if response.is_success:
             return

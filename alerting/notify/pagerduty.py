@@ -97,7 +97,7 @@ class PagerDuty:
         client.max_http_attempts = 1
         client.max_network_attempts = 0
         client.sleep_timer = 0.25
-        client.timeout = self.settings.timeout
+        client.timeout = self.settings.timeout  # type: ignore[assignment]  # httpx takes float seconds
         return client
 
     def send(self, notification: Notification) -> None:

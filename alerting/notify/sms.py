@@ -16,7 +16,7 @@ import hashlib
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
@@ -308,11 +308,11 @@ def sms_integration(config: Mapping[str, Any], global_config: Mapping[str, Any])
     to = tuple(data.string_list(config, "to", what))
     if not to:
         raise data.config_error(config, "to", f"{what}: to (a list of phone numbers) is required")
-    common = {
-        "to": to,
-        "send_resolved": data.boolean(config, "send_resolved", what, False),
-        "timeout": data.duration(config, "timeout", what, 10.0),
-    }
+    common = SmsSettings(
+        to=to,
+        send_resolved=data.boolean(config, "send_resolved", what, False),
+        timeout=data.duration(config, "timeout", what, 10.0),
+    )
     http = data.http_settings(config, what)
     store = data.store_from(g)
     url = data.string(config, "url", what)
@@ -327,8 +327,8 @@ def sms_integration(config: Mapping[str, Any], global_config: Mapping[str, Any])
             raise data.config_error(config, "method", f"{what}: method must be GET, POST or PUT")
         form, body = _form_or_json(config, what)
         headers = data.mapping(config, "headers", what)
-        settings = SmsSettings(
-            **common,
+        settings = replace(
+            common,
             url=url,
             method=method,
             sender=data.string(config, "from", what),
@@ -355,8 +355,8 @@ def sms_integration(config: Mapping[str, Any], global_config: Mapping[str, Any])
     api_url = data.string(config, "api_url", what) or data.string(g, "twilio_api_url", "global") or TWILIO_API
     if not data.is_web_link(api_url):
         raise data.config_error(config, "api_url", f"{what}: api_url must be an http(s) URL")
-    settings = SmsSettings(
-        **common,
+    settings = replace(
+        common,
         account_sid=sid,
         auth_token=token,
         sender=sender,

@@ -1,0 +1,171 @@
+"""Alertmanager's template data model and the wording every receiver shares."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from alerting.errors import ConfigError
+from alerting.notify import data
+from alerting.yamlfile import load_text
+from tests.support.notifications import T0, alert, notification
+
+
+def test_template_data_has_alertmanagers_fields() -> None:
+    n = notification(
+        alert(labels={"instance": "a"}),
+        alert("resolved", labels={"instance": "b"}, ends_at=T0 + 300),
+        receiver="team-api",
+    )
+    d = data.template_data(n)
+    assert d.Receiver == "team-api" and d.Status == "firing"
+    assert d.ExternalURL == "http://alerting.example:8080"
+    assert d.GroupLabels == {"alertname": "HighErrorRate"}
+    assert d.CommonLabels == {"alertname": "HighErrorRate", "service": "api", "severity": "critical"}
+    assert d.CommonAnnotations["summary"] == "5xx 3.2/s"
+    assert [a.Labels["instance"] for a in d.Alerts.Firing] == ["a"]
+    assert [a.Labels["instance"] for a in d.Alerts.Resolved] == ["b"]
+    firing, resolved = d.Alerts
+    assert firing.StartsAt == datetime(2026, 1, 1, tzinfo=UTC)
+    assert firing.EndsAt == data.GO_ZERO_TIME  # still firing: Go's zero time, as Alertmanager shows
+    assert resolved.EndsAt == datetime(2026, 1, 1, 0, 5, tzinfo=UTC)
+    assert firing.GeneratorURL.startswith("http://prometheus.example:9090/graph")
+    assert firing.Fingerprint == n.alerts[0].fingerprint
+    assert d["Status"] == "firing" and firing["Labels"]["instance"] == "a"  # key access too
+    assert set(d.keys()) == {
+        "Receiver",
+        "Status",
+        "Alerts",
+        "GroupLabels",
+        "CommonLabels",
+        "CommonAnnotations",
+        "ExternalURL",
+    }
+
+
+def test_kv_helpers_match_alertmanagers() -> None:
+    kv = data.KV({"b": "2", "a": "1", "c": "3"})
+    assert [(p.Name, p.Value) for p in kv.SortedPairs] == [("a", "1"), ("b", "2"), ("c", "3")]
+    assert kv.SortedPairs.Values == ["1", "2", "3"] and kv.SortedPairs.Names == ["a", "b", "c"]
+    assert kv.Names == ["a", "b", "c"] and kv.Values == ["1", "2", "3"]
+    assert kv.Remove(["a", "c"]) == {"b": "2"}
+
+
+@pytest.mark.parametrize(
+    ("alerts", "group", "expected"),
+    [
+        (
+            [alert(), alert(labels={"i": "2"})],
+            {"alertname": "HighErrorRate"},
+            "[FIRING:2] HighErrorRate (api critical)",
+        ),
+        ([alert("resolved")], {"alertname": "HighErrorRate"}, "[RESOLVED] HighErrorRate (api critical)"),
+        (
+            [alert()],
+            {"alertname": "HighErrorRate", "service": "api"},
+            "[FIRING:1] HighErrorRate api (critical)",
+        ),
+        (
+            [alert(labels={"severity": "P1", "i": "1"}), alert(labels={"severity": "P2", "i": "2"})],
+            {},
+            "[FIRING:2] (HighErrorRate api)",
+        ),
+    ],
+)
+def test_title_is_alertmanagers_default_subject(alerts: list, group: dict, expected: str) -> None:
+    assert data.title(notification(*alerts, group_labels=group)) == expected
+
+
+def test_silence_hint_quotes_values_for_the_shell() -> None:
+    n = notification(group_labels={"alertname": "Disk Full", "mount": "/var/lib/$x"})
+    assert data.silence_command(n) == (
+        "alerting silence add 'alertname=Disk Full' 'mount=/var/lib/$x' --duration 2h --comment ..."
+    )
+
+
+@pytest.mark.parametrize(
+    ("severity", "level"),
+    [
+        ("P1", "critical"),
+        ("critical", "critical"),
+        ("P2", "error"),
+        ("high", "error"),
+        ("error", "error"),
+        ("warning", "warning"),
+        ("P3", "warning"),
+        ("medium", "warning"),
+        ("info", "info"),
+        ("low", "info"),
+        ("P4", "info"),
+        ("", "error"),
+        ("weird", "error"),
+    ],
+)
+def test_severity_levels(severity: str, level: str) -> None:
+    assert data.level({"severity": severity}) == level
+
+
+def test_priority_label_counts_when_severity_is_absent() -> None:
+    assert data.severity({"priority": "P2"}) == "P2"
+    assert data.severity({"severity": "critical", "priority": "P4"}) == "critical"
+
+
+def test_most_urgent_firing_alert_sets_the_notification_severity() -> None:
+    n = notification(
+        alert(labels={"severity": "info", "i": "1"}),
+        alert(labels={"severity": "P1", "i": "2"}),
+        alert("resolved", labels={"severity": "critical", "i": "3"}),
+    )
+    assert data.notification_severity(n) == "P1"
+
+
+def test_default_text_says_what_where_runbook_and_how_to_silence() -> None:
+    text = data.default_text(notification(alert(labels={"instance": "api-1"}, value=3.2)))
+    assert text.splitlines() == [
+        "[FIRING:1] HighErrorRate (api-1 api critical)",
+        "",
+        "Severity: critical",
+        "Where: instance=api-1, service=api",
+        "",
+        "Firing (1):",
+        "- 5xx 3.2/s (value 3.2)",
+        "  The api answers 5xx to 3.2 requests per second.",
+        "  Labels: alertname=HighErrorRate, instance=api-1, service=api, severity=critical",
+        "  Since: 2026-01-01 00:00:00 UTC",
+        "  Source: http://prometheus.example:9090/graph?g0.expr=rate%28http_5xx%5B5m%5D%29",
+        "",
+        "Runbook: https://runbooks.example/high-error-rate",
+        "Silence: alerting silence add alertname=HighErrorRate --duration 2h --comment ...",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://x.example/a", True),
+        ("http://x", True),
+        ("javascript:alert(1)", False),
+        ("//x.example", False),
+        ("data:text/html,hi", False),
+        ("", False),
+    ],
+)
+def test_only_web_links_are_links(url: str, ok: bool) -> None:
+    assert data.is_web_link(url) is ok
+
+
+def test_secret_from_file_keeps_everything_but_one_newline(tmp_path: Path) -> None:
+    secret = tmp_path / "s"
+    secret.write_text(" tok en \n")
+    assert data.secret({"token_file": str(secret)}, "token", "x") == " tok en "
+
+
+def test_config_errors_carry_the_yaml_position() -> None:
+    doc = load_text("slack_configs:\n  - channel: '#a'\n    colr: red\n", "alerting.yml", ConfigError)
+    with pytest.raises(ConfigError) as caught:
+        data.check_fields(doc["slack_configs"][0], ("channel", "color"), "slack_configs")
+    assert (
+        str(caught.value) == 'alerting.yml:3:5: unknown field "colr" in slack_configs (did you mean "color"?)'
+    )
