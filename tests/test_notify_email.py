@@ -99,6 +99,18 @@ def test_html_part_escapes_label_and_annotation_values() -> None:
     assert "<b>bold</b> & more" in text  # plain text needs no escaping
 
 
+def test_mails_of_one_group_share_a_thread_reference() -> None:
+    with smtp_server() as (port, box):
+        integration = mailer(port, send_resolved=True)
+        integration.send(notification(alert()))
+        integration.send(notification(alert("resolved")))
+        integration.send(notification(alert(), group_key='{}:{alertname="Other"}'))
+    first, resolved, other = (parts(m[2])[0] for m in box.messages)
+    assert first["References"] == resolved["References"] == first["In-Reply-To"]
+    assert first["References"].startswith("<group-") and other["References"] != first["References"]
+    assert first["Message-Id"] != resolved["Message-Id"]
+
+
 def test_javascript_runbook_link_is_not_rendered_as_a_link() -> None:
     with smtp_server() as (port, box):
         mailer(port).send(notification(alert(annotations={"runbook_url": "javascript:alert(1)"})))

@@ -8,6 +8,7 @@ unencrypted connection to anything but localhost (the rule Go's ``smtp.PlainAuth
 
 from __future__ import annotations
 
+import hashlib
 import html
 import smtplib
 import ssl
@@ -143,6 +144,11 @@ def html_body(notification: Notification) -> str:
     return "\n".join(out)
 
 
+def group_reference(notification: Notification) -> str:
+    digest = hashlib.sha256(notification.group_key.encode()).hexdigest()[:32]
+    return f"<group-{digest}@alerting>"
+
+
 def build_message(notification: Notification, settings: EmailSettings) -> EmailMessage:
     message = EmailMessage()
     headers = {
@@ -151,6 +157,10 @@ def build_message(notification: Notification, settings: EmailSettings) -> EmailM
         "Subject": subject(notification),
         "Date": formatdate(localtime=False),
         "Message-Id": make_msgid(domain=settings.hello if "." in settings.hello else None),
+        # Every mail of one group points at the same (virtual) parent, so mail clients thread the
+        # firing, repeat and resolved mails of an incident together.
+        "References": group_reference(notification),
+        "In-Reply-To": group_reference(notification),
         **settings.headers,
     }
     for name, value in headers.items():
