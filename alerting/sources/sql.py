@@ -6,17 +6,20 @@ NULL or empty means the label is absent. The statement sees two bind parameters,
 time as an aware UTC datetime) and ``:now_unix`` (the same as unix seconds), so a rule gives the same
 answer whenever it is evaluated for the same slot, which is what makes backtests possible.
 
-A rule can never write, on two independent levels each:
+A rule can never write. It must be one query (``SELECT``, ``WITH``, ``VALUES`` or ``TABLE``; checked
+when the file loads and again before running), and the database itself refuses writes hidden
+inside a query:
 
-* PostgreSQL: every query runs in its own ``READ ONLY`` transaction (after the session default
-  ``default_transaction_read_only=on``), under ``SET LOCAL statement_timeout``, and is rolled back.
-* SQLite: the file is opened with ``mode=ro`` and ``PRAGMA query_only``, and while a rule's
-  statement runs an authorizer refuses ``ATTACH``/``DETACH``/``PRAGMA`` (the ways out of
-  read-only); a progress handler enforces the statement timeout.
+* PostgreSQL: every query runs in its own ``READ ONLY`` transaction (on a session whose default is
+  ``default_transaction_read_only=on``) under ``SET LOCAL statement_timeout``, behind a server-side
+  cursor (which accepts nothing but a query), and is always rolled back.
+* SQLite: the file is opened with ``mode=ro`` and ``PRAGMA query_only``; while a rule's statement
+  runs, an authorizer refuses ``ATTACH``/``DETACH``/``PRAGMA`` (the ways out of read-only) and a
+  progress handler enforces the statement timeout.
 
-Both: exactly one statement per rule (checked when the file loads and again before running), and at
-most ``max_rows`` rows. Engines are cached per datasource and per process, so a Celery prefork child
-never shares a pooled connection with its parent.
+At most ``max_rows`` rows are read. Engines are cached per datasource and per process, so a Celery
+prefork child never shares a pooled connection with its parent. The database account should still
+be a read-only role: these guards are the second line, not the first.
 """
 
 from __future__ import annotations
@@ -47,10 +50,12 @@ _CONFIG_FIELDS = ("type", "url", "statement_timeout", "connect_timeout", "max_ro
 _DEFAULTS = {"statement_timeout": "10s", "connect_timeout": "5s", "max_rows": 1000, "pool_size": 2}
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _NUMBER = re.compile(r"^\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|infinity|nan)\s*$", re.IGNORECASE)
-# Statements PostgreSQL can run behind a server-side cursor, so a huge result is never held in
-# memory just to learn that it is over the row limit. Anything else runs plainly and, being a
-# write, fails on the read-only transaction with PostgreSQL's own clear message.
-_CURSOR_SAFE = re.compile(r"^(?:select|with|values|table)\b", re.IGNORECASE)
+# How a query starts. Anything else (DELETE, COPY, DO, CALL, PRAGMA, ...) is refused before it
+# reaches the database, and every accepted statement can run behind a PostgreSQL server-side
+# cursor, which takes queries only: a huge result is never held in memory just to learn that it is
+# over the row limit. Writes hidden inside a query (a function that deletes, SELECT ... FOR
+# UPDATE, WITH ... DELETE) are left to the read-only transaction and the read-only file.
+QUERY_KEYWORDS = ("SELECT", "WITH", "VALUES", "TABLE")
 _PG_DRIVERS = ("psycopg", "psycopg2")
 _SQLITE_PROGRESS_STEPS = 1000  # VM instructions between two deadline checks
 _SQLITE_DENIED = {sqlite3.SQLITE_ATTACH, sqlite3.SQLITE_DETACH, sqlite3.SQLITE_PRAGMA}
@@ -79,19 +84,39 @@ def check_sql(query: Any, pos: Position) -> str:
 
 
 def single_statement(sql: str) -> str:
-    """Return ``sql`` without trailing semicolons, or raise ValueError if it holds several statements.
+    """Return the one query in ``sql`` (without trailing semicolons), or raise ValueError.
 
     Quotes (``'...'``, ``"..."``, PostgreSQL ``$tag$...$tag$``) and comments are skipped, so a
-    semicolon inside them does not count.
+    semicolon inside them does not count. The statement must start like a query.
     """
     end = _statement_end(sql)
     rest = sql[end:]
     if _strip_comments(rest).strip(" \t\r\n;"):
         raise ValueError("only one statement is allowed (found more after a ';')")
     statement = sql[:end].strip()
-    if not _strip_comments(statement).strip():
+    word = _first_word(statement)
+    if not word:
         raise ValueError("the statement is empty")
+    if word.upper() not in QUERY_KEYWORDS:
+        raise ValueError(f"a rule must be a query ({', '.join(QUERY_KEYWORDS)}), not {word.upper()}")
     return statement
+
+
+def _first_word(sql: str) -> str:
+    i, n = 0, len(sql)
+    while i < n:
+        if sql[i].isspace() or sql[i] == "(":
+            i += 1
+        elif sql.startswith("--", i):
+            close = sql.find("\n", i)
+            i = n if close < 0 else close + 1
+        elif sql.startswith("/*", i):
+            close = sql.find("*/", i + 2)
+            i = n if close < 0 else close + 2
+        else:
+            match = re.match(r"[A-Za-z_]+", sql[i:])
+            return match.group(0) if match else sql[i]
+    return ""
 
 
 def _statement_end(sql: str) -> int:
@@ -149,7 +174,7 @@ class SqlSource:
         try:
             statement = single_statement(str(query))
         except ValueError as exc:
-            raise QueryError(f"sql: {exc}") from None
+            raise QueryError(f"sql: {exc}") from None  # a rule built without the loader's check
         now = dt.datetime.fromtimestamp(at, tz=dt.UTC)
         params: dict[str, Any] = {"now": now, "now_unix": float(at)}
         if self._settings.dialect == "sqlite":
@@ -198,8 +223,7 @@ class SqlSource:
         # Taking the transaction's snapshot now makes READ ONLY final: it can no longer be
         # switched back to READ WRITE from inside the rule's statement.
         conn.exec_driver_sql("SELECT 1")
-        if _CURSOR_SAFE.match(_strip_comments(statement).lstrip(" \t\r\n(")):
-            conn = conn.execution_options(stream_results=True, max_row_buffer=self.max_rows + 1)
+        conn = conn.execution_options(stream_results=True, max_row_buffer=self.max_rows + 1)
         result = conn.execute(sqlalchemy.text(statement), params)
         if not result.returns_rows:
             raise QueryError("sql statement returned no rows (rules must be queries)")
@@ -431,16 +455,20 @@ def _create_engine(settings: _Settings) -> Engine:
             return conn
 
         return sqlalchemy.create_engine(settings.url, creator=connect, **common)
+    url = make_url(settings.url)
     millis = max(1, round(settings.statement_timeout * 1000))
-    options = f"-c default_transaction_read_only=on -c statement_timeout={millis}"
+    # Options the URL carries (say -csearch_path=app) are kept; ours come last, so they win.
+    options = " ".join(
+        filter(None, [str(url.query.get("options") or ""), "-c default_transaction_read_only=on"])
+    )
+    connect_args = {
+        "connect_timeout": max(1, math.ceil(settings.connect_timeout)),
+        "options": f"{options} -c statement_timeout={millis}",
+    }
+    if "application_name" not in url.query:
+        connect_args["application_name"] = "alerting"
     return sqlalchemy.create_engine(
-        settings.url,
-        connect_args={
-            "connect_timeout": max(1, math.ceil(settings.connect_timeout)),
-            "options": options,
-            "application_name": "alerting",
-        },
-        **common,
+        url.difference_update_query(["options"]), connect_args=connect_args, **common
     )
 
 
