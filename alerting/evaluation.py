@@ -12,8 +12,8 @@ import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
 from enum import StrEnum
+from functools import cached_property
 
 from alerting.rules.model import Labels, Rule
 from alerting.sources import Sample
