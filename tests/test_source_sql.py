@@ -82,6 +82,10 @@ def labels_and_values(samples: list[Sample]) -> list[tuple[dict[str, str], float
             [({"team": "payments"}, 1.0), ({"team": "payments"}, 1.0), ({"team": "search"}, 1.0)],
         ),
         ("SELECT team FROM approvals WHERE team = 'nobody'", []),
+        (
+            "SELECT '100%' AS share, count(*) AS value FROM approvals WHERE team LIKE 'pay%'",
+            [({"share": "100%"}, 2.0)],
+        ),
     ],
     ids=[
         "count-per-team-at-slot-time",
@@ -91,6 +95,7 @@ def labels_and_values(samples: list[Sample]) -> list[tuple[dict[str, str], float
         "now-unix-bind",
         "duplicate-label-sets-returned-as-is",
         "no-rows",
+        "percent-signs-are-literal",
     ],
 )
 def test_each_row_is_one_sample(db: Database, sql: str, expected: list) -> None:
@@ -289,6 +294,12 @@ def test_session_settings_a_rule_changes_do_not_outlive_it(pg: Database) -> None
         AT,
     )
     assert dict(sample.labels) == {"ro": "on", "st": "10s"}
+
+
+def test_postgres_arrays_and_json_become_json_labels(pg: Database) -> None:
+    source = open_source(pg)
+    [sample] = source.query("""SELECT ARRAY['b', 'a'] AS teams, '{"x": 1}'::jsonb AS meta""", AT)
+    assert dict(sample.labels) == {"teams": '["b", "a"]', "meta": '{"x": 1}'}
 
 
 def test_postgres_interval_value_is_seconds(pg: Database) -> None:

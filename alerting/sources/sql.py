@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import math
 import os
 import re
@@ -266,7 +267,8 @@ class SqlSource:
         if sqlstate == "57014":  # query_canceled: our statement_timeout fired
             return QueryError(_timeout_message(self.statement_timeout))
         # Connection trouble, server shutting down or out of resources: not the rule's fault.
-        if sqlstate[:2] in ("08", "53", "57", "58", "XX") or not sqlstate:
+        # (Errors without a SQLSTATE come from the driver reading the result: the rule's.)
+        if sqlstate[:2] in ("08", "53", "57", "58", "XX"):
             return DatasourceError(f"{self._settings.safe_url}: {message}", self.name)
         return QueryError(message)
 
@@ -344,6 +346,8 @@ def _label_text(raw: Any) -> str:
         return str(int(raw)) if abs(raw) < 1e15 else repr(raw)
     if isinstance(raw, dt.datetime | dt.date | dt.time):
         return raw.isoformat()
+    if isinstance(raw, list | dict):  # PostgreSQL arrays and json columns
+        return json.dumps(raw, default=str, sort_keys=True, ensure_ascii=False)
     if isinstance(raw, bytes | bytearray | memoryview):
         return bytes(raw).decode("utf-8", errors="replace")
     return str(raw)
