@@ -34,6 +34,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,9 +211,11 @@ class SqlSource:
                     return self._run_sqlite(conn, statement, params)
                 return self._run_postgres(conn, statement, params)
             finally:
-                # Never commit: whatever the statement did, if anything, is undone.
+                # Never commit: whatever the statement did, if anything, is undone. A rollback
+                # on a connection that just died must not hide the error that killed it.
                 if not conn.invalidated:
-                    conn.rollback()
+                    with suppress(sa_exc.DBAPIError):
+                        conn.rollback()
 
     def _run_postgres(
         self, conn: Connection, statement: str, params: dict[str, Any]
@@ -225,10 +228,7 @@ class SqlSource:
         # switched back to READ WRITE from inside the rule's statement.
         conn.exec_driver_sql("SELECT 1")
         conn = conn.execution_options(stream_results=True, max_row_buffer=self.max_rows + 1)
-        result = conn.execute(sqlalchemy.text(statement), params)
-        if not result.returns_rows:
-            raise QueryError("sql statement returned no rows (rules must be queries)")
-        return list(result.keys()), [tuple(r) for r in result.fetchmany(self.max_rows + 1)]
+        return self._fetch(conn, statement, params)
 
     def _run_sqlite(
         self, conn: Connection, statement: str, params: dict[str, Any]
@@ -240,13 +240,19 @@ class SqlSource:
         raw.set_progress_handler(lambda: int(time.monotonic() > deadline), _SQLITE_PROGRESS_STEPS)
         raw.set_authorizer(_sqlite_authorizer)
         try:
-            result = conn.execute(sqlalchemy.text(statement), params)
-            if not result.returns_rows:
-                raise QueryError("sql statement returned no rows (rules must be queries)")
-            return list(result.keys()), [tuple(r) for r in result.fetchmany(self.max_rows + 1)]
+            return self._fetch(conn, statement, params)
         finally:
             raw.set_authorizer(None)
             raw.set_progress_handler(None, 0)
+
+    def _fetch(
+        self, conn: Connection, statement: str, params: dict[str, Any]
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Columns and at most one row past the limit: enough to know it was exceeded."""
+        result = conn.execute(sqlalchemy.text(statement), params)
+        if not result.returns_rows:
+            raise QueryError("sql statement returned no result set (rules must be queries)")
+        return list(result.keys()), [tuple(r) for r in result.fetchmany(self.max_rows + 1)]
 
     def _error(self, exc: sa_exc.DBAPIError) -> DatasourceError | QueryError:
         """Sort a database error into the rule's fault or the datasource's."""
