@@ -149,6 +149,8 @@ def test_workers_counts_a_live_worker_and_none_after_it_stops(broker: Broker, so
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stderr:
+            process.stderr.close()
     assert source.query(workers, time.time())[0].value == 0
 
 

@@ -250,9 +250,12 @@ class SqlSource:
     ) -> tuple[list[str], list[tuple[Any, ...]]]:
         """Columns and at most one row past the limit: enough to know it was exceeded."""
         result = conn.execute(sqlalchemy.text(statement), params)
-        if not result.returns_rows:
-            raise QueryError("sql statement returned no result set (rules must be queries)")
-        return list(result.keys()), [tuple(r) for r in result.fetchmany(self.max_rows + 1)]
+        try:
+            if not result.returns_rows:
+                raise QueryError("sql statement returned no result set (rules must be queries)")
+            return list(result.keys()), [tuple(r) for r in result.fetchmany(self.max_rows + 1)]
+        finally:
+            result.close()  # also closes a PostgreSQL server-side cursor left with rows unread
 
     def _error(self, exc: sa_exc.DBAPIError) -> DatasourceError | QueryError:
         """Sort a database error into the rule's fault or the datasource's."""
