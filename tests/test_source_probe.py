@@ -209,6 +209,7 @@ groups:
         ("          headers: {Bad Name: x}", 7, 21, "invalid header name 'Bad Name'"),
         ("          headers: [a]", 7, 20, "probe headers must be a mapping"),
         ("          body: 12", 7, 17, "probe body must be a string or a mapping"),
+        ("          headers: {X-Note: caf\u00e9}", 7, 21, 'header "X-Note" must be one line of ASCII text'),
         ("          method: HEAD\n          expect_json: {status: ok}", 8, 24, "HEAD"),
     ],
 )

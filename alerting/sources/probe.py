@@ -182,8 +182,8 @@ def _check_headers(raw: Any, pos: Position, what: str) -> tuple[tuple[str, str],
         if isinstance(value, Mapping | list) or value is None:
             raise RuleFileError(f'header "{name}" must be a string, got {type_name(value)}', at)
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        if "\n" in text or "\r" in text:
-            raise RuleFileError(f'header "{name}" must be on one line', at)
+        if "\n" in text or "\r" in text or not text.isascii():
+            raise RuleFileError(f'header "{name}" must be one line of ASCII text', at)
         out.append((name, text))
     return tuple(out)
 

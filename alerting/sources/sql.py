@@ -205,6 +205,12 @@ class SqlSource:
             raise DatasourceError(
                 f"cannot connect to {self._settings.safe_url}: {_db_message(exc)}", self.name
             ) from None
+        except sa_exc.TimeoutError:
+            raise DatasourceError(
+                f"no free connection to {self._settings.safe_url} within "
+                f"{self._settings.connect_timeout:g}s (pool_size {self._settings.pool_size})",
+                self.name,
+            ) from None
         with conn:
             try:
                 if self._settings.dialect == "sqlite":
