@@ -16,7 +16,7 @@ import pytest
 import redis
 
 import alerting.sources.celery as celery_source
-from alerting.errors import ConfigError, DatasourceError, Position, RuleFileError
+from alerting.errors import ConfigError, DatasourceError, Position, QueryError, RuleFileError
 from alerting.rules.loader import load_file_groups
 from alerting.sources.celery import CeleryCheck, CelerySource, check_celery
 from tests.support.http_fake import free_port
@@ -106,6 +106,19 @@ def test_queue_length_defaults_to_the_celery_queue(broker: Broker, source: Celer
     assert (dict(sample.labels), sample.value) == ({"queue": "celery"}, 3.0)
 
 
+def test_a_queue_name_that_is_another_kind_of_key_is_a_rule_error(
+    broker: Broker, source: CelerySource
+) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.set(f"{broker.prefix}settings", "not a queue")
+    client.close()
+    with pytest.raises(
+        QueryError,
+        match="^broker refused the request: WRONGTYPE Operation against a key holding the wrong kind of",
+    ):
+        source.query(measure({"measure": "queue_length", "queues": ["settings"]}), time.time())
+
+
 def test_workers_counts_a_live_worker_and_none_after_it_stops(broker: Broker, source: CelerySource) -> None:
     workers = measure({"measure": "workers", "timeout": "1s"})
     assert source.query(workers, time.time()) == [celery_source.Sample({}, 0.0)]
@@ -136,6 +149,8 @@ def test_workers_counts_a_live_worker_and_none_after_it_stops(broker: Broker, so
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if process.stderr:
+            process.stderr.close()
     assert source.query(workers, time.time())[0].value == 0
 
 

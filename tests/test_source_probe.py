@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import trustme
 
 from alerting.errors import ConfigError, Position, QueryError, RuleFileError
 from alerting.rules.loader import load_file_groups
@@ -207,6 +209,7 @@ groups:
         ("          headers: {Bad Name: x}", 7, 21, "invalid header name 'Bad Name'"),
         ("          headers: [a]", 7, 20, "probe headers must be a mapping"),
         ("          body: 12", 7, 17, "probe body must be a string or a mapping"),
+        ("          headers: {X-Note: caf\u00e9}", 7, 21, 'header "X-Note" must be one line of ASCII text'),
         ("          method: HEAD\n          expect_json: {status: ok}", 8, 24, "HEAD"),
     ],
 )
@@ -252,7 +255,7 @@ def test_probe_rule_loads_with_its_kind_and_default_datasource(tmp_path: Path) -
     [
         ({"timeout": "soon"}, "timeout"),
         ({"tls_config": {"verify": False}}, "tls_config takes only"),
-        ({"tls_config": {"ca_file": "/nonexistent/ca.pem"}}, "cannot load tls_config.ca_file"),
+        ({"tls_config": {"ca_file": "/nonexistent/ca.pem"}}, "cannot load tls_config files"),
         ({"header": {}}, 'unknown field "header" (did you mean "headers"?)'),
     ],
 )
@@ -260,3 +263,26 @@ def test_bad_probe_datasource_settings_are_config_errors(config: dict, message: 
     with pytest.raises(ConfigError, match='datasource "probe"') as info:
         ProbeSource("probe", config)
     assert message in str(info.value)
+
+
+def test_https_probe_checks_the_certificate_against_the_configured_ca(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with serve_http(tls=server_context) as server:
+        server.answers["/health"] = Answer(200)
+        spec = probe(server.url("/health"))
+        assert server.url("/health").startswith("https://")
+        untrusting = ProbeSource("probe", {})
+        trusting = ProbeSource("probe", {"tls_config": {"ca_file": str(ca_file)}})
+        careless = ProbeSource("probe", {"tls_config": {"insecure_skip_verify": True}})
+        try:
+            [sample] = untrusting.query(spec, time.time())
+            assert sample.labels["error"] == "tls certificate verify failed"
+            assert trusting.query(spec, time.time()) == []
+            assert careless.query(spec, time.time()) == []
+        finally:
+            for source in (untrusting, trusting, careless):
+                source.close()

@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import multiprocessing
 import re
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -82,6 +84,10 @@ def labels_and_values(samples: list[Sample]) -> list[tuple[dict[str, str], float
             [({"team": "payments"}, 1.0), ({"team": "payments"}, 1.0), ({"team": "search"}, 1.0)],
         ),
         ("SELECT team FROM approvals WHERE team = 'nobody'", []),
+        (
+            "SELECT '100%' AS share, count(*) AS value FROM approvals WHERE team LIKE 'pay%'",
+            [({"share": "100%"}, 2.0)],
+        ),
     ],
     ids=[
         "count-per-team-at-slot-time",
@@ -91,6 +97,7 @@ def labels_and_values(samples: list[Sample]) -> list[tuple[dict[str, str], float
         "now-unix-bind",
         "duplicate-label-sets-returned-as-is",
         "no-rows",
+        "percent-signs-are-literal",
     ],
 )
 def test_each_row_is_one_sample(db: Database, sql: str, expected: list) -> None:
@@ -291,6 +298,12 @@ def test_session_settings_a_rule_changes_do_not_outlive_it(pg: Database) -> None
     assert dict(sample.labels) == {"ro": "on", "st": "10s"}
 
 
+def test_postgres_arrays_and_json_become_json_labels(pg: Database) -> None:
+    source = open_source(pg)
+    [sample] = source.query("""SELECT ARRAY['b', 'a'] AS teams, '{"x": 1}'::jsonb AS meta""", AT)
+    assert dict(sample.labels) == {"teams": '["b", "a"]', "meta": '{"x": 1}'}
+
+
 def test_postgres_interval_value_is_seconds(pg: Database) -> None:
     source = open_source(pg)
     samples = source.query(
@@ -446,3 +459,29 @@ def test_postgres_url_without_schema_options_still_reaches_the_database() -> Non
         "SELECT current_database() AS db, current_setting('transaction_read_only') AS ro", AT
     )
     assert dict(sample.labels) == {"db": "test", "ro": "on"}
+
+
+def test_concurrent_rules_share_the_pool_and_wait_no_longer_than_connect_timeout(pg: Database) -> None:
+    marker = f"alerting_{pg.schema}"  # the application_name the URL sets, to find our sessions
+    # pool_size 1 allows one connection plus one overflow.
+    source = SqlSource(
+        "db", {"url": f"{pg.url}&application_name={marker}", "pool_size": 1, "connect_timeout": "1s"}
+    )
+    sleepers = [
+        threading.Thread(target=source.query, args=("SELECT 1 AS value FROM pg_sleep(3)", AT))
+        for _ in range(2)
+    ]
+    for thread in sleepers:
+        thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        active = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND state = 'active'"
+        while pg.admin(active, (marker,))[0][0] < 2:
+            assert time.monotonic() < deadline, "the two slow rules never started"
+            time.sleep(0.05)
+        with pytest.raises(DatasourceError, match=r"no free connection to .* within 1s \(pool_size 1\)"):
+            source.query("SELECT 1 AS value", AT)
+    finally:
+        for thread in sleepers:
+            thread.join()
+    assert labels_and_values(source.query("SELECT 1 AS value", AT)) == [({}, 1.0)]

@@ -16,6 +16,7 @@ A broker that cannot be reached is a datasource error; zero workers is an answer
 from __future__ import annotations
 
 import os
+import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -177,6 +178,9 @@ class CelerySource:
                         for queue, length in zip(check.queues, self._lengths(conn, check.queues), strict=True)
                     ]
                 return [Sample({}, float(self._workers(conn, check)))]
+            except conn.channel_errors as exc:
+                # The broker answered but refused, e.g. a queue name that is some other key.
+                raise QueryError(f"broker refused the request: {_first_line(exc)}") from None
             except (KombuError, *conn.connection_errors) as exc:
                 raise DatasourceError(
                     f"cannot reach broker {self.safe_url}: {_first_line(exc)}", self.name
@@ -243,7 +247,8 @@ class CelerySource:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    # redis-py wraps an error inside a pipeline as "Command # 1 (LLEN key) of pipeline caused error: ..."
+    text = re.sub(r"^Command # \d+ \(.*?\) of pipeline caused error: ", "", str(exc).strip())
     return text.splitlines()[0] if text else type(exc).__name__
 
 

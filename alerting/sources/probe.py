@@ -182,8 +182,8 @@ def _check_headers(raw: Any, pos: Position, what: str) -> tuple[tuple[str, str],
         if isinstance(value, Mapping | list) or value is None:
             raise RuleFileError(f'header "{name}" must be a string, got {type_name(value)}', at)
         text = str(value).lower() if isinstance(value, bool) else str(value)
-        if "\n" in text or "\r" in text:
-            raise RuleFileError(f'header "{name}" must be on one line', at)
+        if "\n" in text or "\r" in text or not text.isascii():
+            raise RuleFileError(f'header "{name}" must be one line of ASCII text', at)
         out.append((name, text))
     return tuple(out)
 
@@ -261,27 +261,24 @@ class ProbeSource:
                 config["timeout"], pos or Position(name), f'datasource "{name}": timeout', ConfigError
             )
         try:
-            headers = _check_headers(
-                config.get("headers"), pos or Position(name), f'datasource "{name}" headers'
-            )
+            headers = _check_headers(config.get("headers"), pos or Position(name), "headers")
         except RuleFileError as exc:
             raise fail(exc.message) from None
         tls = config.get("tls_config") or {}
         if not isinstance(tls, Mapping) or any(key not in _TLS_FIELDS for key in tls):
             raise fail(f"tls_config takes only {', '.join(_TLS_FIELDS)}")
-        verify: Any = True
+        try:
+            context = ssl.create_default_context(cafile=str(tls["ca_file"]) if tls.get("ca_file") else None)
+            if tls.get("cert_file"):
+                context.load_cert_chain(str(tls["cert_file"]), str(tls.get("key_file") or "") or None)
+        except (OSError, ssl.SSLError) as exc:
+            raise fail(f"cannot load tls_config files: {exc}") from None
         if tls.get("insecure_skip_verify"):
-            verify = False
-        elif tls.get("ca_file"):
-            try:
-                verify = ssl.create_default_context(cafile=str(tls["ca_file"]))
-            except (OSError, ssl.SSLError) as exc:
-                raise fail(f"cannot load tls_config.ca_file: {exc}") from None
-        cert = (str(tls["cert_file"]), str(tls["key_file"])) if tls.get("cert_file") else None
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
         self._client = httpx.Client(
             headers={"User-Agent": "alerting-probe", **dict(headers)},
-            verify=verify,
-            cert=cert,
+            verify=context,
             # Proxies from the environment are ignored: a probe checks the path it names.
             trust_env=False,
             # No keep-alive: each probe connects afresh, so "connection refused" is seen at once.

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
+import json
 import math
 import os
 import re
@@ -33,6 +34,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -203,15 +205,23 @@ class SqlSource:
             raise DatasourceError(
                 f"cannot connect to {self._settings.safe_url}: {_db_message(exc)}", self.name
             ) from None
+        except sa_exc.TimeoutError:
+            raise DatasourceError(
+                f"no free connection to {self._settings.safe_url} within "
+                f"{self._settings.connect_timeout:g}s (pool_size {self._settings.pool_size})",
+                self.name,
+            ) from None
         with conn:
             try:
                 if self._settings.dialect == "sqlite":
                     return self._run_sqlite(conn, statement, params)
                 return self._run_postgres(conn, statement, params)
             finally:
-                # Never commit: whatever the statement did, if anything, is undone.
+                # Never commit: whatever the statement did, if anything, is undone. A rollback
+                # on a connection that just died must not hide the error that killed it.
                 if not conn.invalidated:
-                    conn.rollback()
+                    with suppress(sa_exc.DBAPIError):
+                        conn.rollback()
 
     def _run_postgres(
         self, conn: Connection, statement: str, params: dict[str, Any]
@@ -224,10 +234,7 @@ class SqlSource:
         # switched back to READ WRITE from inside the rule's statement.
         conn.exec_driver_sql("SELECT 1")
         conn = conn.execution_options(stream_results=True, max_row_buffer=self.max_rows + 1)
-        result = conn.execute(sqlalchemy.text(statement), params)
-        if not result.returns_rows:
-            raise QueryError("sql statement returned no rows (rules must be queries)")
-        return list(result.keys()), [tuple(r) for r in result.fetchmany(self.max_rows + 1)]
+        return self._fetch(conn, statement, params)
 
     def _run_sqlite(
         self, conn: Connection, statement: str, params: dict[str, Any]
@@ -239,13 +246,22 @@ class SqlSource:
         raw.set_progress_handler(lambda: int(time.monotonic() > deadline), _SQLITE_PROGRESS_STEPS)
         raw.set_authorizer(_sqlite_authorizer)
         try:
-            result = conn.execute(sqlalchemy.text(statement), params)
-            if not result.returns_rows:
-                raise QueryError("sql statement returned no rows (rules must be queries)")
-            return list(result.keys()), [tuple(r) for r in result.fetchmany(self.max_rows + 1)]
+            return self._fetch(conn, statement, params)
         finally:
             raw.set_authorizer(None)
             raw.set_progress_handler(None, 0)
+
+    def _fetch(
+        self, conn: Connection, statement: str, params: dict[str, Any]
+    ) -> tuple[list[str], list[tuple[Any, ...]]]:
+        """Columns and at most one row past the limit: enough to know it was exceeded."""
+        result = conn.execute(sqlalchemy.text(statement), params)
+        try:
+            if not result.returns_rows:
+                raise QueryError("sql statement returned no result set (rules must be queries)")
+            return list(result.keys()), [tuple(r) for r in result.fetchmany(self.max_rows + 1)]
+        finally:
+            result.close()  # also closes a PostgreSQL server-side cursor left with rows unread
 
     def _error(self, exc: sa_exc.DBAPIError) -> DatasourceError | QueryError:
         """Sort a database error into the rule's fault or the datasource's."""
@@ -266,7 +282,8 @@ class SqlSource:
         if sqlstate == "57014":  # query_canceled: our statement_timeout fired
             return QueryError(_timeout_message(self.statement_timeout))
         # Connection trouble, server shutting down or out of resources: not the rule's fault.
-        if sqlstate[:2] in ("08", "53", "57", "58", "XX") or not sqlstate:
+        # (Errors without a SQLSTATE come from the driver reading the result: the rule's.)
+        if sqlstate[:2] in ("08", "53", "57", "58", "XX"):
             return DatasourceError(f"{self._settings.safe_url}: {message}", self.name)
         return QueryError(message)
 
@@ -344,6 +361,8 @@ def _label_text(raw: Any) -> str:
         return str(int(raw)) if abs(raw) < 1e15 else repr(raw)
     if isinstance(raw, dt.datetime | dt.date | dt.time):
         return raw.isoformat()
+    if isinstance(raw, list | dict):  # PostgreSQL arrays and json columns
+        return json.dumps(raw, default=str, sort_keys=True, ensure_ascii=False)
     if isinstance(raw, bytes | bytearray | memoryview):
         return bytes(raw).decode("utf-8", errors="replace")
     return str(raw)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -35,11 +36,12 @@ class FakeHTTP:
     """The running server: ``answers`` maps a path to its Answer; ``requests`` records what came in."""
 
     port: int
+    scheme: str = "http"
     answers: dict[str, Answer] = field(default_factory=dict)
     requests: list[Request] = field(default_factory=list)
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.scheme}://127.0.0.1:{self.port}{path}"
 
 
 def free_port() -> int:
@@ -50,7 +52,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve_http() -> Iterator[FakeHTTP]:
+def serve_http(tls: ssl.SSLContext | None = None) -> Iterator[FakeHTTP]:
+    """Serve on 127.0.0.1 (over TLS when given a server context) until the block ends."""
     state = FakeHTTP(port=0)
 
     class Handler(BaseHTTPRequestHandler):
@@ -83,6 +86,9 @@ def serve_http() -> Iterator[FakeHTTP]:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        server.socket = tls.wrap_socket(server.socket, server_side=True)
+        state.scheme = "https"
     state.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
