@@ -644,8 +644,8 @@ def make_handler(app: DemoApp) -> type[BaseHTTPRequestHandler]:
 
         def do_DELETE(self) -> None:  # noqa: N802
             if self.path.rstrip("/") == "/faults":
-                for name in FAULTS:
-                    app.set_fault(name, False)
+                for fault in FAULTS:
+                    app.set_fault(fault, False)
                 self._json(200, app.faults())
                 return
             name = self._fault_name()
@@ -690,6 +690,11 @@ def _parse_switch(raw: str) -> bool | None:
     return None
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    # A plain SIGTERM (from make, docker or a test) shuts down as cleanly as Ctrl-C.
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Demo app for the alerting worker's rule pack.")
     parser.add_argument("--host", default=os.environ.get("DEMO_HOST", "127.0.0.1"))
@@ -701,12 +706,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     app = DemoApp(args.database_url, args.broker_url, args.celery_queue, args.tick)
-    # A plain SIGTERM (from make, docker or a test) shuts down as cleanly as Ctrl-C.
-    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGTERM, _interrupt)
     server = ThreadingHTTPServer((args.host, args.port), make_handler(app))
     server.daemon_threads = True
-    host, port = server.server_address[:2]
-    print(f"demo app listening on http://{host}:{port}", flush=True)
+    print(f"demo app listening on http://{args.host}:{server.server_port}", flush=True)
     app.start()
     try:
         server.serve_forever()

@@ -316,3 +316,14 @@ def test_docker_compose_runs_the_whole_stack() -> None:
             if source.startswith("./"):
                 assert (ROOT / source).is_file(), source
     assert (ROOT / services["demo"]["build"]["dockerfile"]).is_file()
+
+
+def test_demo_readme_documents_every_fault_and_its_alerts() -> None:
+    rows = {}
+    for line in (ROOT / "demo" / "README.md").read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("| `") and len(cells) == 3:
+            rows[cells[0].strip("`")] = {a.strip() for a in cells[2].split(",")}
+    assert set(rows) == set(FAULTS)
+    for name, fault in FAULTS.items():
+        assert set(fault.rules) <= rows[name], name
