@@ -306,3 +306,110 @@ def test_sql_rule_is_quiet_on_healthy_data_and_fires_on_its_fault(engine: Any, d
         assert run_rule(engine, doc.body["sql"], NOW - 3 * 86400) == []
     finally:
         database.delete_prefix(engine, f"fault-{fault}-")
+
+
+# --- Prometheus itself judges the PromQL rules (and the fixes of the specs' expressions) --------
+
+# (alert, input series at 1m steps, eval time, expected alerts' labels; [] = must stay quiet)
+PROMTOOL_CASES = [
+    (
+        "HighAPIErrorRate",
+        {'http_request_duration_seconds_count{status="500", path="/v1/recipes/{id}"}': "0+120x30"},
+        "20m",
+        [{"severity": "P1", "service": "api"}],
+    ),
+    (
+        "HighAPIErrorRate",
+        {'http_request_duration_seconds_count{status="500", path="/v1/recipes/{id}"}': "0+30x30"},
+        "20m",
+        [],
+    ),
+    (
+        "SlowResponses",  # every request takes 7s: p95 lands in the (5, 10] bucket
+        {
+            'http_request_duration_seconds_bucket{route="/v1/jobs", le="5"}': "0x30",
+            'http_request_duration_seconds_bucket{route="/v1/jobs", le="10"}': "0+60x30",
+            'http_request_duration_seconds_bucket{route="/v1/jobs", le="+Inf"}': "0+60x30",
+        },
+        "20m",
+        [{"severity": "warning", "service": "api", "route": "/v1/jobs"}],
+    ),
+    (
+        "HighJobFailureRate",  # 30 more FAILED jobs every minute: 0.5/s
+        {'jobs_by_status{status="FAILED"}': "0+30x120"},
+        "100m",
+        [{"severity": "critical", "service": "worker", "status": "FAILED"}],
+    ),
+    (
+        "HighJobFailureRate",  # a gauge that drops and refills (failed jobs cleaned up) is no failure rate
+        {'jobs_by_status{status="FAILED"}': " ".join(["100 40"] * 60)},
+        "100m",
+        [],
+    ),
+    (
+        "SchedulerConcurrencySaturated",  # 2 jobs in each of 4 types: no type alone reaches 5
+        {f'scheduler_concurrent_jobs{{job_type="{t}"}}': "2x30" for t in ("A", "B", "C", "D")},
+        "20m",
+        [{"severity": "info", "service": "scheduler"}],
+    ),
+    (
+        "GenerationSuccessRateLow",  # success counted per user, attempts without labels
+        {
+            'generation_success_total{user_id="u1"}': "0+25x150",
+            'generation_success_total{user_id="u2"}': "0+25x150",
+            "generation_attempts_total": "0+100x150",
+        },
+        "120m",
+        [{"severity": "critical", "service": "generation-engine"}],
+    ),
+    (
+        "GenerationEngineSlow",  # two users' histograms: the engine's p99, not one per user
+        {
+            f'generation_execution_time_seconds_bucket{{user_id="{u}", week_of="2026-W01", le="{le}"}}': v
+            for u in ("u1", "u2")
+            for le, v in (("1", "0+9x40"), ("2", "0+9x40"), ("5", "0+10x40"), ("+Inf", "0+10x40"))
+        },
+        "30m",
+        [{"severity": "warning", "service": "generation-engine"}],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("alert", "series", "at", "expected"),
+    PROMTOOL_CASES,
+    ids=[f"{c[0]}-{'fires' if c[3] else 'quiet'}" for c in PROMTOOL_CASES],
+)
+def test_promtool_unit_tests_the_promql_rules(
+    tmp_path: Path, alert: str, series: dict[str, str], at: str, expected: list[dict[str, str]]
+) -> None:
+    promtool = shutil.which("promtool")
+    assert promtool
+    # promtool compares annotations too; the rules are copied without them so that the expected
+    # alerts are their labels (templates are the template engine's business).
+    rule_files = []
+    for file in PROMQL_FILES:
+        doc = yaml.safe_load(file.read_text())
+        for group in doc["groups"]:
+            for rule in group["rules"]:
+                rule.pop("annotations", None)
+        rule_files.append(str(tmp_path / file.name))
+        Path(rule_files[-1]).write_text(yaml.safe_dump(doc))
+    test = {
+        "rule_files": rule_files,
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": [{"series": s, "values": v} for s, v in series.items()],
+                "alert_rule_test": [
+                    {"eval_time": at, "alertname": alert, "exp_alerts": [{"exp_labels": e} for e in expected]}
+                ],
+            }
+        ],
+    }
+    (tmp_path / "test.yml").write_text(yaml.safe_dump(test))
+    run = subprocess.run(
+        [promtool, "test", "rules", str(tmp_path / "test.yml")], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stdout + run.stderr
