@@ -39,6 +39,7 @@ __all__ = [
     "check",
     "expand_alert",
     "go_float",
+    "parse_error_text",
     "render",
     "render_for_cli",
 ]
@@ -50,7 +51,6 @@ ALERT_PREFIX = (
     "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}"
     "{{$externalURL := .ExternalURL}}{{$value := .Value}}"
 )
-_CHECK_NAME = "__alert_"
 
 
 def _position(text: str, pos: int) -> tuple[int, int]:
@@ -86,17 +86,23 @@ def _parse_error(name: str, exc: ParseError) -> str:
     return f"template: {name}:{exc.line}: {exc.message}"
 
 
-def check(text: str) -> None:
+def check(text: str, *, alertname: str = "") -> None:
     """Raise :class:`TemplateError` (with 1-based line and column in ``text``) if it does not parse
     as a Prometheus alert template (``$labels``, ``$value``, ``$externalLabels``, ``$externalURL``
-    are declared, as Prometheus declares them)."""
+    are declared, as Prometheus declares them). The message is Go's; :func:`parse_error_text` gives
+    the full line Prometheus prints."""
     full = ALERT_PREFIX + text
-    result = _compile(_CHECK_NAME, full, frozenset(DEFAULT_FUNCS))
+    result = _compile("__alert_" + alertname, full, frozenset(DEFAULT_FUNCS))
     if isinstance(result, ParseError):
         line, col = _position(full, result.pos)
         if line == 1:
             col = max(col - len(ALERT_PREFIX), 1)
         raise TemplateError(result.message, line, col)
+
+
+def parse_error_text(error: TemplateError, alertname: str = "") -> str:
+    """The text Prometheus prints for a template of alert ``alertname`` that does not parse."""
+    return f"template: __alert_{alertname}:{error.line}: {error.message}"
 
 
 def render(

@@ -387,14 +387,28 @@ class State:
     def eval_field_chain(
         self, dot: Any, receiver: Any, node: Node, ident: Sequence[str], args: Sequence[Node], final: Any
     ) -> Any:
+        boxed = False
         for name in ident[:-1]:
-            receiver = self.eval_field(dot, name, node, (), _MISSING, receiver)
-        return self.eval_field(dot, ident[-1], node, args, final, receiver)
+            result = self.eval_field(dot, name, node, (), _MISSING, receiver, boxed)
+            # An element of a map[string]interface {} is an interface value until the pipeline
+            # ends; Go names its static type in errors about the next field.
+            boxed = isinstance(receiver, GoMap) and receiver.elem == "interface {}"
+            receiver = result
+        return self.eval_field(dot, ident[-1], node, args, final, receiver, boxed)
 
     def eval_field(
-        self, dot: Any, name: str, node: Node, args: Sequence[Node], final: Any, receiver: Any
+        self,
+        dot: Any,
+        name: str,
+        node: Node,
+        args: Sequence[Node],
+        final: Any,
+        receiver: Any,
+        boxed: bool = False,
     ) -> Any:
         if receiver is None:
+            if boxed:
+                raise self.errorf(f"nil pointer evaluating interface {{}}.{name}")
             return None
         if isinstance(receiver, GoStruct):
             method = method_func(receiver, name)
@@ -413,7 +427,8 @@ class State:
             if isinstance(field, Mapping) and not isinstance(field, GoMap):
                 return as_map(field)
             return field
-        raise self.errorf(f"can't evaluate field {name} in type {type_name(receiver)}")
+        static = "interface {}" if boxed else type_name(receiver)
+        raise self.errorf(f"can't evaluate field {name} in type {static}")
 
     def eval_function(
         self, dot: Any, node: IdentifierNode, cmd: Node, args: Sequence[Node] | None, final: Any

@@ -104,7 +104,8 @@ def _eq(_state: State, arg1: Any, *others: Any) -> bool:
             if arg1 is None or arg is None:
                 truth_ = arg1 is None and arg is None
             elif isinstance(arg1, Mapping | list) or isinstance(arg, Mapping | list):
-                raise FuncError(f"non-comparable type {type_name(arg)}: {type_name(arg)}")
+                shown = gofmt.sprint([arg], 1 << 20)
+                raise FuncError(f"non-comparable type {shown}: {type_name(arg)}")
             else:
                 truth_ = arg1 is arg or arg1 == arg
         else:
@@ -725,6 +726,8 @@ def table_link(expr: str) -> str:
 
 
 def _parse_duration(_state: State, text: str) -> float:
+    if not text:
+        raise FuncError("empty duration string")
     try:
         return parse_duration(text)
     except DurationError as exc:

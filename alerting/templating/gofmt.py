@@ -85,7 +85,8 @@ def can_backquote(text: str) -> bool:
     return True
 
 
-_DEC_FLOAT = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_D = r"\d(?:_?\d)*"  # digits, with single underscores between them as Go (and Python) allow
+_DEC_FLOAT = re.compile(rf"[+-]?(?:{_D}(?:\.(?:{_D})?)?|\.{_D})(?:[eE][+-]?{_D})?")
 _HEX_FLOAT = re.compile(r"([+-]?)0[xX]((?:[0-9a-fA-F_]+\.?[0-9a-fA-F_]*|\.[0-9a-fA-F_]+))[pP]([+-]?[0-9_]+)")
 _SPECIAL = {"inf": math.inf, "+inf": math.inf, "-inf": -math.inf, "infinity": math.inf,
             "+infinity": math.inf, "-infinity": -math.inf, "nan": math.nan, "+nan": math.nan,
@@ -408,7 +409,7 @@ class Printer:
     def fmt_float(self, value: float, verb: str) -> None:
         if verb == "v":
             self._float(value, "g", -1)
-        elif verb in "gGxX":
+        elif verb in "bgGxX":
             self._float(value, verb, -1)
         elif verb in "eEfF":
             self._float(value, verb, 6)
@@ -423,12 +424,14 @@ class Printer:
             raise FormatLimitError(f"formatted text exceeds {self.limit} characters")
         if verb in "xX":
             num = _hex_float(value, verb == "X", prec)
+        elif verb == "b":
+            num = _binary_float(value)
         else:
             num = format_float(value, "f" if verb == "F" else verb, prec)
-        if f.sharp and verb not in "b" and not (math.isnan(value) or math.isinf(value)):
-            num = _sharp_float(num, verb, prec)
         if num[0] not in "+-":
             num = "+" + num
+        if f.sharp and verb != "b" and num[1:] not in ("Inf", "NaN"):
+            num = _sharp_float(num, verb, prec)
         if f.space and num[0] == "+" and not f.plus:
             num = " " + num[1:]
         if num[1:] in ("Inf", "NaN"):
@@ -556,7 +559,15 @@ class Printer:
             elif isinstance(value, GoDuration):
                 self.fmt_integer(value.nanos, verb)
             else:
-                self.bad_verb(verb, value)
+                # A *time.Time printed field by field: {wall ext loc}, as Go does for non-string verbs.
+                seconds, nanos = divmod(value.nanos, 1_000_000_000)
+                self.write("&{")
+                self.fmt_integer(nanos, verb)
+                self.write(" ")
+                self.fmt_integer(seconds + 62135596800, verb)
+                self.write(" ")
+                self.fmt_integer(0, verb)
+                self.write("}")
         else:
             self._print_value(value, verb, depth)
 
@@ -628,24 +639,54 @@ def _quote_rune(value: int, ascii_only: bool) -> str:
 
 
 def _sharp_float(num: str, verb: str, prec: int) -> str:
-    # %#g keeps trailing zeros and always shows a decimal point; %#e/%#f always show the point.
-    if "." not in num and verb not in "xX":
-        mantissa, sep, exp = num.partition("e" if "e" in num else "E")
-        if verb in "gGv":
-            digits = sum(ch.isdigit() for ch in mantissa.lstrip("-+0"))
-            want = 6 if prec < 0 else max(prec, 1)
-            mantissa += "." + "0" * max(want - max(digits, 1), 0)
+    """Go's ``#`` flag on floats: always a decimal point, and %g keeps its trailing zeros.
+
+    ``num`` starts with its sign; the digit counting follows fmt's own loop, quirks included.
+    """
+    digits = 0
+    if verb in "vgGx":
+        digits = 6 if prec == -1 else prec
+    tail = ""
+    has_point = False
+    seen_nonzero = False
+    i = 1
+    while i < len(num):
+        ch = num[i]
+        if ch == ".":
+            has_point = True
+        elif ch in "pP" or (ch in "eE" and verb not in "xX"):
+            tail = num[i:]
+            num = num[:i]
+            break
         else:
-            mantissa += "."
-        return mantissa + sep + exp
-    if verb in "gG" and prec != 0:
-        mantissa, sep, exp = num.partition("e" if "e" in num else "E")
-        digits = sum(ch.isdigit() for ch in mantissa.lstrip("-+").lstrip("0."))
-        want = 6 if prec < 0 else prec
-        if digits < want:
-            mantissa += "0" * (want - digits)
-        return mantissa + sep + exp
-    return num
+            if ch != "0":
+                seen_nonzero = True
+            if seen_nonzero:
+                digits -= 1
+        i += 1
+    if not has_point:
+        if len(num) == 2 and num[1] == "0":
+            digits -= 1
+        num += "."
+    if digits > 0:
+        num += "0" * digits
+    return num + tail
+
+
+def _binary_float(x: float) -> str:
+    """strconv's 'b' format: decimal mantissa and binary exponent (``8891907104280307p-56``)."""
+    if math.isnan(x) or math.isinf(x):
+        return format_float(x, "g")
+    sign = "-" if math.copysign(1.0, x) < 0 else ""
+    if x == 0:
+        return sign + "0p-1074"
+    mantissa, exp = math.frexp(abs(x))
+    mant = int(mantissa * 2**53)
+    exp -= 53
+    if exp < -1074:
+        mant >>= -1074 - exp
+        exp = -1074
+    return f"{sign}{mant}p{'-' if exp < 0 else '+'}{abs(exp)}"
 
 
 def _is_string_kind(value: Any) -> bool:

@@ -1,0 +1,1 @@
+"""Helpers that start and drive real servers for the tests."""
