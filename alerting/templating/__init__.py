@@ -94,10 +94,12 @@ def check(text: str, *, alertname: str = "") -> None:
     full = ALERT_PREFIX + text
     result = _compile("__alert_" + alertname, full, frozenset(DEFAULT_FUNCS))
     if isinstance(result, ParseError):
-        line, col = _position(full, result.pos)
-        if line == 1:
+        pos_line, col = _position(full, result.pos)
+        if pos_line != result.line:
+            col = 1
+        elif pos_line == 1:
             col = max(col - len(ALERT_PREFIX), 1)
-        raise TemplateError(result.message, line, col)
+        raise TemplateError(result.message, result.line, col)
 
 
 def parse_error_text(error: TemplateError, alertname: str = "") -> str:
@@ -119,8 +121,8 @@ def render(
     table = _func_table(funcs)
     result = _compile(name, text, frozenset(table))
     if isinstance(result, ParseError):
-        line, col = _position(text, result.pos)
-        raise TemplateError(_parse_error(name, result), line, col)
+        pos_line, col = _position(text, result.pos)
+        raise TemplateError(_parse_error(name, result), result.line, col if pos_line == result.line else 1)
     state = State(result, table, name, limits or Limits(), env or Env())
     try:
         return state.execute(name, data)

@@ -322,9 +322,12 @@ class _Parser:
         return tok
 
     # --- errors ---
-    def errorf(self, message: str) -> ParseError:
+    def errorf(self, message: str, at: Token | None = None) -> ParseError:
+        # Go reports the line of the last token read; ``at`` points the column at the culprit when
+        # that is a token read earlier (on the same line).
         tok = self.token[0]
-        return ParseError(message, tok.line, tok.pos)
+        pos = at.pos if at is not None and at.line == tok.line else tok.pos
+        return ParseError(message, tok.line, pos)
 
     def expect(self, kind: K, context: str) -> Token:
         tok = self.next_non_space()
@@ -637,7 +640,7 @@ class _Parser:
     def use_var(self, tok: Token) -> VariableNode:
         parts = tuple(tok.val.split("."))
         if parts[0] not in self.vars:
-            raise self.errorf(f"undefined variable {_q(parts[0])}")
+            raise self.errorf(f"undefined variable {_q(parts[0])}", tok)
         return VariableNode(tok.pos, parts)
 
     def unquote(self, tok: Token) -> str:
