@@ -15,7 +15,6 @@ Public surface:
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
@@ -185,7 +184,3 @@ def expand_alert(
 def render_for_cli(text: str, labels: Mapping[str, str], value: float, *, alertname: str = "") -> str:
     """What ``alerting render`` prints: the template expanded for one alert with these labels."""
     return expand_alert(text, labels=labels, value=value, alertname=alertname)
-
-
-def _is_special(value: float) -> bool:
-    return math.isnan(value) or math.isinf(value)

@@ -53,13 +53,11 @@ from alerting.templating.parser import (
     VariableNode,
 )
 from alerting.templating.values import (
-    HTML,
     GoMap,
     GoStruct,
     QueryResult,
     as_map,
     fields_of,
-    kind,
     type_name,
 )
 
@@ -254,6 +252,7 @@ class State:
             value = self.eval_pipeline(dot, node.pipe)
             inner = self.mark()
             decl = node.pipe.decl
+            items: list[tuple[Any, Any]]
             if isinstance(value, list | tuple):
                 items = list(enumerate(value))
             elif isinstance(value, Mapping):
@@ -562,12 +561,3 @@ class State:
         except gofmt.FormatLimitError as exc:
             raise self.errorf(str(exc)) from None
         self.write(text)
-
-
-def is_html(value: Any) -> bool:
-    return isinstance(value, HTML)
-
-
-def describe(value: Any) -> str:
-    """Go's kind of a value, for diagnostics."""
-    return kind(value)

@@ -20,7 +20,7 @@ from urllib.parse import quote as _url_quote
 import re2
 
 from alerting.durations import parse_duration
-from alerting.errors import AlertingError, DurationError
+from alerting.errors import DurationError
 from alerting.templating import gofmt
 from alerting.templating.values import (
     HTML,
@@ -194,6 +194,7 @@ def _slice(_state: State, item: Any, *indexes: Any) -> Any:
         raise FuncError("slice of untyped nil")
     if len(indexes) > 3:
         raise FuncError(f"too many slice indexes: {len(indexes)}")
+    data: bytes | Sequence[Any]
     if isinstance(item, str):
         if len(indexes) == 3:
             raise FuncError("cannot 3-index slice a string")
@@ -787,14 +788,3 @@ def method_func(owner: GoStruct, name: str) -> Func | None:
 def query_samples(samples: Sequence[Any]) -> QueryResult:
     """Datasource samples (objects with ``labels`` and ``value``) as template samples."""
     return QueryResult(Sample(GoMap(dict(s.labels)), float(s.value)) for s in samples)
-
-
-__all__ = [
-    "ANY",
-    "AlertingError",
-    "DEFAULT_FUNCS",
-    "Func",
-    "FuncError",
-    "query_samples",
-    "truth",
-]

@@ -10,7 +10,11 @@ from __future__ import annotations
 
 import enum
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
+
+_Next = Callable[[], Any] | None  # the next scanner state, or None to stop
 
 
 class T(enum.Enum):
@@ -158,11 +162,11 @@ class Lexer:
 
     # --- states (each returns False when scanning must stop) -----------------------------------------
     def _run(self) -> None:
-        state = self._lex_text
+        state: _Next = self._lex_text
         while state is not None:
             state = state()
 
-    def _lex_text(self):  # type: ignore[no-untyped-def]
+    def _lex_text(self) -> _Next:
         found = self.text.find(LEFT, self.pos)
         if found < 0:
             self.pos = len(self.text)
@@ -181,7 +185,7 @@ class Lexer:
         self.pos = self.start = found
         return self._lex_left_delim
 
-    def _lex_left_delim(self):  # type: ignore[no-untyped-def]
+    def _lex_left_delim(self) -> _Next:
         self.pos += len(LEFT)
         trim = _left_trim_marker(self.text, self.pos)
         after = 2 if trim else 0
@@ -195,7 +199,7 @@ class Lexer:
         self.paren_depth = 0
         return self._lex_inside_action
 
-    def _lex_comment(self):  # type: ignore[no-untyped-def]
+    def _lex_comment(self) -> _Next:
         self.pos += len(_LEFT_COMMENT)
         end = self.text.find(_RIGHT_COMMENT, self.pos)
         if end < 0:
@@ -218,7 +222,7 @@ class Lexer:
         while self.pos < len(self.text) and self.text[self.pos] in _SPACE:
             self.pos += 1
 
-    def _lex_right_delim(self):  # type: ignore[no-untyped-def]
+    def _lex_right_delim(self) -> _Next:
         _, trim = self._at_right_delim()
         if trim:
             self.pos += 2
@@ -230,7 +234,7 @@ class Lexer:
             self.start = self.pos
         return self._lex_text
 
-    def _lex_inside_action(self):  # type: ignore[no-untyped-def]
+    def _lex_inside_action(self) -> _Next:
         delim, _ = self._at_right_delim()
         if delim:
             if self.paren_depth == 0:
@@ -287,7 +291,7 @@ class Lexer:
             return None
         return self._lex_inside_action
 
-    def _lex_space(self):  # type: ignore[no-untyped-def]
+    def _lex_space(self) -> _Next:
         count = 0
         while self.pos < len(self.text) and self.text[self.pos] in _SPACE:
             self.pos += 1
@@ -300,7 +304,7 @@ class Lexer:
         self._emit(T.SPACE)
         return self._lex_inside_action
 
-    def _lex_identifier(self):  # type: ignore[no-untyped-def]
+    def _lex_identifier(self) -> _Next:
         while self.pos < len(self.text) and is_alnum(self.text[self.pos]):
             self.pos += 1
         if not self._at_terminator():
@@ -316,16 +320,16 @@ class Lexer:
             self._emit(T.IDENTIFIER)
         return self._lex_inside_action
 
-    def _lex_field(self):  # type: ignore[no-untyped-def]
+    def _lex_field(self) -> _Next:
         return self._lex_field_or_variable(T.FIELD)
 
-    def _lex_variable(self):  # type: ignore[no-untyped-def]
+    def _lex_variable(self) -> _Next:
         if self._at_terminator():
             self._emit(T.VARIABLE)
             return self._lex_inside_action
         return self._lex_field_or_variable(T.VARIABLE)
 
-    def _lex_field_or_variable(self, kind: T):  # type: ignore[no-untyped-def]
+    def _lex_field_or_variable(self, kind: T) -> _Next:
         if self._at_terminator():
             self._emit(T.VARIABLE if kind is T.VARIABLE else T.DOT)
             return self._lex_inside_action
@@ -338,7 +342,7 @@ class Lexer:
         self._emit(kind)
         return self._lex_inside_action
 
-    def _lex_char(self):  # type: ignore[no-untyped-def]
+    def _lex_char(self) -> _Next:
         while True:
             ch = self._peek()
             self.pos += 1
@@ -356,7 +360,7 @@ class Lexer:
         self._emit(T.CHAR_CONSTANT)
         return self._lex_inside_action
 
-    def _lex_number(self):  # type: ignore[no-untyped-def]
+    def _lex_number(self) -> _Next:
         if not self._scan_number():
             self._error(f"bad number syntax: {_go_quote(self.text[self.start : self.pos])}")
             return None
@@ -404,7 +408,7 @@ class Lexer:
             return False
         return True
 
-    def _lex_quote(self):  # type: ignore[no-untyped-def]
+    def _lex_quote(self) -> _Next:
         while True:
             ch = self._peek()
             self.pos += 1
@@ -422,7 +426,7 @@ class Lexer:
         self._emit(T.STRING)
         return self._lex_inside_action
 
-    def _lex_raw_quote(self):  # type: ignore[no-untyped-def]
+    def _lex_raw_quote(self) -> _Next:
         end = self.text.find("`", self.pos)
         if end < 0:
             self._error("unterminated raw quoted string")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 
@@ -245,26 +245,6 @@ def fields_of(value: Any) -> tuple[str, ...]:
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return tuple(f.name for f in dataclasses.fields(value) if not f.name.startswith("_"))
     return ()
-
-
-def methods_of(value: Any) -> tuple[str, ...]:
-    return value.go_methods if isinstance(value, GoStruct) else ()
-
-
-def get_method(value: Any, name: str) -> Callable[..., Any] | None:
-    if name in methods_of(value):
-        method = getattr(type(value), name, None)
-        if callable(method):
-            return lambda *args: method(value, *args)
-    return None
-
-
-def get_field(value: Any, name: str) -> Any:
-    """Read an allow-listed field; the caller has checked ``name in fields_of(value)``."""
-    result = getattr(value, name)
-    if isinstance(result, Mapping) and not isinstance(result, GoMap):
-        return as_map(result)
-    return result
 
 
 # --- Go's time and duration text ---------------------------------------------------------------------
