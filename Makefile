@@ -10,8 +10,11 @@ test:
 run:
 	scripts/run.sh
 
+demo:
+	scripts/demo.sh
+
 check: setup
-	.venv/bin/alerting check rules/
+	.venv/bin/alerting check rules/ demo/rules
 
 lint: setup
 	.venv/bin/ruff check alerting tasks tests bench

@@ -5,6 +5,7 @@ This is the imperative shell around :mod:`alerting.evaluation`; Celery tasks and
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -83,8 +84,19 @@ def run_queries(
 
     if concurrency <= 1 or len(group.rules) <= 1:
         return [one(r) for r in group.rules]
-    with ThreadPoolExecutor(max_workers=min(concurrency, len(group.rules))) as pool:
-        return list(pool.map(one, group.rules))
+    return list(_pool(concurrency).map(one, group.rules))
+
+
+_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
+
+
+def _pool(size: int) -> ThreadPoolExecutor:
+    """One query pool per process and size: threads are reused across ticks, never shared
+    across a fork."""
+    key = (os.getpid(), size)
+    if key not in _pools:
+        _pools[key] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="query")
+    return _pools[key]
 
 
 def make_expand(

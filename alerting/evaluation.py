@@ -13,6 +13,7 @@ import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
+from functools import cached_property
 
 from alerting.rules.model import Labels, Rule
 from alerting.sources import Sample
@@ -43,7 +44,7 @@ class Alert:
     keep_firing_since: float | None = None
     last_eval: float = 0.0
 
-    @property
+    @cached_property
     def fingerprint(self) -> str:
         return fingerprint(self.labels)
 
@@ -81,13 +82,9 @@ class Step:
 
 def fingerprint(labels: Labels) -> str:
     """Stable identity of a label set (the same on every worker and after restarts)."""
-    digest = hashlib.sha256()
-    for name, value in labels:
-        digest.update(name.encode())
-        digest.update(b"\xff")
-        digest.update(value.encode())
-        digest.update(b"\xfe")
-    return digest.hexdigest()[:16]
+    # \xff and \xfe cannot occur in UTF-8, so they separate names and values unambiguously.
+    text = b"\xfe".join(n.encode() + b"\xff" + v.encode() for n, v in labels)
+    return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
 def step(
@@ -130,7 +127,7 @@ def step(
         )
 
     alerts: dict[str, Alert] = {}
-    events: list[Transition] = []
+    events: dict[str, Transition] = {}  # at most one per alert: firing replaces pending
     for fp, new in current.items():
         old = previous.get(fp)
         if old is not None and old.state is not State.INACTIVE:
@@ -140,7 +137,7 @@ def step(
             )
         else:
             alerts[fp] = new  # new, or a resolved alert that came back: starts pending again
-            events.append(Transition("pending", new))
+            events[fp] = Transition("pending", new)
 
     for fp, old in previous.items():
         if fp in current:
@@ -158,21 +155,20 @@ def step(
             continue
         resolved = replace(old, state=State.INACTIVE, resolved_at=t, keep_firing_since=None, last_eval=t)
         alerts[fp] = resolved
-        events.append(Transition("resolved", resolved))
+        events[fp] = Transition("resolved", resolved)
 
     for fp, alert in alerts.items():
         if alert.state is State.PENDING and t - alert.active_at >= rule.for_:
             fired = replace(alert, state=State.FIRING, fired_at=t)
             alerts[fp] = fired
-            events = [e for e in events if e.alert.fingerprint != fp or e.kind != "pending"]
-            events.append(Transition("firing", fired))
+            events[fp] = Transition("firing", fired)
 
     active = sum(1 for a in alerts.values() if a.state is not State.INACTIVE)
     if limit and active > limit:
         # Prometheus drops every alert here; dropping would send false "resolved" notices, so the
         # rule freezes instead, like any other evaluation error.
         return Step(dict(previous), [], f"exceeded limit of {limit} with {active} alerts")
-    return Step(alerts, events, error)
+    return Step(alerts, list(events.values()), error)
 
 
 def _alert_labels(rule: Rule, sample: Sample, expand: Expand) -> Labels:

@@ -31,9 +31,10 @@ fi
 .venv/bin/alerting check || echo "run: some rule files have problems; the good ones are served" >&2
 .venv/bin/celery -A alerting worker -B --loglevel=INFO --without-gossip --without-mingle \
   --schedule=var/beat-schedule &
-pids+=($!)
+worker=$!
+pids+=("$worker")
 if [ -n "${RUN_SECONDS:-}" ]; then
   sleep "$RUN_SECONDS"
 else
-  wait "${pids[-1]}"
+  wait "$worker"
 fi

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import uuid
@@ -31,3 +32,32 @@ def test_run_command_starts_prometheus_and_worker_and_shows_alerts_firing(prefix
     assert "starting Prometheus" in output
     firing = [line for line in output.splitlines() if "alert.firing" in line]
     assert any("alertname=Watchdog" in line for line in firing), output[-3000:]
+
+
+def test_demo_command_fires_and_resolves_the_demo_alerts(prefix: str) -> None:
+    env = {
+        **os.environ,
+        "RUN_SECONDS": "110",
+        "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
+        "ALERTING_REDIS_URL": REDIS_URL,
+        "ALERTING_REDIS_PREFIX": prefix,
+        "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
+        "LOG_FORMAT": "json",
+    }
+    result = subprocess.run(["make", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    events: dict[str, list[str]] = {}
+    for line in output.splitlines():
+        try:
+            data = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(data, dict) and str(data.get("event", "")).startswith("alert."):
+            events.setdefault(data["alertname"], []).append(data["event"])
+    for name in ("DemoHighErrorRate", "DemoClaudeOverspend", "DemoQueueBacklog"):
+        assert events.get(name) == ["alert.pending", "alert.firing", "alert.resolved"], (
+            name,
+            events.get(name),
+            output[-3000:],
+        )

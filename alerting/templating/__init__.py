@@ -1,72 +1,136 @@
-"""Templates for annotations, labels and notifications (Prometheus's flavour of Go text/template).
+"""Go's text/template with Prometheus's functions, for annotations, labels and notifications.
 
-Public surface: :func:`check` (load-time syntax check) and :func:`expand_alert` (never raises;
-failures render as ``<error expanding template: ...>`` exactly as Prometheus does).
+An interpreter, not a substitution: :mod:`.lexer` scans, :mod:`.parser` builds a tree, :mod:`.exec`
+walks it with :mod:`.funcs` and Go's formatting from :mod:`.gofmt`. Output, error messages and their
+positions are Prometheus's, byte for byte, so an annotation reads the same here as in Prometheus.
+
+Public surface:
+
+- :func:`check` — load-time syntax check of an annotation or label template (raises TemplateError);
+- :func:`expand_alert` — render for one alert exactly as a Prometheus rule does; never raises;
+- :func:`render` — the general entry point over any data model (notification templates);
+- :func:`go_float` — Go's ``%v`` of a float64; :func:`render_for_cli` for ``alerting render``.
 """
 
 from __future__ import annotations
 
-import math
-import re
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 from alerting.errors import TemplateError
+from alerting.templating.exec import Env, ExecError, Limits, State
+from alerting.templating.funcs import ANY, DEFAULT_FUNCS, Func
+from alerting.templating.gofmt import go_float
+from alerting.templating.parser import ParseError, Tree, parse
+from alerting.templating.values import AlertData, GoMap, GoStruct, Sample
+
+__all__ = [
+    "AlertData",
+    "Env",
+    "Func",
+    "GoMap",
+    "GoStruct",
+    "Limits",
+    "QueryFn",
+    "Sample",
+    "check",
+    "expand_alert",
+    "go_float",
+    "parse_error_text",
+    "render",
+    "render_for_cli",
+]
 
 QueryFn = Callable[[str], Sequence[Any]]
 
-_ACTION = re.compile(r"{{-?\s*(.*?)\s*-?}}", re.S)
-_FIELD = re.compile(r"^(?:\$labels|\.Labels)\.([A-Za-z_][A-Za-z0-9_]*)$")
+# Prometheus prepends these to every rule annotation and label template (on the template's first line).
+ALERT_PREFIX = (
+    "{{$labels := .Labels}}{{$externalLabels := .ExternalLabels}}"
+    "{{$externalURL := .ExternalURL}}{{$value := .Value}}"
+)
 
 
-def go_float(value: float) -> str:
-    """A float64 as Go's ``%v`` prints it (``15``, ``0.1234``, ``1e+06``, ``1.234567e+06``)."""
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    if value == 0:
-        return "-0" if math.copysign(1, value) < 0 else "0"
-    # Shortest round-trip digits in Go's %g layout: exponent form outside [1e-4, 1e6).
-    sig = _shortest_digits(value)
-    exponent = _decimal_exponent(value)
-    if exponent < -4 or exponent >= 6:
-        head, tail = sig[0], sig[1:]
-        sign = "-" if value < 0 else ""
-        body = head + ("." + tail if tail else "")
-        return f"{sign}{body}e{'-' if exponent < 0 else '+'}{abs(exponent):02d}"
-    return _plain(value)
+def _position(text: str, pos: int) -> tuple[int, int]:
+    """1-based line and column (in characters) of offset ``pos``."""
+    line = text.count("\n", 0, pos) + 1
+    start = text.rfind("\n", 0, pos) + 1
+    return line, pos - start + 1
 
 
-def _shortest_digits(value: float) -> str:
-    text = repr(abs(value))
-    mantissa = text.split("e")[0].replace(".", "").lstrip("0")
-    return mantissa.rstrip("0") or "0"
+def _func_table(funcs: Mapping[str, Func | Callable[..., Any]] | None) -> dict[str, Func]:
+    if not funcs:
+        return DEFAULT_FUNCS
+    table = dict(DEFAULT_FUNCS)
+    for name, fn in funcs.items():
+        if isinstance(fn, Func):
+            table[name] = fn
+        else:
+            # A plain Python callable takes any number of arguments of any type.
+            table[name] = Func(name, lambda _s, *a, _fn=fn: _fn(*a), (), ANY)
+    return table
 
 
-def _decimal_exponent(value: float) -> int:
-    return int(f"{abs(value):e}".split("e")[1]) if value else 0
+@functools.lru_cache(maxsize=4096)
+def _compile(name: str, text: str, func_names: frozenset[str]) -> dict[str, Tree] | ParseError:
+    # Cached per text: rules render the same annotations every tick. Errors are cached too.
+    try:
+        return parse(name, text, func_names)
+    except ParseError as exc:
+        return exc
 
 
-def _plain(value: float) -> str:
-    text = repr(value)
-    if "e" in text:
-        text = format(value, "f")
-        return text.rstrip("0").rstrip(".") if "." in text else text
-    return text[:-2] if text.endswith(".0") else text
+def _parse_error(name: str, exc: ParseError) -> str:
+    return f"template: {name}:{exc.line}: {exc.message}"
 
 
-def check(text: str) -> None:
-    """Raise :class:`TemplateError` (with line and column) if ``text`` does not parse."""
-    depth = 0
-    for index, _char in enumerate(text):
-        if text.startswith("{{", index):
-            depth += 1
-        elif text.startswith("}}", index) and depth:
-            depth -= 1
-    if depth:
-        line = text.count("\n", 0, len(text)) + 1
-        raise TemplateError("unclosed action", line, 1)
+def check(text: str, *, alertname: str = "") -> None:
+    """Raise :class:`TemplateError` (with 1-based line and column in ``text``) if it does not parse
+    as a Prometheus alert template (``$labels``, ``$value``, ``$externalLabels``, ``$externalURL``
+    are declared, as Prometheus declares them). The message is Go's; :func:`parse_error_text` gives
+    the full line Prometheus prints."""
+    full = ALERT_PREFIX + text
+    result = _compile("__alert_" + alertname, full, frozenset(DEFAULT_FUNCS))
+    if isinstance(result, ParseError):
+        pos_line, col = _position(full, result.pos)
+        if pos_line != result.line:
+            col = 1
+        elif pos_line == 1:
+            col = max(col - len(ALERT_PREFIX), 1)
+        raise TemplateError(result.message, result.line, col)
+
+
+def parse_error_text(error: TemplateError, alertname: str = "") -> str:
+    """The text Prometheus prints for a template of alert ``alertname`` that does not parse."""
+    return f"template: __alert_{alertname}:{error.line}: {error.message}"
+
+
+def render(
+    text: str,
+    data: Any,
+    *,
+    funcs: Mapping[str, Func | Callable[..., Any]] | None = None,
+    name: str = "",
+    limits: Limits | None = None,
+    env: Env | None = None,
+) -> str:
+    """Execute ``text`` over ``data`` (dicts, lists, scalars, GoMap, or GoStruct/dataclass values
+    whose fields are the only readable attributes). Raises TemplateError with Go's message."""
+    table = _func_table(funcs)
+    result = _compile(name, text, frozenset(table))
+    if isinstance(result, ParseError):
+        pos_line, col = _position(text, result.pos)
+        raise TemplateError(_parse_error(name, result), result.line, col if pos_line == result.line else 1)
+    state = State(result, table, name, limits or Limits(), env or Env())
+    try:
+        return state.execute(name, data)
+    except ExecError as exc:
+        node = state.node
+        line, col = _position(text, node.pos) if node is not None else (0, 0)
+        raise TemplateError(str(exc), line, col) from None
+    except RecursionError:
+        raise TemplateError(f"template: {name}: nesting too deep to execute") from None
 
 
 def expand_alert(
@@ -78,22 +142,45 @@ def expand_alert(
     external_url: str = "",
     at: float = 0.0,
     query: QueryFn | None = None,
+    alertname: str = "",
+    limits: Limits | None = None,
 ) -> str:
-    """Render an annotation or label template for one alert (``$labels``, ``$value``, ...)."""
+    """Render an annotation or label template for one alert, as a Prometheus alerting rule does.
 
-    def action(match: re.Match[str]) -> str:
-        body = match.group(1)
-        if body in ("$value", ".Value"):
-            return go_float(value)
-        if body in ("$externalURL", ".ExternalURL"):
-            return external_url
-        field = _FIELD.match(body)
-        if field:
-            return labels.get(field.group(1), "")
-        raise TemplateError(f"unsupported action {{{{{body}}}}}")
-
+    ``labels`` are the sample's labels (``$labels``; Prometheus passes the query result's labels, not
+    the rule's extra labels nor ``alertname``); ``at`` is the evaluation time in unix seconds;
+    ``query(expr)`` runs an instant query at that time and returns objects with ``labels`` and
+    ``value``. Never raises: a failure renders as ``<error expanding template: ...>``.
+    """
+    name = "__alert_" + alertname
+    data = AlertData(
+        Labels=GoMap(dict(labels)),
+        ExternalLabels=GoMap(dict(external_labels or {})),
+        ExternalURL=external_url,
+        Value=float(value),
+    )
+    env = Env(
+        external_url=external_url,
+        path_prefix=urlsplit(external_url).path if external_url else "",
+        now=at,
+        query=query,
+    )
+    full = ALERT_PREFIX + text
     try:
-        check(text)
-        return _ACTION.sub(action, text)
-    except TemplateError as exc:
-        return f"<error expanding template: {exc}>"
+        result = _compile(name, full, frozenset(DEFAULT_FUNCS))
+        if isinstance(result, ParseError):
+            return f"<error expanding template: error parsing template {name}: {_parse_error(name, result)}>"
+        state = State(result, DEFAULT_FUNCS, name, limits or Limits(), env)
+        try:
+            return state.execute(name, data)
+        except ExecError as exc:
+            return f"<error expanding template: error executing template {name}: {exc}>"
+    except RecursionError:
+        return f"<error expanding template: error executing template {name}: nesting too deep>"
+    except Exception as exc:  # noqa: BLE001 - a template must never take the rule down with it
+        return f"<error expanding template: internal error in template {name}: {type(exc).__name__}>"
+
+
+def render_for_cli(text: str, labels: Mapping[str, str], value: float, *, alertname: str = "") -> str:
+    """What ``alerting render`` prints: the template expanded for one alert with these labels."""
+    return expand_alert(text, labels=labels, value=value, alertname=alertname)

@@ -1,0 +1,288 @@
+"""HTTP probe rules against a real local HTTP server: healthy is silent, failing says why."""
+
+from __future__ import annotations
+
+import json
+import math
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import trustme
+
+from alerting.errors import ConfigError, Position, QueryError, RuleFileError
+from alerting.rules.loader import load_file_groups
+from alerting.sources import kinds
+from alerting.sources.probe import Probe, ProbeSource, check_probe
+from alerting.yamlfile import load_text
+from tests.support.http_fake import Answer, FakeHTTP, free_port, serve_http
+
+HEALTHY = json.dumps({"status": "healthy", "checks": {"database": {"healthy": True}}, "n": [1, 2]}).encode()
+
+
+@pytest.fixture
+def server() -> Iterator[FakeHTTP]:
+    with serve_http() as fake:
+        yield fake
+
+
+@pytest.fixture
+def source() -> Iterator[ProbeSource]:
+    src = ProbeSource("probe", {"timeout": "5s", "headers": {"X-Team": "sre"}})
+    yield src
+    src.close()
+
+
+def probe(spec: object) -> Probe:
+    return check_probe(spec, Position("rules.yml", 1, 1))
+
+
+@pytest.mark.parametrize(
+    ("answer", "spec", "expected"),
+    [
+        (Answer(200, HEALTHY), {}, None),
+        (Answer(204), {"expect_status": "2xx"}, None),
+        (Answer(201), {"expect_status": [200, 201]}, None),
+        (Answer(500, b"oops", "text/plain"), {}, {"error": "status 500", "status_code": "500"}),
+        (
+            Answer(503, HEALTHY),
+            {"expect_json": {"status": "healthy"}},
+            {"error": "status 503", "status_code": "503"},
+        ),
+        (Answer(204), {}, {"error": "status 204", "status_code": "204"}),
+        (Answer(200, HEALTHY), {"expect_json": {"status": "healthy", "checks.database.healthy": True}}, None),
+        (Answer(200, HEALTHY), {"expect_json": {"n.1": 2}}, None),
+        (
+            Answer(200, b'{"status": "unhealthy"}'),
+            {"expect_json": {"status": "healthy"}},
+            {"error": 'json field status is "unhealthy", expected "healthy"', "status_code": "200"},
+        ),
+        (
+            Answer(200, b'{"checks": {"database": {"healthy": 1}}}'),
+            {"expect_json": {"checks.database.healthy": True}},
+            {"error": "json field checks.database.healthy is 1, expected true", "status_code": "200"},
+        ),
+        (
+            Answer(200, b'{"status": "healthy"}'),
+            {"expect_json": {"checks.database.healthy": True}},
+            {"error": "json field checks.database.healthy is missing", "status_code": "200"},
+        ),
+        (
+            Answer(200, b"<html>fine</html>", "text/html"),
+            {"expect_json": {"status": "healthy"}},
+            {"error": "invalid JSON", "status_code": "200"},
+        ),
+        (
+            Answer(200, json.dumps({"status": "x" * 100}).encode()),
+            {"expect_json": {"status": "healthy"}},
+            {"error": f'json field status is "{"x" * 36}..., expected "healthy"', "status_code": "200"},
+        ),
+        (Answer(200, HEALTHY, delay=2.0), {"timeout": "200ms"}, {"error": "timeout"}),
+    ],
+    ids=[
+        "200-healthy",
+        "204-in-2xx",
+        "201-in-list",
+        "500",
+        "503-status-checked-before-json",
+        "204-not-default-200",
+        "json-fields-match",
+        "json-list-index",
+        "json-field-mismatch",
+        "json-true-is-not-1",
+        "json-field-missing",
+        "invalid-json",
+        "long-value-shortened",
+        "timeout",
+    ],
+)
+def test_probe_fires_only_while_unhealthy_and_says_why(
+    server: FakeHTTP, source: ProbeSource, answer: Answer, spec: dict, expected: dict | None
+) -> None:
+    server.answers["/health"] = answer
+    samples = source.query(probe({"url": server.url("/health"), **spec}), time.time())
+    if expected is None:
+        assert samples == []
+        return
+    assert len(samples) == 1
+    assert dict(samples[0].labels) == {"url": server.url("/health"), **expected}
+    assert math.isfinite(samples[0].value) and samples[0].value >= 0
+
+
+def test_connection_refused_is_a_failing_probe_not_a_datasource_error(source: ProbeSource) -> None:
+    url = f"http://127.0.0.1:{free_port()}/health"
+    [sample] = source.query(probe(url), time.time())
+    assert dict(sample.labels) == {"url": url, "error": "connection refused"}
+
+
+def test_error_label_is_the_same_on_every_tick(server: FakeHTTP, source: ProbeSource) -> None:
+    server.answers["/health"] = Answer(200, b'{"status": "degraded"}')
+    spec = probe({"url": server.url("/health"), "expect_json": {"status": "healthy"}})
+    first = source.query(spec, time.time())
+    second = source.query(spec, time.time())
+    assert first[0].labels == second[0].labels
+
+
+def test_request_carries_method_headers_and_json_body(server: FakeHTTP, source: ProbeSource) -> None:
+    server.answers["/check"] = Answer(200, HEALTHY)
+    spec = probe(
+        {
+            "url": server.url("/check"),
+            "method": "post",
+            "headers": {"Authorization": "Bearer t0k", "X-Team": "payments"},
+            "body": {"ping": 1},
+        }
+    )
+    assert source.query(spec, time.time()) == []
+    [request] = server.requests
+    assert request.method == "POST"
+    assert request.headers["Authorization"] == "Bearer t0k"
+    assert request.headers["X-Team"] == "payments"  # the rule's header wins over the datasource's
+    assert request.headers["Content-Type"] == "application/json"
+    assert json.loads(request.body) == {"ping": 1}
+
+
+def test_datasource_headers_are_sent_when_the_rule_sets_none(server: FakeHTTP, source: ProbeSource) -> None:
+    server.answers["/health"] = Answer(200)
+    source.query(probe(server.url("/health")), time.time())
+    assert server.requests[0].headers["X-Team"] == "sre"
+
+
+def test_redirect_fails_unless_followed(server: FakeHTTP, source: ProbeSource) -> None:
+    server.answers["/old"] = Answer(302, headers=(("Location", "/new"),))
+    server.answers["/new"] = Answer(200)
+    [sample] = source.query(probe(server.url("/old")), time.time())
+    assert sample.labels["error"] == "status 302"
+    assert source.query(probe({"url": server.url("/old"), "follow_redirects": True}), time.time()) == []
+
+
+def test_password_in_url_is_masked_in_the_label(source: ProbeSource) -> None:
+    url = f"http://user:s3cret@127.0.0.1:{free_port()}/health"
+    [sample] = source.query(probe(url), time.time())
+    assert "s3cret" not in sample.labels["url"]
+    assert sample.labels["url"].startswith("http://user:")
+
+
+def test_probe_refuses_to_answer_for_a_time_long_past(server: FakeHTTP, source: ProbeSource) -> None:
+    server.answers["/health"] = Answer(200)
+    with pytest.raises(QueryError, match="present"):
+        source.query(probe(server.url("/health")), time.time() - 86400)
+
+
+def test_checked_probe_is_hashable_and_reads_as_a_mapping() -> None:
+    spec = probe({"url": "https://api/health", "expect_status": "2xx", "expect_json": {"status": "ok"}})
+    assert hash(spec) == hash(
+        probe({"url": "https://api/health", "expect_status": "2xx", "expect_json": {"status": "ok"}})
+    )
+    assert dict(spec) == {
+        "url": "https://api/health",
+        "method": "GET",
+        "expect_status": ["2xx"],
+        "expect_json": {"status": "ok"},
+    }
+
+
+RULE_FILE = """\
+groups:
+  - name: health
+    rules:
+      - alert: ApiUnhealthy
+        probe:
+          url: http://api.internal/health
+{extra}
+"""
+
+
+@pytest.mark.parametrize(
+    ("extra", "line", "col", "message"),
+    [
+        ("          methd: GET", 7, 11, 'unknown field "methd" in probe (did you mean "method"?)'),
+        ("          method: FETCH", 7, 19, "probe method must be one of"),
+        ("          timeout: 10", 7, 20, 'probe timeout: not a valid duration string: "10"'),
+        ("          timeout: 0s", 7, 20, "probe timeout must be greater than 0"),
+        ("          expect_status: 2xy", 7, 26, 'expect_status takes status codes (200) or classes ("2xx")'),
+        ("          expect_status: [200, 700]", 7, 26, "got 700"),
+        ("          expect_json: {status: [a]}", 7, 33, "must expect a string, number, boolean or null"),
+        ("          expect_json: {a..b: 1}", 7, 25, "dotted field names"),
+        ("          headers: {Bad Name: x}", 7, 21, "invalid header name 'Bad Name'"),
+        ("          headers: [a]", 7, 20, "probe headers must be a mapping"),
+        ("          body: 12", 7, 17, "probe body must be a string or a mapping"),
+        ("          headers: {X-Note: caf\u00e9}", 7, 21, 'header "X-Note" must be one line of ASCII text'),
+        ("          method: HEAD\n          expect_json: {status: ok}", 8, 24, "HEAD"),
+    ],
+)
+def test_bad_probe_is_reported_at_its_position(
+    tmp_path: Path, extra: str, line: int, col: int, message: str
+) -> None:
+    path = tmp_path / "rules.yml"
+    path.write_text(RULE_FILE.format(extra=extra))
+    _, problems, _ = load_file_groups(path)
+    [problem] = problems
+    assert problem.pos == Position(str(path), line, col)
+    assert message in problem.message
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("probe: 12", "probe must be a URL or a mapping with a url, got a number"),
+        ("probe: {method: GET}", "probe needs a url"),
+        ("probe: ftp://x/y", "must be an absolute http:// or https:// URL"),
+        ("probe: /health", "must be an absolute http:// or https:// URL"),
+    ],
+)
+def test_probe_without_a_usable_url_is_rejected(text: str, message: str) -> None:
+    doc = load_text(text, "rules.yml", RuleFileError)
+    with pytest.raises(RuleFileError, match=message):
+        check_probe(doc["probe"], doc.at("probe"))
+
+
+def test_probe_rule_loads_with_its_kind_and_default_datasource(tmp_path: Path) -> None:
+    path = tmp_path / "rules.yml"
+    path.write_text(RULE_FILE.format(extra="          expect_json: {status: healthy}"))
+    [group], problems, _ = load_file_groups(path)
+    assert problems == []
+    [rule] = group.rules
+    assert (rule.kind, rule.datasource) == ("probe", kinds()["probe"].default_datasource)
+    assert rule.query == Probe(url="http://api.internal/health", expect_json=(("status", "healthy"),))
+    assert rule.query_text == "expect_json={'status': 'healthy'} method=GET url=http://api.internal/health"
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"timeout": "soon"}, "timeout"),
+        ({"tls_config": {"verify": False}}, "tls_config takes only"),
+        ({"tls_config": {"ca_file": "/nonexistent/ca.pem"}}, "cannot load tls_config files"),
+        ({"header": {}}, 'unknown field "header" (did you mean "headers"?)'),
+    ],
+)
+def test_bad_probe_datasource_settings_are_config_errors(config: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match='datasource "probe"') as info:
+        ProbeSource("probe", config)
+    assert message in str(info.value)
+
+
+def test_https_probe_checks_the_certificate_against_the_configured_ca(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_context)
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with serve_http(tls=server_context) as server:
+        server.answers["/health"] = Answer(200)
+        spec = probe(server.url("/health"))
+        assert server.url("/health").startswith("https://")
+        untrusting = ProbeSource("probe", {})
+        trusting = ProbeSource("probe", {"tls_config": {"ca_file": str(ca_file)}})
+        careless = ProbeSource("probe", {"tls_config": {"insecure_skip_verify": True}})
+        try:
+            [sample] = untrusting.query(spec, time.time())
+            assert sample.labels["error"] == "tls certificate verify failed"
+            assert trusting.query(spec, time.time()) == []
+            assert careless.query(spec, time.time()) == []
+        finally:
+            for source in (untrusting, trusting, careless):
+                source.close()
