@@ -161,9 +161,46 @@ def test_configured_fields_override_defaults(fake: PagerDutyFake, ca: LocalCA) -
     assert event["payload"]["severity"] == "warning"
     assert (event["payload"]["source"], event["payload"]["component"]) == ("checkout-lb", "checkout")
     assert (event["payload"]["group"], event["payload"]["class"]) == ("payments", "http")
-    assert event["payload"]["custom_details"] == {"team": "payments"}
+    details = event["payload"]["custom_details"]
+    assert details["team"] == "payments" and details["num_firing"] == 1  # added to the defaults
     assert event["links"][-1] == {"href": "https://grafana.example/d/checkout", "text": "Grafana"}
     assert event["images"] == [{"src": "https://grafana.example/render.png", "alt": "graph"}]
+
+
+def test_alertmanager_style_templates_fill_the_event(fake: PagerDutyFake, ca: LocalCA) -> None:
+    pd = integration(
+        fake,
+        ca,
+        description='{{ template "pagerduty.default.description" . }} on {{ .CommonLabels.service }}',
+        severity="{{ .CommonLabels.severity }}",
+        component="{{ .GroupLabels.alertname | toLower }}",
+        details={
+            "firing": "{{ range .Alerts.Firing }}{{ .Labels.instance }} {{ end }}",
+            "count": "{{ len .Alerts }}",
+        },
+        links=[
+            {"href": "https://grafana.example/d/{{ .CommonLabels.service }}", "text": "{{ .Receiver }} board"}
+        ],
+    )
+    pd.send(notification(alert(labels={"instance": "a"}), alert(labels={"instance": "b"})))
+    event = fake.events[0]
+    assert event["payload"]["summary"] == "[FIRING:2] HighErrorRate (api critical) on api"
+    assert event["payload"]["severity"] == "critical"
+    assert event["payload"]["component"] == "higherrorrate"
+    assert event["payload"]["custom_details"]["firing"] == "a b"
+    assert event["payload"]["custom_details"]["count"] == "2"
+    assert event["links"][-1] == {"href": "https://grafana.example/d/api", "text": "oncall board"}
+
+
+def test_failing_template_falls_back_to_the_default_summary(fake: PagerDutyFake, ca: LocalCA) -> None:
+    pd = integration(fake, ca, description="{{ index .Alerts 5 }}")  # parses, fails when executed
+    pd.send(notification())
+    assert fake.events[0]["payload"]["summary"] == "[FIRING:1] HighErrorRate (api critical)"
+
+
+def test_template_that_does_not_parse_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match=r"description: template: description:1: unclosed action"):
+        pagerduty_integration({"routing_key": PAGERDUTY_KEY, "description": "{{ .Status "}, {})
 
 
 def test_resolved_notification_is_not_sent_when_send_resolved_is_off(

@@ -2,8 +2,10 @@
 
 :func:`template_data` turns a :class:`~alerting.notify.base.Notification` into the structure that
 Alertmanager templates expect (``.Status``, ``.Alerts.Firing``, ``.CommonLabels.SortedPairs`` ...).
-Every object answers both attribute access (``data.Status``) and key access (``data["Status"]``), so
-a template engine can walk it either way.
+:func:`render` executes a receiver's template field (Slack ``text``, PagerDuty ``description`` ...)
+over it with our Go-template engine; Alertmanager's default template names (``{{ template
+"slack.default.title" . }}``, ``__subject`` ...) are defined and render our defaults, so routing files
+written for Alertmanager keep working.
 
 The rest of the module is what receivers have in common: the default title (Alertmanager's
 ``__subject``), the key labels, the summary of one alert, the runbook link, the ``alerting silence
@@ -15,111 +17,130 @@ from __future__ import annotations
 import shlex
 import ssl
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
-from alerting import yamlfile
+import structlog
+
+from alerting import templating, yamlfile
 from alerting.durations import parse_duration
-from alerting.errors import ConfigError, DurationError, Position
+from alerting.errors import ConfigError, DurationError, Position, TemplateError
 from alerting.notify.base import Notification, NotifyAlert
+from alerting.templating import GoMap, GoStruct
+from alerting.templating.funcs import DEFAULT_FUNCS
+from alerting.templating.parser import ParseError, parse
+from alerting.templating.values import GoList, GoTime
+
+log = structlog.get_logger(__name__)
 
 # ---------------------------------------------------------------------------------------------------
-# Template data (Alertmanager's template.Data)
+# Template data (Alertmanager's template.Data), as values our Go-template engine can walk
 
-# Go's zero time.Time; Alertmanager shows it as the EndsAt of alerts that are still firing.
-GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
+_GO_ZERO_NANOS = -62135596800 * 10**9
 
 
-class KV(dict[str, str]):
-    """A label or annotation set with the helper methods Alertmanager templates call."""
+class KV(GoMap, GoStruct):
+    """A label or annotation set (``map[string]string``) with Alertmanager's ``KV`` methods."""
 
-    @property
-    def SortedPairs(self) -> Pairs:  # noqa: N802 - the name templates use
+    go_type: ClassVar[str] = "template.KV"
+    go_methods: ClassVar[tuple[str, ...]] = ("SortedPairs", "Names", "Values", "Remove")
+
+    def __init__(self, items: Mapping[str, str] | None = None) -> None:
+        super().__init__(items, "string")
+
+    def SortedPairs(self) -> Pairs:  # noqa: N802 - the names templates call
         return Pairs(Pair(k, self[k]) for k in sorted(self))
 
-    @property
-    def Names(self) -> list[str]:  # noqa: N802
-        return sorted(self)
+    def Names(self) -> GoList:  # noqa: N802
+        return GoList(sorted(self), "[]string")
 
-    @property
-    def Values(self) -> list[str]:  # noqa: N802
-        return [self[k] for k in sorted(self)]
+    def Values(self) -> GoList:  # noqa: N802
+        return GoList([self[k] for k in sorted(self)], "[]string")
 
     def Remove(self, names: Iterable[str]) -> KV:  # noqa: N802
         drop = set(names)
         return KV({k: v for k, v in self.items() if k not in drop})
 
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Mapping) and dict(self.items()) == dict(other.items())
+
+    __hash__ = None  # type: ignore[assignment]
+
 
 @dataclass(frozen=True)
-class Pair:
+class Pair(GoStruct):
     """One ``Name``/``Value`` entry of ``.SortedPairs``."""
 
     Name: str  # noqa: N815
     Value: str  # noqa: N815
 
-    def __getitem__(self, key: str) -> str:
-        return str(getattr(self, key))
+    go_type: ClassVar[str] = "template.Pair"
+    go_fields: ClassVar[tuple[str, ...]] = ("Name", "Value")
 
 
-class Pairs(list[Pair]):
+class Pairs(GoList, GoStruct):
     """``.SortedPairs``: a list of pairs with ``.Names`` and ``.Values``."""
 
-    @property
-    def Names(self) -> list[str]:  # noqa: N802
-        return [p.Name for p in self]
+    go_type: ClassVar[str] = "template.Pairs"
+    go_methods: ClassVar[tuple[str, ...]] = ("Names", "Values")
 
-    @property
-    def Values(self) -> list[str]:  # noqa: N802
-        return [p.Value for p in self]
+    def __init__(self, items: Iterable[Pair] = ()) -> None:
+        super().__init__(items, "template.Pairs")
 
+    def Names(self) -> GoList:  # noqa: N802
+        return GoList([p.Name for p in self], "[]string")
 
-class _Fields:
-    """Key access by field name, so mapping-walking engines see the same names as attribute access."""
-
-    def __getitem__(self, key: str) -> Any:
-        if key not in self.keys():
-            raise KeyError(key)
-        return getattr(self, key)
-
-    def keys(self) -> list[str]:
-        return [f.name for f in fields(self)]  # type: ignore[arg-type]
-
-    def __contains__(self, key: object) -> bool:
-        return key in self.keys()
+    def Values(self) -> GoList:  # noqa: N802
+        return GoList([p.Value for p in self], "[]string")
 
 
 @dataclass(frozen=True)
-class Alert(_Fields):
+class Alert(GoStruct):
     """One alert as templates see it (Alertmanager's ``template.Alert``)."""
 
     Status: str  # noqa: N815
     Labels: KV  # noqa: N815
     Annotations: KV  # noqa: N815
-    StartsAt: datetime  # noqa: N815
-    EndsAt: datetime  # noqa: N815
+    StartsAt: GoTime  # noqa: N815
+    EndsAt: GoTime  # noqa: N815
     GeneratorURL: str  # noqa: N815
     Fingerprint: str  # noqa: N815
 
+    go_type: ClassVar[str] = "template.Alert"
+    go_fields: ClassVar[tuple[str, ...]] = (
+        "Status",
+        "Labels",
+        "Annotations",
+        "StartsAt",
+        "EndsAt",
+        "GeneratorURL",
+        "Fingerprint",
+    )
 
-class Alerts(tuple[Alert, ...]):
-    """``.Alerts``, with the ``.Firing`` and ``.Resolved`` views templates use."""
 
-    @property
+class Alerts(GoList, GoStruct):
+    """``.Alerts``, with the ``.Firing`` and ``.Resolved`` methods templates call."""
+
+    go_type: ClassVar[str] = "template.Alerts"
+    go_methods: ClassVar[tuple[str, ...]] = ("Firing", "Resolved")
+
+    def __init__(self, items: Iterable[Alert] = ()) -> None:
+        super().__init__(items, "template.Alerts")
+
     def Firing(self) -> Alerts:  # noqa: N802
         return Alerts(a for a in self if a.Status == "firing")
 
-    @property
     def Resolved(self) -> Alerts:  # noqa: N802
         return Alerts(a for a in self if a.Status == "resolved")
 
 
 @dataclass(frozen=True)
-class Data(_Fields):
-    """The root object a notification template is executed with (Alertmanager's ``template.Data``)."""
+class Data(GoStruct):
+    """The root object a notification template runs on (Alertmanager's ``template.Data``)."""
 
     Receiver: str  # noqa: N815
     Status: str  # noqa: N815
@@ -129,35 +150,148 @@ class Data(_Fields):
     CommonAnnotations: KV  # noqa: N815
     ExternalURL: str  # noqa: N815
 
+    go_type: ClassVar[str] = "*template.Data"
+    go_fields: ClassVar[tuple[str, ...]] = (
+        "Receiver",
+        "Status",
+        "Alerts",
+        "GroupLabels",
+        "CommonLabels",
+        "CommonAnnotations",
+        "ExternalURL",
+    )
+    go_pointer: ClassVar[bool] = True
 
-def _time(seconds: float | None) -> datetime:
-    return GO_ZERO_TIME if seconds is None else datetime.fromtimestamp(seconds, UTC)
+
+def _time(seconds: float | None) -> GoTime:
+    return GoTime(_GO_ZERO_NANOS if seconds is None else round(seconds * 1e9))
 
 
-def template_alert(alert: NotifyAlert) -> Alert:
+def _same(text: str) -> str:
+    return text
+
+
+def template_alert(alert: NotifyAlert, escape: Callable[[str], str] = _same) -> Alert:
     return Alert(
         Status=alert.status,
-        Labels=KV(alert.labels),
-        Annotations=KV(alert.annotations),
+        Labels=KV({k: escape(v) for k, v in alert.labels.items()}),
+        Annotations=KV({k: escape(v) for k, v in alert.annotations.items()}),
         StartsAt=_time(alert.starts_at),
         # A firing alert has no end yet; Alertmanager shows Go's zero time there.
-        EndsAt=_time(alert.ends_at) if alert.status == "resolved" else GO_ZERO_TIME,
-        GeneratorURL=alert.generator_url,
+        EndsAt=_time(alert.ends_at if alert.status == "resolved" else None),
+        GeneratorURL=escape(alert.generator_url),
         Fingerprint=alert.fingerprint,
     )
 
 
-def template_data(notification: Notification) -> Data:
-    """The template data for one notification, as Alertmanager builds it."""
+def template_data(notification: Notification, escape: Callable[[str], str] = _same) -> Data:
+    """The template data for one notification, as Alertmanager builds it.
+
+    ``escape`` is applied to every label and annotation value and URL, so a template for Slack mrkdwn
+    or HTML can insert values without them turning into markup; the template's own text is untouched.
+    """
+
+    def kv(items: Mapping[str, str]) -> KV:
+        return KV({k: escape(v) for k, v in items.items()})
+
     return Data(
         Receiver=notification.receiver,
         Status=notification.status,
-        Alerts=Alerts(template_alert(a) for a in notification.alerts),
-        GroupLabels=KV(notification.group_labels),
-        CommonLabels=KV(notification.common_labels),
-        CommonAnnotations=KV(notification.common_annotations),
-        ExternalURL=notification.external_url,
+        Alerts=Alerts(template_alert(a, escape) for a in notification.alerts),
+        GroupLabels=kv(notification.group_labels),
+        CommonLabels=kv(notification.common_labels),
+        CommonAnnotations=kv(notification.common_annotations),
+        ExternalURL=escape(notification.external_url),
     )
+
+
+# ---------------------------------------------------------------------------------------------------
+# Rendering template fields
+
+# Alertmanager's template functions that Prometheus's set lacks.
+NOTIFY_FUNCS: dict[str, Callable[..., Any]] = {
+    "join": lambda sep, items: str(sep).join(str(i) for i in items),
+    "stringSlice": lambda *items: GoList([str(i) for i in items], "[]string"),
+    "trimSpace": lambda text: str(text).strip(),
+}
+_DEFAULT_FUNC = "alertingDefault"
+
+
+Defaults = Mapping[str, Callable[[], str]]
+
+
+def _defines(names: Iterable[str]) -> str:
+    # Appended after the user's text, so line and column numbers in errors stay the user's.
+    return "".join(f'{{{{define "{n}"}}}}{{{{{_DEFAULT_FUNC} "{n}"}}}}{{{{end}}}}' for n in sorted(names))
+
+
+def _shared(notification: Notification) -> dict[str, Callable[[], str]]:
+    return {
+        "__subject": lambda: title(notification),
+        "__description": lambda: "",
+        "__text_alert_list": lambda: alert_list_text(notification),
+        "__alertmanagerURL": lambda: notification.external_url,
+    }
+
+
+def render(
+    text: str,
+    notification: Notification,
+    field: str,
+    *,
+    escape: Callable[[str], str] = _same,
+    defaults: Defaults | None = None,
+) -> str:
+    """Execute template ``text`` (one config field) for ``notification``; raises TemplateError.
+
+    ``escape`` applies to the data (label and annotation values, URLs), never to the template text,
+    so a Slack template may still write ``<!here>`` on purpose while a label cannot.
+    """
+    table = {**_shared(notification), **(defaults or {})}
+
+    def default(name: str) -> str:
+        return table[name]()
+
+    funcs = {**NOTIFY_FUNCS, _DEFAULT_FUNC: default}
+    source = text + _defines(table)
+    return templating.render(source, template_data(notification, escape), funcs=funcs, name=field)
+
+
+def render_or(
+    text: str,
+    notification: Notification,
+    field: str,
+    fallback: Callable[[], str],
+    *,
+    escape: Callable[[str], str] = _same,
+    defaults: Defaults | None = None,
+) -> str:
+    """:func:`render`, or ``fallback()`` when the template fails: a broken template costs its author
+    the custom wording, never the on-call person the page. The failure is logged."""
+    if not text:
+        return fallback()
+    try:
+        return render(text, notification, field, escape=escape, defaults=defaults)
+    except TemplateError as exc:
+        log.warning(
+            "notification_template_failed", field=field, receiver=notification.receiver, error=str(exc)
+        )
+        return fallback()
+
+
+def check_template(config: Mapping[str, Any], key: str, what: str) -> str:
+    """The template text under ``key`` ("" when unset), rejected at load time if it does not parse."""
+    text = string(config, key, what)
+    if "{{" not in text:
+        return text
+    funcs = frozenset({*DEFAULT_FUNCS, *NOTIFY_FUNCS, _DEFAULT_FUNC})
+    try:
+        # The user's text alone, so the message is about what they wrote; the default-name
+        # definitions appended at render time parse on their own.
+        parse(key, text, funcs)
+    except ParseError as exc:
+        raise config_error(config, key, f"{what}: {key}: template: {key}:{exc.line}: {exc.message}") from None
+    return text
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -292,21 +426,16 @@ def silence_command(notification: Notification) -> str:
     return " ".join(["alerting silence add", *matchers, "--duration", "2h", "--comment", shlex.quote("...")])
 
 
-def _when(seconds: float | None) -> str:
+def when(seconds: float | None) -> str:
+    """``2026-01-01 00:00:00 UTC``; "" for no time."""
     if seconds is None:
         return ""
     return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def default_text(notification: Notification) -> str:
-    """The plain-text body every receiver can fall back on (email text part, console, tests)."""
-    lines = [title(notification), ""]
-    sev = notification_severity(notification)
-    if sev:
-        lines.append(f"Severity: {sev}")
-    where = key_labels(notification)
-    if where:
-        lines.append("Where: " + ", ".join(f"{k}={v}" for k, v in where))
+def alert_list_text(notification: Notification) -> str:
+    """The firing and resolved alerts, one paragraph each, as plain text."""
+    lines: list[str] = []
     for heading, alerts in (("Firing", notification.firing), ("Resolved", notification.resolved)):
         if not alerts:
             continue
@@ -318,13 +447,25 @@ def default_text(notification: Notification) -> str:
             if description:
                 lines.append(f"  {description}")
             lines.append("  Labels: " + ", ".join(f"{k}={v}" for k, v in sorted(alert.labels.items())))
-            since = f"  Since: {_when(alert.starts_at)}"
+            since = f"  Since: {when(alert.starts_at)}"
             if alert.status == "resolved" and alert.ends_at is not None:
-                since += f", resolved: {_when(alert.ends_at)}"
+                since += f", resolved: {when(alert.ends_at)}"
             lines.append(since)
             if alert.generator_url:
                 lines.append(f"  Source: {alert.generator_url}")
-    lines.append("")
+    return "\n".join(lines).lstrip("\n")
+
+
+def default_text(notification: Notification) -> str:
+    """The plain-text body every receiver can fall back on (email text part, console, tests)."""
+    lines = [title(notification), ""]
+    sev = notification_severity(notification)
+    if sev:
+        lines.append(f"Severity: {sev}")
+    where = key_labels(notification)
+    if where:
+        lines.append("Where: " + ", ".join(f"{k}={v}" for k, v in where))
+    lines += ["", alert_list_text(notification), ""]
     if runbook_url(notification):
         lines.append(f"Runbook: {runbook_url(notification)}")
     if dashboard_url(notification):

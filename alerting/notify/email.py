@@ -91,7 +91,7 @@ def _alert_rows(alert: NotifyAlert, colour: str) -> str:
         parts.append(f"<br>{e(description)}")
     labels = ", ".join(f"{e(k)}={e(v)}" for k, v in sorted(alert.labels.items()))
     parts.append(f'<br><small style="color:#555">{labels}</small>')
-    since = data.template_alert(alert).StartsAt.strftime("%Y-%m-%d %H:%M:%S UTC")
+    since = data.when(alert.starts_at)
     parts.append(f'<br><small style="color:#555">since {e(since)}')
     if data.is_web_link(alert.generator_url):
         parts.append(" · " + _link(alert.generator_url, "query"))

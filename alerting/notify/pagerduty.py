@@ -118,32 +118,54 @@ class PagerDuty:
             raise DeliveryError(f"PagerDuty unreachable: {_cause(exc)}", retryable=True) from None
 
     def trigger_event(self, notification: Notification) -> dict[str, Any]:
-        """The trigger event's fields besides ``event_action``, ``routing_key`` and ``dedup_key``."""
+        """The trigger event's fields besides ``event_action``, ``routing_key`` and ``dedup_key``.
+
+        Every configured text is a template over the notification; empty results fall back to our
+        defaults, so a template that renders nothing never leaves PagerDuty without a summary.
+        """
         s = self.settings
         common = notification.common_labels
-        summary = s.description or data.title(notification)
+        defaults = pagerduty_defaults(notification)
+
+        def field(name: str, text: str, fallback: str) -> str:
+            value = data.render_or(text, notification, name, lambda: fallback, defaults=defaults).strip()
+            return value or fallback
+
+        client = field("client", s.client, "alerting")
         payload: dict[str, Any] = {
-            "summary": _truncate(summary, SUMMARY_LIMIT),
-            "source": s.source or _first(common, "instance", "job", "service") or s.client,
-            "severity": _severity(s.severity, notification),
+            "summary": _truncate(
+                field("description", s.description, data.title(notification)), SUMMARY_LIMIT
+            ),
+            "source": field("source", s.source, _first(common, "instance", "job", "service") or client),
+            "severity": _severity(field("severity", s.severity, ""), notification),
             "timestamp": _iso(min(a.starts_at for a in notification.alerts)),
-            "custom_details": dict(s.details) if s.details is not None else default_details(notification),
+            "custom_details": default_details(notification),
         }
-        component = s.component or _first(common, "service", "job")
-        event_class = s.event_class or common.get("alertname", "")
-        for name, value in (("component", component), ("group", s.group), ("class", event_class)):
+        if s.details is not None:
+            # Like Alertmanager: configured details add to (and may replace) the default ones.
+            for key, text in s.details.items():
+                payload["custom_details"][key] = field(f"details.{key}", text, "")
+        component = field("component", s.component, _first(common, "service", "job"))
+        event_class = field("class", s.event_class, common.get("alertname", ""))
+        group = field("group", s.group, "")
+        for name, value in (("component", component), ("group", group), ("class", event_class)):
             if value:
                 payload[name] = value
-        event: dict[str, Any] = {"payload": payload, "client": s.client}
-        client_url = s.client_url or notification.external_url
+        event: dict[str, Any] = {"payload": payload, "client": client}
+        client_url = field("client_url", s.client_url, notification.external_url)
         if client_url:
             event["client_url"] = client_url
         links = [{"href": href, "text": text} for href, text in _default_links(notification)]
-        links += [{"href": href, "text": text} for href, text in s.links]
+        for href, text in s.links:
+            url = field("links.href", href, "")
+            if url:
+                links.append({"href": url, "text": field("links.text", text, url)})
         if links:
             event["links"] = links
-        if s.images:
-            event["images"] = [dict(i) for i in s.images]
+        images = [{k: field(f"images.{k}", v, "") for k, v in image.items()} for image in s.images]
+        images = [{k: v for k, v in image.items() if v} for image in images]
+        if any(image.get("src") for image in images):
+            event["images"] = [image for image in images if image.get("src")]
         return event
 
 
@@ -193,6 +215,15 @@ def _first(labels: Mapping[str, str], *names: str) -> str:
 
 def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
+
+
+def pagerduty_defaults(notification: Notification) -> data.Defaults:
+    return {
+        "pagerduty.default.description": lambda: data.title(notification),
+        "pagerduty.default.client": lambda: "alerting",
+        "pagerduty.default.clientURL": lambda: notification.external_url,
+        "pagerduty.default.instances": lambda: data.alert_list_text(notification),
+    }
 
 
 def _severity(configured: str, notification: Notification) -> str:
@@ -266,7 +297,8 @@ def _links(config: Mapping[str, Any], what: str) -> tuple[tuple[str, str], ...]:
         if not isinstance(item, Mapping) or not item.get("href"):
             raise data.config_error(config, "links", f"{what}: every link needs an href")
         data.check_fields(item, ("href", "text"), f"{what} link")
-        out.append((str(item["href"]), str(item.get("text") or item["href"])))
+        href = data.check_template(item, "href", what)
+        out.append((href, data.check_template(item, "text", what) or href))
     return tuple(out)
 
 
@@ -276,7 +308,7 @@ def _images(config: Mapping[str, Any], what: str) -> tuple[Mapping[str, str], ..
         raise data.config_error(config, "images", f"{what}: images must be a list of {{src, href, alt}}")
     for item in items:
         data.check_fields(item, ("src", "href", "alt"), f"{what} image")
-    return tuple({k: str(v) for k, v in item.items()} for item in items)
+    return tuple({k: data.check_template(item, k, what) for k in item} for item in items)
 
 
 @register("pagerduty_configs")
@@ -300,19 +332,23 @@ def pagerduty_integration(config: Mapping[str, Any], global_config: Mapping[str,
     details = config.get("details")
     if details is not None and not isinstance(details, Mapping):
         raise data.config_error(config, "details", f"{what}: details must be a mapping of name to text")
+
+    def template(source: Mapping[str, Any], key: str) -> str:
+        return data.check_template(source, key, what)
+
     settings = PagerDutySettings(
         routing_key=routing_key,
         base_url=_base_url(config, url, what),
         send_resolved=data.boolean(config, "send_resolved", what, True),
-        client=data.string(config, "client", what, "alerting"),
-        client_url=data.string(config, "client_url", what),
-        description=data.string(config, "description", what),
-        details={str(k): str(v) for k, v in details.items()} if details is not None else None,
-        severity=data.string(config, "severity", what),
-        event_class=data.string(config, "class", what),
-        component=data.string(config, "component", what),
-        group=data.string(config, "group", what),
-        source=data.string(config, "source", what),
+        client=template(config, "client"),
+        client_url=template(config, "client_url"),
+        description=template(config, "description"),
+        details={str(k): template(details, k) for k in details} if details is not None else None,
+        severity=template(config, "severity"),
+        event_class=template(config, "class"),
+        component=template(config, "component"),
+        group=template(config, "group"),
+        source=template(config, "source"),
         links=_links(config, what),
         images=_images(config, what),
         timeout=data.duration(config, "timeout", what, 10.0),

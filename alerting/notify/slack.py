@@ -61,6 +61,9 @@ _RESOLVED_COLOUR = "#2eb67d"
 _ICONS = {"critical": ":red_circle:", "error": ":large_orange_circle:", "warning": ":large_yellow_circle:"}
 _ICONS["info"] = ":large_blue_circle:"
 
+# Fields that are Go templates over the notification (besides channel, username and icons).
+_TEMPLATE_FIELDS = ("color", "title", "title_link", "pretext", "text", "footer", "fallback")
+
 _FIELDS = (
     "send_resolved",
     "api_url",
@@ -180,22 +183,81 @@ def _button(text: str, url: str) -> dict[str, Any]:
     }
 
 
-def build_message(notification: Notification, settings: SlackSettings) -> dict[str, Any]:
-    """The ``text`` and ``attachments`` of the message for ``notification`` (no channel/thread)."""
-    resolved = notification.status == "resolved"
-    head: list[dict[str, Any]] = [
-        {
-            "type": "header",
-            "text": {
-                "type": "plain_text",
-                "text": _cut(settings.title or header_text(notification), HEADER_LIMIT),
-            },
-        }
+def _alert_sections(notification: Notification, room: int) -> tuple[list[str], str]:
+    """mrkdwn for up to ``room`` alerts (firing first), and the "and N more" line for the rest."""
+    alerts = notification.firing + notification.resolved
+    common = notification.common_labels
+    shown = [_alert_section(a, common) for a in alerts[:room]]
+    hidden = alerts[room:]
+    if not hidden:
+        return shown, ""
+    firing = sum(1 for a in hidden if a.status == "firing")
+    counts = [
+        f"{firing} firing" if firing else "",
+        f"{len(hidden) - firing} resolved" if len(hidden) > firing else "",
     ]
-    if settings.title_link and data.is_web_link(settings.title_link):
-        head.append(_section(f"<{escape(settings.title_link)}|{escape(settings.title or 'Details')}>"))
-    if settings.pretext:
-        head.append(_section(escape(settings.pretext)))
+    return shown, f"and {len(hidden)} more ({', '.join(c for c in counts if c)})"
+
+
+def slack_defaults(notification: Notification, max_alerts: int = 10) -> data.Defaults:
+    """What Alertmanager's ``slack.default.*`` template names render to here."""
+    return {
+        "slack.default.title": lambda: header_text(notification),
+        "slack.default.text": lambda: _default_text(notification, max_alerts),
+        "slack.default.fallback": lambda: escape(data.title(notification)),
+        "slack.default.titlelink": lambda: notification.external_url,
+        "slack.default.username": lambda: "alerting",
+        "slack.default.pretext": lambda: "",
+        "slack.default.footer": lambda: "",
+        "slack.default.iconemoji": lambda: "",
+        "slack.default.iconurl": lambda: "",
+        "slack.default.callbackid": lambda: "",
+    }
+
+
+def _default_text(notification: Notification, max_alerts: int) -> str:
+    shown, more = _alert_sections(notification, max_alerts)
+    return "\n\n".join([*shown, more] if more else shown)
+
+
+def addressing(notification: Notification, settings: SlackSettings) -> dict[str, str]:
+    """``channel``, ``username``, ``icon_emoji``, ``icon_url`` (each a template), those that are set."""
+    defaults = slack_defaults(notification, settings.max_alerts)
+    out = {}
+    for name in ("channel", "username", "icon_emoji", "icon_url"):
+        value = data.render_or(
+            getattr(settings, name), notification, name, lambda: "", defaults=defaults
+        ).strip()
+        if value:
+            out[name] = value
+    return out
+
+
+def build_message(notification: Notification, settings: SlackSettings) -> dict[str, Any]:
+    """The ``text`` and ``attachments`` of the message for ``notification`` (no channel/thread).
+
+    Template fields run over the notification's data; in mrkdwn fields (``text``, ``pretext``,
+    ``footer``, ``fallback``) the data is escaped, the template's own text is not.
+    """
+    resolved = notification.status == "resolved"
+    defaults = slack_defaults(notification, settings.max_alerts)
+
+    def plain(field: str, text: str, fallback: str) -> str:
+        return data.render_or(text, notification, field, lambda: fallback, defaults=defaults)
+
+    def mrkdwn(field: str, text: str, fallback: str) -> str:
+        return data.render_or(text, notification, field, lambda: fallback, escape=escape, defaults=defaults)
+
+    title = plain("title", settings.title, header_text(notification))
+    head: list[dict[str, Any]] = [
+        {"type": "header", "text": {"type": "plain_text", "text": _cut(title, HEADER_LIMIT)}}
+    ]
+    title_link = plain("title_link", settings.title_link, "")
+    if data.is_web_link(title_link):
+        head.append(_section(f"<{escape(title_link)}|{escape(title)}>"))
+    pretext = mrkdwn("pretext", settings.pretext, "")
+    if pretext.strip():
+        head.append(_section(pretext))
     where = data.key_labels(notification)[:MAX_FIELDS]
     if where:
         fields = [
@@ -217,36 +279,31 @@ def build_message(notification: Notification, settings: SlackSettings) -> dict[s
     if buttons:
         tail.append({"type": "actions", "elements": buttons})
     notes = []
-    if settings.footer:
-        notes.append(escape(settings.footer))
+    footer = mrkdwn("footer", settings.footer, "")
+    if footer.strip():
+        notes.append(_cut_escaped(footer, SECTION_LIMIT))
     if not resolved:
         notes.append(f"Silence: `{escape(data.silence_command(notification))}`")
     if notes:
         tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": n} for n in notes]})
 
     body: list[dict[str, Any]] = []
-    if settings.text:
-        body.append(_section(escape(settings.text)))
+    text = mrkdwn("text", settings.text, "") if settings.text else ""
+    if text.strip():
+        body.append(_section(text))
     else:
-        # One section per alert, firing first, as many as fit beside the fixed blocks.
+        # One section per alert, as many as fit beside the fixed blocks.
         room = max(0, min(settings.max_alerts, MAX_BLOCKS - len(head) - len(tail) - 1))
-        alerts = notification.firing + notification.resolved
-        common = notification.common_labels
-        body = [_section(_alert_section(a, common)) for a in alerts[:room]]
-        hidden = alerts[room:]
-        if hidden:
-            firing = sum(1 for a in hidden if a.status == "firing")
-            counts = [
-                f"{firing} firing" if firing else "",
-                f"{len(hidden) - firing} resolved" if len(hidden) > firing else "",
-            ]
-            more = f"and {len(hidden)} more ({', '.join(c for c in counts if c)})"
+        shown, more = _alert_sections(notification, room)
+        body = [_section(section) for section in shown]
+        if more:
             body.append({"type": "context", "elements": [{"type": "mrkdwn", "text": more}]})
 
-    colour = settings.color or (_RESOLVED_COLOUR if resolved else _COLOURS[_level(notification)])
-    fallback = settings.fallback or data.title(notification)
+    default_colour = _RESOLVED_COLOUR if resolved else _COLOURS[_level(notification)]
+    colour = plain("color", settings.color, default_colour).strip() or default_colour
+    fallback = mrkdwn("fallback", settings.fallback, escape(data.title(notification)))
     return {
-        "text": _cut_escaped(escape(fallback), FALLBACK_LIMIT),
+        "text": _cut_escaped(fallback, FALLBACK_LIMIT),
         "attachments": [{"color": colour, "blocks": head + body + tail}],
     }
 
@@ -313,14 +370,10 @@ class SlackBot:
             retry_handlers=[],
         )
 
-    def _thread_key(self, notification: Notification) -> str:
-        digest = hashlib.sha256(f"{self.settings.channel}\n{notification.group_key}".encode()).hexdigest()
+    @staticmethod
+    def _thread_key(channel: str, notification: Notification) -> str:
+        digest = hashlib.sha256(f"{channel}\n{notification.group_key}".encode()).hexdigest()
         return f"slack-thread:{digest[:40]}"
-
-    def _identity(self) -> dict[str, Any]:
-        s = self.settings
-        extra = {"username": s.username, "icon_emoji": s.icon_emoji, "icon_url": s.icon_url}
-        return {k: v for k, v in extra.items() if v}
 
     def _call(self, method: str, **kwargs: Any) -> Any:
         try:
@@ -335,7 +388,8 @@ class SlackBot:
         if resolved and not self.send_resolved:
             return
         message = build_message(notification, self.settings)
-        key = self._thread_key(notification)
+        identity = addressing(notification, self.settings)
+        key = self._thread_key(identity["channel"], notification)
         thread = self._lookup(key)
         if thread is not None:
             channel, ts = thread
@@ -347,12 +401,12 @@ class SlackBot:
                     thread_ts=ts,
                     reply_broadcast=not resolved,
                     **message,
-                    **self._identity(),
+                    **{k: v for k, v in identity.items() if k != "channel"},
                 )
                 if resolved:
                     self._remember(key, "", 1.0)
                 return
-        answer = self._call("chat.postMessage", channel=self.settings.channel, **message, **self._identity())
+        answer = self._call("chat.postMessage", **message, **identity)
         if not resolved:
             self._remember(key, f"{answer['channel']} {answer['ts']}", THREAD_TTL)
 
@@ -405,14 +459,8 @@ class SlackWebhook:
     def send(self, notification: Notification) -> None:
         if notification.status == "resolved" and not self.send_resolved:
             return
-        body = build_message(notification, self.settings)
-        s = self.settings
-        # Legacy webhooks honour these; current ones ignore them, which is harmless.
-        for name, value in (("channel", s.channel), ("username", s.username), ("icon_emoji", s.icon_emoji)):
-            if value:
-                body[name] = value
-        if s.icon_url:
-            body["icon_url"] = s.icon_url
+        # Legacy webhooks honour channel, username and icons; current ones ignore them, harmlessly.
+        body = {**build_message(notification, self.settings), **addressing(notification, self.settings)}
         try:
             response = self._client.send_dict(body)
         except OSError as exc:
@@ -448,18 +496,12 @@ def slack_integration(config: Mapping[str, Any], global_config: Mapping[str, Any
         raise data.config_error(
             config, "max_alerts", f"{what}: max_alerts must be a whole number of at least 1"
         )
+    templates = {
+        key: data.check_template(config, key, what)
+        for key in (*_TEMPLATE_FIELDS, "channel", "username", "icon_emoji", "icon_url")
+    }
     settings = SlackSettings(
-        channel=data.string(config, "channel", what),
-        username=data.string(config, "username", what),
-        icon_emoji=data.string(config, "icon_emoji", what),
-        icon_url=data.string(config, "icon_url", what),
-        color=data.string(config, "color", what),
-        title=data.string(config, "title", what),
-        title_link=data.string(config, "title_link", what),
-        pretext=data.string(config, "pretext", what),
-        text=data.string(config, "text", what),
-        footer=data.string(config, "footer", what),
-        fallback=data.string(config, "fallback", what),
+        **templates,
         max_alerts=max_alerts,
         send_resolved=data.boolean(config, "send_resolved", what, False),
         timeout=data.duration(config, "timeout", what, 10.0),
