@@ -235,6 +235,29 @@ def test_configured_headers_override_defaults_and_html_can_be_turned_off() -> No
     assert message.get_content_type() == "text/plain" and body == "" and text
 
 
+def test_templates_for_subject_html_and_text_escape_values_only_in_html() -> None:
+    n = notification(alert(labels={"service": "<script>x</script>", "team": "payments"}))
+    with smtp_server() as (port, box):
+        mailer(
+            port,
+            headers={"Subject": "[{{ .Status | toUpper }}] {{ .CommonLabels.team }}\nBcc: evil@example.com"},
+            html='<p class="x">{{ .CommonLabels.service }}</p>{{ template "email.default.html" . }}',
+            text='{{ range .Alerts }}{{ .Labels.service }} since {{ .StartsAt.Format "15:04" }}{{ end }}',
+        ).send(n)
+    message, text, body = parts(box.messages[0][2])
+    assert message["Subject"] == "[FIRING] payments Bcc: evil@example.com"  # one line, no injected header
+    assert message["Bcc"] is None and box.messages[0][1] == ["oncall@example.com", "backup@example.com"]
+    assert body.startswith('<p class="x">&lt;script&gt;x&lt;/script&gt;</p><!DOCTYPE html>')
+    assert text.strip() == "<script>x</script> since 00:00"
+
+
+def test_broken_template_falls_back_to_the_default_part() -> None:
+    with smtp_server() as (port, box):
+        mailer(port, html="{{ index .Alerts 9 }}").send(notification())
+    _, _, body = parts(box.messages[0][2])
+    assert "<h3>Firing (1)</h3>" in body
+
+
 @pytest.mark.parametrize(
     ("config", "message"),
     [
@@ -245,6 +268,7 @@ def test_configured_headers_override_defaults_and_html_can_be_turned_off() -> No
         ({**BASE, "requre_tls": True}, '(did you mean "require_tls"?)'),
         ({**BASE, "tls_config": {"ca_file": "/nope.pem"}}, "cannot load TLS files"),
         ({**BASE, "timeout": "soon"}, "timeout"),
+        ({**BASE, "html": "{{ if }}"}, "html: template: html:1: missing value for if"),
     ],
 )
 def test_bad_config_is_a_config_error(config: dict[str, Any], message: str) -> None:

@@ -143,6 +143,33 @@ def test_label_and_annotation_values_cannot_ping_or_forge_links(slack: SlackFake
     assert "'service=&lt;!channel&gt;'" in joined  # the silence hint quotes it for the shell
 
 
+def test_templates_escape_values_and_keep_the_authors_markup(slack: SlackFake, ca: LocalCA) -> None:
+    integration = bot(
+        slack,
+        ca,
+        channel="#{{ .CommonLabels.room }}",
+        title='{{ template "slack.default.title" . }} [{{ .CommonLabels.team }}]',
+        text="<!here> {{ range .Alerts }}*{{ .Annotations.summary }}* on {{ .Labels.pod }}\n{{ end }}",
+        color='{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}',
+        footer="for {{ .Receiver }}",
+    )
+    n = notification(alert(labels={"room": "pages", "team": "t&c", "pod": "<!channel>"}))
+    integration.send(n)
+    message = slack.calls("chat.postMessage")[0]
+    assert message["channel"] == "#pages"
+    assert message["attachments"][0]["color"] == "danger"
+    header, _fields, body, *_rest, context = blocks(message)
+    assert header["text"]["text"] == ":red_circle: FIRING:1 · critical · HighErrorRate [t&c]"  # plain text
+    assert body["text"]["text"] == "<!here> *5xx 3.2/s* on &lt;!channel&gt;\n"
+    assert context["elements"][0]["text"] == "for oncall"
+
+
+def test_failing_template_falls_back_to_the_default_text(slack: SlackFake, ca: LocalCA) -> None:
+    bot(slack, ca, text="{{ index .Alerts 3 }}").send(notification())
+    texts = mrkdwn_texts(slack.calls("chat.postMessage")[0])
+    assert any(t.startswith("*5xx 3.2/s*") for t in texts)
+
+
 def test_runbook_button_only_for_web_links(slack: SlackFake, ca: LocalCA) -> None:
     n = notification(alert(annotations={"runbook_url": "javascript:alert(1)"}, generator_url=""))
     bot(slack, ca).send(n)
@@ -382,6 +409,10 @@ def test_webhook_url_from_file_and_global(slack: SlackFake, ca: LocalCA, tmp_pat
         ),
         ({"api_url": "https://hooks.example/x", "max_alerts": 0}, "max_alerts must be a whole number"),
         ({"token": "a", "token_file": "/b", "channel": "#a"}, "set at most one of token and token_file"),
+        (
+            {"api_url": "https://hooks.example/x", "text": "{{ range }}"},
+            "text: template: text:1: missing value for range",
+        ),
     ],
 )
 def test_bad_config_is_a_config_error(config: dict[str, Any], message: str) -> None:

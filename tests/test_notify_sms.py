@@ -113,6 +113,16 @@ def test_summary_fits_one_gsm_segment() -> None:
     assert "Überlast in Zürich - café ? {x}" in text  # Ü, ü, é are GSM-7; the dash has a stand-in
 
 
+def test_body_template_is_rendered_then_kept_to_one_segment(twilio: TwilioFake, ca: LocalCA) -> None:
+    body = (
+        '{{ .CommonLabels.service | toUpper }} down — {{ template "sms.default.body" . }} {{ .ExternalURL }}'
+    )
+    twilio_sms(twilio, ca, body=body).send(notification(alert(annotations={"summary": "x" * 150})))
+    text = twilio.sent[0]["Body"]
+    assert text.startswith("API down - [CRITICAL FIRING] HighErrorRate api: xxx")
+    assert gsm_length(text) == 160 and text.endswith("...")
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [("a" * 160, "a" * 160), ("a" * 161, "a" * 157 + "..."), ("{" * 100, "{" * 78 + "...")],

@@ -12,7 +12,7 @@ import hashlib
 import html
 import smtplib
 import ssl
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
@@ -58,8 +58,9 @@ class EmailSettings:
     implicit_tls: bool = False
     tls: ssl.SSLContext | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
-    html: bool = True  # Alertmanager's `html: ""` turns the HTML part off
-    text: bool = True
+    # Templates; None means our default, "" turns the part off (Alertmanager's `html: ""`).
+    html: str | None = None
+    text: str | None = None
     send_resolved: bool = False
     timeout: float = 30.0
 
@@ -149,7 +150,30 @@ def group_reference(notification: Notification) -> str:
     return f"<group-{digest}@alerting>"
 
 
+def email_defaults(notification: Notification) -> data.Defaults:
+    """What Alertmanager's ``email.default.*`` template names render to here."""
+    return {
+        "email.default.subject": lambda: subject(notification),
+        "email.default.html": lambda: html_body(notification),
+        "email.default.text": lambda: data.default_text(notification),
+    }
+
+
+def _one_line(text: str) -> str:
+    # A rendered label value must not be able to start a new header line.
+    return " ".join(text.split())
+
+
 def build_message(notification: Notification, settings: EmailSettings) -> EmailMessage:
+    """The mail: headers, a text part and an HTML part (either can be turned off or templated).
+
+    In the HTML template every value from the data is HTML-escaped; the template's markup is not.
+    """
+    defaults = email_defaults(notification)
+    rendered_headers = {
+        name: _one_line(data.render_or(value, notification, f"headers.{name}", lambda: "", defaults=defaults))
+        for name, value in settings.headers.items()
+    }
     message = EmailMessage()
     headers = {
         "From": settings.sender,
@@ -161,17 +185,35 @@ def build_message(notification: Notification, settings: EmailSettings) -> EmailM
         # firing, repeat and resolved mails of an incident together.
         "References": group_reference(notification),
         "In-Reply-To": group_reference(notification),
-        **settings.headers,
+        **{k: v for k, v in rendered_headers.items() if v},
     }
     for name, value in headers.items():
         message[name] = value
-    if settings.text or not settings.html:
-        message.set_content(data.default_text(notification))
-        if settings.html:
-            message.add_alternative(html_body(notification), subtype="html")
+    text = _part(settings.text, notification, "text", lambda: data.default_text(notification), defaults)
+    body = _part(settings.html, notification, "html", lambda: html_body(notification), defaults, html.escape)
+    if text is not None or body is None:
+        message.set_content(text if text is not None else data.default_text(notification))
+        if body is not None:
+            message.add_alternative(body, subtype="html")
     else:
-        message.set_content(html_body(notification), subtype="html")
+        message.set_content(body, subtype="html")
     return message
+
+
+def _part(
+    template: str | None,
+    notification: Notification,
+    field: str,
+    default: Callable[[], str],
+    defaults: data.Defaults,
+    escape: Callable[[str], str] | None = None,
+) -> str | None:
+    if template is None:
+        return default()
+    if template == "":
+        return None
+    escape_data = escape or (lambda text: text)
+    return data.render_or(template, notification, field, default, escape=escape_data, defaults=defaults)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -322,9 +364,9 @@ def email_integration(config: Mapping[str, Any], global_config: Mapping[str, Any
             require_tls=require_tls,
             implicit_tls=data.boolean(config, "implicit_tls", what, port == 465),
             tls=data.tls_context(config, what),
-            headers={str(k): str(v) for k, v in headers.items()},
-            html=config.get("html", True) != "",
-            text=config.get("text", True) != "",
+            headers={str(k): data.check_template(headers, k, what) for k in headers},
+            html=data.check_template(config, "html", what) if "html" in config else None,
+            text=data.check_template(config, "text", what) if "text" in config else None,
             send_resolved=data.boolean(config, "send_resolved", what, False),
             timeout=data.duration(config, "timeout", what, 30.0),
         )

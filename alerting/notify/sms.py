@@ -130,6 +130,7 @@ def summary(notification: Notification) -> str:
 @dataclass(frozen=True)
 class SmsSettings:
     to: tuple[str, ...]
+    body: str = ""  # a template; "" means our summary
     send_resolved: bool = False
     timeout: float = 10.0
     # Twilio
@@ -185,6 +186,16 @@ class Sms:
         self._http = http
         self._store = store
 
+    def text(self, notification: Notification) -> str:
+        """The message: our summary, or the ``body`` template, folded into one GSM-7 segment."""
+        if not self.settings.body:
+            return summary(notification)
+        defaults = {"sms.default.body": lambda: summary(notification)}
+        rendered = data.render_or(
+            self.settings.body, notification, "body", lambda: summary(notification), defaults=defaults
+        )
+        return fit_segment(to_gsm(" ".join(rendered.split()))) or summary(notification)
+
     def _client(self) -> httpx.Client:
         auth: Any = None
         if self.settings.account_sid:
@@ -204,7 +215,7 @@ class Sms:
     def send(self, notification: Notification) -> None:
         if notification.status == "resolved" and not self.send_resolved:
             return
-        body = summary(notification)
+        body = self.text(notification)
         digest = hashlib.sha256(f"{notification.group_key}\n{body}".encode()).hexdigest()[:32]
         failures: list[tuple[str, DeliveryError]] = []
         with self._client() as client:
@@ -310,6 +321,7 @@ def sms_integration(config: Mapping[str, Any], global_config: Mapping[str, Any])
         raise data.config_error(config, "to", f"{what}: to (a list of phone numbers) is required")
     common = SmsSettings(
         to=to,
+        body=data.check_template(config, "body", what),
         send_resolved=data.boolean(config, "send_resolved", what, False),
         timeout=data.duration(config, "timeout", what, 10.0),
     )
