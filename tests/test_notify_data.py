@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from alerting.errors import ConfigError
+from alerting.errors import ConfigError, TemplateError
 from alerting.notify import data
 from alerting.yamlfile import load_text
 from tests.support.notifications import T0, alert, notification
@@ -158,3 +158,40 @@ def test_config_errors_carry_the_yaml_position() -> None:
     assert (
         str(caught.value) == 'alerting.yml:3:5: unknown field "colr" in slack_configs (did you mean "color"?)'
     )
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("{{ .Status | toUpper }} {{ len .Alerts.Firing }} {{ .CommonLabels.service }}", "FIRING 1 api"),
+        ("{{ range .Alerts.Firing }}{{ .Labels.instance }} {{ end }}", "a "),
+        (
+            '{{ range .Alerts.Resolved }}{{ .Labels.instance }}@{{ .EndsAt.Format "15:04" }}{{ end }}',
+            "b@00:10",
+        ),
+        ('{{ .CommonLabels.SortedPairs.Values | join " " }}', "HighErrorRate api critical"),
+        ("{{ range .GroupLabels.SortedPairs }}{{ .Name }}={{ .Value }}{{ end }}", "alertname=HighErrorRate"),
+        ('{{ template "__subject" . }}', "[FIRING:1] HighErrorRate (api critical)"),
+        ("{{ (index .Alerts 0).StartsAt }}", "2026-01-01 00:00:00 +0000 UTC"),
+        ("{{ (index .Alerts 0).EndsAt }}", "0001-01-01 00:00:00 +0000 UTC"),
+        ("{{ .Receiver }} {{ .ExternalURL }}", "oncall http://alerting.example:8080"),
+        ('{{ stringSlice "a" "b" | join "," }} {{ trimSpace "  x " }}', "a,b x"),
+        ("{{ .CommonLabels.missing }}|{{ .CommonAnnotations.summary }}", "|5xx 3.2/s"),
+    ],
+)
+def test_alertmanager_template_idioms_render(template: str, expected: str) -> None:
+    n = notification(alert(labels={"instance": "a"}), alert("resolved", labels={"instance": "b"}))
+    assert data.render(template, n, "text") == expected
+
+
+def test_escape_applies_to_data_not_to_the_template() -> None:
+    n = notification(alert(labels={"service": "<b>&"}))
+    out = data.render(
+        "<i>{{ .CommonLabels.service }}</i>", n, "html", escape=lambda v: v.replace("<", "&lt;")
+    )
+    assert out == "<i>&lt;b>&</i>"
+
+
+def test_template_cannot_reach_python_internals() -> None:
+    with pytest.raises(TemplateError):
+        data.render("{{ .Alerts.__class__ }}", notification(), "text")
