@@ -77,8 +77,8 @@ def _instant(source: Source, query: object, offset: float) -> Callable[[float], 
     return fetch
 
 
-def _constant(expand: Expand) -> Callable[[Rule], Expand]:
-    return lambda _rule: expand
+def _expander(t: float, external_url: str, prometheus: Source | None) -> Callable[[Rule], Expand]:
+    return lambda rule: make_expand(t, external_url, prometheus, rule.name)
 
 
 def replay_group(
@@ -95,8 +95,7 @@ def replay_group(
     state: dict[str, dict[str, Alert]] = {}
     for t in grid:
         results = [fetch(t) for fetch in fetchers]
-        expand = make_expand(t, external_url, prometheus)
-        evaluated = step_group(group, state, results, t, _constant(expand))
+        evaluated = step_group(group, state, results, t, _expander(t, external_url, prometheus))
         state = {e.rule.key: e.alerts for e in evaluated}
         yield t, evaluated
 

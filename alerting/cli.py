@@ -314,6 +314,34 @@ def backtest(start: str, end: str, step: str | None, rules: tuple[str, ...], fmt
             )
 
 
+@cli.command()
+@click.argument("template")
+@click.option("--labels", "labels", multiple=True, metavar="K=V", help="A label (repeatable).")
+@click.option("--value", default="0", help="The alert's $value (a number, NaN, +Inf, -Inf).")
+@click.option("--alertname", default="", help="Name used in error messages, as in a rule.")
+def render(template: str, labels: tuple[str, ...], value: str, alertname: str) -> None:
+    """Print what an annotation TEMPLATE renders to for these labels and value."""
+    from alerting.errors import TemplateError
+    from alerting.templating import check as check_template
+    from alerting.templating import render_for_cli
+
+    pairs = {}
+    for item in labels:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not K=V", param_hint="--labels")
+        pairs[name] = text
+    try:
+        number = float(value.replace("Inf", "inf"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number", param_hint="--value") from None
+    try:
+        check_template(template, alertname=alertname)
+    except TemplateError as exc:
+        raise click.ClickException(f"template does not parse: {exc}") from None
+    click.echo(render_for_cli(template, pairs, number, alertname=alertname))
+
+
 for _module in _COMMAND_MODULES:
     try:
         importlib.import_module(_module).register(cli)

@@ -100,7 +100,7 @@ def _pool(size: int) -> ThreadPoolExecutor:
 
 
 def make_expand(
-    slot: float, external_url: str, query_source: Source | None
+    slot: float, external_url: str, query_source: Source | None, alertname: str = ""
 ) -> Callable[[str, Mapping[str, str], float], str]:
     def query(expr: str) -> Sequence[Sample]:
         if query_source is None:
@@ -111,7 +111,13 @@ def make_expand(
         if "{{" not in text:
             return text
         return templating.expand_alert(
-            text, labels=labels, value=value, external_url=external_url, at=slot, query=query
+            text,
+            labels=labels,
+            value=value,
+            external_url=external_url,
+            at=slot,
+            query=query,
+            alertname=alertname,
         )
 
     return expand
@@ -180,8 +186,14 @@ def evaluate_group(
             if slot - last_slot > outage_tolerance:
                 previous = {k: restart_pending(v, slot) for k, v in previous.items()}
         results = run_queries(group, source_for, slot - group.query_offset, concurrency)
-        expand = make_expand(slot, external_url, prometheus)
-        outcome.rules = step_group(group, previous, results, slot, lambda _rule: expand)
+        outcome.rules = step_group(
+            group,
+            previous,
+            results,
+            slot,
+            lambda rule: make_expand(slot, external_url, prometheus, rule.name),
+        )
+        expand = make_expand(slot, external_url, prometheus, DATASOURCE_DOWN.name)
         down, up = datasources_down(group, results)
         outcome.datasources_down = sorted(down)
         outcome.duration = time.monotonic() - started

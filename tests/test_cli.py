@@ -146,3 +146,31 @@ def test_backtest_table_shows_transitions(prometheus: PrometheusServer, tmp_path
 def test_backtest_rejects_a_bad_step() -> None:
     result = alerting("backtest", "--from", "0", "--to", "60", "--step", "1.5m")
     assert result.returncode == 2 and 'not a valid duration string: "1.5m"' in result.stderr
+
+
+@pytest.mark.parametrize(
+    "args,out",
+    [
+        (
+            [
+                "{{ $labels.job | toUpper }} at {{ $value | humanizePercentage }}",
+                "--labels",
+                "job=api",
+                "--value",
+                "0.959",
+            ],
+            "API at 95.9%\n",
+        ),
+        (["{{ $value }}", "--value", "1234567"], "1.234567e+06\n"),
+        (["{{ $value }}", "--value", "+Inf"], "+Inf\n"),
+        (["{{ $labels }}", "--labels", "b=2", "--labels", "a=1"], "map[a:1 b:2]\n"),
+    ],
+)
+def test_render_prints_what_prometheus_would(args: list[str], out: str) -> None:
+    result = alerting("render", *args)
+    assert (result.returncode, result.stdout) == (0, out), result.stderr
+
+
+def test_render_reports_a_template_that_does_not_parse() -> None:
+    result = alerting("render", "{{ if }}")
+    assert result.returncode == 1 and "template does not parse: missing value for if" in result.stderr

@@ -219,13 +219,13 @@ class _FileParser:
             values = raw.get(section) or {}
             for key, text in values.items():
                 try:
-                    templating.check(str(text))
+                    templating.check(str(text), alertname=name)
                 except TemplateError as exc:
                     pos = values.at(key) if isinstance(values, Mapping) else raw.at(section)
                     line = pos.line + max(exc.line - 1, 0)
                     raise RuleFileError(
                         f'{section[:-1]} "{key}": template: {exc.message}',
-                        Position(pos.file, line, pos.col if exc.line <= 1 else exc.col),
+                        Position(pos.file, line, pos.col + max(exc.col - 1, 0) if exc.line <= 1 else exc.col),
                     ) from None
         on_error = raw.get("on_error", "freeze")
         if on_error not in ("freeze", "firing"):
