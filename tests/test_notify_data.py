@@ -195,3 +195,22 @@ def test_escape_applies_to_data_not_to_the_template() -> None:
 def test_template_cannot_reach_python_internals() -> None:
     with pytest.raises(TemplateError):
         data.render("{{ .Alerts.__class__ }}", notification(), "text")
+
+
+def test_alertmanager_default_title_idiom_with_remove_renders() -> None:
+    from alerting.notify import data
+    from alerting.notify.base import Notification, NotifyAlert
+
+    n = Notification(
+        "slack",
+        "k",
+        {"alertname": "X"},
+        (NotifyAlert("firing", {"alertname": "X", "job": "api", "severity": "critical"}, {}, 0.0),),
+    )
+    text = (
+        '[{{ .Status | toUpper }}] {{ .GroupLabels.SortedPairs.Values | join " " }} '
+        "{{ if gt (len .CommonLabels) (len .GroupLabels) }}"
+        '({{ with .CommonLabels.Remove .GroupLabels.Names }}{{ .Values | join " " }}{{ end }})'
+        "{{ end }}"
+    )
+    assert data.render(text, n, field="title") == "[FIRING] X (api critical)"

@@ -48,6 +48,7 @@ class KV(GoMap, GoStruct):
 
     go_type: ClassVar[str] = "template.KV"
     go_methods: ClassVar[tuple[str, ...]] = ("SortedPairs", "Names", "Values", "Remove")
+    go_signatures: ClassVar[dict[str, tuple[str, ...]]] = {"Remove": ("interface {}",)}
 
     def __init__(self, items: Mapping[str, str] | None = None) -> None:
         super().__init__(items, "string")

@@ -778,7 +778,9 @@ DEFAULT_FUNCS: dict[str, Func] = {**BUILTINS, **PROMETHEUS}
 
 def method_func(owner: GoStruct, name: str) -> Func | None:
     """An allow-listed method of a value, as a Func with its Go signature."""
-    signatures: dict[str, tuple[str, ...]] = {"Format": (STRING,)}
+    # A value type may declare its methods' parameter types (``go_signatures``); Go's
+    # time.Format is the one built in.
+    signatures: dict[str, tuple[str, ...]] = {"Format": (STRING,), **getattr(owner, "go_signatures", {})}
     if name not in owner.go_methods:
         return None
     bound = getattr(type(owner), name)
