@@ -18,7 +18,7 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -202,7 +202,7 @@ def redact_value(value: Any, key: str = "") -> Any:
     return redact_text(str(value))
 
 
-def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def redact(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """structlog processor: the last step before rendering."""
     return {k: v if k in ("ts", "level", "service") else redact_value(v, k) for k, v in event.items()}
 
@@ -210,14 +210,14 @@ def redact(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
 # --- processors -------------------------------------------------------------------------------
 
 
-def _add_level(_: Any, method: str, event: dict[str, Any]) -> dict[str, Any]:
+def _add_level(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     record = event.get("_record")
     name = record.levelname.lower() if record is not None else method
     event["level"] = _LEVELS.get(name, name.upper())
     return event
 
 
-def _add_timestamp(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _add_timestamp(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     record = event.get("_record")
     event["ts"] = rfc3339(record.created if record is not None else time.time())
     return event
@@ -232,13 +232,13 @@ def rfc3339(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
-def _add_service(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _add_service(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     event.setdefault("service", SERVICE)
     event.setdefault("msg", event.get("event", ""))
     return event
 
 
-def _foreign_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _foreign_event(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """A standard-library record's text is a message, not an identifier: name it by its logger."""
     record = event.get("_record")
     if record is not None:
@@ -247,7 +247,7 @@ def _foreign_event(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
-def _order(_: Any, __: str, event: dict[str, Any]) -> dict[str, Any]:
+def _order(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     out = {k: event.pop(k) for k in (*HEAD_FIELDS, *CORRELATION_FIELDS) if k in event}
     out.update(event)
     return out
