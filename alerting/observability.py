@@ -143,19 +143,28 @@ def context_value(name: str) -> Any:
     return structlog.contextvars.get_contextvars().get(name)
 
 
-def silence_celery_banner(instance: Any) -> None:
-    """Stop Celery printing its multi-line plain-text banner; log the same facts as one line.
+def prepare_celery_worker(instance: Any, level: str = "INFO", fmt: str = "json") -> None:
+    """Make a Celery worker print nothing but our lines. For Celery's ``celeryd_init`` signal
+    (``instance`` is the worker being built), which comes before anything is printed.
 
-    Meant for Celery's ``celeryd_init`` signal, whose ``instance`` is the worker being built.
+    Logging is configured now rather than at ``setup_logging``, so warnings Celery raises while
+    starting (e.g. about running as root) are rendered too; the multi-line plain-text banner is
+    replaced by one line; and the few notices Celery prints itself (warm/cold shutdown) are sent
+    through logging.
     """
+    configure_logging(level, fmt)
     instance.quiet = True
     get_logger("celery.worker").info(
         "worker.starting",
         msg=f"worker {getattr(instance, 'hostname', '?')} starting",
         hostname=getattr(instance, "hostname", None),
-        concurrency=getattr(instance, "concurrency", None),
-        pool=str(getattr(instance, "pool_cls", "")) or None,
     )
+    from celery.apps import worker as celery_worker
+
+    def say(msg: str, f: Any = None) -> None:
+        logging.getLogger("celery.apps.worker").warning(str(msg).strip())
+
+    celery_worker.safe_say = say
 
 
 # --- redaction --------------------------------------------------------------------------------
