@@ -72,7 +72,9 @@ class Check:
         return {"status": self.status, **self.details}
 
 
-def _reload_status(registry: Any) -> Callable[[], tuple[bool, list[str]]]:
+def reload_status_of(registry: Any) -> Callable[[], tuple[bool, list[str]]]:
+    """The ``rules`` check's source: a RuleRegistry's last reload result and problems."""
+
     def status() -> tuple[bool, list[str]]:
         registry.groups()  # picks up edited files, as the next tick would
         return registry.last_reload_ok, list(registry.problems)
@@ -130,7 +132,7 @@ class Readiness:
             prefix=settings.prefix,
             queues=(settings.queue,),
             groups=registry.groups if registry is not None else None,
-            reload_status=_reload_status(registry) if registry is not None else None,
+            reload_status=reload_status_of(registry) if registry is not None else None,
         )
 
     def run(self) -> dict[str, Any]:
