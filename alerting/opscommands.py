@@ -149,10 +149,14 @@ def collect_status(settings: Settings, now: float | None = None) -> dict[str, An
 
 def _receiver_failures(now: float, window: float = 3600.0) -> dict[str, Any]:
     """Failed notification attempts of the last hour, per receiver, from the history table."""
-    from alerting.history import default_history
+    from alerting.history import History
 
     try:
-        rows = default_history().query(kind="notification", outcome="failed", since=now - window, limit=1000)
+        store = History.from_env()
+        try:
+            rows = store.query(kind="notification", outcome="failed", since=now - window, limit=1000)
+        finally:
+            store.close()
     except Exception as exc:
         return {"error": f"history unavailable: {redact_text(str(exc))}"}
     out: dict[str, Any] = {}
