@@ -306,6 +306,20 @@ def _dashboard_exprs() -> list[str]:
     ]
 
 
+# series this test produces, so the panels reading them must show data
+PRODUCED = r"alerting_(group_evaluations_total|notifications_sent_total|queue_depth|beat_leader_present)\b"
+
+
+def _self_monitoring_rules(tmp_path: Path) -> Path:
+    """The rules observability/README.md tells users to load, with ``for`` removed so they fire at once."""
+    readme = (ROOT / "observability" / "README.md").read_text()
+    section = readme.split("## Self-monitoring rules", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    path = tmp_path / "self-monitoring.yml"
+    path.write_text(re.sub(r"for: \w+", "for: 0s", block))
+    return path
+
+
 def test_a_real_prometheus_scrapes_metrics_and_answers_every_dashboard_query(
     tmp_path: Path, api: PromAPI, prom_api: FakeHTTPServer, redis_client: redis.Redis, prefix: str
 ) -> None:
@@ -325,7 +339,8 @@ def test_a_real_prometheus_scrapes_metrics_and_answers_every_dashboard_query(
     readiness = Readiness(redis_url=REDIS_URL, broker_url=REDIS_URL, prefix=prefix)
     with HealthServer(("127.0.0.1", 0), readiness) as server:
         target = f"127.0.0.1:{server.port}"
-        with PrometheusServer(scrape_targets=[target]) as prom:
+        rules = _self_monitoring_rules(tmp_path)
+        with PrometheusServer(scrape_targets=[target], rule_files=[rules]) as prom:
 
             def query(expr: str) -> list[dict]:
                 answer = httpx.get(f"{prom.url}/api/v1/query", params={"query": expr}, timeout=10).json()
@@ -341,9 +356,14 @@ def test_a_real_prometheus_scrapes_metrics_and_answers_every_dashboard_query(
             assert firing[0]["metric"]["exported_job"] == "api"
             for expr in _dashboard_exprs():
                 query(expr)  # every panel's query parses and runs
+            # the documented dead man's rule pages for a group whose last tick is long past (T0)
+            stalled = (
+                f'ALERTS{{alertname="AlertingEvaluatorStalled",alertstate="firing",group="{group.name}"}}'
+            )
+            wait_until(lambda: query(stalled), timeout=60, what="AlertingEvaluatorStalled to fire")
+            assert not query('ALERTS{alertname="AlertingConfigReloadFailed"}')
+            assert not query('ALERTS{alertname="AlertingWorkerAbsent"}')
             # panels whose series this test produced actually show data
             for expr in _dashboard_exprs():
-                if re.search(
-                    r"alerting_(group_evaluations|notifications_sent|queue_depth|beat_leader)", expr
-                ):
+                if re.search(PRODUCED, expr):
                     assert query(expr), expr
