@@ -32,7 +32,7 @@ from alerting import metrics
 from alerting.config import Settings
 from alerting.errors import ConfigError
 from alerting.evaluation import State
-from alerting.observability import get_logger, rfc3339
+from alerting.observability import get_logger, redact_text, rfc3339
 from alerting.state import DATASOURCES_GROUP, StateStore
 
 log = get_logger(__name__)
@@ -165,7 +165,7 @@ class Readiness:
         try:
             return check()
         except Exception as exc:
-            return Check(name, DOWN, critical, {"error": f"{type(exc).__name__}: {exc}"})
+            return Check(name, DOWN, critical, {"error": redact_text(f"{type(exc).__name__}: {exc}")})
 
     def check_redis(self) -> Check:
         started = time.monotonic()
@@ -375,6 +375,7 @@ def start_server(
         log.info("http.disabled", msg="ALERTING_HTTP_ADDR is off: no /metrics, /healthz or /readyz")
         return None
     metrics.setup()
+    metrics.announce()
     try:
         server = HealthServer(where, Readiness.from_settings(settings, registry))
     except OSError as exc:

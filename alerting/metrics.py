@@ -261,6 +261,11 @@ def _m() -> _Metrics:
 # --- what the engine and tasks call -----------------------------------------------------------
 
 
+def announce() -> None:
+    """Count this process in ``alerting_worker_processes`` (pool children do so on first use)."""
+    _m()
+
+
 def observe_group(outcome: GroupOutcome) -> None:
     """Count one tick of a group (completed or skipped)."""
     group = outcome.group

@@ -262,14 +262,16 @@ def test_a_bad_listen_address_says_what_is_expected(text: str) -> None:
         parse_addr(text)
 
 
-def test_the_server_listens_on_loopback_unless_configured() -> None:
+def test_the_server_listens_on_loopback_unless_configured(tmp_path: Path) -> None:
     assert http_addr({}) == ("127.0.0.1", 9464)
     settings = Settings.from_env({"ALERTING_REDIS_URL": REDIS_URL})
-    server = start_server(settings, addr="127.0.0.1:0")
+    server = start_server(settings, addr="127.0.0.1:0", registry=RuleRegistry((str(tmp_path),), 60.0))
     assert server is not None
     try:
         assert server.httpd.server_address[0] == "127.0.0.1"
         assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
+        checks = httpx.get(server.url + "/readyz", timeout=10).json()["checks"]
+        assert {"rules", "evaluations"} <= set(checks)  # the registry feeds them
     finally:
         server.stop()
     assert start_server(settings, addr="off") is None

@@ -7,6 +7,7 @@ import json
 import multiprocessing
 import os
 import re
+import signal
 import subprocess
 import sys
 import uuid
@@ -367,3 +368,93 @@ def test_a_real_prometheus_scrapes_metrics_and_answers_every_dashboard_query(
             for expr in _dashboard_exprs():
                 if re.search(PRODUCED, expr):
                     assert query(expr), expr
+
+
+WORKER_APP = """\
+from celery import signals
+
+from alerting import health, metrics
+from alerting.celery import app, settings
+from alerting.observability import prepare_celery_worker
+
+metrics.setup(fresh=True)  # main process, before the pool forks
+
+
+@signals.celeryd_init.connect
+def _prepare(instance, **_):
+    prepare_celery_worker(instance, settings.log_level, settings.log_format)
+
+
+@signals.worker_ready.connect
+def _serve(**_):
+    health.start_server(settings)
+
+
+@signals.worker_process_shutdown.connect
+def _gone(pid, **_):
+    metrics.process_exited(pid)
+
+
+@app.task(name="probe.observe")
+def observe(receiver):
+    metrics.observe_notification(receiver, "sent", integration="probe")
+"""
+
+
+def test_a_real_prefork_worker_serves_what_its_recycled_children_counted(
+    tmp_path: Path, prefix: str, redis_client: redis.Redis
+) -> None:
+    from celery import Celery
+
+    (tmp_path / "rules").mkdir()
+    (tmp_path / "probeapp.py").write_text(WORKER_APP)
+    port = free_port()
+    queue = f"q-metrics-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
+    env.pop(metrics.MULTIPROC_ENV, None)
+    env.update(
+        ALERTING_RULES=str(tmp_path / "rules"),
+        ALERTING_REDIS_URL=REDIS_URL,
+        ALERTING_REDIS_PREFIX=prefix,
+        ALERTING_CELERY_QUEUE=queue,
+        ALERTING_CONFIG=str(tmp_path / "none.yml"),
+        ALERTING_HTTP_ADDR=f"127.0.0.1:{port}",
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "probeapp", "worker", "--concurrency=2",
+         "--max-tasks-per-child=2", "--without-gossip", "--without-mingle", "--without-heartbeat",
+         f"--hostname=metrics-{uuid.uuid4().hex[:6]}@%h"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+
+    def scraped() -> dict[str, float]:
+        text = httpx.get(f"{url}/metrics", timeout=5).text
+        return {
+            line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line and not line.startswith("#")
+        }
+
+    sent = 'alerting_notifications_sent_total{integration="probe",receiver="probe"}'
+    try:
+        wait_until(
+            lambda: httpx.get(f"{url}/healthz", timeout=2).status_code == 200, timeout=60, what="/healthz"
+        )
+        client = Celery(broker=REDIS_URL)
+        for _ in range(6):
+            client.send_task("probe.observe", args=["probe"], queue=queue)
+        client.close()
+        wait_until(lambda: scraped().get(sent) == 6, timeout=60, what="six observations on /metrics")
+        # each child ran two tasks and was replaced: the dead children's counts stay, but only the
+        # main process is still a live writer (the fresh children have not written yet)
+        processes = "alerting_worker_processes"
+        wait_until(lambda: scraped().get(processes) == 1, timeout=30, what="dead children to drop out")
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+        redis_client.delete(queue, f"_kombu.binding.{queue}")
