@@ -27,6 +27,7 @@ disagree between workers. Queue depths are likewise read from the broker at scra
 from __future__ import annotations
 
 import atexit
+import functools
 import glob
 import os
 import re
@@ -36,7 +37,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -102,10 +103,6 @@ def setup(fresh: bool = False) -> str:
 def _remove_private_dir(path: str, owner: int) -> None:
     if os.getpid() == owner:  # forked children inherit atexit handlers; only the creator cleans
         shutil.rmtree(path, ignore_errors=True)
-
-
-def multiproc_dir() -> str:
-    return setup()
 
 
 class _Metrics:
@@ -260,12 +257,30 @@ def _m() -> _Metrics:
 
 # --- what the engine and tasks call -----------------------------------------------------------
 
+_F = TypeVar("_F", bound=Callable[..., None])
 
+
+def _never_raises(func: _F) -> _F:
+    """Counting must not break what is counted: a metrics failure (say, a full disk under the
+    multiprocess directory) is logged, and the evaluation or send goes on."""
+
+    @functools.wraps(func)
+    def guarded(*args: Any, **kwargs: Any) -> None:
+        try:
+            func(*args, **kwargs)
+        except Exception as exc:
+            log.error("metrics.failed", msg=f"{func.__name__} failed: {type(exc).__name__}: {exc}")
+
+    return guarded  # type: ignore[return-value]
+
+
+@_never_raises
 def announce() -> None:
     """Count this process in ``alerting_worker_processes`` (pool children do so on first use)."""
     _m()
 
 
+@_never_raises
 def observe_group(outcome: GroupOutcome) -> None:
     """Count one tick of a group (completed or skipped)."""
     group = outcome.group
@@ -288,11 +303,13 @@ def observe_group(outcome: GroupOutcome) -> None:
         m.datasource_up.labels(datasource).set(0 if datasource in down else 1)
 
 
+@_never_raises
 def observe_group_failure(group: Group, reason: str) -> None:
     """A tick that could not complete (``reason`` like ``redis`` or ``exception``)."""
     _m().evaluation_failures.labels(group.name, group.file, _reason(reason)).inc()
 
 
+@_never_raises
 def observe_query(datasource: str, seconds: float, outcome: str) -> None:
     m = _m()
     m.query_duration.labels(datasource).observe(seconds)
@@ -331,6 +348,7 @@ def timed(source: Source) -> Source:
     return TimedSource(source)
 
 
+@_never_raises
 def observe_notification(
     receiver: str,
     outcome: str,
@@ -351,19 +369,23 @@ def observe_notification(
         m.notifications_failed.labels(*labels, _reason(reason or "other")).inc()
 
 
+@_never_raises
 def observe_retry(receiver: str, integration: str = "") -> None:
     _m().notification_retries.labels(receiver, integration).inc()
 
 
+@_never_raises
 def observe_suppressed(stage: str, count: int = 1) -> None:
     if count:
         _m().suppressed.labels(_reason(stage)).inc(count)
 
 
+@_never_raises
 def observe_task_retry(task: str) -> None:
     _m().task_retries.labels(task).inc()
 
 
+@_never_raises
 def observe_reload(ok: bool, at: float | None = None) -> None:
     """Result of the latest reload of rule files / alerting.yml."""
     m = _m()
@@ -372,6 +394,7 @@ def observe_reload(ok: bool, at: float | None = None) -> None:
         m.reload_ok_time.set(time.time() if at is None else at)
 
 
+@_never_raises
 def observe_history_write(kind: str, ok: bool, rows: int = 1) -> None:
     m = _m()
     if ok:
@@ -407,6 +430,7 @@ def _skip_reason(text: str) -> str:
     return "other"
 
 
+@_never_raises
 def process_exited(pid: int) -> None:
     """Drop the live gauges of a process that has ended (Celery's ``worker_process_shutdown``)."""
     path = os.environ.get(MULTIPROC_ENV)

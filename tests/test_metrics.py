@@ -3,7 +3,9 @@ and the whole /metrics page scraped by a real Prometheus that answers every dash
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import multiprocessing
 import os
 import re
@@ -22,6 +24,7 @@ from alerting import metrics
 from alerting.engine import GroupOutcome, evaluate_group
 from alerting.health import HealthServer, Readiness
 from alerting.notify.base import DeliveryError
+from alerting.observability import configure_logging
 from alerting.rules import Group, load_paths
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
@@ -458,3 +461,16 @@ def test_a_real_prefork_worker_serves_what_its_recycled_children_counted(
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
         redis_client.delete(queue, f"_kombu.binding.{queue}")
+
+
+def test_a_metrics_failure_is_logged_and_never_reaches_the_caller() -> None:
+    stream = io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging("INFO", "json", stream)
+    try:
+        metrics.observe_group(object())  # type: ignore[arg-type] - not an outcome: counting fails
+    finally:
+        root.handlers[:], root.level = saved
+    (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
+    assert line["event"] == "metrics.failed" and "observe_group failed: AttributeError" in line["msg"]
