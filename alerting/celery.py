@@ -17,8 +17,9 @@ from celery import Celery, signals
 from celery.beat import ScheduleEntry, Scheduler
 from celery.schedules import schedstate, schedule
 
+from alerting import health, metrics
 from alerting.config import Settings
-from alerting.observability import configure_logging, get_logger
+from alerting.observability import configure_logging, get_logger, prepare_celery_worker
 
 settings = Settings.from_env()
 app = Celery("alerting", broker=settings.broker_url, include=["tasks.evaluate"])
@@ -46,6 +47,45 @@ _EPOCH = datetime.fromtimestamp(0, UTC)
 @signals.setup_logging.connect
 def _setup_logging(**_: Any) -> None:
     configure_logging(settings.log_level, settings.log_format)
+
+
+@signals.celeryd_init.connect
+def _prepare(instance: Any = None, **_: Any) -> None:
+    prepare_celery_worker(instance, settings.log_level, settings.log_format)
+
+
+@signals.worker_init.connect
+def _metrics_dir(**_: Any) -> None:
+    # In the main process, before the pool forks: every child writes into the same directory.
+    metrics.setup(fresh=True)
+
+
+_server: Any = None
+
+
+@signals.worker_ready.connect
+def _serve(**_: Any) -> None:
+    global _server
+    from alerting.runtime import get_runtime
+
+    _server = health.start_server(settings, registry=get_runtime().rules)
+
+
+@signals.worker_shutdown.connect
+def _stop(**_: Any) -> None:
+    if _server is not None:
+        _server.stop()
+
+
+@signals.worker_process_shutdown.connect
+def _gone(pid: int | None = None, **_: Any) -> None:
+    if pid is not None:
+        metrics.process_exited(pid)
+
+
+@signals.task_retry.connect
+def _retry(sender: Any = None, request: Any = None, **_: Any) -> None:
+    metrics.observe_task_retry(str(getattr(sender, "name", None) or getattr(request, "task", "unknown")))
 
 
 class SlotSchedule(schedule):
@@ -89,7 +129,9 @@ class GroupScheduler(Scheduler):
     def _refresh(self) -> None:
         from alerting.runtime import get_runtime
 
-        groups = get_runtime().rules.groups()
+        runtime = get_runtime()
+        groups = runtime.rules.groups()
+        metrics.observe_reload(runtime.rules.last_reload_ok)
         entries: dict[str, ScheduleEntry] = {}
         for group in groups:
             name = f"group:{group.id}"

@@ -25,7 +25,7 @@ from alerting.yamlfile import Mapping as PosMapping
 from alerting.yamlfile import load_file
 
 # Optional command modules: each exposes register(cli) and lands with its feature.
-_COMMAND_MODULES = ("alerting.routing.commands", "alerting.notify.commands")
+_COMMAND_MODULES = ("alerting.routing.commands", "alerting.notify.commands", "alerting.opscommands")
 
 
 def parse_time(text: str) -> float:

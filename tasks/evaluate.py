@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import redis
 
+from alerting import history
 from alerting.celery import app
-from alerting.engine import GroupOutcome, console_dispatch, evaluate_group
+from alerting.engine import Evaluated, GroupOutcome, console_dispatch, evaluate_group
 from alerting.errors import AlertingError
 from alerting.observability import get_logger
 from alerting.rules.model import Group
@@ -52,6 +54,11 @@ def _evaluate(runtime: Runtime, group: Group, slot: float) -> GroupOutcome:
         dispatch=console_dispatch,
         prometheus=_prometheus(runtime),
     )
+
+
+def _dispatch(group: Group, evaluated: Sequence[Evaluated], slot: float) -> None:
+    history.record_evaluated(group.name, evaluated, slot)
+    console_dispatch(group, evaluated, slot)
 
 
 def _prometheus(runtime: Runtime) -> Any:

@@ -80,7 +80,7 @@ def test_worker_takes_an_alert_through_pending_firing_resolved_exactly_once(
         "instance": exporter.target,
     }
     assert firing["annotations"] == {"summary": "e2e_metric is 3"}
-    assert firing["service"] == "alerting" and firing["level"] == "info"
+    assert firing["service"] == "alerting" and firing["level"] == "INFO"
     # The state is in Redis under our prefix, not in the process.
     assert redis_client.hlen(f"{prefix}:alerts:{rules / 'e2e.yml'}:e2e") == 1
 
