@@ -6,5 +6,6 @@ scripts/venv.sh
 scripts/services.sh
 .venv/bin/ruff check alerting tasks tests bench
 .venv/bin/ruff format --check alerting tasks tests bench
-.venv/bin/alerting check rules/
+.venv/bin/mypy alerting
+.venv/bin/alerting check rules/ demo/rules
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

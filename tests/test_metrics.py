@@ -315,10 +315,8 @@ PRODUCED = r"alerting_(group_evaluations_total|notifications_sent_total|queue_de
 
 
 def _self_monitoring_rules(tmp_path: Path) -> Path:
-    """The rules observability/README.md tells users to load, with ``for`` removed so they fire at once."""
-    readme = (ROOT / "observability" / "README.md").read_text()
-    section = readme.split("## Self-monitoring rules", 1)[1]
-    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    """The shipped self-monitoring rules, with ``for`` removed so they fire at once."""
+    block = (ROOT / "observability" / "prometheus-rules.yml").read_text()
     path = tmp_path / "self-monitoring.yml"
     path.write_text(re.sub(r"for: \w+", "for: 0s", block))
     return path
