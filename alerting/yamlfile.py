@@ -98,16 +98,12 @@ def suggest(word: str, choices: Iterable[str]) -> str:
     return f' (did you mean "{close[0]}"?)' if close else ""
 
 
-def check_fields(
-    mapping: Mapping, allowed: Iterable[str], what: str, error: type[LocatedError]
-) -> None:
+def check_fields(mapping: Mapping, allowed: Iterable[str], what: str, error: type[LocatedError]) -> None:
     """Reject keys that are not in ``allowed``, with a did-you-mean."""
     allowed = tuple(allowed)
     for key in mapping:
         if key not in allowed:
-            raise error(
-                f'unknown field "{key}" in {what}{suggest(key, allowed)}', mapping.key_pos[key]
-            )
+            raise error(f'unknown field "{key}" in {what}{suggest(key, allowed)}', mapping.key_pos[key])
 
 
 def expect_mapping(value: Any, pos: Position, what: str, error: type[LocatedError]) -> Mapping:

@@ -56,9 +56,7 @@ def rule_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[RuleFileEr
         path = Path(raw)
         if path.is_dir():
             files.extend(
-                sorted(
-                    p for p in path.rglob("*") if p.suffix in _RULE_FILE_SUFFIXES and p.is_file()
-                )
+                sorted(p for p in path.rglob("*") if p.suffix in _RULE_FILE_SUFFIXES and p.is_file())
             )
         elif path.exists():
             files.append(path)
@@ -96,8 +94,7 @@ def load_file_groups(
     warnings = []
     if parser.recording:
         warnings.append(
-            f"{file}: skipped {parser.recording} recording rule(s); "
-            "recording rules belong in Prometheus"
+            f"{file}: skipped {parser.recording} recording rule(s); recording rules belong in Prometheus"
         )
     return parser.groups, parser.problems, warnings
 
@@ -157,9 +154,7 @@ class _FileParser:
         query_offset = _duration(raw, "query_offset", 0.0)
         limit = raw.get("limit", 0)
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
-            raise RuleFileError(
-                f"limit must be a non-negative integer, got {limit!r}", raw.at("limit")
-            )
+            raise RuleFileError(f"limit must be a non-negative integer, got {limit!r}", raw.at("limit"))
         group_labels = _labels(raw, "labels", "label")
         datasource = raw.get("datasource", "")
         if not isinstance(datasource, str):
@@ -295,13 +290,9 @@ def _labels(raw: Mapping, key: str, what: str) -> dict[str, str]:
         if not _LABEL_NAME.match(name) or (what == "label" and name == "__name__"):
             raise RuleFileError(f"invalid {what} name: {name!r}", mapping.key_pos[name])
         if isinstance(text, (dict, list)) or text is None:
-            raise RuleFileError(
-                f'{what} "{name}" must be a string, got {type_name(text)}', mapping.at(name)
-            )
+            raise RuleFileError(f'{what} "{name}" must be a string, got {type_name(text)}', mapping.at(name))
         out[name] = (
-            text
-            if isinstance(text, str)
-            else (str(text).lower() if isinstance(text, bool) else str(text))
+            text if isinstance(text, str) else (str(text).lower() if isinstance(text, bool) else str(text))
         )
     return out
 

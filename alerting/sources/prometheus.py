@@ -117,20 +117,14 @@ class PrometheusSource:
         try:
             kind, result = data["resultType"], data["result"]
             if kind == "vector":
-                return [
-                    Sample(_labels(item["metric"]), _float(item["value"][1])) for item in result
-                ]
+                return [Sample(_labels(item["metric"]), _float(item["value"][1])) for item in result]
             if kind == "scalar":
                 return [Sample({}, _float(result[1]))]
         except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise DatasourceError(
-                f"malformed query result from {self.url}: {exc!r}", self.name
-            ) from None
+            raise DatasourceError(f"malformed query result from {self.url}: {exc!r}", self.name) from None
         raise QueryError(f"rule result is not a vector or scalar: got {kind}")
 
-    def query_range(
-        self, query: str, start: float, end: float, step: float
-    ) -> dict[float, list[Sample]]:
+    def query_range(self, query: str, start: float, end: float, step: float) -> dict[float, list[Sample]]:
         """Range query, chunked under Prometheus's point limit; returns samples per step time."""
         out: dict[float, list[Sample]] = {}
         chunk = step * (_RANGE_POINTS - 1)
@@ -145,13 +139,9 @@ class PrometheusSource:
                 for series in data["result"]:
                     labels = _labels(series.get("metric", {}))
                     for ts, value in series["values"]:
-                        out.setdefault(round(float(ts), 3), []).append(
-                            Sample(labels, _float(value))
-                        )
+                        out.setdefault(round(float(ts), 3), []).append(Sample(labels, _float(value)))
             except (KeyError, IndexError, TypeError, ValueError) as exc:
-                raise DatasourceError(
-                    f"malformed range result from {self.url}: {exc!r}", self.name
-                ) from None
+                raise DatasourceError(f"malformed range result from {self.url}: {exc!r}", self.name) from None
             t = stop + step
         return out
 
