@@ -140,6 +140,14 @@ _OURS = (
     "console_configs",
     "alertmanager_configs",
 )
+# The global settings each integration falls back on, as in Alertmanager.
+_GLOBALS_USED = {
+    "slack_configs": ("slack_api_url", "http_config"),
+    "email_configs": ("smtp_",),
+    "pagerduty_configs": ("pagerduty_url", "http_config"),
+    "sms_configs": ("sms_", "twilio_", "http_config"),
+    "webhook_configs": ("http_config",),
+}
 _ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 CONSOLE = "console_configs"
 
@@ -160,6 +168,8 @@ class ReceiverIntegration:
 
     @property
     def key(self) -> str:
+        if self.stands_for:  # its own log entries: a real integration configured later starts fresh
+            return f"{self.receiver}/console-standin/{self.index}"
         return f"{self.receiver}/{self.kind}/{self.index}"
 
     @property
@@ -218,9 +228,13 @@ class RoutingConfig:
         return None
 
 
-def load_routing_config(path: str | Path) -> RoutingConfig:
-    """Load ``alerting.yml``; the first problem is raised as ``ConfigError`` (``file:line:col``)."""
-    config, problems = _load(path)
+def load_routing_config(path: str | Path, extra_global: AbcMapping[str, Any] | None = None) -> RoutingConfig:
+    """Load ``alerting.yml``; the first problem is raised as ``ConfigError`` (``file:line:col``).
+
+    ``extra_global`` is handed to integrations beside the file's ``global`` section (runtime
+    objects such as a shared key-value store; never written in the file).
+    """
+    config, problems = _load(path, extra_global)
     if problems:
         raise problems[0]
     assert config is not None
@@ -230,7 +244,7 @@ def load_routing_config(path: str | Path) -> RoutingConfig:
 
 def check_routing_config(path: str | Path) -> list[ConfigError]:
     """Every problem in ``alerting.yml`` (empty when it loads)."""
-    return _load(path)[1]
+    return _load(path, None)[1]
 
 
 def default_routing_config() -> RoutingConfig:
@@ -271,13 +285,16 @@ def _import_integrations() -> None:
                 raise
 
 
-def _load(path: str | Path) -> tuple[RoutingConfig | None, list[ConfigError]]:
+def _load(
+    path: str | Path, extra_global: AbcMapping[str, Any] | None
+) -> tuple[RoutingConfig | None, list[ConfigError]]:
     _import_integrations()
     try:
         doc = load_file(path, ConfigError)
     except ConfigError as exc:
         return None, [exc]
     parser = _Parser(str(path))
+    parser.extra_global = extra_global or {}
     config = parser.parse(doc)
     return (config if not parser.errors else None), parser.errors
 
@@ -289,7 +306,8 @@ class _Parser:
         self.warnings: list[str] = []
         self.route_refs: list[tuple[str, Position]] = []
         self.interval_refs: list[tuple[str, Position]] = []
-        self.global_missing: list[str] = []
+        self.global_unset: dict[str, list[str]] = {}
+        self.extra_global: AbcMapping[str, Any] = {}
 
     def error(self, message: str, pos: Position | None) -> None:
         self.errors.append(ConfigError(message, pos or Position(self.file)))
@@ -427,16 +445,15 @@ class _Parser:
         for key in raw:
             if key not in _GLOBAL_FIELDS and not key.startswith(_GLOBAL_PREFIXES):
                 self.error(f'unknown field "{key}" in global{suggest(key, _GLOBAL_FIELDS)}', raw.key_pos[key])
-        missing: list[str] = []
         out: dict[str, Any] = {}
         for key, value in raw.items():
-            before = len(missing)
-            expanded = _expand(value, missing)
-            if len(missing) == before:
-                out[key] = expanded
-            else:
-                # A global secret that is not set is absent, so integrations relying on it fall back.
-                self.global_missing.append(f"{key} ({', '.join(missing[before:])} not set)")
+            unset: list[tuple[str, str | None]] = []
+            expanded = _expand(value, unset)
+            if unset:
+                self.global_unset[key] = [name for name, default in unset if not default]
+            if any(default is None for _, default in unset):
+                continue  # an unset global secret is absent; integrations relying on it fall back
+            out[key] = expanded
         out["resolve_timeout"] = self.duration(raw, "resolve_timeout", 300.0, allow_zero=False)
         return out
 
@@ -538,7 +555,7 @@ class _Parser:
                     if built is not None:
                         integrations.append(built)
             fallback = self.string(raw, "fallback", "fallback")
-            out[name] = Receiver(name, tuple(integrations), fallback)
+            out[name] = Receiver(name, _merge_stand_ins(integrations, global_config), fallback)
         if fallbacks:
             self.warnings.append(
                 "these receiver integrations print to the console instead, until configured: "
@@ -559,8 +576,9 @@ class _Parser:
         raw = self.mapping(cfg if cfg is not None else _empty_mapping(pos), pos, f"an entry of {key}")
         if raw is None:
             return None
-        missing: list[str] = []
-        expanded = _expand(raw, missing)
+        unset: list[tuple[str, str | None]] = []
+        expanded = _expand(raw, unset)
+        missing = [name for name, default in unset if default is None]
         for file_key, value in raw.items():
             is_path = isinstance(value, str) and value and "${" not in value
             if file_key.endswith("_file") and is_path and not os.access(value, os.R_OK):
@@ -574,10 +592,17 @@ class _Parser:
             fallbacks.append(f"{what} ({', '.join(missing)} not set)")
             return self.console_stand_in(receiver, key, index, expanded, global_config)
         try:
-            integration = factory(expanded, global_config)
+            integration = factory(expanded, {**global_config, **self.extra_global})
         except ConfigError as exc:
-            if self.global_missing:
-                fallbacks.append(f"{what} ({exc.message}; global {', '.join(self.global_missing)})")
+            # Empty because a variable is unset (in this entry or a global it uses): not configured yet.
+            names = [name for name, default in unset if not default] + [
+                name
+                for global_key, names in self.global_unset.items()
+                if global_key.startswith(_GLOBALS_USED.get(key, ("http_config",)))
+                for name in names
+            ]
+            if names and not exc.message.startswith("unknown field"):
+                fallbacks.append(f"{what} ({', '.join(dict.fromkeys(names))} not set)")
                 return self.console_stand_in(receiver, key, index, expanded, global_config)
             self.errors.append(exc if exc.pos else ConfigError(f"{what}: {exc.message}", pos))
             return None
@@ -702,14 +727,36 @@ class _Parser:
         return out
 
 
+def _merge_stand_ins(
+    integrations: list[ReceiverIntegration], global_config: dict[str, Any]
+) -> tuple[ReceiverIntegration, ...]:
+    """One console line per notification, however many integrations of the receiver it stands in for."""
+    stand_ins = [i for i in integrations if i.stands_for]
+    if len(stand_ins) < 2:
+        return tuple(integrations)
+    receiver = stand_ins[0].receiver
+    names = ", ".join(f"{i.stands_for}" for i in stand_ins)
+    settings = {
+        "send_resolved": any(i.send_resolved for i in stand_ins),
+        "stands_for": f"{receiver}/{{{names}}}",
+    }
+    merged = ReceiverIntegration(
+        receiver, CONSOLE, 0, INTEGRATIONS[CONSOLE](settings, global_config), stands_for=names
+    )
+    return (*[i for i in integrations if not i.stands_for], merged)
+
+
 def _empty_mapping(pos: Position) -> Mapping:
     empty = Mapping()
     empty.pos, empty.key_pos, empty.value_pos = pos, {}, {}
     return empty
 
 
-def _expand(value: Any, missing: list[str]) -> Any:
-    """Replace ``${VAR}`` in strings (recursively), keeping YAML positions; unset names go to ``missing``."""
+def _expand(value: Any, unset: list[tuple[str, str | None]]) -> Any:
+    """Replace ``${VAR}`` in strings (recursively), keeping YAML positions.
+
+    Every variable that is not set lands in ``unset`` as ``(name, its default or None)``.
+    """
     if isinstance(value, str):
 
         def sub(found: re.Match[str]) -> str:
@@ -717,22 +764,20 @@ def _expand(value: Any, missing: list[str]) -> Any:
             env = os.environ.get(name)
             if env:
                 return env
-            if default is not None:
-                return default
-            missing.append(name)
-            return ""
+            unset.append((name, default))
+            return default or ""
 
         return _ENV.sub(sub, value)
     if isinstance(value, Mapping):
-        out = Mapping((k, _expand(v, missing)) for k, v in value.items())
+        out = Mapping((k, _expand(v, unset)) for k, v in value.items())
         out.pos, out.key_pos, out.value_pos = value.pos, value.key_pos, value.value_pos
         return out
     if isinstance(value, Sequence):
-        seq = Sequence(_expand(v, missing) for v in value)
+        seq = Sequence(_expand(v, unset) for v in value)
         seq.pos, seq.item_pos = value.pos, value.item_pos
         return seq
     if isinstance(value, dict):
-        return {k: _expand(v, missing) for k, v in value.items()}
+        return {k: _expand(v, unset) for k, v in value.items()}
     if isinstance(value, list):
-        return [_expand(v, missing) for v in value]
+        return [_expand(v, unset) for v in value]
     return value
