@@ -36,9 +36,14 @@ def compile_anchored(pattern: str) -> Any:
     """Compile an RE2 pattern anchored at both ends, as Alertmanager and Prometheus anchor them."""
     try:
         return re2.compile(f"^(?:{pattern})$", _RE2_OPTIONS)
+    except re2.error:
+        pass
+    try:  # compile it as written, so the message quotes the user's pattern, not our anchoring
+        re2.compile(pattern, _RE2_OPTIONS)
     except re2.error as exc:
         detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else str(exc)
         raise MatcherError(f"invalid regular expression {pattern!r}: {detail}") from None
+    raise MatcherError(f"invalid regular expression {pattern!r}")
 
 
 @dataclass(frozen=True)
