@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -148,6 +149,21 @@ class WebhookIntegration:
         self.max_alerts = max_alerts
         self.http = http or HttpConfig()
         self.timeout = timeout
+        self._client: httpx.Client | None = None
+        self._client_lock = threading.Lock()
+
+    def _http_client(self) -> httpx.Client:
+        # One pooled client per integration: building TLS contexts per send costs more than the send.
+        with self._client_lock:
+            if self._client is None:
+                self._client = httpx.Client(
+                    timeout=self.timeout,
+                    verify=self.http.verify(),
+                    cert=self.http.cert(),
+                    follow_redirects=self.http.follow_redirects,
+                    proxy=self.http.proxy_url,
+                )
+            return self._client
 
     def send(self, notification: Notification) -> None:
         url = _read_secret(self.url_file) if self.url_file else self.url
@@ -158,14 +174,9 @@ class WebhookIntegration:
             **self.http.headers(),
         }
         try:
-            with httpx.Client(
-                timeout=self.timeout,
-                verify=self.http.verify(),
-                cert=self.http.cert(),
-                follow_redirects=self.http.follow_redirects,
-                proxy=self.http.proxy_url,
-            ) as client:
-                response = client.post(str(url), content=body, headers=headers, auth=self.http.auth())
+            response = self._http_client().post(
+                str(url), content=body, headers=headers, auth=self.http.auth()
+            )
         except httpx.TimeoutException:
             raise DeliveryError(f"webhook timed out after {self.timeout:g}s", retryable=True) from None
         except httpx.HTTPError as exc:
