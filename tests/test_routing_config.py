@@ -66,7 +66,8 @@ def test_tree_inherits_receiver_grouping_and_timers(tmp_path: Path) -> None:
         1800.0,
     )
     assert critical.receiver == "hook" and critical.group_by_all and critical.repeat_interval == 1800.0
-    assert warning.group_by == () and not warning.group_by_all and warning.receiver == "default"
+    # An empty group_by is read as an absent one, as Alertmanager reads it: inherited.
+    assert warning.group_by == ("alertname",) and not warning.group_by_all and warning.receiver == "default"
     assert critical.key == '{}/{team="db"}/{severity="critical"}'
     assert warning.key == '{}/{team="db"}/{severity=~"warn.*"}'
     assert [r.id for r in root.walk()] == ["0", "0.0", "0.0.0", "0.0.1"]

@@ -92,7 +92,7 @@ def test_group_keys_are_spelled_like_alertmanagers(config: RoutingConfig) -> Non
     ("labels", "group_labels"),
     [
         ({"env": "prod", "alertname": "A", "x": "1"}, {"env": "prod", "alertname": "A", "x": "1"}),  # '...'
-        ({"alertname": "A"}, {}),  # group_by: [] -> one group for the whole route
+        ({"alertname": "A"}, {"alertname": "A"}),  # group_by: [] inherits, as in Alertmanager
         ({"instance": "a", "alertname": "A", "y": "2"}, {"alertname": "A"}),
         ({"instance": "a"}, {}),  # grouping labels the alert lacks are left out
     ],

@@ -132,6 +132,30 @@ def _read_secret(path: str) -> str:
         raise DeliveryError(f"cannot read secret file {path}: {exc.strerror}", retryable=True) from None
 
 
+_clients: dict[tuple[Any, ...], httpx.Client] = {}
+_clients_lock = threading.Lock()
+
+
+def _shared_client(http: HttpConfig, timeout: float) -> httpx.Client:
+    """One pooled client per distinct transport setting, shared by every webhook of the process.
+
+    Building a TLS context costs more than a local POST, so it happens once, not per send or per
+    receiver; auth headers are per request and not part of the key.
+    """
+    key = (timeout, http.verify(), http.cert(), http.follow_redirects, http.proxy_url)
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            client = _clients[key] = httpx.Client(
+                timeout=timeout,
+                verify=http.verify(),
+                cert=http.cert(),
+                follow_redirects=http.follow_redirects,
+                proxy=http.proxy_url,
+            )
+        return client
+
+
 class WebhookIntegration:
     kind = "webhook"
 
@@ -149,21 +173,6 @@ class WebhookIntegration:
         self.max_alerts = max_alerts
         self.http = http or HttpConfig()
         self.timeout = timeout
-        self._client: httpx.Client | None = None
-        self._client_lock = threading.Lock()
-
-    def _http_client(self) -> httpx.Client:
-        # One pooled client per integration: building TLS contexts per send costs more than the send.
-        with self._client_lock:
-            if self._client is None:
-                self._client = httpx.Client(
-                    timeout=self.timeout,
-                    verify=self.http.verify(),
-                    cert=self.http.cert(),
-                    follow_redirects=self.http.follow_redirects,
-                    proxy=self.http.proxy_url,
-                )
-            return self._client
 
     def send(self, notification: Notification) -> None:
         url = _read_secret(self.url_file) if self.url_file else self.url
@@ -174,7 +183,7 @@ class WebhookIntegration:
             **self.http.headers(),
         }
         try:
-            response = self._http_client().post(
+            response = _shared_client(self.http, self.timeout).post(
                 str(url), content=body, headers=headers, auth=self.http.auth()
             )
         except httpx.TimeoutException:

@@ -691,7 +691,8 @@ class _Parser:
         return replace(node, routes=tuple(children))
 
     def group_by(self, raw: Mapping, parent: Route | None) -> tuple[tuple[str, ...], bool]:
-        if "group_by" not in raw or raw["group_by"] is None:
+        if not raw.get("group_by"):
+            # Alertmanager reads an empty list like an absent one: the route inherits its parent's.
             return (parent.group_by, parent.group_by_all) if parent else ((), False)
         labels: list[str] = []
         everything = False
