@@ -183,9 +183,12 @@ class WebhookIntegration:
             **self.http.headers(),
         }
         try:
-            response = _shared_client(self.http, self.timeout).post(
-                str(url), content=body, headers=headers, auth=self.http.auth()
-            )
+            auth = self.http.auth()
+            client = _shared_client(self.http, self.timeout)
+            if auth is None:
+                response = client.post(str(url), content=body, headers=headers)
+            else:
+                response = client.post(str(url), content=body, headers=headers, auth=auth)
         except httpx.TimeoutException:
             raise DeliveryError(f"webhook timed out after {self.timeout:g}s", retryable=True) from None
         except httpx.HTTPError as exc:

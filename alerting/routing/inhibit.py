@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from alerting.errors import Position
@@ -40,7 +40,7 @@ class InhibitRule:
 
 
 def inhibiting_source(
-    rules: Iterable[InhibitRule], labels: Mapping[str, str], sources: list[Mapping[str, str]]
+    rules: Iterable[InhibitRule], labels: Mapping[str, str], sources: Sequence[Mapping[str, str]]
 ) -> Mapping[str, str] | None:
     """The source alert that inhibits ``labels`` under any rule, or None."""
     for rule in rules:

@@ -76,10 +76,10 @@ def new_silence(
         raise SilenceError(
             "at least one matcher must not match the empty string, or the silence would mute everything"
         )
-    if ends_at <= starts_at:
-        raise SilenceError("a silence must end after it starts")
     if ends_at <= now:
         raise SilenceError("a silence must end in the future")
+    if ends_at <= starts_at:
+        raise SilenceError("a silence must end after it starts")
     if not comment.strip():
         raise SilenceError("a silence needs a comment saying why")
     if not created_by.strip():
@@ -87,7 +87,7 @@ def new_silence(
     return Silence(
         id=str(uuid.uuid4()),
         matchers=tuple(matchers),
-        starts_at=max(starts_at, now) if starts_at < now else starts_at,
+        starts_at=max(starts_at, now),  # a silence cannot start in the past
         ends_at=ends_at,
         created_by=created_by,
         comment=comment,
