@@ -12,6 +12,7 @@ import random
 import time
 from typing import Any
 
+import redis
 import structlog
 
 from alerting.celery import app
@@ -57,6 +58,13 @@ def send_notification(self: Any, job_data: dict[str, Any]) -> None:
     job = Job.from_dict(job_data)
     try:
         deliver(runtime.redis, runtime.prefix, config, job, time.time())
+    except redis.RedisError as exc:
+        # Without Redis the log cannot be checked or written: sending now could duplicate; wait.
+        delay = backoff(self.request.retries)
+        log.warning(
+            "notify.retry", msg=f"redis unavailable: {exc}", job_id=job.job_id, retry_in=round(delay, 1)
+        )
+        raise self.retry(countdown=delay, exc=exc) from None
     except DeliveryError as exc:
         attempt = self.request.retries
         if exc.retryable and attempt < MAX_RETRIES:

@@ -404,3 +404,20 @@ def test_console_prints_readable_lines() -> None:
 def test_ingest_of_nothing_is_a_no_op(env: Harness) -> None:
     ingest(env.client, env.prefix, env.config, [], T0)
     assert NotifyStore(env.client, env.prefix).group_count() == 0
+
+
+def test_a_burst_of_due_groups_is_flushed_in_one_call(env: Harness, recorder: Recorder) -> None:
+    env.ingest(T0, *(alert(f"Burst{i}", instance="a") for i in range(20)))
+    jobs = flush_due(env.client, env.prefix, env.config, T0 + 30, batch=7)
+    assert len({j.group_key for j in jobs}) == 20
+    assert flush_due(env.client, env.prefix, env.config, T0 + 31, batch=7) == []
+
+
+def test_alert_index_forgets_long_resolved_alerts(env: Harness) -> None:
+    store = NotifyStore(env.client, env.prefix)
+    env.ingest(T0, alert("Old", instance="a"), alert("Live", instance="b"))
+    env.ingest(T0 + 60, alert("Old", ends_at=T0 + 60, instance="a"))
+    assert len(store.index_get([fingerprint({"alertname": "Old", "instance": "a"})])) == 1
+    store.collect_garbage(T0 + 60 + 15 * 60 + 1)
+    assert store.index_get([fingerprint({"alertname": "Old", "instance": "a"})]) == {}
+    assert len(store.index_get([fingerprint({"alertname": "Live", "instance": "b"})])) == 1

@@ -275,24 +275,39 @@ def run_stages(ctx: FlushContext, alerts: list[NotifyAlert]) -> list[NotifyAlert
 # --- flush ------------------------------------------------------------------------------------------
 
 
-def flush_due(redis_client: redis.Redis, prefix: str, config: RoutingConfig, now: float) -> list[Job]:
-    """Flush every aggregation group whose timer has fired; return the notifications to deliver."""
+def flush_due(
+    redis_client: redis.Redis, prefix: str, config: RoutingConfig, now: float, batch: int = FLUSH_BATCH
+) -> list[Job]:
+    """Flush every aggregation group whose timer has fired; return the notifications to deliver.
+
+    Groups are claimed ``batch`` at a time until none is due, so a burst is flushed in one call.
+    """
     store = NotifyStore(redis_client, prefix)
-    gids = store.claim_due(now, now + CLAIM_LEASE, FLUSH_BATCH)
-    if not gids:
-        return []
-    sources = store.active_sources(now) if config.inhibit_rules else []
-    silences = [s for s in store.silences(now) if s.state(now) == ACTIVE]
+    store.collect_garbage(now)
     jobs: list[Job] = []
-    for group in store.load_groups(gids):
-        route = config.routes_by_id.get(group.route_id)
-        if route is None or route.key != group.route_key:
-            # The configuration changed under the group; its alerts come back through the new routes
-            # at the next evaluation, and the notification log (keyed by group key) prevents resends.
-            store.drop_group(group.gid)
-            log.info("notify.group_dropped", group_key=group.group_key, reason="route no longer configured")
-            continue
-        jobs.extend(_flush_group(store, config, route, group, now, sources, silences))
+    sources: list[dict[str, str]] | None = None
+    silences: list[Silence] | None = None
+    while True:
+        gids = store.claim_due(now, now + CLAIM_LEASE, batch)
+        if not gids:
+            break
+        if sources is None:  # read once per call, and only when some group is due
+            sources = store.active_sources(now) if config.inhibit_rules else []
+            silences = [s for s in store.silences(now) if s.state(now) == ACTIVE]
+        for group in store.load_groups(gids):
+            route = config.routes_by_id.get(group.route_id)
+            if route is None or route.key != group.route_key:
+                # The configuration changed under the group; its alerts come back through the new
+                # routes at the next evaluation, and the notification log (keyed by group key)
+                # prevents resends.
+                store.drop_group(group.gid)
+                log.info(
+                    "notify.group_dropped", group_key=group.group_key, reason="route no longer configured"
+                )
+                continue
+            jobs.extend(_flush_group(store, config, route, group, now, sources, silences or []))
+        if len(gids) < batch:
+            break
     return jobs
 
 

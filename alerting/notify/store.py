@@ -19,6 +19,7 @@ Key scheme (``P`` is the deployment's prefix; every key lives under it)::
                                                 jobs still queued are superseded by it
     P:notify:lock:<nid>:<integration>   STRING  delivery lock (random token, expires by itself)
     P:notify:sent:<job id>              STRING  a fallback delivery that already went out
+    P:notify:gc                         STRING  held for a minute by whoever cleans the alert index
     P:silences                          HASH    silence id -> silence JSON
 
 ``gid`` hashes the route's position in the tree and the group key; ``nid`` hashes the group key
@@ -260,6 +261,11 @@ class NotifyStore:
             self.r.hset(
                 self.index_key, mapping={fp: json.dumps(e, sort_keys=True) for fp, e in entries.items()}
             )
+
+    def collect_garbage(self, now: float, every: float = 60.0) -> None:
+        """Forget resolved and stale alerts in the index, at most once per ``every`` seconds overall."""
+        if self.r.set(f"{self.p}:gc", "1", nx=True, px=int(every * 1000)):
+            self.active_sources(now)
 
     def active_sources(self, now: float) -> list[dict[str, str]]:
         """Labels of every alert firing at ``now``; forgets resolved and stale entries as it goes."""

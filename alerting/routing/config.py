@@ -614,8 +614,9 @@ class _Parser:
     def console_stand_in(
         self, receiver: str, key: str, index: int, cfg: AbcMapping[str, Any], global_config: dict[str, Any]
     ) -> ReceiverIntegration:
+        default = key not in ("slack_configs", "email_configs")  # Alertmanager's defaults per kind
         settings = {
-            "send_resolved": cfg.get("send_resolved", True),
+            "send_resolved": cfg.get("send_resolved", default),
             "stands_for": f"{receiver}/{key}[{index}]",
         }
         console = INTEGRATIONS[CONSOLE](settings, global_config)
