@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from alerting.notify.base import NotifyAlert
 from alerting.notify.pipeline import deliver, flush_due, ingest
 from alerting.notify.store import NotifyStore
@@ -25,10 +27,11 @@ from alerting.routing.matchers import parse_matchers
 from alerting.routing.silences import new_silence
 from tests.support.routing_alertmanager import Alertmanager
 from tests.support.routing_recorder import Recorder
-from tests.support.routing_redis import isolated_redis
+from tests.support.routing_redis import REDIS_URL, isolated_redis
 
 LAST_TICK = 22  # seconds after the start; alerts are (re)sent every 2 seconds up to here
 OBSERVE_UNTIL = 24.2  # the flush at +23 is the last one compared
+RESTART_AT = 10  # our side reconnects and re-reads its config before this tick
 TOLERANCE = 0.75  # seconds between Alertmanager's and our delivery of the same notification
 
 RECEIVERS = [
@@ -219,20 +222,20 @@ def stream(start: float, offset: int) -> tuple[list[dict[str, Any]], list[Notify
     return for_am, ours
 
 
-def summarise(deliveries: list[Any], start: float) -> dict[str, list[tuple[float, str, str, tuple]]]:
+def summarise(deliveries: list[Any], start: float) -> dict[str, list[tuple[Any, ...]]]:
     """Per group key, in time order: (offset, status, group labels, alerts).
 
-    Alerts are (fingerprint, status, startsAt, endsAt) tuples.
+    Alerts are (fingerprint, status, startsAt, endsAt, annotations) tuples.
     """
-    out: dict[str, list[tuple[float, str, str, tuple]]] = defaultdict(list)
+    out: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
     for d in sorted(deliveries, key=lambda d: d.at):
         body = d.body
         alerts = tuple(
-            sorted((a["fingerprint"], a["status"], a["startsAt"], a["endsAt"]) for a in body["alerts"])
+            (a["fingerprint"], a["status"], a["startsAt"], a["endsAt"], str(sorted(a["annotations"].items())))
+            for a in body["alerts"]  # in the order Alertmanager sorts them
         )
-        out[body["groupKey"]].append(
-            (d.at - start, body["status"], str(sorted(body["groupLabels"].items())), alerts)
-        )
+        labels = (str(sorted(body["groupLabels"].items())), str(sorted(body["commonLabels"].items())))
+        out[body["groupKey"]].append((d.at - start, body["status"], labels, alerts, body["receiver"]))
     return out
 
 
@@ -273,15 +276,18 @@ def test_same_notifications_as_alertmanager(tmp_path: Path) -> None:
             stop = threading.Event()
             failures: list[BaseException] = []
 
+            # Our side "restarts" half way: a new Redis connection and the config read again, with
+            # nothing carried over in memory; Alertmanager keeps running. Timers must carry on.
+            worker: dict[str, Any] = {"client": client, "config": config}
+
             def flusher() -> None:
                 # Like the beat task plus a few notification workers: flush, then deliver in parallel.
                 with ThreadPoolExecutor(max_workers=8) as workers:
                     try:
                         while not stop.is_set():
-                            jobs = flush_due(client, prefix, config, time.time())
-                            sends = [
-                                workers.submit(deliver, client, prefix, config, j, time.time()) for j in jobs
-                            ]
+                            conn, cfg = worker["client"], worker["config"]
+                            jobs = flush_due(conn, prefix, cfg, time.time())
+                            sends = [workers.submit(deliver, conn, prefix, cfg, j, time.time()) for j in jobs]
                             for send in sends:
                                 send.result()
                             time.sleep(0.02)
@@ -292,14 +298,21 @@ def test_same_notifications_as_alertmanager(tmp_path: Path) -> None:
             thread.start()
             try:
                 for offset in range(0, LAST_TICK + 1, 2):
+                    if offset == RESTART_AT:
+                        worker.update(
+                            client=redis.Redis.from_url(REDIS_URL),
+                            config=load_routing_config(our_config_path),
+                        )
                     time.sleep(max(0.0, start + offset - time.time()))
                     for_am, ours = stream(start, offset)
                     am.post_alerts(for_am)
-                    ingest(client, prefix, config, ours, time.time())
+                    ingest(worker["client"], prefix, worker["config"], ours, time.time())
                 time.sleep(max(0.0, start + OBSERVE_UNTIL - time.time()))
             finally:
                 stop.set()
                 thread.join(10)
+                if worker["client"] is not client:
+                    worker["client"].close()
             assert not failures, failures
 
         problems = []
