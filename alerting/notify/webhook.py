@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import email.utils
 import json
+import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -114,15 +115,17 @@ class HttpConfig:
             password = _read_secret(password_file)
         return httpx.BasicAuth(user, password or "")
 
-    def verify(self) -> Any:
+    def verify(self) -> ssl.SSLContext | bool:
+        """What httpx verifies against: the system trust store unless TLS options say otherwise."""
+        if not (self.insecure_skip_verify or self.ca_file or self.cert_file):
+            return True
+        context = ssl.create_default_context(cafile=self.ca_file)
         if self.insecure_skip_verify:
-            return False
-        return self.ca_file or True
-
-    def cert(self) -> Any:
-        if self.cert_file and self.key_file:
-            return (self.cert_file, self.key_file)
-        return self.cert_file
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        if self.cert_file:
+            context.load_cert_chain(self.cert_file, self.key_file)
+        return context
 
 
 def _read_secret(path: str) -> str:
@@ -142,14 +145,21 @@ def _shared_client(http: HttpConfig, timeout: float) -> httpx.Client:
     Building a TLS context costs more than a local POST, so it happens once, not per send or per
     receiver; auth headers are per request and not part of the key.
     """
-    key = (timeout, http.verify(), http.cert(), http.follow_redirects, http.proxy_url)
+    key = (
+        timeout,
+        http.insecure_skip_verify,
+        http.ca_file,
+        http.cert_file,
+        http.key_file,
+        http.follow_redirects,
+        http.proxy_url,
+    )
     with _clients_lock:
         client = _clients.get(key)
         if client is None:
             client = _clients[key] = httpx.Client(
                 timeout=timeout,
                 verify=http.verify(),
-                cert=http.cert(),
                 follow_redirects=http.follow_redirects,
                 proxy=http.proxy_url,
             )
