@@ -27,7 +27,7 @@ from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.notify.store import GroupInsert, GroupSnapshot, NotifyStore, group_id, nflog_id
 from alerting.routing.config import ReceiverIntegration, RoutingConfig
 from alerting.routing.dedup import LogEntry, needs_update
-from alerting.routing.inhibit import inhibiting_source
+from alerting.routing.inhibit import Inhibitor
 from alerting.routing.matchers import alert_sort_key, fingerprint, labels_string
 from alerting.routing.route import Route
 from alerting.routing.silences import ACTIVE, Silence
@@ -182,7 +182,7 @@ class FlushContext:
     config: RoutingConfig
     route: Route
     group: GroupSnapshot
-    sources: list[dict[str, str]]
+    inhibitor: Inhibitor
     silences: list[Silence]
 
 
@@ -202,7 +202,7 @@ class InhibitStage:
             return alerts, {}
         kept, removed = [], {}
         for alert in alerts:
-            source = inhibiting_source(ctx.config.inhibit_rules, alert.labels, ctx.sources)
+            source = ctx.inhibitor.inhibited_by(alert.labels)
             if source is None:
                 kept.append(alert)
             else:
@@ -283,92 +283,125 @@ def flush_due(
     Groups are claimed ``batch`` at a time until none is due, so a burst is flushed in one call.
     """
     store = NotifyStore(redis_client, prefix)
-    store.collect_garbage(now)
+    if not config.inhibit_rules:  # otherwise reading the inhibition sources cleans the index
+        store.collect_garbage(now)
     jobs: list[Job] = []
-    sources: list[dict[str, str]] | None = None
-    silences: list[Silence] | None = None
+    inhibitor: Inhibitor | None = None
+    silences: list[Silence] = []
     while True:
         gids = store.claim_due(now, now + CLAIM_LEASE, batch)
         if not gids:
             break
-        if sources is None:  # read once per call, and only when some group is due
+        if inhibitor is None:  # read once per call, and only when some group is due
             sources = store.active_sources(now) if config.inhibit_rules else []
+            inhibitor = Inhibitor(config.inhibit_rules, sources)
             silences = [s for s in store.silences(now) if s.state(now) == ACTIVE]
-        for group in store.load_groups(gids):
-            route = config.routes_by_id.get(group.route_id)
-            if route is None or route.key != group.route_key:
-                # The configuration changed under the group; its alerts come back through the new
-                # routes at the next evaluation, and the notification log (keyed by group key)
-                # prevents resends.
-                store.drop_group(group.gid)
-                log.info(
-                    "notify.group_dropped", group_key=group.group_key, reason="route no longer configured"
-                )
-                continue
-            jobs.extend(_flush_group(store, config, route, group, now, sources, silences or []))
+        jobs.extend(_flush_batch(store, config, store.load_groups(gids), now, inhibitor, silences))
         if len(gids) < batch:
             break
     return jobs
 
 
-def _flush_group(
+@dataclass(frozen=True)
+class _Flushed:
+    """One group after the muting stages, before dedup."""
+
+    group: GroupSnapshot
+    route: Route
+    alerts: tuple[NotifyAlert, ...]
+    firing: tuple[str, ...]
+    resolved: tuple[str, ...]
+    done: Mapping[str, str]  # resolved alerts handed on: stored JSON, for compare-and-delete
+
+    @property
+    def nflog_id(self) -> str:
+        return nflog_id(self.group.group_key)
+
+
+def _flush_batch(
     store: NotifyStore,
     config: RoutingConfig,
-    route: Route,
-    group: GroupSnapshot,
+    groups: list[GroupSnapshot],
     now: float,
-    sources: list[dict[str, str]],
+    inhibitor: Inhibitor,
     silences: list[Silence],
 ) -> list[Job]:
-    snapshot = {fp: _alert_at(raw, now) for fp, raw in group.alerts.items()}
-    alerts = sorted(snapshot.values(), key=lambda a: alert_sort_key(a.labels))
-    ctx = FlushContext(now, config, route, group, sources, silences)
-    alerts = run_stages(ctx, alerts)
-    firing = tuple(a.fingerprint for a in alerts if a.status == "firing")
-    resolved = tuple(a.fingerprint for a in alerts if a.status == "resolved")
-    nid = nflog_id(group.group_key)
-    receiver = config.receivers.get(route.receiver)
-    integrations = list(receiver.integrations) if receiver else []
-    entries = store.nflog_get_many(nid, [i.key for i in integrations])
-    jobs = []
-    for integ, entry in zip(integrations, entries, strict=True):
-        needed, why = needs_update(entry, firing, resolved, integ.send_resolved, route.repeat_interval, now)
+    """Stages for every group, then dedup and bookkeeping with one Redis round trip per phase."""
+    flushed: list[_Flushed] = []
+    for group in groups:
+        route = config.routes_by_id.get(group.route_id)
+        if route is None or route.key != group.route_key:
+            # The configuration changed under the group; its alerts come back through the new routes
+            # at the next evaluation, and the notification log (keyed by group key) prevents resends.
+            store.drop_group(group.gid)
+            log.info("notify.group_dropped", group_key=group.group_key, reason="route no longer configured")
+            continue
+        snapshot = {fp: _alert_at(raw, now) for fp, raw in group.alerts.items()}
+        alerts = sorted(snapshot.values(), key=lambda a: alert_sort_key(a.labels))
+        alerts = run_stages(FlushContext(now, config, route, group, inhibitor, silences), alerts)
+        flushed.append(
+            _Flushed(
+                group=group,
+                route=route,
+                alerts=tuple(alerts),
+                firing=tuple(a.fingerprint for a in alerts if a.status == "firing"),
+                resolved=tuple(a.fingerprint for a in alerts if a.status == "resolved"),
+                done={fp: group.alerts[fp] for fp, a in snapshot.items() if a.status == "resolved"},
+            )
+        )
+    pairs = [
+        (f, integ)
+        for f in flushed
+        for integ in (
+            config.receivers[f.route.receiver].integrations if f.route.receiver in config.receivers else ()
+        )
+    ]
+    entries = store.nflog_get_pairs([(f.nflog_id, integ.key) for f, integ in pairs])
+    jobs: list[Job] = []
+    latest: list[tuple[str, str, float, float]] = []
+    for (f, integ), entry in zip(pairs, entries, strict=True):
+        route, group = f.route, f.group
+        needed, why = needs_update(
+            entry, f.firing, f.resolved, integ.send_resolved, route.repeat_interval, now
+        )
         if not needed:
-            if alerts:
+            if f.alerts:
                 log.debug("notify.dedup", group_key=group.group_key, integration=integ.key, reason=why)
             continue
         job = Job(
             job_id=_job_id(group.gid, integ.key, group.due),
             group_id=group.gid,
             group_key=group.group_key,
-            nflog_id=nid,
+            nflog_id=f.nflog_id,
             receiver=route.receiver,
             integration=integ.key,
             seq=group.due,
             group_labels=dict(group.group_labels),
-            alerts=tuple(alerts),
-            firing=firing,
-            resolved=resolved,
+            alerts=f.alerts,
+            firing=f.firing,
+            resolved=f.resolved,
             repeat_interval=route.repeat_interval,
             reason=why,
             extra={"external_url": config.external_url},
         )
-        store.set_latest(nid, integ.key, group.due, ttl=max(LOCK_TTL, 2 * route.repeat_interval))
+        latest.append((f.nflog_id, integ.key, group.due, max(LOCK_TTL, 2 * route.repeat_interval)))
         log.info(
             "notify.job",
-            msg=f"{why}: {len(firing)} firing, {len(resolved)} resolved",
+            msg=f"{why}: {len(f.firing)} firing, {len(f.resolved)} resolved",
             group_key=group.group_key,
             receiver=route.receiver,
             integration=integ.key,
             job_id=job.job_id,
         )
         jobs.append(job)
-    # Resolved alerts have been handed on; forget them unless re-reported since the snapshot.
-    done = {fp: group.alerts[fp] for fp, a in snapshot.items() if a.status == "resolved"}
-    next_due = group.due + route.group_interval
-    if next_due <= now:  # the flusher was away longer than an interval: restart the cadence from now
-        next_due = now + route.group_interval
-    store.finish_group(group.gid, done, next_due)
+    finished = []
+    for f in flushed:
+        next_due = f.group.due + f.route.group_interval
+        if next_due <= now:  # the flusher was away longer than an interval: restart the cadence from now
+            next_due = now + f.route.group_interval
+        # Resolved alerts have been handed on; forget them unless re-reported since the snapshot.
+        finished.append((f.group.gid, f.done, next_due))
+    store.finish_groups(finished, latest)
     return jobs
 
 

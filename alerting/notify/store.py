@@ -47,24 +47,32 @@ SOURCE_STALE_AFTER = 3600.0  # an alert not reported for this long no longer inh
 SILENCE_RETENTION = 120 * 3600.0  # expired silences stay listable this long
 
 _INGEST = """
-local now = tonumber(ARGV[4])
-local wait = tonumber(ARGV[5])
-local overdue = tonumber(ARGV[6]) + wait < now
+-- ARGV: gid, now, group_wait, route_id, route_key, group_key, labels, then per alert:
+--       fingerprint, alert JSON, starts_at, create ("1"/"0")
+local now = tonumber(ARGV[2])
+local wait = tonumber(ARGV[3])
+local any_create, any_overdue = false, false
+for i = 8, #ARGV, 4 do
+  if ARGV[i + 3] == '1' then any_create = true end
+  if tonumber(ARGV[i + 2]) + wait < now then any_overdue = true end
+end
 if redis.call('EXISTS', KEYS[2]) == 0 then
-  if ARGV[7] == '0' then return 0 end
+  if not any_create then return 0 end
   local due = now + wait
-  if overdue then due = now end
-  redis.call('HSET', KEYS[2], 'route_id', ARGV[8], 'route_key', ARGV[9], 'group_key', ARGV[10],
-             'labels', ARGV[11], 'flushed', '0', 'due', string.format('%.6f', due), 'claimed', '0')
+  if any_overdue then due = now end
+  redis.call('HSET', KEYS[2], 'route_id', ARGV[4], 'route_key', ARGV[5], 'group_key', ARGV[6],
+             'labels', ARGV[7], 'flushed', '0', 'due', string.format('%.6f', due), 'claimed', '0')
   redis.call('ZADD', KEYS[1], due, ARGV[1])
-elseif overdue and redis.call('HGET', KEYS[2], 'flushed') == '0'
+elseif any_overdue and redis.call('HGET', KEYS[2], 'flushed') == '0'
        and tonumber(redis.call('HGET', KEYS[2], 'claimed') or '0') < now
        and tonumber(redis.call('HGET', KEYS[2], 'due')) > now then
   -- Alertmanager flushes a never-flushed group at once when an alert's own wait is already over.
   redis.call('HSET', KEYS[2], 'due', string.format('%.6f', now))
   redis.call('ZADD', KEYS[1], now, ARGV[1])
 end
-redis.call('HSET', KEYS[3], ARGV[2], ARGV[3])
+for i = 8, #ARGV, 4 do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
 return 1
 """
 
@@ -173,24 +181,31 @@ class NotifyStore:
     # -- aggregation groups -----------------------------------------------------------------------
 
     def insert(self, inserts: Iterable[GroupInsert], now: float) -> None:
-        pipe = self.r.pipeline(transaction=False)
+        """Put alerts into their groups, creating groups and starting their timers as needed.
+
+        One script call per group, all in one round trip.
+        """
+        by_group: dict[str, list[GroupInsert]] = {}
         for ins in inserts:
+            by_group.setdefault(ins.gid, []).append(ins)
+        pipe = self.r.pipeline(transaction=False)
+        for gid, items in by_group.items():
+            first = items[0]
+            args: list[Any] = [
+                gid,
+                repr(now),
+                repr(first.group_wait),
+                first.route_id,
+                first.route_key,
+                first.group_key,
+                json.dumps(dict(first.group_labels), sort_keys=True),
+            ]
+            for ins in items:
+                args.extend(
+                    [ins.fingerprint, ins.alert_json, repr(ins.starts_at), "1" if ins.create else "0"]
+                )
             self._ingest(
-                keys=[self.due_key, self.meta_key(ins.gid), self.alerts_key(ins.gid)],
-                args=[
-                    ins.gid,
-                    ins.fingerprint,
-                    ins.alert_json,
-                    repr(now),
-                    repr(ins.group_wait),
-                    repr(ins.starts_at),
-                    "1" if ins.create else "0",
-                    ins.route_id,
-                    ins.route_key,
-                    ins.group_key,
-                    json.dumps(dict(ins.group_labels), sort_keys=True),
-                ],
-                client=pipe,
+                keys=[self.due_key, self.meta_key(gid), self.alerts_key(gid)], args=args, client=pipe
             )
         pipe.execute()
 
@@ -224,16 +239,28 @@ class NotifyStore:
             )
         return out
 
-    def finish_group(self, gid: str, delete: Mapping[str, str], next_due: float) -> bool:
-        """Drop the flushed resolved alerts (unless re-reported meanwhile) and set the next timer.
+    def finish_groups(
+        self,
+        groups: Iterable[tuple[str, Mapping[str, str], float]],
+        latest: Iterable[tuple[str, str, float, float]] = (),
+    ) -> None:
+        """After a flush: record the jobs issued, and for each group drop the resolved alerts handed
+        on (unless re-reported meanwhile) and set its next timer, or remove it when it is empty.
 
-        Returns False when the group ended up empty and was removed.
+        ``groups`` holds (gid, {fingerprint: stored JSON}, next due); ``latest`` holds
+        (nid, integration, flush number, ttl) of each job issued.
         """
-        args: list[Any] = [gid, f"{next_due:.6f}"]
-        for fp, stored in delete.items():
-            args.extend([fp, stored])
-        alive = self._finish(keys=[self.due_key, self.meta_key(gid), self.alerts_key(gid)], args=args)
-        return bool(alive)
+        pipe = self.r.pipeline(transaction=False)
+        for nid, integration, seq, ttl in latest:
+            pipe.set(self._nf("latest", nid, integration), repr(seq), px=max(1000, int(ttl * 1000)))
+        for gid, delete, next_due in groups:
+            args: list[Any] = [gid, f"{next_due:.6f}"]
+            for fp, stored in delete.items():
+                args.extend([fp, stored])
+            self._finish(
+                keys=[self.due_key, self.meta_key(gid), self.alerts_key(gid)], args=args, client=pipe
+            )
+        pipe.execute()
 
     def drop_group(self, gid: str) -> None:
         pipe = self.r.pipeline(transaction=True)
@@ -287,14 +314,15 @@ class NotifyStore:
 
     # -- notification log and delivery ------------------------------------------------------------
 
-    def nflog_get_many(self, nid: str, integrations: list[str]) -> list[LogEntry | None]:
-        if not integrations:
+    def nflog_get_pairs(self, pairs: list[tuple[str, str]]) -> list[LogEntry | None]:
+        """Log entries for (nid, integration) pairs, in one round trip."""
+        if not pairs:
             return []
-        values = self.r.mget([self._nf("nflog", nid, i) for i in integrations])
+        values = self.r.mget([self._nf("nflog", nid, i) for nid, i in pairs])
         return [LogEntry.from_dict(json.loads(v)) if v else None for v in values]
 
     def nflog_get(self, nid: str, integration: str) -> LogEntry | None:
-        return self.nflog_get_many(nid, [integration])[0]
+        return self.nflog_get_pairs([(nid, integration)])[0]
 
     def nflog_put(self, nid: str, integration: str, entry: LogEntry, repeat_interval: float) -> None:
         retention = min(NFLOG_MAX_RETENTION, 2 * repeat_interval)
@@ -303,9 +331,6 @@ class NotifyStore:
             json.dumps(entry.to_dict()),
             px=max(1000, int(retention * 1000)),
         )
-
-    def set_latest(self, nid: str, integration: str, seq: float, ttl: float) -> None:
-        self.r.set(self._nf("latest", nid, integration), repr(seq), px=max(1000, int(ttl * 1000)))
 
     def latest(self, nid: str, integration: str) -> float | None:
         value = self.r.get(self._nf("latest", nid, integration))
