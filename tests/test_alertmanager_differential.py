@@ -3,7 +3,8 @@ our pipeline; a local webhook recorder must see the same notifications from both
 
 All scenarios run at once against one Alertmanager, each with its own label set and receivers. Every
 group is created at an even second after the start and flushes at odd seconds (group_wait 1s,
-group_interval 2s), while alerts change only at even seconds, so no event races a flush.
+group_interval 2s), while alerts change only at even seconds, so no event races a flush. Half way
+through, our side "restarts" (new connection, config read again) while Alertmanager keeps running.
 """
 
 from __future__ import annotations

@@ -130,6 +130,12 @@ CLASSIC = InhibitRule(
             [{"sev": "y", "n": "2"}],
             False,
         ),
+        (  # ... and by a source-only alert even when a two-sided one with the same labels came first
+            [InhibitRule(tuple(parse_matchers('sev=~"x|y|z"')), tuple(parse_matchers('sev=~"x|y"')), ("n",))],
+            {"sev": "x", "n": "1"},
+            [{"sev": "y", "n": "1"}, {"sev": "z", "n": "1"}],
+            True,
+        ),
         (  # ... but is muted by a source that is only a source
             [InhibitRule(tuple(parse_matchers('sev=~"x|y"')), tuple(parse_matchers('sev="x"')), ())],
             {"sev": "x", "n": "1"},

@@ -10,6 +10,14 @@ removed and why.
 Two workers may flush and deliver at once: groups are claimed atomically, each delivery holds a
 lock and re-checks the notification log first, and a newer flush supersedes older queued jobs of the
 same group and integration (as Alertmanager drops a retry when the next flush starts).
+
+Where a worker fleet has to differ from Alertmanager's single process, it does so deliberately:
+resolved alerts leave their group when the flush hands them to a job (the job carries them through
+its retries), not after the send; a group is removed as soon as a flush empties it (Alertmanager
+sweeps empty groups every 30s), so an alert arriving later starts a new group with ``group_wait``;
+and a firing alert reported without ``ends_at`` never times out into "resolved" on its own, because
+the evaluator reports every resolution explicitly (an ``ends_at`` in the future is honoured as
+Alertmanager honours Prometheus's).
 """
 
 from __future__ import annotations
