@@ -421,3 +421,20 @@ def test_alert_index_forgets_long_resolved_alerts(env: Harness) -> None:
     store.collect_garbage(T0 + 60 + 15 * 60 + 1)
     assert store.index_get([fingerprint({"alertname": "Old", "instance": "a"})]) == {}
     assert len(store.index_get([fingerprint({"alertname": "Live", "instance": "b"})])) == 1
+
+
+def test_resolve_pending_when_routes_change_is_still_sent(tmp_path: Path, recorder: Recorder) -> None:
+    moved = CONFIG.replace(
+        "  routes:\n", "  routes:\n    - matchers: ['team=\"other\"']\n      receiver: quiet\n", 1
+    )
+    with isolated_redis() as (client, prefix):
+        before = Harness(client, prefix, load_config(tmp_path, CONFIG, url=recorder.url))
+        before.ingest(T0, alert("Crit", severity="critical", instance="a"))
+        before.tick(T0 + 30)
+        gone = alert("Crit", ends_at=T0 + 100, severity="critical", instance="a")
+        before.ingest(T0 + 100, gone)
+        after = Harness(client, prefix, load_config(tmp_path, moved, url=recorder.url))
+        assert after.tick(T0 + 330) == []  # the pager route moved in the tree: its group is dropped unflushed
+        after.ingest(T0 + 340, gone)  # the evaluator keeps reporting the resolved alert
+        after.tick(T0 + 400)
+        assert statuses(recorder, "/pager") == [{"a": "firing"}, {"a": "resolved"}]

@@ -341,7 +341,7 @@ def _flush_batch(
         if route is None or route.key != group.route_key:
             # The configuration changed under the group; its alerts come back through the new routes
             # at the next evaluation, and the notification log (keyed by group key) prevents resends.
-            store.drop_group(group.gid)
+            store.drop_group(group.gid, group.alerts)
             log.info("notify.group_dropped", group_key=group.group_key, reason="route no longer configured")
             continue
         snapshot = {fp: _alert_at(raw, now) for fp, raw in group.alerts.items()}

@@ -262,10 +262,18 @@ class NotifyStore:
             )
         pipe.execute()
 
-    def drop_group(self, gid: str) -> None:
+    def drop_group(self, gid: str, fingerprints: Iterable[str] = ()) -> None:
+        """Remove a group without flushing it.
+
+        Its alerts are also forgotten by the index, so that a resolved one reported again opens a
+        group under the new routes and its resolve is still told, instead of being taken for old news.
+        """
         pipe = self.r.pipeline(transaction=True)
         pipe.delete(self.meta_key(gid), self.alerts_key(gid))
         pipe.zrem(self.due_key, gid)
+        fps = list(fingerprints)
+        if fps:
+            pipe.hdel(self.index_key, *fps)
         pipe.execute()
 
     def group_count(self) -> int:
