@@ -51,6 +51,7 @@ RECEIVERS = [
     "mute_never",
     "active_always",
     "active_never",
+    "quoting",
 ]
 
 CONFIG = """
@@ -63,6 +64,9 @@ route:
   routes:
     - matchers: ['scenario="grouping"']
       receiver: group
+    - matchers: ['scenario=~"quot.*"', 'path!~"^$"']
+      receiver: quoting
+      group_by: [alertname, path]
     - matchers: ['scenario="group_all"']
       receiver: group_all
       group_by: ['...']
@@ -179,6 +183,8 @@ SPECS = [
     # a silence on instance a that ends at +8
     spec("silence", "SL", instance="a"),
     spec("silence", "SL", instance="b"),
+    # group keys and fingerprints with quotes, backslashes and non-ASCII in label values
+    spec("quoting", "Q", path='C:\\dir "x" \u00e9\ttab'),
     # mute and active time intervals that do and do not cover now
     spec("timing", "M", instance="1", resolve=6),
 ]
@@ -353,3 +359,4 @@ def test_same_notifications_as_alertmanager(tmp_path: Path) -> None:
         assert counts["inhibit"] == 4 and counts["silence"] == 2
         assert counts["cont_page"] == 2 and counts["cont_chat"] == 3
         assert counts["group"] == 4
+        assert counts["quoting"] == 1
