@@ -22,7 +22,8 @@ from alerting.runtime import get_runtime
 
 log = structlog.get_logger(__name__)
 
-FLUSH_EVERY = 5.0  # seconds between flushes: the resolution of group_wait and group_interval
+# Beat runs flush_groups this often (seconds): the resolution of group_wait and group_interval.
+FLUSH_EVERY = 5.0
 BACKOFF_BASE = 2.0
 BACKOFF_CAP = 300.0
 MAX_RETRIES = 300  # with the cap, a receiver may stay down for about a day before we give up
@@ -90,8 +91,3 @@ def send_notification(self: Any, job_data: dict[str, Any]) -> None:
         )
         for fallback in fallback_jobs(config, job):
             send_notification.apply_async(args=[fallback.to_dict()], task_id=fallback.job_id)
-
-
-@app.on_after_finalize.connect
-def _schedule_flush(sender: Any, **_: Any) -> None:
-    sender.add_periodic_task(FLUSH_EVERY, flush_groups.s(), name="notify.flush_groups")
