@@ -22,7 +22,7 @@ from alerting.config import Settings
 from alerting.observability import configure_logging, get_logger, prepare_celery_worker
 
 settings = Settings.from_env()
-app = Celery("alerting", broker=settings.broker_url, include=["tasks.evaluate"])
+app = Celery("alerting", broker=settings.broker_url, include=["tasks.evaluate", "tasks.notify"])
 app.conf.update(
     timezone="UTC",
     enable_utc=True,
@@ -42,6 +42,7 @@ app.conf.update(
 
 log = get_logger(__name__)
 _EPOCH = datetime.fromtimestamp(0, UTC)
+FLUSH_EVERY = 2.0  # seconds
 
 
 @signals.setup_logging.connect
@@ -154,6 +155,15 @@ class GroupScheduler(Scheduler):
                 app=self.app,
                 last_run_at=old.last_run_at if old else _EPOCH,
             )
+        # The notification pipeline's timers (group_wait, group_interval) tick at this resolution.
+        entries["flush"] = self.data.get("flush") or ScheduleEntry(
+            name="flush",
+            task="tasks.flush_groups",
+            schedule=schedule(timedelta(seconds=FLUSH_EVERY)),
+            options={"expires": 4 * FLUSH_EVERY},
+            app=self.app,
+            last_run_at=_EPOCH,
+        )
         self.data = entries
         self._last_sync = time.monotonic()
 

@@ -15,6 +15,7 @@ from typing import Any
 from alerting import templating
 from alerting.errors import AlertingError, DatasourceError, QueryError
 from alerting.evaluation import Alert, Failure, State, Step, Transition, restart_pending, step
+from alerting.notify.base import NotifyAlert
 from alerting.observability import get_logger
 from alerting.rules.model import Group, Rule
 from alerting.sources import Sample, Source
@@ -194,14 +195,20 @@ def evaluate_group(
             lambda rule: make_expand(slot, external_url, prometheus, rule.name),
         )
         expand = make_expand(slot, external_url, prometheus, DATASOURCE_DOWN.name)
+        outcome.rules.extend(_retired(group, previous, slot))
         down, up = datasources_down(group, results)
         outcome.datasources_down = sorted(down)
         outcome.duration = time.monotonic() - started
         missed = int(group_health.get("missed", 0)) + outcome.missed_slots
+        live = {r.key for r in group.rules}
         store.save_group(
             group.id,
-            {e.rule.key: e.alerts for e in outcome.rules},
-            {e.rule.key: replace(e.health, duration=outcome.duration) for e in outcome.rules},
+            {e.rule.key: e.alerts for e in outcome.rules if e.rule.key in live},
+            {
+                e.rule.key: replace(e.health, duration=outcome.duration)
+                for e in outcome.rules
+                if e.rule.key in live
+            },
             {"last_slot": slot, "duration": outcome.duration, "missed": missed},
             keep_rules=[r.key for r in group.rules],
         )
@@ -215,6 +222,31 @@ def evaluate_group(
     if dispatch is not None:
         dispatch(group, outcome.rules + synthetic, slot)
     return outcome
+
+
+def _retired(group: Group, previous: Mapping[str, Mapping[str, Alert]], slot: float) -> list[Evaluated]:
+    """Rules removed from the file: their firing alerts resolve now (once; the state goes)."""
+    live = {r.key for r in group.rules}
+    out = []
+    for key, alerts in previous.items():
+        if key in live:
+            continue
+        resolved = {
+            fp: replace(a, state=State.INACTIVE, resolved_at=slot, last_eval=slot)
+            for fp, a in alerts.items()
+            if a.state is State.FIRING
+        }
+        name = next(iter(alerts.values())).name if alerts else key
+        rule = Rule(name=name, kind="removed", query=None, datasource="", key=key)
+        out.append(
+            Evaluated(
+                rule,
+                resolved,
+                [Transition("resolved", a) for a in resolved.values()],
+                RuleHealth("ok", None, slot, 0.0),
+            )
+        )
+    return out
 
 
 def update_datasource_alerts(
@@ -244,6 +276,33 @@ def update_datasource_alerts(
             {e.rule.key: e.health for e in out},
             {"last_slot": slot},
         )
+    return out
+
+
+def notify_alerts(evaluated: Sequence[Evaluated], generator_url: Callable[[Rule], str]) -> list[NotifyAlert]:
+    """What goes to the notification pipeline after a tick: every firing alert, and every alert
+    resolved within the retention (as Prometheus sends to Alertmanager). Pending ones never go.
+
+    Firing alerts carry no end time: they stay firing until this evaluator says otherwise, so a
+    stopped worker never produces a "resolved" (the Watchdog's silence reports it instead)."""
+    out = []
+    for item in evaluated:
+        url = generator_url(item.rule)
+        for alert in item.alerts.values():
+            if alert.state is State.PENDING or alert.fired_at is None:
+                continue
+            out.append(
+                NotifyAlert(
+                    status="resolved" if alert.resolved else "firing",
+                    labels=dict(alert.labels),
+                    annotations=dict(alert.annotations),
+                    starts_at=alert.fired_at,
+                    ends_at=alert.resolved_at,
+                    generator_url=url,
+                    fingerprint=alert.fingerprint,
+                    value=alert.value,
+                )
+            )
     return out
 
 

@@ -9,13 +9,14 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
-from typing import Any
 
 import redis
 
 from alerting.config import DatasourceConfig, Settings, load_datasources
 from alerting.errors import ConfigError, DatasourceError
+from alerting.notify.data import STORE_KEY, RedisStore
 from alerting.observability import get_logger
+from alerting.routing.config import RoutingConfig, default_routing_config, load_routing_config
 from alerting.rules.loader import load_file_groups, rule_files
 from alerting.rules.model import Group
 from alerting.sources import Source, kinds
@@ -105,6 +106,9 @@ class Runtime:
         self.rules = RuleRegistry(self.settings.rules, self.settings.default_interval)
         self._sources: dict[str, Source] = {}
         self._datasources: dict[str, DatasourceConfig] | None = None
+        self._routing: RoutingConfig | None = None
+        self._routing_mtime: int | None = None
+        self.config_ok = True
         self._lock = threading.Lock()
 
     def datasource_configs(self) -> dict[str, DatasourceConfig]:
@@ -135,9 +139,33 @@ class Runtime:
             self._sources[name] = source
             return source
 
-    def routing(self) -> Any:
-        """The last good routing configuration (None until routing is configured)."""
-        return None
+    def routing(self) -> RoutingConfig:
+        """The routing of alerting.yml, reloaded when the file changes; a broken file keeps the
+        last good version (or the console-only default if none loaded yet)."""
+        path = Path(self.settings.config_path)
+        try:
+            mtime: int | None = path.stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        if self._routing is not None and mtime == self._routing_mtime:
+            return self._routing
+        self._routing_mtime = mtime
+        if mtime is None:
+            if self._routing is None:
+                log.warning("config.missing", msg=f"{path} not found: every alert goes to the console")
+            self._routing = default_routing_config()
+            return self._routing
+        store = RedisStore(self.redis, self.store.key("notify", ""))
+        try:
+            self._routing = load_routing_config(path, extra_global={STORE_KEY: store})
+            self.config_ok = True
+            log.info("config.loaded", msg=f"loaded routing from {path}")
+        except ConfigError as exc:
+            self.config_ok = False
+            log.error("config.invalid", msg=str(exc), kept_previous=self._routing is not None)
+            if self._routing is None:
+                self._routing = default_routing_config()
+        return self._routing
 
     def close(self) -> None:
         for source in self._sources.values():

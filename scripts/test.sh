@@ -7,5 +7,5 @@ scripts/services.sh
 .venv/bin/ruff check alerting tasks tests bench
 .venv/bin/ruff format --check alerting tasks tests bench
 .venv/bin/mypy alerting
-.venv/bin/alerting check rules/ demo/rules
+.venv/bin/alerting check rules/ demo/rules alerting.yml
 exec .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -6,15 +6,17 @@ import os
 import time
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import redis
 
 from alerting import history
 from alerting.celery import app
-from alerting.engine import Evaluated, GroupOutcome, console_dispatch, evaluate_group
+from alerting.engine import Evaluated, GroupOutcome, console_dispatch, evaluate_group, notify_alerts
 from alerting.errors import AlertingError
+from alerting.notify.pipeline import ingest
 from alerting.observability import get_logger
-from alerting.rules.model import Group
+from alerting.rules.model import Group, Rule
 from alerting.runtime import Runtime, get_runtime
 
 log = get_logger(__name__)
@@ -51,14 +53,33 @@ def _evaluate(runtime: Runtime, group: Group, slot: float) -> GroupOutcome:
         concurrency=runtime.settings.query_concurrency,
         outage_tolerance=runtime.settings.outage_tolerance,
         external_url=runtime.settings.external_url,
-        dispatch=console_dispatch,
+        dispatch=_dispatch,
         prometheus=_prometheus(runtime),
     )
 
 
 def _dispatch(group: Group, evaluated: Sequence[Evaluated], slot: float) -> None:
+    runtime = get_runtime()
     history.record_evaluated(group.name, evaluated, slot)
     console_dispatch(group, evaluated, slot)
+    alerts = notify_alerts(evaluated, lambda rule: generator_url(runtime, rule))
+    # The state is saved already; a Redis hiccup here is retried at the next tick, which sends the
+    # same alerts again (the pipeline is idempotent per alert).
+    try:
+        ingest(runtime.redis, runtime.prefix, runtime.routing(), alerts, time.time())
+    except redis.RedisError as exc:
+        log.error("notify.ingest_failed", msg=f"Redis unavailable, alerts not queued: {exc}")
+
+
+def generator_url(runtime: Runtime, rule: Rule) -> str:
+    """Where the on-call can see the condition: Prometheus's graph of the expression for PromQL
+    rules, the configured external URL otherwise."""
+    if rule.kind == "promql":
+        config = runtime.datasource_configs().get(rule.datasource)
+        base = str(config.options.get("url", "")) if config else ""
+        if base:
+            return f"{base.rstrip('/')}/graph?g0.expr={quote(rule.query)}&g0.tab=1"
+    return runtime.settings.external_url
 
 
 def _prometheus(runtime: Runtime) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 
 from tests.conftest import REDIS_URL
 from tests.support.exporter import Exporter
+from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.prometheus import PrometheusServer
 from tests.support.worker import Worker
@@ -117,3 +119,84 @@ def test_two_workers_with_beat_evaluate_each_slot_once(tmp_path: Path, prefix: s
             fired = [e for w in (first, second) for e in w.events("alert.firing")]
     assert len(slots) == len(set(slots)), "a slot was evaluated twice"
     assert len(fired) == 1
+
+
+def test_worker_notifies_firing_then_resolved_once_through_the_pipeline(tmp_path: Path, prefix: str) -> None:
+    """Evaluation -> aggregation group -> flush -> send task -> webhook, with the real worker."""
+    rules = tmp_path / "rules"
+    rules.mkdir()
+    (rules / "n.yml").write_text(
+        yaml.safe_dump(
+            {
+                "groups": [
+                    {
+                        "name": "n",
+                        "interval": "1s",
+                        "rules": [
+                            {
+                                "alert": "NotifyMe",
+                                "expr": "notify_metric > 0",
+                                "labels": {"severity": "critical"},
+                                "annotations": {"summary": "value {{ $value }}"},
+                            }
+                        ],
+                    }
+                ]
+            }
+        )
+    )
+    received: list[dict] = []
+
+    def record(request: Request) -> Reply:
+        received.append(json.loads(request.body))
+        return Reply(200, "ok")
+
+    with Exporter() as exporter, FakeHTTPServer(record) as hook:
+        exporter.values["notify_metric"] = 1
+        config = tmp_path / "alerting.yml"
+        config.write_text(
+            yaml.safe_dump(
+                {
+                    "route": {
+                        "receiver": "hook",
+                        "group_by": ["alertname"],
+                        "group_wait": "1s",
+                        "group_interval": "2s",
+                        "repeat_interval": "1h",
+                    },
+                    "receivers": [
+                        {
+                            "name": "hook",
+                            "webhook_configs": [{"url": f"{hook.url}/hook", "send_resolved": True}],
+                        }
+                    ],
+                }
+            )
+        )
+        with PrometheusServer(scrape_targets=[exporter.target]) as prom:
+            env = {
+                "ALERTING_RULES": str(rules),
+                "PROMETHEUS_URL": prom.url,
+                "ALERTING_REDIS_URL": REDIS_URL,
+                "ALERTING_REDIS_PREFIX": prefix,
+                "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
+                "ALERTING_CONFIG": str(config),
+                "ALERTING_HTTP_ADDR": "off",
+            }
+            with Worker(env) as worker:
+                wait_until(lambda: received, timeout=60, what="the firing notification")
+                exporter.values["notify_metric"] = 0
+                wait_until(
+                    lambda: any(r["status"] == "resolved" for r in received),
+                    timeout=90,
+                    what="the resolved notification",
+                )
+                time.sleep(6)  # several more ticks and flushes: nothing is sent again
+                errors = [e for e in worker.events() if e.get("level") == "ERROR"]
+    assert [r["status"] for r in received] == ["firing", "resolved"]
+    firing = received[0]
+    assert firing["receiver"] == "hook" and firing["version"] == "4"
+    assert [a["labels"]["alertname"] for a in firing["alerts"]] == ["NotifyMe"]
+    assert firing["alerts"][0]["annotations"] == {"summary": "value 1"}
+    assert firing["alerts"][0]["generatorURL"].startswith(f"{prom.url}/graph?g0.expr=notify_metric")
+    assert errors == []

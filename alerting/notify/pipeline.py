@@ -1,0 +1,522 @@
+"""The notification pipeline: alerts in, aggregation groups, stages, jobs out, deliveries.
+
+``ingest`` routes each alert the evaluator reports into aggregation groups kept in Redis.
+``flush_due`` takes the groups whose timer fired and runs them through the stages, in
+Alertmanager's order: inhibit -> active time -> mute time -> silence -> dedup; it returns one job per
+(group, receiver integration) that needs a notification. ``deliver`` sends a job and, only on
+success, writes the notification log, so the next flush's dedup sees it. Every stage logs what it
+removed and why.
+
+Two workers may flush and deliver at once: groups are claimed atomically, each delivery holds a
+lock and re-checks the notification log first, and a newer flush supersedes older queued jobs of the
+same group and integration (as Alertmanager drops a retry when the next flush starts).
+
+Where a worker fleet has to differ from Alertmanager's single process, it does so deliberately:
+resolved alerts leave their group when the flush hands them to a job (the job carries them through
+its retries), not after the send; a group is removed as soon as a flush empties it (Alertmanager
+sweeps empty groups every 30s), so an alert arriving later starts a new group with ``group_wait``;
+and a firing alert reported without ``ends_at`` never times out into "resolved" on its own, because
+the evaluator reports every resolution explicitly (an ``ends_at`` in the future is honoured as
+Alertmanager honours Prometheus's).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+import redis
+import structlog
+
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert
+from alerting.notify.store import GroupInsert, GroupSnapshot, NotifyStore, group_id, nflog_id
+from alerting.routing.config import ReceiverIntegration, RoutingConfig
+from alerting.routing.dedup import LogEntry, needs_update
+from alerting.routing.inhibit import Inhibitor
+from alerting.routing.matchers import alert_sort_key, fingerprint, labels_string
+from alerting.routing.route import Route
+from alerting.routing.silences import ACTIVE, Silence
+
+log = structlog.get_logger(__name__)
+
+CLAIM_LEASE = 60.0  # a flusher that dies holding groups gives them back after this long
+FLUSH_BATCH = 1000
+LOCK_TTL = 120.0  # longer than any integration's own timeout
+FALLBACK_SENT_TTL = 7 * 86400.0
+
+
+# --- alerts as stored in a group --------------------------------------------------------------------
+
+
+def _alert_to_json(alert: NotifyAlert, fp: str, ends_at: float | None, now: float) -> str:
+    return json.dumps(
+        {
+            "labels": dict(alert.labels),
+            "annotations": dict(alert.annotations),
+            "starts_at": alert.starts_at,
+            "ends_at": ends_at,
+            "generator_url": alert.generator_url,
+            "value": alert.value,
+            "fingerprint": fp,
+            "updated_at": now,
+        },
+        sort_keys=True,
+    )
+
+
+def _alert_at(stored: str, now: float) -> NotifyAlert:
+    """The stored alert as it stands at ``now``: resolved once its end time has passed."""
+    data = json.loads(stored)
+    ends_at = data.get("ends_at")
+    resolved = ends_at is not None and ends_at <= now
+    return NotifyAlert(
+        status="resolved" if resolved else "firing",
+        labels=data["labels"],
+        annotations=data.get("annotations", {}),
+        starts_at=float(data["starts_at"]),
+        ends_at=float(ends_at) if resolved else None,
+        generator_url=data.get("generator_url", ""),
+        fingerprint=data["fingerprint"],
+        value=data.get("value"),
+    )
+
+
+def _is_resolved(alert: NotifyAlert, now: float) -> bool:
+    if alert.status == "resolved":
+        return True
+    return alert.ends_at is not None and alert.ends_at <= now
+
+
+# --- ingest -----------------------------------------------------------------------------------------
+
+
+def ingest(
+    redis_client: redis.Redis, prefix: str, config: RoutingConfig, alerts: list[NotifyAlert], now: float
+) -> None:
+    """Route the alerts of one evaluation into their aggregation groups, starting timers of new groups."""
+    if not alerts:
+        return
+    store = NotifyStore(redis_client, prefix)
+    prints = [fingerprint(a.labels) for a in alerts]
+    known = store.index_get(prints)
+    inserts: list[GroupInsert] = []
+    index: dict[str, dict[str, Any]] = {}
+    for alert, fp in zip(alerts, prints, strict=True):
+        resolved = _is_resolved(alert, now)
+        ends_at = (alert.ends_at if alert.ends_at is not None else now) if resolved else alert.ends_at
+        before = known.get(fp)
+        # A resolved alert is re-reported every tick for a while; once its group has closed there is
+        # nothing left to tell anyone, so it must not reopen a group and start another group_wait.
+        create = not (resolved and before is not None and before.get("ends_at") == ends_at)
+        stored = _alert_to_json(alert, fp, ends_at, now)
+        index[fp] = {"labels": dict(alert.labels), "ends_at": ends_at, "seen": now}
+        for route in config.match(alert.labels):
+            group_labels = route.group_labels(alert.labels)
+            key = route.group_key(group_labels)
+            inserts.append(
+                GroupInsert(
+                    gid=group_id(route.id, key),
+                    route_id=route.id,
+                    route_key=route.key,
+                    group_key=key,
+                    group_labels=group_labels,
+                    group_wait=route.group_wait,
+                    fingerprint=fp,
+                    alert_json=stored,
+                    starts_at=alert.starts_at,
+                    create=create,
+                )
+            )
+    store.insert(inserts, now)
+    store.index_put(index)
+    log.debug("notify.ingested", alerts=len(alerts), placements=len(inserts))
+
+
+# --- jobs -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Job:
+    """One notification to deliver: a group's alerts for one receiver integration."""
+
+    job_id: str  # idempotency key: the same flush of the same group and integration
+    group_id: str
+    group_key: str
+    nflog_id: str
+    receiver: str
+    integration: str  # ReceiverIntegration.key
+    seq: float  # the flush's timer time; orders jobs of the same group and integration
+    group_labels: Mapping[str, str]
+    alerts: tuple[NotifyAlert, ...]
+    firing: tuple[str, ...]
+    resolved: tuple[str, ...]
+    repeat_interval: float
+    reason: str = ""
+    fallback_for: str = ""  # set on jobs re-sent to a fallback receiver after a permanent failure
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "alerts"}
+        data["group_labels"] = dict(self.group_labels)
+        data["firing"], data["resolved"] = list(self.firing), list(self.resolved)
+        data["extra"] = dict(self.extra)
+        data["alerts"] = [
+            {**a.__dict__, "labels": dict(a.labels), "annotations": dict(a.annotations)} for a in self.alerts
+        ]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Job:
+        values = dict(data)
+        values["alerts"] = tuple(NotifyAlert(**a) for a in data["alerts"])
+        values["firing"], values["resolved"] = tuple(data["firing"]), tuple(data["resolved"])
+        return cls(**values)
+
+
+def _job_id(gid: str, integration: str, seq: float, fallback_for: str = "") -> str:
+    digest = hashlib.sha256(f"{gid}\x00{integration}\x00{seq!r}\x00{fallback_for}".encode()).hexdigest()
+    return f"nf-{digest[:32]}"
+
+
+# --- stages -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FlushContext:
+    now: float
+    config: RoutingConfig
+    route: Route
+    group: GroupSnapshot
+    inhibitor: Inhibitor
+    silences: list[Silence]
+
+
+class Stage(Protocol):
+    name: str
+
+    def run(self, ctx: FlushContext, alerts: list[NotifyAlert]) -> tuple[list[NotifyAlert], dict[str, str]]:
+        """Alerts kept, and for each removed fingerprint why it was removed."""
+        ...
+
+
+class InhibitStage:
+    name = "inhibit"
+
+    def run(self, ctx: FlushContext, alerts: list[NotifyAlert]) -> tuple[list[NotifyAlert], dict[str, str]]:
+        if not ctx.config.inhibit_rules:
+            return alerts, {}
+        kept, removed = [], {}
+        for alert in alerts:
+            source = ctx.inhibitor.inhibited_by(alert.labels)
+            if source is None:
+                kept.append(alert)
+            else:
+                removed[alert.fingerprint] = f"inhibited by {labels_string(source)}"
+        return kept, removed
+
+
+class ActiveTimeStage:
+    name = "active_time"
+
+    def run(self, ctx: FlushContext, alerts: list[NotifyAlert]) -> tuple[list[NotifyAlert], dict[str, str]]:
+        route = ctx.route
+        if not route.active_time_intervals or not alerts:
+            return alerts, {}
+        active = any(
+            interval.contains(ctx.now)
+            for name in route.active_time_intervals
+            for interval in ctx.config.time_intervals.get(name, ())
+        )
+        if active:
+            return alerts, {}
+        names = ", ".join(route.active_time_intervals)
+        return [], {a.fingerprint: f"outside active time intervals ({names})" for a in alerts}
+
+
+class MuteTimeStage:
+    name = "mute_time"
+
+    def run(self, ctx: FlushContext, alerts: list[NotifyAlert]) -> tuple[list[NotifyAlert], dict[str, str]]:
+        for name in ctx.route.mute_time_intervals:
+            if any(i.contains(ctx.now) for i in ctx.config.time_intervals.get(name, ())):
+                return [], {a.fingerprint: f"inside mute time interval {name}" for a in alerts}
+        return alerts, {}
+
+
+class SilenceStage:
+    name = "silence"
+
+    def run(self, ctx: FlushContext, alerts: list[NotifyAlert]) -> tuple[list[NotifyAlert], dict[str, str]]:
+        if not ctx.silences:
+            return alerts, {}
+        kept, removed = [], {}
+        for alert in alerts:
+            silence = next((s for s in ctx.silences if s.mutes(alert.labels, ctx.now)), None)
+            if silence is None:
+                kept.append(alert)
+            else:
+                removed[alert.fingerprint] = f"silenced by {silence.id} ({silence.comment})"
+        return kept, removed
+
+
+STAGES: tuple[Stage, ...] = (InhibitStage(), ActiveTimeStage(), MuteTimeStage(), SilenceStage())
+
+
+def run_stages(ctx: FlushContext, alerts: list[NotifyAlert]) -> list[NotifyAlert]:
+    """Apply the muting stages in order, logging each removal."""
+    for stage in STAGES:
+        alerts, removed = stage.run(ctx, alerts)
+        if removed:
+            log.info(
+                "notify.stage_removed",
+                msg=f"{stage.name} removed {len(removed)} alert(s)",
+                stage=stage.name,
+                group_key=ctx.group.group_key,
+                removed=removed,
+            )
+    return alerts
+
+
+# --- flush ------------------------------------------------------------------------------------------
+
+
+def flush_due(
+    redis_client: redis.Redis, prefix: str, config: RoutingConfig, now: float, batch: int = FLUSH_BATCH
+) -> list[Job]:
+    """Flush every aggregation group whose timer has fired; return the notifications to deliver.
+
+    Groups are claimed ``batch`` at a time until none is due, so a burst is flushed in one call.
+    """
+    store = NotifyStore(redis_client, prefix)
+    if not config.inhibit_rules:  # otherwise reading the inhibition sources cleans the index
+        store.collect_garbage(now)
+    jobs: list[Job] = []
+    inhibitor: Inhibitor | None = None
+    silences: list[Silence] = []
+    while True:
+        gids = store.claim_due(now, now + CLAIM_LEASE, batch)
+        if not gids:
+            break
+        if inhibitor is None:  # read once per call, and only when some group is due
+            sources = store.active_sources(now) if config.inhibit_rules else []
+            inhibitor = Inhibitor(config.inhibit_rules, sources)
+            silences = [s for s in store.silences(now) if s.state(now) == ACTIVE]
+        jobs.extend(_flush_batch(store, config, store.load_groups(gids), now, inhibitor, silences))
+        if len(gids) < batch:
+            break
+    return jobs
+
+
+@dataclass(frozen=True)
+class _Flushed:
+    """One group after the muting stages, before dedup."""
+
+    group: GroupSnapshot
+    route: Route
+    alerts: tuple[NotifyAlert, ...]
+    firing: tuple[str, ...]
+    resolved: tuple[str, ...]
+    done: Mapping[str, str]  # resolved alerts handed on: stored JSON, for compare-and-delete
+
+    @property
+    def nflog_id(self) -> str:
+        return nflog_id(self.group.group_key)
+
+
+def _flush_batch(
+    store: NotifyStore,
+    config: RoutingConfig,
+    groups: list[GroupSnapshot],
+    now: float,
+    inhibitor: Inhibitor,
+    silences: list[Silence],
+) -> list[Job]:
+    """Stages for every group, then dedup and bookkeeping with one Redis round trip per phase."""
+    flushed: list[_Flushed] = []
+    for group in groups:
+        route = config.routes_by_id.get(group.route_id)
+        if route is None or route.key != group.route_key:
+            # The configuration changed under the group; its alerts come back through the new routes
+            # at the next evaluation, and the notification log (keyed by group key) prevents resends.
+            store.drop_group(group.gid, group.alerts)
+            log.info("notify.group_dropped", group_key=group.group_key, reason="route no longer configured")
+            continue
+        snapshot = {fp: _alert_at(raw, now) for fp, raw in group.alerts.items()}
+        alerts = sorted(snapshot.values(), key=lambda a: alert_sort_key(a.labels))
+        alerts = run_stages(FlushContext(now, config, route, group, inhibitor, silences), alerts)
+        flushed.append(
+            _Flushed(
+                group=group,
+                route=route,
+                alerts=tuple(alerts),
+                firing=tuple(a.fingerprint for a in alerts if a.status == "firing"),
+                resolved=tuple(a.fingerprint for a in alerts if a.status == "resolved"),
+                done={fp: group.alerts[fp] for fp, a in snapshot.items() if a.status == "resolved"},
+            )
+        )
+    pairs = [
+        (f, integ)
+        for f in flushed
+        for integ in (
+            config.receivers[f.route.receiver].integrations if f.route.receiver in config.receivers else ()
+        )
+    ]
+    entries = store.nflog_get_pairs([(f.nflog_id, integ.key) for f, integ in pairs])
+    jobs: list[Job] = []
+    latest: list[tuple[str, str, float, float]] = []
+    for (f, integ), entry in zip(pairs, entries, strict=True):
+        route, group = f.route, f.group
+        needed, why = needs_update(
+            entry, f.firing, f.resolved, integ.send_resolved, route.repeat_interval, now
+        )
+        if not needed:
+            if f.alerts:
+                log.debug("notify.dedup", group_key=group.group_key, integration=integ.key, reason=why)
+            continue
+        job = Job(
+            job_id=_job_id(group.gid, integ.key, group.due),
+            group_id=group.gid,
+            group_key=group.group_key,
+            nflog_id=f.nflog_id,
+            receiver=route.receiver,
+            integration=integ.key,
+            seq=group.due,
+            group_labels=dict(group.group_labels),
+            alerts=f.alerts,
+            firing=f.firing,
+            resolved=f.resolved,
+            repeat_interval=route.repeat_interval,
+            reason=why,
+            extra={"external_url": config.external_url},
+        )
+        latest.append((f.nflog_id, integ.key, group.due, max(LOCK_TTL, 2 * route.repeat_interval)))
+        log.info(
+            "notify.job",
+            msg=f"{why}: {len(f.firing)} firing, {len(f.resolved)} resolved",
+            group_key=group.group_key,
+            receiver=route.receiver,
+            integration=integ.key,
+            job_id=job.job_id,
+        )
+        jobs.append(job)
+    finished = []
+    for f in flushed:
+        next_due = f.group.due + f.route.group_interval
+        if next_due <= now:  # the flusher was away longer than an interval: restart the cadence from now
+            next_due = now + f.route.group_interval
+        # Resolved alerts have been handed on; forget them unless re-reported since the snapshot.
+        finished.append((f.group.gid, f.done, next_due))
+    store.finish_groups(finished, latest)
+    return jobs
+
+
+# --- delivery ---------------------------------------------------------------------------------------
+
+
+def _find_integration(config: RoutingConfig, receiver: str, key: str) -> ReceiverIntegration | None:
+    found = config.receivers.get(receiver)
+    if found is None:
+        return None
+    return next((i for i in found.integrations if i.key == key), None)
+
+
+def _notification(job: Job, alerts: Sequence[NotifyAlert]) -> Notification:
+    return Notification(
+        receiver=job.receiver,
+        group_key=job.group_key,
+        group_labels=dict(job.group_labels),
+        alerts=tuple(alerts),
+        external_url=str(job.extra.get("external_url", "")),
+        extra={"job_id": job.job_id, "fallback_for": job.fallback_for} if job.fallback_for else {},
+    )
+
+
+def _send(integ: ReceiverIntegration, notification: Notification) -> None:
+    try:
+        integ.integration.send(notification)
+    except DeliveryError:
+        raise
+    except Exception as exc:  # an integration bug or an unexpected client error: retry, and say what
+        raise DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
+
+
+def deliver(redis_client: redis.Redis, prefix: str, config: RoutingConfig, job: Job, now: float) -> None:
+    """Send one job; on success write the notification log. Raises ``DeliveryError`` on failure.
+
+    Safe to call twice for the same job (a redelivered task): the second call finds the log entry
+    of the first and sends nothing.
+    """
+    store = NotifyStore(redis_client, prefix)
+    integ = _find_integration(config, job.receiver, job.integration)
+    bound = log.bind(
+        job_id=job.job_id, group_key=job.group_key, receiver=job.receiver, integration=job.integration
+    )
+    if integ is None:
+        bound.warning("notify.job_dropped", msg="receiver integration no longer configured")
+        return
+    token = store.acquire(job.nflog_id, job.integration, LOCK_TTL)
+    if token is None:
+        raise DeliveryError(
+            "another delivery to this receiver for this group is in progress", retryable=True, retry_after=1.0
+        )
+    try:
+        if job.fallback_for:
+            if store.was_sent(job.job_id):
+                bound.info("notify.duplicate", msg="fallback already delivered")
+                return
+            _send(integ, _notification(job, job.alerts))
+            store.mark_sent(job.job_id, FALLBACK_SENT_TTL)
+            bound.info("notify.sent", msg=f"fallback for {job.fallback_for}", alerts=len(job.alerts))
+            return
+        latest = store.latest(job.nflog_id, job.integration)
+        if latest is not None and latest > job.seq:
+            bound.info("notify.superseded", msg="a newer flush of this group replaced this notification")
+            return
+        entry = store.nflog_get(job.nflog_id, job.integration)
+        if entry is not None and entry.seq >= job.seq:
+            bound.info("notify.duplicate", msg="already delivered")
+            return
+        needed, why = needs_update(
+            entry, job.firing, job.resolved, integ.send_resolved, job.repeat_interval, now
+        )
+        if not needed:
+            bound.info("notify.dedup", msg=f"nothing new since the last notification ({why})")
+            return
+        alerts = job.alerts if integ.send_resolved else tuple(a for a in job.alerts if a.status == "firing")
+        if alerts:
+            _send(integ, _notification(job, alerts))
+        else:
+            bound.info("notify.not_sent", msg="only resolved alerts and send_resolved is off; logging them")
+        store.nflog_put(
+            job.nflog_id,
+            job.integration,
+            LogEntry(frozenset(job.firing), frozenset(job.resolved), now, job.seq),
+            job.repeat_interval,
+        )
+        if alerts:
+            bound.info("notify.sent", msg=job.reason, firing=len(job.firing), resolved=len(job.resolved))
+    finally:
+        store.release(job.nflog_id, job.integration, token)
+
+
+def fallback_jobs(config: RoutingConfig, job: Job) -> list[Job]:
+    """Jobs carrying a permanently failed notification to the receiver's ``fallback`` receiver."""
+    receiver = config.receivers.get(job.receiver)
+    if receiver is None or not receiver.fallback or job.fallback_for:
+        return []
+    target = config.receivers.get(receiver.fallback)
+    if target is None:
+        return []
+    return [
+        replace(
+            job,
+            job_id=_job_id(job.group_id, integ.key, job.seq, job.integration),
+            receiver=target.name,
+            integration=integ.key,
+            fallback_for=job.integration,
+        )
+        for integ in target.integrations
+    ]

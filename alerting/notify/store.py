@@ -1,0 +1,385 @@
+"""Redis side of notification routing: aggregation groups and their timers, the notification log,
+the alert index inhibition reads, delivery locks, and silences.
+
+Key scheme (``P`` is the deployment's prefix; every key lives under it)::
+
+    P:notify:due                        ZSET    group id -> when its timer fires next (unix seconds);
+                                                while a flusher works on it, the end of its lease
+    P:notify:group:<gid>                HASH    route_id, route_key, group_key, labels (JSON),
+                                                flushed ("0"/"1"), due (the timer's time, which also
+                                                numbers the flush), claimed (lease end, "0" when free)
+    P:notify:group:<gid>:alerts         HASH    fingerprint -> alert JSON (labels, annotations,
+                                                starts_at, ends_at, generator_url, value, updated_at)
+    P:notify:alerts                     HASH    fingerprint -> {labels, ends_at, seen}: every alert
+                                                reported, whatever its route (inhibition sources)
+    P:notify:nflog:<nid>:<integration>  STRING  last successful notification (firing and resolved
+                                                fingerprints, time, flush number); expires after
+                                                min(120h, 2 x repeat_interval)
+    P:notify:latest:<nid>:<integration> STRING  number of the newest flush that issued a job; older
+                                                jobs still queued are superseded by it
+    P:notify:lock:<nid>:<integration>   STRING  delivery lock (random token, expires by itself)
+    P:notify:sent:<job id>              STRING  a fallback delivery that already went out
+    P:notify:gc                         STRING  held for a minute by whoever cleans the alert index
+    P:silences                          HASH    silence id -> silence JSON
+
+``gid`` hashes the route's position in the tree and the group key; ``nid`` hashes the group key
+alone, so the notification log survives a config reload that only reorders routes, as Alertmanager's
+does. Timers are absolute times, so a restarted worker continues them instead of starting over.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from alerting.routing.dedup import LogEntry
+from alerting.routing.silences import EXPIRED, Silence
+
+NFLOG_MAX_RETENTION = 120 * 3600.0
+RESOLVED_RETENTION = 15 * 60.0  # how long the evaluator keeps reporting a resolved alert
+SOURCE_STALE_AFTER = 3600.0  # an alert not reported for this long no longer inhibits anything
+SILENCE_RETENTION = 120 * 3600.0  # expired silences stay listable this long
+
+_INGEST = """
+-- ARGV: gid, now, group_wait, route_id, route_key, group_key, labels, then per alert:
+--       fingerprint, alert JSON, starts_at, create ("1"/"0")
+local now = tonumber(ARGV[2])
+local wait = tonumber(ARGV[3])
+local any_create, any_overdue = false, false
+for i = 8, #ARGV, 4 do
+  if ARGV[i + 3] == '1' then any_create = true end
+  if tonumber(ARGV[i + 2]) + wait < now then any_overdue = true end
+end
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  if not any_create then return 0 end
+  local due = now + wait
+  if any_overdue then due = now end
+  redis.call('HSET', KEYS[2], 'route_id', ARGV[4], 'route_key', ARGV[5], 'group_key', ARGV[6],
+             'labels', ARGV[7], 'flushed', '0', 'due', string.format('%.6f', due), 'claimed', '0')
+  redis.call('ZADD', KEYS[1], due, ARGV[1])
+elseif any_overdue and redis.call('HGET', KEYS[2], 'flushed') == '0'
+       and tonumber(redis.call('HGET', KEYS[2], 'claimed') or '0') < now
+       and tonumber(redis.call('HGET', KEYS[2], 'due')) > now then
+  -- Alertmanager flushes a never-flushed group at once when an alert's own wait is already over.
+  redis.call('HSET', KEYS[2], 'due', string.format('%.6f', now))
+  redis.call('ZADD', KEYS[1], now, ARGV[1])
+end
+for i = 8, #ARGV, 4 do
+  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+end
+return 1
+"""
+
+_CLAIM = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, id in ipairs(ids) do
+  redis.call('ZADD', KEYS[1], ARGV[2], id)
+  redis.call('HSET', ARGV[4] .. id, 'claimed', ARGV[2])
+end
+return ids
+"""
+
+_FINISH = """
+for i = 3, #ARGV, 2 do
+  if redis.call('HGET', KEYS[3], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[3], ARGV[i])
+  end
+end
+if redis.call('HLEN', KEYS[3]) == 0 then
+  redis.call('DEL', KEYS[2], KEYS[3])
+  redis.call('ZREM', KEYS[1], ARGV[1])
+  return 0
+end
+redis.call('HSET', KEYS[2], 'flushed', '1', 'due', ARGV[2], 'claimed', '0')
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def _hash(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()[:24]
+
+
+def group_id(route_id: str, group_key: str) -> str:
+    return _hash(f"{route_id}\x00{group_key}")
+
+
+def nflog_id(group_key: str) -> str:
+    return _hash(group_key)
+
+
+@dataclass(frozen=True)
+class GroupInsert:
+    """One alert going into one aggregation group."""
+
+    gid: str
+    route_id: str
+    route_key: str
+    group_key: str
+    group_labels: Mapping[str, str]
+    group_wait: float
+    fingerprint: str
+    alert_json: str
+    starts_at: float
+    create: bool  # False for a resolved alert re-reported after its group already closed
+
+
+@dataclass(frozen=True)
+class GroupSnapshot:
+    gid: str
+    route_id: str
+    route_key: str
+    group_key: str
+    group_labels: Mapping[str, str]
+    due: float
+    flushed: bool
+    alerts: Mapping[str, str]  # fingerprint -> stored JSON, exactly as read (for compare-and-delete)
+
+
+class NotifyStore:
+    """All Redis access of the notification pipeline."""
+
+    def __init__(self, client: redis.Redis, prefix: str) -> None:
+        self.r = client
+        self.p = f"{prefix}:notify"
+        self.silence_key = f"{prefix}:silences"
+        self._ingest = client.register_script(_INGEST)
+        self._claim = client.register_script(_CLAIM)
+        self._finish = client.register_script(_FINISH)
+        self._release = client.register_script(_RELEASE)
+
+    # -- key names --------------------------------------------------------------------------------
+
+    @property
+    def due_key(self) -> str:
+        return f"{self.p}:due"
+
+    def meta_key(self, gid: str) -> str:
+        return f"{self.p}:group:{gid}"
+
+    def alerts_key(self, gid: str) -> str:
+        return f"{self.p}:group:{gid}:alerts"
+
+    @property
+    def index_key(self) -> str:
+        return f"{self.p}:alerts"
+
+    def _nf(self, kind: str, nid: str, integration: str) -> str:
+        return f"{self.p}:{kind}:{nid}:{integration}"
+
+    # -- aggregation groups -----------------------------------------------------------------------
+
+    def insert(self, inserts: Iterable[GroupInsert], now: float) -> None:
+        """Put alerts into their groups, creating groups and starting their timers as needed.
+
+        One script call per group, all in one round trip.
+        """
+        by_group: dict[str, list[GroupInsert]] = {}
+        for ins in inserts:
+            by_group.setdefault(ins.gid, []).append(ins)
+        pipe = self.r.pipeline(transaction=False)
+        for gid, items in by_group.items():
+            first = items[0]
+            args: list[Any] = [
+                gid,
+                repr(now),
+                repr(first.group_wait),
+                first.route_id,
+                first.route_key,
+                first.group_key,
+                json.dumps(dict(first.group_labels), sort_keys=True),
+            ]
+            for ins in items:
+                args.extend(
+                    [ins.fingerprint, ins.alert_json, repr(ins.starts_at), "1" if ins.create else "0"]
+                )
+            self._ingest(
+                keys=[self.due_key, self.meta_key(gid), self.alerts_key(gid)], args=args, client=pipe
+            )
+        pipe.execute()
+
+    def claim_due(self, now: float, lease_until: float, limit: int) -> list[str]:
+        """Atomically take the groups whose timer is due; no other flusher gets them until the lease ends."""
+        ids = self._claim(keys=[self.due_key], args=[repr(now), repr(lease_until), limit, f"{self.p}:group:"])
+        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+    def load_groups(self, gids: list[str]) -> list[GroupSnapshot]:
+        pipe = self.r.pipeline(transaction=False)
+        for gid in gids:
+            pipe.hgetall(self.meta_key(gid))
+            pipe.hgetall(self.alerts_key(gid))
+        raw = pipe.execute()
+        out = []
+        for gid, meta, alerts in zip(gids, raw[0::2], raw[1::2], strict=True):
+            if not meta:
+                continue
+            m = {_s(k): _s(v) for k, v in meta.items()}
+            out.append(
+                GroupSnapshot(
+                    gid=gid,
+                    route_id=m["route_id"],
+                    route_key=m["route_key"],
+                    group_key=m["group_key"],
+                    group_labels=json.loads(m["labels"]),
+                    due=float(m["due"]),
+                    flushed=m.get("flushed") == "1",
+                    alerts={_s(k): _s(v) for k, v in alerts.items()},
+                )
+            )
+        return out
+
+    def finish_groups(
+        self,
+        groups: Iterable[tuple[str, Mapping[str, str], float]],
+        latest: Iterable[tuple[str, str, float, float]] = (),
+    ) -> None:
+        """After a flush: record the jobs issued, and for each group drop the resolved alerts handed
+        on (unless re-reported meanwhile) and set its next timer, or remove it when it is empty.
+
+        ``groups`` holds (gid, {fingerprint: stored JSON}, next due); ``latest`` holds
+        (nid, integration, flush number, ttl) of each job issued.
+        """
+        pipe = self.r.pipeline(transaction=False)
+        for nid, integration, seq, ttl in latest:
+            pipe.set(self._nf("latest", nid, integration), repr(seq), px=max(1000, int(ttl * 1000)))
+        for gid, delete, next_due in groups:
+            args: list[Any] = [gid, f"{next_due:.6f}"]
+            for fp, stored in delete.items():
+                args.extend([fp, stored])
+            self._finish(
+                keys=[self.due_key, self.meta_key(gid), self.alerts_key(gid)], args=args, client=pipe
+            )
+        pipe.execute()
+
+    def drop_group(self, gid: str, fingerprints: Iterable[str] = ()) -> None:
+        """Remove a group without flushing it.
+
+        Its alerts are also forgotten by the index, so that a resolved one reported again opens a
+        group under the new routes and its resolve is still told, instead of being taken for old news.
+        """
+        pipe = self.r.pipeline(transaction=True)
+        pipe.delete(self.meta_key(gid), self.alerts_key(gid))
+        pipe.zrem(self.due_key, gid)
+        fps = list(fingerprints)
+        if fps:
+            pipe.hdel(self.index_key, *fps)
+        pipe.execute()
+
+    def group_count(self) -> int:
+        return int(self.r.zcard(self.due_key))
+
+    def next_due(self) -> float | None:
+        first = self.r.zrange(self.due_key, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
+
+    # -- alert index (inhibition sources) ---------------------------------------------------------
+
+    def index_get(self, fingerprints: list[str]) -> dict[str, dict[str, Any]]:
+        if not fingerprints:
+            return {}
+        values = self.r.hmget(self.index_key, fingerprints)
+        return {fp: json.loads(v) for fp, v in zip(fingerprints, values, strict=True) if v}
+
+    def index_put(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
+        if entries:
+            self.r.hset(
+                self.index_key, mapping={fp: json.dumps(e, sort_keys=True) for fp, e in entries.items()}
+            )
+
+    def collect_garbage(self, now: float, every: float = 60.0) -> None:
+        """Forget resolved and stale alerts in the index, at most once per ``every`` seconds overall."""
+        if self.r.set(f"{self.p}:gc", "1", nx=True, px=int(every * 1000)):
+            self.active_sources(now)
+
+    def active_sources(self, now: float) -> list[dict[str, str]]:
+        """Labels of every alert firing at ``now``; forgets resolved and stale entries as it goes."""
+        active, stale = [], []
+        for fp, raw in self.r.hgetall(self.index_key).items():
+            entry = json.loads(raw)
+            ends_at = entry.get("ends_at")
+            if ends_at is not None and ends_at <= now:
+                if ends_at < now - RESOLVED_RETENTION:
+                    stale.append(fp)
+                continue
+            if entry.get("seen", now) < now - SOURCE_STALE_AFTER:
+                stale.append(fp)
+                continue
+            active.append(entry["labels"])
+        if stale:
+            self.r.hdel(self.index_key, *stale)
+        return active
+
+    # -- notification log and delivery ------------------------------------------------------------
+
+    def nflog_get_pairs(self, pairs: list[tuple[str, str]]) -> list[LogEntry | None]:
+        """Log entries for (nid, integration) pairs, in one round trip."""
+        if not pairs:
+            return []
+        values = self.r.mget([self._nf("nflog", nid, i) for nid, i in pairs])
+        return [LogEntry.from_dict(json.loads(v)) if v else None for v in values]
+
+    def nflog_get(self, nid: str, integration: str) -> LogEntry | None:
+        return self.nflog_get_pairs([(nid, integration)])[0]
+
+    def nflog_put(self, nid: str, integration: str, entry: LogEntry, repeat_interval: float) -> None:
+        retention = min(NFLOG_MAX_RETENTION, 2 * repeat_interval)
+        self.r.set(
+            self._nf("nflog", nid, integration),
+            json.dumps(entry.to_dict()),
+            px=max(1000, int(retention * 1000)),
+        )
+
+    def latest(self, nid: str, integration: str) -> float | None:
+        value = self.r.get(self._nf("latest", nid, integration))
+        return float(value) if value else None
+
+    def acquire(self, nid: str, integration: str, ttl: float) -> str | None:
+        token = secrets.token_hex(8)
+        ok = self.r.set(self._nf("lock", nid, integration), token, nx=True, px=int(ttl * 1000))
+        return token if ok else None
+
+    def release(self, nid: str, integration: str, token: str) -> None:
+        self._release(keys=[self._nf("lock", nid, integration)], args=[token])
+
+    def was_sent(self, job_id: str) -> bool:
+        return bool(self.r.exists(f"{self.p}:sent:{job_id}"))
+
+    def mark_sent(self, job_id: str, ttl: float) -> None:
+        self.r.set(f"{self.p}:sent:{job_id}", "1", px=int(ttl * 1000))
+
+    # -- silences ---------------------------------------------------------------------------------
+
+    def put_silence(self, silence: Silence) -> None:
+        self.r.hset(self.silence_key, silence.id, json.dumps(silence.to_dict()))
+
+    def get_silence(self, silence_id: str) -> Silence | None:
+        raw = self.r.hget(self.silence_key, silence_id)
+        return Silence.from_dict(json.loads(raw)) if raw else None
+
+    def silences(self, now: float) -> list[Silence]:
+        """Every silence not yet past its retention, oldest first; older ones are deleted."""
+        out, gone = [], []
+        for sid, raw in self.r.hgetall(self.silence_key).items():
+            silence = Silence.from_dict(json.loads(raw))
+            if silence.state(now) == EXPIRED and silence.ends_at < now - SILENCE_RETENTION:
+                gone.append(sid)
+            else:
+                out.append(silence)
+        if gone:
+            self.r.hdel(self.silence_key, *gone)
+        return sorted(out, key=lambda s: (s.starts_at, s.id))
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
