@@ -327,3 +327,17 @@ def test_demo_readme_documents_every_fault_and_its_alerts() -> None:
     assert set(rows) == set(FAULTS)
     for name, fault in FAULTS.items():
         assert set(fault.rules) <= rows[name], name
+
+
+def test_docker_compose_file_is_valid_for_compose_itself(tmp_path: Path) -> None:
+    """`docker compose config -q` (or Debian's docker-compose) accepts the file as written."""
+    plugin = subprocess.run(["docker", "compose", "version"], capture_output=True, text=True)
+    command = ["docker", "compose"] if plugin.returncode == 0 else ["docker-compose"]
+    result = subprocess.run(
+        [*command, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
