@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from alerting.clitools import parse_time
 from alerting.config import Settings, check_evaluation_section, load_datasources
 from alerting.durations import parse_duration
 from alerting.errors import AlertingError, ConfigError, DurationError
@@ -26,21 +27,6 @@ from alerting.yamlfile import load_file
 
 # Optional command modules: each exposes register(cli) and lands with its feature.
 _COMMAND_MODULES = ("alerting.routing.commands", "alerting.notify.commands", "alerting.opscommands")
-
-
-def parse_time(text: str) -> float:
-    """RFC3339 (``2026-01-01T00:00:00Z``) or unix seconds, as unix seconds."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is neither RFC3339 nor unix seconds") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
 
 
 def rfc3339(t: float | None) -> str | None:

@@ -267,7 +267,7 @@ def parse_since(text: str, now: float) -> float:
         return now - parse_duration(text)
     except DurationError:
         pass
-    from alerting.cli import parse_time
+    from alerting.clitools import parse_time
 
     try:
         return parse_time(text)

@@ -20,6 +20,7 @@ from typing import Any
 import click
 import redis
 
+from alerting.clitools import parse_time
 from alerting.durations import format_duration, parse_duration
 from alerting.errors import AlertingError, ConfigError
 from alerting.notify.store import NotifyStore
@@ -40,23 +41,6 @@ def _redis_store() -> NotifyStore:
     url = os.environ.get("ALERTING_REDIS_URL", DEFAULT_REDIS_URL)
     prefix = os.environ.get("ALERTING_REDIS_PREFIX", "alerting")
     return NotifyStore(redis.Redis.from_url(url), prefix)
-
-
-def parse_time(text: str) -> float:
-    """RFC3339 (``2024-05-01T10:00:00Z``; no zone means UTC) or unix seconds."""
-    try:
-        return float(text)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
-        raise click.BadParameter(
-            f"{text!r} is neither RFC3339 (2024-05-01T10:00:00Z) nor unix seconds"
-        ) from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return moment.timestamp()
 
 
 def _iso(ts: float) -> str:
