@@ -20,6 +20,7 @@ from celery.schedules import schedstate, schedule
 from alerting import health, metrics
 from alerting.config import Settings
 from alerting.observability import configure_logging, get_logger, prepare_celery_worker
+from alerting.state import DATASOURCES_GROUP
 
 settings = Settings.from_env()
 app = Celery("alerting", broker=settings.broker_url, include=["tasks.evaluate", "tasks.notify"])
@@ -43,6 +44,7 @@ app.conf.update(
 log = get_logger(__name__)
 _EPOCH = datetime.fromtimestamp(0, UTC)
 FLUSH_EVERY = 2.0  # seconds
+RETIRE_AFTER = 60.0  # seconds a group must be gone from the rule files before its alerts resolve
 
 
 @signals.setup_logging.connect
@@ -166,6 +168,30 @@ class GroupScheduler(Scheduler):
         )
         self.data = entries
         self._last_sync = time.monotonic()
+        self._retire_missing(runtime, {g.id for g in groups})
+
+    def _retire_missing(self, runtime: Any, live: set[str]) -> None:
+        """Groups whose file was deleted (or renamed) resolve their firing alerts once they have
+        been gone for RETIRE_AFTER, so a file briefly missing during a deploy changes nothing."""
+        if not hasattr(self, "_missing_since"):
+            self._missing_since: dict[str, float] = {}
+        try:
+            stored = set(runtime.store.groups()) - {DATASOURCES_GROUP}
+        except Exception as exc:  # Redis down: try at the next refresh
+            log.warning("beat.retire_check_failed", msg=f"cannot list stored groups: {exc}")
+            return
+        now = time.monotonic()
+        for group_id in stored - live:
+            first = self._missing_since.setdefault(group_id, now)
+            if now - first >= RETIRE_AFTER and self._is_leader(runtime):
+                self.app.send_task("tasks.retire_group", args=(group_id,))
+                self._missing_since[group_id] = now  # ask again later if it is still there
+        for group_id in list(self._missing_since):
+            if group_id in live or group_id not in stored:
+                del self._missing_since[group_id]
+
+    def _is_leader(self, runtime: Any) -> bool:
+        return runtime.store.leader() == self.owner
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
         from alerting.runtime import get_runtime

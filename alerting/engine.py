@@ -249,6 +249,16 @@ def _retired(group: Group, previous: Mapping[str, Mapping[str, Alert]], slot: fl
     return out
 
 
+def retire_group(store: StateStore, group_id: str, now: float) -> list[Evaluated]:
+    """A group gone from the rule files: resolve its firing alerts and forget its state.
+    Returns what resolved, for the caller to hand to the notification pipeline."""
+    previous = store.load_group(group_id)
+    name = group_id.rsplit(":", 1)[-1]
+    retired = _retired(Group(name=name, file="", interval=1.0, rules=()), previous, now)
+    store.delete_group(group_id)
+    return retired
+
+
 def update_datasource_alerts(
     store: StateStore,
     down: set[str],

@@ -130,6 +130,10 @@ class StateStore:
                 pipe.hdel(hkey, *stale_h)
         pipe.execute()
 
+    def delete_group(self, group_id: str) -> None:
+        """Forget a group entirely (its rule file is gone)."""
+        self.redis.delete(self.key("alerts", group_id), self.key("health", group_id))
+
     def groups(self) -> list[str]:
         prefix = self.key("alerts", "")
         return sorted(_s(k)[len(prefix) :] for k in self.redis.scan_iter(match=prefix + "*"))

@@ -12,7 +12,14 @@ import redis
 
 from alerting import history
 from alerting.celery import app
-from alerting.engine import Evaluated, GroupOutcome, console_dispatch, evaluate_group, notify_alerts
+from alerting.engine import (
+    Evaluated,
+    GroupOutcome,
+    console_dispatch,
+    evaluate_group,
+    notify_alerts,
+    retire_group,
+)
 from alerting.errors import AlertingError
 from alerting.notify.pipeline import ingest
 from alerting.observability import get_logger
@@ -41,6 +48,24 @@ def evaluate_group_task(group_id: str, slot: float | None = None) -> None:
         )
         return
     _report(group, outcome)
+
+
+@app.task(name="tasks.retire_group", acks_late=True, ignore_result=True)
+def retire_group_task(group_id: str) -> None:
+    """Resolve the alerts of a group that is gone from the rule files, once."""
+    runtime = get_runtime()
+    if runtime.rules.group(group_id) is not None:
+        return  # it came back
+    with runtime.store.lock(f"retire:{group_id}", timeout=30):
+        now = time.time()
+        retired = retire_group(runtime.store, group_id, now)
+    if not retired:
+        return
+    name = group_id.rsplit(":", 1)[-1]
+    log.info(
+        "group.retired", msg=f"group {group_id} is gone from the rule files; its alerts resolve", group=name
+    )
+    _dispatch(Group(name=name, file="", interval=1.0, rules=()), retired, now)
 
 
 def _evaluate(runtime: Runtime, group: Group, slot: float) -> GroupOutcome:

@@ -192,3 +192,18 @@ def test_hot_reload_keeps_the_last_good_version_of_a_broken_file(tmp_path: Path)
     path.write_text(RULES.replace("y > 0", "y > 1"))
     assert [r.query for g in registry.groups() for r in g.rules] == ["x > 0", "y > 1"]
     assert registry.last_reload_ok and registry.problems == []
+
+
+def test_a_group_gone_from_the_files_resolves_its_firing_alerts_and_is_forgotten(
+    harness: Harness, api: PromAPI
+) -> None:
+    from alerting.engine import retire_group
+
+    api.vector = [({"job": "a"}, 1.0)]
+    for i in range(3):
+        harness.tick(T0 + 60 * i)
+    retired = retire_group(harness.store, harness.group.id, T0 + 600)
+    resolved = [(e.kind, e.alert.name, e.alert.resolved_at) for item in retired for e in item.events]
+    assert resolved == [("resolved", "Up", T0 + 600)]
+    assert harness.store.load_group(harness.group.id) == {}
+    assert retire_group(harness.store, harness.group.id, T0 + 660) == []
