@@ -28,6 +28,13 @@ YAML
   for _ in $(seq 100); do curl -fsS "$PROMETHEUS_URL/-/ready" >/dev/null 2>&1 && break; sleep 0.2; done
 fi
 
+# The shipped SQL rules read the application database; until DATABASE_URL points at yours, they
+# run against a local copy of the documented schema (demo/schema.sql, healthy rows) instead of
+# failing.
+if [ -z "${DATABASE_URL:-}" ]; then
+  export DATABASE_URL=sqlite:///var/app.db
+  .venv/bin/python -m demo.seed >/dev/null
+fi
 .venv/bin/alerting check || echo "run: some rule files have problems; the good ones are served" >&2
 .venv/bin/celery -A alerting worker -B --loglevel=INFO --without-gossip --without-mingle \
   --schedule=var/beat-schedule &

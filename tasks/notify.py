@@ -57,7 +57,10 @@ def send_notification(self: Any, job_data: dict[str, Any]) -> None:
     runtime = get_runtime()
     config = runtime.routing()
     job = Job.from_dict(job_data)
-    with bound(receiver=job.receiver, eval_id=job.extra.get("eval_id")):
+    context = {"receiver": job.receiver}
+    if job.extra.get("eval_id"):
+        context["eval_id"] = job.extra["eval_id"]
+    with bound(**context):
         _send(self, runtime, config, job)
 
 
