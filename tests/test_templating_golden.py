@@ -30,7 +30,7 @@ import yaml
 from alerting.errors import TemplateError
 from alerting.sources.prometheus import PrometheusSource
 from alerting.templating import check, expand_alert, parse_error_text
-from tests.support.promserver import PROMTOOL, PromServer
+from tests.support.prometheus import PROMTOOL, PrometheusServer
 
 CORPUS = Path(__file__).parent / "templating_corpus"
 TEMPLATES: list[str] = yaml.safe_load((CORPUS / "templates.yaml").read_text())
@@ -91,7 +91,7 @@ def prometheus_rendered(
     _rule_file(rule_path)
     checked = subprocess.run([PROMTOOL, "check", "rules", str(rule_path)], capture_output=True, text=True)
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    with PromServer(
+    with PrometheusServer(
         rule_files=[rule_path],
         external_url=EXTERNAL_URL,
         external_labels=EXTERNAL_LABELS,

@@ -7,6 +7,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import yaml
@@ -63,6 +64,9 @@ class PrometheusServer:
         scrape_targets: Sequence[str] = (),
         scrape_interval: str = "1s",
         evaluation_interval: str = "1s",
+        external_url: str | None = None,
+        external_labels: Mapping[str, str] | None = None,
+        log_level: str = "info",
     ) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="prom-"))
         self.port = free_port()
@@ -72,6 +76,9 @@ class PrometheusServer:
         self.scrape_targets = list(scrape_targets)
         self.scrape_interval = scrape_interval
         self.evaluation_interval = evaluation_interval
+        self.external_url = external_url
+        self.external_labels = dict(external_labels or {})
+        self.log_level = log_level
         self.process: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> PrometheusServer:
@@ -94,6 +101,8 @@ class PrometheusServer:
             },
             "rule_files": [str(p) for p in self.rule_files],
         }
+        if self.external_labels:
+            config["global"]["external_labels"] = self.external_labels  # type: ignore[index]
         if self.scrape_targets:
             config["scrape_configs"] = [
                 {"job_name": "test", "static_configs": [{"targets": self.scrape_targets}]}
@@ -108,11 +117,25 @@ class PrometheusServer:
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--storage.tsdb.retention.time=100y",
                 "--web.enable-lifecycle",
+                f"--log.level={self.log_level}",
+                *self._url_args(),
             ],
             stdout=log,
             stderr=log,
         )
         wait_until(self._ready, timeout=60, what=f"prometheus on {self.url} ({self.dir})")
+
+    def _url_args(self) -> list[str]:
+        if not self.external_url:
+            return []
+        # Keep the API at the root even when the external URL has a path (it is only advertised).
+        return [f"--web.external-url={self.external_url}", "--web.route-prefix=/"]
+
+    def get(self, path: str, **params: object) -> Any:
+        """GET an API path and return its ``data`` (failing loudly on an error envelope)."""
+        body = httpx.get(f"{self.url}{path}", params=params, timeout=30).json()
+        assert body["status"] == "success", body
+        return body["data"]
 
     def _ready(self) -> bool:
         assert self.process is not None
