@@ -19,10 +19,15 @@ from celery.schedules import schedstate, schedule
 
 from alerting import health, metrics
 from alerting.config import Settings
+from alerting.errors import ConfigError
 from alerting.observability import configure_logging, get_logger, prepare_celery_worker
 from alerting.state import DATASOURCES_GROUP
 
-settings = Settings.from_env()
+try:
+    settings = Settings.from_env()
+except ConfigError as _exc:
+    # A bad setting is the operator's to fix; say which, without a traceback.
+    raise SystemExit(f"alerting: configuration error: {_exc}") from None
 app = Celery("alerting", broker=settings.broker_url, include=["tasks.evaluate", "tasks.notify"])
 app.conf.update(
     timezone="UTC",

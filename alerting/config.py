@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -114,7 +114,7 @@ class Settings:
         log_format = env.get("LOG_FORMAT", "json")
         if log_format not in ("json", "console"):
             raise ConfigError(f'LOG_FORMAT: expected "json" or "console", got {log_format!r}')
-        return cls(
+        settings = cls(
             redis_url=redis_url,
             prefix=env.get("ALERTING_REDIS_PREFIX", cls.prefix),
             rules=tuple(p for p in re.split(r"[,:]", env.get("ALERTING_RULES", "rules")) if p),
@@ -130,6 +130,37 @@ class Settings:
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             log_format=log_format,
         )
+        return settings.with_evaluation_section(env)
+
+    def with_evaluation_section(self, env: Mapping[str, str]) -> Settings:
+        """Defaults from the ``evaluation:`` section of alerting.yml; environment variables win."""
+        path = Path(self.config_path)
+        if not path.is_file():
+            return self
+        try:
+            doc = load_file(path, ConfigError)
+        except ConfigError:
+            return self  # reported by `alerting check` and by the routing loader
+        if not isinstance(doc, PosMapping) or not isinstance(doc.get("evaluation"), PosMapping):
+            return self
+        check_evaluation_section(doc)
+        section = doc["evaluation"]
+        changes: dict[str, Any] = {}
+        if "interval" in section and "ALERTING_EVALUATION_INTERVAL" not in env:
+            changes["default_interval"] = parse_duration(str(section["interval"]))
+        if "outage_tolerance" in section and "ALERTING_OUTAGE_TOLERANCE" not in env:
+            changes["outage_tolerance"] = parse_duration(str(section["outage_tolerance"]))
+        if "query_concurrency" in section and "ALERTING_QUERY_CONCURRENCY" not in env:
+            value = section["query_concurrency"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(
+                    "evaluation.query_concurrency must be a whole number >= 1",
+                    section.at("query_concurrency"),
+                )
+            changes["query_concurrency"] = value
+        if "external_url" in section and "ALERTING_EXTERNAL_URL" not in env:
+            changes["external_url"] = str(section["external_url"])
+        return replace(self, **changes) if changes else self
 
 
 @dataclass(frozen=True)
