@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import redis
 
-from alerting import history
+from alerting import history, metrics
 from alerting.celery import app
 from alerting.engine import (
     Evaluated,
@@ -22,7 +22,7 @@ from alerting.engine import (
 )
 from alerting.errors import AlertingError
 from alerting.notify.pipeline import ingest
-from alerting.observability import get_logger
+from alerting.observability import bound, get_logger, new_eval_id
 from alerting.rules.model import Group, Rule
 from alerting.runtime import Runtime, get_runtime
 
@@ -34,20 +34,22 @@ OWNER = f"{os.uname().nodename}:{os.getpid()}"
 def evaluate_group_task(group_id: str, slot: float | None = None) -> None:
     runtime = get_runtime()
     group = runtime.rules.group(group_id)
+    metrics.observe_reload(runtime.rules.last_reload_ok)
     if group is None:
         log.info("group.gone", msg=f"group {group_id} no longer exists; skipping", group=group_id)
         return
     slot = group.slot_at(time.time()) if slot is None else slot
-    try:
-        outcome = _evaluate(runtime, group, slot)
-    except redis.RedisError as exc:
-        # Without Redis there is no state to advance: skip this slot (counted as missed by the
-        # next successful tick) rather than evaluate blind or crash-loop.
-        log.error(
-            "state.unavailable", msg=f"Redis unavailable, slot skipped: {exc}", group=group.name, slot=slot
-        )
-        return
-    _report(group, outcome)
+    with bound(eval_id=new_eval_id(), group=group.name):
+        try:
+            outcome = _evaluate(runtime, group, slot)
+        except redis.RedisError as exc:
+            # Without Redis there is no state to advance: skip this slot (counted as missed by
+            # the next successful tick) rather than evaluate blind or crash-loop.
+            log.error("state.unavailable", msg=f"Redis unavailable, slot skipped: {exc}", slot=slot)
+            metrics.observe_group_failure(group, "redis")
+            return
+        metrics.observe_group(outcome)
+        _report(group, outcome)
 
 
 @app.task(name="tasks.retire_group", acks_late=True, ignore_result=True)
@@ -73,7 +75,7 @@ def _evaluate(runtime: Runtime, group: Group, slot: float) -> GroupOutcome:
         runtime.store,
         group,
         slot,
-        lambda rule: runtime.source(rule.datasource, rule.kind),
+        lambda rule: metrics.timed(runtime.source(rule.datasource, rule.kind)),
         owner=f"{OWNER}:{os.getpid()}",
         concurrency=runtime.settings.query_concurrency,
         outage_tolerance=runtime.settings.outage_tolerance,

@@ -193,6 +193,8 @@ def test_worker_notifies_firing_then_resolved_once_through_the_pipeline(tmp_path
                 )
                 time.sleep(6)  # several more ticks and flushes: nothing is sent again
                 errors = [e for e in worker.events() if e.get("level") == "ERROR"]
+                evaluations = {e["eval_id"] for e in worker.events("group.evaluated")}
+                sent = worker.events("notify.sent")
     assert [r["status"] for r in received] == ["firing", "resolved"]
     firing = received[0]
     assert firing["receiver"] == "hook" and firing["version"] == "4"
@@ -200,3 +202,5 @@ def test_worker_notifies_firing_then_resolved_once_through_the_pipeline(tmp_path
     assert firing["alerts"][0]["annotations"] == {"summary": "value 1"}
     assert firing["alerts"][0]["generatorURL"].startswith(f"{prom.url}/graph?g0.expr=notify_metric")
     assert errors == []
+    # Each notification's log lines carry the eval_id of the evaluation that last reported it.
+    assert len(sent) == 2 and all(e.get("eval_id") in evaluations for e in sent)

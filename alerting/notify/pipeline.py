@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -33,6 +33,7 @@ import structlog
 
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.notify.store import GroupInsert, GroupSnapshot, NotifyStore, group_id, nflog_id
+from alerting.observability import context_value
 from alerting.routing.config import ReceiverIntegration, RoutingConfig
 from alerting.routing.dedup import LogEntry, needs_update
 from alerting.routing.inhibit import Inhibitor
@@ -62,9 +63,20 @@ def _alert_to_json(alert: NotifyAlert, fp: str, ends_at: float | None, now: floa
             "value": alert.value,
             "fingerprint": fp,
             "updated_at": now,
+            # The evaluation that reported it last, so the notification's logs join its logs.
+            "eval_id": context_value("eval_id"),
         },
         sort_keys=True,
     )
+
+
+def _latest_eval_id(stored: Iterable[str]) -> str | None:
+    """The evaluation that last touched any alert of the group (None for alerts from elsewhere)."""
+    latest: dict[str, Any] = max(
+        (json.loads(raw) for raw in stored), key=lambda d: d.get("updated_at", 0.0), default={}
+    )
+    eval_id = latest.get("eval_id")
+    return str(eval_id) if eval_id else None
 
 
 def _alert_at(stored: str, now: float) -> NotifyAlert:
@@ -345,6 +357,7 @@ def _flush_batch(
             log.info("notify.group_dropped", group_key=group.group_key, reason="route no longer configured")
             continue
         snapshot = {fp: _alert_at(raw, now) for fp, raw in group.alerts.items()}
+        eval_id = _latest_eval_id(group.alerts.values())
         alerts = sorted(snapshot.values(), key=lambda a: alert_sort_key(a.labels))
         alerts = run_stages(FlushContext(now, config, route, group, inhibitor, silences), alerts)
         flushed.append(
@@ -390,7 +403,7 @@ def _flush_batch(
             resolved=f.resolved,
             repeat_interval=route.repeat_interval,
             reason=why,
-            extra={"external_url": config.external_url},
+            extra={"external_url": config.external_url, "eval_id": eval_id},
         )
         latest.append((f.nflog_id, integ.key, group.due, max(LOCK_TTL, 2 * route.repeat_interval)))
         log.info(
