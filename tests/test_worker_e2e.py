@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 import yaml
@@ -14,7 +16,7 @@ import yaml
 from tests.conftest import REDIS_URL
 from tests.support.exporter import Exporter
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
-from tests.support.net import wait_until
+from tests.support.net import free_port, wait_until
 from tests.support.prometheus import PrometheusServer
 from tests.support.worker import Worker
 
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.e2e
 def test_worker_takes_an_alert_through_pending_firing_resolved_exactly_once(
     tmp_path: Path, redis_client: redis.Redis, prefix: str
 ) -> None:
+    http_port = free_port()
     rules = tmp_path / "rules"
     rules.mkdir()
     (rules / "e2e.yml").write_text(
@@ -57,6 +60,7 @@ def test_worker_takes_an_alert_through_pending_firing_resolved_exactly_once(
                 "ALERTING_REDIS_PREFIX": prefix,
                 "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
                 "ALERTING_CONFIG": str(tmp_path / "none.yml"),
+                "ALERTING_HTTP_ADDR": f"127.0.0.1:{http_port}",
             }
             with Worker(env) as worker:
                 wait_until(lambda: worker.events("group.evaluated"), timeout=60, what="a first evaluation")
@@ -73,6 +77,8 @@ def test_worker_takes_an_alert_through_pending_firing_resolved_exactly_once(
                 )
                 kinds = [e["event"] for e in worker.events() if e.get("alertname") == "E2EHigh"]
                 firing = worker.events("alert.firing")[0]
+                scraped = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=10).text
+                ready = httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=10)
 
     assert kinds == ["alert.pending", "alert.firing", "alert.resolved"]
     assert firing["labels"] == {
@@ -83,6 +89,9 @@ def test_worker_takes_an_alert_through_pending_firing_resolved_exactly_once(
     }
     assert firing["annotations"] == {"summary": "e2e_metric is 3"}
     assert firing["service"] == "alerting" and firing["level"] == "INFO"
+    # The worker's own /metrics and /readyz tell the same story.
+    assert re.search(r'alerting_group_evaluations_total\{[^}]*group="e2e"[^}]*\} [1-9]', scraped)
+    assert ready.json()["status"] in ("healthy", "degraded")
     # The state is in Redis under our prefix, not in the process.
     assert redis_client.hlen(f"{prefix}:alerts:{rules / 'e2e.yml'}:e2e") == 1
 
