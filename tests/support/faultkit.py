@@ -29,8 +29,12 @@ class Received:
     status: str  # the notification's status: "firing" or "resolved"
     group: str  # the alertname the group is keyed by
     alerts: tuple[tuple[str, str], ...]  # (alertname, alert status), in payload order
-    accepted: bool
+    code: int  # the HTTP status we answered with
     body: Mapping[str, Any]
+
+    @property
+    def accepted(self) -> bool:
+        return 200 <= self.code < 300
 
 
 class WebhookRecorder:
@@ -56,7 +60,7 @@ class WebhookRecorder:
                     status=body["status"],
                     group=body.get("groupLabels", {}).get("alertname", ""),
                     alerts=tuple((a["labels"]["alertname"], a["status"]) for a in body["alerts"]),
-                    accepted=200 <= reply.status < 300,
+                    code=reply.status,
                     body=body,
                 )
             )
