@@ -95,7 +95,7 @@ class PrometheusSource:
             raise DatasourceError(f"cannot reach {self.url}: {exc}", self.name) from None
         try:
             body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             snippet = response.text[:200].strip()
             raise DatasourceError(
                 f"HTTP {response.status_code} from {self.url}: {snippet or 'empty body'}", self.name
@@ -105,7 +105,9 @@ class PrometheusSource:
                 f"unexpected response from {self.url}: not a Prometheus API envelope", self.name
             )
         if body["status"] == "error":
-            error_type, message = body.get("errorType", ""), body.get("error", "unknown error")
+            # Any JSON may sit in these fields; only text means something.
+            error_type = str(body.get("errorType") or "")
+            message = str(body.get("error") or "unknown error")
             if error_type in _QUERY_FAULTS and response.status_code < 500:
                 raise QueryError(f"{error_type}: {message}")
             raise DatasourceError(f"{error_type or response.status_code}: {message}", self.name)
