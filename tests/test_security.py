@@ -193,13 +193,16 @@ def test_planted_secrets_never_appear_in_logs_metrics_cli_output_or_history(tmp_
         assert not [what for what, value in secrets.items() if value in body], body
 
 
-def test_redis_behind_a_password_serves_state_and_broker_and_a_wrong_password_says_so(tmp_path: Path) -> None:
+@pytest.mark.parametrize("tls", [False, True], ids=["plain", "tls"])
+def test_redis_behind_a_password_serves_state_and_broker_and_a_wrong_password_says_so(
+    tmp_path: Path, tls: bool
+) -> None:
     password = secret("pw")
     rules = write_rules(
         tmp_path / "rules" / "auth.yml",
         [{"name": "auth", "interval": "1s", "rules": [alert_rule("Authed", "vector(1)")]}],
     )
-    with RedisServer(password=password) as server, PrometheusServer() as prom:
+    with RedisServer(password=password, tls=tls) as server, PrometheusServer() as prom:
         env = worker_env(
             tmp_path,
             rules=rules,

@@ -1,7 +1,8 @@
 """A private ``redis-server`` on a free port that a test can stop, kill and restart.
 
 Data lives in a temporary directory with the append-only file on (fsync on every write), so a
-restart on the same port and directory comes back with everything that was acknowledged.
+restart on the same port and directory comes back with everything that was acknowledged. With
+``tls=True`` it speaks TLS only, with a certificate from a throwaway CA (``ca_file``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import tempfile
 from pathlib import Path
 
 import redis
+import trustme
 
 from tests.support.net import free_port, wait_until
 
@@ -22,26 +24,42 @@ REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 class RedisServer:
     """``with RedisServer() as server: server.url`` — stopped and its directory removed after."""
 
-    def __init__(self, password: str | None = None, appendonly: bool = True) -> None:
+    def __init__(self, password: str | None = None, appendonly: bool = True, tls: bool = False) -> None:
         self.dir = Path(tempfile.mkdtemp(prefix="redis-"))
         self.port = free_port()
         self.password = password
         self.appendonly = appendonly
+        self.tls = tls
+        self.ca_file = self.dir / "ca.pem"
         self.process: subprocess.Popen[bytes] | None = None
+        if tls:
+            ca = trustme.CA()
+            cert = ca.issue_cert("127.0.0.1")
+            ca.cert_pem.write_to_path(str(self.ca_file))
+            cert.cert_chain_pems[0].write_to_path(str(self.dir / "cert.pem"))
+            cert.private_key_pem.write_to_path(str(self.dir / "key.pem"))
 
     @property
     def url(self) -> str:
         auth = f":{self.password}@" if self.password else ""
+        if self.tls:
+            return (
+                f"rediss://{auth}127.0.0.1:{self.port}/0?ssl_cert_reqs=required&ssl_ca_certs={self.ca_file}"
+            )
         return f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def client(self) -> redis.Redis:
-        return redis.Redis(host="127.0.0.1", port=self.port, password=self.password, socket_timeout=5)
+        return redis.Redis.from_url(self.url, socket_timeout=5)
 
     def start(self) -> None:
+        listen = ["--port", str(self.port)]
+        if self.tls:
+            listen = ["--port", "0", "--tls-port", str(self.port), "--tls-auth-clients", "no"]
+            for option, name in (("cert", "cert.pem"), ("key", "key.pem"), ("ca-cert", "ca.pem")):
+                listen += [f"--tls-{option}-file", str(self.dir / name)]
         args = [
             REDIS_SERVER,
-            "--port",
-            str(self.port),
+            *listen,
             "--bind",
             "127.0.0.1",
             "--dir",
