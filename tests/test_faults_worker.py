@@ -12,40 +12,19 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import REDIS_URL
-from tests.support.faultkit import WebhookRecorder, alert_rule, worker_env, write_routing, write_rules
-from tests.support.httpfake import FakeHTTPServer, Reply, Request
+from tests.support.faultkit import (
+    FakePrometheus,
+    WebhookRecorder,
+    alert_rule,
+    worker_env,
+    write_routing,
+    write_rules,
+)
+from tests.support.httpfake import Reply, Request
 from tests.support.net import wait_until
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.faults
-
-
-class FakePrometheus:
-    """``/api/v1/query`` answering a one-series vector while ``firing``, an empty one otherwise;
-    ``slow`` makes every query hang for that many seconds (an evaluation caught in flight)."""
-
-    def __init__(self) -> None:
-        self.firing = False
-        self.slow = 0.0
-        self.in_flight = threading.Event()
-        self.server = FakeHTTPServer(self._answer)
-
-    def _answer(self, request: Request) -> Reply:
-        if request.path != "/api/v1/query":
-            return Reply(404, "not found")
-        at = float(request.query.get("time", ["0"])[0] or 0)
-        result = [{"metric": {"job": "api"}, "value": [at, "1"]}] if self.firing else []
-        if self.slow:
-            self.in_flight.set()
-        body = {"status": "success", "data": {"resultType": "vector", "result": result}}
-        return Reply(200, body, delay=self.slow)
-
-    def __enter__(self) -> FakePrometheus:
-        self.server.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
 
 
 def one_rule(tmp_path: Path, name: str, **extra: object) -> Path:

@@ -1,5 +1,5 @@
 """Pieces the fault-injection tests share: a webhook recorder (what the on-call would have seen),
-rule and routing files with short timers, and the worker's environment.
+rule and routing files with short timers, the worker's environment, and a scriptable Prometheus API.
 
 The recorder is the user-visible outcome: every assertion of a fault test is about what it
 accepted. Its ``answer`` can be swapped at any time to make the receiver fail, throttle or hang.
@@ -144,3 +144,31 @@ def worker_env(
         "ALERTING_NOTIFY_BACKOFF_CAP": "2",
         **extra,
     }
+
+
+class FakePrometheus:
+    """``/api/v1/query`` answering a one-series vector while ``firing``, an empty one otherwise;
+    ``slow`` makes every query hang for that many seconds (an evaluation caught in flight)."""
+
+    def __init__(self) -> None:
+        self.firing = False
+        self.slow = 0.0
+        self.in_flight = threading.Event()
+        self.server = FakeHTTPServer(self._answer)
+
+    def _answer(self, request: Request) -> Reply:
+        if request.path != "/api/v1/query":
+            return Reply(404, "not found")
+        at = float(request.query.get("time", ["0"])[0] or 0)
+        result = [{"metric": {"job": "api"}, "value": [at, "1"]}] if self.firing else []
+        if self.slow:
+            self.in_flight.set()
+        body = {"status": "success", "data": {"resultType": "vector", "result": result}}
+        return Reply(200, body, delay=self.slow)
+
+    def __enter__(self) -> FakePrometheus:
+        self.server.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
