@@ -20,14 +20,20 @@ from pathlib import Path
 import httpx
 import psycopg
 import pytest
+import redis
 import yaml
 
+from alerting.engine import evaluate_group
 from alerting.errors import QueryError
+from alerting.evaluation import State
+from alerting.rules.loader import load_file_groups
+from alerting.sources.prometheus import PrometheusSource
 from alerting.sources.sql import SqlSource
+from alerting.state import StateStore
 from tests.support.databases import PG_ADMIN, postgres_database
 from tests.support.exporter import Exporter
 from tests.support.faultkit import WebhookRecorder, alert_rule, worker_env, write_rules
-from tests.support.httpfake import Reply, Request
+from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import free_port, wait_until
 from tests.support.prometheus import PrometheusServer
 from tests.support.redis_server import RedisServer
@@ -223,6 +229,69 @@ def test_redis_behind_a_password_serves_state_and_broker_and_a_wrong_password_sa
     assert wrong.returncode != 0
     assert "cannot reach Redis" in wrong.stderr and "Traceback" not in wrong.stderr
     assert password not in wrong.stderr + wrong.stdout
+
+
+RUNAWAY = {
+    # Each line would take hours or gigabytes without the bounds; the tick must still finish.
+    "doubling": '{{ $s := "ab" }}{{ range $labels }}{{ $s = printf "%s%s" $s $s }}{{ end }}{{ len $s }}',
+    "nested": "{{ range $labels }}{{ range $labels }}{{ range $labels }}{{ range $labels }}."
+    "{{ end }}{{ end }}{{ end }}{{ end }}",
+    "recursion": '{{ define "r" }}{{ template "r" . }}{{ end }}{{ template "r" . }}',
+    "wide": '{{ range $labels }}{{ printf "%0999999d" 1 }}{{ end }}',
+}
+
+
+def test_runaway_annotation_templates_are_cut_short_and_the_rule_still_fires(
+    tmp_path: Path, redis_client: redis.Redis, prefix: str
+) -> None:
+    wide = {f"l{i:02d}": "v" for i in range(64)}
+    answer = {
+        "status": "success",
+        "data": {"resultType": "vector", "result": [{"metric": wide, "value": [1, "1"]}]},
+    }
+    rules = write_rules(
+        tmp_path / "rules.yml",
+        [
+            {
+                "name": "templates",
+                "interval": "1m",
+                "rules": [
+                    alert_rule("Runaway", "wide_metric", annotations=RUNAWAY),
+                    alert_rule("Innocent", "wide_metric", annotations={"summary": "{{ $labels.l01 }}"}),
+                    alert_rule(
+                        "Prying",
+                        "wide_metric",
+                        annotations={"summary": "[{{ $labels.__class__ }}{{ $value.__class__ }}]"},
+                    ),
+                ],
+            }
+        ],
+    )
+    (group,), problems, _ = load_file_groups(rules, 60.0)
+    assert problems == []
+    with FakeHTTPServer(lambda _: Reply(200, answer)) as fake:
+        source = PrometheusSource("prometheus", {"url": fake.url})
+        outcome = evaluate_group(
+            StateStore(redis_client, prefix),
+            group,
+            1_700_000_040.0,
+            lambda _: source,
+            owner="sec",
+            concurrency=1,
+        )
+        source.close()
+    alerts = {e.rule.name: next(iter(e.alerts.values())) for e in outcome.rules}
+    assert {name: a.state for name, a in alerts.items()} == dict.fromkeys(alerts, State.FIRING)
+    runaway = dict(alerts["Runaway"].annotations)
+    assert set(runaway) == set(RUNAWAY)
+    for name, text in runaway.items():
+        assert text.startswith("<error expanding template:"), (name, text[:200])
+        assert len(text) < 1000
+    assert dict(alerts["Innocent"].annotations) == {"summary": "v"}
+    # A map key that is not there is empty (Go's missingkey=zero); a number has no fields at all.
+    prying = dict(alerts["Prying"].annotations)["summary"]
+    assert prying.startswith("<error expanding template:") and "__class__" in prying
+    assert "<class" not in prying
 
 
 @pytest.mark.parametrize(
