@@ -63,7 +63,16 @@ def _build(node: yaml.Node, file: str, error: type[LocatedError], ctor: yaml.Saf
 
 def load_text(text: str, file: str, error: type[LocatedError]) -> Any:
     """Parse YAML text; syntax errors become ``error`` with the position YAML reports."""
-    loader = yaml.SafeLoader(text)
+    try:
+        # The reader checks every character up front: a NUL or other control character in the
+        # file is reported here, before the parser runs.
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        line = text.count("\n", 0, exc.position) + 1
+        col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
+        raise error(
+            f"YAML syntax error: character #x{exc.character:04X} is not allowed", Position(file, line, col)
+        ) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -76,6 +85,9 @@ def load_text(text: str, file: str, error: type[LocatedError]) -> Any:
         raise error(f"YAML syntax error: {problem}", pos) from None
     except yaml.YAMLError as exc:
         raise error(f"YAML syntax error: {exc}", Position(file)) from None
+    except RecursionError:
+        # Thousands of nested brackets, or an alias inside the node it names (``&x [*x]``).
+        raise error("YAML nested too deeply (or an alias refers to itself)", Position(file)) from None
     finally:
         loader.dispose()
 

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
+import httpx
 import redis
 
 from alerting import history, metrics
@@ -105,6 +106,8 @@ def generator_url(runtime: Runtime, rule: Rule) -> str:
         config = runtime.datasource_configs().get(rule.datasource)
         base = str(config.options.get("url", "")) if config else ""
         if base:
+            # Receivers (and whoever they forward to) see this link: never with URL credentials.
+            base = str(httpx.URL(base).copy_with(username=None, password=None))
             return f"{base.rstrip('/')}/graph?g0.expr={quote(rule.query)}&g0.tab=1"
     return runtime.settings.external_url
 

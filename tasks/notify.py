@@ -8,6 +8,7 @@ receiver's ``Retry-After``; permanent failures are logged and handed to the rece
 
 from __future__ import annotations  # noqa: I001 (alerting.celery and .runtime are ours)
 
+import os
 import random
 import time
 from typing import Any
@@ -24,8 +25,9 @@ from alerting.runtime import get_runtime
 
 log = structlog.get_logger(__name__)
 
-BACKOFF_BASE = 2.0
-BACKOFF_CAP = 300.0
+# Seconds; overridable so tests (and impatient staging setups) see retries within seconds.
+BACKOFF_BASE = float(os.environ.get("ALERTING_NOTIFY_BACKOFF_BASE", "2"))
+BACKOFF_CAP = float(os.environ.get("ALERTING_NOTIFY_BACKOFF_CAP", "300"))
 MAX_RETRIES = 300  # with the cap, a receiver may stay down for about a day before we give up
 
 

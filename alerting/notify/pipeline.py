@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
@@ -45,7 +46,9 @@ log = structlog.get_logger(__name__)
 
 CLAIM_LEASE = 60.0  # a flusher that dies holding groups gives them back after this long
 FLUSH_BATCH = 1000
-LOCK_TTL = 120.0  # longer than any integration's own timeout
+# Longer than any integration's own timeout. It is also how long a worker killed mid-send holds up
+# that group's next delivery; overridable (seconds) so tests need not wait that long.
+LOCK_TTL = float(os.environ.get("ALERTING_NOTIFY_LOCK_TTL", "120"))
 FALLBACK_SENT_TTL = 7 * 86400.0
 
 

@@ -349,7 +349,7 @@ def _json_problem(probe: Probe, body: bytes | None) -> str:
         return f"response body over {_MAX_BODY // (1 << 20)} MiB"
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # deep nesting: garbage too
         return "invalid JSON"
     for path, want in probe.expect_json:
         found, got = _lookup(document, path)

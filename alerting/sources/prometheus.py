@@ -56,6 +56,9 @@ class PrometheusSource:
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         self.name = name
         self.url = str(config.get("url") or "http://localhost:9090").rstrip("/")
+        # Error messages end up in rule health, `alerting status` and history: never with the
+        # credentials a URL may carry (http://user:password@host).
+        self.shown_url = str(httpx.URL(self.url).copy_with(username=None, password=None))
         self.timeout = parse_duration(str(config.get("timeout", "30s")))
         auth: httpx.Auth | None = None
         basic = config.get("basic_auth") or {}
@@ -90,22 +93,24 @@ class PrometheusSource:
         try:
             response = self._client.post(path, data=params)
         except httpx.TimeoutException:
-            raise DatasourceError(f"timeout querying {self.url}", self.name) from None
+            raise DatasourceError(f"timeout querying {self.shown_url}", self.name) from None
         except httpx.HTTPError as exc:
-            raise DatasourceError(f"cannot reach {self.url}: {exc}", self.name) from None
+            raise DatasourceError(f"cannot reach {self.shown_url}: {exc}", self.name) from None
         try:
             body = response.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             snippet = response.text[:200].strip()
             raise DatasourceError(
-                f"HTTP {response.status_code} from {self.url}: {snippet or 'empty body'}", self.name
+                f"HTTP {response.status_code} from {self.shown_url}: {snippet or 'empty body'}", self.name
             ) from None
         if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
             raise DatasourceError(
-                f"unexpected response from {self.url}: not a Prometheus API envelope", self.name
+                f"unexpected response from {self.shown_url}: not a Prometheus API envelope", self.name
             )
         if body["status"] == "error":
-            error_type, message = body.get("errorType", ""), body.get("error", "unknown error")
+            # Any JSON may sit in these fields; only text means something.
+            error_type = str(body.get("errorType") or "")
+            message = str(body.get("error") or "unknown error")
             if error_type in _QUERY_FAULTS and response.status_code < 500:
                 raise QueryError(f"{error_type}: {message}")
             raise DatasourceError(f"{error_type or response.status_code}: {message}", self.name)
@@ -123,7 +128,9 @@ class PrometheusSource:
             if kind == "scalar":
                 return [Sample({}, _float(result[1]))]
         except (KeyError, IndexError, TypeError, ValueError) as exc:
-            raise DatasourceError(f"malformed query result from {self.url}: {exc!r}", self.name) from None
+            raise DatasourceError(
+                f"malformed query result from {self.shown_url}: {exc!r}", self.name
+            ) from None
         raise QueryError(f"rule result is not a vector or scalar: got {kind}")
 
     def query_range(self, query: str, start: float, end: float, step: float) -> dict[float, list[Sample]]:
@@ -143,7 +150,9 @@ class PrometheusSource:
                     for ts, value in series["values"]:
                         out.setdefault(round(float(ts), 3), []).append(Sample(labels, _float(value)))
             except (KeyError, IndexError, TypeError, ValueError) as exc:
-                raise DatasourceError(f"malformed range result from {self.url}: {exc!r}", self.name) from None
+                raise DatasourceError(
+                    f"malformed range result from {self.shown_url}: {exc!r}", self.name
+                ) from None
             t = stop + step
         return out
 
