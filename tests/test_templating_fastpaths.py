@@ -1,18 +1,22 @@
-"""Alert templates without logic take a shortcut past the interpreter; it must write the same text.
+"""The templating shortcuts taken on every tick write exactly what the slow way writes.
 
-Every case renders once through ``expand_alert`` (which takes the shortcut when it can) and once
-through ``render`` over the same data (always the interpreter), and the two must agree.
+Alert templates without logic skip the interpreter: every case renders once through
+``expand_alert`` (which takes the shortcut when it can) and once through ``render`` over the same
+data (always the interpreter), and the two must agree. Float digits are read off ``repr`` instead
+of going through ``Decimal``: checked against ``Decimal`` for any float.
 """
 
 from __future__ import annotations
 
 import math
+from decimal import Decimal
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from alerting.templating import ALERT_PREFIX, AlertData, Env, GoMap, Limits, expand_alert, render
+from alerting.templating import ALERT_PREFIX, AlertData, Env, GoMap, Limits, expand_alert, go_float, render
+from alerting.templating.gofmt import _digits_shortest
 
 LABELS = {"instance": "db-1:9100", "job": "node", "empty": "", "unicode": "ünï ☃", "html": "<b>&'\""}
 
@@ -88,3 +92,35 @@ def test_labels_and_values_print_as_the_interpreter_prints_them(labels: dict[str
     text = "".join(f"[{{{{ $labels.{k} }}}}]" for k in labels) + " = {{ $value }}"
     got = expand_alert(text, labels=labels, value=value, alertname="A")
     assert got == interpreted(text, labels, value, "")
+
+
+def decimal_digits(x: float) -> tuple[str, int]:
+    """Shortest digits of |x| and the decimal point position, the slow and obvious way."""
+    _, digits, exponent = Decimal(repr(abs(x))).normalize().as_tuple()
+    assert isinstance(exponent, int)
+    return "".join(map(str, digits)), len(digits) + exponent
+
+
+@given(st.floats(allow_nan=False, allow_infinity=False).filter(lambda x: x != 0))
+def test_float_digits_are_the_shortest_round_trip_digits(x: float) -> None:
+    assert _digits_shortest(x) == decimal_digits(x)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (0.0, "0"),
+        (1.0, "1"),
+        (0.0001, "0.0001"),
+        (0.00001, "1e-05"),
+        (123456.0, "123456"),
+        (1234567.0, "1.234567e+06"),
+        (1e21, "1e+21"),
+        (-2.5, "-2.5"),
+        (5e-324, "5e-324"),
+        (math.inf, "+Inf"),
+        (math.nan, "NaN"),
+    ],
+)
+def test_value_prints_as_go_prints_a_float64(value: float, text: str) -> None:
+    assert go_float(value) == text
