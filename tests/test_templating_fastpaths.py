@@ -38,6 +38,9 @@ TEMPLATES = [
     "{{ $x := 1 }}{{ $x }}",
     "{{ $value := 5 }}{{ $value }}",
     '{{ define "x" }}inner{{ end }}{{ $labels.job }}',
+    # The shortcut is keyed by text alone; names of defined templates still decide as they did.
+    '{{ define "__alert_A" }}clash{{ end }}{{ $labels.job }}',
+    '{{ define "__alert_" }}no clash{{ end }}{{ $labels.job }}',
     "{{ .Labels }}",
     "{{ $labels.job.deeper }}",
     "{{ .Missing }}",

@@ -103,18 +103,25 @@ _TEXT, _LABEL, _VALUE, _URL = range(4)
 Plan = tuple[tuple[int, str], ...]
 
 
+_PLAN_NAME = "__alert_"
+
+
 @functools.lru_cache(maxsize=4096)
-def _alert_plan(name: str, full: str) -> Plan | None:
+def _alert_plan(full: str) -> Plan | None:
     """The plan of an alert template made only of text, ``{{ $labels.x }}``, ``{{ $value }}`` and
     ``{{ $externalURL }}`` (or their ``.Labels.x``/``.Value``/``.ExternalURL`` spelling); None for any
     other template, which the interpreter runs.
 
     Most annotations look like this, and walking them costs far more than writing them: the plan
-    writes exactly what the interpreter would (a label value as is, the value through Go's %v)."""
-    result = _compile(name, full, frozenset(DEFAULT_FUNCS))
+    writes exactly what the interpreter would (a label value as is, the value through Go's %v).
+
+    Keyed by the text alone: the template's name (``__alert_`` + alert name) only shows in error
+    messages, and a template with an error never gets a plan. Rule packs repeat the same annotation
+    across many alerts, so thousands of rules share a handful of plans."""
+    result = _compile(_PLAN_NAME, full, frozenset(DEFAULT_FUNCS))
     if isinstance(result, ParseError) or len(result) != 1:
         return None
-    root = result[name].root
+    root = result[_PLAN_NAME].root
     if root is None or len(root.nodes) < len(_PREFIX_VARS):
         return None
     for node, (var, field) in zip(root.nodes, _PREFIX_VARS, strict=False):
@@ -253,7 +260,7 @@ def expand_alert(
     name = "__alert_" + alertname
     full = ALERT_PREFIX + text
     try:
-        plan = _alert_plan(name, full)
+        plan = _alert_plan(full)
         if plan is not None:
             fast = _run_plan(plan, labels, float(value), external_url, (limits or _LIMITS).max_output)
             if fast is not None:
