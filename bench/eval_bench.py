@@ -40,6 +40,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import tests.support.prometheus  # noqa: E402
 from alerting.engine import evaluate_group  # noqa: E402
 from alerting.rules import load_paths  # noqa: E402
 from alerting.rules.model import Group  # noqa: E402
@@ -77,6 +78,15 @@ def write_rules(path: Path, rules: int) -> None:
 
 
 # --- Prometheus's side --------------------------------------------------------------------------
+
+
+def own_process_name(directory: Path) -> None:
+    """Run Prometheus under a name of its own (a symlink), so that setup scripts on a shared machine
+    that stop stray ``prometheus`` daemons by name (``pkill -x prometheus``) leave this one alone."""
+    link = directory / "bench-prometheus"
+    if not link.exists():
+        link.symlink_to(tests.support.prometheus.PROMETHEUS)
+    tests.support.prometheus.PROMETHEUS = str(link)
 
 
 def prometheus_rounds(url: str, rounds: int, timeout: float) -> list[float]:
@@ -128,19 +138,35 @@ def _init_worker(rules_file: str, prom_url: str, prefix: str) -> None:
     _source = PrometheusSource("prometheus", {"url": prom_url, "timeout": "60s"})
 
 
-def _tick(args: tuple[list[int], float, int]) -> tuple[int, float, int]:
-    """Evaluate this worker's share of the groups at ``at``: (alerts, CPU seconds, peak RSS KiB)."""
+@dataclass(frozen=True)
+class Share:
+    """One worker's part of a tick."""
+
+    alerts: int
+    cpu: float
+    rss_kib: int
+    errors: int
+    first_error: str
+
+
+def _tick(args: tuple[list[int], float, int]) -> Share:
+    """Evaluate this worker's share of the groups at ``at``."""
     indexes, at, concurrency = args
     assert _store is not None and _source is not None
     source = _source
     cpu = time.process_time()
-    alerts = 0
+    alerts, errors, first_error = 0, 0, ""
     for index in indexes:
         outcome = evaluate_group(
             _store, _groups[index], at, lambda _r: source, owner="bench", concurrency=concurrency, claim=False
         )
-        alerts += sum(len(e.alerts) for e in outcome.rules)
-    return alerts, time.process_time() - cpu, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        alerts += sum(len(e.alerts) for e in outcome.rules if e.rule.kind != "internal")
+        for evaluated in outcome.rules:
+            if evaluated.health.error:
+                errors += 1
+                first_error = first_error or evaluated.health.error
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return Share(alerts, time.process_time() - cpu, usage, errors, first_error)
 
 
 @dataclass(frozen=True)
@@ -148,7 +174,9 @@ class Run:
     workers: int
     ticks: list[float]
     cpu: list[float]
-    alerts: int
+    alerts: list[int]  # per tick
+    errors: list[int]  # rules that failed, per tick
+    first_error: str
     rss_kib: int
 
     @property
@@ -159,7 +187,7 @@ class Run:
 def run_ours(rules_file: Path, prom_url: str, workers: int, ticks: int, concurrency: int, groups: int) -> Run:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     shares = [list(range(w, groups, workers)) for w in range(workers)]
-    times, cpus, alerts, rss = [], [], 0, 0
+    times, cpus, alerts, errors, first_error, rss = [], [], [], [], "", 0
     try:
         with multiprocessing.get_context("fork").Pool(
             workers, initializer=_init_worker, initargs=(str(rules_file), prom_url, prefix)
@@ -169,12 +197,14 @@ def run_ours(rules_file: Path, prom_url: str, workers: int, ticks: int, concurre
                 started = time.perf_counter()
                 results = pool.map(_tick, [(share, at, concurrency) for share in shares], chunksize=1)
                 times.append(time.perf_counter() - started)
-                cpus.append(sum(r[1] for r in results))
-                alerts = sum(r[0] for r in results)
-                rss = max(rss, *(r[2] for r in results))
+                cpus.append(sum(r.cpu for r in results))
+                alerts.append(sum(r.alerts for r in results))
+                errors.append(sum(r.errors for r in results))
+                first_error = first_error or next((r.first_error for r in results if r.first_error), "")
+                rss = max(rss, *(r.rss_kib for r in results))
     finally:
         _cleanup(prefix)
-    return Run(workers, times, cpus, alerts, rss)
+    return Run(workers, times, cpus, alerts, errors, first_error, rss)
 
 
 def profile_tick(rules_file: Path, prom_url: str, concurrency: int, top: int = 30) -> str:
@@ -221,6 +251,7 @@ def main(argv: list[str] | None = None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     rules_file = tmp / "rules.yml"
     write_rules(rules_file, args.rules)
+    own_process_name(tmp)
     n_groups = len(load_paths([rules_file]).groups)
     series = args.rules * SERIES_PER_RULE
     started = time.monotonic()
@@ -249,8 +280,9 @@ def main(argv: list[str] | None = None) -> None:
             ]
             profile = profile_tick(rules_file, prom.url, args.concurrency) if args.profile else ""
     reference = min(theirs)
+    expected = args.rules * SERIES_PER_RULE
     print(
-        f"rules={args.rules} series={series} groups={n_groups} alerts_per_tick={runs[0].alerts} "
+        f"rules={args.rules} series={series} groups={n_groups} alerts_per_tick={expected} "
         f"query_concurrency={args.concurrency} cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.2f} "
         f"wall={time.monotonic() - started:.0f}s"
     )
@@ -262,9 +294,14 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"ours, {run.workers} worker(s): {run.best:.3f} s/tick (best of {len(run.ticks)}: "
             f"{', '.join(f'{t:.3f}' for t in run.ticks)}; CPU {min(run.cpu):.3f} s)  "
-            f"ratio {run.best / reference:.2f}x  per alert {1e6 * run.best / max(run.alerts, 1):.1f} us  "
+            f"ratio {run.best / reference:.2f}x  per alert {1e6 * run.best / expected:.1f} us  "
             f"peak RSS {run.rss_kib / 1024:.0f} MiB/process"
         )
+        if any(a != expected for a in run.alerts) or any(run.errors):
+            print(
+                f"  INVALID: alerts per tick {run.alerts} (expected {expected}), failed rules per tick "
+                f"{run.errors}; first error: {run.first_error}"
+            )
     if len(runs) > 1:
         base = runs[0].best
         print("scale-out: " + "  ".join(f"{r.workers} worker(s) {base / r.best:.2f}x" for r in runs))
