@@ -58,11 +58,17 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
     }
 
 
+_STATES = {s.value: s for s in State}
+
+
 def alert_from_dict(data: Mapping[str, Any]) -> Alert:
+    # Every alert of every group passes through here on each tick: list comprehensions and a dict
+    # lookup of the state instead of generators and the enum's own (slower) lookup.
+    state = data["state"]
     return Alert(
         labels=tuple(sorted(data["labels"].items())),
-        annotations=tuple((k, v) for k, v in data["annotations"]),
-        state=State(data["state"]),
+        annotations=tuple([(k, v) for k, v in data["annotations"]]),
+        state=_STATES[state] if state in _STATES else State(state),
         active_at=data["active_at"],
         value=_unnum(data["value"]),
         fired_at=data.get("fired_at"),

@@ -1,26 +1,38 @@
 """Evaluation benchmark: our tick time beside Prometheus's own evaluation of the same rules.
 
-N alerting rules over N x SERIES_PER_RULE live series (a local exporter scraped by a real
-Prometheus). The same rule file is loaded into that Prometheus; its groups' ``evaluationTime``
-(from /api/v1/rules) is the reference, measured in the same run on the same data.
+N alerting rules, each selecting SERIES_PER_RULE live series of a local exporter scraped by a real
+Prometheus, every series above the threshold, so every tick holds N x SERIES_PER_RULE firing alerts.
+The same rule file is loaded into that Prometheus; the sum of its groups' ``evaluationTime`` (from
+/api/v1/rules, best of several rounds) is the reference, measured in the same run on the same data.
+Then Prometheus's own rule evaluation is switched off (config reload without the rule file) so that
+it does not compete for the CPU with our ticks, and it only answers our queries.
 
-    python -m bench.eval_bench --rules 1000            # one worker
+    python -m bench.eval_bench --rules 1000              # one worker
     python -m bench.eval_bench --rules 10000 --workers 2
+    python -m bench.eval_bench --rules 1000 --workers 1 2  # scale-out, printed side by side
 
-Prints our seconds per tick, Prometheus's, the ratio, per-alert overhead and peak RSS.
+A tick is every group evaluated once through ``evaluate_group`` (query, state machine, templates,
+Redis state saved), the groups split round-robin across ``--workers`` processes. Prints our
+seconds per tick (best of ``--ticks``), Prometheus's, the ratio, the overhead per alert instance and
+the peak RSS of a worker process. ``--profile`` adds a cProfile of one single-process tick.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import multiprocessing
 import os
+import pstats
 import resource
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import redis
@@ -28,8 +40,10 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+import tests.support.prometheus  # noqa: E402
 from alerting.engine import evaluate_group  # noqa: E402
 from alerting.rules import load_paths  # noqa: E402
+from alerting.rules.model import Group  # noqa: E402
 from alerting.sources.prometheus import PrometheusSource  # noqa: E402
 from alerting.state import StateStore  # noqa: E402
 from tests.support.exporter import Exporter  # noqa: E402
@@ -38,9 +52,11 @@ from tests.support.prometheus import PrometheusServer  # noqa: E402
 
 SERIES_PER_RULE = 10
 RULES_PER_GROUP = 100
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def write_rules(path: Path, rules: int) -> None:
+    """N rules in groups of RULES_PER_GROUP, each with a templated annotation, as rule packs have."""
     groups = []
     for g in range(0, rules, RULES_PER_GROUP):
         groups.append(
@@ -61,42 +77,184 @@ def write_rules(path: Path, rules: int) -> None:
     path.write_text(yaml.safe_dump({"groups": groups}))
 
 
-def prometheus_eval_seconds(url: str) -> float:
-    groups = httpx.get(f"{url}/api/v1/rules", timeout=30).json()["data"]["groups"]
-    return sum(g["evaluationTime"] for g in groups)
+# --- Prometheus's side --------------------------------------------------------------------------
 
 
-def _worker(args: tuple[str, str, str, list[int], float]) -> tuple[float, int, int]:
-    rules_file, prom_url, prefix, indexes, at = args
-    groups = load_paths([rules_file]).groups
-    store = StateStore(
-        redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")), prefix
+def own_process_name(directory: Path) -> None:
+    """Run Prometheus under a name of its own (a symlink), so that setup scripts on a shared machine
+    that stop stray ``prometheus`` daemons by name (``pkill -x prometheus``) leave this one alone."""
+    link = directory / "bench-prometheus"
+    if not link.exists():
+        link.symlink_to(tests.support.prometheus.PROMETHEUS)
+    tests.support.prometheus.PROMETHEUS = str(link)
+
+
+def prometheus_rounds(url: str, rounds: int, timeout: float) -> list[float]:
+    """Sums of the groups' ``evaluationTime`` over ``rounds`` complete rounds of evaluation.
+
+    Every group's evaluations are recorded as they happen (polling ``lastEvaluation``); round k is the
+    k-th evaluation of every group. The first one seen is skipped: it may predate the first scrape.
+    """
+    seen: dict[str, list[tuple[str, float]]] = {}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for group in httpx.get(f"{url}/api/v1/rules", timeout=60).json()["data"]["groups"]:
+            history = seen.setdefault(group["name"], [])
+            last = group.get("lastEvaluation", "")
+            if last > "2000" and (not history or history[-1][0] != last):
+                history.append((last, float(group["evaluationTime"])))
+        if seen and all(len(h) > rounds for h in seen.values()):
+            return [sum(h[k][1] for h in seen.values()) for k in range(1, rounds + 1)]
+        time.sleep(2)
+    raise TimeoutError(f"Prometheus did not complete {rounds} rounds of rule evaluation in {timeout:.0f}s")
+
+
+def stop_rule_evaluation(prom: PrometheusServer) -> None:
+    """Reload Prometheus without rule files: it keeps scraping and answering queries only."""
+    config_path = prom.dir / "prometheus.yml"
+    config = yaml.safe_load(config_path.read_text())
+    config["rule_files"] = []
+    config_path.write_text(yaml.safe_dump(config))
+    httpx.post(f"{prom.url}/-/reload", timeout=60).raise_for_status()
+    wait_until(
+        lambda: not httpx.get(f"{prom.url}/api/v1/rules", timeout=60).json()["data"]["groups"],
+        timeout=60,
+        what="Prometheus to drop its rules",
     )
-    source = PrometheusSource("prometheus", {"url": prom_url, "timeout": "60s"})
-    started, alerts = time.perf_counter(), 0
+
+
+# --- our side -----------------------------------------------------------------------------------
+
+_groups: list[Group] = []
+_store: StateStore | None = None
+_source: PrometheusSource | None = None
+
+
+def _init_worker(rules_file: str, prom_url: str, prefix: str) -> None:
+    """Once per worker process, as a real worker does at start: rules loaded, clients opened."""
+    global _groups, _store, _source
+    _groups = load_paths([rules_file]).groups
+    _store = StateStore(redis.Redis.from_url(REDIS_URL), prefix)
+    _source = PrometheusSource("prometheus", {"url": prom_url, "timeout": "60s"})
+
+
+@dataclass(frozen=True)
+class Share:
+    """One worker's part of a tick."""
+
+    alerts: int
+    cpu: float
+    rss_kib: int
+    errors: int
+    first_error: str
+
+
+def _tick(args: tuple[list[int], float, int]) -> Share:
+    """Evaluate this worker's share of the groups at ``at``."""
+    indexes, at, concurrency = args
+    assert _store is not None and _source is not None
+    source = _source
+    cpu = time.process_time()
+    alerts, errors, first_error = 0, 0, ""
     for index in indexes:
         outcome = evaluate_group(
-            store, groups[index], at, lambda _r: source, owner="bench", concurrency=8, claim=False
+            _store, _groups[index], at, lambda _r: source, owner="bench", concurrency=concurrency, claim=False
         )
-        alerts += sum(len(e.alerts) for e in outcome.rules)
-    elapsed = time.perf_counter() - started
-    return elapsed, alerts, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        alerts += sum(len(e.alerts) for e in outcome.rules if e.rule.kind != "internal")
+        for evaluated in outcome.rules:
+            if evaluated.health.error:
+                errors += 1
+                first_error = first_error or evaluated.health.error
+    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return Share(alerts, time.process_time() - cpu, usage, errors, first_error)
 
 
-def main() -> None:
+@dataclass(frozen=True)
+class Run:
+    workers: int
+    ticks: list[float]
+    cpu: list[float]
+    alerts: list[int]  # per tick
+    errors: list[int]  # rules that failed, per tick
+    first_error: str
+    rss_kib: int
+
+    @property
+    def best(self) -> float:
+        return min(self.ticks)
+
+
+def run_ours(rules_file: Path, prom_url: str, workers: int, ticks: int, concurrency: int, groups: int) -> Run:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    shares = [list(range(w, groups, workers)) for w in range(workers)]
+    times, cpus, alerts, errors, first_error, rss = [], [], [], [], "", 0
+    try:
+        with multiprocessing.get_context("fork").Pool(
+            workers, initializer=_init_worker, initargs=(str(rules_file), prom_url, prefix)
+        ) as pool:
+            for _ in range(ticks):
+                at = time.time()
+                started = time.perf_counter()
+                results = pool.map(_tick, [(share, at, concurrency) for share in shares], chunksize=1)
+                times.append(time.perf_counter() - started)
+                cpus.append(sum(r.cpu for r in results))
+                alerts.append(sum(r.alerts for r in results))
+                errors.append(sum(r.errors for r in results))
+                first_error = first_error or next((r.first_error for r in results if r.first_error), "")
+                rss = max(rss, *(r.rss_kib for r in results))
+    finally:
+        _cleanup(prefix)
+    return Run(workers, times, cpus, alerts, errors, first_error, rss)
+
+
+def profile_tick(rules_file: Path, prom_url: str, concurrency: int, top: int = 30) -> str:
+    """cProfile of one single-process tick after a warm-up tick (the main thread only: the query
+    threads' HTTP work shows up as time waiting for their results)."""
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    try:
+        _init_worker(str(rules_file), prom_url, prefix)
+        everything = list(range(len(_groups)))
+        _tick((everything, time.time(), concurrency))
+        profiler = cProfile.Profile()
+        profiler.enable()
+        _tick((everything, time.time(), concurrency))
+        profiler.disable()
+    finally:
+        _cleanup(prefix)
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("cumulative").print_stats(top)
+    stats.sort_stats("tottime").print_stats(top)
+    return out.getvalue()
+
+
+def _cleanup(prefix: str) -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=10000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rules", type=int, default=1000)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--ticks", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--workers", type=int, nargs="+", default=[1], help="one or more worker counts")
+    parser.add_argument("--ticks", type=int, default=3, help="our ticks per worker count (best is reported)")
+    parser.add_argument("--rounds", type=int, default=2, help="Prometheus evaluation rounds (best is used)")
+    parser.add_argument("--concurrency", type=int, default=8, help="queries of a group in flight at once")
+    parser.add_argument("--profile", action="store_true", help="also print a cProfile of one tick")
+    args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     rules_file = tmp / "rules.yml"
     write_rules(rules_file, args.rules)
+    own_process_name(tmp)
     n_groups = len(load_paths([rules_file]).groups)
     series = args.rules * SERIES_PER_RULE
-    prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    client = redis.Redis.from_url(os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
+    started = time.monotonic()
     with Exporter() as exporter:
         exporter.values.update(
             {
@@ -112,46 +270,50 @@ def main() -> None:
             evaluation_interval="15s",
         ) as prom:
             wait_until(
-                lambda: httpx.get(f"{prom.url}/api/v1/query", params={"query": "count(bench_value)"}).json()[
-                    "data"
-                ]["result"],
-                timeout=300,
-                what="first scrape",
+                lambda: _count(prom.url) == series, timeout=300, interval=1, what="the first complete scrape"
             )
-            wait_until(
-                lambda: all(
-                    g["lastEvaluation"] > "2000" and g["evaluationTime"] > 0
-                    for g in httpx.get(f"{prom.url}/api/v1/rules").json()["data"]["groups"]
-                ),
-                timeout=300,
-                what="rule evaluation",
-            )
-            ours, theirs, alerts, rss = [], [], 0, 0
-            shares = [list(range(w, n_groups, args.workers)) for w in range(args.workers)]
-            with multiprocessing.get_context("fork").Pool(args.workers) as pool:
-                for _tick in range(args.ticks):
-                    at = time.time()
-                    started = time.perf_counter()
-                    results = pool.map(
-                        _worker, [(str(rules_file), prom.url, prefix, share, at) for share in shares]
-                    )
-                    ours.append(time.perf_counter() - started)
-                    alerts = sum(r[1] for r in results)
-                    rss = max(rss, *(r[2] for r in results))
-                    theirs.append(prometheus_eval_seconds(prom.url))
-                    time.sleep(1)
-    for key in client.scan_iter(match=f"{prefix}:*", count=10000):
-        client.delete(key)
-    ours_s, theirs_s = min(ours), min(theirs)
+            theirs = prometheus_rounds(prom.url, args.rounds, timeout=120 + 70 * args.rounds)
+            stop_rule_evaluation(prom)
+            runs = [
+                run_ours(rules_file, prom.url, w, args.ticks, args.concurrency, n_groups)
+                for w in args.workers
+            ]
+            profile = profile_tick(rules_file, prom.url, args.concurrency) if args.profile else ""
+    reference = min(theirs)
+    expected = args.rules * SERIES_PER_RULE
     print(
-        f"rules={args.rules} series={series} groups={n_groups} workers={args.workers} "
-        f"alerts_per_tick={alerts}"
+        f"rules={args.rules} series={series} groups={n_groups} alerts_per_tick={expected} "
+        f"query_concurrency={args.concurrency} cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.2f} "
+        f"wall={time.monotonic() - started:.0f}s"
     )
-    print(f"ours:       {ours_s:.3f} s/tick (best of {args.ticks}: {', '.join(f'{t:.3f}' for t in ours)})")
-    print(f"prometheus: {theirs_s:.3f} s/tick (sum of groups' evaluationTime, best of {args.ticks})")
-    print(f"ratio:      {ours_s / theirs_s:.2f}x")
-    print(f"per alert:  {1e6 * ours_s / max(alerts, 1):.1f} us")
-    print(f"peak RSS:   {rss / 1024:.0f} MiB per worker process")
+    print(
+        f"prometheus: {reference:.3f} s/tick (sum of groups' evaluationTime, best of "
+        f"{len(theirs)} rounds: {', '.join(f'{t:.3f}' for t in theirs)})"
+    )
+    for run in runs:
+        print(
+            f"ours, {run.workers} worker(s): {run.best:.3f} s/tick (best of {len(run.ticks)}: "
+            f"{', '.join(f'{t:.3f}' for t in run.ticks)}; CPU {min(run.cpu):.3f} s)  "
+            f"ratio {run.best / reference:.2f}x  per alert {1e6 * run.best / expected:.1f} us  "
+            f"peak RSS {run.rss_kib / 1024:.0f} MiB/process"
+        )
+        if any(a != expected for a in run.alerts) or any(run.errors):
+            print(
+                f"  INVALID: alerts per tick {run.alerts} (expected {expected}), failed rules per tick "
+                f"{run.errors}; first error: {run.first_error}"
+            )
+    if len(runs) > 1:
+        base = runs[0].best
+        print("scale-out: " + "  ".join(f"{r.workers} worker(s) {base / r.best:.2f}x" for r in runs))
+    if profile:
+        print(profile)
+
+
+def _count(url: str) -> int:
+    result: list[Any] = httpx.get(
+        f"{url}/api/v1/query", params={"query": "count(bench_value)"}, timeout=60
+    ).json()["data"]["result"]
+    return int(result[0]["value"][1]) if result else 0
 
 
 if __name__ == "__main__":

@@ -23,7 +23,15 @@ from alerting.errors import TemplateError
 from alerting.templating.exec import Env, ExecError, Limits, State
 from alerting.templating.funcs import ANY, DEFAULT_FUNCS, Func
 from alerting.templating.gofmt import go_float
-from alerting.templating.parser import ParseError, Tree, parse
+from alerting.templating.parser import (
+    ActionNode,
+    FieldNode,
+    ParseError,
+    TextNode,
+    Tree,
+    VariableNode,
+    parse,
+)
 from alerting.templating.values import AlertData, GoMap, GoStruct, Sample
 
 __all__ = [
@@ -44,6 +52,7 @@ __all__ = [
 ]
 
 QueryFn = Callable[[str], Sequence[Any]]
+_LIMITS = Limits()
 
 # Prometheus prepends these to every rule annotation and label template (on the template's first line).
 ALERT_PREFIX = (
@@ -79,6 +88,102 @@ def _compile(name: str, text: str, func_names: frozenset[str]) -> dict[str, Tree
         return parse(name, text, func_names)
     except ParseError as exc:
         return exc
+
+
+# The prefix's variables, and the data field each is bound to, in the order ALERT_PREFIX declares them.
+_PREFIX_VARS = (
+    ("$labels", "Labels"),
+    ("$externalLabels", "ExternalLabels"),
+    ("$externalURL", "ExternalURL"),
+    ("$value", "Value"),
+)
+# A plan is what a template without logic writes, in order: literal text, a label of the sample, the
+# value, or the external URL.
+_TEXT, _LABEL, _VALUE, _URL = range(4)
+Plan = tuple[tuple[int, str], ...]
+
+
+_PLAN_NAME = "__alert_"
+
+
+@functools.lru_cache(maxsize=4096)
+def _alert_plan(full: str) -> Plan | None:
+    """The plan of an alert template made only of text, ``{{ $labels.x }}``, ``{{ $value }}`` and
+    ``{{ $externalURL }}`` (or their ``.Labels.x``/``.Value``/``.ExternalURL`` spelling); None for any
+    other template, which the interpreter runs.
+
+    Most annotations look like this, and walking them costs far more than writing them: the plan
+    writes exactly what the interpreter would (a label value as is, the value through Go's %v).
+
+    Keyed by the text alone: the template's name (``__alert_`` + alert name) only shows in error
+    messages, and a template with an error never gets a plan. Rule packs repeat the same annotation
+    across many alerts, so thousands of rules share a handful of plans."""
+    result = _compile(_PLAN_NAME, full, frozenset(DEFAULT_FUNCS))
+    if isinstance(result, ParseError) or len(result) != 1:
+        return None
+    root = result[_PLAN_NAME].root
+    if root is None or len(root.nodes) < len(_PREFIX_VARS):
+        return None
+    for node, (var, field) in zip(root.nodes, _PREFIX_VARS, strict=False):
+        if not (
+            isinstance(node, ActionNode)
+            and not node.pipe.is_assign
+            and [d.ident for d in node.pipe.decl] == [(var,)]
+            and _single_arg(node) == ("field", (field,))
+        ):
+            return None
+    plan: list[tuple[int, str]] = []
+    for node in root.nodes[len(_PREFIX_VARS) :]:
+        if isinstance(node, TextNode):
+            plan.append((_TEXT, node.text))
+            continue
+        if not isinstance(node, ActionNode) or node.pipe.decl:
+            return None
+        arg = _single_arg(node)
+        if arg in (("var", ("$value",)), ("field", ("Value",))):
+            plan.append((_VALUE, ""))
+        elif arg in (("var", ("$externalURL",)), ("field", ("ExternalURL",))):
+            plan.append((_URL, ""))
+        elif arg is not None and len(arg[1]) == 2 and arg[1][0] in ("$labels", "Labels"):
+            plan.append((_LABEL, arg[1][1]))
+        else:
+            return None
+    return tuple(plan)
+
+
+def _single_arg(node: ActionNode) -> tuple[str, tuple[str, ...]] | None:
+    """("var" or "field", identifiers) when the action's pipeline is one bare variable or field."""
+    cmds = node.pipe.cmds
+    if len(cmds) != 1 or len(cmds[0].args) != 1:
+        return None
+    arg = cmds[0].args[0]
+    if isinstance(arg, VariableNode):
+        return "var", tuple(arg.ident)
+    if isinstance(arg, FieldNode):
+        return "field", tuple(arg.ident)
+    return None
+
+
+def _run_plan(
+    plan: Plan, labels: Mapping[str, str], value: float, external_url: str, limit: int
+) -> str | None:
+    """The plan's output, or None when the interpreter must run instead (to produce its error)."""
+    out = []
+    for kind, arg in plan:
+        if kind == _TEXT:
+            out.append(arg)
+        elif kind == _LABEL:
+            # Prometheus's missingkey=zero: an absent label prints as "".
+            text = labels.get(arg, "")
+            if type(text) is not str:
+                return None
+            out.append(text)
+        elif kind == _VALUE:
+            out.append(go_float(value))
+        else:
+            out.append(external_url)
+    text = "".join(out)
+    return text if len(text) <= limit else None
 
 
 def _parse_error(name: str, exc: ParseError) -> str:
@@ -153,6 +258,15 @@ def expand_alert(
     ``value``. Never raises: a failure renders as ``<error expanding template: ...>``.
     """
     name = "__alert_" + alertname
+    full = ALERT_PREFIX + text
+    try:
+        plan = _alert_plan(full)
+        if plan is not None:
+            fast = _run_plan(plan, labels, float(value), external_url, (limits or _LIMITS).max_output)
+            if fast is not None:
+                return fast
+    except Exception:  # noqa: BLE001, S110 - the interpreter below gives the answer, or its error
+        pass
     data = AlertData(
         Labels=GoMap(dict(labels)),
         ExternalLabels=GoMap(dict(external_labels or {})),
@@ -165,7 +279,6 @@ def expand_alert(
         now=at,
         query=query,
     )
-    full = ALERT_PREFIX + text
     try:
         result = _compile(name, full, frozenset(DEFAULT_FUNCS))
         if isinstance(result, ParseError):

@@ -11,7 +11,6 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from alerting.templating.values import (
@@ -155,9 +154,13 @@ def parse_int(text: str) -> int | None:
 
 def _digits_shortest(x: float) -> tuple[str, int]:
     """Shortest round-trip decimal digits of |x| > 0 and the decimal point position (0.DIGITS × 10^dp)."""
-    _, digits, exponent = Decimal(repr(abs(x))).normalize().as_tuple()
-    assert isinstance(exponent, int)
-    return "".join(map(str, digits)), len(digits) + exponent
+    # repr is Python's shortest round-trip form ("123.45", "1e-07", "1.5e+300"); read its digits and
+    # exponent off the text (every {{ $value }} comes through here, so no Decimal).
+    mantissa, _, exponent = repr(abs(x)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    dp = len(whole) + (int(exponent) if exponent else 0) - (len(whole) + len(fraction) - len(digits))
+    return digits.rstrip("0"), dp
 
 
 def _digits_rounded(x: float, significant: int) -> tuple[str, int]:
