@@ -428,3 +428,36 @@ def test_a_health_endpoint_answering_garbage_fails_the_probe_not_the_rule(body: 
         finally:
             source.close()
     assert [s.labels.get("error") for s in samples] == ["invalid JSON"]
+
+
+def test_a_100k_series_answer_over_the_group_limit_freezes_only_its_rule(
+    scripted: Scripted, store: StateStore, tmp_path: Path
+) -> None:
+    flood = [{"metric": {"instance": f"host-{i}"}, "value": [1, "1"]} for i in range(100_000)]
+    scripted.by_query["flood > 0"] = Reply(
+        200, {"status": "success", "data": {"resultType": "vector", "result": flood}}
+    )
+    scripted.by_query["calm > 0"] = Reply(
+        200,
+        {
+            "status": "success",
+            "data": {"resultType": "vector", "result": [{"metric": {}, "value": [1, "1"]}]},
+        },
+    )
+    path = tmp_path / "group.yml"
+    rules = [{"alert": "Flood", "expr": "flood > 0"}, {"alert": "Calm", "expr": "calm > 0"}]
+    path.write_text(yaml.safe_dump({"groups": [{"name": "limited", "limit": 1000, "rules": rules}]}))
+    (group,), problems, _ = load_file_groups(path, 300.0)
+    assert problems == []
+    source = PrometheusSource("prometheus", {"url": scripted.server.url, "timeout": "30s"})
+    try:
+        outcome = evaluate_group(
+            store, group, 1_700_000_040.0, lambda _: source, owner="flood", concurrency=2
+        )
+    finally:
+        source.close()
+        scripted.by_query.clear()
+    flood_rule, calm = outcome.rules
+    assert flood_rule.health.error == "exceeded limit of 1000 with 100000 alerts"
+    assert flood_rule.alerts == {}
+    assert calm.health.health == "ok" and len(calm.alerts) == 1
