@@ -274,6 +274,7 @@ def main(argv: list[str] | None = None) -> None:
             )
             theirs = prometheus_rounds(prom.url, args.rounds, timeout=120 + 70 * args.rounds)
             stop_rule_evaluation(prom)
+            time.sleep(10)  # let Prometheus finish whatever evaluation was in flight
             runs = [
                 run_ours(rules_file, prom.url, w, args.ticks, args.concurrency, n_groups)
                 for w in args.workers

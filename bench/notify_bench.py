@@ -1,0 +1,357 @@
+"""Notification benchmark: K alerts firing at once across G groups, until Slack and PagerDuty have them.
+
+Ours: the alerts go through the real pipeline: ``ingest`` into Redis (as the evaluator hands them
+over, one rule group's worth at a time), then real ``celery -A alerting worker -B`` processes on a
+private queue and key prefix flush the aggregation groups (``flush_due``) and deliver each
+notification (``deliver``) to local fake Slack (incoming webhook) and PagerDuty (Events API v2)
+servers speaking their wire protocols over TLS.
+
+Reference, in the same run: a real Alertmanager (Debian's 0.25) with the very same route and
+receivers file, sending to its own pair of fakes; the alerts are posted to its API in batches of
+64, as Prometheus posts them.
+
+    python -m bench.notify_bench --alerts 10000 --groups 100   # group_wait 5s, best of 2 runs each
+
+Prints, for each side, the seconds from the first alert handed over until the fakes had accepted a
+notification for every group on both receivers carrying every alert, and the number of duplicate
+notifications (a group notified twice on one receiver) seen a few seconds after that.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import tempfile
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import redis
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from alerting.durations import parse_duration  # noqa: E402
+from alerting.notify.base import NotifyAlert  # noqa: E402
+from alerting.notify.pipeline import ingest  # noqa: E402
+from alerting.observability import configure_logging  # noqa: E402
+from alerting.routing.config import load_routing_config  # noqa: E402
+from tests.support.fakes import (  # noqa: E402
+    PAGERDUTY_KEY,
+    SLACK_WEBHOOK_PATH,
+    LocalCA,
+    PagerDutyFake,
+    SlackFake,
+    make_ca,
+)
+from tests.support.routing_alertmanager import Alertmanager  # noqa: E402
+from tests.support.worker import Worker  # noqa: E402
+
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+INGEST_BATCH = 100  # alerts per ingest call: one rule group's evaluation
+AM_BATCH = 64  # alerts per POST to Alertmanager: Prometheus's batch size
+SETTLE = 5.0  # seconds to keep watching for duplicates after the last notification arrived
+
+
+def routing_file(
+    path: Path, slack: SlackFake, pagerduty: PagerDutyFake, ca: LocalCA, group_wait: str
+) -> None:
+    """Alertmanager's format, read unchanged by both sides: one route grouping by service, one
+    receiver with a Slack webhook and a PagerDuty integration."""
+    http_config = {"tls_config": {"ca_file": ca.ca_file}}
+    config = {
+        "route": {
+            "receiver": "oncall",
+            "group_by": ["service"],
+            "group_wait": group_wait,
+            "group_interval": "5m",
+            "repeat_interval": "4h",
+        },
+        "receivers": [
+            {
+                "name": "oncall",
+                "slack_configs": [
+                    {
+                        "api_url": slack.server.url + SLACK_WEBHOOK_PATH,
+                        "channel": "#alerts",
+                        "send_resolved": True,
+                        "http_config": http_config,
+                    }
+                ],
+                "pagerduty_configs": [
+                    {
+                        "routing_key": PAGERDUTY_KEY,
+                        "url": pagerduty.server.url + "/v2/enqueue",
+                        "send_resolved": True,
+                        "http_config": http_config,
+                    }
+                ],
+            }
+        ],
+    }
+    path.write_text(yaml.safe_dump(config))
+
+
+def alert_labels(i: int, alerts: int, groups: int) -> dict[str, str]:
+    # A group's alerts are handed over together, as one rule's alerts come out of one evaluation.
+    return {
+        "alertname": f"BenchAlert{i % 20}",
+        "service": f"svc-{i * groups // alerts:05d}",
+        "instance": f"host-{i:06d}:9100",
+        "severity": "critical",
+    }
+
+
+def annotations(i: int) -> dict[str, str]:
+    return {"summary": f"host-{i:06d} is down", "description": "Instance has not answered for 5 minutes."}
+
+
+# --- counting what the fakes accepted -----------------------------------------------------------
+
+_SERVICE = re.compile(r"svc-\d{5}")
+_FIRING = re.compile(r"\[FIRING:(\d+)\]")
+
+
+@dataclass(frozen=True)
+class Tally:
+    """What the fakes have accepted so far."""
+
+    slack: Counter[str]  # service -> notifications
+    slack_alerts: dict[str, int]  # service -> firing alerts in its latest notification
+    pagerduty: Counter[str]  # dedup_key -> trigger events
+    pagerduty_alerts: dict[str, int]  # dedup_key -> firing alerts in its latest event
+
+    def complete(self, groups: int, alerts: int) -> bool:
+        return (
+            len(self.slack) == groups
+            and len(self.pagerduty) == groups
+            and sum(self.slack_alerts.values()) == alerts
+            and sum(self.pagerduty_alerts.values()) == alerts
+        )
+
+    @property
+    def duplicates(self) -> int:
+        return sum(n - 1 for n in self.slack.values()) + sum(n - 1 for n in self.pagerduty.values())
+
+    @property
+    def notifications(self) -> int:
+        return sum(self.slack.values()) + sum(self.pagerduty.values())
+
+
+def tally(slack: SlackFake, pagerduty: PagerDutyFake) -> Tally:
+    slack_count: Counter[str] = Counter()
+    slack_alerts: dict[str, int] = {}
+    for request in list(slack.server.requests):
+        if request.path != SLACK_WEBHOOK_PATH:
+            continue
+        text = request.body.decode()
+        services = set(_SERVICE.findall(text))
+        if len(services) != 1:
+            raise AssertionError(f"a Slack message names {len(services)} services: {text[:300]}")
+        service = services.pop()
+        slack_count[service] += 1
+        firing = _FIRING.search(text)
+        slack_alerts[service] = int(firing.group(1)) if firing else 0
+    pd_count: Counter[str] = Counter()
+    pd_alerts: dict[str, int] = {}
+    for event in pagerduty.events:
+        if event.get("event_action") != "trigger":
+            continue
+        key = event["dedup_key"]
+        pd_count[key] += 1
+        pd_alerts[key] = int(event["payload"]["custom_details"]["num_firing"])
+    return Tally(slack_count, slack_alerts, pd_count, pd_alerts)
+
+
+def wait_delivered(
+    slack: SlackFake, pagerduty: PagerDutyFake, groups: int, alerts: int, started: float, timeout: float
+) -> tuple[float | None, Tally]:
+    """Seconds from ``started`` until every group reached both receivers with all its alerts (None if
+    that did not happen within ``timeout``), and the tally after watching SETTLE seconds more."""
+    deadline = started + timeout
+    elapsed: float | None = None
+    while time.perf_counter() < deadline:
+        now = time.perf_counter()
+        if tally(slack, pagerduty).complete(groups, alerts):
+            elapsed = now - started
+            break
+        time.sleep(0.05)
+    time.sleep(SETTLE)
+    return elapsed, tally(slack, pagerduty)
+
+
+# --- the two sides ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Result:
+    """One run of one side."""
+
+    elapsed: float | None  # None: not every alert reached both receivers within the timeout
+    handed_over: float  # seconds to hand every alert to the pipeline (ingest / POST)
+    seen: Tally
+
+    def describe(self, groups: int, alerts: int) -> str:
+        if self.elapsed is not None:
+            return f"{self.elapsed:.2f}"
+        return (
+            f"INCOMPLETE (Slack {len(self.seen.slack)}/{groups} groups, "
+            f"{sum(self.seen.slack_alerts.values())}/{alerts} alerts; PagerDuty "
+            f"{len(self.seen.pagerduty)}/{groups} groups, {sum(self.seen.pagerduty_alerts.values())} alerts)"
+        )
+
+
+def run_ours(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Result:
+    prefix = f"bench-{uuid.uuid4().hex[:8]}"
+    queue = f"bench-q-{uuid.uuid4().hex[:8]}"
+    client = redis.Redis.from_url(REDIS_URL)
+    rules = workdir / "no-rules"
+    rules.mkdir(exist_ok=True)
+    slack, pagerduty = SlackFake(ca.server_context), PagerDutyFake(ca.server_context)
+    with slack.server, pagerduty.server:
+        config_path = workdir / "alerting.yml"
+        routing_file(config_path, slack, pagerduty, ca, args.group_wait)
+        config = load_routing_config(config_path)
+        env = {
+            "ALERTING_RULES": str(rules),
+            "ALERTING_CONFIG": str(config_path),
+            "ALERTING_REDIS_URL": REDIS_URL,
+            "ALERTING_REDIS_PREFIX": prefix,
+            "ALERTING_CELERY_QUEUE": queue,
+            "ALERTING_HTTP_ADDR": "off",
+            "LOG_LEVEL": "WARNING",
+        }
+        try:
+            with Worker(env, concurrency=args.concurrency) as worker:
+                _wait(lambda: client.exists(f"{prefix}:beat:leader"), 60, "the worker's beat", worker)
+                time.sleep(2)  # a first flush has run: the pool is warm
+                now = time.time()
+                alerts = [
+                    NotifyAlert(
+                        status="firing",
+                        labels=alert_labels(i, args.alerts, args.groups),
+                        annotations=annotations(i),
+                        starts_at=now,
+                        generator_url="http://prometheus.example/graph",
+                    )
+                    for i in range(args.alerts)
+                ]
+                started = time.perf_counter()
+                for start in range(0, len(alerts), INGEST_BATCH):
+                    ingest(client, prefix, config, alerts[start : start + INGEST_BATCH], time.time())
+                handed_over = time.perf_counter() - started
+                elapsed, seen = wait_delivered(
+                    slack, pagerduty, args.groups, args.alerts, started, args.timeout
+                )
+                errors = [e for e in worker.events() if e.get("level") in ("ERROR", "CRITICAL")]
+                if errors:
+                    print(f"worker errors: {errors[:3]}", file=sys.stderr)
+        finally:
+            _cleanup(client, prefix, queue)
+    return Result(elapsed, handed_over, seen)
+
+
+def run_alertmanager(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Result:
+    am_dir = workdir / f"alertmanager-{uuid.uuid4().hex[:8]}"
+    am_dir.mkdir()
+    slack, pagerduty = SlackFake(ca.server_context), PagerDutyFake(ca.server_context)
+    with slack.server, pagerduty.server:
+        config_path = am_dir / "alertmanager.yml"
+        routing_file(config_path, slack, pagerduty, ca, args.group_wait)
+        with Alertmanager(config_path, am_dir) as am:
+            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            alerts = [
+                {
+                    "labels": alert_labels(i, args.alerts, args.groups),
+                    "annotations": annotations(i),
+                    "startsAt": now,
+                    "generatorURL": "http://prometheus.example/graph",
+                }
+                for i in range(args.alerts)
+            ]
+            batches = [alerts[s : s + AM_BATCH] for s in range(0, len(alerts), AM_BATCH)]
+            with httpx.Client(base_url=am.url, timeout=30) as http, ThreadPoolExecutor(4) as pool:
+                started = time.perf_counter()
+                # Prometheus keeps several batches in flight, one per Alertmanager; four is generous.
+                list(pool.map(lambda b: http.post("/api/v2/alerts", json=b).raise_for_status(), batches))
+                handed_over = time.perf_counter() - started
+                elapsed, seen = wait_delivered(
+                    slack, pagerduty, args.groups, args.alerts, started, args.timeout
+                )
+    return Result(elapsed, handed_over, seen)
+
+
+def _wait(predicate: Callable[[], Any], timeout: float, what: str, worker: Worker) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            tail = "\n".join(worker.lines[-20:])
+            raise TimeoutError(f"timed out waiting for {what}; worker output:\n{tail}")
+        time.sleep(0.2)
+
+
+def _cleanup(client: redis.Redis, prefix: str, queue: str) -> None:
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=10000))
+    keys += list(client.scan_iter(match=f"*{queue}*", count=10000))
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--alerts", type=int, default=10000)
+    parser.add_argument("--groups", type=int, default=100)
+    # Alertmanager starts a group's timer at its first alert and takes a while to take in 10,000
+    # alerts: with a 1s group_wait its first notifications miss alerts that were already posted.
+    parser.add_argument("--group-wait", default="5s", help="the route's group_wait, on both sides")
+    parser.add_argument("--concurrency", type=int, default=2, help="worker processes (prefork children)")
+    parser.add_argument("--repeat", type=int, default=2, help="runs of each side (best is reported)")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--no-alertmanager", action="store_true", help="skip the reference")
+    args = parser.parse_args(argv)
+
+    configure_logging("WARNING", "console")
+    workdir = Path(tempfile.mkdtemp(prefix="notify-bench-"))
+    ca = make_ca(workdir)
+    ours = [run_ours(args, workdir, ca) for _ in range(args.repeat)]
+    theirs = [] if args.no_alertmanager else [run_alertmanager(args, workdir, ca) for _ in range(args.repeat)]
+    print(
+        f"alerts={args.alerts} groups={args.groups} group_wait={args.group_wait} "
+        f"notifications_expected={2 * args.groups} worker_concurrency={args.concurrency} "
+        f"cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.2f}"
+    )
+    best_ours = _report("ours (celery worker)", ours, args)
+    if theirs:
+        best_theirs = _report("alertmanager 0.25", theirs, args)
+        if best_ours and best_theirs:
+            print(f"ratio: {best_ours / best_theirs:.2f}x")
+
+
+def _report(name: str, runs: list[Result], args: argparse.Namespace) -> float | None:
+    done = [r.elapsed for r in runs if r.elapsed is not None]
+    best = min(done) if done else None
+    wait = parse_duration(args.group_wait)
+    after = f" = group_wait + {best - wait:.2f}" if best is not None else ""
+    print(
+        f"{name}: {f'{best:.2f}' if best is not None else 'never'}{after} s until every notification "
+        "was accepted "
+        f"(runs: {', '.join(r.describe(args.groups, args.alerts) for r in runs)}; alerts handed over in "
+        f"{min(r.handed_over for r in runs):.2f} s)  notifications={max(r.seen.notifications for r in runs)} "
+        f"duplicates={max(r.seen.duplicates for r in runs)}"
+    )
+    return best
+
+
+if __name__ == "__main__":
+    main()
