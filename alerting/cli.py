@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from alerting.errors import AlertingError, ConfigError, DurationError
 from alerting.evaluation import Alert
 from alerting.rules.loader import load_paths
 from alerting.rules.model import Group
+from alerting.state import json_number
 from alerting.templating import go_float
 from alerting.yamlfile import Mapping as PosMapping
 from alerting.yamlfile import load_file
@@ -40,14 +40,6 @@ def rfc3339(t: float | None) -> str | None:
     )
 
 
-def json_value(value: float) -> float | str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return value
-
-
 def alert_json(group: Group, alert: Alert) -> dict[str, Any]:
     return {
         "group": group.name,
@@ -58,7 +50,7 @@ def alert_json(group: Group, alert: Alert) -> dict[str, Any]:
         "active_at": rfc3339(alert.active_at),
         "fired_at": rfc3339(alert.fired_at),
         "resolved_at": rfc3339(alert.resolved_at),
-        "value": json_value(alert.value),
+        "value": json_number(alert.value),
     }
 
 

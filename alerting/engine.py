@@ -10,7 +10,6 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 from alerting import templating
 from alerting.errors import AlertingError, DatasourceError, QueryError
@@ -19,7 +18,7 @@ from alerting.notify.base import NotifyAlert
 from alerting.observability import get_logger
 from alerting.rules.model import Group, Rule
 from alerting.sources import Sample, Source
-from alerting.state import DATASOURCES_GROUP, RuleHealth, StateStore
+from alerting.state import DATASOURCES_GROUP, RuleHealth, StateStore, json_number
 
 log = get_logger(__name__)
 
@@ -332,24 +331,7 @@ def console_dispatch(group: Group, evaluated: Sequence[Evaluated], slot: float) 
                 fingerprint=alert.fingerprint,
                 labels=labels,
                 annotations=dict(alert.annotations),
-                value=alert_value(alert),
+                value=json_number(alert.value),
                 active_at=alert.active_at,
                 slot=slot,
             )
-
-
-def alert_value(alert: Alert) -> float | str:
-    value = alert.value
-    if value != value:
-        return "NaN"
-    if value in (float("inf"), float("-inf")):
-        return "+Inf" if value > 0 else "-Inf"
-    return value
-
-
-def is_active(alert: Alert) -> bool:
-    return alert.state is not State.INACTIVE
-
-
-def describe_failure(exc: BaseException) -> dict[str, Any]:
-    return {"error": f"{type(exc).__name__}: {exc}"}

@@ -32,7 +32,8 @@ from alerting.evaluation import Alert, State
 DATASOURCES_GROUP = "__datasources__"
 
 
-def _num(value: float) -> float | str:
+def json_number(value: float) -> float | str:
+    """A float for JSON: NaN and infinities as Prometheus spells them."""
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -50,7 +51,7 @@ def alert_to_dict(alert: Alert) -> dict[str, Any]:
         "annotations": [[k, v] for k, v in alert.annotations],
         "state": alert.state.value,
         "active_at": alert.active_at,
-        "value": _num(alert.value),
+        "value": json_number(alert.value),
         "fired_at": alert.fired_at,
         "resolved_at": alert.resolved_at,
         "keep_firing_since": alert.keep_firing_since,
