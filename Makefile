@@ -1,5 +1,5 @@
 # Every target is a thin wrapper over scripts/ so the README's commands and CI run the same code.
-.PHONY: setup test run demo check lint bench
+.PHONY: setup test run demo check lint
 
 setup:
 	scripts/venv.sh

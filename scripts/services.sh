@@ -17,8 +17,6 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" >/dev/null
 fi
-# Debian's packages may start their own daemons on the default ports; we start what we need.
-pkill -x prometheus 2>/dev/null || true
 
 if ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   echo "services: starting redis-server on 127.0.0.1:6379" >&2
