@@ -181,13 +181,12 @@ def test_rows_older_than_the_retention_are_deleted_by_the_writers(url: str) -> N
 
 
 @pytest.mark.parametrize(
-    "url",
-    [
-        f"postgresql://postgres@127.0.0.1:{free_port()}/nowhere",
-        "sqlite:////proc/no-such-dir/history.db",
-    ],
+    "where",
+    ["postgresql://postgres@127.0.0.1:{port}/nowhere", "sqlite:////proc/no-such-dir/history.db"],
+    ids=["postgresql-closed-port", "sqlite-unwritable-dir"],
 )
-def test_a_database_that_cannot_be_written_never_breaks_the_caller(url: str, group: Group) -> None:
+def test_a_database_that_cannot_be_written_never_breaks_the_caller(where: str, group: Group) -> None:
+    url = where.format(port=free_port())
     stream = io.StringIO()
     root = logging.getLogger()
     saved = root.handlers[:], root.level

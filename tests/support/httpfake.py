@@ -93,7 +93,7 @@ class FakeHTTPServer:
         self.server.daemon_threads = True
         if ssl_context:
             self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
