@@ -19,7 +19,8 @@ inside a query:
 
 At most ``max_rows`` rows are read. Engines are cached per datasource and per process, so a Celery
 prefork child never shares a pooled connection with its parent. The database account should still
-be a read-only role: these guards are the second line, not the first.
+be a read-only role: these guards are the second line, not the first, and a datasource that logs
+in as a PostgreSQL superuser is warned about (``sql.superuser``) when its pool first connects.
 """
 
 from __future__ import annotations
@@ -45,7 +46,10 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DatasourceError, DurationError, Position, QueryError, RuleFileError
+from alerting.observability import get_logger
 from alerting.sources import Kind, Sample, register
+
+log = get_logger(__name__)
 
 BIND_PARAMETERS = ("now", "now_unix")
 _CONFIG_FIELDS = ("type", "url", "statement_timeout", "connect_timeout", "max_rows", "pool_size")
@@ -375,6 +379,7 @@ def _label_text(raw: Any) -> str:
 class _Settings:
     """A datasource's validated settings; equal settings share one engine."""
 
+    name: str
     url: str
     safe_url: str
     dialect: str
@@ -446,6 +451,7 @@ class _Settings:
             return value
 
         return cls(
+            name=name,
             url=url.render_as_string(hide_password=False),
             safe_url=url.render_as_string(hide_password=True),
             dialect=dialect,
@@ -486,9 +492,39 @@ def _create_engine(settings: _Settings) -> Engine:
     }
     if "application_name" not in url.query:
         connect_args["application_name"] = "alerting"
-    return sqlalchemy.create_engine(
+    engine = sqlalchemy.create_engine(
         url.difference_update_query(["options"]), connect_args=connect_args, **common
     )
+    sqlalchemy.event.listen(engine, "first_connect", lambda conn, _record: _warn_if_superuser(settings, conn))
+    return engine
+
+
+def _warn_if_superuser(settings: _Settings, dbapi_connection: Any) -> None:
+    """Say once per pool when the datasource logs in as a superuser: read-only transactions still
+    refuse writes, but a superuser's rule can call admin functions (pg_terminate_backend,
+    pg_read_file, ...) that a role granted only SELECT could not."""
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT current_user, current_setting('is_superuser')")
+            user, superuser = cursor.fetchone()
+        finally:
+            cursor.close()
+            dbapi_connection.rollback()
+    except Exception as exc:  # the warning is advice; a failed check must not fail the connection
+        log.debug("sql.role_check_failed", datasource=settings.name, error=str(exc))
+        return
+    if superuser == "on":
+        log.warning(
+            "sql.superuser",
+            msg=(
+                f'datasource "{settings.name}" connects to {settings.safe_url} as superuser "{user}": '
+                "rules cannot write, but they can call admin functions; connect with a role "
+                "granted only SELECT on the tables the rules read"
+            ),
+            datasource=settings.name,
+            user=user,
+        )
 
 
 class _EngineCache:
