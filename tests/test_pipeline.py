@@ -5,18 +5,21 @@ from __future__ import annotations
 import io
 import json
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import redis
 
+from alerting.notify import pipeline
 from alerting.notify.base import DeliveryError, Notification
 from alerting.notify.console import ConsoleIntegration
 from alerting.notify.pipeline import Job, deliver, fallback_jobs, flush_due, ingest
 from alerting.notify.store import NotifyStore
 from alerting.routing.matchers import fingerprint, parse_matchers
 from alerting.routing.silences import expire, new_silence
+from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.routing_harness import T0, Harness, alert, load_config
 from tests.support.routing_recorder import Recorder
 from tests.support.routing_redis import REDIS_URL, isolated_redis
@@ -438,3 +441,44 @@ def test_resolve_pending_when_routes_change_is_still_sent(tmp_path: Path, record
         after.ingest(T0 + 340, gone)  # the evaluator keeps reporting the resolved alert
         after.tick(T0 + 400)
         assert statuses(recorder, "/pager") == [{"a": "firing"}, {"a": "resolved"}]
+
+
+def test_a_slow_send_keeps_its_lock_and_a_dead_holders_lock_lapses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "LOCK_TTL", 0.6)
+    arrived = threading.Event()
+
+    def slow(_request: Request) -> Reply:
+        first = not arrived.is_set()
+        arrived.set()
+        return Reply(200, "ok", delay=2.0 if first else 0.0)  # the first takes 3x the lock's lifetime
+
+    text = "route: {{receiver: hook, group_by: [alertname]}}\nreceivers:\n  - name: hook\n"
+    text += "    webhook_configs: [{{url: '{url}/hook'}}]\n"
+    with FakeHTTPServer(slow) as receiver, isolated_redis() as (client, prefix):
+        env = Harness(client, prefix, load_config(tmp_path, text, url=receiver.url))
+        env.ingest(T0, alert("Down", instance="a"))
+        (job,) = env.flush(T0 + 30)
+        other_worker = redis.Redis.from_url(REDIS_URL)
+        first = threading.Thread(target=deliver, args=(other_worker, prefix, env.config, job, T0 + 31))
+        first.start()
+        assert arrived.wait(10)
+        time.sleep(1.0)  # past the lock's TTL: only renewal keeps it
+        with pytest.raises(DeliveryError, match="in progress"):
+            deliver(client, prefix, env.config, job, T0 + 32)  # a redelivered copy of the same job
+        first.join(10)
+        other_worker.close()
+        deliver(client, prefix, env.config, job, T0 + 33)  # now it finds the first one logged
+        assert len([r for r in receiver.requests if r.path == "/hook"]) == 1
+
+        # A worker killed mid-send never releases its lock: the next delivery waits one TTL at most.
+        store = NotifyStore(client, prefix)
+        assert store.acquire(job.nflog_id, job.integration, pipeline.LOCK_TTL) is not None
+        env.ingest(T0 + 40, alert("Down", instance="b"))
+        (second,) = env.flush(T0 + 330)
+        with pytest.raises(DeliveryError, match="in progress"):
+            deliver(client, prefix, env.config, second, T0 + 331)
+        time.sleep(pipeline.LOCK_TTL + 0.2)
+        deliver(client, prefix, env.config, second, T0 + 332)
+        assert len([r for r in receiver.requests if r.path == "/hook"]) == 2

@@ -25,7 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -46,9 +48,10 @@ log = structlog.get_logger(__name__)
 
 CLAIM_LEASE = 60.0  # a flusher that dies holding groups gives them back after this long
 FLUSH_BATCH = 1000
-# Longer than any integration's own timeout. It is also how long a worker killed mid-send holds up
-# that group's next delivery; overridable (seconds) so tests need not wait that long.
-LOCK_TTL = float(os.environ.get("ALERTING_NOTIFY_LOCK_TTL", "120"))
+# A delivery's lock on its (group, integration) expires this many seconds after its holder last
+# renewed it; the holder renews it every third of that while the send runs, however long the
+# receiver takes. So a worker killed mid-send holds up that group's next delivery this long at most.
+LOCK_TTL = float(os.environ.get("ALERTING_NOTIFY_LOCK_TTL", "15"))
 FALLBACK_SENT_TTL = 7 * 86400.0
 
 
@@ -473,49 +476,74 @@ def deliver(redis_client: redis.Redis, prefix: str, config: RoutingConfig, job: 
     if integ is None:
         bound.warning("notify.job_dropped", msg="receiver integration no longer configured")
         return
+    with _delivery_lock(store, job):
+        _deliver_locked(store, integ, job, now, bound)
+
+
+@contextmanager
+def _delivery_lock(store: NotifyStore, job: Job) -> Iterator[None]:
+    """Hold the (group, integration) lock for the block, renewing it in the background."""
     token = store.acquire(job.nflog_id, job.integration, LOCK_TTL)
     if token is None:
         raise DeliveryError(
             "another delivery to this receiver for this group is in progress", retryable=True, retry_after=1.0
         )
+    done = threading.Event()
+
+    def renew() -> None:
+        while not done.wait(LOCK_TTL / 3):
+            try:
+                if not store.extend(job.nflog_id, job.integration, token, LOCK_TTL):
+                    return
+            except redis.RedisError:
+                pass  # Redis away for a moment: try again next time; the TTL covers the gap
+
+    renewer = threading.Thread(target=renew, name="delivery-lock", daemon=True)
+    renewer.start()
     try:
-        if job.fallback_for:
-            if store.was_sent(job.job_id):
-                bound.info("notify.duplicate", msg="fallback already delivered")
-                return
-            _send(integ, _notification(job, job.alerts))
-            store.mark_sent(job.job_id, FALLBACK_SENT_TTL)
-            bound.info("notify.sent", msg=f"fallback for {job.fallback_for}", alerts=len(job.alerts))
-            return
-        latest = store.latest(job.nflog_id, job.integration)
-        if latest is not None and latest > job.seq:
-            bound.info("notify.superseded", msg="a newer flush of this group replaced this notification")
-            return
-        entry = store.nflog_get(job.nflog_id, job.integration)
-        if entry is not None and entry.seq >= job.seq:
-            bound.info("notify.duplicate", msg="already delivered")
-            return
-        needed, why = needs_update(
-            entry, job.firing, job.resolved, integ.send_resolved, job.repeat_interval, now
-        )
-        if not needed:
-            bound.info("notify.dedup", msg=f"nothing new since the last notification ({why})")
-            return
-        alerts = job.alerts if integ.send_resolved else tuple(a for a in job.alerts if a.status == "firing")
-        if alerts:
-            _send(integ, _notification(job, alerts))
-        else:
-            bound.info("notify.not_sent", msg="only resolved alerts and send_resolved is off; logging them")
-        store.nflog_put(
-            job.nflog_id,
-            job.integration,
-            LogEntry(frozenset(job.firing), frozenset(job.resolved), now, job.seq),
-            job.repeat_interval,
-        )
-        if alerts:
-            bound.info("notify.sent", msg=job.reason, firing=len(job.firing), resolved=len(job.resolved))
+        yield
     finally:
+        done.set()
+        renewer.join()
         store.release(job.nflog_id, job.integration, token)
+
+
+def _deliver_locked(store: NotifyStore, integ: ReceiverIntegration, job: Job, now: float, bound: Any) -> None:
+    """The delivery itself, under the group's lock: skip what was already sent or superseded,
+    send, and write the notification log."""
+    if job.fallback_for:
+        if store.was_sent(job.job_id):
+            bound.info("notify.duplicate", msg="fallback already delivered")
+            return
+        _send(integ, _notification(job, job.alerts))
+        store.mark_sent(job.job_id, FALLBACK_SENT_TTL)
+        bound.info("notify.sent", msg=f"fallback for {job.fallback_for}", alerts=len(job.alerts))
+        return
+    latest = store.latest(job.nflog_id, job.integration)
+    if latest is not None and latest > job.seq:
+        bound.info("notify.superseded", msg="a newer flush of this group replaced this notification")
+        return
+    entry = store.nflog_get(job.nflog_id, job.integration)
+    if entry is not None and entry.seq >= job.seq:
+        bound.info("notify.duplicate", msg="already delivered")
+        return
+    needed, why = needs_update(entry, job.firing, job.resolved, integ.send_resolved, job.repeat_interval, now)
+    if not needed:
+        bound.info("notify.dedup", msg=f"nothing new since the last notification ({why})")
+        return
+    alerts = job.alerts if integ.send_resolved else tuple(a for a in job.alerts if a.status == "firing")
+    if alerts:
+        _send(integ, _notification(job, alerts))
+    else:
+        bound.info("notify.not_sent", msg="only resolved alerts and send_resolved is off; logging them")
+    store.nflog_put(
+        job.nflog_id,
+        job.integration,
+        LogEntry(frozenset(job.firing), frozenset(job.resolved), now, job.seq),
+        job.repeat_interval,
+    )
+    if alerts:
+        bound.info("notify.sent", msg=job.reason, firing=len(job.firing), resolved=len(job.resolved))
 
 
 def fallback_jobs(config: RoutingConfig, job: Job) -> list[Job]:

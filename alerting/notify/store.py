@@ -106,6 +106,11 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+_EXTEND = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+
 
 def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
@@ -158,6 +163,7 @@ class NotifyStore:
         self._claim = client.register_script(_CLAIM)
         self._finish = client.register_script(_FINISH)
         self._release = client.register_script(_RELEASE)
+        self._extend = client.register_script(_EXTEND)
 
     # -- key names --------------------------------------------------------------------------------
 
@@ -348,6 +354,10 @@ class NotifyStore:
         token = secrets.token_hex(8)
         ok = self.r.set(self._nf("lock", nid, integration), token, nx=True, px=int(ttl * 1000))
         return token if ok else None
+
+    def extend(self, nid: str, integration: str, token: str, ttl: float) -> bool:
+        """Push a held lock's expiry ``ttl`` seconds out; False when it is no longer ours."""
+        return bool(self._extend(keys=[self._nf("lock", nid, integration)], args=[token, int(ttl * 1000)]))
 
     def release(self, nid: str, integration: str, token: str) -> None:
         self._release(keys=[self._nf("lock", nid, integration)], args=[token])
