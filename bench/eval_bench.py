@@ -41,6 +41,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tests.support.prometheus  # noqa: E402
+from alerting.durations import parse_duration  # noqa: E402
 from alerting.engine import evaluate_group  # noqa: E402
 from alerting.rules import load_paths  # noqa: E402
 from alerting.rules.model import Group  # noqa: E402
@@ -55,14 +56,14 @@ RULES_PER_GROUP = 100
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-def write_rules(path: Path, rules: int) -> None:
+def write_rules(path: Path, rules: int, interval: str) -> None:
     """N rules in groups of RULES_PER_GROUP, each with a templated annotation, as rule packs have."""
     groups = []
     for g in range(0, rules, RULES_PER_GROUP):
         groups.append(
             {
                 "name": f"bench-{g // RULES_PER_GROUP}",
-                "interval": "1m",
+                "interval": interval,
                 "rules": [
                     {
                         "alert": f"Bench{i}",
@@ -89,7 +90,7 @@ def own_process_name(directory: Path) -> None:
     tests.support.prometheus.PROMETHEUS = str(link)
 
 
-def prometheus_rounds(url: str, rounds: int, timeout: float) -> list[float]:
+def prometheus_rounds(url: str, rounds: int, timeout: float, poll: float) -> list[float]:
     """Sums of the groups' ``evaluationTime`` over ``rounds`` complete rounds of evaluation.
 
     Every group's evaluations are recorded as they happen (polling ``lastEvaluation``); round k is the
@@ -105,7 +106,7 @@ def prometheus_rounds(url: str, rounds: int, timeout: float) -> list[float]:
                 history.append((last, float(group["evaluationTime"])))
         if seen and all(len(h) > rounds for h in seen.values()):
             return [sum(h[k][1] for h in seen.values()) for k in range(1, rounds + 1)]
-        time.sleep(2)
+        time.sleep(poll)
     raise TimeoutError(f"Prometheus did not complete {rounds} rounds of rule evaluation in {timeout:.0f}s")
 
 
@@ -245,12 +246,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ticks", type=int, default=3, help="our ticks per worker count (best is reported)")
     parser.add_argument("--rounds", type=int, default=2, help="Prometheus evaluation rounds (best is used)")
     parser.add_argument("--concurrency", type=int, default=8, help="queries of a group in flight at once")
+    parser.add_argument(
+        "--interval", default="15s", help="Prometheus's scrape and rule evaluation interval (a duration)"
+    )
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one tick")
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
     rules_file = tmp / "rules.yml"
-    write_rules(rules_file, args.rules)
+    write_rules(rules_file, args.rules, args.interval)
     own_process_name(tmp)
     n_groups = len(load_paths([rules_file]).groups)
     series = args.rules * SERIES_PER_RULE
@@ -266,15 +270,18 @@ def main(argv: list[str] | None = None) -> None:
         with PrometheusServer(
             scrape_targets=[exporter.target],
             rule_files=[rules_file],
-            scrape_interval="15s",
-            evaluation_interval="15s",
+            scrape_interval=args.interval,
+            evaluation_interval=args.interval,
         ) as prom:
             wait_until(
                 lambda: _count(prom.url) == series, timeout=300, interval=1, what="the first complete scrape"
             )
-            theirs = prometheus_rounds(prom.url, args.rounds, timeout=120 + 70 * args.rounds)
+            seconds = parse_duration(args.interval)
+            theirs = prometheus_rounds(
+                prom.url, args.rounds, timeout=120 + 5 * seconds * args.rounds, poll=min(2.0, seconds / 2)
+            )
             stop_rule_evaluation(prom)
-            time.sleep(10)  # let Prometheus finish whatever evaluation was in flight
+            time.sleep(min(10.0, seconds))  # let Prometheus finish whatever evaluation was in flight
             runs = [
                 run_ours(rules_file, prom.url, w, args.ticks, args.concurrency, n_groups)
                 for w in args.workers
