@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+from dataclasses import replace
 from email.message import Message
 from pathlib import Path
 from typing import Any
@@ -109,6 +110,17 @@ def test_mails_of_one_group_share_a_thread_reference() -> None:
     assert first["References"] == resolved["References"] == first["In-Reply-To"]
     assert first["References"].startswith("<group-") and other["References"] != first["References"]
     assert first["Message-Id"] != resolved["Message-Id"]
+
+
+def test_a_notification_sent_again_keeps_its_message_id() -> None:
+    once = replace(notification(alert()), notification_id="nf-0123abcd")
+    with smtp_server() as (port, box):
+        integration = mailer(port)
+        integration.send(once)
+        integration.send(once)  # a retry after a worker died mid-send
+        integration.send(replace(once, notification_id="nf-4567ef01"))  # the next notification
+    first, again, following = (parts(m[2])[0]["Message-Id"] for m in box.messages)
+    assert first == again == "<nf-0123abcd@alerting>" and following == "<nf-4567ef01@alerting>"
 
 
 def test_javascript_runbook_link_is_not_rendered_as_a_link() -> None:

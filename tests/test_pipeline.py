@@ -482,3 +482,20 @@ def test_a_slow_send_keeps_its_lock_and_a_dead_holders_lock_lapses(
         time.sleep(pipeline.LOCK_TTL + 0.2)
         deliver(client, prefix, env.config, second, T0 + 332)
         assert len([r for r in receiver.requests if r.path == "/hook"]) == 2
+
+
+def test_every_attempt_at_one_notification_carries_the_same_idempotency_key(tmp_path: Path) -> None:
+    answers = iter([Reply(503, "busy"), Reply(200, "ok"), Reply(200, "ok")])
+    text = "route: {{receiver: hook, group_by: [alertname], group_interval: 5m}}\nreceivers:\n"
+    text += "  - name: hook\n    webhook_configs: [{{url: '{url}/hook'}}]\n"
+    with FakeHTTPServer(lambda _request: next(answers)) as receiver, isolated_redis() as (client, prefix):
+        env = Harness(client, prefix, load_config(tmp_path, text, url=receiver.url))
+        env.ingest(T0, alert("Down", instance="a"))
+        (job,) = env.flush(T0 + 30)
+        with pytest.raises(DeliveryError):
+            deliver(client, prefix, env.config, job, T0 + 31)
+        deliver(client, prefix, env.config, job, T0 + 32)  # the retry
+        env.ingest(T0 + 40, alert("Down", instance="b"))
+        assert len(env.tick(T0 + 330)) == 1  # the next notification of the group
+    keys = [r.headers["idempotency-key"] for r in receiver.requests]
+    assert keys[0] == keys[1] == job.job_id and keys[2] != keys[0]

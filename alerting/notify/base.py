@@ -33,6 +33,9 @@ class Notification:
     alerts: tuple[NotifyAlert, ...]
     external_url: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
+    # The same for every attempt at this one notification (a retry, a task redelivered after a
+    # worker died mid-send), different for the next one: receivers that can, drop repeats by it.
+    notification_id: str = ""
 
     @property
     def firing(self) -> tuple[NotifyAlert, ...]:

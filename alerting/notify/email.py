@@ -150,6 +150,14 @@ def group_reference(notification: Notification) -> str:
     return f"<group-{digest}@alerting>"
 
 
+def message_id(notification: Notification, settings: EmailSettings) -> str:
+    """Stable for one notification, so a mail resent after a worker died mid-send carries the same
+    Message-ID as the first (mail stores that drop duplicate IDs show it once)."""
+    if notification.notification_id:
+        return f"<{notification.notification_id}@alerting>"
+    return make_msgid(domain=settings.hello if "." in settings.hello else None)
+
+
 def email_defaults(notification: Notification) -> data.Defaults:
     """What Alertmanager's ``email.default.*`` template names render to here."""
     return {
@@ -180,7 +188,7 @@ def build_message(notification: Notification, settings: EmailSettings) -> EmailM
         "To": ", ".join(settings.to),
         "Subject": subject(notification),
         "Date": formatdate(localtime=False),
-        "Message-Id": make_msgid(domain=settings.hello if "." in settings.hello else None),
+        "Message-Id": message_id(notification, settings),
         # Every mail of one group points at the same (virtual) parent, so mail clients thread the
         # firing, repeat and resolved mails of an incident together.
         "References": group_reference(notification),

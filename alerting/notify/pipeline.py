@@ -450,6 +450,7 @@ def _notification(job: Job, alerts: Sequence[NotifyAlert]) -> Notification:
         alerts=tuple(alerts),
         external_url=str(job.extra.get("external_url", "")),
         extra={"job_id": job.job_id, "fallback_for": job.fallback_for} if job.fallback_for else {},
+        notification_id=job.job_id,
     )
 
 

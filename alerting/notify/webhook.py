@@ -192,6 +192,9 @@ class WebhookIntegration:
             "User-Agent": f"alerting/{__version__}",
             **self.http.headers(),
         }
+        if notification.notification_id:
+            # Repeats of one notification carry the same key, so a receiver can answer them once.
+            headers["Idempotency-Key"] = notification.notification_id
         try:
             auth = self.http.auth()
             client = _shared_client(self.http, self.timeout)
