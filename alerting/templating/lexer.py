@@ -304,12 +304,18 @@ class Lexer:
         self._emit(T.SPACE)
         return self._lex_inside_action
 
-    def _lex_identifier(self) -> _Next:
+    def _scan_word(self) -> bool:
+        """Advance over alphanumerics; False (with an error token) unless a terminator follows."""
         while self.pos < len(self.text) and is_alnum(self.text[self.pos]):
             self.pos += 1
         if not self._at_terminator():
             self.pos += 1
             self._error(f"bad character {go_rune(self.text[self.pos - 1])}")
+            return False
+        return True
+
+    def _lex_identifier(self) -> _Next:
+        if not self._scan_word():
             return None
         word = self.text[self.start : self.pos]
         if word in KEYWORDS:
@@ -333,16 +339,19 @@ class Lexer:
         if self._at_terminator():
             self._emit(T.VARIABLE if kind is T.VARIABLE else T.DOT)
             return self._lex_inside_action
-        while self.pos < len(self.text) and is_alnum(self.text[self.pos]):
-            self.pos += 1
-        if not self._at_terminator():
-            self.pos += 1
-            self._error(f"bad character {go_rune(self.text[self.pos - 1])}")
+        if not self._scan_word():
             return None
         self._emit(kind)
         return self._lex_inside_action
 
     def _lex_char(self) -> _Next:
+        return self._lex_quoted("'", T.CHAR_CONSTANT, "unterminated character constant")
+
+    def _lex_quote(self) -> _Next:
+        return self._lex_quoted('"', T.STRING, "unterminated quoted string")
+
+    def _lex_quoted(self, close: str, kind: T, unterminated: str) -> _Next:
+        """Scan up to ``close``, skipping backslash escapes; a newline or the end is an error."""
         while True:
             ch = self._peek()
             self.pos += 1
@@ -353,11 +362,11 @@ class Lexer:
                     continue
                 ch = ""
             if ch in ("", "\n"):
-                self._error("unterminated character constant")
+                self._error(unterminated)
                 return None
-            if ch == "'":
+            if ch == close:
                 break
-        self._emit(T.CHAR_CONSTANT)
+        self._emit(kind)
         return self._lex_inside_action
 
     def _lex_number(self) -> _Next:
@@ -407,24 +416,6 @@ class Lexer:
             self.pos += 1
             return False
         return True
-
-    def _lex_quote(self) -> _Next:
-        while True:
-            ch = self._peek()
-            self.pos += 1
-            if ch == "\\":
-                nxt = self._peek()
-                if nxt and nxt != "\n":
-                    self.pos += 1
-                    continue
-                ch = ""
-            if ch in ("", "\n"):
-                self._error("unterminated quoted string")
-                return None
-            if ch == '"':
-                break
-        self._emit(T.STRING)
-        return self._lex_inside_action
 
     def _lex_raw_quote(self) -> _Next:
         end = self.text.find("`", self.pos)
