@@ -323,24 +323,41 @@ def _g4(value: float) -> str:
     return gofmt.format_float(value, "g", 4)
 
 
+_SI_LARGE = ("k", "M", "G", "T", "P", "E", "Z", "Y")
+_IEC_LARGE = ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi")
+_SI_SMALL = ("m", "u", "n", "p", "f", "a", "z", "y")
+
+
+def _scale_large(v: float, base: int, prefixes: tuple[str, ...]) -> tuple[float, str]:
+    """Divide by ``base`` while the value is at least ``base``: the scaled value and its prefix."""
+    prefix = ""
+    for p in prefixes:
+        if abs(v) < base:
+            break
+        prefix = p
+        v /= base
+    return v, prefix
+
+
+def _scale_small(v: float) -> tuple[float, str]:
+    """Multiply by 1000 while the value is below 1: the scaled value and its SI prefix."""
+    prefix = ""
+    for p in _SI_SMALL:
+        if abs(v) >= 1:
+            break
+        prefix = p
+        v *= 1000
+    return v, prefix
+
+
 def humanize(_state: State, value: Any) -> str:
     v = to_float(value)
     if v == 0 or math.isnan(v) or math.isinf(v):
         return _g4(v)
     if abs(v) >= 1:
-        prefix = ""
-        for p in ("k", "M", "G", "T", "P", "E", "Z", "Y"):
-            if abs(v) < 1000:
-                break
-            prefix = p
-            v /= 1000
-        return _g4(v) + prefix
-    prefix = ""
-    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
-        if abs(v) >= 1:
-            break
-        prefix = p
-        v *= 1000
+        v, prefix = _scale_large(v, 1000, _SI_LARGE)
+    else:
+        v, prefix = _scale_small(v)
     return _g4(v) + prefix
 
 
@@ -348,12 +365,7 @@ def humanize1024(_state: State, value: Any) -> str:
     v = to_float(value)
     if abs(v) <= 1 or math.isnan(v) or math.isinf(v):
         return _g4(v)
-    prefix = ""
-    for p in ("ki", "Mi", "Gi", "Ti", "Pi", "Ei", "Zi", "Yi"):
-        if abs(v) < 1024:
-            break
-        prefix = p
-        v /= 1024
+    v, prefix = _scale_large(v, 1024, _IEC_LARGE)
     return _g4(v) + prefix
 
 
@@ -396,12 +408,7 @@ def humanize_duration(_state: State, value: Any) -> str:
         if minutes != 0:
             return f"{sign}{minutes}m {seconds}s"
         return f"{sign}{_g4(v)}s"
-    prefix = ""
-    for p in ("m", "u", "n", "p", "f", "a", "z", "y"):
-        if abs(v) >= 1:
-            break
-        prefix = p
-        v *= 1000
+    v, prefix = _scale_small(v)
     return f"{_g4(v)}{prefix}s"
 
 
