@@ -8,11 +8,12 @@ Adding a datasource is one new module that calls :func:`register`.
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar, Protocol
 
-from alerting.errors import Position
+from alerting.errors import ConfigError, Position
+from alerting.yamlfile import suggest
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,54 @@ class Kind:
     check: Callable[[Any, Position], Any]  # returns the normalised query or raises RuleFileError
     open: Callable[[str, Mapping[str, Any]], Source]
     default_datasource: str
+
+
+@dataclass(frozen=True)
+class QuerySpec(Mapping[str, Any]):
+    """Base of a checked query spec (a frozen dataclass): hashable, and readable as a mapping of the
+    fields that are set, those in ``always_shown`` and the others where they differ from their default.
+    """
+
+    always_shown: ClassVar[tuple[str, ...]] = ()
+
+    def __getitem__(self, key: str) -> Any:
+        if key not in self._present():
+            raise KeyError(key)
+        return self._shown(key, getattr(self, key))
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._present())
+
+    def __len__(self) -> int:
+        return len(self._present())
+
+    def _present(self) -> tuple[str, ...]:
+        return tuple(
+            f.name for f in fields(self) if f.name in self.always_shown or getattr(self, f.name) != f.default
+        )
+
+    def _shown(self, key: str, value: Any) -> Any:
+        """A field's value as the mapping reads it (a subclass turns its tuples back into lists)."""
+        return value
+
+
+def settings_error(name: str, config: Mapping[str, Any]) -> Callable[[str], ConfigError]:
+    """How to report a problem in datasource ``name``'s settings, located at the settings."""
+    pos = getattr(config, "pos", None)
+
+    def fail(message: str) -> ConfigError:
+        return ConfigError(f'datasource "{name}": {message}', pos)
+
+    return fail
+
+
+def reject_unknown_settings(
+    config: Mapping[str, Any], known: tuple[str, ...], fail: Callable[[str], ConfigError]
+) -> None:
+    """Refuse a setting the datasource does not take, with a did-you-mean."""
+    for key in config:
+        if key not in known:
+            raise fail(f'unknown field "{key}"{suggest(str(key), known)}')
 
 
 KINDS: dict[str, Kind] = {}

@@ -19,9 +19,9 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 # Absolute imports: this module is alerting.sources.celery, the library below is the real Celery.
 import celery
@@ -31,8 +31,8 @@ from kombu.transport import virtual
 from kombu.utils.url import maybe_sanitize_url
 
 from alerting.durations import parse_duration
-from alerting.errors import ConfigError, DatasourceError, DurationError, Position, QueryError, RuleFileError
-from alerting.sources import Kind, Sample, register
+from alerting.errors import DatasourceError, DurationError, Position, QueryError, RuleFileError
+from alerting.sources import Kind, QuerySpec, Sample, register, reject_unknown_settings, settings_error
 from alerting.yamlfile import suggest, type_name
 
 MEASURES = ("queue_length", "workers")
@@ -45,29 +45,17 @@ _PAST_TOLERANCE = 3600.0  # the broker only knows the present; see probe.py
 
 
 @dataclass(frozen=True)
-class CeleryCheck(Mapping[str, Any]):
+class CeleryCheck(QuerySpec):
     """A checked ``celery:`` spec. Hashable, and readable as a mapping of the fields that are set."""
 
     measure: str
     queues: tuple[str, ...] = ()
     timeout: float | None = None
 
-    def __getitem__(self, key: str) -> Any:
-        if key not in self._present():
-            raise KeyError(key)
-        value = getattr(self, key)
+    always_shown: ClassVar[tuple[str, ...]] = ("measure",)
+
+    def _shown(self, key: str, value: Any) -> Any:
         return list(value) if key == "queues" else value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._present())
-
-    def __len__(self) -> int:
-        return len(self._present())
-
-    def _present(self) -> tuple[str, ...]:
-        return tuple(
-            f.name for f in fields(self) if f.name == "measure" or getattr(self, f.name) != f.default
-        )
 
 
 def check_celery(spec: Any, pos: Position) -> CeleryCheck:
@@ -123,14 +111,8 @@ class CelerySource:
 
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         self.name = name
-        pos = getattr(config, "pos", None)
-
-        def fail(message: str) -> ConfigError:
-            return ConfigError(f'datasource "{name}": {message}', pos)
-
-        for key in config:
-            if key not in _CONFIG_FIELDS:
-                raise fail(f'unknown field "{key}"{suggest(str(key), _CONFIG_FIELDS)}')
+        fail = settings_error(name, config)
+        reject_unknown_settings(config, _CONFIG_FIELDS, fail)
         url = config.get("broker_url") or (
             os.environ.get("CELERY_BROKER_URL") or os.environ.get("ALERTING_REDIS_URL") or _DEFAULT_BROKER
         )

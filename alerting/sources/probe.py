@@ -28,14 +28,14 @@ import socket
 import ssl
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import httpx
 
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position, QueryError, RuleFileError
-from alerting.sources import Kind, Sample, register
+from alerting.sources import Kind, QuerySpec, Sample, register, reject_unknown_settings, settings_error
 from alerting.yamlfile import suggest, type_name
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -53,7 +53,7 @@ _SHOWN = 40  # characters of a JSON value quoted in an error label
 
 
 @dataclass(frozen=True)
-class Probe(Mapping[str, Any]):
+class Probe(QuerySpec):
     """A checked ``probe:`` spec. Hashable, and readable as a mapping of the fields that are set."""
 
     url: str
@@ -65,26 +65,14 @@ class Probe(Mapping[str, Any]):
     body: str | None = None
     follow_redirects: bool = False
 
-    def __getitem__(self, key: str) -> Any:
-        if key not in self._present():
-            raise KeyError(key)
-        value = getattr(self, key)
+    always_shown: ClassVar[tuple[str, ...]] = ("url", "method")
+
+    def _shown(self, key: str, value: Any) -> Any:
         if key in ("headers", "expect_json"):
             return dict(value)
         if key == "expect_status":
             return list(value)
         return value
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._present())
-
-    def __len__(self) -> int:
-        return len(self._present())
-
-    def _present(self) -> tuple[str, ...]:
-        return tuple(
-            f.name for f in fields(self) if f.name in ("url", "method") or getattr(self, f.name) != f.default
-        )
 
     def status_ok(self, code: int) -> bool:
         return any(
@@ -248,13 +236,8 @@ class ProbeSource:
     def __init__(self, name: str, config: Mapping[str, Any]) -> None:
         self.name = name
         pos = getattr(config, "pos", None)
-
-        def fail(message: str) -> ConfigError:
-            return ConfigError(f'datasource "{name}": {message}', pos)
-
-        for key in config:
-            if key not in _CONFIG_FIELDS:
-                raise fail(f'unknown field "{key}"{suggest(str(key), _CONFIG_FIELDS)}')
+        fail = settings_error(name, config)
+        reject_unknown_settings(config, _CONFIG_FIELDS, fail)
         self.timeout = _DEFAULT_TIMEOUT
         if "timeout" in config:
             self.timeout = _check_duration(

@@ -108,17 +108,24 @@ def single_statement(sql: str) -> str:
     return statement
 
 
+def _after_comment(sql: str, i: int) -> int:
+    """Where the ``--`` or ``/* */`` comment starting at ``i`` ends; ``i`` when none starts there."""
+    if sql.startswith("--", i):
+        close = sql.find("\n", i)
+        return len(sql) if close < 0 else close + 1
+    if sql.startswith("/*", i):
+        close = sql.find("*/", i + 2)
+        return len(sql) if close < 0 else close + 2
+    return i
+
+
 def _first_word(sql: str) -> str:
     i, n = 0, len(sql)
     while i < n:
         if sql[i].isspace() or sql[i] == "(":
             i += 1
-        elif sql.startswith("--", i):
-            close = sql.find("\n", i)
-            i = n if close < 0 else close + 1
-        elif sql.startswith("/*", i):
-            close = sql.find("*/", i + 2)
-            i = n if close < 0 else close + 2
+        elif (after := _after_comment(sql, i)) != i:
+            i = after
         else:
             match = re.match(r"[A-Za-z_]+", sql[i:])
             return match.group(0) if match else sql[i]
@@ -133,12 +140,8 @@ def _statement_end(sql: str) -> int:
         if c in "'\"`":
             close = sql.find(c, i + 1)
             i = n if close < 0 else close + 1
-        elif sql.startswith("--", i):
-            close = sql.find("\n", i)
-            i = n if close < 0 else close + 1
-        elif sql.startswith("/*", i):
-            close = sql.find("*/", i + 2)
-            i = n if close < 0 else close + 2
+        elif (after := _after_comment(sql, i)) != i:
+            i = after
         elif c == "$":
             tag = re.match(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$", sql[i:])
             if tag and not (i and (sql[i - 1].isalnum() or sql[i - 1] == "_")):
