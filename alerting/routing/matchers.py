@@ -16,6 +16,7 @@ from typing import Any
 import re2
 
 from alerting.errors import AlertingError
+from alerting.templating.gofmt import quote
 
 OPS = ("=", "!=", "=~", "!~")
 
@@ -181,40 +182,9 @@ def fingerprint(labels: Mapping[str, str]) -> str:
     return f"{h:016x}"
 
 
-def go_quote(value: str) -> str:
-    """Go's ``%q`` for a string: printable characters stay, the rest are escaped."""
-    out = ['"']
-    for ch in value:
-        code = ord(ch)
-        if ch in '"\\':
-            out.append("\\" + ch)
-        elif ch == "\n":
-            out.append("\\n")
-        elif ch == "\t":
-            out.append("\\t")
-        elif ch == "\r":
-            out.append("\\r")
-        elif ch == "\a":
-            out.append("\\a")
-        elif ch == "\b":
-            out.append("\\b")
-        elif ch == "\f":
-            out.append("\\f")
-        elif ch == "\v":
-            out.append("\\v")
-        elif code < 0x20 or code == 0x7F:
-            out.append(f"\\x{code:02x}")
-        elif not ch.isprintable():
-            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
-        else:
-            out.append(ch)
-    out.append('"')
-    return "".join(out)
-
-
 def labels_string(labels: Mapping[str, str]) -> str:
     """A label set printed as Alertmanager prints it: ``{a="1", b="2"}``, sorted."""
-    return "{" + ", ".join(sorted(f"{k}={go_quote(v)}" for k, v in labels.items())) + "}"
+    return "{" + ", ".join(sorted(f"{k}={quote(v)}" for k, v in labels.items())) + "}"
 
 
 def _before(a: Mapping[str, str], b: Mapping[str, str]) -> bool:
