@@ -31,7 +31,6 @@ carried (so ``--alertname`` finds them), tied together by ``group_key`` and ``at
 from __future__ import annotations
 
 import json
-import math
 import os
 import threading
 import time
@@ -48,6 +47,7 @@ from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError
 from alerting.evaluation import fingerprint
 from alerting.observability import context_value, get_logger, redact_text
+from alerting.state import json_number
 
 if TYPE_CHECKING:
     from alerting.engine import Evaluated, GroupOutcome
@@ -113,8 +113,8 @@ class HistoryEntry:
 
         data: dict[str, Any] = {"time": rfc3339(self.at), **self.__dict__}
         data["labels"] = dict(self.labels)
-        if self.value is not None and not math.isfinite(self.value):
-            data["value"] = "NaN" if math.isnan(self.value) else ("+Inf" if self.value > 0 else "-Inf")
+        if self.value is not None:
+            data["value"] = json_number(self.value)
         return {k: v for k, v in data.items() if v is not None and k != "at"}
 
 
@@ -398,13 +398,21 @@ def set_history(history: History | None) -> None:
         _default = history
 
 
-def record_transitions(group: Group, outcome: GroupOutcome, eval_id: str | None = None) -> int:
-    """Write one tick's transitions; never raises (see the module docstring)."""
+def _history_for_write(kind: str) -> History | None:
+    """The default history, or None (logged, and counted as a failed ``kind`` write) when the
+    environment configures it wrongly: writing history never fails the caller."""
     try:
-        history = default_history()
+        return default_history()
     except ConfigError as exc:
         log.error("history.config_invalid", msg=str(exc))
-        metrics.observe_history_write("transition", False)
+        metrics.observe_history_write(kind, False)
+        return None
+
+
+def record_transitions(group: Group, outcome: GroupOutcome, eval_id: str | None = None) -> int:
+    """Write one tick's transitions; never raises (see the module docstring)."""
+    history = _history_for_write("transition")
+    if history is None:
         return 0
     return history.record_transitions(group, outcome, eval_id)
 
@@ -412,11 +420,8 @@ def record_transitions(group: Group, outcome: GroupOutcome, eval_id: str | None 
 def record_evaluated(
     group_name: str, evaluated: Sequence[Evaluated], slot: float, eval_id: str | None = None
 ) -> int:
-    try:
-        history = default_history()
-    except ConfigError as exc:
-        log.error("history.config_invalid", msg=str(exc))
-        metrics.observe_history_write("transition", False)
+    history = _history_for_write("transition")
+    if history is None:
         return 0
     return history.record_evaluated(group_name, evaluated, slot, eval_id)
 
@@ -424,11 +429,8 @@ def record_evaluated(
 def record_notification(receiver: str, outcome: str, **kwargs: Any) -> int:
     """Write one notification attempt; never raises. Keyword arguments as
     :meth:`History.record_notification`."""
-    try:
-        history = default_history()
-    except ConfigError as exc:
-        log.error("history.config_invalid", msg=str(exc))
-        metrics.observe_history_write("notification", False)
+    history = _history_for_write("notification")
+    if history is None:
         return 0
     return history.record_notification(receiver, outcome, **kwargs)
 
