@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register, unreachable
 
 _FIELDS = ("url", "send_resolved", "valid_for", "timeout", "http_config")
 
@@ -90,9 +90,7 @@ class AlertmanagerForwarder:
             ) as client:
                 response = client.post(url, json=body)
         except httpx.HTTPError as exc:
-            raise DeliveryError(
-                f"Alertmanager {where} unreachable: {type(exc).__name__}: {exc}", retryable=True
-            ) from None
+            raise unreachable(f"Alertmanager {where}", exc) from None
         if response.is_success:
             return
         answer = response.text.strip()[:300]

@@ -74,6 +74,19 @@ class DeliveryError(AlertingError):
         super().__init__(message)
 
 
+def unreachable(what: str, exc: BaseException) -> DeliveryError:
+    """A retryable failure to reach ``what`` (refused, timed out, dropped), naming the cause."""
+    return DeliveryError(f"{what} unreachable: {type(exc).__name__}: {exc}", retryable=True)
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """A ``Retry-After`` header given in seconds; None when it is absent or not a number."""
+    try:
+        return max(0.0, float(value)) if value else None
+    except ValueError:
+        return None
+
+
 class Integration(Protocol):
     """One configured receiver integration (one entry of ``slack_configs`` and so on)."""
 

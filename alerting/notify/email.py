@@ -19,7 +19,7 @@ from email.utils import formatdate, getaddresses, make_msgid
 from typing import Any
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register, unreachable
 
 _FIELDS = (
     "send_resolved",
@@ -273,9 +273,7 @@ class Email:
         except (smtplib.SMTPException, OSError) as exc:
             # Connection refused, timeouts, dropped connections: the server may be back soon.
             where = f"{self.settings.host}:{self.settings.port}"
-            raise DeliveryError(
-                f"SMTP server {where} unreachable: {type(exc).__name__}: {exc}", retryable=True
-            ) from None
+            raise unreachable(f"SMTP server {where}", exc) from None
 
     def _connect(self) -> smtplib.SMTP:
         s = self.settings

@@ -16,7 +16,7 @@ from typing import Any
 import pagerduty
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register, retry_after_seconds
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_LIMIT = 1024  # PagerDuty rejects longer summaries
@@ -173,7 +173,7 @@ def _classify(response: Any) -> DeliveryError:
     status = response.status_code
     detail = _error_detail(response)
     if status == 429 or status >= 500:
-        after = _retry_after(response.headers.get("retry-after"))
+        after = retry_after_seconds(response.headers.get("retry-after"))
         return DeliveryError(
             f"PagerDuty answered {status}{detail}; will retry", retryable=True, retry_after=after
         )
@@ -191,13 +191,6 @@ def _error_detail(response: Any) -> str:
     parts = [str(body.get("message") or "")] + [str(e) for e in body.get("errors") or []]
     text = "; ".join(p for p in parts if p)
     return f": {text}" if text else ""
-
-
-def _retry_after(value: str | None) -> float | None:
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
 
 
 def _cause(exc: BaseException) -> str:

@@ -33,7 +33,14 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
+from alerting.notify.base import (
+    DeliveryError,
+    Notification,
+    NotifyAlert,
+    register,
+    retry_after_seconds,
+    unreachable,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -318,10 +325,7 @@ def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
     value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
     if isinstance(value, list):
         value = value[0] if value else None
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None
+    return retry_after_seconds(None if value is None else str(value))
 
 
 def _api_error(exc: SlackApiError, method: str) -> DeliveryError:
@@ -334,10 +338,6 @@ def _api_error(exc: SlackApiError, method: str) -> DeliveryError:
     if status >= 500 or error in _TRANSIENT_ERRORS:
         return DeliveryError(f"Slack {method}: {error or f'HTTP {status}'}", retryable=True)
     return DeliveryError(f"Slack {method} failed: {error or f'HTTP {status}'}", retryable=False)
-
-
-def _network_error(exc: Exception, what: str) -> DeliveryError:
-    return DeliveryError(f"Slack {what} unreachable: {type(exc).__name__}: {exc}", retryable=True)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -381,7 +381,7 @@ class SlackBot:
         except SlackApiError as exc:
             raise _api_error(exc, method) from None
         except OSError as exc:  # URLError, timeouts, TLS failures
-            raise _network_error(exc, method) from None
+            raise unreachable(f"Slack {method}", exc) from None
 
     def send(self, notification: Notification) -> None:
         resolved = notification.status == "resolved"
@@ -419,7 +419,7 @@ class SlackBot:
                 return False
             raise _api_error(exc, "chat.update") from None
         except OSError as exc:
-            raise _network_error(exc, "chat.update") from None
+            raise unreachable("Slack chat.update", exc) from None
         return True
 
     def _lookup(self, key: str) -> tuple[str, str] | None:
@@ -464,7 +464,7 @@ class SlackWebhook:
         try:
             response = self._client.send_dict(body)
         except OSError as exc:
-            raise _network_error(exc, "webhook") from None
+            raise unreachable("Slack webhook", exc) from None
         status = response.status_code
         if status == 200:
             return

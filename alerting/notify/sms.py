@@ -24,7 +24,7 @@ import httpx
 import structlog
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, register
+from alerting.notify.base import DeliveryError, Notification, register, retry_after_seconds, unreachable
 
 log = structlog.get_logger(__name__)
 
@@ -147,14 +147,6 @@ class SmsSettings:
     json: Mapping[str, Any] | None = None
 
 
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        value = response.headers.get("retry-after")
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
 _PLACEHOLDER = re.compile(r"\{(to|body|from)\}")
 
 
@@ -257,9 +249,7 @@ class Sms:
                     request["json"] = _fill(s.json, values)
                 response = client.request(s.method, _fill(s.url, values, encode=True), **request)
         except httpx.HTTPError as exc:
-            raise DeliveryError(
-                f"SMS provider unreachable: {type(exc).__name__}: {exc}", retryable=True
-            ) from None
+            raise unreachable("SMS provider", exc) from None
         if response.is_success:
             return
         raise self._classify(response)
@@ -275,7 +265,11 @@ class Sms:
                 pass
         label = f"Twilio error {code}" if code else f"HTTP {status}"
         if status == 429 or code == 20429 or status >= 500:
-            return DeliveryError(f"{label}: {message}", retryable=True, retry_after=_retry_after(response))
+            return DeliveryError(
+                f"{label}: {message}",
+                retryable=True,
+                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+            )
         if code in _PERMANENT_RECIPIENT_CODES:
             return DeliveryError(f"{label} ({_PERMANENT_RECIPIENT_CODES[code]}): {message}", retryable=False)
         if status in (401, 403) or code in _AUTH_CODES:
