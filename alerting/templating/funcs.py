@@ -421,16 +421,21 @@ class _NaNOrInf(FuncError):
         super().__init__("value is NaN or Inf")
 
 
-def float_to_time(v: float) -> GoTime:
-    """Prometheus's floatToTime: seconds to a UTC time, truncated to milliseconds as Prometheus does."""
+def _seconds_to_nanos(v: float, what: str) -> int:
+    """Seconds as Go's int64 nanoseconds; NaN, Inf and values out of int64's range are errors."""
     if math.isnan(v) or math.isinf(v):
         raise _NaNOrInf()
     nanos = v * 1e9
     if nanos > 9.223372036854775807e18 or nanos < -9.223372036854775808e18:
         raise FuncError(
-            f"{gofmt.go_float(v)} cannot be represented as a nanoseconds timestamp since it overflows int64"
+            f"{gofmt.go_float(v)} cannot be represented as a nanoseconds {what} since it overflows int64"
         )
-    millis = _quo(_go_int64(nanos), 1_000_000)
+    return _go_int64(nanos)
+
+
+def float_to_time(v: float) -> GoTime:
+    """Prometheus's floatToTime: seconds to a UTC time, truncated to milliseconds as Prometheus does."""
+    millis = _quo(_seconds_to_nanos(v, "timestamp"), 1_000_000)
     return GoTime(millis * 1_000_000)
 
 
@@ -448,15 +453,7 @@ def to_time(_state: State, value: Any) -> GoTime:
 
 
 def to_duration(_state: State, value: Any) -> GoDuration:
-    v = to_float(value)
-    if math.isnan(v) or math.isinf(v):
-        raise _NaNOrInf()
-    nanos = v * 1e9
-    if nanos > 9.223372036854775807e18 or nanos < -9.223372036854775808e18:
-        raise FuncError(
-            f"{gofmt.go_float(v)} cannot be represented as a nanoseconds duration since it overflows int64"
-        )
-    return GoDuration(_go_int64(nanos))
+    return GoDuration(_seconds_to_nanos(to_float(value), "duration"))
 
 
 def _title(_state: State, text: str) -> str:
