@@ -172,11 +172,15 @@ def _same(text: str) -> str:
     return text
 
 
+def _escaped(items: Mapping[str, str], escape: Callable[[str], str]) -> KV:
+    return KV({k: escape(v) for k, v in items.items()})
+
+
 def template_alert(alert: NotifyAlert, escape: Callable[[str], str] = _same) -> Alert:
     return Alert(
         Status=alert.status,
-        Labels=KV({k: escape(v) for k, v in alert.labels.items()}),
-        Annotations=KV({k: escape(v) for k, v in alert.annotations.items()}),
+        Labels=_escaped(alert.labels, escape),
+        Annotations=_escaped(alert.annotations, escape),
         StartsAt=_time(alert.starts_at),
         # A firing alert has no end yet; Alertmanager shows Go's zero time there.
         EndsAt=_time(alert.ends_at if alert.status == "resolved" else None),
@@ -191,17 +195,13 @@ def template_data(notification: Notification, escape: Callable[[str], str] = _sa
     ``escape`` is applied to every label and annotation value and URL, so a template for Slack mrkdwn
     or HTML can insert values without them turning into markup; the template's own text is untouched.
     """
-
-    def kv(items: Mapping[str, str]) -> KV:
-        return KV({k: escape(v) for k, v in items.items()})
-
     return Data(
         Receiver=notification.receiver,
         Status=notification.status,
         Alerts=Alerts(template_alert(a, escape) for a in notification.alerts),
-        GroupLabels=kv(notification.group_labels),
-        CommonLabels=kv(notification.common_labels),
-        CommonAnnotations=kv(notification.common_annotations),
+        GroupLabels=_escaped(notification.group_labels, escape),
+        CommonLabels=_escaped(notification.common_labels, escape),
+        CommonAnnotations=_escaped(notification.common_annotations, escape),
         ExternalURL=escape(notification.external_url),
     )
 
