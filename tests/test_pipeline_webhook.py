@@ -96,6 +96,24 @@ def test_https_with_a_private_ca(tmp_path: Path) -> None:
         assert failure.value.retryable
 
 
+def test_tls_server_name_is_the_name_the_certificate_is_checked_against(tmp_path: Path) -> None:
+    ca = trustme.CA()
+    cert = ca.issue_cert("hooks.internal.example")  # not the address the webhook connects to
+    ca_file = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    with Recorder() as rec:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        cert.configure_cert(context)
+        rec.server.socket = context.wrap_socket(rec.server.socket, server_side=True)
+        url = f"https://127.0.0.1:{rec.server.server_address[1]}/sni"
+        tls = {"ca_file": str(ca_file)}
+        with pytest.raises(DeliveryError, match="certificate|hostname"):
+            webhook_integration({"url": url, "http_config": {"tls_config": tls}}, {}).send(notification())
+        named = {"tls_config": {**tls, "server_name": "hooks.internal.example"}}
+        webhook_integration({"url": url, "http_config": named}, {}).send(notification())
+        assert len(rec.at("/sni")) == 1
+
+
 def test_payload_times_and_truncation() -> None:
     firing = alert("Down", starts_at=T0 + 0.25, instance="b")
     gone = alert("Down", ends_at=T0 + 61.5, instance="a")

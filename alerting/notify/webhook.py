@@ -98,6 +98,7 @@ class HttpConfig:
     cert_file: str | None = None
     key_file: str | None = None
     insecure_skip_verify: bool = False
+    server_name: str | None = None  # the name sent in SNI and checked against the certificate
     follow_redirects: bool = True
     proxy_url: str | None = None
 
@@ -198,10 +199,14 @@ class WebhookIntegration:
         try:
             auth = self.http.auth()
             client = _shared_client(self.http, self.timeout)
+            # httpx sends this name in SNI and verifies the certificate against it.
+            extensions = {"sni_hostname": self.http.server_name} if self.http.server_name else None
             if auth is None:
-                response = client.post(str(url), content=body, headers=headers)
+                response = client.post(str(url), content=body, headers=headers, extensions=extensions)
             else:
-                response = client.post(str(url), content=body, headers=headers, auth=auth)
+                response = client.post(
+                    str(url), content=body, headers=headers, auth=auth, extensions=extensions
+                )
         except httpx.TimeoutException:
             raise DeliveryError(f"webhook timed out after {self.timeout:g}s", retryable=True) from None
         except httpx.HTTPError as exc:
@@ -291,6 +296,8 @@ def _http_config(raw: Any) -> HttpConfig:
             if tls.get(key):
                 values[key] = str(tls[key])
         values["insecure_skip_verify"] = bool(tls.get("insecure_skip_verify", False))
+        if tls.get("server_name"):
+            values["server_name"] = str(tls["server_name"])
     if "follow_redirects" in raw:
         values["follow_redirects"] = bool(raw["follow_redirects"])
     if raw.get("proxy_url"):
