@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 from alerting import templating
 from alerting.errors import AlertingError, DatasourceError, QueryError
@@ -39,6 +40,7 @@ DATASOURCE_DOWN = Rule(
     ),
 )
 
+_T = TypeVar("_T")
 SourceFor = Callable[[Rule], Source]
 Dispatch = Callable[[Group, Sequence["Evaluated"], float], None]
 
@@ -66,8 +68,12 @@ class GroupOutcome:
 
 def run_queries(
     group: Group, source_for: SourceFor, at: float, concurrency: int
-) -> list[Sequence[Sample] | Failure]:
-    """Query every rule of the group at ``at`` (bounded concurrency); failures become Failure."""
+) -> Iterator[Sequence[Sample] | Failure]:
+    """Query every rule of the group at ``at`` (bounded concurrency); failures become Failure.
+
+    Results come in rule order, each as soon as it is in, so the caller steps the first rules while
+    the queries of the later ones are still out.
+    """
 
     def one(rule: Rule) -> Sequence[Sample] | Failure:
         try:
@@ -83,8 +89,8 @@ def run_queries(
             return Failure(f"internal error: {type(exc).__name__}: {exc}")
 
     if concurrency <= 1 or len(group.rules) <= 1:
-        return [one(r) for r in group.rules]
-    return list(_pool(concurrency).map(one, group.rules))
+        return (one(r) for r in group.rules)
+    return _pool(concurrency).map(one, group.rules)
 
 
 _pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
@@ -126,7 +132,7 @@ def make_expand(
 def step_group(
     group: Group,
     previous: Mapping[str, Mapping[str, Alert]],
-    results: Sequence[Sequence[Sample] | Failure],
+    results: Iterable[Sequence[Sample] | Failure],
     slot: float,
     expand_for: Callable[[Rule], Callable[[str, Mapping[str, str], float], str]],
     durations: Sequence[float] | None = None,
@@ -185,11 +191,12 @@ def evaluate_group(
             outcome.missed_slots = max(0, round((slot - last_slot) / group.interval) - 1)
             if slot - last_slot > outage_tolerance:
                 previous = {k: restart_pending(v, slot) for k, v in previous.items()}
-        results = run_queries(group, source_for, slot - group.query_offset, concurrency)
+        results: list[Sequence[Sample] | Failure] = []
+        answers = run_queries(group, source_for, slot - group.query_offset, concurrency)
         outcome.rules = step_group(
             group,
             previous,
-            results,
+            _kept(answers, results),
             slot,
             lambda rule: make_expand(slot, external_url, prometheus, rule.name),
         )
@@ -221,6 +228,13 @@ def evaluate_group(
     if dispatch is not None:
         dispatch(group, outcome.rules + synthetic, slot)
     return outcome
+
+
+def _kept(items: Iterable[_T], into: list[_T]) -> Iterator[_T]:
+    """``items`` passed through one by one, each also appended to ``into``."""
+    for item in items:
+        into.append(item)
+        yield item
 
 
 def _retired(group: Group, previous: Mapping[str, Mapping[str, Alert]], slot: float) -> list[Evaluated]:

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rules", type=int, default=1000)
     parser.add_argument("--workers", type=int, nargs="+", default=[1], help="one or more worker counts")
     parser.add_argument("--ticks", type=int, default=3, help="our ticks per worker count (best is reported)")
-    parser.add_argument("--rounds", type=int, default=2, help="Prometheus evaluation rounds (best is used)")
+    parser.add_argument("--rounds", type=int, default=3, help="Prometheus evaluation rounds (best is used)")
     parser.add_argument("--concurrency", type=int, default=8, help="queries of a group in flight at once")
     parser.add_argument(
         "--interval", default="15s", help="Prometheus's scrape and rule evaluation interval (a duration)"
