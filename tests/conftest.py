@@ -1,4 +1,5 @@
-"""Shared fixtures: a real Redis with a private key prefix per test, settings pointing at it."""
+"""Shared fixtures: a real Redis with a private key prefix per test, and local receivers (Slack,
+PagerDuty, Twilio) over TLS from a throwaway CA."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+
+from tests.support.fakes import LocalCA, PagerDutyFake, SlackFake, TwilioFake, make_ca
 
 REDIS_URL = os.environ.get("ALERTING_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -28,3 +31,29 @@ def prefix(redis_client: redis.Redis) -> Iterator[str]:
     keys = list(redis_client.scan_iter(match=f"{name}:*", count=1000))
     if keys:
         redis_client.delete(*keys)
+
+
+@pytest.fixture(scope="module")
+def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
+    return make_ca(tmp_path_factory.mktemp("ca"))
+
+
+@pytest.fixture
+def slack(ca: LocalCA) -> Iterator[SlackFake]:
+    fake = SlackFake(ca.server_context)
+    with fake.server:
+        yield fake
+
+
+@pytest.fixture
+def pagerduty(ca: LocalCA) -> Iterator[PagerDutyFake]:
+    fake = PagerDutyFake(ca.server_context)
+    with fake.server:
+        yield fake
+
+
+@pytest.fixture
+def twilio(ca: LocalCA) -> Iterator[TwilioFake]:
+    fake = TwilioFake(ca.server_context)
+    with fake.server:
+        yield fake

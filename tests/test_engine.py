@@ -31,7 +31,7 @@ class PromAPI:
     def __call__(self, request: Request) -> Reply:
         if self.down:
             return Reply(503, "Service Unavailable")
-        vector = self.vector if request.form["query"] == ["x > 0"] else []
+        vector = self.vector if request.form()["query"] == ["x > 0"] else []
         return Reply(
             body={
                 "status": "success",

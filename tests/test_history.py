@@ -48,7 +48,7 @@ class PromAPI:
         self.vector: list[tuple[dict[str, str], float]] = []
 
     def __call__(self, request: Request) -> Reply:
-        vector = self.vector if request.form["query"] == ["x > 0"] else []
+        vector = self.vector if request.form()["query"] == ["x > 0"] else []
         result = [{"metric": labels, "value": [0, repr(value)]} for labels, value in vector]
         return Reply(body={"status": "success", "data": {"resultType": "vector", "result": result}})
 

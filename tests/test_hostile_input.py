@@ -199,7 +199,7 @@ class Scripted:
         self.server = FakeHTTPServer(self.answer)
 
     def answer(self, request: Request) -> Reply:
-        query = request.form.get("query", [""])[0]
+        query = request.form().get("query", [""])[0]
         return self.by_query.get(query, self.reply)
 
 

@@ -48,7 +48,7 @@ class PromAPI:
     def __call__(self, request: Request) -> Reply:
         if self.down:
             return Reply(503, "Service Unavailable")
-        query = request.form["query"][0]
+        query = request.form()["query"][0]
         if query.startswith("rejected"):
             return Reply(400, {"status": "error", "errorType": "bad_data", "error": "parse error"})
         vector = self.vector if query == "x > 0" else []

@@ -15,7 +15,8 @@ import pytest
 from alerting.errors import ConfigError
 from alerting.notify.alertmanager import alertmanager_integration, postable_alert
 from alerting.notify.base import INTEGRATIONS, DeliveryError
-from tests.support.fakes import FakeServer, Reply, Request, free_port
+from tests.support.httpfake import FakeHTTPServer, Reply, Request
+from tests.support.net import free_port
 from tests.support.notifications import T0, alert, notification
 
 ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
@@ -127,7 +128,7 @@ def test_basic_auth_and_server_errors(tmp_path: Path) -> None:
 
     password = tmp_path / "pw"
     password.write_text("pw")
-    with FakeServer(handle) as server:
+    with FakeHTTPServer(handle) as server:
         config = {
             "url": server.url + "/api/v2/alerts",
             "http_config": {"basic_auth": {"username": "forwarder", "password_file": str(password)}},

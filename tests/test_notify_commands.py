@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,30 +17,10 @@ from tests.support.fakes import (
     SLACK_TOKEN,
     LocalCA,
     PagerDutyFake,
-    Reply,
     SlackFake,
-    make_ca,
     smtp_server,
 )
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
-    return make_ca(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture
-def slack(ca: LocalCA) -> Iterator[SlackFake]:
-    fake = SlackFake(ca.server_context)
-    with fake.server:
-        yield fake
-
-
-@pytest.fixture
-def pagerduty(ca: LocalCA) -> Iterator[PagerDutyFake]:
-    fake = PagerDutyFake(ca.server_context)
-    with fake.server:
-        yield fake
+from tests.support.httpfake import Reply
 
 
 def write_config(

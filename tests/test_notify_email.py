@@ -13,14 +13,9 @@ import pytest
 from alerting.errors import ConfigError
 from alerting.notify.base import INTEGRATIONS, DeliveryError
 from alerting.notify.email import Email, email_integration
-from tests.support.fakes import SMTP_PASSWORD, SMTP_USER, LocalCA, free_port, make_ca, smtp_server
+from tests.support.fakes import SMTP_PASSWORD, SMTP_USER, LocalCA, smtp_server
+from tests.support.net import free_port
 from tests.support.notifications import alert, notification
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
-    return make_ca(tmp_path_factory.mktemp("ca"))
-
 
 BASE = {"to": "a@x", "from": "b@x", "smarthost": "h:25"}
 

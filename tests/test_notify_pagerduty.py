@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -12,26 +11,15 @@ import pytest
 from alerting.errors import ConfigError
 from alerting.notify.base import INTEGRATIONS, DeliveryError
 from alerting.notify.pagerduty import PagerDuty, dedup_key, pagerduty_integration
-from tests.support.fakes import PAGERDUTY_KEY, LocalCA, PagerDutyFake, Reply, make_ca
+from tests.support.fakes import PAGERDUTY_KEY, LocalCA, PagerDutyFake
+from tests.support.httpfake import Reply
 from tests.support.notifications import alert, notification
 
 
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
-    return make_ca(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture
-def fake(ca: LocalCA) -> Iterator[PagerDutyFake]:
-    fake = PagerDutyFake(ca.server_context)
-    with fake.server:
-        yield fake
-
-
-def integration(fake: PagerDutyFake, ca: LocalCA, **extra: Any) -> PagerDuty:
+def integration(pagerduty: PagerDutyFake, ca: LocalCA, **extra: Any) -> PagerDuty:
     config = {
         "routing_key": PAGERDUTY_KEY,
-        "url": fake.server.url + "/v2/enqueue",
+        "url": pagerduty.server.url + "/v2/enqueue",
         "http_config": {"tls_config": {"ca_file": ca.ca_file}},
         **extra,
     }
@@ -42,14 +30,14 @@ def test_registered_under_alertmanager_config_key() -> None:
     assert INTEGRATIONS["pagerduty_configs"] is pagerduty_integration
 
 
-def test_trigger_event_carries_every_field(fake: PagerDutyFake, ca: LocalCA) -> None:
+def test_trigger_event_carries_every_field(pagerduty: PagerDutyFake, ca: LocalCA) -> None:
     n = notification(
         alert(labels={"instance": "api-1:8080"}, value=3.2),
         alert(labels={"instance": "api-2:8080"}, value=4.5),
     )
-    integration(fake, ca).send(n)
+    integration(pagerduty, ca).send(n)
 
-    (event,) = fake.events
+    (event,) = pagerduty.events
     assert event["routing_key"] == PAGERDUTY_KEY
     assert event["event_action"] == "trigger"
     assert event["dedup_key"] == hashlib.sha256(n.group_key.encode()).hexdigest()
@@ -77,20 +65,20 @@ def test_trigger_event_carries_every_field(fake: PagerDutyFake, ca: LocalCA) -> 
         {"href": "https://runbooks.example/high-error-rate", "text": "Runbook"},
         {"href": n.alerts[0].generator_url, "text": "Query in Prometheus"},
     ]
-    assert fake.server.requests[0].headers["content-type"] == "application/json"
+    assert pagerduty.server.requests[0].headers["content-type"] == "application/json"
 
 
-def test_resolve_closes_the_incident_the_trigger_opened(fake: PagerDutyFake, ca: LocalCA) -> None:
-    pd = integration(fake, ca)
+def test_resolve_closes_the_incident_the_trigger_opened(pagerduty: PagerDutyFake, ca: LocalCA) -> None:
+    pd = integration(pagerduty, ca)
     pd.send(notification(alert()))
     pd.send(notification(alert(), alert(labels={"instance": "b"})))  # the group grows: same incident
     pd.send(notification(alert("resolved"), alert("resolved", labels={"instance": "b"})))
 
-    keys = {e["dedup_key"] for e in fake.events}
+    keys = {e["dedup_key"] for e in pagerduty.events}
     assert len(keys) == 1
-    assert [e["event_action"] for e in fake.events] == ["trigger", "trigger", "resolve"]
-    assert fake.incidents == {keys.pop(): "resolved"}
-    assert set(fake.events[2]) == {"routing_key", "event_action", "dedup_key"}
+    assert [e["event_action"] for e in pagerduty.events] == ["trigger", "trigger", "resolve"]
+    assert pagerduty.incidents == {keys.pop(): "resolved"}
+    assert set(pagerduty.events[2]) == {"routing_key", "event_action", "dedup_key"}
 
 
 def test_dedup_key_is_stable_and_distinct_per_group() -> None:
@@ -117,29 +105,29 @@ def test_dedup_key_is_stable_and_distinct_per_group() -> None:
     ],
 )
 def test_severity_label_maps_to_pagerduty_severity(
-    fake: PagerDutyFake, ca: LocalCA, severity: str, expected: str
+    pagerduty: PagerDutyFake, ca: LocalCA, severity: str, expected: str
 ) -> None:
-    integration(fake, ca).send(notification(alert(labels={"severity": severity})))
-    assert fake.events[0]["payload"]["severity"] == expected
+    integration(pagerduty, ca).send(notification(alert(labels={"severity": severity})))
+    assert pagerduty.events[0]["payload"]["severity"] == expected
 
 
-def test_most_urgent_alert_decides_the_group_severity(fake: PagerDutyFake, ca: LocalCA) -> None:
+def test_most_urgent_alert_decides_the_group_severity(pagerduty: PagerDutyFake, ca: LocalCA) -> None:
     n = notification(
         alert(labels={"severity": "warning", "i": "1"}), alert(labels={"severity": "P1", "i": "2"})
     )
-    integration(fake, ca).send(n)
-    assert fake.events[0]["payload"]["severity"] == "critical"
+    integration(pagerduty, ca).send(n)
+    assert pagerduty.events[0]["payload"]["severity"] == "critical"
 
 
-def test_summary_is_cut_to_1024_characters(fake: PagerDutyFake, ca: LocalCA) -> None:
-    integration(fake, ca).send(notification(alert(labels={"service": "x" * 3000})))
-    summary = fake.events[0]["payload"]["summary"]
+def test_summary_is_cut_to_1024_characters(pagerduty: PagerDutyFake, ca: LocalCA) -> None:
+    integration(pagerduty, ca).send(notification(alert(labels={"service": "x" * 3000})))
+    summary = pagerduty.events[0]["payload"]["summary"]
     assert len(summary) == 1024 and summary.endswith("…")
 
 
-def test_configured_fields_override_defaults(fake: PagerDutyFake, ca: LocalCA) -> None:
+def test_configured_fields_override_defaults(pagerduty: PagerDutyFake, ca: LocalCA) -> None:
     pd = integration(
-        fake,
+        pagerduty,
         ca,
         client="prod-alerting",
         client_url="https://alerting.prod.example",
@@ -154,7 +142,7 @@ def test_configured_fields_override_defaults(fake: PagerDutyFake, ca: LocalCA) -
         images=[{"src": "https://grafana.example/render.png", "alt": "graph"}],
     )
     pd.send(notification())
-    event = fake.events[0]
+    event = pagerduty.events[0]
     assert event["client"] == "prod-alerting"
     assert event["client_url"] == "https://alerting.prod.example"
     assert event["payload"]["summary"] == "Checkout is failing"
@@ -167,9 +155,9 @@ def test_configured_fields_override_defaults(fake: PagerDutyFake, ca: LocalCA) -
     assert event["images"] == [{"src": "https://grafana.example/render.png", "alt": "graph"}]
 
 
-def test_alertmanager_style_templates_fill_the_event(fake: PagerDutyFake, ca: LocalCA) -> None:
+def test_alertmanager_style_templates_fill_the_event(pagerduty: PagerDutyFake, ca: LocalCA) -> None:
     pd = integration(
-        fake,
+        pagerduty,
         ca,
         description='{{ template "pagerduty.default.description" . }} on {{ .CommonLabels.service }}',
         severity="{{ .CommonLabels.severity }}",
@@ -183,7 +171,7 @@ def test_alertmanager_style_templates_fill_the_event(fake: PagerDutyFake, ca: Lo
         ],
     )
     pd.send(notification(alert(labels={"instance": "a"}), alert(labels={"instance": "b"})))
-    event = fake.events[0]
+    event = pagerduty.events[0]
     assert event["payload"]["summary"] == "[FIRING:2] HighErrorRate (api critical) on api"
     assert event["payload"]["severity"] == "critical"
     assert event["payload"]["component"] == "higherrorrate"
@@ -192,10 +180,10 @@ def test_alertmanager_style_templates_fill_the_event(fake: PagerDutyFake, ca: Lo
     assert event["links"][-1] == {"href": "https://grafana.example/d/api", "text": "oncall board"}
 
 
-def test_failing_template_falls_back_to_the_default_summary(fake: PagerDutyFake, ca: LocalCA) -> None:
-    pd = integration(fake, ca, description="{{ index .Alerts 5 }}")  # parses, fails when executed
+def test_failing_template_falls_back_to_the_default_summary(pagerduty: PagerDutyFake, ca: LocalCA) -> None:
+    pd = integration(pagerduty, ca, description="{{ index .Alerts 5 }}")  # parses, fails when executed
     pd.send(notification())
-    assert fake.events[0]["payload"]["summary"] == "[FIRING:1] HighErrorRate (api critical)"
+    assert pagerduty.events[0]["payload"]["summary"] == "[FIRING:1] HighErrorRate (api critical)"
 
 
 def test_template_that_does_not_parse_is_a_config_error() -> None:
@@ -204,10 +192,10 @@ def test_template_that_does_not_parse_is_a_config_error() -> None:
 
 
 def test_resolved_notification_is_not_sent_when_send_resolved_is_off(
-    fake: PagerDutyFake, ca: LocalCA
+    pagerduty: PagerDutyFake, ca: LocalCA
 ) -> None:
-    integration(fake, ca, send_resolved=False).send(notification(alert("resolved")))
-    assert fake.events == []
+    integration(pagerduty, ca, send_resolved=False).send(notification(alert("resolved")))
+    assert pagerduty.events == []
 
 
 @pytest.mark.parametrize(
@@ -226,37 +214,39 @@ def test_resolved_notification_is_not_sent_when_send_resolved_is_off(
     ],
 )
 def test_throttling_and_server_errors_are_retryable_after_one_bounded_retry(
-    fake: PagerDutyFake, ca: LocalCA, reply: Reply, retry_after: float | None
+    pagerduty: PagerDutyFake, ca: LocalCA, reply: Reply, retry_after: float | None
 ) -> None:
-    fake.server.fail_next(reply, times=5)
+    pagerduty.server.fail_next(reply, times=5)
     with pytest.raises(DeliveryError) as caught:
-        integration(fake, ca).send(notification())
+        integration(pagerduty, ca).send(notification())
     assert caught.value.retryable is True
     assert caught.value.retry_after == retry_after
-    assert len(fake.server.requests) == 2  # the client's one retry, never its unbounded loop
+    assert len(pagerduty.server.requests) == 2  # the client's one retry, never its unbounded loop
 
 
-def test_one_transient_failure_is_absorbed_by_the_single_retry(fake: PagerDutyFake, ca: LocalCA) -> None:
-    fake.server.fail_next(Reply(502, "bad gateway"))
-    integration(fake, ca).send(notification())
-    assert len(fake.server.requests) == 2
-    assert list(fake.incidents.values()) == ["triggered"]
+def test_one_transient_failure_is_absorbed_by_the_single_retry(pagerduty: PagerDutyFake, ca: LocalCA) -> None:
+    pagerduty.server.fail_next(Reply(502, "bad gateway"))
+    integration(pagerduty, ca).send(notification())
+    assert len(pagerduty.server.requests) == 2
+    assert list(pagerduty.incidents.values()) == ["triggered"]
 
 
-def test_unknown_routing_key_is_permanent_and_names_the_problem(fake: PagerDutyFake, ca: LocalCA) -> None:
-    pd = integration(fake, ca, routing_key="x" * 32)
+def test_unknown_routing_key_is_permanent_and_names_the_problem(
+    pagerduty: PagerDutyFake, ca: LocalCA
+) -> None:
+    pd = integration(pagerduty, ca, routing_key="x" * 32)
     with pytest.raises(DeliveryError) as caught:
         pd.send(notification())
     assert caught.value.retryable is False
     assert "not a known integration key" in str(caught.value)
     assert "x" * 32 not in str(caught.value)
-    assert len(fake.server.requests) == 1
+    assert len(pagerduty.server.requests) == 1
 
 
 def test_unreachable_pagerduty_is_retryable(ca: LocalCA) -> None:
-    fake = PagerDutyFake(ca.server_context)
-    with fake.server:
-        url = fake.server.url
+    pagerduty = PagerDutyFake(ca.server_context)
+    with pagerduty.server:
+        url = pagerduty.server.url
     pd = pagerduty_integration(
         {"routing_key": PAGERDUTY_KEY, "url": url, "http_config": {"tls_config": {"ca_file": ca.ca_file}}}, {}
     )
@@ -265,32 +255,34 @@ def test_unreachable_pagerduty_is_retryable(ca: LocalCA) -> None:
     assert caught.value.retryable is True
 
 
-def test_untrusted_certificate_is_refused(fake: PagerDutyFake) -> None:
-    pd = pagerduty_integration({"routing_key": PAGERDUTY_KEY, "url": fake.server.url}, {})
+def test_untrusted_certificate_is_refused(pagerduty: PagerDutyFake) -> None:
+    pd = pagerduty_integration({"routing_key": PAGERDUTY_KEY, "url": pagerduty.server.url}, {})
     with pytest.raises(DeliveryError):
         pd.send(notification())
-    assert fake.events == []
+    assert pagerduty.events == []
 
 
-def test_routing_key_is_read_from_file(fake: PagerDutyFake, ca: LocalCA, tmp_path: Path) -> None:
+def test_routing_key_is_read_from_file(pagerduty: PagerDutyFake, ca: LocalCA, tmp_path: Path) -> None:
     key_file = tmp_path / "pd-key"
     key_file.write_text(PAGERDUTY_KEY + "\n")
     pd = pagerduty_integration(
         {
             "routing_key_file": str(key_file),
-            "url": fake.server.url,
+            "url": pagerduty.server.url,
             "http_config": {"tls_config": {"ca_file": ca.ca_file}},
         },
         {},
     )
     pd.send(notification())
-    assert fake.events[0]["routing_key"] == PAGERDUTY_KEY
+    assert pagerduty.events[0]["routing_key"] == PAGERDUTY_KEY
 
 
-def test_global_pagerduty_url_is_the_default(fake: PagerDutyFake, ca: LocalCA) -> None:
+def test_global_pagerduty_url_is_the_default(pagerduty: PagerDutyFake, ca: LocalCA) -> None:
     config = {"routing_key": PAGERDUTY_KEY, "http_config": {"tls_config": {"ca_file": ca.ca_file}}}
-    pagerduty_integration(config, {"pagerduty_url": fake.server.url + "/v2/enqueue"}).send(notification())
-    assert len(fake.events) == 1
+    pagerduty_integration(config, {"pagerduty_url": pagerduty.server.url + "/v2/enqueue"}).send(
+        notification()
+    )
+    assert len(pagerduty.events) == 1
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,20 +13,9 @@ from alerting.errors import ConfigError
 from alerting.notify.base import INTEGRATIONS, DeliveryError
 from alerting.notify.data import STORE_KEY, MemoryStore, RedisStore
 from alerting.notify.slack import SlackBot, SlackWebhook, slack_integration
-from tests.support.fakes import SLACK_TOKEN, SLACK_WEBHOOK_PATH, LocalCA, Reply, SlackFake, make_ca
+from tests.support.fakes import SLACK_TOKEN, SLACK_WEBHOOK_PATH, LocalCA, SlackFake
+from tests.support.httpfake import Reply
 from tests.support.notifications import alert, notification
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
-    return make_ca(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture
-def slack(ca: LocalCA) -> Iterator[SlackFake]:
-    fake = SlackFake(ca.server_context)
-    with fake.server:
-        yield fake
 
 
 def bot(slack: SlackFake, ca: LocalCA, store: Any = None, **extra: Any) -> SlackBot:

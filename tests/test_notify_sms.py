@@ -20,30 +20,15 @@ from tests.support.fakes import (
     TWILIO_SID,
     TWILIO_TOKEN,
     TWILIO_UNSUBSCRIBED,
-    FakeServer,
     LocalCA,
-    Reply,
-    Request,
     TwilioFake,
-    make_ca,
     twilio_error,
 )
+from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.notifications import alert, notification
 
 ONCALL = "+15551230001"
 BACKUP = "+15551230002"
-
-
-@pytest.fixture(scope="module")
-def ca(tmp_path_factory: pytest.TempPathFactory) -> LocalCA:
-    return make_ca(tmp_path_factory.mktemp("ca"))
-
-
-@pytest.fixture
-def twilio(ca: LocalCA) -> Iterator[TwilioFake]:
-    fake = TwilioFake(ca.server_context)
-    with fake.server:
-        yield fake
 
 
 def twilio_sms(twilio: TwilioFake, ca: LocalCA, store: Any = None, **extra: Any) -> Sms:
@@ -236,7 +221,7 @@ class Gateway:
     """A generic SMS gateway: bearer auth, form or JSON body, 2xx on success."""
 
     def __init__(self) -> None:
-        self.server = FakeServer(self._handle)
+        self.server = FakeHTTPServer(self._handle)
         self.lock = threading.Lock()
 
     def _handle(self, request: Request) -> Reply:

@@ -54,7 +54,7 @@ class PromAPI:
     def __call__(self, request: Request) -> Reply:
         if self.down:
             return Reply(503, "Service Unavailable")
-        query = request.form["query"][0]
+        query = request.form()["query"][0]
         if query.startswith("rejected"):
             return Reply(400, {"status": "error", "errorType": "bad_data", "error": "unknown function"})
         result = [{"metric": labels, "value": [0, "1"]} for labels in self.vectors.get(query, [])]

@@ -146,7 +146,7 @@ def test_resolve_is_sent_with_send_resolved_and_only_logged_without(env: Harness
     env.tick(T0 + 330)
     assert statuses(recorder, "/team") == [{"a": "firing"}, {"a": "resolved"}]
     assert statuses(recorder, "/quiet") == [{"a": "firing"}]
-    assert recorder.at("/quiet")[0].headers["Authorization"] == "Bearer tok"
+    assert recorder.at("/quiet")[0].headers["authorization"] == "Bearer tok"
     # After the all-resolved log entry, the same alert firing again is news for both receivers.
     env.ingest(T0 + 400, alert("Loud", starts_at=T0 + 400, instance="a"))
     env.ingest(T0 + 400, alert("Quiet", starts_at=T0 + 400, instance="a", quiet="yes"))
@@ -180,7 +180,7 @@ def test_max_alerts_truncates_and_basic_auth_is_sent(env: Harness, recorder: Rec
     (pager,) = recorder.at("/pager")
     assert [a["labels"]["instance"] for a in pager.body["alerts"]] == ["a"]
     assert pager.body["truncatedAlerts"] == 2
-    assert pager.headers["Authorization"] == "Basic cGQ6czNjcmV0"
+    assert pager.headers["authorization"] == "Basic cGQ6czNjcmV0"
     assert recorder.at("/team") == []  # continue, but no later sibling matched: the root does not take it
 
 

@@ -42,7 +42,7 @@ def test_bearer_token_file_is_read_at_send_time(recorder: Recorder, tmp_path: Pa
     hook.send(notification())
     token.write_text("rotated\n")
     hook.send(notification())
-    assert [d.headers["Authorization"] for d in recorder.at("/h")] == ["Bearer first", "Bearer rotated"]
+    assert [d.headers["authorization"] for d in recorder.at("/h")] == ["Bearer first", "Bearer rotated"]
 
 
 def test_receiver_name_is_regex_quoted_as_alertmanager_sends_it(recorder: Recorder) -> None:
@@ -81,11 +81,10 @@ def test_https_with_a_private_ca(tmp_path: Path) -> None:
     cert = ca.issue_cert("127.0.0.1")
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    with Recorder() as rec:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
-        rec.server.socket = context.wrap_socket(rec.server.socket, server_side=True)
-        url = f"https://127.0.0.1:{rec.server.server_address[1]}/tls"
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    with Recorder(context) as rec:
+        url = f"{rec.url}/tls"
         trusted = webhook_integration(
             {"url": url, "http_config": {"tls_config": {"ca_file": str(ca_file)}}}, {}
         )
@@ -101,11 +100,10 @@ def test_tls_server_name_is_the_name_the_certificate_is_checked_against(tmp_path
     cert = ca.issue_cert("hooks.internal.example")  # not the address the webhook connects to
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    with Recorder() as rec:
-        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        cert.configure_cert(context)
-        rec.server.socket = context.wrap_socket(rec.server.socket, server_side=True)
-        url = f"https://127.0.0.1:{rec.server.server_address[1]}/sni"
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(context)
+    with Recorder(context) as rec:
+        url = f"{rec.url}/sni"
         tls = {"ca_file": str(ca_file)}
         with pytest.raises(DeliveryError, match="certificate|hostname"):
             webhook_integration({"url": url, "http_config": {"tls_config": tls}}, {}).send(notification())

@@ -17,14 +17,29 @@ from alerting.rules.loader import load_file_groups
 from alerting.sources import kinds
 from alerting.sources.probe import Probe, ProbeSource, check_probe
 from alerting.yamlfile import load_text
-from tests.support.http_fake import Answer, FakeHTTP, free_port, serve_http
+from tests.support.httpfake import FakeHTTPServer, Handler, Reply, Request
+from tests.support.net import free_port
 
-HEALTHY = json.dumps({"status": "healthy", "checks": {"database": {"healthy": True}}, "n": [1, 2]}).encode()
+HEALTHY = {"status": "healthy", "checks": {"database": {"healthy": True}}, "n": [1, 2]}
+
+
+def by_path(answers: dict[str, Reply]) -> Handler:
+    """Answer each path with what the test set for it, anything else with 404."""
+
+    def answer(request: Request) -> Reply:
+        return answers.get(request.path, Reply(404, {"error": "no such path"}))
+
+    return answer
 
 
 @pytest.fixture
-def server() -> Iterator[FakeHTTP]:
-    with serve_http() as fake:
+def answers() -> dict[str, Reply]:
+    return {}
+
+
+@pytest.fixture
+def server(answers: dict[str, Reply]) -> Iterator[FakeHTTPServer]:
+    with FakeHTTPServer(by_path(answers)) as fake:
         yield fake
 
 
@@ -42,44 +57,44 @@ def probe(spec: object) -> Probe:
 @pytest.mark.parametrize(
     ("answer", "spec", "expected"),
     [
-        (Answer(200, HEALTHY), {}, None),
-        (Answer(204), {"expect_status": "2xx"}, None),
-        (Answer(201), {"expect_status": [200, 201]}, None),
-        (Answer(500, b"oops", "text/plain"), {}, {"error": "status 500", "status_code": "500"}),
+        (Reply(200, HEALTHY), {}, None),
+        (Reply(204), {"expect_status": "2xx"}, None),
+        (Reply(201), {"expect_status": [200, 201]}, None),
+        (Reply(500, "oops"), {}, {"error": "status 500", "status_code": "500"}),
         (
-            Answer(503, HEALTHY),
+            Reply(503, HEALTHY),
             {"expect_json": {"status": "healthy"}},
             {"error": "status 503", "status_code": "503"},
         ),
-        (Answer(204), {}, {"error": "status 204", "status_code": "204"}),
-        (Answer(200, HEALTHY), {"expect_json": {"status": "healthy", "checks.database.healthy": True}}, None),
-        (Answer(200, HEALTHY), {"expect_json": {"n.1": 2}}, None),
+        (Reply(204), {}, {"error": "status 204", "status_code": "204"}),
+        (Reply(200, HEALTHY), {"expect_json": {"status": "healthy", "checks.database.healthy": True}}, None),
+        (Reply(200, HEALTHY), {"expect_json": {"n.1": 2}}, None),
         (
-            Answer(200, b'{"status": "unhealthy"}'),
+            Reply(200, {"status": "unhealthy"}),
             {"expect_json": {"status": "healthy"}},
             {"error": 'json field status is "unhealthy", expected "healthy"', "status_code": "200"},
         ),
         (
-            Answer(200, b'{"checks": {"database": {"healthy": 1}}}'),
+            Reply(200, {"checks": {"database": {"healthy": 1}}}),
             {"expect_json": {"checks.database.healthy": True}},
             {"error": "json field checks.database.healthy is 1, expected true", "status_code": "200"},
         ),
         (
-            Answer(200, b'{"status": "healthy"}'),
+            Reply(200, {"status": "healthy"}),
             {"expect_json": {"checks.database.healthy": True}},
             {"error": "json field checks.database.healthy is missing", "status_code": "200"},
         ),
         (
-            Answer(200, b"<html>fine</html>", "text/html"),
+            Reply(200, "<html>fine</html>", {"Content-Type": "text/html"}),
             {"expect_json": {"status": "healthy"}},
             {"error": "invalid JSON", "status_code": "200"},
         ),
         (
-            Answer(200, json.dumps({"status": "x" * 100}).encode()),
+            Reply(200, {"status": "x" * 100}),
             {"expect_json": {"status": "healthy"}},
             {"error": f'json field status is "{"x" * 36}..., expected "healthy"', "status_code": "200"},
         ),
-        (Answer(200, HEALTHY, delay=2.0), {"timeout": "200ms"}, {"error": "timeout"}),
+        (Reply(200, HEALTHY, delay=2.0), {"timeout": "200ms"}, {"error": "timeout"}),
     ],
     ids=[
         "200-healthy",
@@ -99,15 +114,20 @@ def probe(spec: object) -> Probe:
     ],
 )
 def test_probe_fires_only_while_unhealthy_and_says_why(
-    server: FakeHTTP, source: ProbeSource, answer: Answer, spec: dict, expected: dict | None
+    server: FakeHTTPServer,
+    answers: dict[str, Reply],
+    source: ProbeSource,
+    answer: Reply,
+    spec: dict,
+    expected: dict | None,
 ) -> None:
-    server.answers["/health"] = answer
-    samples = source.query(probe({"url": server.url("/health"), **spec}), time.time())
+    answers["/health"] = answer
+    samples = source.query(probe({"url": f"{server.url}/health", **spec}), time.time())
     if expected is None:
         assert samples == []
         return
     assert len(samples) == 1
-    assert dict(samples[0].labels) == {"url": server.url("/health"), **expected}
+    assert dict(samples[0].labels) == {"url": f"{server.url}/health", **expected}
     assert math.isfinite(samples[0].value) and samples[0].value >= 0
 
 
@@ -117,19 +137,23 @@ def test_connection_refused_is_a_failing_probe_not_a_datasource_error(source: Pr
     assert dict(sample.labels) == {"url": url, "error": "connection refused"}
 
 
-def test_error_label_is_the_same_on_every_tick(server: FakeHTTP, source: ProbeSource) -> None:
-    server.answers["/health"] = Answer(200, b'{"status": "degraded"}')
-    spec = probe({"url": server.url("/health"), "expect_json": {"status": "healthy"}})
+def test_error_label_is_the_same_on_every_tick(
+    server: FakeHTTPServer, answers: dict[str, Reply], source: ProbeSource
+) -> None:
+    answers["/health"] = Reply(200, {"status": "degraded"})
+    spec = probe({"url": f"{server.url}/health", "expect_json": {"status": "healthy"}})
     first = source.query(spec, time.time())
     second = source.query(spec, time.time())
     assert first[0].labels == second[0].labels
 
 
-def test_request_carries_method_headers_and_json_body(server: FakeHTTP, source: ProbeSource) -> None:
-    server.answers["/check"] = Answer(200, HEALTHY)
+def test_request_carries_method_headers_and_json_body(
+    server: FakeHTTPServer, answers: dict[str, Reply], source: ProbeSource
+) -> None:
+    answers["/check"] = Reply(200, HEALTHY)
     spec = probe(
         {
-            "url": server.url("/check"),
+            "url": f"{server.url}/check",
             "method": "post",
             "headers": {"Authorization": "Bearer t0k", "X-Team": "payments"},
             "body": {"ping": 1},
@@ -138,24 +162,28 @@ def test_request_carries_method_headers_and_json_body(server: FakeHTTP, source: 
     assert source.query(spec, time.time()) == []
     [request] = server.requests
     assert request.method == "POST"
-    assert request.headers["Authorization"] == "Bearer t0k"
-    assert request.headers["X-Team"] == "payments"  # the rule's header wins over the datasource's
-    assert request.headers["Content-Type"] == "application/json"
+    assert request.headers["authorization"] == "Bearer t0k"
+    assert request.headers["x-team"] == "payments"  # the rule's header wins over the datasource's
+    assert request.headers["content-type"] == "application/json"
     assert json.loads(request.body) == {"ping": 1}
 
 
-def test_datasource_headers_are_sent_when_the_rule_sets_none(server: FakeHTTP, source: ProbeSource) -> None:
-    server.answers["/health"] = Answer(200)
-    source.query(probe(server.url("/health")), time.time())
-    assert server.requests[0].headers["X-Team"] == "sre"
+def test_datasource_headers_are_sent_when_the_rule_sets_none(
+    server: FakeHTTPServer, answers: dict[str, Reply], source: ProbeSource
+) -> None:
+    answers["/health"] = Reply(200)
+    source.query(probe(f"{server.url}/health"), time.time())
+    assert server.requests[0].headers["x-team"] == "sre"
 
 
-def test_redirect_fails_unless_followed(server: FakeHTTP, source: ProbeSource) -> None:
-    server.answers["/old"] = Answer(302, headers=(("Location", "/new"),))
-    server.answers["/new"] = Answer(200)
-    [sample] = source.query(probe(server.url("/old")), time.time())
+def test_redirect_fails_unless_followed(
+    server: FakeHTTPServer, answers: dict[str, Reply], source: ProbeSource
+) -> None:
+    answers["/old"] = Reply(302, headers={"Location": "/new"})
+    answers["/new"] = Reply(200)
+    [sample] = source.query(probe(f"{server.url}/old"), time.time())
     assert sample.labels["error"] == "status 302"
-    assert source.query(probe({"url": server.url("/old"), "follow_redirects": True}), time.time()) == []
+    assert source.query(probe({"url": f"{server.url}/old", "follow_redirects": True}), time.time()) == []
 
 
 def test_password_in_url_is_masked_in_the_label(source: ProbeSource) -> None:
@@ -165,10 +193,12 @@ def test_password_in_url_is_masked_in_the_label(source: ProbeSource) -> None:
     assert sample.labels["url"].startswith("http://user:")
 
 
-def test_probe_refuses_to_answer_for_a_time_long_past(server: FakeHTTP, source: ProbeSource) -> None:
-    server.answers["/health"] = Answer(200)
+def test_probe_refuses_to_answer_for_a_time_long_past(
+    server: FakeHTTPServer, answers: dict[str, Reply], source: ProbeSource
+) -> None:
+    answers["/health"] = Reply(200)
     with pytest.raises(QueryError, match="present"):
-        source.query(probe(server.url("/health")), time.time() - 86400)
+        source.query(probe(f"{server.url}/health"), time.time() - 86400)
 
 
 def test_checked_probe_is_hashable_and_reads_as_a_mapping() -> None:
@@ -271,10 +301,9 @@ def test_https_probe_checks_the_certificate_against_the_configured_ca(tmp_path: 
     ca.issue_cert("127.0.0.1").configure_cert(server_context)
     ca_file = tmp_path / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_file))
-    with serve_http(tls=server_context) as server:
-        server.answers["/health"] = Answer(200)
-        spec = probe(server.url("/health"))
-        assert server.url("/health").startswith("https://")
+    with FakeHTTPServer(by_path({"/health": Reply(200)}), server_context) as server:
+        spec = probe(f"{server.url}/health")
+        assert f"{server.url}/health".startswith("https://")
         untrusting = ProbeSource("probe", {})
         trusting = ProbeSource("probe", {"tls_config": {"ca_file": str(ca_file)}})
         careless = ProbeSource("probe", {"tls_config": {"insecure_skip_verify": True}})

@@ -52,7 +52,7 @@ def test_query_is_sent_with_explicit_time_and_timeout() -> None:
         lambda r: Reply(body={"status": "success", "data": {"resultType": "vector", "result": []}})
     ) as fake:
         PrometheusSource("p", {"url": fake.url, "timeout": "7s"}).query("up", 1767225600.5)
-    form = fake.requests[0].form
+    form = fake.requests[0].form()
     assert fake.requests[0].path == "/api/v1/query"
     assert form == {"query": ["up"], "time": ["1767225600.500"], "timeout": ["7s"]}
 

@@ -23,7 +23,7 @@ from alerting.rules.loader import load_file_groups
 from alerting.sources import Sample
 from alerting.sources.sql import SqlSource, check_sql
 from tests.support.databases import APPROVALS, PG_URL, Database, postgres_database, sqlite_database
-from tests.support.http_fake import free_port
+from tests.support.net import free_port
 
 AT = dt.datetime(2024, 5, 3, 12, 0, tzinfo=dt.UTC).timestamp()
 # "Two days before the slot time" in each dialect, from the :now bind.

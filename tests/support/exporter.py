@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-from tests.support.net import free_port
+from tests.support.httpfake import FakeHTTPServer, Reply, Request
 
 
 class Exporter:
     def __init__(self) -> None:
         self.values: dict[str, float] = {}
-        self.port = free_port()
-        exporter = self
+        self.server = FakeHTTPServer(self._metrics)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                body = "".join(f"{k} {v!r}\n" for k, v in exporter.values.items()).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+    def _metrics(self, _: Request) -> Reply:
+        text = "".join(f"{k} {v!r}\n" for k, v in dict(self.values).items())
+        return Reply(200, text, headers={"Content-Type": "text/plain; version=0.0.4"})
 
     @property
     def target(self) -> str:
-        return f"127.0.0.1:{self.port}"
+        return f"127.0.0.1:{self.server.port}"
 
     def __enter__(self) -> Exporter:
-        self.thread.start()
+        self.server.__enter__()
         return self
 
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)

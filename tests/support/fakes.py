@@ -2,145 +2,24 @@
 
 Each fake checks what the real API checks (auth, required fields, limits) and answers the way the
 real API answers, including its error bodies. Tests can queue canned answers (429 with Retry-After,
-5xx, ``ok: false``) ahead of the normal behaviour with :meth:`FakeServer.fail_next`. Everything binds
+5xx, ``ok: false``) ahead of the normal behaviour with ``fake.server.fail_next``. Everything binds
 to 127.0.0.1 on a free port and stops when its ``with`` block ends.
 """
 
 from __future__ import annotations
 
-import base64
-import json
 import re
-import socket
 import ssl
-import threading
-from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import trustme
 
-# ---------------------------------------------------------------------------------------------------
-# Generic HTTP fake
-
-
-@dataclass(frozen=True)
-class Request:
-    """One request as the fake received it."""
-
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]  # lower-cased names
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    def form(self) -> dict[str, list[str]]:
-        return parse_qs(self.body.decode(), keep_blank_values=True)
-
-    def basic_auth(self) -> tuple[str, str] | None:
-        value = self.headers.get("authorization", "")
-        if not value.startswith("Basic "):
-            return None
-        user, _, password = base64.b64decode(value[6:]).decode().partition(":")
-        return user, password
-
-
-@dataclass(frozen=True)
-class Reply:
-    status: int = 200
-    body: Any = b""  # bytes, str, or anything JSON-serialisable
-    headers: dict[str, str] = field(default_factory=dict)
-
-    def encoded(self) -> tuple[bytes, str]:
-        if isinstance(self.body, bytes):
-            return self.body, "application/octet-stream"
-        if isinstance(self.body, str):
-            return self.body.encode(), "text/plain; charset=utf-8"
-        return json.dumps(self.body).encode(), "application/json; charset=utf-8"
-
-
-Handler = Callable[[Request], Reply]
-
-
-class FakeServer:
-    """A threaded HTTP(S) server that records requests and answers through ``handler``."""
-
-    def __init__(self, handler: Handler, tls: ssl.SSLContext | None = None) -> None:
-        self.handler = handler
-        self.requests: list[Request] = []
-        self._canned: deque[Reply | None] = deque()
-        self._lock = threading.Lock()
-        fake = self
-
-        class _Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                request = Request(
-                    method=self.command,
-                    path=parts.path,
-                    query=parse_qs(parts.query),
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    body=body,
-                )
-                reply = fake._answer(request)
-                data, content_type = reply.encoded()
-                self.send_response(reply.status)
-                headers = {"Content-Type": content_type, **reply.headers}
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
-
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
-                pass  # keep test output clean
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        self._server.daemon_threads = True
-        if tls is not None:
-            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
-        self.scheme = "https" if tls is not None else "http"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.02,), daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://127.0.0.1:{self._server.server_address[1]}"
-
-    def fail_next(self, reply: Reply, times: int = 1, *, after: int = 0) -> None:
-        """Let ``after`` requests through, then answer ``times`` requests with ``reply`` (recorded,
-        but not otherwise handled)."""
-        with self._lock:
-            self._canned.extend([None] * after + [reply] * times)
-
-    def _answer(self, request: Request) -> Reply:
-        with self._lock:
-            self.requests.append(request)
-            canned = self._canned.popleft() if self._canned else None
-        return canned if canned is not None else self.handler(request)
-
-    def __enter__(self) -> FakeServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
-
+from tests.support.httpfake import FakeHTTPServer, Reply, Request
+from tests.support.net import free_port
 
 # ---------------------------------------------------------------------------------------------------
 # TLS
@@ -205,7 +84,7 @@ class SlackFake:
     """Slack's Web API and incoming webhooks, as far as a notifier uses them."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self.server = FakeServer(self._handle, tls)
+        self.server = FakeHTTPServer(self._handle, tls)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel id, ts) -> message
         self._ts = 1700000000_000100
 
@@ -295,7 +174,7 @@ class PagerDutyFake:
     """``POST /v2/enqueue`` of the Events API v2, keeping incidents by dedup_key."""
 
     def __init__(self, tls: ssl.SSLContext) -> None:  # the client refuses anything but https
-        self.server = FakeServer(self._handle, tls)
+        self.server = FakeHTTPServer(self._handle, tls)
         self.incidents: dict[str, str] = {}  # dedup_key -> "triggered" | "resolved"
 
     @property
@@ -367,7 +246,7 @@ class TwilioFake:
     """``POST /2010-04-01/Accounts/{sid}/Messages.json`` with Twilio's checks and error codes."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
-        self.server = FakeServer(self._handle, tls)
+        self.server = FakeHTTPServer(self._handle, tls)
         self.sent: list[dict[str, str]] = []
 
     def messages(self) -> list[dict[str, str]]:
@@ -445,13 +324,6 @@ class _MailHandler:
 
 
 SMTP_USER, SMTP_PASSWORD = "alerts", "s3cret-smtp"
-
-
-def free_port() -> int:
-    """A port nobody listens on right now (aiosmtpd's controller needs the number up front)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @contextmanager

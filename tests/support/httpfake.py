@@ -1,43 +1,73 @@
-"""A scriptable local HTTP server: each request is recorded and answered by a handler function."""
+"""A scriptable local HTTP(S) server: each request is recorded and answered by a handler function.
+
+Tests can queue canned answers (5xx, 429 with Retry-After) ahead of the handler with
+:meth:`FakeHTTPServer.fail_next`. The server binds 127.0.0.1 on a free port and stops when its
+``with`` block ends.
+"""
 
 from __future__ import annotations
 
+import base64
 import json
 import ssl
 import threading
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from tests.support.net import free_port
 
-
-@dataclass
+@dataclass(frozen=True)
 class Request:
+    """One request as the server received it."""
+
     method: str
     path: str
     query: dict[str, list[str]]
-    headers: dict[str, str]
+    headers: dict[str, str]  # lower-cased names
     body: bytes
 
-    @property
-    def form(self) -> dict[str, list[str]]:
-        return parse_qs(self.body.decode())
-
-    def json(self) -> object:
+    def json(self) -> Any:
         return json.loads(self.body)
 
+    def form(self) -> dict[str, list[str]]:
+        return parse_qs(self.body.decode(), keep_blank_values=True)
 
-@dataclass
+    def basic_auth(self) -> tuple[str, str] | None:
+        value = self.headers.get("authorization", "")
+        if not value.startswith("Basic "):
+            return None
+        user, _, password = base64.b64decode(value[6:]).decode().partition(":")
+        return user, password
+
+
+@dataclass(frozen=True)
 class Reply:
+    """An answer: ``body`` is bytes, text, or anything JSON-serialisable; ``delay`` holds it back."""
+
     status: int = 200
-    body: bytes | str | dict | list = b""
+    body: Any = b""
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
 
+    def encoded(self) -> tuple[bytes, str]:
+        """The body's bytes and the Content-Type that goes with them unless ``headers`` names one."""
+        if isinstance(self.body, bytes):
+            return self.body, "application/octet-stream"
+        if isinstance(self.body, str):
+            return self.body.encode(), "text/plain; charset=utf-8"
+        return json.dumps(self.body).encode(), "application/json"
+
 
 Handler = Callable[[Request], Reply]
+
+
+class _Server(ThreadingHTTPServer):
+    # The default backlog of 5 drops bursts of connections, and a dropped SYN costs a second.
+    request_queue_size = 128
+    daemon_threads = True
 
 
 class FakeHTTPServer:
@@ -46,8 +76,8 @@ class FakeHTTPServer:
     def __init__(self, handler: Handler, ssl_context: ssl.SSLContext | None = None) -> None:
         self.handler = handler
         self.requests: list[Request] = []
-        self.port = free_port()
-        self.scheme = "https" if ssl_context else "http"
+        self._canned: deque[Reply | None] = deque()
+        self._lock = threading.Lock()
         fake = self
 
         class _Handler(BaseHTTPRequestHandler):
@@ -61,43 +91,54 @@ class FakeHTTPServer:
                     parts.path,
                     parse_qs(parts.query),
                     {k.lower(): v for k, v in self.headers.items()},
-                    self.rfile.read(length),
+                    self.rfile.read(length) if length else b"",
                 )
-                fake.requests.append(request)
-                reply = fake.handler(request)
+                reply = fake._answer(request)
                 if reply.delay:
                     threading.Event().wait(reply.delay)
-                body = reply.body
+                body, content_type = reply.encoded()
                 headers = dict(reply.headers)
-                if isinstance(body, (dict, list)):
-                    body = json.dumps(body)
-                    headers.setdefault("Content-Type", "application/json")
-                if isinstance(body, str):
-                    body = body.encode()
+                if not any(name.lower() == "content-type" for name in headers):
+                    headers["Content-Type"] = content_type
                 try:
                     self.send_response(reply.status)
-                    for key, value in headers.items():
-                        self.send_header(key, value)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
                     self.send_header("Content-Length", str(len(body)))
                     self.end_headers()
-                    self.wfile.write(body)
+                    if self.command != "HEAD":
+                        self.wfile.write(body)
                 except (BrokenPipeError, ConnectionResetError):
-                    pass
+                    pass  # the client gave up (a timeout); nothing to tell it
 
-            do_GET = do_POST = do_PUT = do_DELETE = _serve  # noqa: N815
+            do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _serve  # noqa: N815
 
             def log_message(self, *_: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", self.port), _Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), _Handler)
         if ssl_context:
             self.server.socket = ssl_context.wrap_socket(self.server.socket, server_side=True)
+        self.port = int(self.server.server_address[1])
+        self.scheme = "https" if ssl_context else "http"
+        # A short poll interval: shutting the server down waits for the current poll to end.
         self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:
         return f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def fail_next(self, reply: Reply, times: int = 1, *, after: int = 0) -> None:
+        """Let ``after`` requests through, then answer ``times`` requests with ``reply`` (recorded,
+        but not handed to the handler)."""
+        with self._lock:
+            self._canned.extend([None] * after + [reply] * times)
+
+    def _answer(self, request: Request) -> Reply:
+        with self._lock:
+            self.requests.append(request)
+            canned = self._canned.popleft() if self._canned else None
+        return canned if canned is not None else self.handler(request)
 
     def __enter__(self) -> FakeHTTPServer:
         self.thread.start()
@@ -106,3 +147,4 @@ class FakeHTTPServer:
     def __exit__(self, *_: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+        self.thread.join(timeout=5)

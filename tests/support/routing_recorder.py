@@ -2,66 +2,44 @@
 
 from __future__ import annotations
 
-import json
+import ssl
 import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from tests.support.httpfake import FakeHTTPServer, Reply, Request
 
 
 @dataclass(frozen=True)
 class Delivery:
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # lower-cased names
     body: Any
     at: float
 
 
 class Recorder:
-    """Records every POST; ``fail(path, status, ...)`` queues answers other than 200."""
+    """Records every POST answered 200; ``fail(path, status, ...)`` queues answers other than 200."""
 
-    def __init__(self) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
         self.deliveries: list[Delivery] = []
         self._answers: dict[str, deque[tuple[int, dict[str, str]]]] = defaultdict(deque)
         self._lock = threading.Lock()
-        recorder = self
+        self.server = FakeHTTPServer(self._handle, ssl_context)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
-                length = int(self.headers.get("Content-Length", 0))
-                raw = self.rfile.read(length)
-                with recorder._lock:
-                    queue = recorder._answers.get(self.path)
-                    status, headers = queue.popleft() if queue else (200, {})
-                    if status == 200:
-                        recorder.deliveries.append(
-                            Delivery(self.path, dict(self.headers.items()), json.loads(raw), time.time())
-                        )
-                self.send_response(status)
-                for key, value in headers.items():
-                    self.send_header(key, value)
-                self.send_header("Content-Length", "2")
-                self.end_headers()
-                self.wfile.write(b"ok")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        class Server(ThreadingHTTPServer):
-            # The default backlog of 5 drops bursts of connections, and a dropped SYN costs a second.
-            request_queue_size = 128
-            daemon_threads = True
-
-        self.server = Server(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
+    def _handle(self, request: Request) -> Reply:
+        with self._lock:
+            queue = self._answers.get(request.path)
+            status, headers = queue.popleft() if queue else (200, {})
+            if status == 200:
+                self.deliveries.append(Delivery(request.path, request.headers, request.json(), time.time()))
+        return Reply(status, "ok", headers)
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
+        return self.server.url
 
     def fail(self, path: str, status: int, times: int = 1, headers: dict[str, str] | None = None) -> None:
         with self._lock:
@@ -73,10 +51,8 @@ class Recorder:
             return [d for d in self.deliveries if d.path == path]
 
     def __enter__(self) -> Recorder:
-        self.thread.start()
+        self.server.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
+    def __exit__(self, *exc: object) -> None:
+        self.server.__exit__(*exc)
