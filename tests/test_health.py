@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -34,9 +31,9 @@ from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
 from tests.conftest import REDIS_URL
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
-from tests.support.net import free_port, wait_until
+from tests.support.net import free_port
+from tests.support.redis_server import RedisServer
 
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 GROUP = """\
 groups:
   - name: probe
@@ -47,55 +44,9 @@ groups:
 """
 
 
-class RedisServer:
-    """A private redis-server on a free port, which a test can stop and start again."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.dir = tempfile.mkdtemp(prefix="redis-")
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                REDIS_SERVER,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ],
-            cwd=self.dir,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        wait_until(lambda: redis.Redis(port=self.port).ping(), timeout=30, what="redis-server")
-
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            self.process.wait(timeout=30)
-            self.process = None
-
-    def __enter__(self) -> RedisServer:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
 @pytest.fixture
 def private_redis() -> Iterator[RedisServer]:
-    with RedisServer() as server:
+    with RedisServer(appendonly=False) as server:
         yield server
 
 

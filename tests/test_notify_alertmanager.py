@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +16,8 @@ from alerting.notify.base import INTEGRATIONS, DeliveryError
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import free_port
 from tests.support.notifications import T0, alert, notification
+from tests.support.routing_alertmanager import Alertmanager
 
-ALERTMANAGER = shutil.which("prometheus-alertmanager") or shutil.which("alertmanager")
 CONFIG = """
 route:
   receiver: blackhole
@@ -30,37 +28,10 @@ receivers:
 
 @pytest.fixture(scope="module")
 def alertmanager(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    assert ALERTMANAGER, "prometheus-alertmanager is not installed"
     workdir = tmp_path_factory.mktemp("alertmanager")
     (workdir / "alertmanager.yml").write_text(CONFIG)
-    port = free_port()
-    process = subprocess.Popen(
-        [
-            ALERTMANAGER,
-            f"--config.file={workdir / 'alertmanager.yml'}",
-            f"--storage.path={workdir / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
-            "--cluster.listen-address=",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/-/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert process.poll() is None, "alertmanager exited"
-            assert time.monotonic() < deadline, "alertmanager did not become ready"
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with Alertmanager(workdir / "alertmanager.yml", workdir) as server:
+        yield server.url
 
 
 def active_alerts(url: str, alertname: str) -> list[dict[str, Any]]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.net import free_port, wait_until
+from tests.support.serverprocess import ServerProcess
 
 PROMETHEUS = shutil.which("prometheus") or "/usr/bin/prometheus"
 PROMTOOL = shutil.which("promtool") or "/usr/bin/promtool"
@@ -53,8 +52,10 @@ def create_blocks(text: str, data_dir: Path) -> None:
         raise RuntimeError(f"promtool backfill failed: {result.stderr or result.stdout}")
 
 
-class PrometheusServer:
+class PrometheusServer(ServerProcess):
     """``with PrometheusServer(...) as prom: prom.url`` — started on a free port, stopped after."""
+
+    name = "prometheus"
 
     def __init__(
         self,
@@ -68,8 +69,7 @@ class PrometheusServer:
         external_labels: Mapping[str, str] | None = None,
         log_level: str = "info",
     ) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="prom-"))
-        self.port = free_port()
+        super().__init__()
         self.url = f"http://127.0.0.1:{self.port}"
         self.backfill = backfill
         self.rule_files = list(rule_files)
@@ -79,17 +79,8 @@ class PrometheusServer:
         self.external_url = external_url
         self.external_labels = dict(external_labels or {})
         self.log_level = log_level
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def __enter__(self) -> PrometheusServer:
-        self.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.stop()
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-    def start(self) -> None:
+    def command(self) -> list[str]:
         data = self.dir / "data"
         if self.backfill is not None and not data.exists():
             data.mkdir(parents=True)
@@ -108,22 +99,16 @@ class PrometheusServer:
                 {"job_name": "test", "static_configs": [{"targets": self.scrape_targets}]}
             ]
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
-        log = open(self.dir / "prometheus.log", "ab")  # noqa: SIM115 - lives as long as the process
-        self.process = subprocess.Popen(
-            [
-                PROMETHEUS,
-                f"--config.file={self.dir / 'prometheus.yml'}",
-                f"--storage.tsdb.path={data}",
-                f"--web.listen-address=127.0.0.1:{self.port}",
-                "--storage.tsdb.retention.time=100y",
-                "--web.enable-lifecycle",
-                f"--log.level={self.log_level}",
-                *self._url_args(),
-            ],
-            stdout=log,
-            stderr=log,
-        )
-        wait_until(self._ready, timeout=60, what=f"prometheus on {self.url} ({self.dir})")
+        return [
+            PROMETHEUS,
+            f"--config.file={self.dir / 'prometheus.yml'}",
+            f"--storage.tsdb.path={data}",
+            f"--web.listen-address=127.0.0.1:{self.port}",
+            "--storage.tsdb.retention.time=100y",
+            "--web.enable-lifecycle",
+            f"--log.level={self.log_level}",
+            *self._url_args(),
+        ]
 
     def _url_args(self) -> list[str]:
         if not self.external_url:
@@ -131,28 +116,11 @@ class PrometheusServer:
         # Keep the API at the root even when the external URL has a path (it is only advertised).
         return [f"--web.external-url={self.external_url}", "--web.route-prefix=/"]
 
+    def is_ready(self) -> bool:
+        return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
+
     def get(self, path: str, **params: object) -> Any:
         """GET an API path and return its ``data`` (failing loudly on an error envelope)."""
         body = httpx.get(f"{self.url}{path}", params=params, timeout=30).json()
         assert body["status"] == "success", body
         return body["data"]
-
-    def _ready(self) -> bool:
-        assert self.process is not None
-        if self.process.poll() is not None:
-            raise RuntimeError("prometheus exited:\n" + self.log()[-2000:])
-        return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self.process = None
-
-    def log(self) -> str:
-        path = self.dir / "prometheus.log"
-        return path.read_text(errors="replace") if path.exists() else ""
