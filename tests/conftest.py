@@ -1,5 +1,5 @@
-"""Shared fixtures: a real Redis with a private key prefix per test, and local receivers (Slack,
-PagerDuty, Twilio) over TLS from a throwaway CA."""
+"""Shared fixtures: a real Redis with a private key prefix per test, a scripted Prometheus query
+API, and local receivers (Slack, PagerDuty, Twilio) over TLS from a throwaway CA."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 import redis
 
 from tests.support.fakes import LocalCA, PagerDutyFake, SlackFake, TwilioFake, make_ca
+from tests.support.promapi import PromAPI
 
 REDIS_URL = os.environ.get("ALERTING_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -31,6 +32,12 @@ def prefix(redis_client: redis.Redis) -> Iterator[str]:
     keys = list(redis_client.scan_iter(match=f"{name}:*", count=1000))
     if keys:
         redis_client.delete(*keys)
+
+
+@pytest.fixture
+def prom_api() -> Iterator[PromAPI]:
+    with PromAPI() as api:
+        yield api
 
 
 @pytest.fixture(scope="module")

@@ -15,43 +15,9 @@ from alerting.rules import Group, load_paths
 from alerting.runtime import RuleRegistry
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import DATASOURCES_GROUP, StateStore
-from tests.support.httpfake import FakeHTTPServer, Reply, Request
+from tests.support.promapi import PromAPI
 
 T0 = 1767225600.0
-
-
-class PromAPI:
-    """Answers /api/v1/query for ``x > 0`` with whatever vector the test sets (other queries get
-    an empty vector); or fails on demand."""
-
-    def __init__(self) -> None:
-        self.vector: list[tuple[dict[str, str], float]] = []
-        self.down = False
-
-    def __call__(self, request: Request) -> Reply:
-        if self.down:
-            return Reply(503, "Service Unavailable")
-        vector = self.vector if request.form()["query"] == ["x > 0"] else []
-        return Reply(
-            body={
-                "status": "success",
-                "data": {
-                    "resultType": "vector",
-                    "result": [{"metric": labels, "value": [0, repr(value)]} for labels, value in vector],
-                },
-            }
-        )
-
-
-@pytest.fixture
-def api() -> PromAPI:
-    return PromAPI()
-
-
-@pytest.fixture
-def server(api: PromAPI) -> FakeHTTPServer:
-    with FakeHTTPServer(api) as fake:
-        yield fake
 
 
 def _group(tmp_path: Path, text: str) -> Group:
@@ -104,12 +70,12 @@ class Harness:
 
 
 @pytest.fixture
-def harness(tmp_path: Path, server: FakeHTTPServer, redis_client: redis.Redis, prefix: str) -> Harness:
-    return Harness(StateStore(redis_client, prefix), _group(tmp_path, RULES), server.url)
+def harness(tmp_path: Path, prom_api: PromAPI, redis_client: redis.Redis, prefix: str) -> Harness:
+    return Harness(StateStore(redis_client, prefix), _group(tmp_path, RULES), prom_api.url)
 
 
-def test_a_slot_is_evaluated_once_even_if_the_tick_is_duplicated(harness: Harness, api: PromAPI) -> None:
-    api.vector = [({"job": "a"}, 1.0)]
+def test_a_slot_is_evaluated_once_even_if_the_tick_is_duplicated(harness: Harness, prom_api: PromAPI) -> None:
+    prom_api.vectors["x > 0"] = [({"job": "a"}, 1.0)]
     first = harness.tick(T0)
     second = harness.tick(T0)
     assert first.skipped is None and second.skipped == "slot already claimed"
@@ -117,26 +83,26 @@ def test_a_slot_is_evaluated_once_even_if_the_tick_is_duplicated(harness: Harnes
 
 
 def test_state_persists_across_processes_and_fires_after_for(
-    harness: Harness, api: PromAPI, tmp_path: Path, server, redis_client, prefix: str
+    harness: Harness, prom_api: PromAPI, tmp_path: Path, redis_client, prefix: str
 ) -> None:
-    api.vector = [({"job": "a"}, 1.0)]
+    prom_api.vectors["x > 0"] = [({"job": "a"}, 1.0)]
     harness.tick(T0)
     harness.tick(T0 + 60)
     # A "restarted worker": a fresh store object and source, same Redis.
-    again = Harness(StateStore(redis_client, prefix), harness.group, server.url)
+    again = Harness(StateStore(redis_client, prefix), harness.group, prom_api.url)
     again.tick(T0 + 120)
     assert again.states() == {"Up": "firing"}
     assert harness.sent + again.sent == [("pending", "Up"), ("firing", "Up")]
 
 
 def test_datasource_down_freezes_alerts_and_raises_one_synthetic_alert(
-    harness: Harness, api: PromAPI
+    harness: Harness, prom_api: PromAPI
 ) -> None:
-    api.vector = [({"job": "a"}, 1.0)]
+    prom_api.vectors["x > 0"] = [({"job": "a"}, 1.0)]
     for i in range(3):
         harness.tick(T0 + 60 * i)
     assert harness.states() == {"Up": "firing"}
-    api.down = True
+    prom_api.down = True
     for i in range(3, 6):
         outcome = harness.tick(T0 + 60 * i)
         assert outcome.datasources_down == ["prometheus"]
@@ -144,7 +110,7 @@ def test_datasource_down_freezes_alerts_and_raises_one_synthetic_alert(
     assert harness.states() == {"Up": "firing"}  # nothing resolved while Prometheus was down
     down = harness.store.load_group(DATASOURCES_GROUP)["prometheus"]
     assert [(a.name, a.state) for a in down.values()] == [("AlertingDatasourceDown", State.FIRING)]
-    api.down = False
+    prom_api.down = False
     harness.tick(T0 + 360)
     assert harness.states() == {"Up": "firing"}
     assert harness.sent == [
@@ -156,9 +122,9 @@ def test_datasource_down_freezes_alerts_and_raises_one_synthetic_alert(
 
 
 def test_pending_timers_restart_after_an_outage_longer_than_the_tolerance(
-    harness: Harness, api: PromAPI
+    harness: Harness, prom_api: PromAPI
 ) -> None:
-    api.vector = [({"job": "a"}, 1.0)]
+    prom_api.vectors["x > 0"] = [({"job": "a"}, 1.0)]
     harness.tick(T0)
     outcome = evaluate_group(
         harness.store, harness.group, T0 + 7200, lambda r: harness.source, owner="t", outage_tolerance=3600
@@ -169,8 +135,10 @@ def test_pending_timers_restart_after_an_outage_longer_than_the_tolerance(
     assert up.state is State.PENDING and up.active_at == T0 + 7200
 
 
-def test_rules_removed_from_the_file_lose_their_state(harness: Harness, api: PromAPI, tmp_path: Path) -> None:
-    api.vector = [({"job": "a"}, 1.0)]
+def test_rules_removed_from_the_file_lose_their_state(
+    harness: Harness, prom_api: PromAPI, tmp_path: Path
+) -> None:
+    prom_api.vectors["x > 0"] = [({"job": "a"}, 1.0)]
     harness.tick(T0)
     harness.group = _group(
         tmp_path, RULES.split("      - alert: Other")[0].replace("alert: Up", "alert: Renamed")
@@ -195,11 +163,11 @@ def test_hot_reload_keeps_the_last_good_version_of_a_broken_file(tmp_path: Path)
 
 
 def test_a_group_gone_from_the_files_resolves_its_firing_alerts_and_is_forgotten(
-    harness: Harness, api: PromAPI
+    harness: Harness, prom_api: PromAPI
 ) -> None:
     from alerting.engine import retire_group
 
-    api.vector = [({"job": "a"}, 1.0)]
+    prom_api.vectors["x > 0"] = [({"job": "a"}, 1.0)]
     for i in range(3):
         harness.tick(T0 + 60 * i)
     retired = retire_group(harness.store, harness.group.id, T0 + 600)

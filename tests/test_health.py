@@ -25,13 +25,13 @@ from alerting.health import (
     reload_status_of,
     start_server,
 )
-from alerting.rules import load_paths
+from alerting.rules import Group, load_paths
 from alerting.runtime import RuleRegistry
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
 from tests.conftest import REDIS_URL
-from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import free_port
+from tests.support.promapi import PromAPI
 from tests.support.redis_server import RedisServer
 
 GROUP = """\
@@ -123,20 +123,26 @@ def test_critical_checks_decide_between_healthy_and_unhealthy(
     assert {name for name, check in result["checks"].items() if check["status"] != "up"} == failing
 
 
-def _prometheus_down(_: Request) -> Reply:
-    return Reply(503, "Service Unavailable")
+@pytest.fixture
+def led_store(redis_client: redis.Redis, prefix: str) -> StateStore:
+    """The state store with a beat holding its lease, as while a worker runs."""
+    store = StateStore(redis_client, prefix)
+    store.hold_leadership("beat", 30)
+    return store
+
+
+def probe_group(tmp_path: Path) -> Group:
+    (tmp_path / "r.yml").write_text(GROUP)
+    return load_paths([tmp_path / "r.yml"]).groups[0]
 
 
 def test_a_datasource_that_is_down_degrades_readiness_but_keeps_it_ready(
-    tmp_path: Path, redis_client: redis.Redis, prefix: str
+    tmp_path: Path, led_store: StateStore, prefix: str, prom_api: PromAPI
 ) -> None:
-    store = StateStore(redis_client, prefix)
-    store.hold_leadership("beat", 30)
-    (tmp_path / "r.yml").write_text(GROUP)
-    group = load_paths([tmp_path / "r.yml"]).groups[0]
-    with FakeHTTPServer(_prometheus_down) as fake:
-        source = PrometheusSource("prometheus", {"url": fake.url, "timeout": "2s"})
-        outcome = evaluate_group(store, group, 1767225600.0, lambda _rule: source, owner="t")
+    store, group = led_store, probe_group(tmp_path)
+    prom_api.down = True
+    source = PrometheusSource("prometheus", {"url": prom_api.url, "timeout": "2s"})
+    outcome = evaluate_group(store, group, 1767225600.0, lambda _rule: source, owner="t")
     assert outcome.datasources_down == ["prometheus"]
     with HealthServer(("127.0.0.1", 0), readiness(REDIS_URL, prefix)) as server:
         status, body = get(server, "/readyz")
@@ -145,9 +151,8 @@ def test_a_datasource_that_is_down_degrades_readiness_but_keeps_it_ready(
 
 
 def test_a_broken_rule_file_degrades_readiness_and_names_the_place(
-    tmp_path: Path, redis_client: redis.Redis, prefix: str
+    tmp_path: Path, led_store: StateStore, prefix: str
 ) -> None:
-    StateStore(redis_client, prefix).hold_leadership("beat", 30)
     path = tmp_path / "r.yml"
     path.write_text(GROUP)
     registry = RuleRegistry((str(tmp_path),), 300.0)
@@ -163,12 +168,9 @@ def test_a_broken_rule_file_degrades_readiness_and_names_the_place(
 
 
 def test_a_group_without_a_recent_evaluation_is_reported_stale(
-    tmp_path: Path, redis_client: redis.Redis, prefix: str
+    tmp_path: Path, led_store: StateStore, prefix: str
 ) -> None:
-    store = StateStore(redis_client, prefix)
-    store.hold_leadership("beat", 30)
-    (tmp_path / "r.yml").write_text(GROUP)
-    group = load_paths([tmp_path / "r.yml"]).groups[0]
+    store, group = led_store, probe_group(tmp_path)
     now = time.time()
     store.save_group(group.id, {}, {}, {"last_slot": now - 30, "duration": 0.1, "missed": 0})
     check = readiness(REDIS_URL, prefix, groups=lambda: [group])

@@ -26,8 +26,8 @@ from alerting.observability import bound, configure_logging
 from alerting.rules import Group, load_paths
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
-from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import free_port
+from tests.support.promapi import PromAPI, Vector
 
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = 1767225600.0
@@ -41,16 +41,6 @@ groups:
         for: 2m
         labels: {severity: critical}
 """
-
-
-class PromAPI:
-    def __init__(self) -> None:
-        self.vector: list[tuple[dict[str, str], float]] = []
-
-    def __call__(self, request: Request) -> Reply:
-        vector = self.vector if request.form()["query"] == ["x > 0"] else []
-        result = [{"metric": labels, "value": [0, repr(value)]} for labels, value in vector]
-        return Reply(body={"status": "success", "data": {"resultType": "vector", "result": result}})
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -88,52 +78,50 @@ def failures(kind: str) -> float:
 
 
 def test_a_full_cycle_and_its_notifications_are_recorded_in_order(
-    history: History, group: Group, redis_client: redis.Redis, prefix: str
+    history: History, group: Group, redis_client: redis.Redis, prefix: str, prom_api: PromAPI
 ) -> None:
     store = StateStore(redis_client, prefix)
-    api = PromAPI()
-    with FakeHTTPServer(api) as fake:
-        source = PrometheusSource("prometheus", {"url": fake.url, "timeout": "2s"})
+    source = PrometheusSource("prometheus", {"url": prom_api.url, "timeout": "2s"})
 
-        def tick(t: float, vector: list[tuple[dict[str, str], float]], eval_id: str) -> list[NotifyAlert]:
-            api.vector = vector
-            with bound(eval_id=eval_id):
-                outcome = evaluate_group(store, group, t, lambda _r: source, owner="t")
-                history.record_transitions(group, outcome)
-            return [
-                NotifyAlert(
-                    status="resolved" if e.kind == "resolved" else "firing",
-                    labels=dict(e.alert.labels),
-                    annotations={},
-                    starts_at=e.alert.active_at,
-                    fingerprint=e.alert.fingerprint,
-                )
-                for item in outcome.rules
-                for e in item.events
-                if e.kind != "pending"
-            ]
+    def tick(t: float, vector: Vector, eval_id: str) -> list[NotifyAlert]:
+        prom_api.vectors["x > 0"] = vector
+        with bound(eval_id=eval_id):
+            outcome = evaluate_group(store, group, t, lambda _r: source, owner="t")
+            history.record_transitions(group, outcome)
+        return [
+            NotifyAlert(
+                status="resolved" if e.kind == "resolved" else "firing",
+                labels=dict(e.alert.labels),
+                annotations={},
+                starts_at=e.alert.active_at,
+                fingerprint=e.alert.fingerprint,
+            )
+            for item in outcome.rules
+            for e in item.events
+            if e.kind != "pending"
+        ]
 
-        assert tick(T0, [({"job": "api"}, 7.0)], "e1") == []
-        tick(T0 + 60, [({"job": "api"}, 7.0)], "e2")  # still pending: no transition
-        fired = tick(T0 + 120, [({"job": "api"}, 8.0)], "e3")
-        with bound(eval_id="e3"):
-            history.record_notification(
-                "pager",
-                "failed",
-                alerts=fired,
-                error="POST https://ops:s3cret@events.example.com/v2/enqueue: HTTP 503",
-                integration="pagerduty",
-                attempt=1,
-                group_key='{}:{alertname="Up"}',
-                at=T0 + 121,
-            )
-            history.record_notification(
-                "pager", "sent", alerts=fired, integration="pagerduty", attempt=2, at=T0 + 150
-            )
-        resolved = tick(T0 + 180, [], "e4")
+    assert tick(T0, [({"job": "api"}, 7.0)], "e1") == []
+    tick(T0 + 60, [({"job": "api"}, 7.0)], "e2")  # still pending: no transition
+    fired = tick(T0 + 120, [({"job": "api"}, 8.0)], "e3")
+    with bound(eval_id="e3"):
         history.record_notification(
-            "pager", "sent", alerts=resolved, integration="pagerduty", eval_id="e4", at=T0 + 181
+            "pager",
+            "failed",
+            alerts=fired,
+            error="POST https://ops:s3cret@events.example.com/v2/enqueue: HTTP 503",
+            integration="pagerduty",
+            attempt=1,
+            group_key='{}:{alertname="Up"}',
+            at=T0 + 121,
         )
+        history.record_notification(
+            "pager", "sent", alerts=fired, integration="pagerduty", attempt=2, at=T0 + 150
+        )
+    resolved = tick(T0 + 180, [], "e4")
+    history.record_notification(
+        "pager", "sent", alerts=resolved, integration="pagerduty", eval_id="e4", at=T0 + 181
+    )
 
     rows = history.query(alertname="Up")
     assert [(r.kind, r.state, r.outcome, r.attempt, r.eval_id) for r in rows] == [

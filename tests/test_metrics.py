@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -29,42 +28,12 @@ from alerting.rules import Group, load_paths
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
 from tests.conftest import REDIS_URL
-from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import free_port, wait_until
+from tests.support.promapi import PromAPI
 from tests.support.prometheus import PrometheusServer
 
 ROOT = Path(__file__).resolve().parents[1]
 T0 = 1767225600.0
-
-
-class PromAPI:
-    """Answers /api/v1/query: ``x > 0`` gets the vector the test sets, ``rejected...`` is a bad
-    query (400), anything else an empty vector; ``down`` makes every answer a 503."""
-
-    def __init__(self) -> None:
-        self.vector: list[tuple[dict[str, str], float]] = []
-        self.down = False
-
-    def __call__(self, request: Request) -> Reply:
-        if self.down:
-            return Reply(503, "Service Unavailable")
-        query = request.form()["query"][0]
-        if query.startswith("rejected"):
-            return Reply(400, {"status": "error", "errorType": "bad_data", "error": "parse error"})
-        vector = self.vector if query == "x > 0" else []
-        result = [{"metric": labels, "value": [0, repr(value)]} for labels, value in vector]
-        return Reply(body={"status": "success", "data": {"resultType": "vector", "result": result}})
-
-
-@pytest.fixture
-def api() -> PromAPI:
-    return PromAPI()
-
-
-@pytest.fixture
-def prom_api(api: PromAPI) -> Iterator[FakeHTTPServer]:
-    with FakeHTTPServer(api) as fake:
-        yield fake
 
 
 def make_group(tmp_path: Path, body: str, name: str | None = None) -> Group:
@@ -105,7 +74,7 @@ def _child_evaluates(group: Group, url: str, prefix: str, slot: float, done, rel
 
 
 def test_counters_from_forked_pool_processes_add_up_and_dead_processes_leave_no_live_gauge(
-    tmp_path: Path, prom_api: FakeHTTPServer, prefix: str
+    tmp_path: Path, prom_api: PromAPI, prefix: str
 ) -> None:
     metrics.setup()  # the worker's main process does this before the pool forks
     metrics.observe_reload(True)  # this process writes metrics too
@@ -157,7 +126,7 @@ def test_reload_gauge_shows_the_most_recent_result_whichever_process_reported_it
 
 
 def test_a_tick_counts_missed_slots_rule_failures_and_datasource_health(
-    tmp_path: Path, api: PromAPI, prom_api: FakeHTTPServer, redis_client: redis.Redis, prefix: str
+    tmp_path: Path, prom_api: PromAPI, redis_client: redis.Redis, prefix: str
 ) -> None:
     store = StateStore(redis_client, prefix)
     datasource = f"prom-{uuid.uuid4().hex[:6]}"
@@ -173,7 +142,7 @@ def test_a_tick_counts_missed_slots_rule_failures_and_datasource_health(
     # three intervals later: two slots were missed
     metrics.observe_group(tick(store, group, prom_api.url, T0 + 180, datasource))
     assert sample("alerting_group_missed_slots_total", **labels) == 2
-    api.down = True
+    prom_api.down = True
     metrics.observe_group(tick(store, group, prom_api.url, T0 + 240, datasource))
     assert sample("alerting_datasource_up", datasource=datasource) == 0
     assert sample("alerting_last_evaluation_timestamp_seconds", **labels) == T0 + 240
@@ -191,7 +160,7 @@ def test_a_tick_counts_missed_slots_rule_failures_and_datasource_health(
 
 
 def test_alerts_by_state_are_read_from_redis_at_scrape_time(
-    tmp_path: Path, api: PromAPI, prom_api: FakeHTTPServer, redis_client: redis.Redis, prefix: str
+    tmp_path: Path, prom_api: PromAPI, redis_client: redis.Redis, prefix: str
 ) -> None:
     store = StateStore(redis_client, prefix)
     group = make_group(tmp_path, RULES)
@@ -200,7 +169,7 @@ def test_alerts_by_state_are_read_from_redis_at_scrape_time(
     def alerts() -> dict[str, float]:
         return {k: v for k, v in metrics.snapshot(reg).items() if k.startswith("ALERTS")}
 
-    api.vector = [({"job": "api"}, 3.0)]
+    prom_api.vectors["x > 0"] = [({"job": "api"}, 3.0)]
     tick(store, group, prom_api.url, T0)
     assert alerts() == {
         'ALERTS{alertname="Up",alertstate="pending",job="api",severity="warning"}': 1.0,
@@ -211,7 +180,7 @@ def test_alerts_by_state_are_read_from_redis_at_scrape_time(
         'ALERTS{alertname="Up",alertstate="firing",job="api",severity="warning"}',
         'ALERTS_FOR_STATE{alertname="Up",job="api",severity="warning"}',
     ]
-    api.vector = []
+    prom_api.vectors["x > 0"] = []
     tick(store, group, prom_api.url, T0 + 180)
     assert alerts() == {}  # resolved: the series is gone, not stuck at its last value
     counts = metrics.snapshot(reg)
@@ -323,11 +292,11 @@ def _self_monitoring_rules(tmp_path: Path) -> Path:
 
 
 def test_a_real_prometheus_scrapes_metrics_and_answers_every_dashboard_query(
-    tmp_path: Path, api: PromAPI, prom_api: FakeHTTPServer, redis_client: redis.Redis, prefix: str
+    tmp_path: Path, prom_api: PromAPI, redis_client: redis.Redis, prefix: str
 ) -> None:
     store = StateStore(redis_client, prefix)
     group = make_group(tmp_path, RULES)
-    api.vector = [({"job": "api"}, 1.0)]
+    prom_api.vectors["x > 0"] = [({"job": "api"}, 1.0)]
     for i in range(3):
         metrics.observe_group(tick(store, group, prom_api.url, T0 + 60 * i))
     metrics.observe_notification("ops-slack", "sent", integration="slack", duration=0.3)

@@ -23,8 +23,8 @@ from alerting.rules import Group, load_paths
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
 from tests.conftest import REDIS_URL
-from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import free_port
+from tests.support.promapi import PromAPI
 
 T0 = 1767225600.0
 RULES = """\
@@ -43,24 +43,6 @@ groups:
 """
 
 
-class PromAPI:
-    """``x > 0`` and ``y > 0`` answer what the test sets; ``rejected > 0`` is a 400; ``down``
-    makes everything 503."""
-
-    def __init__(self) -> None:
-        self.vectors: dict[str, list[dict[str, str]]] = {}
-        self.down = False
-
-    def __call__(self, request: Request) -> Reply:
-        if self.down:
-            return Reply(503, "Service Unavailable")
-        query = request.form()["query"][0]
-        if query.startswith("rejected"):
-            return Reply(400, {"status": "error", "errorType": "bad_data", "error": "unknown function"})
-        result = [{"metric": labels, "value": [0, "1"]} for labels in self.vectors.get(query, [])]
-        return Reply(body={"status": "success", "data": {"resultType": "vector", "result": result}})
-
-
 @pytest.fixture
 def cli() -> click.Group:
     group = click.Group("alerting")
@@ -71,7 +53,7 @@ def cli() -> click.Group:
 @pytest.fixture
 def workdir(tmp_path: Path) -> Path:
     (tmp_path / "rules").mkdir()
-    (tmp_path / "rules" / "api.yml").write_text(RULES)
+    (tmp_path / "rules" / "prom_api.yml").write_text(RULES)
     return tmp_path
 
 
@@ -98,20 +80,14 @@ def env(workdir: Path, prefix: str, queue: str) -> dict[str, str]:
 
 @pytest.fixture
 def group(workdir: Path) -> Group:
-    return load_paths([workdir / "rules" / "api.yml"]).groups[0]
+    return load_paths([workdir / "rules" / "prom_api.yml"]).groups[0]
 
 
 @pytest.fixture
-def api() -> PromAPI:
-    return PromAPI()
-
-
-@pytest.fixture
-def tick(api: PromAPI, group: Group, redis_client: redis.Redis, prefix: str) -> Iterator[Any]:
+def tick(prom_api: PromAPI, group: Group, redis_client: redis.Redis, prefix: str) -> Any:
     store = StateStore(redis_client, prefix)
-    with FakeHTTPServer(api) as fake:
-        source = PrometheusSource("prometheus", {"url": fake.url, "timeout": "2s"})
-        yield lambda t: evaluate_group(store, group, t, lambda _r: source, owner="t")
+    source = PrometheusSource("prometheus", {"url": prom_api.url, "timeout": "2s"})
+    return lambda t: evaluate_group(store, group, t, lambda _r: source, owner="t")
 
 
 def run(cli: click.Group, env: dict[str, str], *args: str) -> Result:
@@ -119,11 +95,11 @@ def run(cli: click.Group, env: dict[str, str], *args: str) -> Result:
 
 
 def test_alerts_lists_firing_pending_and_resolved_alerts_with_a_state_filter(
-    cli: click.Group, env: dict[str, str], api: PromAPI, tick: Any
+    cli: click.Group, env: dict[str, str], prom_api: PromAPI, tick: Any
 ) -> None:
-    api.vectors = {"x > 0": [{"job": "a"}, {"job": "b"}], "y > 0": [{"job": "c"}]}
+    prom_api.vectors = {"x > 0": [({"job": "a"}, 1), ({"job": "b"}, 1)], "y > 0": [({"job": "c"}, 1)]}
     tick(T0)
-    api.vectors["x > 0"] = [{"job": "a"}]
+    prom_api.vectors["x > 0"] = [({"job": "a"}, 1)]
     tick(T0 + 60)
 
     result = run(cli, env, "alerts", "--format", "json")
@@ -147,7 +123,7 @@ def test_alerts_lists_firing_pending_and_resolved_alerts_with_a_state_filter(
 def test_status_shows_groups_datasources_leader_queues_reload_problems_and_receiver_failures(
     cli: click.Group,
     env: dict[str, str],
-    api: PromAPI,
+    prom_api: PromAPI,
     tick: Any,
     workdir: Path,
     redis_client: redis.Redis,
@@ -155,7 +131,7 @@ def test_status_shows_groups_datasources_leader_queues_reload_problems_and_recei
     queue: str,
 ) -> None:
     tick(T0)
-    api.down = True
+    prom_api.down = True
     tick(T0 + 180)  # two slots missed, and Prometheus is down for the whole tick
     StateStore(redis_client, prefix).hold_leadership("worker-1:42", 30)
     redis_client.lpush(queue, "m1", "m2", "m3")
