@@ -3,7 +3,6 @@ API, and local receivers (Slack, PagerDuty, Twilio) over TLS from a throwaway CA
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 
@@ -11,9 +10,8 @@ import pytest
 import redis
 
 from tests.support.fakes import LocalCA, PagerDutyFake, SlackFake, TwilioFake, make_ca
+from tests.support.net import REDIS_URL
 from tests.support.promapi import PromAPI
-
-REDIS_URL = os.environ.get("ALERTING_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 @pytest.fixture

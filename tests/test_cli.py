@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL
+from tests.support.net import REDIS_URL
 from tests.support.prometheus import PrometheusServer, openmetrics
+from tests.support.worker import alerting
 
 T0 = 1767225600
 RULES = """\
@@ -25,16 +23,6 @@ groups:
         labels: {severity: warning}
         annotations: {summary: "{{ $labels.host }} busy at {{ $value }}"}
 """
-
-
-def alerting(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alerting.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **(env or {})},
-        timeout=120,
-    )
 
 
 @pytest.fixture(scope="module")

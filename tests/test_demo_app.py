@@ -26,9 +26,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from demo.app import BACKLOG_MESSAGES, FAULTS
+from tests.support.net import REDIS_URL
 
 ROOT = Path(__file__).resolve().parents[1]
-REDIS_URL = os.environ.get("ALERTING_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 DEADLINE = 10.0  # seconds to wait for the traffic loop to show a fault's effect
 
 

@@ -4,44 +4,26 @@ application database cut off behind a proxy, and Redis (state store and broker) 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import REDIS_URL
-from tests.support.exporter import Exporter
-from tests.support.faultkit import WebhookRecorder, alert_rule, worker_env, write_routing, write_rules
-from tests.support.net import wait_until
-from tests.support.prometheus import PrometheusServer
+from tests.support.faultkit import WebhookRecorder, alert_rule, scraped, webhook_env, write_rules
 from tests.support.redis_server import RedisServer
 from tests.support.tcpproxy import TCPProxy
-from tests.support.worker import ROOT, Worker
+from tests.support.worker import Worker, alerting
 
 pytestmark = pytest.mark.faults
 
 
 def status(env: dict[str, str]) -> dict[str, Any]:
     """What an operator sees: ``alerting status --format json``."""
-    result = subprocess.run(
-        [sys.executable, "-m", "alerting.cli", "status", "--format", "json"],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = alerting("status", "--format", "json", env=env, timeout=60)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout)
-
-
-def group_evaluations(worker: Worker, group: str) -> int:
-    return sum(e.get("group") == group for e in worker.events("group.evaluated"))
 
 
 def test_database_cut_off_puts_sql_rules_in_err_and_nothing_resolves(tmp_path: Path, prefix: str) -> None:
@@ -63,9 +45,11 @@ def test_database_cut_off_puts_sql_rules_in_err_and_nothing_resolves(tmp_path: P
         ],
     )
     with TCPProxy("127.0.0.1", 5432) as proxy, WebhookRecorder() as hook:
-        config = write_routing(
-            tmp_path / "alerting.yml",
-            hook.url,
+        env = webhook_env(
+            tmp_path,
+            hook,
+            rules=rules,
+            prefix=prefix,
             datasources={
                 "db": {
                     "type": "sql",
@@ -75,25 +59,16 @@ def test_database_cut_off_puts_sql_rules_in_err_and_nothing_resolves(tmp_path: P
                 }
             },
         )
-        env = worker_env(tmp_path, rules=rules, config=config, redis_url=REDIS_URL, prefix=prefix)
         with Worker(env) as worker:
-            wait_until(lambda: hook.statuses("StuckApprovals"), timeout=60, what="the firing notification")
+            hook.wait_for("StuckApprovals")
             proxy.cut()
-            start = group_evaluations(worker, "sqlfault")
-            wait_until(
-                lambda: group_evaluations(worker, "sqlfault") >= start + 3, timeout=60, what="three ticks"
-            )
-            wait_until(lambda: hook.statuses("AlertingDatasourceDown"), timeout=30, what="datasource alert")
+            worker.wait_for_evaluations(3, group="sqlfault")
+            hook.wait_for("AlertingDatasourceDown", timeout=30)
             during = status(env)
             proxy.restore()
-            wait_until(
-                lambda: "resolved" in hook.statuses("AlertingDatasourceDown"), timeout=60, what="db back"
-            )
-            start = group_evaluations(worker, "sqlfault")
-            wait_until(
-                lambda: group_evaluations(worker, "sqlfault") >= start + 3, timeout=60, what="three ticks"
-            )
-            time.sleep(3)
+            hook.wait_for("AlertingDatasourceDown", "resolved")
+            worker.wait_for_evaluations(3, group="sqlfault")
+            time.sleep(3)  # more than a group_interval: a resolve would be out by now
             after = status(env)
             resolved = worker.events("alert.resolved")
 
@@ -121,35 +96,23 @@ def test_redis_restarted_mid_for_keeps_the_pending_timer_and_loses_no_notificati
             }
         ],
     )
-    with (
-        RedisServer() as server,
-        Exporter() as exporter,
-        WebhookRecorder() as hook,
-        PrometheusServer(scrape_targets=[exporter.target]) as prom,
-    ):
-        exporter.values["fault_metric"] = 0
-        config = write_routing(tmp_path / "alerting.yml", hook.url)
-        env = worker_env(
-            tmp_path,
-            rules=rules,
-            config=config,
-            redis_url=server.url,
-            prefix="alerting",
-            PROMETHEUS_URL=prom.url,
+    with RedisServer() as server, WebhookRecorder() as hook, scraped(fault_metric=0) as (exporter, prom):
+        env = webhook_env(
+            tmp_path, hook, rules=rules, prefix="alerting", redis_url=server.url, prometheus_url=prom.url
         )
         with Worker(env) as worker:
-            wait_until(lambda: group_evaluations(worker, "redisfault"), timeout=60, what="a first evaluation")
+            worker.wait_for("group.evaluated", group="redisfault")
             exporter.values["fault_metric"] = 1
-            pending = wait_until(lambda: worker.events("alert.pending"), timeout=60, what="pending")[0]
+            pending = worker.wait_for("alert.pending")[0]
             # A crash, not a clean shutdown: what the append-only file acknowledged must survive.
             server.stop(signal.SIGKILL)
-            time.sleep(3)
+            time.sleep(3)  # the outage
             server.start()
-            firing = wait_until(lambda: worker.events("alert.firing"), timeout=90, what="firing")[0]
-            wait_until(lambda: hook.statuses("RedisProbe"), timeout=60, what="the firing notification")
+            firing = worker.wait_for("alert.firing", timeout=90)[0]
+            hook.wait_for("RedisProbe")
             exporter.values["fault_metric"] = 0
-            wait_until(lambda: "resolved" in hook.statuses("RedisProbe"), timeout=60, what="the resolve")
-            time.sleep(4)
+            hook.wait_for("RedisProbe", "resolved")
+            hook.settle()
             kinds = [e["event"] for e in worker.events() if e.get("alertname") == "RedisProbe"]
 
     # The timer that started before the restart is the one that fired: not restarted, not skipped.

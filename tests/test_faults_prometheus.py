@@ -10,30 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL
-from tests.support.exporter import Exporter
-from tests.support.faultkit import WebhookRecorder, alert_rule, worker_env, write_routing, write_rules
+from tests.support.faultkit import WebhookRecorder, alert_rule, scraped, webhook_env, write_rules
 from tests.support.net import wait_until
-from tests.support.prometheus import PrometheusServer
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.faults
-
-
-def evaluations(worker: Worker, group: str) -> list[dict]:
-    return [e for e in worker.events("group.evaluated") if e.get("group") == group]
-
-
-def wait_ticks(worker: Worker, group: str, count: int, **where: object) -> None:
-    """Wait until ``count`` more evaluations of ``group`` matching ``where`` have been logged."""
-
-    def matching() -> int:
-        return sum(all(e.get(k) == v for k, v in where.items()) for e in evaluations(worker, group))
-
-    start = matching()
-    wait_until(
-        lambda: matching() >= start + count, timeout=60, what=f"{count} evaluations of {group} {where}"
-    )
 
 
 def test_prometheus_down_for_several_ticks_freezes_alerts_and_pages_once_about_the_datasource(
@@ -49,32 +30,21 @@ def test_prometheus_down_for_several_ticks_freezes_alerts_and_pages_once_about_t
             }
         ],
     )
-    with Exporter() as exporter, WebhookRecorder() as hook:
-        exporter.values["fault_metric"] = 1
-        config = write_routing(tmp_path / "alerting.yml", hook.url)
-        prom = PrometheusServer(scrape_targets=[exporter.target])
-        with prom:
-            env = worker_env(tmp_path, rules=rules, config=config, redis_url=REDIS_URL, prefix=prefix)
-            env["PROMETHEUS_URL"] = prom.url
-            with Worker(env) as worker:
-                wait_until(lambda: hook.statuses("OutageProbe"), timeout=60, what="the firing notification")
-                prom.stop()
-                wait_ticks(worker, "outage", 3, datasources_down=["prometheus"])
-                wait_until(
-                    lambda: hook.statuses("AlertingDatasourceDown"), timeout=30, what="the datasource alert"
-                )
-                wait_ticks(worker, "outage", 2, datasources_down=["prometheus"])
-                prom.start()  # same port, same data directory
-                wait_until(
-                    lambda: "resolved" in hook.statuses("AlertingDatasourceDown"),
-                    timeout=60,
-                    what="the datasource alert to resolve",
-                )
-                wait_ticks(worker, "outage", 4, datasources_down=[])
-                time.sleep(3)  # more than a group_interval: any re-notification would be out by now
-                firing = [e for e in worker.events("alert.firing") if e["alertname"] == "OutageProbe"]
-                resolved = [e for e in worker.events("alert.resolved") if e["alertname"] == "OutageProbe"]
-                errors = [e for e in worker.events("rule.error") if e.get("rule") == "OutageProbe"]
+    with WebhookRecorder() as hook, scraped(fault_metric=1) as (_, prom):
+        env = webhook_env(tmp_path, hook, rules=rules, prefix=prefix, prometheus_url=prom.url)
+        with Worker(env) as worker:
+            hook.wait_for("OutageProbe")
+            prom.stop()
+            worker.wait_for_evaluations(3, group="outage", datasources_down=["prometheus"])
+            hook.wait_for("AlertingDatasourceDown", timeout=30)
+            worker.wait_for_evaluations(2, group="outage", datasources_down=["prometheus"])
+            prom.start()  # same port, same data directory
+            hook.wait_for("AlertingDatasourceDown", "resolved")
+            worker.wait_for_evaluations(4, group="outage", datasources_down=[])
+            time.sleep(3)  # more than a group_interval: any re-notification would be out by now
+            firing = worker.events("alert.firing", alertname="OutageProbe")
+            resolved = worker.events("alert.resolved", alertname="OutageProbe")
+            errors = worker.events("rule.error", rule="OutageProbe")
 
     # The on-call heard once about the alert, never a false resolve, and once about Prometheus.
     assert hook.statuses("OutageProbe") == ["firing"]
@@ -97,30 +67,20 @@ def test_a_rule_file_broken_during_hot_reload_keeps_the_last_good_rules_evaluati
         }
     ]
     rules = write_rules(tmp_path / "rules" / "reload.yml", good)
-    with Exporter() as exporter, WebhookRecorder() as hook:
-        exporter.values["fault_metric"] = 1
-        config = write_routing(tmp_path / "alerting.yml", hook.url)
-        with PrometheusServer(scrape_targets=[exporter.target]) as prom:
-            env = worker_env(
-                tmp_path,
-                rules=rules,
-                config=config,
-                redis_url=REDIS_URL,
-                prefix=prefix,
-                PROMETHEUS_URL=prom.url,
-            )
-            with Worker(env) as worker:
-                wait_until(lambda: hook.statuses("ReloadProbe"), timeout=60, what="the firing notification")
-                # Broken mid-edit: a YAML syntax error, then a file that parses but has a bad rule.
-                rules.write_text("groups:\n  - name: reload\n    rules: [\n")
-                wait_until(lambda: worker.events("rules.invalid"), timeout=30, what="the reload error")
-                wait_ticks(worker, "reload", 3)
-                write_rules(rules, [{**good[0], "rules": [{"alert": "ReloadProbe", "exprr": "up"}]}])
-                wait_until(lambda: len(worker.events("rules.invalid")) >= 2, timeout=30, what="second error")
-                wait_ticks(worker, "reload", 3)
-                time.sleep(3)
-                invalid = worker.events("rules.invalid")
-                resolved = worker.events("alert.resolved")
+    with WebhookRecorder() as hook, scraped(fault_metric=1) as (_, prom):
+        env = webhook_env(tmp_path, hook, rules=rules, prefix=prefix, prometheus_url=prom.url)
+        with Worker(env) as worker:
+            hook.wait_for("ReloadProbe")
+            # Broken mid-edit: a YAML syntax error, then a file that parses but has a bad rule.
+            rules.write_text("groups:\n  - name: reload\n    rules: [\n")
+            worker.wait_for("rules.invalid", timeout=30)
+            worker.wait_for_evaluations(3, group="reload")
+            write_rules(rules, [{**good[0], "rules": [{"alert": "ReloadProbe", "exprr": "up"}]}])
+            wait_until(lambda: len(worker.events("rules.invalid")) >= 2, timeout=30, what="second error")
+            worker.wait_for_evaluations(3, group="reload")
+            time.sleep(3)  # more than a group_interval: a resolve would be out by now
+            invalid = worker.events("rules.invalid")
+            resolved = worker.events("alert.resolved")
 
     assert hook.statuses("ReloadProbe") == ["firing"]
     assert resolved == []
@@ -145,39 +105,27 @@ def test_a_flapping_series_does_not_storm_the_receiver(tmp_path: Path, prefix: s
         ],
     )
     flap_for = 16.0
-    with Exporter() as exporter, WebhookRecorder() as hook:
-        exporter.values["flap_metric"] = 0
-        config = write_routing(tmp_path / "alerting.yml", hook.url)
-        with PrometheusServer(scrape_targets=[exporter.target]) as prom:
-            env = worker_env(
-                tmp_path,
-                rules=rules,
-                config=config,
-                redis_url=REDIS_URL,
-                prefix=prefix,
-                PROMETHEUS_URL=prom.url,
-            )
-            with Worker(env) as worker:
-                wait_ticks(worker, "flap", 1)
-                stop = threading.Event()
+    with WebhookRecorder() as hook, scraped(flap_metric=0) as (exporter, prom):
+        env = webhook_env(tmp_path, hook, rules=rules, prefix=prefix, prometheus_url=prom.url)
+        with Worker(env) as worker:
+            worker.wait_for_evaluations(1, group="flap")
+            stop = threading.Event()
 
-                def flap() -> None:
-                    while not stop.wait(1.3):
-                        exporter.values["flap_metric"] = 1 - exporter.values["flap_metric"]
+            def flap() -> None:
+                while not stop.wait(1.3):
+                    exporter.values["flap_metric"] = 1 - exporter.values["flap_metric"]
 
-                exporter.values["flap_metric"] = 1
-                flipper = threading.Thread(target=flap, daemon=True)
-                flipper.start()
-                started = time.monotonic()
-                wait_until(lambda: time.monotonic() - started >= flap_for, timeout=60, interval=0.5)
-                stop.set()
-                flipper.join()
-                exporter.values["flap_metric"] = 0
-                wait_until(
-                    lambda: "resolved" in hook.statuses("FlapHeld"), timeout=60, what="FlapHeld to resolve"
-                )
-                time.sleep(3)
-                transitions = [e for e in worker.events("alert.resolved") if e["alertname"] == "FlapBare"]
+            exporter.values["flap_metric"] = 1
+            flipper = threading.Thread(target=flap, daemon=True)
+            flipper.start()
+            time.sleep(flap_for)  # the flapping episode
+            stop.set()
+            flipper.join()
+            exporter.values["flap_metric"] = 0
+            hook.wait_for("FlapHeld", "resolved")
+            hook.wait_for("FlapBare", "resolved")
+            hook.settle(quiet=3)
+            transitions = worker.events("alert.resolved", alertname="FlapBare")
 
     # The bare rule really flapped (several resolves at evaluation level) ...
     assert len(transitions) >= 3

@@ -9,30 +9,19 @@ from pathlib import Path
 
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 
-from tests.conftest import REDIS_URL
-from tests.support.fakes import (
-    PAGERDUTY_KEY,
-    SLACK_TOKEN,
-    Mailbox,
-    PagerDutyFake,
-    Reply,
-    SlackFake,
-    _MailHandler,
-    make_ca,
-)
-from tests.support.faultkit import FakePrometheus, alert_rule, worker_env, write_rules
+from tests.support.fakes import PAGERDUTY_KEY, SLACK_TOKEN, LocalCA, PagerDutyFake, SlackFake, smtp_server
+from tests.support.faultkit import FakePrometheus, alert_rule, write_rules
+from tests.support.httpfake import Reply
 from tests.support.net import free_port, wait_until
-from tests.support.worker import Worker
+from tests.support.worker import Worker, worker_env
 
 pytestmark = pytest.mark.faults
 
 
 def test_slack_pagerduty_and_smtp_failing_then_recovering_deliver_exactly_once(
-    tmp_path: Path, prefix: str
+    tmp_path: Path, prefix: str, ca: LocalCA, slack: SlackFake, pagerduty: PagerDutyFake
 ) -> None:
-    ca = make_ca(tmp_path)
     smtp_port = free_port()  # nothing listens here yet: connections are refused
     rules = write_rules(
         tmp_path / "rules" / "recv.yml",
@@ -45,13 +34,12 @@ def test_slack_pagerduty_and_smtp_failing_then_recovering_deliver_exactly_once(
         ],
     )
     tls = {"http_config": {"tls_config": {"ca_file": ca.ca_file}}}
-    slack, pd = SlackFake(ca.server_context), PagerDutyFake(ca.server_context)
-    with FakePrometheus() as prom, slack.server, pd.server:
+    with FakePrometheus() as prom:
         slack.server.fail_next(Reply(500, "internal_error"), times=3)
         slack.server.fail_next(
             Reply(429, {"ok": False, "error": "ratelimited"}, headers={"Retry-After": "1"}), times=2
         )
-        pd.server.fail_next(Reply(502, "Bad Gateway"), times=4)
+        pagerduty.server.fail_next(Reply(502, "Bad Gateway"), times=4)
         config = tmp_path / "alerting.yml"
         route = {"group_by": ["alertname"], "group_wait": "1s", "group_interval": "2s", "continue": True}
         config.write_text(
@@ -75,7 +63,11 @@ def test_slack_pagerduty_and_smtp_failing_then_recovering_deliver_exactly_once(
                         {
                             "name": "pagerduty",
                             "pagerduty_configs": [
-                                {"routing_key": PAGERDUTY_KEY, "url": f"{pd.server.url}/v2/enqueue", **tls}
+                                {
+                                    "routing_key": PAGERDUTY_KEY,
+                                    "url": f"{pagerduty.server.url}/v2/enqueue",
+                                    **tls,
+                                }
                             ],
                         },
                         {
@@ -93,41 +85,35 @@ def test_slack_pagerduty_and_smtp_failing_then_recovering_deliver_exactly_once(
                 }
             )
         )
-        env = worker_env(
-            tmp_path,
-            rules=rules,
-            config=config,
-            redis_url=REDIS_URL,
-            prefix=prefix,
-            PROMETHEUS_URL=prom.server.url,
-        )
-        box = Mailbox()
-        mail = Controller(_MailHandler(box), hostname="127.0.0.1", port=smtp_port)
+        env = worker_env(tmp_path, rules=rules, config=config, prefix=prefix, prometheus_url=prom.url)
         with Worker(env) as worker:
             prom.firing = True
             wait_until(
                 lambda: len(slack.server.requests) >= 5, timeout=90, what="Slack's failures to be used"
             )
             wait_until(
-                lambda: len(pd.server.requests) >= 4, timeout=90, what="PagerDuty's failures to be used"
+                lambda: len(pagerduty.server.requests) >= 4,
+                timeout=90,
+                what="PagerDuty's failures to be used",
             )
             wait_until(
                 lambda: sum(e.get("receiver") == "email" for e in worker.events("notify.retry")) >= 3,
                 timeout=90,
                 what="email retries",
             )
-            mail.start()
-            try:
+            with smtp_server(port=smtp_port) as (_, box):
                 wait_until(
-                    lambda: slack.messages and pd.incidents and box.messages, timeout=90, what="delivery"
+                    lambda: slack.messages and pagerduty.incidents and box.messages,
+                    timeout=90,
+                    what="delivery",
                 )
                 prom.firing = False
                 wait_until(
-                    lambda: "resolved" in pd.incidents.values(), timeout=60, what="the PagerDuty resolve"
+                    lambda: "resolved" in pagerduty.incidents.values(),
+                    timeout=60,
+                    what="the PagerDuty resolve",
                 )
                 time.sleep(6)  # three group_intervals: any duplicate would be out by now
-            finally:
-                mail.stop()
             retried = {e.get("receiver") for e in worker.events("notify.retry")}
 
     assert retried >= {"slack", "pagerduty", "email"}
@@ -135,10 +121,10 @@ def test_slack_pagerduty_and_smtp_failing_then_recovering_deliver_exactly_once(
     assert len(slack.messages) == 1
     assert len(slack.calls("chat.postMessage")) == 3 + 2 + 1
     # PagerDuty: one accepted trigger after the 502s, then one resolve for the same incident.
-    actions = [e["event_action"] for e in pd.events]
+    actions = [e["event_action"] for e in pagerduty.events]
     assert actions.count("resolve") == 1
     assert actions.count("trigger") == 4 + 1
-    assert list(pd.incidents.values()) == ["resolved"]
+    assert list(pagerduty.incidents.values()) == ["resolved"]
     # Email: one message once the server listens (send_resolved is off for email by default).
     assert len(box.messages) == 1
     assert b"ReceiversDown" in box.messages[0][2]

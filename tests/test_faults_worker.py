@@ -11,13 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REDIS_URL
 from tests.support.faultkit import (
     FakePrometheus,
     WebhookRecorder,
     alert_rule,
-    worker_env,
-    write_routing,
+    webhook_env,
     write_rules,
 )
 from tests.support.httpfake import Reply, Request
@@ -34,43 +32,25 @@ def one_rule(tmp_path: Path, name: str, **extra: object) -> Path:
     )
 
 
-def settle(hook: WebhookRecorder, quiet: float = 4.0) -> None:
-    """Wait until nothing has arrived for ``quiet`` seconds (two group_intervals)."""
-    wait_until(
-        lambda: not hook.received or time.monotonic() - hook.received[-1].at >= quiet,
-        timeout=120,
-        interval=0.5,
-        what="the receiver to go quiet",
-    )
-
-
 def test_worker_killed_during_an_evaluation_notifies_exactly_once_after_restart(
     tmp_path: Path, prefix: str
 ) -> None:
     rules = one_rule(tmp_path, "KillEval", **{"for": "2s"})
     with FakePrometheus() as prom, WebhookRecorder() as hook:
-        config = write_routing(tmp_path / "alerting.yml", hook.url)
-        env = worker_env(
-            tmp_path,
-            rules=rules,
-            config=config,
-            redis_url=REDIS_URL,
-            prefix=prefix,
-            PROMETHEUS_URL=prom.server.url,
-        )
+        env = webhook_env(tmp_path, hook, rules=rules, prefix=prefix, prometheus_url=prom.url)
         worker = Worker(env).start()
         try:
             prom.firing = True
-            wait_until(lambda: worker.events("alert.pending"), timeout=60, what="pending")
+            worker.wait_for("alert.pending")
             prom.slow = 30.0
             assert prom.in_flight.wait(30), "no evaluation reached Prometheus"
             worker.stop(signal.SIGKILL)
             prom.slow = 0.0
             worker = Worker(env).start()
-            wait_until(lambda: hook.statuses("KillEval"), timeout=60, what="the firing notification")
+            hook.wait_for("KillEval")
             prom.firing = False
-            wait_until(lambda: "resolved" in hook.statuses("KillEval"), timeout=60, what="the resolve")
-            settle(hook)
+            hook.wait_for("KillEval", "resolved")
+            hook.settle()
         finally:
             worker.stop()
 
@@ -96,15 +76,8 @@ def test_worker_killed_during_a_send_delivers_after_restart_with_only_the_in_fli
 
     with FakePrometheus() as prom, WebhookRecorder() as hook:
         hook.answer = hang_first
-        config = write_routing(tmp_path / "alerting.yml", hook.url)
-        env = worker_env(
-            tmp_path,
-            rules=rules,
-            config=config,
-            redis_url=REDIS_URL,
-            prefix=prefix,
-            PROMETHEUS_URL=prom.server.url,
-            ALERTING_NOTIFY_LOCK_TTL="6",
+        env = webhook_env(
+            tmp_path, hook, rules=rules, prefix=prefix, prometheus_url=prom.url, ALERTING_NOTIFY_LOCK_TTL="6"
         )
         worker = Worker(env).start()
         try:
@@ -114,8 +87,8 @@ def test_worker_killed_during_a_send_delivers_after_restart_with_only_the_in_fli
             worker = Worker(env).start()
             wait_until(lambda: len(hook.statuses("KillSend")) >= 2, timeout=90, what="the redelivery")
             prom.firing = False
-            wait_until(lambda: "resolved" in hook.statuses("KillSend"), timeout=60, what="the resolve")
-            settle(hook)
+            hook.wait_for("KillSend", "resolved")
+            hook.settle()
         finally:
             worker.stop()
 
@@ -133,15 +106,7 @@ def test_two_workers_with_beat_notify_each_event_exactly_once(tmp_path: Path, pr
         ],
     )
     with FakePrometheus() as prom, WebhookRecorder() as hook:
-        config = write_routing(tmp_path / "alerting.yml", hook.url)
-        env = worker_env(
-            tmp_path,
-            rules=rules,
-            config=config,
-            redis_url=REDIS_URL,
-            prefix=prefix,
-            PROMETHEUS_URL=prom.server.url,
-        )
+        env = webhook_env(tmp_path, hook, rules=rules, prefix=prefix, prometheus_url=prom.url)
         with Worker(env, concurrency=2) as first, Worker(env, concurrency=2) as second:
             wait_until(
                 lambda: first.events("group.evaluated") or second.events("group.evaluated"),
@@ -149,17 +114,13 @@ def test_two_workers_with_beat_notify_each_event_exactly_once(tmp_path: Path, pr
                 what="a first evaluation",
             )
             prom.firing = True
-            wait_until(
-                lambda: hook.statuses("HaFirst") and hook.statuses("HaSecond"), timeout=60, what="both firing"
-            )
-            settle(hook)
+            hook.wait_for("HaFirst")
+            hook.wait_for("HaSecond")
+            hook.settle()
             prom.firing = False
-            wait_until(
-                lambda: "resolved" in hook.statuses("HaFirst") and "resolved" in hook.statuses("HaSecond"),
-                timeout=60,
-                what="both resolved",
-            )
-            settle(hook)
+            hook.wait_for("HaFirst", "resolved")
+            hook.wait_for("HaSecond", "resolved")
+            hook.settle()
             sent = [e for w in (first, second) for e in w.events("notify.sent")]
 
     assert hook.statuses("HaFirst") == ["firing", "resolved"]
@@ -183,25 +144,17 @@ def test_receiver_failing_with_500_then_429_delivers_exactly_once_after_it_recov
 
     with FakePrometheus() as prom, WebhookRecorder() as hook:
         hook.answer = flaky
-        config = write_routing(tmp_path / "alerting.yml", hook.url)
-        env = worker_env(
-            tmp_path,
-            rules=rules,
-            config=config,
-            redis_url=REDIS_URL,
-            prefix=prefix,
-            PROMETHEUS_URL=prom.server.url,
-        )
+        env = webhook_env(tmp_path, hook, rules=rules, prefix=prefix, prometheus_url=prom.url)
         with Worker(env) as worker:
             prom.firing = True
             wait_until(lambda: hook.received, timeout=60, what="a first attempt")
             now = time.monotonic()
             outage["until"], outage["throttle_until"] = now + 6, now + 12
-            wait_until(lambda: hook.statuses("Flaky"), timeout=90, what="delivery after recovery")
-            settle(hook)
+            hook.wait_for("Flaky", timeout=90)
+            hook.settle()
             prom.firing = False
-            wait_until(lambda: "resolved" in hook.statuses("Flaky"), timeout=60, what="the resolve")
-            settle(hook)
+            hook.wait_for("Flaky", "resolved")
+            hook.settle()
             retries = worker.events("notify.retry")
 
     refused = [r for r in hook.received if not r.accepted]

@@ -29,8 +29,7 @@ from alerting.rules import Group, load_paths
 from alerting.runtime import RuleRegistry
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
-from tests.conftest import REDIS_URL
-from tests.support.net import free_port
+from tests.support.net import REDIS_URL, free_port
 from tests.support.promapi import PromAPI
 from tests.support.redis_server import RedisServer
 

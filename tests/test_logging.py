@@ -30,8 +30,7 @@ from alerting.observability import (
     is_secret_key,
     redact_text,
 )
-from tests.conftest import REDIS_URL
-from tests.support.net import wait_until
+from tests.support.net import REDIS_URL, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")

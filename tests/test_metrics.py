@@ -27,8 +27,7 @@ from alerting.observability import configure_logging
 from alerting.rules import Group, load_paths
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
-from tests.conftest import REDIS_URL
-from tests.support.net import free_port, wait_until
+from tests.support.net import REDIS_URL, free_port, wait_until
 from tests.support.promapi import PromAPI
 from tests.support.prometheus import PrometheusServer
 

@@ -22,8 +22,7 @@ from alerting.opscommands import register
 from alerting.rules import Group, load_paths
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
-from tests.conftest import REDIS_URL
-from tests.support.net import free_port
+from tests.support.net import REDIS_URL, free_port
 from tests.support.promapi import PromAPI
 
 T0 = 1767225600.0

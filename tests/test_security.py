@@ -9,10 +9,8 @@ with the whole product running, and the gaps.
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -31,29 +29,21 @@ from alerting.sources.prometheus import PrometheusSource
 from alerting.sources.sql import SqlSource
 from alerting.state import StateStore
 from tests.support.databases import PG_ADMIN, postgres_database
-from tests.support.exporter import Exporter
-from tests.support.faultkit import WebhookRecorder, alert_rule, worker_env, write_rules
+from tests.support.faultkit import WebhookRecorder, alert_rule, scraped, write_rules
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
-from tests.support.net import free_port, wait_until
+from tests.support.net import free_port
 from tests.support.prometheus import PrometheusServer
 from tests.support.redis_server import RedisServer
-from tests.support.worker import ROOT, Worker
+from tests.support.worker import Worker, alerting, worker_env
+
+
+def both(result: subprocess.CompletedProcess[str]) -> str:
+    return result.stdout + result.stderr
 
 
 def secret(kind: str) -> str:
     # Random and shapeless, so only real plumbing (not a lucky redaction pattern) keeps it out.
     return f"{kind}{uuid.uuid4().hex[:20]}"
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "alerting.cli", *args],
-        cwd=ROOT,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
 
 
 @pytest.mark.e2e
@@ -91,11 +81,10 @@ def test_planted_secrets_never_appear_in_logs_metrics_cli_output_or_history(tmp_
 
     with (
         RedisServer(password=secrets["redis password"]) as redis_server,
-        Exporter() as exporter,
         WebhookRecorder() as hook,
+        scraped(sec_metric=1) as (_, prom),
     ):
         hook.answer = fail_twice
-        exporter.values["sec_metric"] = 1
         config = tmp_path / "alerting.yml"
         config.write_text(
             yaml.safe_dump(
@@ -133,50 +122,42 @@ def test_planted_secrets_never_appear_in_logs_metrics_cli_output_or_history(tmp_
                 }
             )
         )
-        prom = PrometheusServer(scrape_targets=[exporter.target])
-        with prom:
-            metrics_port = free_port()
-            env = worker_env(
-                tmp_path,
-                rules=rules,
-                config=config,
-                redis_url=redis_server.url,
-                prefix="sec",
-                PROMETHEUS_URL=prom.url.replace("://", f"://alerting:{secrets['prometheus password']}@"),
-                HOOK_TOKEN=secrets["webhook bearer token"],
-                DB_PASSWORD=secrets["database password"],
-                ALERTING_HTTP_ADDR=f"127.0.0.1:{metrics_port}",
-            )
-            with Worker(env) as worker:
-                wait_until(
-                    lambda: hook.statuses("SecretsPromRule"), timeout=60, what="the prom alert delivered"
-                )
-                wait_until(
-                    lambda: hook.statuses("SecretsSqlRule"), timeout=60, what="the sql alert delivered"
-                )
-                wait_until(
-                    lambda: worker.events("notify.retry"), timeout=30, what="retries to the dead receiver"
-                )
-                # Prometheus goes away: errors now carry its URL.
-                prom.stop()
-                wait_until(lambda: worker.events("rule.error"), timeout=30, what="a rule error")
-                time.sleep(2)
-                metrics_page = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
-                ready = httpx.get(f"http://127.0.0.1:{metrics_port}/readyz", timeout=10).text
-                outputs = {
-                    "metrics": metrics_page,
-                    "readyz": ready,
-                    "status": cli(env, "status").stdout,
-                    "status json": cli(env, "status", "--format", "json").stdout,
-                    "alerts": cli(env, "alerts", "--format", "json").stdout,
-                    "history": cli(env, "history", "--format", "json").stdout,
-                    "history table": cli(env, "history").stdout,
-                    "routes show": cli(env, "routes", "show").stdout,
-                    "check": (lambda r: r.stdout + r.stderr)(cli(env, "check", str(rules), str(config))),
-                    "notify test": (lambda r: r.stdout + r.stderr)(cli(env, "notify", "test", "dead")),
-                }
-                worker.stop(signal.SIGTERM)
-                outputs["worker log"] = "\n".join(worker.lines)
+        metrics_port = free_port()
+        env = worker_env(
+            tmp_path,
+            rules=rules,
+            config=config,
+            redis_url=redis_server.url,
+            prefix="sec",
+            prometheus_url=prom.url.replace("://", f"://alerting:{secrets['prometheus password']}@"),
+            HOOK_TOKEN=secrets["webhook bearer token"],
+            DB_PASSWORD=secrets["database password"],
+            ALERTING_HTTP_ADDR=f"127.0.0.1:{metrics_port}",
+        )
+        with Worker(env) as worker:
+            hook.wait_for("SecretsPromRule")
+            hook.wait_for("SecretsSqlRule")
+            worker.wait_for("notify.retry", timeout=30)  # to the dead receiver
+            # Prometheus goes away: errors now carry its URL.
+            prom.stop()
+            worker.wait_for("rule.error", timeout=30)
+            time.sleep(2)
+            metrics_page = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
+            ready = httpx.get(f"http://127.0.0.1:{metrics_port}/readyz", timeout=10).text
+            outputs = {
+                "metrics": metrics_page,
+                "readyz": ready,
+                "status": alerting("status", env=env).stdout,
+                "status json": alerting("status", "--format", "json", env=env).stdout,
+                "alerts": alerting("alerts", "--format", "json", env=env).stdout,
+                "history": alerting("history", "--format", "json", env=env).stdout,
+                "history table": alerting("history", env=env).stdout,
+                "routes show": alerting("routes", "show", env=env).stdout,
+                "check": both(alerting("check", str(rules), str(config), env=env)),
+                "notify test": both(alerting("notify", "test", "dead", env=env)),
+            }
+            worker.stop(signal.SIGTERM)
+            outputs["worker log"] = "\n".join(worker.lines)
     history_db = (tmp_path / "history.db").read_bytes()
 
     assert "notify.retry" in outputs["worker log"] and "rule.error" in outputs["worker log"]
@@ -215,16 +196,13 @@ def test_redis_behind_a_password_serves_state_and_broker_and_a_wrong_password_sa
             config=tmp_path / "none.yml",
             redis_url=server.url,
             prefix="auth",
-            PROMETHEUS_URL=prom.url,
+            prometheus_url=prom.url,
         )
         with Worker(env) as worker:
-            wait_until(
-                lambda: worker.events("alert.firing"), timeout=60, what="an alert through the password"
-            )
-        status = cli(env, "alerts", "--format", "json")
-        wrong = cli(
-            {**env, "ALERTING_REDIS_URL": server.url.replace(password, "wrong-" + password[:4])}, "status"
-        )
+            worker.wait_for("alert.firing")  # through the password
+        status = alerting("alerts", "--format", "json", env=env)
+        wrong_url = server.url.replace(password, "wrong-" + password[:4])
+        wrong = alerting("status", env={**env, "ALERTING_REDIS_URL": wrong_url})
     assert status.returncode == 0 and '"Authed"' in status.stdout
     assert wrong.returncode != 0
     assert "cannot reach Redis" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -19,9 +19,8 @@ import alerting.sources.celery as celery_source
 from alerting.errors import ConfigError, DatasourceError, Position, QueryError, RuleFileError
 from alerting.rules.loader import load_file_groups
 from alerting.sources.celery import CeleryCheck, CelerySource, check_celery
-from tests.support.net import free_port
+from tests.support.net import REDIS_URL, free_port
 
-REDIS_URL = "redis://127.0.0.1:6379/0"
 ROOT = Path(__file__).resolve().parent.parent
 
 

@@ -2,23 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
-import uuid
 from pathlib import Path
 
 import httpx
 import pytest
 import redis
-import yaml
 
-from tests.conftest import REDIS_URL
-from tests.support.exporter import Exporter
-from tests.support.httpfake import FakeHTTPServer, Reply, Request
+from tests.support.faultkit import WebhookRecorder, alert_rule, scraped, webhook_env, write_rules
 from tests.support.net import free_port, wait_until
 from tests.support.prometheus import PrometheusServer
-from tests.support.worker import Worker
+from tests.support.worker import Worker, worker_env
 
 pytestmark = pytest.mark.e2e
 
@@ -27,58 +22,43 @@ def test_worker_takes_an_alert_through_pending_firing_resolved_exactly_once(
     tmp_path: Path, redis_client: redis.Redis, prefix: str
 ) -> None:
     http_port = free_port()
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "e2e.yml").write_text(
-        yaml.safe_dump(
+    rules = write_rules(
+        tmp_path / "rules" / "e2e.yml",
+        [
             {
-                "groups": [
-                    {
-                        "name": "e2e",
-                        "interval": "2s",
-                        "rules": [
-                            {
-                                "alert": "E2EHigh",
-                                "expr": "e2e_metric > 0",
-                                "for": "4s",
-                                "labels": {"severity": "warning"},
-                                "annotations": {"summary": "e2e_metric is {{ $value }}"},
-                            }
-                        ],
-                    }
-                ]
+                "name": "e2e",
+                "interval": "2s",
+                "rules": [
+                    alert_rule(
+                        "E2EHigh",
+                        "e2e_metric > 0",
+                        annotations={"summary": "e2e_metric is {{ $value }}"},
+                        **{"for": "4s"},
+                    )
+                ],
             }
-        )
+        ],
     )
-    with Exporter() as exporter:
-        exporter.values["e2e_metric"] = 0
-        with PrometheusServer(scrape_targets=[exporter.target]) as prom:
-            env = {
-                "ALERTING_RULES": str(rules),
-                "PROMETHEUS_URL": prom.url,
-                "ALERTING_REDIS_URL": REDIS_URL,
-                "ALERTING_REDIS_PREFIX": prefix,
-                "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
-                "ALERTING_CONFIG": str(tmp_path / "none.yml"),
-                "ALERTING_HTTP_ADDR": f"127.0.0.1:{http_port}",
-            }
-            with Worker(env) as worker:
-                wait_until(lambda: worker.events("group.evaluated"), timeout=60, what="a first evaluation")
-                exporter.values["e2e_metric"] = 3
-                wait_until(lambda: worker.events("alert.firing"), timeout=60, what="firing")
-                exporter.values["e2e_metric"] = 0
-                wait_until(lambda: worker.events("alert.resolved"), timeout=60, what="resolved")
-                # A few more ticks: nothing is announced twice.
-                evaluated = len(worker.events("group.evaluated"))
-                wait_until(
-                    lambda: len(worker.events("group.evaluated")) >= evaluated + 3,
-                    timeout=60,
-                    what="three more evaluations",
-                )
-                kinds = [e["event"] for e in worker.events() if e.get("alertname") == "E2EHigh"]
-                firing = worker.events("alert.firing")[0]
-                scraped = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=10).text
-                ready = httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=10)
+    with scraped(e2e_metric=0) as (exporter, prom):
+        env = worker_env(
+            tmp_path,
+            rules=rules.parent,
+            config=tmp_path / "none.yml",
+            prefix=prefix,
+            prometheus_url=prom.url,
+            ALERTING_HTTP_ADDR=f"127.0.0.1:{http_port}",
+        )
+        with Worker(env) as worker:
+            worker.wait_for("group.evaluated")
+            exporter.values["e2e_metric"] = 3
+            worker.wait_for("alert.firing")
+            exporter.values["e2e_metric"] = 0
+            worker.wait_for("alert.resolved")
+            worker.wait_for_evaluations(3)  # a few more ticks: nothing is announced twice
+            kinds = [e["event"] for e in worker.events(alertname="E2EHigh")]
+            firing = worker.events("alert.firing")[0]
+            scraped_metrics = httpx.get(f"http://127.0.0.1:{http_port}/metrics", timeout=10).text
+            ready = httpx.get(f"http://127.0.0.1:{http_port}/readyz", timeout=10)
 
     assert kinds == ["alert.pending", "alert.firing", "alert.resolved"]
     assert firing["labels"] == {
@@ -90,33 +70,21 @@ def test_worker_takes_an_alert_through_pending_firing_resolved_exactly_once(
     assert firing["annotations"] == {"summary": "e2e_metric is 3"}
     assert firing["service"] == "alerting" and firing["level"] == "INFO"
     # The worker's own /metrics and /readyz tell the same story.
-    assert re.search(r'alerting_group_evaluations_total\{[^}]*group="e2e"[^}]*\} [1-9]', scraped)
+    assert re.search(r'alerting_group_evaluations_total\{[^}]*group="e2e"[^}]*\} [1-9]', scraped_metrics)
     assert ready.json()["status"] in ("healthy", "degraded")
     # The state is in Redis under our prefix, not in the process.
-    assert redis_client.hlen(f"{prefix}:alerts:{rules / 'e2e.yml'}:e2e") == 1
+    assert redis_client.hlen(f"{prefix}:alerts:{rules}:e2e") == 1
 
 
 def test_two_workers_with_beat_evaluate_each_slot_once(tmp_path: Path, prefix: str) -> None:
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "ha.yml").write_text(
-        yaml.safe_dump(
-            {
-                "groups": [
-                    {"name": "ha", "interval": "1s", "rules": [{"alert": "Always", "expr": "vector(1)"}]}
-                ]
-            }
-        )
+    rules = write_rules(
+        tmp_path / "rules" / "ha.yml",
+        [{"name": "ha", "interval": "1s", "rules": [{"alert": "Always", "expr": "vector(1)"}]}],
     )
     with PrometheusServer() as prom:
-        env = {
-            "ALERTING_RULES": str(rules),
-            "PROMETHEUS_URL": prom.url,
-            "ALERTING_REDIS_URL": REDIS_URL,
-            "ALERTING_REDIS_PREFIX": prefix,
-            "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
-            "ALERTING_CONFIG": str(tmp_path / "none.yml"),
-        }
+        env = worker_env(
+            tmp_path, rules=rules.parent, config=tmp_path / "none.yml", prefix=prefix, prometheus_url=prom.url
+        )
         with Worker(env, concurrency=1) as first, Worker(env, concurrency=1) as second:
             wait_until(
                 lambda: len(first.events("group.evaluated")) + len(second.events("group.evaluated")) >= 6,
@@ -132,80 +100,35 @@ def test_two_workers_with_beat_evaluate_each_slot_once(tmp_path: Path, prefix: s
 
 def test_worker_notifies_firing_then_resolved_once_through_the_pipeline(tmp_path: Path, prefix: str) -> None:
     """Evaluation -> aggregation group -> flush -> send task -> webhook, with the real worker."""
-    rules = tmp_path / "rules"
-    rules.mkdir()
-    (rules / "n.yml").write_text(
-        yaml.safe_dump(
+    rules = write_rules(
+        tmp_path / "rules" / "n.yml",
+        [
             {
-                "groups": [
-                    {
-                        "name": "n",
-                        "interval": "1s",
-                        "rules": [
-                            {
-                                "alert": "NotifyMe",
-                                "expr": "notify_metric > 0",
-                                "labels": {"severity": "critical"},
-                                "annotations": {"summary": "value {{ $value }}"},
-                            }
-                        ],
-                    }
-                ]
+                "name": "n",
+                "interval": "1s",
+                "rules": [
+                    alert_rule(
+                        "NotifyMe",
+                        "notify_metric > 0",
+                        labels={"severity": "critical"},
+                        annotations={"summary": "value {{ $value }}"},
+                    )
+                ],
             }
-        )
+        ],
     )
-    received: list[dict] = []
-
-    def record(request: Request) -> Reply:
-        received.append(json.loads(request.body))
-        return Reply(200, "ok")
-
-    with Exporter() as exporter, FakeHTTPServer(record) as hook:
-        exporter.values["notify_metric"] = 1
-        config = tmp_path / "alerting.yml"
-        config.write_text(
-            yaml.safe_dump(
-                {
-                    "route": {
-                        "receiver": "hook",
-                        "group_by": ["alertname"],
-                        "group_wait": "1s",
-                        "group_interval": "2s",
-                        "repeat_interval": "1h",
-                    },
-                    "receivers": [
-                        {
-                            "name": "hook",
-                            "webhook_configs": [{"url": f"{hook.url}/hook", "send_resolved": True}],
-                        }
-                    ],
-                }
-            )
-        )
-        with PrometheusServer(scrape_targets=[exporter.target]) as prom:
-            env = {
-                "ALERTING_RULES": str(rules),
-                "PROMETHEUS_URL": prom.url,
-                "ALERTING_REDIS_URL": REDIS_URL,
-                "ALERTING_REDIS_PREFIX": prefix,
-                "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
-                "ALERTING_CONFIG": str(config),
-                "ALERTING_HTTP_ADDR": "off",
-            }
-            with Worker(env) as worker:
-                wait_until(lambda: received, timeout=60, what="the firing notification")
-                exporter.values["notify_metric"] = 0
-                wait_until(
-                    lambda: any(r["status"] == "resolved" for r in received),
-                    timeout=90,
-                    what="the resolved notification",
-                )
-                time.sleep(6)  # several more ticks and flushes: nothing is sent again
-                errors = [e for e in worker.events() if e.get("level") == "ERROR"]
-                evaluations = {e["eval_id"] for e in worker.events("group.evaluated")}
-                sent = worker.events("notify.sent")
-    assert [r["status"] for r in received] == ["firing", "resolved"]
-    firing = received[0]
+    with WebhookRecorder() as hook, scraped(notify_metric=1) as (exporter, prom):
+        env = webhook_env(tmp_path, hook, rules=rules.parent, prefix=prefix, prometheus_url=prom.url)
+        with Worker(env) as worker:
+            hook.wait_for("NotifyMe")
+            exporter.values["notify_metric"] = 0
+            hook.wait_for("NotifyMe", "resolved", timeout=90)
+            hook.settle(quiet=6)  # several more ticks and flushes: nothing is sent again
+            errors = [e for e in worker.events() if e.get("level") == "ERROR"]
+            evaluations = {e["eval_id"] for e in worker.events("group.evaluated")}
+            sent = worker.events("notify.sent")
+    assert [r.status for r in hook.received] == ["firing", "resolved"]
+    firing = hook.received[0].body
     assert firing["receiver"] == "hook" and firing["version"] == "4"
     assert [a["labels"]["alertname"] for a in firing["alerts"]] == ["NotifyMe"]
     assert firing["alerts"][0]["annotations"] == {"summary": "value 1"}

@@ -332,8 +332,10 @@ def smtp_server(
     tls: ssl.SSLContext | None = None,
     implicit_tls: bool = False,
     require_auth: bool = False,
+    port: int | None = None,
 ) -> Iterator[tuple[int, Mailbox]]:
-    """A real aiosmtpd server: plain, STARTTLS (``tls``), or implicit TLS; optionally with AUTH."""
+    """A real aiosmtpd server: plain, STARTTLS (``tls``), or implicit TLS; optionally with AUTH; on
+    ``port`` when the test chose it beforehand, else on a free one."""
     from aiosmtpd.controller import Controller
     from aiosmtpd.smtp import AuthResult, LoginPassword
 
@@ -349,7 +351,7 @@ def smtp_server(
         # handled=False: let aiosmtpd answer 535 itself (with True it stays silent).
         return AuthResult(success=ok, handled=False)
 
-    options: dict[str, Any] = {"hostname": "127.0.0.1", "port": free_port()}
+    options: dict[str, Any] = {"hostname": "127.0.0.1", "port": port or free_port()}
     if implicit_tls:
         options["ssl_context"] = tls
     elif tls is not None:

@@ -1,5 +1,6 @@
-"""Pieces the fault-injection tests share: a webhook recorder (what the on-call would have seen),
-rule and routing files with short timers, the worker's environment, and a scriptable Prometheus API.
+"""Pieces the fault-injection and end-to-end tests of the worker share: a webhook recorder (what the
+on-call would have seen), rule and routing files with short timers, a scriptable Prometheus API,
+and a real Prometheus scraping an exporter the test drives.
 
 The recorder is the user-visible outcome: every assertion of a fault test is about what it
 accepted. Its ``answer`` can be swapped at any time to make the receiver fail, throttle or hang.
@@ -10,15 +11,20 @@ from __future__ import annotations
 import json
 import threading
 import time
-import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from tests.support.exporter import Exporter
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
+from tests.support.net import wait_until
+from tests.support.promapi import PromAPI
+from tests.support.prometheus import PrometheusServer
+from tests.support.worker import worker_env
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,20 @@ class WebhookRecorder:
     def statuses(self, group: str) -> list[str]:
         return [r.status for r in self.delivered(group)]
 
+    def wait_for(self, group: str, status: str = "firing", timeout: float = 60) -> None:
+        """Wait until a notification of ``group`` with ``status`` has been accepted."""
+        wait_until(lambda: status in self.statuses(group), timeout=timeout, what=f"{group} {status}")
+
+    def settle(self, quiet: float = 4.0) -> None:
+        """Wait until nothing has arrived for ``quiet`` seconds (two group_intervals by default):
+        whatever the worker was still going to send is in by then."""
+        wait_until(
+            lambda: not self.received or time.monotonic() - self.received[-1].at >= quiet,
+            timeout=120,
+            interval=0.2,
+            what="the receiver to go quiet",
+        )
+
     def __enter__(self) -> WebhookRecorder:
         self.server.__enter__()
         return self
@@ -118,57 +138,40 @@ def write_routing(
     return path
 
 
-def worker_env(
+def webhook_env(
     tmp_path: Path,
+    hook: WebhookRecorder,
     *,
     rules: Path,
-    config: Path,
-    redis_url: str,
     prefix: str,
-    prometheus_url: str = "http://127.0.0.1:9",
-    **extra: str,
+    datasources: Mapping[str, Any] | None = None,
+    **settings: str,
 ) -> dict[str, str]:
-    """The worker's settings: private prefix and queue, history in the test's directory, no HTTP port."""
-    return {
-        "ALERTING_RULES": str(rules),
-        "ALERTING_CONFIG": str(config),
-        "PROMETHEUS_URL": prometheus_url,
-        "PROMETHEUS_TIMEOUT": "2s",
-        "ALERTING_REDIS_URL": redis_url,
-        "ALERTING_REDIS_PREFIX": prefix,
-        "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
-        "ALERTING_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}",
-        "ALERTING_HTTP_ADDR": "off",
-        # Retries of failed deliveries come quickly, so a recovered receiver is reached within seconds.
-        "ALERTING_NOTIFY_BACKOFF_BASE": "0.5",
-        "ALERTING_NOTIFY_BACKOFF_CAP": "2",
-        **extra,
-    }
+    """The worker's settings with every alert routed to ``hook`` (see ``write_routing``)."""
+    config = write_routing(tmp_path / "alerting.yml", hook.url, datasources=datasources)
+    return worker_env(tmp_path, rules=rules, config=config, prefix=prefix, **settings)
 
 
-class FakePrometheus:
-    """``/api/v1/query`` answering a one-series vector while ``firing``, an empty one otherwise;
-    ``slow`` makes every query hang for that many seconds (an evaluation caught in flight)."""
+@contextmanager
+def scraped(**values: float) -> Iterator[tuple[Exporter, PrometheusServer]]:
+    """An exporter serving ``values`` (the test changes them as it goes) and a real Prometheus
+    scraping it every second."""
+    with Exporter() as exporter:
+        exporter.values.update(values)
+        with PrometheusServer(scrape_targets=[exporter.target]) as prom:
+            yield exporter, prom
 
-    def __init__(self) -> None:
-        self.firing = False
-        self.slow = 0.0
-        self.in_flight = threading.Event()
-        self.server = FakeHTTPServer(self._answer)
 
-    def _answer(self, request: Request) -> Reply:
-        if request.path != "/api/v1/query":
-            return Reply(404, "not found")
-        at = float(request.query.get("time", ["0"])[0] or 0)
-        result = [{"metric": {"job": "api"}, "value": [at, "1"]}] if self.firing else []
-        if self.slow:
-            self.in_flight.set()
-        body = {"status": "success", "data": {"resultType": "vector", "result": result}}
-        return Reply(200, body, delay=self.slow)
+PROBE_QUERY = "probe_metric > 0"
 
-    def __enter__(self) -> FakePrometheus:
-        self.server.__enter__()
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.server.__exit__(*exc)
+class FakePrometheus(PromAPI):
+    """The query API with one series for ``probe_metric > 0`` while ``firing``, none otherwise."""
+
+    @property
+    def firing(self) -> bool:
+        return bool(self.vectors.get(PROBE_QUERY))
+
+    @firing.setter
+    def firing(self, on: bool) -> None:
+        self.vectors[PROBE_QUERY] = [({"job": "api"}, 1.0)] if on else []

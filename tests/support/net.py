@@ -1,10 +1,13 @@
-"""Free ports and waiting for servers."""
+"""Where the tests' Redis listens, free ports, and waiting for servers."""
 
 from __future__ import annotations
 
+import os
 import socket
 import time
 from collections.abc import Callable
+
+REDIS_URL = os.environ.get("ALERTING_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
 def free_port() -> int:

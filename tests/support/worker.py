@@ -1,4 +1,5 @@
-"""The real worker process (``celery -A alerting worker -B``) with its output captured."""
+"""The real worker process (``celery -A alerting worker -B``) with its output captured, the settings
+tests run it with, waiting for what it logs, and the ``alerting`` command an operator runs beside it."""
 
 from __future__ import annotations
 
@@ -9,10 +10,55 @@ import subprocess
 import sys
 import tempfile
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
+from tests.support.net import REDIS_URL, wait_until
+
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def alerting(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``alerting ARGS...`` run from the repository, with ``env`` on top of this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "alerting.cli", *args],
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def worker_env(
+    tmp_path: Path,
+    *,
+    rules: Path,
+    config: Path,
+    prefix: str,
+    redis_url: str = REDIS_URL,
+    prometheus_url: str = "http://127.0.0.1:9",
+    **extra: str,
+) -> dict[str, str]:
+    """The worker's settings: private prefix and queue, history in the test's directory, no HTTP port."""
+    return {
+        "ALERTING_RULES": str(rules),
+        "ALERTING_CONFIG": str(config),
+        "PROMETHEUS_URL": prometheus_url,
+        "PROMETHEUS_TIMEOUT": "2s",
+        "ALERTING_REDIS_URL": redis_url,
+        "ALERTING_REDIS_PREFIX": prefix,
+        "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
+        "ALERTING_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}",
+        "ALERTING_HTTP_ADDR": "off",
+        # Retries of failed deliveries come quickly, so a recovered receiver is reached within seconds.
+        "ALERTING_NOTIFY_BACKOFF_BASE": "0.5",
+        "ALERTING_NOTIFY_BACKOFF_CAP": "2",
+        **extra,
+    }
 
 
 class Worker:
@@ -57,16 +103,33 @@ class Worker:
         for line in self.process.stdout:
             self.lines.append(line.rstrip("\n"))
 
-    def events(self, name: str | None = None) -> list[dict[str, Any]]:
+    def events(self, name: str | None = None, **where: object) -> list[dict[str, Any]]:
+        """The JSON log lines so far, optionally only event ``name`` with the fields ``where``."""
         out = []
         for line in list(self.lines):
             try:
                 data = json.loads(line)
             except ValueError:
                 continue
-            if isinstance(data, dict) and (name is None or data.get("event") == name):
+            if not isinstance(data, dict) or (name is not None and data.get("event") != name):
+                continue
+            if all(data.get(key) == value for key, value in where.items()):
                 out.append(data)
         return out
+
+    def wait_for(self, name: str, timeout: float = 60, **where: object) -> list[dict[str, Any]]:
+        """Wait until the worker has logged event ``name`` with the fields ``where``; return those."""
+        found = wait_until(lambda: self.events(name, **where), timeout=timeout, what=f"{name} {where}")
+        return found  # type: ignore[return-value]
+
+    def wait_for_evaluations(self, count: int, timeout: float = 60, **where: object) -> None:
+        """Wait until ``count`` more evaluations than so far (with the fields ``where``) are logged."""
+        start = len(self.events("group.evaluated", **where))
+        wait_until(
+            lambda: len(self.events("group.evaluated", **where)) >= start + count,
+            timeout=timeout,
+            what=f"{count} more evaluations {where}",
+        )
 
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.process and self.process.poll() is None:
