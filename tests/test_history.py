@@ -26,10 +26,10 @@ from alerting.observability import bound, configure_logging
 from alerting.rules import Group, load_paths
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
+from tests.support.databases import PG_ADMIN
 from tests.support.net import free_port
 from tests.support.promapi import PromAPI, Vector
 
-PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
 T0 = 1767225600.0
 RULES = """\
 groups:

@@ -9,7 +9,7 @@ import pytest
 from alerting.errors import ConfigError, TemplateError
 from alerting.notify import data
 from alerting.yamlfile import load_text
-from tests.support.notifications import T0, alert, notification
+from tests.support.notifications import SEVERITY_LEVELS, T0, alert, notification
 
 
 def test_template_data_has_alertmanagers_fields() -> None:
@@ -74,24 +74,7 @@ def test_silence_hint_quotes_values_for_the_shell() -> None:
     )
 
 
-@pytest.mark.parametrize(
-    ("severity", "level"),
-    [
-        ("P1", "critical"),
-        ("critical", "critical"),
-        ("P2", "error"),
-        ("high", "error"),
-        ("error", "error"),
-        ("warning", "warning"),
-        ("P3", "warning"),
-        ("medium", "warning"),
-        ("info", "info"),
-        ("low", "info"),
-        ("P4", "info"),
-        ("", "error"),
-        ("weird", "error"),
-    ],
-)
+@pytest.mark.parametrize(("severity", "level"), SEVERITY_LEVELS)
 def test_severity_levels(severity: str, level: str) -> None:
     assert data.level({"severity": severity}) == level
 

@@ -13,7 +13,7 @@ from alerting.notify.base import INTEGRATIONS, DeliveryError
 from alerting.notify.pagerduty import PagerDuty, dedup_key, pagerduty_integration
 from tests.support.fakes import PAGERDUTY_KEY, LocalCA, PagerDutyFake
 from tests.support.httpfake import Reply
-from tests.support.notifications import alert, notification
+from tests.support.notifications import SEVERITY_LEVELS, alert, notification
 
 
 def integration(pagerduty: PagerDutyFake, ca: LocalCA, **extra: Any) -> PagerDuty:
@@ -88,22 +88,7 @@ def test_dedup_key_is_stable_and_distinct_per_group() -> None:
     assert len(dedup_key(a)) == 64
 
 
-@pytest.mark.parametrize(
-    ("severity", "expected"),
-    [
-        ("P1", "critical"),
-        ("critical", "critical"),
-        ("P2", "error"),
-        ("high", "error"),
-        ("error", "error"),
-        ("warning", "warning"),
-        ("P3", "warning"),
-        ("info", "info"),
-        ("low", "info"),
-        ("Critical", "critical"),
-        ("something-else", "error"),
-    ],
-)
+@pytest.mark.parametrize(("severity", "expected"), SEVERITY_LEVELS)
 def test_severity_label_maps_to_pagerduty_severity(
     pagerduty: PagerDutyFake, ca: LocalCA, severity: str, expected: str
 ) -> None:

@@ -9,6 +9,24 @@ from alerting.notify.base import Notification, NotifyAlert
 
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
+# A severity label as people write it, and the level receivers map it to (error when unknown).
+SEVERITY_LEVELS = [
+    ("P1", "critical"),
+    ("critical", "critical"),
+    ("Critical", "critical"),
+    ("P2", "error"),
+    ("high", "error"),
+    ("error", "error"),
+    ("warning", "warning"),
+    ("P3", "warning"),
+    ("medium", "warning"),
+    ("info", "info"),
+    ("low", "info"),
+    ("P4", "info"),
+    ("", "error"),
+    ("something-else", "error"),
+]
+
 
 def alert(
     status: str = "firing",
