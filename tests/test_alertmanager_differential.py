@@ -27,8 +27,8 @@ from alerting.routing.config import load_routing_config
 from alerting.routing.matchers import parse_matchers
 from alerting.routing.silences import new_silence
 from tests.support.routing_alertmanager import Alertmanager
-from tests.support.routing_recorder import Recorder
 from tests.support.routing_redis import REDIS_URL, isolated_redis
+from tests.support.webhook import WebhookRecorder
 
 LAST_TICK = 22  # seconds after the start; alerts are (re)sent every 2 seconds up to here
 OBSERVE_UNTIL = 24.2  # the flush at +23 is the last one compared
@@ -247,7 +247,7 @@ def summarise(deliveries: list[Any], start: float) -> dict[str, list[tuple[Any, 
 
 
 def test_same_notifications_as_alertmanager(tmp_path: Path) -> None:
-    with Recorder() as recorder, isolated_redis() as (client, prefix):
+    with WebhookRecorder() as recorder, isolated_redis() as (client, prefix):
         am_config = tmp_path / "am.yml"
         am_config.write_text(CONFIG.replace("BASE", f"{recorder.url}/am"))
         our_config_path = tmp_path / "ours.yml"

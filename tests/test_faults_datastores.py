@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from tests.support.faultkit import WebhookRecorder, alert_rule, scraped, webhook_env, write_rules
+from tests.support.faultkit import alert_rule, scraped, webhook_env, write_rules
 from tests.support.redis_server import RedisServer
 from tests.support.tcpproxy import TCPProxy
+from tests.support.webhook import WebhookRecorder
 from tests.support.worker import Worker, alerting
 
 pytestmark = pytest.mark.faults

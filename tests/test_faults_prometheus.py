@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.faultkit import WebhookRecorder, alert_rule, scraped, webhook_env, write_rules
+from tests.support.faultkit import alert_rule, scraped, webhook_env, write_rules
 from tests.support.net import wait_until
+from tests.support.webhook import WebhookRecorder
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.faults

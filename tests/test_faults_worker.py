@@ -11,15 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.faultkit import (
-    FakePrometheus,
-    WebhookRecorder,
-    alert_rule,
-    webhook_env,
-    write_rules,
-)
+from tests.support.faultkit import FakePrometheus, alert_rule, webhook_env, write_rules
 from tests.support.httpfake import Reply, Request
 from tests.support.net import wait_until
+from tests.support.webhook import WebhookRecorder
 from tests.support.worker import Worker
 
 pytestmark = pytest.mark.faults
@@ -135,7 +130,7 @@ def test_receiver_failing_with_500_then_429_delivers_exactly_once_after_it_recov
     outage = {"until": float("inf"), "throttle_until": float("inf")}
 
     def flaky(_: Request) -> Reply:
-        now = time.monotonic()
+        now = time.time()
         if now < outage["until"]:
             return Reply(500, "internal error")
         if now < outage["throttle_until"]:
@@ -148,7 +143,7 @@ def test_receiver_failing_with_500_then_429_delivers_exactly_once_after_it_recov
         with Worker(env) as worker:
             prom.firing = True
             wait_until(lambda: hook.received, timeout=60, what="a first attempt")
-            now = time.monotonic()
+            now = time.time()
             outage["until"], outage["throttle_until"] = now + 6, now + 12
             hook.wait_for("Flaky", timeout=90)
             hook.settle()

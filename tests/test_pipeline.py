@@ -21,8 +21,8 @@ from alerting.routing.matchers import fingerprint, parse_matchers
 from alerting.routing.silences import expire, new_silence
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.routing_harness import T0, Harness, alert, load_config
-from tests.support.routing_recorder import Recorder
 from tests.support.routing_redis import REDIS_URL, isolated_redis
+from tests.support.webhook import WebhookRecorder
 
 CONFIG = """
 route:
@@ -74,18 +74,18 @@ receivers:
 
 
 @pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    with Recorder() as rec:
+def recorder() -> Iterator[WebhookRecorder]:
+    with WebhookRecorder() as rec:
         yield rec
 
 
 @pytest.fixture
-def env(tmp_path: Path, recorder: Recorder) -> Iterator[Harness]:
+def env(tmp_path: Path, recorder: WebhookRecorder) -> Iterator[Harness]:
     with isolated_redis() as (client, prefix):
         yield Harness(client, prefix, load_config(tmp_path, CONFIG, url=recorder.url))
 
 
-def statuses(recorder: Recorder, path: str) -> list[dict[str, str]]:
+def statuses(recorder: WebhookRecorder, path: str) -> list[dict[str, str]]:
     """Per notification: alert instance -> status."""
     return [
         {a["labels"].get("instance", a["labels"]["alertname"]): a["status"] for a in d.body["alerts"]}
@@ -93,7 +93,7 @@ def statuses(recorder: Recorder, path: str) -> list[dict[str, str]]:
     ]
 
 
-def test_first_notification_waits_for_group_wait_and_batches(env: Harness, recorder: Recorder) -> None:
+def test_first_notification_waits_for_group_wait_and_batches(env: Harness, recorder: WebhookRecorder) -> None:
     env.ingest(T0, alert("Down", instance="a"))
     env.ingest(T0 + 10, alert("Down", starts_at=T0 + 10, instance="b"))
     assert env.tick(T0 + 29.9) == []
@@ -110,7 +110,7 @@ def test_first_notification_waits_for_group_wait_and_batches(env: Harness, recor
 
 
 def test_new_alerts_wait_for_group_interval_and_nothing_repeats_early(
-    env: Harness, recorder: Recorder
+    env: Harness, recorder: WebhookRecorder
 ) -> None:
     env.ingest(T0, alert("Down", instance="a"))
     env.tick(T0 + 30)
@@ -128,7 +128,7 @@ def test_new_alerts_wait_for_group_interval_and_nothing_repeats_early(
     ]
 
 
-def test_annotation_changes_alone_never_renotify(env: Harness, recorder: Recorder) -> None:
+def test_annotation_changes_alone_never_renotify(env: Harness, recorder: WebhookRecorder) -> None:
     env.ingest(T0, alert("Down", instance="a", annotations={"summary": "value 1"}))
     env.tick(T0 + 30)
     env.ingest(T0 + 100, alert("Down", instance="a", annotations={"summary": "value 2"}))
@@ -136,7 +136,9 @@ def test_annotation_changes_alone_never_renotify(env: Harness, recorder: Recorde
     assert len(recorder.at("/team")) == 1
 
 
-def test_resolve_is_sent_with_send_resolved_and_only_logged_without(env: Harness, recorder: Recorder) -> None:
+def test_resolve_is_sent_with_send_resolved_and_only_logged_without(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
     loud = alert("Loud", instance="a")
     quiet = alert("Quiet", instance="a", quiet="yes")
     env.ingest(T0, loud, quiet)
@@ -154,7 +156,9 @@ def test_resolve_is_sent_with_send_resolved_and_only_logged_without(env: Harness
     assert len(recorder.at("/team")) == 3 and len(recorder.at("/quiet")) == 2
 
 
-def test_resolved_alert_reported_again_does_not_reopen_its_group(env: Harness, recorder: Recorder) -> None:
+def test_resolved_alert_reported_again_does_not_reopen_its_group(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
     env.ingest(T0, alert("Down", instance="a"))
     env.tick(T0 + 30)
     gone = alert("Down", ends_at=T0 + 60, instance="a")
@@ -169,12 +173,14 @@ def test_resolved_alert_reported_again_does_not_reopen_its_group(env: Harness, r
     assert statuses(recorder, "/team") == [{"a": "firing"}, {"a": "resolved"}]
 
 
-def test_alert_older_than_group_wait_flushes_a_new_group_at_once(env: Harness, recorder: Recorder) -> None:
+def test_alert_older_than_group_wait_flushes_a_new_group_at_once(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
     env.ingest(T0 + 100, alert("Old", starts_at=T0, instance="a"))
     assert len(env.tick(T0 + 100)) == 1
 
 
-def test_max_alerts_truncates_and_basic_auth_is_sent(env: Harness, recorder: Recorder) -> None:
+def test_max_alerts_truncates_and_basic_auth_is_sent(env: Harness, recorder: WebhookRecorder) -> None:
     env.ingest(T0, *(alert("Crit", severity="critical", instance=i) for i in "abc"))
     env.tick(T0 + 30)
     (pager,) = recorder.at("/pager")
@@ -184,7 +190,7 @@ def test_max_alerts_truncates_and_basic_auth_is_sent(env: Harness, recorder: Rec
     assert recorder.at("/team") == []  # continue, but no later sibling matched: the root does not take it
 
 
-def test_inhibited_target_is_removed_while_its_source_fires(env: Harness, recorder: Recorder) -> None:
+def test_inhibited_target_is_removed_while_its_source_fires(env: Harness, recorder: WebhookRecorder) -> None:
     env.ingest(T0, alert("Disk", severity="critical", instance="a"))
     env.ingest(
         T0, alert("Disk", severity="warning", instance="a"), alert("Disk", severity="warning", instance="b")
@@ -199,7 +205,7 @@ def test_inhibited_target_is_removed_while_its_source_fires(env: Harness, record
     assert statuses(recorder, "/pager") == [{"a": "firing"}, {"a": "resolved"}]
 
 
-def test_silence_mutes_until_it_ends_then_the_alert_notifies(env: Harness, recorder: Recorder) -> None:
+def test_silence_mutes_until_it_ends_then_the_alert_notifies(env: Harness, recorder: WebhookRecorder) -> None:
     store = NotifyStore(env.client, env.prefix)
     silence = new_silence(parse_matchers('alertname="Down", instance="a"'), T0, T0 + 600, "ops", "deploy", T0)
     store.put_silence(silence)
@@ -212,7 +218,7 @@ def test_silence_mutes_until_it_ends_then_the_alert_notifies(env: Harness, recor
     assert statuses(recorder, "/team")[-1] == {"a": "firing", "b": "firing"}
 
 
-def test_expired_silence_stops_muting(env: Harness, recorder: Recorder) -> None:
+def test_expired_silence_stops_muting(env: Harness, recorder: WebhookRecorder) -> None:
     store = NotifyStore(env.client, env.prefix)
     silence = new_silence(parse_matchers("alertname=Down"), T0, T0 + 6000, "ops", "deploy", T0)
     store.put_silence(silence)
@@ -223,7 +229,7 @@ def test_expired_silence_stops_muting(env: Harness, recorder: Recorder) -> None:
 
 
 def test_mute_time_interval_holds_notifications_and_drops_resolved_alerts(
-    env: Harness, recorder: Recorder
+    env: Harness, recorder: WebhookRecorder
 ) -> None:
     night = 1_700_000_000.0 - (1_700_000_000 % 86400) + 22 * 3600  # 22:00 UTC that day
     env.ingest(night, alert("Batch", starts_at=night, nightly="yes", instance="a"))
@@ -239,7 +245,9 @@ def test_mute_time_interval_holds_notifications_and_drops_resolved_alerts(
     assert len(jobs) == 1
 
 
-def test_restart_mid_group_continues_timers_without_resending(tmp_path: Path, recorder: Recorder) -> None:
+def test_restart_mid_group_continues_timers_without_resending(
+    tmp_path: Path, recorder: WebhookRecorder
+) -> None:
     with isolated_redis() as (client, prefix):
         first = Harness(client, prefix, load_config(tmp_path, CONFIG, url=recorder.url))
         first.ingest(T0, alert("Down", instance="a"))
@@ -255,7 +263,7 @@ def test_restart_mid_group_continues_timers_without_resending(tmp_path: Path, re
         client2.close()
 
 
-def test_two_concurrent_flushers_notify_each_group_once(env: Harness, recorder: Recorder) -> None:
+def test_two_concurrent_flushers_notify_each_group_once(env: Harness, recorder: WebhookRecorder) -> None:
     env.ingest(T0, *(alert(f"Alert{i}", instance="a") for i in range(60)))
     barrier = threading.Barrier(2)
     errors: list[BaseException] = []
@@ -282,7 +290,7 @@ def test_two_concurrent_flushers_notify_each_group_once(env: Harness, recorder: 
     assert len(keys) == 60 and len(set(keys)) == 60
 
 
-def test_redelivered_job_sends_once(env: Harness, recorder: Recorder) -> None:
+def test_redelivered_job_sends_once(env: Harness, recorder: WebhookRecorder) -> None:
     env.ingest(T0, alert("Down", instance="a"))
     (job,) = env.flush(T0 + 30)
     copy = Job.from_dict(json.loads(json.dumps(job.to_dict())))  # as it travels through the broker
@@ -309,7 +317,7 @@ def test_redelivered_job_sends_once(env: Harness, recorder: Recorder) -> None:
 
 
 def test_failed_send_keeps_the_log_untouched_and_retry_delivers_once(
-    env: Harness, recorder: Recorder
+    env: Harness, recorder: WebhookRecorder
 ) -> None:
     recorder.fail("/team", 503, times=2, headers={"Retry-After": "7"})
     env.ingest(T0, alert("Down", instance="a"))
@@ -326,7 +334,7 @@ def test_failed_send_keeps_the_log_untouched_and_retry_delivers_once(
     assert env.tick(T0 + 330) == []
 
 
-def test_newer_flush_supersedes_a_queued_retry(env: Harness, recorder: Recorder) -> None:
+def test_newer_flush_supersedes_a_queued_retry(env: Harness, recorder: WebhookRecorder) -> None:
     recorder.fail("/team", 500)
     env.ingest(T0, alert("Down", instance="a"))
     (old,) = env.flush(T0 + 30)
@@ -339,7 +347,7 @@ def test_newer_flush_supersedes_a_queued_retry(env: Harness, recorder: Recorder)
     assert statuses(recorder, "/team") == [{"a": "firing", "b": "firing"}]
 
 
-def test_permanent_failure_goes_to_the_fallback_receiver(env: Harness, recorder: Recorder) -> None:
+def test_permanent_failure_goes_to_the_fallback_receiver(env: Harness, recorder: WebhookRecorder) -> None:
     recorder.fail("/pager", 400)
     env.ingest(T0, alert("Crit", severity="critical", instance="a"))
     jobs = env.flush(T0 + 30)
@@ -354,7 +362,7 @@ def test_permanent_failure_goes_to_the_fallback_receiver(env: Harness, recorder:
     assert len(recorder.at("/team")) == 1 and recorder.at("/team")[0].body["groupKey"] == pager.group_key
 
 
-def test_config_reload_that_moves_routes_does_not_resend(tmp_path: Path, recorder: Recorder) -> None:
+def test_config_reload_that_moves_routes_does_not_resend(tmp_path: Path, recorder: WebhookRecorder) -> None:
     reordered = CONFIG.replace(
         "  routes:\n", "  routes:\n    - matchers: ['team=\"other\"']\n      receiver: quiet\n", 1
     )
@@ -409,7 +417,7 @@ def test_ingest_of_nothing_is_a_no_op(env: Harness) -> None:
     assert NotifyStore(env.client, env.prefix).group_count() == 0
 
 
-def test_a_burst_of_due_groups_is_flushed_in_one_call(env: Harness, recorder: Recorder) -> None:
+def test_a_burst_of_due_groups_is_flushed_in_one_call(env: Harness, recorder: WebhookRecorder) -> None:
     env.ingest(T0, *(alert(f"Burst{i}", instance="a") for i in range(20)))
     jobs = flush_due(env.client, env.prefix, env.config, T0 + 30, batch=7)
     assert len({j.group_key for j in jobs}) == 20
@@ -426,7 +434,7 @@ def test_alert_index_forgets_long_resolved_alerts(env: Harness) -> None:
     assert len(store.index_get([fingerprint({"alertname": "Live", "instance": "b"})])) == 1
 
 
-def test_resolve_pending_when_routes_change_is_still_sent(tmp_path: Path, recorder: Recorder) -> None:
+def test_resolve_pending_when_routes_change_is_still_sent(tmp_path: Path, recorder: WebhookRecorder) -> None:
     moved = CONFIG.replace(
         "  routes:\n", "  routes:\n    - matchers: ['team=\"other\"']\n      receiver: quiet\n", 1
     )

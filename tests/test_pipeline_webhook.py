@@ -15,12 +15,12 @@ from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError, Notification
 from alerting.notify.webhook import go_time, payload, webhook_integration
 from tests.support.routing_harness import T0, alert
-from tests.support.routing_recorder import Recorder
+from tests.support.webhook import WebhookRecorder
 
 
 @pytest.fixture
-def recorder() -> Iterator[Recorder]:
-    with Recorder() as rec:
+def recorder() -> Iterator[WebhookRecorder]:
+    with WebhookRecorder() as rec:
         yield rec
 
 
@@ -33,7 +33,7 @@ def notification(*alerts: Any) -> Notification:
     )
 
 
-def test_bearer_token_file_is_read_at_send_time(recorder: Recorder, tmp_path: Path) -> None:
+def test_bearer_token_file_is_read_at_send_time(recorder: WebhookRecorder, tmp_path: Path) -> None:
     token = tmp_path / "token"
     token.write_text("first\n")
     hook = webhook_integration(
@@ -45,7 +45,7 @@ def test_bearer_token_file_is_read_at_send_time(recorder: Recorder, tmp_path: Pa
     assert [d.headers["authorization"] for d in recorder.at("/h")] == ["Bearer first", "Bearer rotated"]
 
 
-def test_receiver_name_is_regex_quoted_as_alertmanager_sends_it(recorder: Recorder) -> None:
+def test_receiver_name_is_regex_quoted_as_alertmanager_sends_it(recorder: WebhookRecorder) -> None:
     webhook_integration({"url": f"{recorder.url}/h"}, {}).send(notification())
     assert recorder.at("/h")[0].body["receiver"] == "team\\.a"
 
@@ -61,7 +61,11 @@ def test_receiver_name_is_regex_quoted_as_alertmanager_sends_it(recorder: Record
     ],
 )
 def test_error_answers_are_classified(
-    recorder: Recorder, status: int, headers: dict[str, str], retryable: bool, retry_after: float | None
+    recorder: WebhookRecorder,
+    status: int,
+    headers: dict[str, str],
+    retryable: bool,
+    retry_after: float | None,
 ) -> None:
     recorder.fail("/h", status, headers=headers)
     with pytest.raises(DeliveryError) as failure:
@@ -83,7 +87,7 @@ def test_https_with_a_private_ca(tmp_path: Path) -> None:
     ca.cert_pem.write_to_path(str(ca_file))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
-    with Recorder(context) as rec:
+    with WebhookRecorder(context) as rec:
         url = f"{rec.url}/tls"
         trusted = webhook_integration(
             {"url": url, "http_config": {"tls_config": {"ca_file": str(ca_file)}}}, {}
@@ -102,7 +106,7 @@ def test_tls_server_name_is_the_name_the_certificate_is_checked_against(tmp_path
     ca.cert_pem.write_to_path(str(ca_file))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     cert.configure_cert(context)
-    with Recorder(context) as rec:
+    with WebhookRecorder(context) as rec:
         url = f"{rec.url}/sni"
         tls = {"ca_file": str(ca_file)}
         with pytest.raises(DeliveryError, match="certificate|hostname"):

@@ -29,11 +29,12 @@ from alerting.sources.prometheus import PrometheusSource
 from alerting.sources.sql import SqlSource
 from alerting.state import StateStore
 from tests.support.databases import PG_ADMIN, postgres_database
-from tests.support.faultkit import WebhookRecorder, alert_rule, scraped, write_rules
+from tests.support.faultkit import alert_rule, scraped, write_rules
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import free_port
 from tests.support.prometheus import PrometheusServer
 from tests.support.redis_server import RedisServer
+from tests.support.webhook import WebhookRecorder
 from tests.support.worker import Worker, alerting, worker_env
 
 
@@ -101,7 +102,7 @@ def test_planted_secrets_never_appear_in_logs_metrics_cli_output_or_history(tmp_
                             "name": "hook",
                             "webhook_configs": [
                                 {
-                                    "url": f"{hook.server.url}/hook/{secrets['webhook url token']}",
+                                    "url": f"{hook.url}/hook/{secrets['webhook url token']}",
                                     "http_config": {"authorization": {"credentials": "${HOOK_TOKEN}"}},
                                 }
                             ],

@@ -10,9 +10,10 @@ import httpx
 import pytest
 import redis
 
-from tests.support.faultkit import WebhookRecorder, alert_rule, scraped, webhook_env, write_rules
+from tests.support.faultkit import alert_rule, scraped, webhook_env, write_rules
 from tests.support.net import free_port, wait_until
 from tests.support.prometheus import PrometheusServer
+from tests.support.webhook import WebhookRecorder
 from tests.support.worker import Worker, worker_env
 
 pytestmark = pytest.mark.e2e

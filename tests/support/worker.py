@@ -12,7 +12,7 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tests.support.net import REDIS_URL, wait_until
 
@@ -120,7 +120,7 @@ class Worker:
     def wait_for(self, name: str, timeout: float = 60, **where: object) -> list[dict[str, Any]]:
         """Wait until the worker has logged event ``name`` with the fields ``where``; return those."""
         found = wait_until(lambda: self.events(name, **where), timeout=timeout, what=f"{name} {where}")
-        return found  # type: ignore[return-value]
+        return cast(list[dict[str, Any]], found)
 
     def wait_for_evaluations(self, count: int, timeout: float = 60, **where: object) -> None:
         """Wait until ``count`` more evaluations than so far (with the fields ``where``) are logged."""
