@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import re
-import ssl
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import trustme
 
 from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError, Notification
 from alerting.notify.webhook import go_time, payload, webhook_integration
+from tests.support.fakes import LocalCA, make_ca
 from tests.support.routing_harness import T0, alert
 from tests.support.webhook import WebhookRecorder
 
@@ -80,17 +79,11 @@ def test_connection_refused_is_retryable() -> None:
     assert failure.value.retryable
 
 
-def test_https_with_a_private_ca(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(context)
-    with WebhookRecorder(context) as rec:
+def test_https_with_a_private_ca(ca: LocalCA) -> None:
+    with WebhookRecorder(ca.server_context) as rec:
         url = f"{rec.url}/tls"
         trusted = webhook_integration(
-            {"url": url, "http_config": {"tls_config": {"ca_file": str(ca_file)}}}, {}
+            {"url": url, "http_config": {"tls_config": {"ca_file": ca.ca_file}}}, {}
         )
         trusted.send(notification())
         assert len(rec.at("/tls")) == 1
@@ -100,15 +93,10 @@ def test_https_with_a_private_ca(tmp_path: Path) -> None:
 
 
 def test_tls_server_name_is_the_name_the_certificate_is_checked_against(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    cert = ca.issue_cert("hooks.internal.example")  # not the address the webhook connects to
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(context)
-    with WebhookRecorder(context) as rec:
+    ca = make_ca(tmp_path, "hooks.internal.example")  # not the address the webhook connects to
+    with WebhookRecorder(ca.server_context) as rec:
         url = f"{rec.url}/sni"
-        tls = {"ca_file": str(ca_file)}
+        tls = {"ca_file": ca.ca_file}
         with pytest.raises(DeliveryError, match="certificate|hostname"):
             webhook_integration({"url": url, "http_config": {"tls_config": tls}}, {}).send(notification())
         named = {"tls_config": {**tls, "server_name": "hooks.internal.example"}}

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import json
 import math
-import ssl
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import trustme
 
 from alerting.errors import ConfigError, Position, QueryError, RuleFileError
 from alerting.rules.loader import load_file_groups
 from alerting.sources import kinds
 from alerting.sources.probe import Probe, ProbeSource, check_probe
 from alerting.yamlfile import load_text
+from tests.support.fakes import LocalCA
 from tests.support.httpfake import FakeHTTPServer, Handler, Reply, Request
 from tests.support.net import free_port
 
@@ -295,17 +294,12 @@ def test_bad_probe_datasource_settings_are_config_errors(config: dict, message: 
     assert message in str(info.value)
 
 
-def test_https_probe_checks_the_certificate_against_the_configured_ca(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server_context)
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    with FakeHTTPServer(by_path({"/health": Reply(200)}), server_context) as server:
+def test_https_probe_checks_the_certificate_against_the_configured_ca(ca: LocalCA) -> None:
+    with FakeHTTPServer(by_path({"/health": Reply(200)}), ca.server_context) as server:
         spec = probe(f"{server.url}/health")
         assert f"{server.url}/health".startswith("https://")
         untrusting = ProbeSource("probe", {})
-        trusting = ProbeSource("probe", {"tls_config": {"ca_file": str(ca_file)}})
+        trusting = ProbeSource("probe", {"tls_config": {"ca_file": ca.ca_file}})
         careless = ProbeSource("probe", {"tls_config": {"insecure_skip_verify": True}})
         try:
             [sample] = untrusting.query(spec, time.time())

@@ -6,10 +6,10 @@ import math
 from pathlib import Path
 
 import pytest
-import trustme
 
 from alerting.errors import DatasourceError, QueryError
 from alerting.sources.prometheus import PrometheusSource
+from tests.support.fakes import LocalCA
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import free_port
 from tests.support.prometheus import PrometheusServer
@@ -117,14 +117,9 @@ def test_basic_auth_password_file_and_bearer_token_are_sent(tmp_path: Path) -> N
     assert fake.requests[1].headers["authorization"] == "Bearer tok"
 
 
-def test_tls_with_custom_ca(tmp_path: Path) -> None:
-    ca = trustme.CA()
-    context = __import__("ssl").create_default_context(__import__("ssl").Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(context)
-    ca_file = tmp_path / "ca.pem"
-    ca.cert_pem.write_to_path(str(ca_file))
-    with FakeHTTPServer(_ok, ssl_context=context) as fake:
-        good = PrometheusSource("p", {"url": fake.url, "tls_config": {"ca_file": str(ca_file)}})
+def test_tls_with_custom_ca(ca: LocalCA) -> None:
+    with FakeHTTPServer(_ok, ssl_context=ca.server_context) as fake:
+        good = PrometheusSource("p", {"url": fake.url, "tls_config": {"ca_file": ca.ca_file}})
         assert [s.value for s in good.query("up", 0)] == [1.0]
         with pytest.raises(DatasourceError, match="cannot reach"):
             PrometheusSource("p", {"url": fake.url}).query("up", 0)

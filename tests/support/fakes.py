@@ -33,9 +33,10 @@ class LocalCA:
     ca_file: str
 
 
-def make_ca(directory: Path) -> LocalCA:
+def make_ca(directory: Path, *hosts: str) -> LocalCA:
+    """A CA whose certificate for ``hosts`` (127.0.0.1 and localhost unless given) the server uses."""
     ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
+    cert = ca.issue_cert(*(hosts or ("127.0.0.1", "localhost")))
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     cert.configure_cert(context)
     ca_file = directory / "ca.pem"
