@@ -1,17 +1,21 @@
 """Faults in the stores the worker depends on, with the real worker and a webhook recorder: the
-application database cut off behind a proxy, and Redis (state store and broker) restarted."""
+application database stopped, or cut off behind a proxy, and Redis (state store and broker)
+restarted."""
 
 from __future__ import annotations
 
 import json
 import signal
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.support.faultkit import alert_rule, scraped, webhook_env, write_rules
+from tests.support.postgres_server import PostgresServer
 from tests.support.redis_server import RedisServer
 from tests.support.tcpproxy import TCPProxy
 from tests.support.webhook import WebhookRecorder
@@ -27,7 +31,22 @@ def status(env: dict[str, str]) -> dict[str, Any]:
     return json.loads(result.stdout)
 
 
-def test_database_cut_off_puts_sql_rules_in_err_and_nothing_resolves(tmp_path: Path, prefix: str) -> None:
+@contextmanager
+def database_fault(kind: str) -> Iterator[tuple[str, Callable[[], None], Callable[[], None]]]:
+    """(url, break it, mend it): a PostgreSQL server of the test's own stopped (fast shutdown, its
+    sessions cut) and started again, or the shared one behind a proxy that cuts every connection."""
+    if kind == "stopped":
+        with PostgresServer() as server:
+            yield server.url, lambda: server.stop(signal.SIGINT), server.start
+    else:
+        with TCPProxy("127.0.0.1", 5432) as proxy:
+            yield f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/test", proxy.cut, proxy.restore
+
+
+@pytest.mark.parametrize("fault", ["stopped", "cut"])
+def test_database_down_puts_sql_rules_in_err_and_nothing_resolves(
+    fault: str, tmp_path: Path, prefix: str
+) -> None:
     rules = write_rules(
         tmp_path / "rules" / "sql.yml",
         [
@@ -45,7 +64,7 @@ def test_database_cut_off_puts_sql_rules_in_err_and_nothing_resolves(tmp_path: P
             }
         ],
     )
-    with TCPProxy("127.0.0.1", 5432) as proxy, WebhookRecorder() as hook:
+    with database_fault(fault) as (url, break_it, mend_it), WebhookRecorder() as hook:
         env = webhook_env(
             tmp_path,
             hook,
@@ -54,7 +73,7 @@ def test_database_cut_off_puts_sql_rules_in_err_and_nothing_resolves(tmp_path: P
             datasources={
                 "db": {
                     "type": "sql",
-                    "url": f"postgresql+psycopg://postgres@127.0.0.1:{proxy.port}/test",
+                    "url": url,
                     "connect_timeout": "1s",
                     "statement_timeout": "1s",
                 }
@@ -62,11 +81,11 @@ def test_database_cut_off_puts_sql_rules_in_err_and_nothing_resolves(tmp_path: P
         )
         with Worker(env) as worker:
             hook.wait_for("StuckApprovals")
-            proxy.cut()
+            break_it()
             worker.wait_for_evaluations(3, group="sqlfault")
             hook.wait_for("AlertingDatasourceDown", timeout=30)
             during = status(env)
-            proxy.restore()
+            mend_it()
             hook.wait_for("AlertingDatasourceDown", "resolved")
             worker.wait_for_evaluations(3, group="sqlfault")
             time.sleep(3)  # more than a group_interval: a resolve would be out by now

@@ -19,6 +19,7 @@ class ServerProcess:
 
     name = "server"
     ready_timeout = 60.0
+    user: str | None = None  # the account the program runs as (when the tests run as root)
 
     def __init__(self, directory: Path | None = None) -> None:
         self._own_dir = directory is None
@@ -41,7 +42,9 @@ class ServerProcess:
 
     def start(self) -> None:
         with self.log_path.open("ab") as log:
-            self.process = subprocess.Popen(self.command(), stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                self.command(), stdout=log, stderr=subprocess.STDOUT, user=self.user
+            )
         what = f"{self.name} on port {self.port} ({self.dir})"
         wait_until(self._ready, timeout=self.ready_timeout, what=what)
 
