@@ -123,7 +123,9 @@ class GroupScheduler(Scheduler):
     """One entry per rule group, refreshed when rule files change; sends only while leader."""
 
     owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-    lease = 30.0
+    # Seconds a leader's lease outlives its last renewal (renewed every third of that): how long
+    # evaluation pauses when the leading worker dies before another takes over.
+    lease = float(os.environ.get("ALERTING_BEAT_LEASE", "30"))
 
     def setup_schedule(self) -> None:
         self._last_sync = 0.0

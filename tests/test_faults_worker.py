@@ -58,8 +58,8 @@ def test_worker_killed_during_a_send_delivers_after_restart_with_only_the_in_fli
     """The receiver had the request when the worker died, but the worker never learnt the answer.
 
     Nothing is lost: the notification goes out again after the restart. The only repeat is that
-    one notification whose outcome was unknown; a plain webhook has no idempotency key to let the
-    receiver drop it (PagerDuty's ``dedup_key`` does)."""
+    one notification whose outcome was unknown, and it carries the first attempt's
+    ``Idempotency-Key``, so a receiver that keeps keys can drop it."""
     rules = one_rule(tmp_path, "KillSend")
     hanging = threading.Event()
 
@@ -88,8 +88,10 @@ def test_worker_killed_during_a_send_delivers_after_restart_with_only_the_in_fli
             worker.stop()
 
     assert hook.statuses("KillSend") == ["firing", "firing", "resolved"]
-    first, again = hook.delivered("KillSend")[:2]
+    first, again, resolved = hook.delivered("KillSend")
     assert first.body["alerts"] == again.body["alerts"]
+    assert first.headers["idempotency-key"] == again.headers["idempotency-key"]
+    assert resolved.headers["idempotency-key"] != first.headers["idempotency-key"]
 
 
 def test_two_workers_with_beat_notify_each_event_exactly_once(tmp_path: Path, prefix: str) -> None:

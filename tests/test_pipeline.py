@@ -493,8 +493,9 @@ def test_a_slow_send_keeps_its_lock_and_a_dead_holders_lock_lapses(
 
 
 def test_every_attempt_at_one_notification_carries_the_same_idempotency_key(tmp_path: Path) -> None:
-    answers = iter([Reply(503, "busy"), Reply(200, "ok"), Reply(200, "ok")])
-    text = "route: {{receiver: hook, group_by: [alertname], group_interval: 5m}}\nreceivers:\n"
+    answers = iter([Reply(503, "busy"), Reply(200, "ok"), Reply(200, "ok"), Reply(200, "ok")])
+    text = "route: {{receiver: hook, group_by: [alertname], group_interval: 5m, repeat_interval: 1h}}\n"
+    text += "receivers:\n"
     text += "  - name: hook\n    webhook_configs: [{{url: '{url}/hook'}}]\n"
     with FakeHTTPServer(lambda _request: next(answers)) as receiver, isolated_redis() as (client, prefix):
         env = Harness(client, prefix, load_config(tmp_path, text, url=receiver.url))
@@ -505,5 +506,8 @@ def test_every_attempt_at_one_notification_carries_the_same_idempotency_key(tmp_
         deliver(client, prefix, env.config, job, T0 + 32)  # the retry
         env.ingest(T0 + 40, alert("Down", instance="b"))
         assert len(env.tick(T0 + 330)) == 1  # the next notification of the group
+        for later in range(630, 330 + 3600 + 300 + 1, 300):  # still firing, re-reported every 5 minutes
+            env.ingest(T0 + later - 30, alert("Down", instance="a"), alert("Down", instance="b"))
+            env.tick(T0 + later)  # the last of these sends the hourly reminder
     keys = [r.headers["idempotency-key"] for r in receiver.requests]
-    assert keys[0] == keys[1] == job.job_id and keys[2] != keys[0]
+    assert len(keys) == 4 and keys[0] == keys[1] and len({keys[0], keys[2], keys[3]}) == 3

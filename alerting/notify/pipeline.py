@@ -442,7 +442,23 @@ def _find_integration(config: RoutingConfig, receiver: str, key: str) -> Receive
     return next((i for i in found.integrations if i.key == key), None)
 
 
-def _notification(job: Job, alerts: Sequence[NotifyAlert]) -> Notification:
+def _notification_id(job: Job, previous: LogEntry | None) -> str:
+    """The same for every attempt at telling the receiver the same thing after the same last logged
+    notification: a retry, or a new flush after a worker died mid-send without logging. A later
+    notification (its predecessor logged) or other alerts give another id."""
+    basis = "\x00".join(
+        [
+            job.nflog_id,
+            job.integration,
+            ",".join(sorted(job.firing)),
+            ",".join(sorted(job.resolved)),
+            repr(previous.seq) if previous else "-",
+        ]
+    )
+    return f"nf-{hashlib.sha256(basis.encode()).hexdigest()[:32]}"
+
+
+def _notification(job: Job, alerts: Sequence[NotifyAlert], notification_id: str) -> Notification:
     return Notification(
         receiver=job.receiver,
         group_key=job.group_key,
@@ -450,7 +466,7 @@ def _notification(job: Job, alerts: Sequence[NotifyAlert]) -> Notification:
         alerts=tuple(alerts),
         external_url=str(job.extra.get("external_url", "")),
         extra={"job_id": job.job_id, "fallback_for": job.fallback_for} if job.fallback_for else {},
-        notification_id=job.job_id,
+        notification_id=notification_id,
     )
 
 
@@ -516,7 +532,7 @@ def _deliver_locked(store: NotifyStore, integ: ReceiverIntegration, job: Job, no
         if store.was_sent(job.job_id):
             bound.info("notify.duplicate", msg="fallback already delivered")
             return
-        _send(integ, _notification(job, job.alerts))
+        _send(integ, _notification(job, job.alerts, job.job_id))
         store.mark_sent(job.job_id, FALLBACK_SENT_TTL)
         bound.info("notify.sent", msg=f"fallback for {job.fallback_for}", alerts=len(job.alerts))
         return
@@ -534,7 +550,7 @@ def _deliver_locked(store: NotifyStore, integ: ReceiverIntegration, job: Job, no
         return
     alerts = job.alerts if integ.send_resolved else tuple(a for a in job.alerts if a.status == "firing")
     if alerts:
-        _send(integ, _notification(job, alerts))
+        _send(integ, _notification(job, alerts, _notification_id(job, entry)))
     else:
         bound.info("notify.not_sent", msg="only resolved alerts and send_resolved is off; logging them")
     store.nflog_put(

@@ -57,6 +57,8 @@ def worker_env(
         # Retries of failed deliveries come quickly, so a recovered receiver is reached within seconds.
         "ALERTING_NOTIFY_BACKOFF_BASE": "0.5",
         "ALERTING_NOTIFY_BACKOFF_CAP": "2",
+        # A killed worker's beat lease lapses in seconds, so its restarted self schedules again soon.
+        "ALERTING_BEAT_LEASE": "6",
         **extra,
     }
 
