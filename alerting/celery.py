@@ -18,7 +18,7 @@ from celery.beat import ScheduleEntry, Scheduler
 from celery.schedules import schedstate, schedule
 
 from alerting import health, metrics
-from alerting.config import Settings
+from alerting.config import Settings, seconds_env
 from alerting.errors import ConfigError
 from alerting.observability import configure_logging, get_logger, prepare_celery_worker
 from alerting.state import DATASOURCES_GROUP
@@ -125,7 +125,7 @@ class GroupScheduler(Scheduler):
     owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     # Seconds a leader's lease outlives its last renewal (renewed every third of that): how long
     # evaluation pauses when the leading worker dies before another takes over.
-    lease = float(os.environ.get("ALERTING_BEAT_LEASE", "30"))
+    lease = seconds_env("ALERTING_BEAT_LEASE")
 
     def setup_schedule(self) -> None:
         self._last_sync = 0.0

@@ -55,6 +55,36 @@ def _duration_env(env: Mapping[str, str], name: str, default: str) -> float:
         raise ConfigError(f"{name}: {exc}") from None
 
 
+# Timers of the worker's own machinery, read where they are used (module constants); Settings checks
+# them up front so that a bad value stops the worker with a message instead of a traceback.
+SECONDS_SETTINGS = {
+    "ALERTING_BEAT_LEASE": 30.0,
+    "ALERTING_NOTIFY_LOCK_TTL": 15.0,
+    "ALERTING_NOTIFY_BACKOFF_BASE": 2.0,
+    "ALERTING_NOTIFY_BACKOFF_CAP": 300.0,
+}
+
+
+def seconds_env(name: str, env: Mapping[str, str] | None = None) -> float:
+    """One of SECONDS_SETTINGS: a positive number of seconds ("15", "0.5") or a duration ("15s")."""
+    env = os.environ if env is None else env
+    text = env.get(name, "").strip()
+    if not text:
+        return SECONDS_SETTINGS[name]
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            value = parse_duration(text)
+        except DurationError:
+            raise ConfigError(
+                f"{name}: expected seconds (15, 0.5) or a duration (15s), got {text!r}"
+            ) from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}: must be more than 0 seconds, got {text!r}")
+    return value
+
+
 def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
     text = env.get(name, str(default))
     try:
@@ -111,6 +141,8 @@ class Settings:
             tls["insecure_skip_verify"] = True
         if tls:
             prometheus["tls_config"] = tls
+        for name in SECONDS_SETTINGS:
+            seconds_env(name, env)
         log_format = env.get("LOG_FORMAT", "json")
         if log_format not in ("json", "console"):
             raise ConfigError(f'LOG_FORMAT: expected "json" or "console", got {log_format!r}')

@@ -8,7 +8,6 @@ receiver's ``Retry-After``; permanent failures are logged and handed to the rece
 
 from __future__ import annotations  # noqa: I001 (alerting.celery and .runtime are ours)
 
-import os
 import random
 import time
 from typing import Any
@@ -17,6 +16,7 @@ import redis
 import structlog
 
 from alerting import history, metrics
+from alerting.config import seconds_env
 from alerting.celery import app
 from alerting.observability import bound
 from alerting.notify.base import DeliveryError
@@ -26,8 +26,8 @@ from alerting.runtime import get_runtime
 log = structlog.get_logger(__name__)
 
 # Seconds; overridable so tests (and impatient staging setups) see retries within seconds.
-BACKOFF_BASE = float(os.environ.get("ALERTING_NOTIFY_BACKOFF_BASE", "2"))
-BACKOFF_CAP = float(os.environ.get("ALERTING_NOTIFY_BACKOFF_CAP", "300"))
+BACKOFF_BASE = seconds_env("ALERTING_NOTIFY_BACKOFF_BASE")
+BACKOFF_CAP = seconds_env("ALERTING_NOTIFY_BACKOFF_CAP")
 MAX_RETRIES = 300  # with the cap, a receiver may stay down for about a day before we give up
 
 

@@ -27,6 +27,13 @@ def test_defaults_need_no_configuration(tmp_path: Path) -> None:
         ({"ALERTING_QUERY_CONCURRENCY": "many"}, "ALERTING_QUERY_CONCURRENCY: expected a whole number"),
         ({"ALERTING_QUERY_CONCURRENCY": "0"}, "ALERTING_QUERY_CONCURRENCY: must be at least 1"),
         ({"LOG_FORMAT": "xml"}, 'LOG_FORMAT: expected "json" or "console"'),
+        ({"ALERTING_BEAT_LEASE": "soon"}, r"ALERTING_BEAT_LEASE: expected seconds \(15, 0.5\) or a duration"),
+        ({"ALERTING_NOTIFY_LOCK_TTL": "0"}, "ALERTING_NOTIFY_LOCK_TTL: must be more than 0 seconds"),
+        ({"ALERTING_NOTIFY_BACKOFF_CAP": "-5"}, "ALERTING_NOTIFY_BACKOFF_CAP: must be more than 0 seconds"),
+        (
+            {"ALERTING_NOTIFY_BACKOFF_BASE": "nan"},
+            "ALERTING_NOTIFY_BACKOFF_BASE: must be more than 0 seconds",
+        ),
     ],
 )
 def test_bad_environment_values_name_the_variable(env: dict[str, str], message: str) -> None:

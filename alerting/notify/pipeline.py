@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -34,6 +33,7 @@ from typing import Any, Protocol
 import redis
 import structlog
 
+from alerting.config import seconds_env
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.notify.store import GroupInsert, GroupSnapshot, NotifyStore, group_id, nflog_id
 from alerting.observability import context_value
@@ -51,7 +51,7 @@ FLUSH_BATCH = 1000
 # A delivery's lock on its (group, integration) expires this many seconds after its holder last
 # renewed it; the holder renews it every third of that while the send runs, however long the
 # receiver takes. So a worker killed mid-send holds up that group's next delivery this long at most.
-LOCK_TTL = float(os.environ.get("ALERTING_NOTIFY_LOCK_TTL", "15"))
+LOCK_TTL = seconds_env("ALERTING_NOTIFY_LOCK_TTL")
 FALLBACK_SENT_TTL = 7 * 86400.0
 
 
