@@ -95,6 +95,20 @@ def test_state_persists_across_processes_and_fires_after_for(
     assert harness.sent + again.sent == [("pending", "Up"), ("firing", "Up")]
 
 
+def test_workers_taking_turns_each_see_the_state_the_other_saved(
+    harness: Harness, prom_api: PromAPI, redis_client: redis.Redis, prefix: str
+) -> None:
+    other = Harness(StateStore(redis_client, prefix), harness.group, prom_api.url)
+    prom_api.vectors["x > 0"] = [({"job": "a"}, 1.0)]
+    harness.tick(T0)  # pending since T0
+    prom_api.vectors["x > 0"] = []
+    other.tick(T0 + 60)  # gone while pending: forgotten
+    prom_api.vectors["x > 0"] = [({"job": "a"}, 1.0)]
+    harness.tick(T0 + 120)  # back: pending anew, not firing on the timer it had before
+    assert harness.states() == other.states() == {"Up": "pending"}
+    assert harness.sent == [("pending", "Up"), ("pending", "Up")] and other.sent == []
+
+
 def test_datasource_down_freezes_alerts_and_raises_one_synthetic_alert(
     harness: Harness, prom_api: PromAPI
 ) -> None:
