@@ -10,8 +10,16 @@ import pytest
 import redis
 
 from tests.support.fakes import LocalCA, PagerDutyFake, SlackFake, TwilioFake, make_ca
-from tests.support.net import REDIS_URL
+from tests.support.net import REDIS_URL, remove_queues
 from tests.support.promapi import PromAPI
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_test_queues() -> Iterator[None]:
+    yield
+    client = redis.Redis.from_url(REDIS_URL)
+    remove_queues(client)
+    client.close()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import socket
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from alerting.rules import Group, load_paths
 from alerting.runtime import RuleRegistry
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
-from tests.support.net import REDIS_URL, free_port
+from tests.support.net import REDIS_URL, celery_queue, free_port
 from tests.support.promapi import PromAPI
 from tests.support.redis_server import RedisServer
 
@@ -82,7 +81,7 @@ def test_readiness_flips_to_unhealthy_when_redis_stops_and_back_when_it_returns(
 
 def test_healthy_answer_has_the_enhanced_health_check_shape(redis_client: redis.Redis, prefix: str) -> None:
     StateStore(redis_client, prefix).hold_leadership("host:1:abc", 30)
-    queue = f"q-{uuid.uuid4().hex[:8]}"
+    queue = celery_queue()
     redis_client.lpush(queue, "m1", "m2")
     try:
         with HealthServer(("127.0.0.1", 0), readiness(REDIS_URL, prefix, queues=(queue,))) as server:

@@ -30,7 +30,7 @@ from alerting.observability import (
     is_secret_key,
     redact_text,
 )
-from tests.support.net import REDIS_URL, wait_until
+from tests.support.net import REDIS_URL, celery_queue, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$")
@@ -226,7 +226,7 @@ def test_level_filters_debug_lines_and_console_format_is_readable() -> None:
 
 @pytest.fixture
 def queue(redis_client: redis.Redis) -> Iterator[str]:
-    name = f"q-log-{uuid.uuid4().hex[:10]}"
+    name = celery_queue("q-log")
     yield name
     redis_client.delete(name, f"_kombu.binding.{name}")
 

@@ -27,7 +27,7 @@ from alerting.observability import configure_logging
 from alerting.rules import Group, load_paths
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
-from tests.support.net import REDIS_URL, free_port, wait_until
+from tests.support.net import REDIS_URL, celery_queue, free_port, wait_until
 from tests.support.promapi import PromAPI
 from tests.support.prometheus import PrometheusServer
 
@@ -196,7 +196,7 @@ def test_scrape_answers_with_state_down_when_redis_is_unreachable() -> None:
 
 
 def test_queue_depth_counts_waiting_messages_including_priority_lists(redis_client: redis.Redis) -> None:
-    queue = f"q-depth-{uuid.uuid4().hex[:8]}"
+    queue = celery_queue("q-depth")
     try:
         redis_client.lpush(queue, "a", "b", "c")
         redis_client.lpush(f"{queue}\x06\x163", "d")
@@ -378,7 +378,7 @@ def test_a_real_prefork_worker_serves_what_its_recycled_children_counted(
     (tmp_path / "rules").mkdir()
     (tmp_path / "probeapp.py").write_text(WORKER_APP)
     port = free_port()
-    queue = f"q-metrics-{uuid.uuid4().hex[:8]}"
+    queue = celery_queue("q-metrics")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(ROOT)])}
     env.pop(metrics.MULTIPROC_ENV, None)
     env.update(

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,7 @@ from alerting.opscommands import register
 from alerting.rules import Group, load_paths
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
-from tests.support.net import REDIS_URL, free_port
+from tests.support.net import REDIS_URL, celery_queue, free_port
 from tests.support.promapi import PromAPI
 
 T0 = 1767225600.0
@@ -58,7 +57,7 @@ def workdir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 def queue(redis_client: redis.Redis) -> Iterator[str]:
-    name = f"q-ops-{uuid.uuid4().hex[:8]}"
+    name = celery_queue("q-ops")
     yield name
     redis_client.delete(name)
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import uuid
 from pathlib import Path
 
 import pytest
 
-from tests.support.net import REDIS_URL, free_port
+from tests.support.net import REDIS_URL, celery_queue, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
@@ -23,7 +22,7 @@ def test_run_command_starts_prometheus_and_worker_and_shows_alerts_firing(prefix
         "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
         "ALERTING_REDIS_URL": REDIS_URL,
         "ALERTING_REDIS_PREFIX": prefix,
-        "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
+        "ALERTING_CELERY_QUEUE": celery_queue(),
     }
     result = subprocess.run(["make", "run"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     output = result.stdout + result.stderr
@@ -40,7 +39,7 @@ def test_demo_command_fires_and_resolves_the_demo_alerts(prefix: str) -> None:
         "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
         "ALERTING_REDIS_URL": REDIS_URL,
         "ALERTING_REDIS_PREFIX": prefix,
-        "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
+        "ALERTING_CELERY_QUEUE": celery_queue(),
         "LOG_FORMAT": "json",
     }
     result = subprocess.run(["make", "demo"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)

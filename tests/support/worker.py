@@ -10,11 +10,10 @@ import subprocess
 import sys
 import tempfile
 import threading
-import uuid
 from pathlib import Path
 from typing import Any, cast
 
-from tests.support.net import REDIS_URL, wait_until
+from tests.support.net import REDIS_URL, celery_queue, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -51,7 +50,7 @@ def worker_env(
         "PROMETHEUS_TIMEOUT": "2s",
         "ALERTING_REDIS_URL": redis_url,
         "ALERTING_REDIS_PREFIX": prefix,
-        "ALERTING_CELERY_QUEUE": f"q-{uuid.uuid4().hex[:8]}",
+        "ALERTING_CELERY_QUEUE": celery_queue(),
         "ALERTING_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}",
         "ALERTING_HTTP_ADDR": "off",
         # Retries of failed deliveries come quickly, so a recovered receiver is reached within seconds.
