@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from alerting.config import Settings
+from alerting.config import Settings, seconds_env
 from alerting.errors import ConfigError
 
 
@@ -63,3 +63,9 @@ def test_bad_evaluation_section_points_at_the_value(tmp_path: Path) -> None:
     config.write_text("evaluation:\n  interval: soon\n")
     with pytest.raises(ConfigError, match=r"alerting.yml:2:13: evaluation.interval: not a valid"):
         Settings.from_env({"ALERTING_CONFIG": str(config)})
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("15", 15.0), ("0.5", 0.5), ("15s", 15.0), ("500ms", 0.5)])
+def test_timer_settings_take_seconds_or_a_duration(text: str, seconds: float) -> None:
+    assert seconds_env("ALERTING_NOTIFY_LOCK_TTL", {"ALERTING_NOTIFY_LOCK_TTL": text}) == seconds
+    assert seconds_env("ALERTING_NOTIFY_LOCK_TTL", {}) == 15.0  # unset: the default
