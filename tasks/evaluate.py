@@ -8,7 +8,6 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
-import httpx
 import redis
 
 from alerting import history, metrics
@@ -26,6 +25,7 @@ from alerting.notify.pipeline import ingest
 from alerting.observability import bound, get_logger, new_eval_id
 from alerting.rules.model import Group, Rule
 from alerting.runtime import Runtime, get_runtime
+from alerting.sources.prometheus import without_credentials
 
 log = get_logger(__name__)
 OWNER = f"{os.uname().nodename}:{os.getpid()}"
@@ -107,7 +107,7 @@ def generator_url(runtime: Runtime, rule: Rule) -> str:
         base = str(config.options.get("url", "")) if config else ""
         if base:
             # Receivers (and whoever they forward to) see this link: never with URL credentials.
-            base = str(httpx.URL(base).copy_with(username=None, password=None))
+            base = without_credentials(base)
             return f"{base.rstrip('/')}/graph?g0.expr={quote(rule.query)}&g0.tab=1"
     return runtime.settings.external_url
 

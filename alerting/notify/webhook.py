@@ -201,12 +201,13 @@ class WebhookIntegration:
             client = _shared_client(self.http, self.timeout)
             # httpx sends this name in SNI and verifies the certificate against it.
             extensions = {"sni_hostname": self.http.server_name} if self.http.server_name else None
-            if auth is None:
-                response = client.post(str(url), content=body, headers=headers, extensions=extensions)
-            else:
-                response = client.post(
-                    str(url), content=body, headers=headers, auth=auth, extensions=extensions
-                )
+            response = client.post(
+                str(url),
+                content=body,
+                headers=headers,
+                auth=auth or httpx.USE_CLIENT_DEFAULT,
+                extensions=extensions,
+            )
         except httpx.TimeoutException:
             raise DeliveryError(f"webhook timed out after {self.timeout:g}s", retryable=True) from None
         except httpx.HTTPError as exc:

@@ -30,6 +30,11 @@ def check_expr(expr: Any, pos: Position) -> str:
     return expr
 
 
+def without_credentials(url: str) -> str:
+    """``url`` without the ``user:password@`` it may carry: for anything a person or receiver sees."""
+    return str(httpx.URL(url).copy_with(username=None, password=None))
+
+
 def _secret(config: Mapping[str, Any], key: str) -> str | None:
     if config.get(key):
         return str(config[key])
@@ -58,7 +63,7 @@ class PrometheusSource:
         self.url = str(config.get("url") or "http://localhost:9090").rstrip("/")
         # Error messages end up in rule health, `alerting status` and history: never with the
         # credentials a URL may carry (http://user:password@host).
-        self.shown_url = str(httpx.URL(self.url).copy_with(username=None, password=None))
+        self.shown_url = without_credentials(self.url)
         self.timeout = parse_duration(str(config.get("timeout", "30s")))
         auth: httpx.Auth | None = None
         basic = config.get("basic_auth") or {}
