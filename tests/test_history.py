@@ -3,9 +3,7 @@ notification attempts, retention, and writes that fail without breaking anything
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import multiprocessing
 import time
 import uuid
@@ -22,11 +20,12 @@ from alerting.engine import evaluate_group
 from alerting.errors import ConfigError
 from alerting.history import History
 from alerting.notify.base import NotifyAlert
-from alerting.observability import bound, configure_logging
+from alerting.observability import bound
 from alerting.rules import Group, load_paths
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
 from tests.support.databases import PG_ADMIN
+from tests.support.logs import json_log
 from tests.support.net import free_port
 from tests.support.promapi import PromAPI, Vector
 
@@ -175,21 +174,17 @@ def test_rows_older_than_the_retention_are_deleted_by_the_writers(url: str) -> N
 )
 def test_a_database_that_cannot_be_written_never_breaks_the_caller(where: str, group: Group) -> None:
     url = where.format(port=free_port())
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    configure_logging("INFO", "json", stream)
     store = History(url, connect_timeout=1, backoff=60)
     try:
-        before = failures("notification")
-        alert = NotifyAlert("firing", {"alertname": "X"}, {}, T0)
-        assert store.record_notification("slack", "sent", alerts=[alert]) == 0
-        assert store.record_notification("slack", "sent", alerts=[alert]) == 0  # skipped during back-off
-        assert failures("notification") == before + 2
+        with json_log() as log:
+            before = failures("notification")
+            alert = NotifyAlert("firing", {"alertname": "X"}, {}, T0)
+            assert store.record_notification("slack", "sent", alerts=[alert]) == 0
+            assert store.record_notification("slack", "sent", alerts=[alert]) == 0  # skipped: back-off
+            assert failures("notification") == before + 2
     finally:
-        root.handlers[:], root.level = saved
         store.close()
-    (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
+    (line,) = log.records()
     assert line["event"] == "history.write_failed" and line["level"] == "ERROR"
     assert "skipping writes for 60s" in line["msg"]
 

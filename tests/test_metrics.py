@@ -3,9 +3,7 @@ and the whole /metrics page scraped by a real Prometheus that answers every dash
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import multiprocessing
 import os
 import re
@@ -23,10 +21,10 @@ from alerting import metrics
 from alerting.engine import GroupOutcome, evaluate_group
 from alerting.health import HealthServer, Readiness
 from alerting.notify.base import DeliveryError
-from alerting.observability import configure_logging
 from alerting.rules import Group, load_paths
 from alerting.sources.prometheus import PrometheusSource
 from alerting.state import StateStore
+from tests.support.logs import json_log
 from tests.support.net import REDIS_URL, celery_queue, free_port, wait_until
 from tests.support.promapi import PromAPI
 from tests.support.prometheus import PrometheusServer
@@ -370,9 +368,7 @@ def observe(receiver):
 """
 
 
-def test_a_real_prefork_worker_serves_what_its_recycled_children_counted(
-    tmp_path: Path, prefix: str, redis_client: redis.Redis
-) -> None:
+def test_a_real_prefork_worker_serves_what_its_recycled_children_counted(tmp_path: Path, prefix: str) -> None:
     from celery import Celery
 
     (tmp_path / "rules").mkdir()
@@ -426,17 +422,10 @@ def test_a_real_prefork_worker_serves_what_its_recycled_children_counted(
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
-        redis_client.delete(queue, f"_kombu.binding.{queue}")
 
 
 def test_a_metrics_failure_is_logged_and_never_reaches_the_caller() -> None:
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    configure_logging("INFO", "json", stream)
-    try:
+    with json_log() as log:
         metrics.observe_group(object())  # type: ignore[arg-type] - not an outcome: counting fails
-    finally:
-        root.handlers[:], root.level = saved
-    (line,) = [json.loads(x) for x in stream.getvalue().splitlines()]
+    (line,) = log.records()
     assert line["event"] == "metrics.failed" and "observe_group failed: AttributeError" in line["msg"]

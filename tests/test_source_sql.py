@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import io
-import json
-import logging
 import multiprocessing
 import re
 import threading
@@ -18,11 +15,11 @@ from typing import Any
 import pytest
 
 from alerting.errors import ConfigError, DatasourceError, Position, QueryError, RuleFileError
-from alerting.observability import configure_logging
 from alerting.rules.loader import load_file_groups
 from alerting.sources import Sample
 from alerting.sources.sql import SqlSource, check_sql
 from tests.support.databases import APPROVALS, PG_URL, Database, postgres_database, sqlite_database
+from tests.support.logs import json_log
 from tests.support.net import free_port
 
 AT = dt.datetime(2024, 5, 3, 12, 0, tzinfo=dt.UTC).timestamp()
@@ -491,32 +488,14 @@ def test_concurrent_rules_share_the_pool_and_wait_no_longer_than_connect_timeout
     assert labels_and_values(source.query("SELECT 1 AS value", AT)) == [({}, 1.0)]
 
 
-@contextmanager
-def json_log() -> Iterator[io.StringIO]:
-    """The worker's JSON log lines written while the block runs."""
-    stream = io.StringIO()
-    root = logging.getLogger()
-    saved = root.handlers[:], root.level
-    configure_logging("INFO", "json", stream)
-    try:
-        yield stream
-    finally:
-        root.handlers[:], root.level = saved
-
-
-def superuser_warnings(stream: io.StringIO) -> list[dict[str, Any]]:
-    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
-    return [line for line in lines if line["event"] == "sql.superuser"]
-
-
 def test_a_superuser_account_is_warned_about_once(pg: Database) -> None:
     # The test server's "postgres" account is a superuser, as many quick setups are.
     source = SqlSource(f"db-{pg.schema}", {"url": pg.url, "pool_size": 1})
-    with json_log() as stream:
+    with json_log() as log:
         for _ in range(3):
             source.query("SELECT 1 AS value", AT)
         source.close()
-    [warning] = superuser_warnings(stream)
+    [warning] = log.records("sql.superuser")
     assert warning["level"] == "WARN" and warning["user"] == "postgres"
     assert f'datasource "db-{pg.schema}" connects to' in warning["msg"]
     assert "granted only SELECT" in warning["msg"]
@@ -530,11 +509,11 @@ def test_a_role_granted_only_select_raises_no_warning(pg: Database) -> None:
         pg.admin(f'GRANT SELECT ON approvals TO "{role}"')
         url = pg.url.replace("postgres@", f"{role}@")
         source = SqlSource(f"db-{role}", {"url": url, "pool_size": 1})
-        with json_log() as stream:
+        with json_log() as log:
             [sample] = source.query("SELECT count(*) AS value FROM approvals", AT)
             source.close()
         assert sample.value == len(APPROVALS)
-        assert superuser_warnings(stream) == []
+        assert log.records("sql.superuser") == []
     finally:
         pg.admin(f'REVOKE ALL ON approvals FROM "{role}"')
         pg.admin(f'REVOKE ALL ON SCHEMA "{pg.schema}" FROM "{role}"')
