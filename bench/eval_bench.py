@@ -42,11 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tests.support.prometheus  # noqa: E402
 from alerting.durations import parse_duration  # noqa: E402
-from alerting.engine import evaluate_group  # noqa: E402
 from alerting.rules import load_paths  # noqa: E402
 from alerting.rules.model import Group  # noqa: E402
+from alerting.rules.state import StateStore  # noqa: E402
+from alerting.rules.tick import evaluate_group  # noqa: E402
 from alerting.sources.prometheus import PrometheusSource  # noqa: E402
-from alerting.state import StateStore  # noqa: E402
 from tests.support.exporter import Exporter  # noqa: E402
 from tests.support.net import wait_until  # noqa: E402
 from tests.support.prometheus import PrometheusServer  # noqa: E402

@@ -10,9 +10,12 @@ from urllib.parse import quote
 
 import redis
 
-from alerting import history, metrics
-from alerting.celery import app
-from alerting.engine import (
+from alerting.errors import AlertingError
+from alerting.notify.pipeline import ingest
+from alerting.ops import history, metrics
+from alerting.ops.logs import bound, get_logger, new_eval_id
+from alerting.rules.model import Group, Rule
+from alerting.rules.tick import (
     Evaluated,
     GroupOutcome,
     console_dispatch,
@@ -20,12 +23,9 @@ from alerting.engine import (
     notify_alerts,
     retire_group,
 )
-from alerting.errors import AlertingError
-from alerting.notify.pipeline import ingest
-from alerting.observability import bound, get_logger, new_eval_id
-from alerting.rules.model import Group, Rule
-from alerting.runtime import Runtime, get_runtime
 from alerting.sources.prometheus import without_credentials
+from alerting.worker.app import app
+from alerting.worker.runtime import Runtime, get_runtime
 
 log = get_logger(__name__)
 OWNER = f"{os.uname().nodename}:{os.getpid()}"

@@ -6,7 +6,7 @@ task send nothing twice. Retryable failures back off exponentially with jitter, 
 receiver's ``Retry-After``; permanent failures are logged and handed to the receiver's ``fallback``.
 """
 
-from __future__ import annotations  # noqa: I001 (alerting.celery and .runtime are ours)
+from __future__ import annotations  # noqa: I001 (alerting.worker.app and .runtime are ours)
 
 import random
 import time
@@ -15,13 +15,15 @@ from typing import Any
 import redis
 import structlog
 
-from alerting import history, metrics
-from alerting.config import seconds_env
-from alerting.celery import app
-from alerting.observability import bound
+from alerting.ops import history
+
+from alerting.ops import metrics
+from alerting.config.settings import seconds_env
+from alerting.worker.app import app
+from alerting.ops.logs import bound
 from alerting.notify.base import DeliveryError
 from alerting.notify.pipeline import Job, deliver, fallback_jobs, flush_due
-from alerting.runtime import get_runtime
+from alerting.worker.runtime import get_runtime
 
 log = structlog.get_logger(__name__)
 

@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 
 import structlog
 
-from alerting import templating, yamlfile
+from alerting import templating
+from alerting.config import yamlfile
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position, TemplateError
 from alerting.notify.base import Notification, NotifyAlert

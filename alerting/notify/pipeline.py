@@ -33,11 +33,11 @@ from typing import Any, Protocol
 import redis
 import structlog
 
-from alerting.config import seconds_env
+from alerting.config.alertmanager import ReceiverIntegration, RoutingConfig
+from alerting.config.settings import seconds_env
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.notify.store import GroupInsert, GroupSnapshot, NotifyStore, group_id, nflog_id
-from alerting.observability import context_value
-from alerting.routing.config import ReceiverIntegration, RoutingConfig
+from alerting.ops.logs import context_value
 from alerting.routing.dedup import LogEntry, needs_update
 from alerting.routing.inhibit import Inhibitor
 from alerting.routing.matchers import alert_sort_key, fingerprint, labels_string

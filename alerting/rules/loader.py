@@ -13,11 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from alerting import templating
-from alerting.durations import parse_duration
-from alerting.errors import DurationError, Position, RuleFileError, TemplateError
-from alerting.rules.model import CONDITION_OPS, Condition, Group, Labels, Rule, rule_key
-from alerting.sources import kind_for_field, kinds
-from alerting.yamlfile import (
+from alerting.config.yamlfile import (
     Mapping,
     check_fields,
     expect_mapping,
@@ -25,6 +21,10 @@ from alerting.yamlfile import (
     load_file,
     type_name,
 )
+from alerting.durations import parse_duration
+from alerting.errors import DurationError, Position, RuleFileError, TemplateError
+from alerting.rules.model import CONDITION_OPS, Condition, Group, Labels, Rule, rule_key
+from alerting.sources import kind_for_field, kinds
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _METRIC_NAME = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
@@ -257,7 +257,7 @@ def _with_key(rule: Rule, taken: set[str]) -> Rule:
 
 
 def _empty_seq(parent: Mapping) -> Any:
-    from alerting.yamlfile import Sequence
+    from alerting.config.yamlfile import Sequence
 
     seq = Sequence()
     seq.pos, seq.item_pos = parent.pos, []

@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
+from alerting.config.yamlfile import suggest
 from alerting.errors import ConfigError, Position
-from alerting.yamlfile import suggest
 
 
 @dataclass(frozen=True)

@@ -30,10 +30,10 @@ from kombu.exceptions import KombuError
 from kombu.transport import virtual
 from kombu.utils.url import maybe_sanitize_url
 
+from alerting.config.yamlfile import suggest, type_name
 from alerting.durations import parse_duration
 from alerting.errors import DatasourceError, DurationError, Position, QueryError, RuleFileError
 from alerting.sources import Kind, QuerySpec, Sample, register, reject_unknown_settings, settings_error
-from alerting.yamlfile import suggest, type_name
 
 MEASURES = ("queue_length", "workers")
 _FIELDS = ("measure", "queues", "timeout")

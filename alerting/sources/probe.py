@@ -33,10 +33,10 @@ from typing import Any, ClassVar
 
 import httpx
 
+from alerting.config.yamlfile import suggest, type_name
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position, QueryError, RuleFileError
 from alerting.sources import Kind, QuerySpec, Sample, register, reject_unknown_settings, settings_error
-from alerting.yamlfile import suggest, type_name
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _FIELDS = ("url", "method", "headers", "timeout", "expect_status", "expect_json", "body", "follow_redirects")

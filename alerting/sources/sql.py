@@ -46,7 +46,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DatasourceError, DurationError, Position, QueryError, RuleFileError
-from alerting.observability import get_logger
+from alerting.ops.logs import get_logger
 from alerting.sources import Kind, Sample, register
 
 log = get_logger(__name__)

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from alerting.observability import configure_logging
+from alerting.ops.logs import configure_logging
 
 
 class JsonLog:

@@ -23,7 +23,7 @@ def alerting(
 ) -> subprocess.CompletedProcess[str]:
     """``alerting ARGS...`` run from the repository, with ``env`` on top of this process's environment."""
     return subprocess.run(
-        [sys.executable, "-m", "alerting.cli", *args],
+        [sys.executable, "-m", "alerting.cli.main", *args],
         cwd=ROOT,
         env={**os.environ, **(env or {})},
         capture_output=True,

@@ -1,0 +1,336 @@
+"""The ``alerting`` command: check rule files, evaluate once, backtest, and operator tools."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+
+from alerting.cli.tools import parse_time
+from alerting.config.settings import Settings, check_evaluation_section, load_datasources
+from alerting.config.yamlfile import Mapping as PosMapping
+from alerting.config.yamlfile import load_file
+from alerting.durations import parse_duration
+from alerting.errors import AlertingError, ConfigError, DurationError
+from alerting.rules.evaluation import Alert
+from alerting.rules.loader import load_paths
+from alerting.rules.model import Group
+from alerting.rules.state import json_number
+from alerting.templating import go_float
+
+# Optional command modules: each exposes register(cli) and lands with its feature.
+_COMMAND_MODULES = ("alerting.cli.routes", "alerting.cli.notify", "alerting.cli.ops")
+
+
+def rfc3339(t: float | None) -> str | None:
+    if t is None:
+        return None
+    return (
+        datetime.fromtimestamp(t, UTC)
+        .isoformat(timespec="milliseconds")
+        .replace("+00:00", "Z")
+        .replace(".000Z", "Z")
+    )
+
+
+def alert_json(group: Group, alert: Alert) -> dict[str, Any]:
+    return {
+        "group": group.name,
+        "alertname": alert.name,
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "state": "resolved" if alert.resolved else alert.state.value,
+        "active_at": rfc3339(alert.active_at),
+        "fired_at": rfc3339(alert.fired_at),
+        "resolved_at": rfc3339(alert.resolved_at),
+        "value": json_number(alert.value),
+    }
+
+
+def _table(rows: Sequence[Sequence[str]], header: Sequence[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = [
+        "  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+        for row in [header, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def _alert_row(group: Group, alert: Alert) -> list[str]:
+    data = alert_json(group, alert)
+    labels = ",".join(f"{k}={v}" for k, v in data["labels"].items() if k != "alertname")
+    return [group.name, alert.name, data["state"], go_float(alert.value), data["active_at"] or "", labels]
+
+
+_ALERT_HEADER = ["GROUP", "ALERTNAME", "STATE", "VALUE", "ACTIVE_AT", "LABELS"]
+
+
+def _settings() -> Settings:
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _load_groups(settings: Settings, rules: tuple[str, ...], group: str | None) -> list[Group]:
+    ruleset = load_paths(rules or settings.rules, settings.default_interval)
+    for problem in ruleset.problems:
+        click.echo(str(problem), err=True)
+    groups = [g for g in ruleset.groups if group is None or g.name == group]
+    if group is not None and not groups:
+        raise click.ClickException(f'no group named "{group}"')
+    return groups
+
+
+@click.group()
+@click.version_option(package_name="alerting")
+def cli() -> None:
+    """Alert evaluator worker: Prometheus-format rules, evaluated on a schedule."""
+
+
+@cli.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+def check(paths: tuple[str, ...]) -> None:
+    """Validate rule files and alerting.yml; print every problem as file:line:col: message."""
+    settings = _settings()
+    config_paths = [p for p in paths if Path(p).name in ("alerting.yml", "alerting.yaml")]
+    rule_paths = [p for p in paths if p not in config_paths]
+    if not paths:
+        rule_paths = list(settings.rules)
+        if Path(settings.config_path).exists():
+            config_paths = [settings.config_path]
+    problems: list[str] = []
+    ruleset = load_paths(rule_paths, settings.default_interval) if rule_paths else None
+    if ruleset is not None:
+        problems.extend(str(p) for p in ruleset.problems)
+        for warning in ruleset.warnings:
+            click.echo(f"warning: {warning}", err=True)
+    for path in config_paths:
+        problems.extend(check_config_file(path, settings))
+    for problem in problems:
+        click.echo(problem)
+    summary = []
+    if ruleset is not None:
+        summary.append(f"{ruleset.rule_count} rules in {len(ruleset.groups)} groups")
+    if config_paths:
+        summary.append(f"{len(config_paths)} config file(s)")
+    verdict = f"{len(problems)} problem(s)" if problems else "ok"
+    click.echo(f"{', '.join(summary) or 'nothing to check'}: {verdict}")
+    sys.exit(1 if problems else 0)
+
+
+def check_config_file(path: str, settings: Settings) -> list[str]:
+    """Problems in an alerting.yml: our sections here, routing via its own checker."""
+    try:
+        doc = load_file(path, ConfigError)
+        if isinstance(doc, PosMapping):
+            check_evaluation_section(doc)
+        load_datasources(Settings(**{**settings.__dict__, "config_path": path}), env={**_env_defaults(doc)})
+    except ConfigError as exc:
+        return [str(exc)]
+    try:
+        routing = importlib.import_module("alerting.config.alertmanager")
+    except ModuleNotFoundError:
+        return []
+    return [str(p) for p in routing.check_routing_config(path)]
+
+
+def _env_defaults(doc: Any) -> dict[str, str]:
+    # `check` validates structure, not whether secrets are set in this shell: every ${VAR}
+    # resolves to a placeholder so a missing variable is not reported as a broken file.
+    import os
+    import re
+
+    names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", json.dumps(doc, default=str)))
+    return {**{n: "unset" for n in names}, **os.environ}
+
+
+@cli.command(name="eval")
+@click.option("--rules", "rules", multiple=True, help="Rule file or directory (repeatable).")
+@click.option("--group", default=None, help="Only this group.")
+@click.option("--at", "at", default=None, help="Evaluation time: RFC3339 or unix seconds.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def eval_command(rules: tuple[str, ...], group: str | None, at: str | None, fmt: str) -> None:
+    """Evaluate each group once at TIME with the Redis state, saving it; print the alerts."""
+    from alerting.rules.tick import evaluate_group
+    from alerting.worker.runtime import Runtime
+
+    settings = _settings()
+    runtime = Runtime(settings)
+    t = parse_time(at) if at else time.time()
+    out: list[tuple[Group, Alert]] = []
+    errors: list[str] = []
+    try:
+        for g in _load_groups(settings, rules, group):
+            outcome = evaluate_group(
+                runtime.store,
+                g,
+                t,
+                lambda r: runtime.source(r.datasource, r.kind),
+                owner="cli",
+                concurrency=settings.query_concurrency,
+                outage_tolerance=settings.outage_tolerance,
+                external_url=settings.external_url,
+                claim=False,
+                prometheus=_prometheus(runtime),
+            )
+            if outcome.skipped:
+                errors.append(f"{g.name}: {outcome.skipped}")
+            for item in outcome.rules:
+                if item.health.error:
+                    errors.append(f"{g.name}/{item.rule.name}: {item.health.error}")
+                out.extend((g, a) for a in item.alerts.values())
+    except AlertingError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:
+        import redis
+
+        if isinstance(exc, redis.RedisError):
+            raise click.ClickException(f"Redis at {settings.redis_url}: {exc}") from None
+        raise
+    finally:
+        runtime.close()
+    for error in errors:
+        click.echo(f"error: {error}", err=True)
+    if fmt == "json":
+        click.echo(json.dumps([alert_json(g, a) for g, a in out], indent=2))
+    else:
+        click.echo(_table([_alert_row(g, a) for g, a in out], _ALERT_HEADER))
+
+
+def _prometheus(runtime: Any) -> Any:
+    try:
+        return runtime.source("prometheus", "promql")
+    except AlertingError:
+        return None
+
+
+@cli.command()
+@click.option("--from", "start", required=True, help="Start: RFC3339 or unix seconds.")
+@click.option("--to", "end", required=True, help="End: RFC3339 or unix seconds.")
+@click.option("--step", default=None, help="Step duration (default: each group's interval).")
+@click.option("--rules", "rules", multiple=True, help="Rule file or directory (repeatable).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+def backtest(start: str, end: str, step: str | None, rules: tuple[str, ...], fmt: str) -> None:
+    """Replay evaluation over a past range (in-memory state; Redis untouched)."""
+    from alerting.rules.backtest import backtest as run_backtest
+    from alerting.rules.backtest import times
+    from alerting.worker.runtime import Runtime
+
+    settings = _settings()
+    t0, t1 = parse_time(start), parse_time(end)
+    if t1 < t0:
+        raise click.BadParameter("--to is before --from")
+    try:
+        step_s = parse_duration(step) if step else None
+    except DurationError as exc:
+        raise click.BadParameter(str(exc)) from None
+    if step_s is not None and step_s <= 0:
+        raise click.BadParameter("--step must be greater than 0")
+    groups = _load_groups(settings, rules, None)
+    runtime = Runtime(settings)
+    total = sum(len(times(t0, t1, step_s or g.interval)) for g in groups)
+    show_progress = fmt == "table" and sys.stderr.isatty() and total > 50
+    try:
+        with click.progressbar(
+            length=total, label="backtest", file=sys.stderr, hidden=not show_progress
+        ) as bar:
+            frames = run_backtest(
+                groups,
+                lambda r: runtime.source(r.datasource, r.kind),
+                t0,
+                t1,
+                step_s,
+                prometheus=_prometheus(runtime),
+                external_url=settings.external_url,
+                progress=bar.update,
+            )
+    finally:
+        runtime.close()
+    if fmt == "json":
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "time": rfc3339(f.time),
+                        "alerts": [alert_json(g, a) for g, a in f.alerts],
+                        "transitions": [
+                            {
+                                "group": g.name,
+                                "alertname": e.alert.name,
+                                "to": e.kind,
+                                "labels": dict(e.alert.labels),
+                            }
+                            for g, e in f.transitions
+                        ],
+                        "errors": [{"group": g.name, "rule": r, "error": e} for g, r, e in f.errors],
+                    }
+                    for f in frames
+                ],
+                indent=2,
+            )
+        )
+        return
+    for frame in frames:
+        click.echo(f"== {rfc3339(frame.time)}")
+        for g, e in frame.transitions:
+            labels = ",".join(f"{k}={v}" for k, v in e.alert.labels if k != "alertname")
+            click.echo(f"  -> {e.kind:<8} {g.name}/{e.alert.name} {labels}")
+        for g, rule, error in frame.errors:
+            click.echo(f"  !! error    {g.name}/{rule}: {error}")
+        if frame.alerts:
+            click.echo(
+                "  "
+                + _table([_alert_row(g, a) for g, a in frame.alerts], _ALERT_HEADER).replace("\n", "\n  ")
+            )
+
+
+@cli.command()
+@click.argument("template")
+@click.option("--labels", "labels", multiple=True, metavar="K=V", help="A label (repeatable).")
+@click.option("--value", default="0", help="The alert's $value (a number, NaN, +Inf, -Inf).")
+@click.option("--alertname", default="", help="Name used in error messages, as in a rule.")
+def render(template: str, labels: tuple[str, ...], value: str, alertname: str) -> None:
+    """Print what an annotation TEMPLATE renders to for these labels and value."""
+    from alerting.errors import TemplateError
+    from alerting.templating import check as check_template
+    from alerting.templating import render_for_cli
+
+    pairs = {}
+    for item in labels:
+        name, sep, text = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not K=V", param_hint="--labels")
+        pairs[name] = text
+    try:
+        number = float(value.replace("Inf", "inf"))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a number", param_hint="--value") from None
+    try:
+        check_template(template, alertname=alertname)
+    except TemplateError as exc:
+        raise click.ClickException(f"template does not parse: {exc}") from None
+    click.echo(render_for_cli(template, pairs, number, alertname=alertname))
+
+
+for _module in _COMMAND_MODULES:
+    try:
+        importlib.import_module(_module).register(cli)
+    except ModuleNotFoundError as _exc:
+        if _exc.name != _module:
+            raise
+
+
+def main() -> None:
+    cli(prog_name="alerting")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Configuration: settings read once from the environment, and alerting.yml parsed into data."""

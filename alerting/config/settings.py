@@ -1,0 +1,256 @@
+"""Settings from the environment, and our sections (``datasources:``, ``evaluation:``) of alerting.yml.
+
+Every setting has a default that works on one machine with Redis and Prometheus on their usual
+ports, so ``celery -A alerting worker -B`` runs with no configuration at all.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from alerting.config.yamlfile import Mapping as PosMapping
+from alerting.config.yamlfile import check_fields, expect_mapping, load_file
+from alerting.durations import parse_duration
+from alerting.errors import ConfigError, DurationError, Position
+
+# Datasource "type" in alerting.yml -> source kind name in alerting.sources.
+DATASOURCE_TYPES = {"prometheus": "promql", "sql": "sql", "probe": "probe", "celery": "celery"}
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def expand_env(value: Any, env: Mapping[str, str], pos: Position | None = None) -> Any:
+    """Replace ``${NAME}`` (or ``${NAME:-default}``) in strings, recursively; unset without a
+    default is a ConfigError naming the variable."""
+    if isinstance(value, str):
+
+        def sub(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in env:
+                return env[name]
+            if default is not None:
+                return default
+            raise ConfigError(f"environment variable {name} is not set", pos)
+
+        return _ENV_REF.sub(sub, value)
+    if isinstance(value, PosMapping):
+        out = PosMapping({k: expand_env(v, env, value.at(k)) for k, v in value.items()})
+        out.pos, out.key_pos, out.value_pos = value.pos, value.key_pos, value.value_pos
+        return out
+    if isinstance(value, dict):
+        return {k: expand_env(v, env, pos) for k, v in value.items()}
+    if isinstance(value, list):
+        return [expand_env(v, env, pos) for v in value]
+    return value
+
+
+def _duration_env(env: Mapping[str, str], name: str, default: str) -> float:
+    try:
+        return parse_duration(env.get(name, default))
+    except DurationError as exc:
+        raise ConfigError(f"{name}: {exc}") from None
+
+
+# Timers of the worker's own machinery, read where they are used (module constants); Settings checks
+# them up front so that a bad value stops the worker with a message instead of a traceback.
+SECONDS_SETTINGS = {
+    "ALERTING_BEAT_LEASE": 30.0,
+    "ALERTING_NOTIFY_LOCK_TTL": 15.0,
+    "ALERTING_NOTIFY_BACKOFF_BASE": 2.0,
+    "ALERTING_NOTIFY_BACKOFF_CAP": 300.0,
+}
+
+
+def seconds_env(name: str, env: Mapping[str, str] | None = None) -> float:
+    """One of SECONDS_SETTINGS: a positive number of seconds ("15", "0.5") or a duration ("15s")."""
+    env = os.environ if env is None else env
+    text = env.get(name, "").strip()
+    if not text:
+        return SECONDS_SETTINGS[name]
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            value = parse_duration(text)
+        except DurationError:
+            raise ConfigError(
+                f"{name}: expected seconds (15, 0.5) or a duration (15s), got {text!r}"
+            ) from None
+    if not 0 < value < float("inf"):
+        raise ConfigError(f"{name}: must be more than 0 seconds, got {text!r}")
+    return value
+
+
+def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
+    text = env.get(name, str(default))
+    try:
+        value = int(text)
+    except ValueError:
+        raise ConfigError(f"{name}: expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise ConfigError(f"{name}: must be at least 1, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Process-wide settings, read once from the environment."""
+
+    redis_url: str = "redis://localhost:6379/0"
+    prefix: str = "alerting"
+    rules: tuple[str, ...] = ("rules",)
+    config_path: str = "alerting.yml"
+    default_interval: float = 300.0
+    outage_tolerance: float = 3600.0
+    query_concurrency: int = 8
+    broker_url: str = "redis://localhost:6379/0"
+    queue: str = "alerting"
+    external_url: str = ""
+    prometheus: Mapping[str, Any] = field(default_factory=dict)
+    database_url: str = "sqlite:///var/app.db"
+    log_level: str = "INFO"
+    log_format: str = "json"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        redis_url = env.get("ALERTING_REDIS_URL", cls.redis_url)
+        prometheus: dict[str, Any] = {
+            "url": env.get("PROMETHEUS_URL", "http://localhost:9090"),
+            "timeout": env.get("PROMETHEUS_TIMEOUT", "30s"),
+        }
+        if env.get("PROMETHEUS_USERNAME"):
+            prometheus["basic_auth"] = {
+                "username": env["PROMETHEUS_USERNAME"],
+                "password": env.get("PROMETHEUS_PASSWORD", ""),
+                "password_file": env.get("PROMETHEUS_PASSWORD_FILE", ""),
+            }
+        for key in ("bearer_token", "bearer_token_file"):
+            if env.get(f"PROMETHEUS_{key.upper()}"):
+                prometheus[key] = env[f"PROMETHEUS_{key.upper()}"]
+        tls: dict[str, Any] = {
+            k: env[f"PROMETHEUS_{k.upper()}"]
+            for k in ("ca_file", "cert_file", "key_file")
+            if env.get(f"PROMETHEUS_{k.upper()}")
+        }
+        if env.get("PROMETHEUS_INSECURE_SKIP_VERIFY", "").lower() in ("1", "true", "yes"):
+            tls["insecure_skip_verify"] = True
+        if tls:
+            prometheus["tls_config"] = tls
+        for name in SECONDS_SETTINGS:
+            seconds_env(name, env)
+        log_format = env.get("LOG_FORMAT", "json")
+        if log_format not in ("json", "console"):
+            raise ConfigError(f'LOG_FORMAT: expected "json" or "console", got {log_format!r}')
+        settings = cls(
+            redis_url=redis_url,
+            prefix=env.get("ALERTING_REDIS_PREFIX", cls.prefix),
+            rules=tuple(p for p in re.split(r"[,:]", env.get("ALERTING_RULES", "rules")) if p),
+            config_path=env.get("ALERTING_CONFIG", cls.config_path),
+            default_interval=_duration_env(env, "ALERTING_EVALUATION_INTERVAL", "5m"),
+            outage_tolerance=_duration_env(env, "ALERTING_OUTAGE_TOLERANCE", "1h"),
+            query_concurrency=_int_env(env, "ALERTING_QUERY_CONCURRENCY", 8),
+            broker_url=env.get("CELERY_BROKER_URL", redis_url),
+            queue=env.get("ALERTING_CELERY_QUEUE", cls.queue),
+            external_url=env.get("ALERTING_EXTERNAL_URL", ""),
+            prometheus=prometheus,
+            database_url=env.get("DATABASE_URL", cls.database_url),
+            log_level=env.get("LOG_LEVEL", "INFO").upper(),
+            log_format=log_format,
+        )
+        return settings.with_evaluation_section(env)
+
+    def with_evaluation_section(self, env: Mapping[str, str]) -> Settings:
+        """Defaults from the ``evaluation:`` section of alerting.yml; environment variables win."""
+        path = Path(self.config_path)
+        if not path.is_file():
+            return self
+        try:
+            doc = load_file(path, ConfigError)
+        except ConfigError:
+            return self  # reported by `alerting check` and by the routing loader
+        if not isinstance(doc, PosMapping) or not isinstance(doc.get("evaluation"), PosMapping):
+            return self
+        check_evaluation_section(doc)
+        section = doc["evaluation"]
+        changes: dict[str, Any] = {}
+        if "interval" in section and "ALERTING_EVALUATION_INTERVAL" not in env:
+            changes["default_interval"] = parse_duration(str(section["interval"]))
+        if "outage_tolerance" in section and "ALERTING_OUTAGE_TOLERANCE" not in env:
+            changes["outage_tolerance"] = parse_duration(str(section["outage_tolerance"]))
+        if "query_concurrency" in section and "ALERTING_QUERY_CONCURRENCY" not in env:
+            value = section["query_concurrency"]
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(
+                    "evaluation.query_concurrency must be a whole number >= 1",
+                    section.at("query_concurrency"),
+                )
+            changes["query_concurrency"] = value
+        if "external_url" in section and "ALERTING_EXTERNAL_URL" not in env:
+            changes["external_url"] = str(section["external_url"])
+        return replace(self, **changes) if changes else self
+
+
+@dataclass(frozen=True)
+class DatasourceConfig:
+    name: str
+    kind: str
+    options: Mapping[str, Any]
+
+
+def default_datasources(settings: Settings) -> dict[str, DatasourceConfig]:
+    """The datasources that exist without any alerting.yml."""
+    return {
+        "prometheus": DatasourceConfig("prometheus", "promql", settings.prometheus),
+        "db": DatasourceConfig("db", "sql", {"url": settings.database_url}),
+        "probe": DatasourceConfig("probe", "probe", {}),
+        "celery": DatasourceConfig("celery", "celery", {"broker_url": settings.broker_url}),
+    }
+
+
+def load_datasources(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, DatasourceConfig]:
+    """Defaults overlaid with the ``datasources:`` section of alerting.yml (if the file exists)."""
+    sources = default_datasources(settings)
+    path = Path(settings.config_path)
+    if not path.exists():
+        return sources
+    doc = load_file(path, ConfigError)
+    if not isinstance(doc, PosMapping) or "datasources" not in doc:
+        return sources
+    section = expect_mapping(doc["datasources"], doc.at("datasources"), "datasources", ConfigError)
+    env = os.environ if env is None else env
+    for name, raw in section.items():
+        raw = expect_mapping(raw, section.at(name), f'datasource "{name}"', ConfigError)
+        kind = DATASOURCE_TYPES.get(str(raw.get("type", "")))
+        if kind is None:
+            raise ConfigError(
+                f'datasource "{name}": type must be one of '
+                f"{', '.join(DATASOURCE_TYPES)}, got {raw.get('type')!r}",
+                raw.at("type") if "type" in raw else raw.pos,
+            )
+        options = expand_env(raw, env, raw.pos)
+        sources[name] = DatasourceConfig(name, kind, {k: v for k, v in options.items() if k != "type"})
+    return sources
+
+
+def check_evaluation_section(doc: PosMapping) -> None:
+    """Validate the optional ``evaluation:`` section (defaults for rule evaluation)."""
+    if "evaluation" not in doc:
+        return
+    section = expect_mapping(doc["evaluation"], doc.at("evaluation"), "evaluation", ConfigError)
+    check_fields(
+        section,
+        ("interval", "outage_tolerance", "query_concurrency", "external_url"),
+        "evaluation",
+        ConfigError,
+    )
+    for key in ("interval", "outage_tolerance"):
+        if key in section:
+            try:
+                parse_duration(str(section[key]))
+            except DurationError as exc:
+                raise ConfigError(f"evaluation.{key}: {exc}", section.at(key)) from None

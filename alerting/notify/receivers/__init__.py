@@ -1,0 +1,1 @@
+"""One module per integration kind (slack_configs, webhook_configs, ...)."""

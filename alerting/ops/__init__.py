@@ -1,0 +1,1 @@
+"""Operating the worker: metrics, history of transitions and notifications, structured logs."""

@@ -1,0 +1,206 @@
+"""Alert state in Redis, so a restart or a second worker loses nothing.
+
+Key scheme (every key starts with the configured prefix, default ``alerting``, so several
+deployments can share one Redis):
+
+``{p}:alerts:{group_id}``           hash  rule key -> JSON list of that rule's alerts.
+                                    One HSET per rule: a rule's alerts are saved atomically.
+``{p}:health:{group_id}``           hash  rule key -> JSON {health, error, last_slot, duration};
+                                    field ``__group__`` -> JSON {last_slot, duration, missed}.
+``{p}:claim:{group_id}:{slot}``     string "running:<owner>" while a worker evaluates that slot
+                                    (expires after a lease, so a killed worker's slot can be
+                                    retaken), then "done" (kept for a few intervals).
+``{p}:beat:leader``                 string  owner id of the beat that schedules (expiring lease).
+``{p}:lock:{name}``                 short-lived locks (e.g. the datasource-down pseudo group).
+
+``group_id`` is ``file:group name``; the datasource-down alerts live in the pseudo group
+``__datasources__`` with one rule key per datasource.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from alerting.rules.evaluation import Alert, State
+
+DATASOURCES_GROUP = "__datasources__"
+
+
+def json_number(value: float) -> float | str:
+    """A float for JSON: NaN and infinities as Prometheus spells them."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return value
+
+
+def _unnum(value: Any) -> float:
+    return float(value) if not isinstance(value, str) else float(value.replace("Inf", "inf"))
+
+
+def alert_to_dict(alert: Alert) -> dict[str, Any]:
+    return {
+        "labels": dict(alert.labels),
+        "annotations": [[k, v] for k, v in alert.annotations],
+        "state": alert.state.value,
+        "active_at": alert.active_at,
+        "value": json_number(alert.value),
+        "fired_at": alert.fired_at,
+        "resolved_at": alert.resolved_at,
+        "keep_firing_since": alert.keep_firing_since,
+        "last_eval": alert.last_eval,
+    }
+
+
+_STATES = {s.value: s for s in State}
+
+
+def alert_from_dict(data: Mapping[str, Any]) -> Alert:
+    # Every alert of every group passes through here on each tick: list comprehensions and a dict
+    # lookup of the state instead of generators and the enum's own (slower) lookup.
+    state = data["state"]
+    return Alert(
+        labels=tuple(sorted(data["labels"].items())),
+        annotations=tuple([(k, v) for k, v in data["annotations"]]),
+        state=_STATES[state] if state in _STATES else State(state),
+        active_at=data["active_at"],
+        value=_unnum(data["value"]),
+        fired_at=data.get("fired_at"),
+        resolved_at=data.get("resolved_at"),
+        keep_firing_since=data.get("keep_firing_since"),
+        last_eval=data.get("last_eval", 0.0),
+    )
+
+
+@dataclass(frozen=True)
+class RuleHealth:
+    health: str  # "ok", "err" or "unknown"
+    error: str | None
+    last_slot: float | None
+    duration: float
+
+
+class StateStore:
+    """Redis-backed alert state, slot claims and rule health."""
+
+    def __init__(self, client: redis.Redis, prefix: str = "alerting") -> None:
+        self.redis = client
+        self.prefix = prefix
+
+    def key(self, *parts: str) -> str:
+        return ":".join((self.prefix, *parts))
+
+    # --- alerts -----------------------------------------------------------------------------
+    def load_group(self, group_id: str) -> dict[str, dict[str, Alert]]:
+        """Every rule's alerts in one round trip: rule key -> fingerprint -> alert."""
+        raw = self.redis.hgetall(self.key("alerts", group_id))
+        out: dict[str, dict[str, Alert]] = {}
+        for rule_key, blob in raw.items():
+            alerts = [alert_from_dict(d) for d in json.loads(blob)]
+            out[_s(rule_key)] = {a.fingerprint: a for a in alerts}
+        return out
+
+    def save_group(
+        self,
+        group_id: str,
+        alerts: Mapping[str, Mapping[str, Alert]],
+        health: Mapping[str, RuleHealth],
+        group_health: Mapping[str, Any],
+        keep_rules: Iterable[str] | None = None,
+    ) -> None:
+        """Save rules' alerts and health in one transaction. Rules not in ``keep_rules`` (when
+        given) are removed: they were deleted from the rule files."""
+        pipe = self.redis.pipeline(transaction=True)
+        akey, hkey = self.key("alerts", group_id), self.key("health", group_id)
+        for rule_key, rule_alerts in alerts.items():
+            blob = json.dumps([alert_to_dict(a) for a in rule_alerts.values()])
+            pipe.hset(akey, rule_key, blob)
+        for rule_key, h in health.items():
+            pipe.hset(hkey, rule_key, json.dumps(h.__dict__))
+        pipe.hset(hkey, "__group__", json.dumps(dict(group_health)))
+        if keep_rules is not None:
+            keep = set(keep_rules)
+            stale = [k for k in (_s(f) for f in self.redis.hkeys(akey)) if k not in keep]
+            if stale:
+                pipe.hdel(akey, *stale)
+            stale_h = [
+                k for k in (_s(f) for f in self.redis.hkeys(hkey)) if k not in keep and k != "__group__"
+            ]
+            if stale_h:
+                pipe.hdel(hkey, *stale_h)
+        pipe.execute()
+
+    def delete_group(self, group_id: str) -> None:
+        """Forget a group entirely (its rule file is gone)."""
+        self.redis.delete(self.key("alerts", group_id), self.key("health", group_id))
+
+    def groups(self) -> list[str]:
+        prefix = self.key("alerts", "")
+        return sorted(_s(k)[len(prefix) :] for k in self.redis.scan_iter(match=prefix + "*"))
+
+    # --- health -----------------------------------------------------------------------------
+    def load_health(self, group_id: str) -> tuple[dict[str, RuleHealth], dict[str, Any]]:
+        raw = self.redis.hgetall(self.key("health", group_id))
+        rules: dict[str, RuleHealth] = {}
+        group: dict[str, Any] = {}
+        for field, blob in raw.items():
+            name, data = _s(field), json.loads(blob)
+            if name == "__group__":
+                group = data
+            else:
+                rules[name] = RuleHealth(**data)
+        return rules, group
+
+    # --- slot claims ------------------------------------------------------------------------
+    def claim(self, group_id: str, slot: float, owner: str, lease: float) -> bool:
+        """Take (group, slot) for evaluation. False if another worker has it or it is done."""
+        return bool(
+            self.redis.set(
+                self.key("claim", group_id, f"{slot:.3f}"),
+                f"running:{owner}",
+                nx=True,
+                px=max(int(lease * 1000), 1000),
+            )
+        )
+
+    def finish_claim(self, group_id: str, slot: float, keep: float) -> None:
+        self.redis.set(self.key("claim", group_id, f"{slot:.3f}"), "done", px=max(int(keep * 1000), 1000))
+
+    def release_claim(self, group_id: str, slot: float) -> None:
+        self.redis.delete(self.key("claim", group_id, f"{slot:.3f}"))
+
+    # --- leadership -------------------------------------------------------------------------
+    def hold_leadership(self, owner: str, lease: float) -> bool:
+        """Become or stay beat leader. Only the holder of the lease schedules evaluations."""
+        key = self.key("beat", "leader")
+        ms = max(int(lease * 1000), 1000)
+        if self.redis.set(key, owner, nx=True, px=ms):
+            return True
+        # Renew only if we still hold it (compare-and-extend in one step).
+        return bool(self.redis.eval(_RENEW, 1, key, owner, ms))
+
+    def leader(self) -> str | None:
+        value = self.redis.get(self.key("beat", "leader"))
+        return _s(value) if value is not None else None
+
+    def lock(self, name: str, timeout: float = 30.0) -> Any:
+        return self.redis.lock(self.key("lock", name), timeout=timeout, blocking_timeout=timeout)
+
+
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+
+def _s(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

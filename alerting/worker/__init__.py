@@ -1,0 +1,1 @@
+"""The Celery worker: app, beat scheduler, and the runtime that builds everything from configuration."""

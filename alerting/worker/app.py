@@ -1,0 +1,85 @@
+"""The Celery app ``app`` and its beat schedule, built from the rule groups.
+
+The beat scheduler is :mod:`alerting.worker.beat`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery import Celery, signals
+
+from alerting.api import health
+from alerting.config.settings import Settings
+from alerting.errors import ConfigError
+from alerting.ops import metrics
+from alerting.ops.logs import configure_logging, get_logger, prepare_celery_worker
+
+try:
+    settings = Settings.from_env()
+except ConfigError as _exc:
+    # A bad setting is the operator's to fix; say which, without a traceback.
+    raise SystemExit(f"alerting: configuration error: {_exc}") from None
+app = Celery("alerting", broker=settings.broker_url, include=["tasks.evaluate", "tasks.notify"])
+app.conf.update(
+    timezone="UTC",
+    enable_utc=True,
+    task_serializer="json",
+    accept_content=["json"],
+    task_default_queue=settings.queue,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    # A worker killed mid-task gets its message redelivered after this (Redis broker).
+    broker_transport_options={"visibility_timeout": 600},
+    beat_scheduler="alerting.worker.beat:GroupScheduler",
+    beat_max_loop_interval=5,
+)
+
+log = get_logger(__name__)
+
+
+@signals.setup_logging.connect
+def _setup_logging(**_: Any) -> None:
+    configure_logging(settings.log_level, settings.log_format)
+
+
+@signals.celeryd_init.connect
+def _prepare(instance: Any = None, **_: Any) -> None:
+    prepare_celery_worker(instance, settings.log_level, settings.log_format)
+
+
+@signals.worker_init.connect
+def _metrics_dir(**_: Any) -> None:
+    # In the main process, before the pool forks: every child writes into the same directory.
+    metrics.setup(fresh=True)
+
+
+_server: Any = None
+
+
+@signals.worker_ready.connect
+def _serve(**_: Any) -> None:
+    global _server
+    from alerting.worker.runtime import get_runtime
+
+    _server = health.start_server(settings, registry=get_runtime().rules)
+
+
+@signals.worker_shutdown.connect
+def _stop(**_: Any) -> None:
+    if _server is not None:
+        _server.stop()
+
+
+@signals.worker_process_shutdown.connect
+def _gone(pid: int | None = None, **_: Any) -> None:
+    if pid is not None:
+        metrics.process_exited(pid)
+
+
+@signals.task_retry.connect
+def _retry(sender: Any = None, request: Any = None, **_: Any) -> None:
+    metrics.observe_task_retry(str(getattr(sender, "name", None) or getattr(request, "task", "unknown")))

@@ -1,0 +1,195 @@
+"""Per-process wiring: settings, the Redis client, rules with hot reload, open datasources.
+
+Celery's prefork pool forks workers; everything here is created lazily in the process that
+uses it, so no socket or pool is shared across a fork.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+import redis
+
+from alerting.config.alertmanager import RoutingConfig, default_routing_config, load_routing_config
+from alerting.config.settings import DatasourceConfig, Settings, load_datasources
+from alerting.errors import ConfigError, DatasourceError
+from alerting.notify.data import STORE_KEY, RedisStore
+from alerting.ops.logs import get_logger
+from alerting.rules.loader import load_file_groups, rule_files
+from alerting.rules.model import Group
+from alerting.rules.state import StateStore
+from alerting.sources import Source, kinds
+
+log = get_logger(__name__)
+
+
+class RuleRegistry:
+    """Rule files with hot reload: a file that changed is reparsed; a broken file keeps its last
+    good groups and reports its problems; a deleted file's groups disappear."""
+
+    def __init__(self, paths: tuple[str, ...], default_interval: float) -> None:
+        self.paths = paths
+        self.default_interval = default_interval
+        self._files: dict[str, tuple[float, list[Group]]] = {}
+        self.problems: list[str] = []
+        self.last_reload_ok = True
+        self._lock = threading.Lock()
+
+    def groups(self) -> list[Group]:
+        with self._lock:
+            self._refresh()
+            return [g for _, groups in sorted(self._files.items()) for g in groups[1]]
+
+    def group(self, group_id: str) -> Group | None:
+        return next((g for g in self.groups() if g.id == group_id), None)
+
+    def _refresh(self) -> None:
+        files, missing = rule_files(self.paths)
+        problems = [str(p) for p in missing]
+        seen = set()
+        ok = not missing
+        for path in files:
+            name = str(path)
+            seen.add(name)
+            try:
+                mtime = path.stat().st_mtime_ns
+            except OSError:
+                continue
+            known = self._files.get(name)
+            if known and known[0] == mtime:
+                continue
+            groups, file_problems, warnings = load_file_groups(path, self.default_interval)
+            for warning in warnings:
+                log.warning("rules.recording_skipped", msg=warning)
+            if file_problems:
+                ok = False
+                problems.extend(str(p) for p in file_problems)
+                for problem in file_problems:
+                    log.error("rules.invalid", msg=str(problem), kept_previous=known is not None)
+                if known:
+                    # Keep serving the last good version, but remember the mtime so we do
+                    # not log the same problems on every tick.
+                    self._files[name] = (mtime, known[1])
+                else:
+                    self._files[name] = (mtime, [])
+                continue
+            self._files[name] = (mtime, groups)
+            log.info(
+                "rules.loaded",
+                msg=f"loaded {sum(len(g.rules) for g in groups)} rules in {len(groups)} groups from {name}",
+                file=name,
+            )
+        for problem in missing:
+            if str(problem) not in self.problems:
+                log.error("rules.missing", msg=str(problem))
+        for name in list(self._files):
+            if name not in seen:
+                log.info("rules.removed", msg=f"{name} is gone; its groups stop", file=name)
+                del self._files[name]
+        if problems or ok:
+            self.problems = problems
+            self.last_reload_ok = ok
+
+
+class Runtime:
+    """Everything a task needs, built once per process."""
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings or Settings.from_env()
+        self.prefix = self.settings.prefix
+        self.redis = redis.Redis.from_url(
+            self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
+        )
+        self.store = StateStore(self.redis, self.prefix)
+        self.rules = RuleRegistry(self.settings.rules, self.settings.default_interval)
+        self._sources: dict[str, Source] = {}
+        self._datasources: dict[str, DatasourceConfig] | None = None
+        self._routing: RoutingConfig | None = None
+        self._routing_mtime: int | None = None
+        self.config_ok = True
+        self._lock = threading.Lock()
+
+    def datasource_configs(self) -> dict[str, DatasourceConfig]:
+        if self._datasources is None:
+            try:
+                self._datasources = load_datasources(self.settings)
+            except ConfigError as exc:
+                log.error("config.invalid", msg=str(exc))
+                from alerting.config.settings import default_datasources
+
+                self._datasources = default_datasources(self.settings)
+        return self._datasources
+
+    def source(self, name: str, kind: str) -> Source:
+        """The open datasource ``name``; raises DatasourceError if unknown or of another kind."""
+        with self._lock:
+            if name in self._sources:
+                return self._sources[name]
+            config = self.datasource_configs().get(name)
+            if config is None:
+                raise DatasourceError(f'no datasource named "{name}" in alerting.yml', name)
+            if config.kind != kind:
+                raise DatasourceError(f'datasource "{name}" is {config.kind}, rule needs {kind}', name)
+            factory = kinds().get(kind)
+            if factory is None:
+                raise DatasourceError(f"no source module for {kind} datasources", name)
+            source = factory.open(name, config.options)
+            self._sources[name] = source
+            return source
+
+    def routing(self) -> RoutingConfig:
+        """The routing of alerting.yml, reloaded when the file changes; a broken file keeps the
+        last good version (or the console-only default if none loaded yet)."""
+        path = Path(self.settings.config_path)
+        try:
+            mtime: int | None = path.stat().st_mtime_ns
+        except OSError:
+            mtime = None
+        if self._routing is not None and mtime == self._routing_mtime:
+            return self._routing
+        self._routing_mtime = mtime
+        if mtime is None:
+            if self._routing is None:
+                log.warning("config.missing", msg=f"{path} not found: every alert goes to the console")
+            self._routing = default_routing_config()
+            return self._routing
+        store = RedisStore(self.redis, self.store.key("notify", ""))
+        try:
+            self._routing = load_routing_config(path, extra_global={STORE_KEY: store})
+            self.config_ok = True
+            log.info("config.loaded", msg=f"loaded routing from {path}")
+        except ConfigError as exc:
+            self.config_ok = False
+            log.error("config.invalid", msg=str(exc), kept_previous=self._routing is not None)
+            if self._routing is None:
+                self._routing = default_routing_config()
+        return self._routing
+
+    def close(self) -> None:
+        for source in self._sources.values():
+            source.close()
+        self._sources.clear()
+
+
+_runtime: Runtime | None = None
+_runtime_pid: int | None = None
+
+
+def get_runtime() -> Runtime:
+    """This process's runtime (a forked child builds its own)."""
+    global _runtime, _runtime_pid
+    if _runtime is None or _runtime_pid != os.getpid():
+        _runtime, _runtime_pid = Runtime(), os.getpid()
+    return _runtime
+
+
+def set_runtime(runtime: Runtime | None) -> None:
+    """Install a runtime (tests, CLI with explicit settings)."""
+    global _runtime, _runtime_pid
+    _runtime, _runtime_pid = runtime, os.getpid() if runtime else None
+
+
+def rules_root_exists(settings: Settings) -> bool:
+    return any(Path(p).exists() for p in settings.rules)

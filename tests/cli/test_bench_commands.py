@@ -1,0 +1,58 @@
+"""The benchmark commands of the README run end to end (smoke runs on small inputs, no timing)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+
+def test_notify_bench_delivers_every_notification_without_duplicates() -> None:
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.notify_bench",
+            "--alerts",
+            "20",
+            "--groups",
+            "2",
+            "--repeat",
+            "1",
+            "--group-wait",
+            "1s",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    lines = result.stdout.splitlines()
+    ours = next(line for line in lines if line.startswith("ours"))
+    reference = next(line for line in lines if line.startswith("alertmanager"))
+    assert "notifications=4 duplicates=0" in ours and "notifications=4 duplicates=0" in reference
+
+
+def test_eval_bench_evaluates_every_alert_beside_prometheus_with_one_and_two_workers() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.eval_bench", "--rules", "20", "--workers", "1", "2"]
+        + ["--ticks", "1", "--rounds", "1", "--interval", "2s"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = result.stdout
+    assert "rules=20 series=200 groups=1 alerts_per_tick=200" in out, out
+    assert re.search(r"^prometheus: \d+\.\d+ s/tick", out, re.M), out
+    for workers in (1, 2):
+        assert re.search(rf"^ours, {workers} worker\(s\): \d+\.\d+ s/tick .* ratio \d+\.\d+x", out, re.M), out
+    assert "scale-out: 1 worker(s) 1.00x" in out and "INVALID" not in out, out

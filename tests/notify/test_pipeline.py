@@ -1,0 +1,513 @@
+"""The notification pipeline against real Redis and a real HTTP receiver, on a simulated clock."""
+
+from __future__ import annotations
+
+import io
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from alerting.notify import pipeline
+from alerting.notify.base import DeliveryError, Notification
+from alerting.notify.pipeline import Job, deliver, fallback_jobs, flush_due, ingest
+from alerting.notify.receivers.console import ConsoleIntegration
+from alerting.notify.store import NotifyStore
+from alerting.routing.matchers import fingerprint, parse_matchers
+from alerting.routing.silences import expire, new_silence
+from tests.support.httpfake import FakeHTTPServer, Reply, Request
+from tests.support.routing_harness import T0, Harness, alert, load_config
+from tests.support.routing_redis import REDIS_URL, isolated_redis
+from tests.support.webhook import WebhookRecorder
+
+CONFIG = """
+route:
+  receiver: team
+  group_by: [alertname]
+  group_wait: 30s
+  group_interval: 5m
+  repeat_interval: 1h
+  routes:
+    - matchers: ['severity="critical"']
+      receiver: pager
+      continue: true
+    - matchers: ['quiet="yes"']
+      receiver: quiet
+    - matchers: ['nightly="yes"']
+      receiver: team
+      mute_time_intervals: [night]
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [alertname, instance]
+time_intervals:
+  - name: night
+    time_intervals:
+      - times:
+          - start_time: "22:00"
+            end_time: "24:00"
+receivers:
+  - name: team
+    webhook_configs:
+      - url: {url}/team
+  - name: pager
+    fallback: team
+    webhook_configs:
+      - url: {url}/pager
+        max_alerts: 1
+        http_config:
+          basic_auth:
+            username: pd
+            password: s3cret
+  - name: quiet
+    webhook_configs:
+      - url: {url}/quiet
+        send_resolved: false
+        http_config:
+          authorization:
+            credentials: tok
+"""
+
+
+@pytest.fixture
+def recorder() -> Iterator[WebhookRecorder]:
+    with WebhookRecorder() as rec:
+        yield rec
+
+
+@pytest.fixture
+def env(tmp_path: Path, recorder: WebhookRecorder) -> Iterator[Harness]:
+    with isolated_redis() as (client, prefix):
+        yield Harness(client, prefix, load_config(tmp_path, CONFIG, url=recorder.url))
+
+
+def statuses(recorder: WebhookRecorder, path: str) -> list[dict[str, str]]:
+    """Per notification: alert instance -> status."""
+    return [
+        {a["labels"].get("instance", a["labels"]["alertname"]): a["status"] for a in d.body["alerts"]}
+        for d in recorder.at(path)
+    ]
+
+
+def test_first_notification_waits_for_group_wait_and_batches(env: Harness, recorder: WebhookRecorder) -> None:
+    env.ingest(T0, alert("Down", instance="a"))
+    env.ingest(T0 + 10, alert("Down", starts_at=T0 + 10, instance="b"))
+    assert env.tick(T0 + 29.9) == []
+    (job,) = env.tick(T0 + 30)
+    assert statuses(recorder, "/team") == [{"a": "firing", "b": "firing"}]
+    body = recorder.at("/team")[0].body
+    assert body["version"] == "4" and body["status"] == "firing" and body["receiver"] == "team"
+    assert body["groupKey"] == '{}:{alertname="Down"}' and body["groupLabels"] == {"alertname": "Down"}
+    assert body["commonLabels"] == {"alertname": "Down"} and body["truncatedAlerts"] == 0
+    first = body["alerts"][0]
+    assert first["fingerprint"] == fingerprint({"alertname": "Down", "instance": "a"})
+    assert first["startsAt"] == "2023-11-14T22:13:20Z" and first["endsAt"] == "0001-01-01T00:00:00Z"
+    assert job.reason == "first notification"
+
+
+def test_new_alerts_wait_for_group_interval_and_nothing_repeats_early(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    env.ingest(T0, alert("Down", instance="a"))
+    env.tick(T0 + 30)
+    env.ingest(T0 + 60, alert("Down", starts_at=T0 + 60, instance="b"))
+    assert env.tick(T0 + 329) == []
+    env.tick(T0 + 330)
+    # Unchanged group: the next flushes stay quiet until the repeat interval has passed since the
+    # last notification (T0+330), strictly, so at the first flush after T0+3930.
+    for t in range(630, 4230, 300):
+        assert env.tick(T0 + t) == [], t
+    (job,) = env.tick(T0 + 4230)
+    assert job.reason == "repeat interval elapsed"
+    assert statuses(recorder, "/team") == [{"a": "firing"}, {"a": "firing", "b": "firing"}] * 1 + [
+        {"a": "firing", "b": "firing"}
+    ]
+
+
+def test_annotation_changes_alone_never_renotify(env: Harness, recorder: WebhookRecorder) -> None:
+    env.ingest(T0, alert("Down", instance="a", annotations={"summary": "value 1"}))
+    env.tick(T0 + 30)
+    env.ingest(T0 + 100, alert("Down", instance="a", annotations={"summary": "value 2"}))
+    assert env.tick(T0 + 330) == []
+    assert len(recorder.at("/team")) == 1
+
+
+def test_resolve_is_sent_with_send_resolved_and_only_logged_without(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    loud = alert("Loud", instance="a")
+    quiet = alert("Quiet", instance="a", quiet="yes")
+    env.ingest(T0, loud, quiet)
+    env.tick(T0 + 30)
+    env.ingest(T0 + 100, alert("Loud", ends_at=T0 + 100, instance="a"))
+    env.ingest(T0 + 100, alert("Quiet", ends_at=T0 + 100, instance="a", quiet="yes"))
+    env.tick(T0 + 330)
+    assert statuses(recorder, "/team") == [{"a": "firing"}, {"a": "resolved"}]
+    assert statuses(recorder, "/quiet") == [{"a": "firing"}]
+    assert recorder.at("/quiet")[0].headers["authorization"] == "Bearer tok"
+    # After the all-resolved log entry, the same alert firing again is news for both receivers.
+    env.ingest(T0 + 400, alert("Loud", starts_at=T0 + 400, instance="a"))
+    env.ingest(T0 + 400, alert("Quiet", starts_at=T0 + 400, instance="a", quiet="yes"))
+    env.tick(T0 + 430)
+    assert len(recorder.at("/team")) == 3 and len(recorder.at("/quiet")) == 2
+
+
+def test_resolved_alert_reported_again_does_not_reopen_its_group(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    env.ingest(T0, alert("Down", instance="a"))
+    env.tick(T0 + 30)
+    gone = alert("Down", ends_at=T0 + 60, instance="a")
+    env.ingest(T0 + 60, gone)
+    env.tick(T0 + 330)
+    store = NotifyStore(env.client, env.prefix)
+    assert store.group_count() == 0  # emptied by the resolve notification
+    for t in range(360, 1200, 60):  # the evaluator re-reports it for 15 minutes
+        env.ingest(T0 + t, gone)
+        assert env.tick(T0 + t + 1) == []
+    assert store.group_count() == 0
+    assert statuses(recorder, "/team") == [{"a": "firing"}, {"a": "resolved"}]
+
+
+def test_alert_older_than_group_wait_flushes_a_new_group_at_once(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    env.ingest(T0 + 100, alert("Old", starts_at=T0, instance="a"))
+    assert len(env.tick(T0 + 100)) == 1
+
+
+def test_max_alerts_truncates_and_basic_auth_is_sent(env: Harness, recorder: WebhookRecorder) -> None:
+    env.ingest(T0, *(alert("Crit", severity="critical", instance=i) for i in "abc"))
+    env.tick(T0 + 30)
+    (pager,) = recorder.at("/pager")
+    assert [a["labels"]["instance"] for a in pager.body["alerts"]] == ["a"]
+    assert pager.body["truncatedAlerts"] == 2
+    assert pager.headers["authorization"] == "Basic cGQ6czNjcmV0"
+    assert recorder.at("/team") == []  # continue, but no later sibling matched: the root does not take it
+
+
+def test_inhibited_target_is_removed_while_its_source_fires(env: Harness, recorder: WebhookRecorder) -> None:
+    env.ingest(T0, alert("Disk", severity="critical", instance="a"))
+    env.ingest(
+        T0, alert("Disk", severity="warning", instance="a"), alert("Disk", severity="warning", instance="b")
+    )
+    env.tick(T0 + 30)
+    assert statuses(recorder, "/team") == [{"b": "firing"}]
+    assert statuses(recorder, "/pager") == [{"a": "firing"}]
+    # The source resolves: the target is no longer inhibited and is news to the receiver.
+    env.ingest(T0 + 60, alert("Disk", ends_at=T0 + 60, severity="critical", instance="a"))
+    env.tick(T0 + 330)
+    assert statuses(recorder, "/team") == [{"b": "firing"}, {"a": "firing", "b": "firing"}]
+    assert statuses(recorder, "/pager") == [{"a": "firing"}, {"a": "resolved"}]
+
+
+def test_silence_mutes_until_it_ends_then_the_alert_notifies(env: Harness, recorder: WebhookRecorder) -> None:
+    store = NotifyStore(env.client, env.prefix)
+    silence = new_silence(parse_matchers('alertname="Down", instance="a"'), T0, T0 + 600, "ops", "deploy", T0)
+    store.put_silence(silence)
+    env.ingest(T0, alert("Down", instance="a"), alert("Down", instance="b"))
+    env.tick(T0 + 30)
+    assert statuses(recorder, "/team") == [{"b": "firing"}]
+    env.tick(T0 + 330)  # still silenced
+    assert len(recorder.at("/team")) == 1
+    env.tick(T0 + 630)  # the silence ended at T0+600
+    assert statuses(recorder, "/team")[-1] == {"a": "firing", "b": "firing"}
+
+
+def test_expired_silence_stops_muting(env: Harness, recorder: WebhookRecorder) -> None:
+    store = NotifyStore(env.client, env.prefix)
+    silence = new_silence(parse_matchers("alertname=Down"), T0, T0 + 6000, "ops", "deploy", T0)
+    store.put_silence(silence)
+    env.ingest(T0, alert("Down", instance="a"))
+    assert env.tick(T0 + 30) == []
+    store.put_silence(expire(silence, T0 + 100))
+    assert len(env.tick(T0 + 330)) == 1
+
+
+def test_mute_time_interval_holds_notifications_and_drops_resolved_alerts(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    night = 1_700_000_000.0 - (1_700_000_000 % 86400) + 22 * 3600  # 22:00 UTC that day
+    env.ingest(night, alert("Batch", starts_at=night, nightly="yes", instance="a"))
+    assert env.tick(night + 30) == []
+    env.ingest(night + 60, alert("Batch", starts_at=night, ends_at=night + 60, nightly="yes", instance="a"))
+    env.ingest(night + 60, alert("Batch", starts_at=night + 60, nightly="yes", instance="b"))
+    assert env.tick(night + 330) == []
+    morning = night + 2 * 3600 + 30  # 00:00:30 next day, outside the interval
+    env.ingest(morning - 30, alert("Batch", starts_at=night + 60, nightly="yes", instance="b"))
+    jobs = env.tick(night + 7200 + 30)
+    jobs += env.tick(night + 7500 + 30)
+    assert statuses(recorder, "/team") == [{"b": "firing"}]
+    assert len(jobs) == 1
+
+
+def test_restart_mid_group_continues_timers_without_resending(
+    tmp_path: Path, recorder: WebhookRecorder
+) -> None:
+    with isolated_redis() as (client, prefix):
+        first = Harness(client, prefix, load_config(tmp_path, CONFIG, url=recorder.url))
+        first.ingest(T0, alert("Down", instance="a"))
+        first.tick(T0 + 30)
+        first.ingest(T0 + 100, alert("Down", starts_at=T0 + 100, instance="b"))
+        # The worker restarts: new connection, config re-read, nothing kept in memory.
+        client2 = redis.Redis.from_url(REDIS_URL)
+        second = Harness(client2, prefix, load_config(tmp_path, CONFIG, url=recorder.url))
+        assert second.tick(T0 + 329) == []  # the group's interval timer was not restarted
+        assert len(second.tick(T0 + 330)) == 1
+        assert second.tick(T0 + 630) == []
+        assert statuses(recorder, "/team") == [{"a": "firing"}, {"a": "firing", "b": "firing"}]
+        client2.close()
+
+
+def test_two_concurrent_flushers_notify_each_group_once(env: Harness, recorder: WebhookRecorder) -> None:
+    env.ingest(T0, *(alert(f"Alert{i}", instance="a") for i in range(60)))
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def worker() -> None:
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            barrier.wait()
+            for now in (T0 + 30, T0 + 30.5, T0 + 31):
+                for job in flush_due(client, env.prefix, env.config, now):
+                    deliver(client, env.prefix, env.config, job, now)
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not errors
+    keys = [d.body["groupKey"] for d in recorder.at("/team")]
+    assert len(keys) == 60 and len(set(keys)) == 60
+
+
+def test_redelivered_job_sends_once(env: Harness, recorder: WebhookRecorder) -> None:
+    env.ingest(T0, alert("Down", instance="a"))
+    (job,) = env.flush(T0 + 30)
+    copy = Job.from_dict(json.loads(json.dumps(job.to_dict())))  # as it travels through the broker
+    results: list[BaseException | None] = []
+
+    def send(j: Job) -> None:
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            deliver(client, env.prefix, env.config, j, T0 + 31)
+            results.append(None)
+        except DeliveryError as exc:  # the lock holder is still sending: retried later
+            results.append(exc)
+        finally:
+            client.close()
+
+    threads = [threading.Thread(target=send, args=(j,)) for j in (job, copy, job)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    for j in (job, copy):  # the retries of the ones that found the lock taken
+        deliver(env.client, env.prefix, env.config, j, T0 + 32)
+    assert len(recorder.at("/team")) == 1
+
+
+def test_failed_send_keeps_the_log_untouched_and_retry_delivers_once(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    recorder.fail("/team", 503, times=2, headers={"Retry-After": "7"})
+    env.ingest(T0, alert("Down", instance="a"))
+    (job,) = env.flush(T0 + 30)
+    for _ in range(2):
+        with pytest.raises(DeliveryError) as failure:
+            deliver(env.client, env.prefix, env.config, job, T0 + 31)
+        assert failure.value.retryable and failure.value.retry_after == 7.0
+    store = NotifyStore(env.client, env.prefix)
+    assert store.nflog_get(job.nflog_id, job.integration) is None
+    deliver(env.client, env.prefix, env.config, job, T0 + 40)
+    deliver(env.client, env.prefix, env.config, job, T0 + 41)
+    assert len(recorder.at("/team")) == 1
+    assert env.tick(T0 + 330) == []
+
+
+def test_newer_flush_supersedes_a_queued_retry(env: Harness, recorder: WebhookRecorder) -> None:
+    recorder.fail("/team", 500)
+    env.ingest(T0, alert("Down", instance="a"))
+    (old,) = env.flush(T0 + 30)
+    with pytest.raises(DeliveryError):
+        deliver(env.client, env.prefix, env.config, old, T0 + 31)
+    env.ingest(T0 + 100, alert("Down", starts_at=T0 + 100, instance="b"))
+    (new,) = env.flush(T0 + 330)
+    deliver(env.client, env.prefix, env.config, old, T0 + 331)  # the old retry comes round: dropped
+    deliver(env.client, env.prefix, env.config, new, T0 + 331)
+    assert statuses(recorder, "/team") == [{"a": "firing", "b": "firing"}]
+
+
+def test_permanent_failure_goes_to_the_fallback_receiver(env: Harness, recorder: WebhookRecorder) -> None:
+    recorder.fail("/pager", 400)
+    env.ingest(T0, alert("Crit", severity="critical", instance="a"))
+    jobs = env.flush(T0 + 30)
+    (pager,) = [j for j in jobs if j.receiver == "pager"]
+    with pytest.raises(DeliveryError) as failure:
+        deliver(env.client, env.prefix, env.config, pager, T0 + 31)
+    assert not failure.value.retryable
+    (fb,) = fallback_jobs(env.config, pager)
+    assert fb.receiver == "team" and fb.fallback_for == pager.integration
+    deliver(env.client, env.prefix, env.config, fb, T0 + 32)
+    deliver(env.client, env.prefix, env.config, fb, T0 + 33)  # redelivered: not sent twice
+    assert len(recorder.at("/team")) == 1 and recorder.at("/team")[0].body["groupKey"] == pager.group_key
+
+
+def test_config_reload_that_moves_routes_does_not_resend(tmp_path: Path, recorder: WebhookRecorder) -> None:
+    reordered = CONFIG.replace(
+        "  routes:\n", "  routes:\n    - matchers: ['team=\"other\"']\n      receiver: quiet\n", 1
+    )
+    with isolated_redis() as (client, prefix):
+        before = Harness(client, prefix, load_config(tmp_path, CONFIG, url=recorder.url))
+        before.ingest(T0, alert("Down", instance="a"))
+        before.tick(T0 + 30)
+        after = Harness(client, prefix, load_config(tmp_path, reordered, url=recorder.url))
+        assert after.tick(T0 + 330) == []  # the old group's route is gone: dropped
+        after.ingest(T0 + 340, alert("Down", instance="a"))
+        assert after.tick(T0 + 400) == []  # new group, but the log (by group key) says nothing changed
+        assert len(recorder.at("/team")) == 1
+
+
+def test_ingest_and_flush_leave_keys_only_under_the_prefix(env: Harness) -> None:
+    env.ingest(T0, alert("Down", instance="a"))
+    env.tick(T0 + 30)
+    keys = [k.decode() for k in env.client.scan_iter(match=f"{env.prefix}:*")]
+    assert keys and all(k.startswith(f"{env.prefix}:notify:") for k in keys)
+
+
+def test_console_prints_readable_lines() -> None:
+    out = io.StringIO()
+    console = ConsoleIntegration(stream=out)
+    firing = alert("HighErrorRate", instance="api-1", severity="P1")
+    gone = alert("HighErrorRate", ends_at=T0 + 60, instance="api-2", severity="P1")
+    console.send(
+        Notification(
+            receiver="default",
+            group_key="k",
+            group_labels={"alertname": "HighErrorRate"},
+            alerts=(firing, gone),
+        )
+    )
+    lines = out.getvalue().splitlines()
+    assert lines[0] == '[FIRING:1] receiver=default group={alertname="HighErrorRate"}'
+    assert lines[1].split() == [
+        "FIRING",
+        'HighErrorRate{instance="api-1",',
+        'severity="P1"}',
+        "since",
+        "2023-11-14T22:13:20Z:",
+        "HighErrorRate",
+        "is",
+        "happening",
+    ]
+    assert lines[2].strip().startswith("RESOLVED") and "resolved 2023-11-14T22:14:20Z" in lines[2]
+
+
+def test_ingest_of_nothing_is_a_no_op(env: Harness) -> None:
+    ingest(env.client, env.prefix, env.config, [], T0)
+    assert NotifyStore(env.client, env.prefix).group_count() == 0
+
+
+def test_a_burst_of_due_groups_is_flushed_in_one_call(env: Harness, recorder: WebhookRecorder) -> None:
+    env.ingest(T0, *(alert(f"Burst{i}", instance="a") for i in range(20)))
+    jobs = flush_due(env.client, env.prefix, env.config, T0 + 30, batch=7)
+    assert len({j.group_key for j in jobs}) == 20
+    assert flush_due(env.client, env.prefix, env.config, T0 + 31, batch=7) == []
+
+
+def test_alert_index_forgets_long_resolved_alerts(env: Harness) -> None:
+    store = NotifyStore(env.client, env.prefix)
+    env.ingest(T0, alert("Old", instance="a"), alert("Live", instance="b"))
+    env.ingest(T0 + 60, alert("Old", ends_at=T0 + 60, instance="a"))
+    assert len(store.index_get([fingerprint({"alertname": "Old", "instance": "a"})])) == 1
+    store.collect_garbage(T0 + 60 + 15 * 60 + 1)
+    assert store.index_get([fingerprint({"alertname": "Old", "instance": "a"})]) == {}
+    assert len(store.index_get([fingerprint({"alertname": "Live", "instance": "b"})])) == 1
+
+
+def test_resolve_pending_when_routes_change_is_still_sent(tmp_path: Path, recorder: WebhookRecorder) -> None:
+    moved = CONFIG.replace(
+        "  routes:\n", "  routes:\n    - matchers: ['team=\"other\"']\n      receiver: quiet\n", 1
+    )
+    with isolated_redis() as (client, prefix):
+        before = Harness(client, prefix, load_config(tmp_path, CONFIG, url=recorder.url))
+        before.ingest(T0, alert("Crit", severity="critical", instance="a"))
+        before.tick(T0 + 30)
+        gone = alert("Crit", ends_at=T0 + 100, severity="critical", instance="a")
+        before.ingest(T0 + 100, gone)
+        after = Harness(client, prefix, load_config(tmp_path, moved, url=recorder.url))
+        assert after.tick(T0 + 330) == []  # the pager route moved in the tree: its group is dropped unflushed
+        after.ingest(T0 + 340, gone)  # the evaluator keeps reporting the resolved alert
+        after.tick(T0 + 400)
+        assert statuses(recorder, "/pager") == [{"a": "firing"}, {"a": "resolved"}]
+
+
+def test_a_slow_send_keeps_its_lock_and_a_dead_holders_lock_lapses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "LOCK_TTL", 0.6)
+    arrived = threading.Event()
+
+    def slow(_request: Request) -> Reply:
+        first = not arrived.is_set()
+        arrived.set()
+        return Reply(200, "ok", delay=2.0 if first else 0.0)  # the first takes 3x the lock's lifetime
+
+    text = "route: {{receiver: hook, group_by: [alertname]}}\nreceivers:\n  - name: hook\n"
+    text += "    webhook_configs: [{{url: '{url}/hook'}}]\n"
+    with FakeHTTPServer(slow) as receiver, isolated_redis() as (client, prefix):
+        env = Harness(client, prefix, load_config(tmp_path, text, url=receiver.url))
+        env.ingest(T0, alert("Down", instance="a"))
+        (job,) = env.flush(T0 + 30)
+        other_worker = redis.Redis.from_url(REDIS_URL)
+        first = threading.Thread(target=deliver, args=(other_worker, prefix, env.config, job, T0 + 31))
+        first.start()
+        assert arrived.wait(10)
+        time.sleep(1.0)  # past the lock's TTL: only renewal keeps it
+        with pytest.raises(DeliveryError, match="in progress"):
+            deliver(client, prefix, env.config, job, T0 + 32)  # a redelivered copy of the same job
+        first.join(10)
+        other_worker.close()
+        deliver(client, prefix, env.config, job, T0 + 33)  # now it finds the first one logged
+        assert len([r for r in receiver.requests if r.path == "/hook"]) == 1
+
+        # A worker killed mid-send never releases its lock: the next delivery waits one TTL at most.
+        store = NotifyStore(client, prefix)
+        assert store.acquire(job.nflog_id, job.integration, pipeline.LOCK_TTL) is not None
+        env.ingest(T0 + 40, alert("Down", instance="b"))
+        (second,) = env.flush(T0 + 330)
+        with pytest.raises(DeliveryError, match="in progress"):
+            deliver(client, prefix, env.config, second, T0 + 331)
+        time.sleep(pipeline.LOCK_TTL + 0.2)
+        deliver(client, prefix, env.config, second, T0 + 332)
+        assert len([r for r in receiver.requests if r.path == "/hook"]) == 2
+
+
+def test_every_attempt_at_one_notification_carries_the_same_idempotency_key(tmp_path: Path) -> None:
+    answers = iter([Reply(503, "busy"), Reply(200, "ok"), Reply(200, "ok"), Reply(200, "ok")])
+    text = "route: {{receiver: hook, group_by: [alertname], group_interval: 5m, repeat_interval: 1h}}\n"
+    text += "receivers:\n"
+    text += "  - name: hook\n    webhook_configs: [{{url: '{url}/hook'}}]\n"
+    with FakeHTTPServer(lambda _request: next(answers)) as receiver, isolated_redis() as (client, prefix):
+        env = Harness(client, prefix, load_config(tmp_path, text, url=receiver.url))
+        env.ingest(T0, alert("Down", instance="a"))
+        (job,) = env.flush(T0 + 30)
+        with pytest.raises(DeliveryError):
+            deliver(client, prefix, env.config, job, T0 + 31)
+        deliver(client, prefix, env.config, job, T0 + 32)  # the retry
+        env.ingest(T0 + 40, alert("Down", instance="b"))
+        assert len(env.tick(T0 + 330)) == 1  # the next notification of the group
+        for later in range(630, 330 + 3600 + 300 + 1, 300):  # still firing, re-reported every 5 minutes
+            env.ingest(T0 + later - 30, alert("Down", instance="a"), alert("Down", instance="b"))
+            env.tick(T0 + later)  # the last of these sends the hourly reminder
+    keys = [r.headers["idempotency-key"] for r in receiver.requests]
+    assert len(keys) == 4 and keys[0] == keys[1] and len({keys[0], keys[2], keys[3]}) == 3

@@ -1,0 +1,197 @@
+"""The state machine, transition by transition, with the time passed in (no I/O)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+
+import pytest
+
+from alerting.rules.evaluation import Alert, Failure, State, step
+from alerting.rules.model import Condition, Rule
+from alerting.sources import Sample
+
+
+def plain(text: str, labels: Mapping[str, str], value: float) -> str:
+    return text.replace("$value", repr(value)).replace("$job", labels.get("job", ""))
+
+
+def rule(**kw: object) -> Rule:
+    base: dict[str, object] = {
+        "name": "HighErrors",
+        "kind": "promql",
+        "query": "x > 0",
+        "datasource": "prometheus",
+    }
+    base.update(kw)
+    return Rule(**base)  # type: ignore[arg-type]
+
+
+A = [Sample({"__name__": "x", "job": "api"}, 1.0)]
+B = [Sample({"__name__": "x", "job": "db"}, 2.0)]
+
+
+def run(
+    r: Rule, ticks: Sequence[tuple[float, Sequence[Sample] | Failure]]
+) -> tuple[list[dict[str, Alert]], list[list[str]]]:
+    """Feed results at times; return the alerts and the event kinds after each tick."""
+    alerts: dict[str, Alert] = {}
+    history, events = [], []
+    for t, result in ticks:
+        out = step(r, alerts, result, t, plain)
+        alerts = out.alerts
+        history.append(alerts)
+        events.append([f"{e.kind}:{dict(e.alert.labels).get('job', '')}" for e in out.events])
+    return history, events
+
+
+def states(alerts: Mapping[str, Alert]) -> list[str]:
+    return sorted(f"{dict(a.labels).get('job', '')}={a.state.value}" for a in alerts.values())
+
+
+# (name, rule fields, [(t, samples)], expected states after each tick, expected events per tick)
+CASES = [
+    (
+        "new sample starts pending, fires once for has elapsed (>=)",
+        {"for_": 120.0},
+        [(0, A), (60, A), (120, A)],
+        [["api=pending"], ["api=pending"], ["api=firing"]],
+        [["pending:api"], [], ["firing:api"]],
+    ),
+    ("for 0 fires in the same tick", {}, [(0, A)], [["api=firing"]], [["firing:api"]]),
+    (
+        "pending alert that disappears is deleted silently",
+        {"for_": 120.0},
+        [(0, A), (60, [])],
+        [["api=pending"], []],
+        [["pending:api"], []],
+    ),
+    (
+        "firing alert that disappears resolves at t",
+        {},
+        [(0, A), (60, [])],
+        [["api=firing"], ["api=inactive"]],
+        [["firing:api"], ["resolved:api"]],
+    ),
+    (
+        "keep_firing_for holds a firing alert while t - since < keep_firing_for",
+        {"keep_firing_for": 120.0},
+        [(0, A), (60, []), (120, []), (180, [])],
+        [["api=firing"], ["api=firing"], ["api=firing"], ["api=inactive"]],
+        [["firing:api"], [], [], ["resolved:api"]],
+    ),
+    (
+        "returning sample resets keep_firing_since",
+        {"keep_firing_for": 120.0},
+        [(0, A), (60, []), (120, A), (180, []), (240, [])],
+        [["api=firing"]] * 5,
+        [["firing:api"], [], [], [], []],
+    ),
+    (
+        "resolved alert that returns starts pending again",
+        {"for_": 60.0},
+        [(0, A), (60, A), (120, []), (180, A), (240, A)],
+        [["api=pending"], ["api=firing"], ["api=inactive"], ["api=pending"], ["api=firing"]],
+        [["pending:api"], ["firing:api"], ["resolved:api"], ["pending:api"], ["firing:api"]],
+    ),
+    (
+        "resolved alerts are kept 15 minutes, then dropped",
+        {},
+        [(0, A), (60, []), (960, []), (961, [])],
+        [["api=firing"], ["api=inactive"], ["api=inactive"], []],
+        [["firing:api"], ["resolved:api"], [], []],
+    ),
+    (
+        "several series are independent alerts",
+        {"for_": 60.0},
+        [(0, A + B), (60, A), (120, A)],
+        [["api=pending", "db=pending"], ["api=firing"], ["api=firing"]],
+        [["pending:api", "pending:db"], ["firing:api"], []],
+    ),
+    (
+        "query error freezes firing alerts: nothing resolves",
+        {},
+        [(0, A), (60, Failure("timeout", True)), (120, Failure("timeout", True))],
+        [["api=firing"]] * 3,
+        [["firing:api"], [], []],
+    ),
+    (
+        "query error freezes pending timers too (no new fire during the error)",
+        {"for_": 60.0},
+        [(0, A), (60, Failure("bad_data: parse error"))],
+        [["api=pending"], ["api=pending"]],
+        [["pending:api"], []],
+    ),
+    (
+        "condition filters values of non-PromQL sources",
+        {"condition": Condition(">", 1.5)},
+        [(0, A + B)],
+        [["db=firing"]],
+        [["firing:db"]],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "name,fields,ticks,expected_states,expected_events", CASES, ids=[c[0] for c in CASES]
+)
+def test_transition_table(
+    name: str, fields: dict[str, object], ticks: list, expected_states: list, expected_events: list
+) -> None:
+    history, events = run(rule(**fields), ticks)
+    assert [states(h) for h in history] == expected_states
+    assert events == expected_events
+
+
+def test_alert_labels_drop_metric_name_and_rule_labels_override_sample_labels() -> None:
+    r = rule(labels=(("job", "overridden"), ("severity", "critical")))
+    out = step(r, {}, A, 0, plain)
+    (alert,) = out.alerts.values()
+    assert dict(alert.labels) == {"alertname": "HighErrors", "job": "overridden", "severity": "critical"}
+
+
+def test_label_templated_to_empty_string_is_removed() -> None:
+    r = rule(labels=(("job", ""), ("team", "$job")))
+    (alert,) = step(r, {}, A, 0, plain).alerts.values()
+    assert dict(alert.labels) == {"alertname": "HighErrors", "team": "api"}
+
+
+def test_alertname_always_set_even_if_sample_carries_one() -> None:
+    samples = [Sample({"alertname": "Other", "job": "api"}, 1.0)]
+    (alert,) = step(rule(), {}, samples, 0, plain).alerts.values()
+    assert dict(alert.labels)["alertname"] == "HighErrors"
+
+
+def test_duplicate_label_set_is_a_rule_error_and_keeps_state() -> None:
+    r = rule(labels=(("job", "same"),))
+    first = step(r, {}, A, 0, plain)
+    out = step(r, first.alerts, A + B, 60, plain)
+    assert out.error and "same labelset" in out.error
+    assert out.alerts == first.alerts and out.events == []
+
+
+def test_value_and_annotations_refresh_every_tick_but_active_at_does_not() -> None:
+    r = rule(for_=300.0, annotations=(("summary", "value is $value"),))
+    first = step(r, {}, [Sample({"job": "api"}, 1.0)], 0, plain)
+    second = step(r, first.alerts, [Sample({"job": "api"}, 7.5)], 60, plain)
+    (alert,) = second.alerts.values()
+    assert alert.value == 7.5 and dict(alert.annotations)["summary"] == "value is 7.5"
+    assert alert.active_at == 0 and alert.state is State.PENDING
+
+
+def test_on_error_firing_turns_a_failed_query_into_a_firing_alert_labelled_with_the_error() -> None:
+    r = rule(on_error="firing", for_=60.0)
+    first = step(r, {}, Failure("connection refused", True), 0, plain)
+    second = step(r, first.alerts, Failure("connection refused", True), 60, plain)
+    (alert,) = second.alerts.values()
+    assert alert.state is State.FIRING and dict(alert.labels)["error"] == "connection refused"
+    assert math.isnan(alert.value) and second.error == "connection refused"
+    recovered = step(r, second.alerts, [], 120, plain)
+    assert [e.kind for e in recovered.events] == ["resolved"]
+
+
+def test_limit_exceeded_is_an_error_that_freezes_instead_of_resolving() -> None:
+    first = step(rule(), {}, A, 0, plain, limit=1)
+    out = step(rule(), first.alerts, A + B, 60, plain, limit=1)
+    assert out.error == "exceeded limit of 1 with 2 alerts"
+    assert out.alerts == first.alerts
