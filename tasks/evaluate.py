@@ -10,6 +10,7 @@ from urllib.parse import quote
 
 import redis
 
+from alerting.core import group_name
 from alerting.errors import AlertingError
 from alerting.notify.pipeline import ingest
 from alerting.ops import history, metrics
@@ -64,7 +65,7 @@ def retire_group_task(group_id: str) -> None:
         retired = retire_group(runtime.store, group_id, now)
     if not retired:
         return
-    name = group_id.rsplit(":", 1)[-1]
+    name = group_name(group_id)
     log.info(
         "group.retired", msg=f"group {group_id} is gone from the rule files; its alerts resolve", group=name
     )

@@ -13,6 +13,36 @@ from tests.support.fakes import LocalCA, PagerDutyFake, SlackFake, TwilioFake, m
 from tests.support.net import REDIS_URL, remove_queues
 from tests.support.promapi import PromAPI
 
+# Test modules that need no server, no subprocess and no network: `make test-fast` runs just these
+# (marked `pure`), the whole suite runs everything. A module listed here that starts using Redis
+# or a server belongs off the list.
+PURE_MODULES = frozenset(
+    {
+        "tests/core/test_core.py",
+        "tests/config/test_config.py",
+        "tests/notify/test_notify_data.py",
+        "tests/routing/test_routing_config.py",
+        "tests/routing/test_routing_dedup.py",
+        "tests/routing/test_routing_matchers.py",
+        "tests/routing/test_routing_properties.py",
+        "tests/routing/test_routing_silences_inhibition.py",
+        "tests/routing/test_routing_timeintervals.py",
+        "tests/routing/test_routing_tree.py",
+        "tests/rules/test_evaluation.py",
+        "tests/rules/test_rule_loader.py",
+        "tests/templating/test_templating.py",
+        "tests/templating/test_templating_fastpaths.py",
+        "tests/templating/test_templating_properties.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    root = config.rootpath
+    for item in items:
+        if item.path.relative_to(root).as_posix() in PURE_MODULES:
+            item.add_marker(pytest.mark.pure)
+
 
 @pytest.fixture(scope="session", autouse=True)
 def _remove_test_queues() -> Iterator[None]:

@@ -29,9 +29,10 @@ from urllib.parse import urlsplit
 import redis
 
 from alerting.config.settings import Settings
+from alerting.core import rfc3339
 from alerting.errors import ConfigError
 from alerting.ops import metrics
-from alerting.ops.logs import get_logger, redact_text, rfc3339
+from alerting.ops.logs import get_logger, redact_text
 from alerting.rules.evaluation import State
 from alerting.rules.state import DATASOURCES_GROUP, StateStore
 

@@ -7,7 +7,6 @@ import json
 import sys
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from alerting.cli.tools import parse_time
 from alerting.config.settings import Settings, check_evaluation_section, load_datasources
 from alerting.config.yamlfile import Mapping as PosMapping
 from alerting.config.yamlfile import load_file
+from alerting.core import rfc3339 as core_rfc3339
 from alerting.durations import parse_duration
 from alerting.errors import AlertingError, ConfigError, DurationError
 from alerting.rules.evaluation import Alert
@@ -30,14 +30,8 @@ _COMMAND_MODULES = ("alerting.cli.routes", "alerting.cli.notify", "alerting.cli.
 
 
 def rfc3339(t: float | None) -> str | None:
-    if t is None:
-        return None
-    return (
-        datetime.fromtimestamp(t, UTC)
-        .isoformat(timespec="milliseconds")
-        .replace("+00:00", "Z")
-        .replace(".000Z", "Z")
-    )
+    """Times in the CLI's JSON: whole seconds without ``.000``, None stays null."""
+    return None if t is None else core_rfc3339(t, trim_zero_millis=True)
 
 
 def alert_json(group: Group, alert: Alert) -> dict[str, Any]:

@@ -16,10 +16,11 @@ import click
 import redis
 
 from alerting.config.settings import Settings, load_datasources
+from alerting.core import parse_group_id
 from alerting.durations import parse_duration
 from alerting.errors import AlertingError, ConfigError, DurationError
 from alerting.ops.logs import redact_text
-from alerting.ops.metrics import queue_depths, split_group_id
+from alerting.ops.metrics import queue_depths
 from alerting.rules.evaluation import Alert
 from alerting.rules.model import Group
 from alerting.rules.state import DATASOURCES_GROUP, StateStore
@@ -93,7 +94,7 @@ def collect_status(settings: Settings, now: float | None = None) -> dict[str, An
     for group_id in sorted(set(known) | {g for g in store.groups() if g != DATASOURCES_GROUP}):
         group = known.get(group_id)
         rules, summary = store.load_health(group_id)
-        name, file = (group.name, group.file) if group else split_group_id(group_id)
+        file, name = (group.file, group.name) if group else parse_group_id(group_id)
         last = summary.get("last_slot")
         errors = [{"rule": key.split("{", 1)[0], "error": h.error} for key, h in rules.items() if h.error]
         groups.append(
@@ -239,7 +240,7 @@ def alerts(states: tuple[str, ...], fmt: str) -> None:
     found: list[tuple[Group, Alert]] = []
     try:
         for group_id in store.groups():
-            name, file = split_group_id(group_id)
+            file, name = parse_group_id(group_id)
             group = Group(name=name, file=file, interval=0.0, rules=())
             for rule_alerts in store.load_group(group_id).values():
                 found.extend((group, a) for a in rule_alerts.values() if not states or _state(a) in states)

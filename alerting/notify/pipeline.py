@@ -35,12 +35,13 @@ import structlog
 
 from alerting.config.alertmanager import ReceiverIntegration, RoutingConfig
 from alerting.config.settings import seconds_env
+from alerting.core import fingerprint
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.notify.store import GroupInsert, GroupSnapshot, NotifyStore, group_id, nflog_id
 from alerting.ops.logs import context_value
 from alerting.routing.dedup import LogEntry, needs_update
 from alerting.routing.inhibit import Inhibitor
-from alerting.routing.matchers import alert_sort_key, fingerprint, labels_string
+from alerting.routing.matchers import alert_sort_key, labels_string
 from alerting.routing.route import Route
 from alerting.routing.silences import ACTIVE, Silence
 

@@ -42,11 +42,11 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from alerting.core import fingerprint
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError
 from alerting.ops import metrics
 from alerting.ops.logs import context_value, get_logger, redact_text
-from alerting.rules.evaluation import fingerprint
 from alerting.rules.state import json_number
 
 if TYPE_CHECKING:
@@ -109,7 +109,7 @@ class HistoryEntry:
     eval_id: str | None = None
 
     def as_json(self) -> dict[str, Any]:
-        from alerting.ops.logs import rfc3339
+        from alerting.core import rfc3339
 
         data: dict[str, Any] = {"time": rfc3339(self.at), **self.__dict__}
         data["labels"] = dict(self.labels)

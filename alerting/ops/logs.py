@@ -24,6 +24,8 @@ from typing import Any
 
 import structlog
 
+from alerting.core import rfc3339
+
 SERVICE = "alerting"
 REDACTED = "[REDACTED]"
 
@@ -230,15 +232,6 @@ def _add_timestamp(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableM
     record = event.get("_record")
     event["ts"] = rfc3339(record.created if record is not None else time.time())
     return event
-
-
-def rfc3339(t: float) -> str:
-    """``2025-06-23T19:02:11.123Z``: UTC, milliseconds, as the schema asks."""
-    seconds = int(t)
-    millis = int(round((t - seconds) * 1000))
-    if millis == 1000:
-        seconds, millis = seconds + 1, 0
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds)) + f".{millis:03d}Z"
 
 
 def _add_service(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:

@@ -44,6 +44,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from alerting.core import parse_group_id
 from alerting.errors import DatasourceError, QueryError
 from alerting.ops.logs import get_logger
 
@@ -468,12 +469,6 @@ def _alive(pid: int) -> bool:
 # --- scrape-time collectors -------------------------------------------------------------------
 
 
-def split_group_id(group_id: str) -> tuple[str, str]:
-    """(group name, file) from the Redis group id ``file:name``."""
-    file, sep, name = group_id.partition(":")
-    return (name, file) if sep else (group_id, "")
-
-
 class StateCollector(Collector):
     """``ALERTS``, ``ALERTS_FOR_STATE`` and per-group counts, read from Redis at scrape time."""
 
@@ -502,7 +497,7 @@ class StateCollector(Collector):
         try:
             seen: set[tuple[tuple[str, str], ...]] = set()
             for group_id in self.store.groups():
-                name, file = split_group_id(group_id)
+                file, name = parse_group_id(group_id)
                 tally = {"pending": 0, "firing": 0, "resolved": 0}
                 for rule_alerts in self.store.load_group(group_id).values():
                     for alert in rule_alerts.values():

@@ -6,7 +6,8 @@ Nothing here does I/O or reads the clock; time comes in as an argument. Redis an
 :mod:`alerting.config`.
 """
 
-from alerting.routing.matchers import Matcher, MatcherError, fingerprint, parse_matcher, parse_matchers
+from alerting.core import fingerprint
+from alerting.routing.matchers import Matcher, MatcherError, parse_matcher, parse_matchers
 from alerting.routing.route import Route
 
 __all__ = [

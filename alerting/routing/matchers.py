@@ -166,21 +166,6 @@ def matches_empty(matcher: Matcher) -> bool:
 
 # --- label sets -------------------------------------------------------------------------------------
 
-_FNV_OFFSET = 14695981039346656037
-_FNV_PRIME = 1099511628211
-_MASK = (1 << 64) - 1
-
-
-def fingerprint(labels: Mapping[str, str]) -> str:
-    """Alertmanager's fingerprint of a label set: FNV-1a 64 over sorted names and values, 16 hex digits."""
-    h = _FNV_OFFSET
-    for name in sorted(labels):
-        for part in (name, labels[name]):
-            for byte in part.encode():
-                h = ((h ^ byte) * _FNV_PRIME) & _MASK
-            h = ((h ^ 0xFF) * _FNV_PRIME) & _MASK
-    return f"{h:016x}"
-
 
 def labels_string(labels: Mapping[str, str]) -> str:
     """A label set printed as Alertmanager prints it: ``{a="1", b="2"}``, sorted."""

@@ -9,11 +9,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
+from alerting.core import Sample
 from alerting.errors import AlertingError, DatasourceError
 from alerting.rules.evaluation import Alert, Expand, Failure, Transition
 from alerting.rules.model import Group, Rule
 from alerting.rules.tick import Evaluated, SourceFor, make_expand, step_group
-from alerting.sources import Sample, Source
+from alerting.sources import Source
 
 
 @dataclass(frozen=True)

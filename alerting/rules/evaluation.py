@@ -8,15 +8,14 @@ for 15 minutes. A failed query freezes the rule's alerts. No I/O and no clock in
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from functools import cached_property
 
+from alerting.core import Sample, fingerprint
 from alerting.rules.model import Labels, Rule
-from alerting.sources import Sample
 
 RESOLVED_RETENTION = 15 * 60.0
 
@@ -78,13 +77,6 @@ class Step:
     alerts: dict[str, Alert]
     events: list[Transition]
     error: str | None = None
-
-
-def fingerprint(labels: Labels) -> str:
-    """Stable identity of a label set (the same on every worker and after restarts)."""
-    # \xff and \xfe cannot occur in UTF-8, so they separate names and values unambiguously.
-    text = b"\xfe".join(n.encode() + b"\xff" + v.encode() for n, v in labels)
-    return hashlib.blake2b(text, digest_size=8).hexdigest()
 
 
 def step(

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from alerting.core import group_id, slot_at
 from alerting.errors import Position
 
 Labels = tuple[tuple[str, str], ...]
@@ -77,7 +78,7 @@ class Group:
     @property
     def id(self) -> str:
         """Stable identity across reloads and workers: file and group name."""
-        return f"{self.file}:{self.name}"
+        return group_id(self.file, self.name)
 
     @property
     def offset(self) -> float:
@@ -90,8 +91,7 @@ class Group:
 
     def slot_at(self, t: float) -> float:
         """The latest evaluation slot at or before ``t`` (unix seconds)."""
-        adjusted = t - self.offset
-        return adjusted - (adjusted % self.interval) + self.offset
+        return slot_at(t, self.interval, self.offset)
 
 
 def rule_key(name: str, labels: Labels, taken: set[str]) -> str:

@@ -22,11 +22,11 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import redis
 
+from alerting.core import RuleHealth
 from alerting.rules.evaluation import Alert, State
 
 DATASOURCES_GROUP = "__datasources__"
@@ -77,14 +77,6 @@ def alert_from_dict(data: Mapping[str, Any]) -> Alert:
         keep_firing_since=data.get("keep_firing_since"),
         last_eval=data.get("last_eval", 0.0),
     )
-
-
-@dataclass(frozen=True)
-class RuleHealth:
-    health: str  # "ok", "err" or "unknown"
-    error: str | None
-    last_slot: float | None
-    duration: float
 
 
 class StateStore:

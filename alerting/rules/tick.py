@@ -13,13 +13,14 @@ from dataclasses import dataclass, field, replace
 from typing import TypeVar
 
 from alerting import templating
+from alerting.core import RuleHealth, Sample, group_name
 from alerting.errors import AlertingError, DatasourceError, QueryError
 from alerting.notify.base import NotifyAlert
 from alerting.ops.logs import get_logger
 from alerting.rules.evaluation import Alert, Failure, State, Step, Transition, restart_pending, step
 from alerting.rules.model import Group, Rule
-from alerting.rules.state import DATASOURCES_GROUP, RuleHealth, StateStore, json_number
-from alerting.sources import Sample, Source
+from alerting.rules.state import DATASOURCES_GROUP, StateStore, json_number
+from alerting.sources import Source
 
 log = get_logger(__name__)
 
@@ -266,7 +267,7 @@ def retire_group(store: StateStore, group_id: str, now: float) -> list[Evaluated
     """A group gone from the rule files: resolve its firing alerts and forget its state.
     Returns what resolved, for the caller to hand to the notification pipeline."""
     previous = store.load_group(group_id)
-    name = group_id.rsplit(":", 1)[-1]
+    name = group_name(group_id)
     retired = _retired(Group(name=name, file="", interval=1.0, rules=()), previous, now)
     store.delete_group(group_id)
     return retired

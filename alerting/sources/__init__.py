@@ -13,15 +13,8 @@ from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
 
 from alerting.config.yamlfile import suggest
+from alerting.core import Sample
 from alerting.errors import ConfigError, Position
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One element of a query result: a label set and a value."""
-
-    labels: Mapping[str, str]
-    value: float
 
 
 class Source(Protocol):

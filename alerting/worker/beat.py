@@ -17,6 +17,7 @@ from celery.beat import ScheduleEntry, Scheduler
 from celery.schedules import schedstate, schedule
 
 from alerting.config.settings import seconds_env
+from alerting.core import slot_at
 from alerting.ops import metrics
 from alerting.ops.logs import get_logger
 from alerting.rules.state import DATASOURCES_GROUP
@@ -35,8 +36,7 @@ class SlotSchedule(schedule):
         self.interval, self.offset = interval, offset
 
     def slot_at(self, t: float) -> float:
-        adjusted = t - self.offset
-        return adjusted - (adjusted % self.interval) + self.offset
+        return slot_at(t, self.interval, self.offset)
 
     def is_due(self, last_run_at: datetime) -> schedstate:
         now = time.time()

@@ -12,12 +12,13 @@ from pathlib import Path
 import pytest
 import redis
 
+from alerting.core import fingerprint
 from alerting.notify import pipeline
 from alerting.notify.base import DeliveryError, Notification
 from alerting.notify.pipeline import Job, deliver, fallback_jobs, flush_due, ingest
 from alerting.notify.receivers.console import ConsoleIntegration
 from alerting.notify.store import NotifyStore
-from alerting.routing.matchers import fingerprint, parse_matchers
+from alerting.routing.matchers import parse_matchers
 from alerting.routing.silences import expire, new_silence
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.routing_harness import T0, Harness, alert, load_config

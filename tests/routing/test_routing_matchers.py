@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from alerting.core import fingerprint
 from alerting.routing.matchers import (
     Matcher,
     MatcherError,
     alert_sort_key,
-    fingerprint,
     labels_string,
     matchers_string,
     parse_matcher,

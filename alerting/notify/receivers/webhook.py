@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 
 from alerting import __version__
+from alerting.core import fingerprint
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
-from alerting.routing.matchers import alert_sort_key, fingerprint
+from alerting.routing.matchers import alert_sort_key
 
 _FIELDS = ("url", "url_file", "send_resolved", "max_alerts", "http_config", "timeout")
 _HTTP_FIELDS = (
