@@ -1,8 +1,9 @@
 """Go's text/template with Prometheus's functions, for annotations, labels and notifications.
 
 An interpreter, not a substitution: :mod:`.lexer` scans, :mod:`.parser` builds a tree, :mod:`.exec`
-walks it with :mod:`.funcs` and Go's formatting from :mod:`.gofmt`. Output, error messages and their
-positions are Prometheus's, byte for byte, so an annotation reads the same here as in Prometheus.
+walks it with :mod:`.funcs`; Go's formatting lives where Go keeps it, numbers and quoting in
+:mod:`.strconv` and printing in :mod:`.fmt`. Output, error messages and their positions are
+Prometheus's, byte for byte, so an annotation reads the same here as in Prometheus.
 
 Public surface:
 
@@ -21,8 +22,8 @@ from urllib.parse import urlsplit
 
 from alerting.errors import TemplateError
 from alerting.templating.exec import Env, ExecError, Limits, State
+from alerting.templating.fmt import go_float
 from alerting.templating.funcs import ANY, DEFAULT_FUNCS, Func
-from alerting.templating.gofmt import go_float
 from alerting.templating.parser import (
     ActionNode,
     FieldNode,

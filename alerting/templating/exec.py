@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alerting.errors import AlertingError
-from alerting.templating import gofmt
+from alerting.templating.fmt import FormatLimitError, print_value, sprint
 from alerting.templating.funcs import (
     ANY,
     BOOL,
@@ -52,6 +52,7 @@ from alerting.templating.parser import (
     Tree,
     VariableNode,
 )
+from alerting.templating.strconv import quote
 from alerting.templating.values import (
     GoMap,
     GoStruct,
@@ -147,7 +148,7 @@ class State:
         col = _byte_len(before) if newline < 0 else _byte_len(before[newline + 1 :])
         context = self.node.string()
         location = f"{self.parse_name}:{line}:{col}"
-        return ExecError(f"template: {location}: executing {gofmt.quote(name)} at <{context}>: {message}")
+        return ExecError(f"template: {location}: executing {quote(name)} at <{context}>: {message}")
 
     # --- output ---
     def write(self, text: str) -> None:
@@ -194,7 +195,7 @@ class State:
         if self.queries > self.limits.max_queries:
             raise FuncError(f"more than {self.limits.max_queries} queries in one template")
         if self.env.query is None:
-            raise FuncError(f"cannot run query {gofmt.quote(expr)}: no datasource in this context")
+            raise FuncError(f"cannot run query {quote(expr)}: no datasource in this context")
         try:
             return query_samples(self.env.query(expr))
         except AlertingError as exc:
@@ -206,7 +207,7 @@ class State:
         self.tmpl_name = name
         self.vars = [["$", data]]
         if tree is None or tree.root is None:
-            raise self.errorf(f"{gofmt.quote(name)} is an incomplete or empty template")
+            raise self.errorf(f"{quote(name)} is an incomplete or empty template")
         self.walk(data, tree.root)
         return "".join(self.out)
 
@@ -291,7 +292,7 @@ class State:
         self.at(node)
         tree = self.trees.get(node.name)
         if tree is None or tree.root is None:
-            raise self.errorf(f"template {gofmt.quote(node.name)} not defined")
+            raise self.errorf(f"template {quote(node.name)} not defined")
         if self.depth >= self.limits.max_depth:
             raise self.errorf(f"exceeded maximum template depth ({self.limits.max_depth})")
         self.tick()
@@ -348,7 +349,7 @@ class State:
             return self.ideal_constant(first)
         if isinstance(first, StringNode):
             return first.text
-        raise self.errorf(f"can't evaluate command {gofmt.quote(first.string())}")
+        raise self.errorf(f"can't evaluate command {quote(first.string())}")
 
     def ideal_constant(self, node: NumberNode) -> Any:
         self.at(node)
@@ -435,7 +436,7 @@ class State:
         self.at(node)
         func = self.funcs.get(node.name)
         if func is None:
-            raise self.errorf(f"{gofmt.quote(node.name)} is not a defined function")
+            raise self.errorf(f"{quote(node.name)} is not a defined function")
         return self.eval_call(dot, func, cmd, node.name, args, final)
 
     def eval_call(
@@ -483,7 +484,7 @@ class State:
         except FuncError as exc:
             self.at(node)
             raise self.errorf(f"error calling {name}: {exc}") from None
-        except gofmt.FormatLimitError as exc:
+        except FormatLimitError as exc:
             self.at(node)
             raise self.errorf(f"error calling {name}: {exc}") from None
         if isinstance(result, str) and len(result) > self.limits.max_output:
@@ -552,12 +553,12 @@ class State:
 
     # --- printing ---
     def _sprint(self, value: Any) -> str:
-        return gofmt.sprint([value], self.limits.max_output)
+        return sprint([value], self.limits.max_output)
 
     def print_value(self, node: Node, value: Any) -> None:
         self.at(node)
         try:
-            text = gofmt.print_value(value, self.limits.max_output)
-        except gofmt.FormatLimitError as exc:
+            text = print_value(value, self.limits.max_output)
+        except FormatLimitError as exc:
             raise self.errorf(str(exc)) from None
         self.write(text)

@@ -21,7 +21,8 @@ import re2
 
 from alerting.durations import parse_duration
 from alerting.errors import DurationError
-from alerting.templating import gofmt
+from alerting.templating.fmt import go_float, sprint, sprintf, sprintln
+from alerting.templating.strconv import ParseFloatError, can_backquote, format_float, parse_float, quote
 from alerting.templating.values import (
     HTML,
     GoDuration,
@@ -104,7 +105,7 @@ def _eq(_state: State, arg1: Any, *others: Any) -> bool:
             if arg1 is None or arg is None:
                 truth_ = arg1 is None and arg is None
             elif isinstance(arg1, Mapping | list) or isinstance(arg, Mapping | list):
-                shown = gofmt.sprint([arg], 1 << 20)
+                shown = sprint([arg], 1 << 20)
                 raise FuncError(f"non-comparable type {shown}: {type_name(arg)}")
             else:
                 truth_ = arg1 is arg or arg1 == arg
@@ -221,7 +222,7 @@ def _slice(_state: State, item: Any, *indexes: Any) -> Any:
 def _eval_args(state: State, args: Sequence[Any]) -> str:
     if len(args) == 1 and isinstance(args[0], str):
         return str(args[0])
-    return gofmt.sprint(args, state.limits.max_output)
+    return sprint(args, state.limits.max_output)
 
 
 def html_escape(text: str) -> str:
@@ -260,15 +261,15 @@ def query_escape(text: str) -> str:
 
 
 def _print(state: State, *args: Any) -> str:
-    return gofmt.sprint(args, state.limits.max_output)
+    return sprint(args, state.limits.max_output)
 
 
 def _printf(state: State, fmt: str, *args: Any) -> str:
-    return gofmt.sprintf(fmt, args, state.limits.max_output)
+    return sprintf(fmt, args, state.limits.max_output)
 
 
 def _println(state: State, *args: Any) -> str:
-    return gofmt.sprintln(args, state.limits.max_output)
+    return sprintln(args, state.limits.max_output)
 
 
 def _call(_state: State, fn: Any, *_args: Any) -> Any:
@@ -311,8 +312,8 @@ def to_float(value: Any) -> float:
         return value
     if isinstance(value, str) and not isinstance(value, HTML):
         try:
-            return gofmt.parse_float(value)
-        except gofmt.ParseFloatError as exc:
+            return parse_float(value)
+        except ParseFloatError as exc:
             raise FuncError(str(exc)) from None
     if isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -320,7 +321,7 @@ def to_float(value: Any) -> float:
 
 
 def _g4(value: float) -> str:
-    return gofmt.format_float(value, "g", 4)
+    return format_float(value, "g", 4)
 
 
 _SI_LARGE = ("k", "M", "G", "T", "P", "E", "Z", "Y")
@@ -428,7 +429,7 @@ def _seconds_to_nanos(v: float, what: str) -> int:
     nanos = v * 1e9
     if nanos > 9.223372036854775807e18 or nanos < -9.223372036854775808e18:
         raise FuncError(
-            f"{gofmt.go_float(v)} cannot be represented as a nanoseconds {what} since it overflows int64"
+            f"{go_float(v)} cannot be represented as a nanoseconds {what} since it overflows int64"
         )
     return _go_int64(nanos)
 
@@ -598,7 +599,7 @@ def _match(_state: State, pattern: str, text: str) -> bool:
 
 
 def _go_quote_pattern(pattern: str) -> str:
-    return "`" + pattern + "`" if gofmt.can_backquote(pattern) else gofmt.quote(pattern)
+    return "`" + pattern + "`" if can_backquote(pattern) else quote(pattern)
 
 
 def _re_replace_all(state: State, pattern: str, repl: str, text: str) -> str:

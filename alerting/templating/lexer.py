@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from alerting.templating.strconv import quote
+
 _Next = Callable[[], Any] | None  # the next scanner state, or None to stop
 
 
@@ -94,8 +96,6 @@ class Token:
             return self.val
         if self.kind in _KEYWORD_KINDS:
             return f"<{self.val}>"
-        from alerting.templating.gofmt import quote
-
         if len(self.val) > 10:
             # Go's %.10q: quote the first ten characters, then an ellipsis.
             return quote(self.val[:10]) + "..."
@@ -371,11 +371,11 @@ class Lexer:
 
     def _lex_number(self) -> _Next:
         if not self._scan_number():
-            self._error(f"bad number syntax: {_go_quote(self.text[self.start : self.pos])}")
+            self._error(f"bad number syntax: {quote(self.text[self.start : self.pos])}")
             return None
         if self._peek() in ("+", "-"):
             if not self._scan_number() or self.text[self.pos - 1] != "i":
-                self._error(f"bad number syntax: {_go_quote(self.text[self.start : self.pos])}")
+                self._error(f"bad number syntax: {quote(self.text[self.start : self.pos])}")
                 return None
             self._emit(T.COMPLEX)
         else:
@@ -434,12 +434,6 @@ def go_rune(ch: str) -> str:
     if ch.isprintable():
         return f"{head} '{ch}'"
     return head
-
-
-def _go_quote(text: str) -> str:
-    from alerting.templating.gofmt import quote
-
-    return quote(text)
 
 
 def lex(text: str) -> list[Token]:
