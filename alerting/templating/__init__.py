@@ -1,9 +1,10 @@
 """Go's text/template with Prometheus's functions, for annotations, labels and notifications.
 
 An interpreter, not a substitution: :mod:`.lexer` scans, :mod:`.parser` builds a tree, :mod:`.exec`
-walks it with :mod:`.funcs`; Go's formatting lives where Go keeps it, numbers and quoting in
-:mod:`.strconv` and printing in :mod:`.fmt`. Output, error messages and their positions are
-Prometheus's, byte for byte, so an annotation reads the same here as in Prometheus.
+walks it within the bounds of :mod:`.options`, calling :mod:`.funcs`; Go's formatting lives where Go
+keeps it, numbers and quoting in :mod:`.strconv` and printing in :mod:`.fmt`, over the value model of
+:mod:`.values`. Output, error messages and their positions are Prometheus's, byte for byte, so an
+annotation reads the same here as in Prometheus.
 
 Public surface:
 
@@ -21,9 +22,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from alerting.errors import TemplateError
-from alerting.templating.exec import Env, ExecError, Limits, State
+from alerting.templating.exec import ExecError, State
 from alerting.templating.fmt import go_float
 from alerting.templating.funcs import ANY, DEFAULT_FUNCS, Func
+from alerting.templating.options import Env, Limits
 from alerting.templating.parser import (
     ActionNode,
     FieldNode,

@@ -9,8 +9,7 @@ calls), and template call depth.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alerting.errors import AlertingError
@@ -28,6 +27,7 @@ from alerting.templating.funcs import (
     query_samples,
     truth,
 )
+from alerting.templating.options import Env, Limits
 from alerting.templating.parser import (
     ActionNode,
     BoolNode,
@@ -61,26 +61,6 @@ from alerting.templating.values import (
     fields_of,
     type_name,
 )
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on one execution. Exceeding any of them is a runtime error, never a hang."""
-
-    max_output: int = 1 << 20  # characters written, and the size of any one formatted value
-    max_iterations: int = 100_000  # range iterations plus template invocations
-    max_depth: int = 100  # nested {{template}} calls
-    max_queries: int = 100  # `query` calls
-
-
-@dataclass(frozen=True)
-class Env:
-    """What Prometheus-specific functions read: the external URL, the evaluation time, the datasource."""
-
-    external_url: str = ""
-    path_prefix: str = ""
-    now: float = 0.0
-    query: Callable[[str], Sequence[Any]] | None = None
 
 
 class ExecError(Exception):

@@ -14,7 +14,7 @@ import ipaddress
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote as _url_quote
 
 import re2
@@ -22,6 +22,7 @@ import re2
 from alerting.durations import parse_duration
 from alerting.errors import DurationError
 from alerting.templating.fmt import go_float, sprint, sprintf, sprintln
+from alerting.templating.options import Env, Limits
 from alerting.templating.strconv import ParseFloatError, can_backquote, format_float, parse_float, quote
 from alerting.templating.values import (
     HTML,
@@ -36,12 +37,19 @@ from alerting.templating.values import (
     type_name,
 )
 
-if TYPE_CHECKING:
-    from alerting.templating.exec import State
-
 # Go parameter types a function can declare. "reflect.Value" and "interface {}" accept anything.
 STRING, FLOAT, INT, BOOL, ANY, VALUE = "string", "float64", "int", "bool", "interface {}", "reflect.Value"
 QUERY_RESULT, SAMPLE = "template.queryResult", "*template.sample"
+
+
+class Execution(Protocol):
+    """What a function sees of the execution calling it: its bounds, its environment, and the
+    datasource behind ``query`` (which counts against the bounds)."""
+
+    limits: Limits
+    env: Env
+
+    def run_query(self, expr: str) -> QueryResult: ...
 
 
 class FuncError(Exception):
@@ -50,7 +58,7 @@ class FuncError(Exception):
 
 @dataclass(frozen=True)
 class Func:
-    """A callable with its Go signature. ``fn(state, *args)`` gets evaluated, type-checked arguments."""
+    """A callable with its Go signature. ``fn(execution, *args)`` gets evaluated, type-checked arguments."""
 
     name: str
     fn: Callable[..., Any]
@@ -91,7 +99,7 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def _eq(_state: State, arg1: Any, *others: Any) -> bool:
+def _eq(_state: Execution, arg1: Any, *others: Any) -> bool:
     if not others:
         raise FuncError(_NO_COMPARISON)
     k1 = _basic_kind(arg1)
@@ -116,7 +124,7 @@ def _eq(_state: State, arg1: Any, *others: Any) -> bool:
     return False
 
 
-def _lt(_state: State, arg1: Any, arg2: Any) -> bool:
+def _lt(_state: Execution, arg1: Any, arg2: Any) -> bool:
     k1 = _basic_kind(arg1)
     if k1 is None:
         raise FuncError(_BAD_TYPE)
@@ -130,18 +138,18 @@ def _lt(_state: State, arg1: Any, arg2: Any) -> bool:
     return bool(_comparable(arg1) < _comparable(arg2))
 
 
-def _le(state: State, arg1: Any, arg2: Any) -> bool:
+def _le(state: Execution, arg1: Any, arg2: Any) -> bool:
     return _lt(state, arg1, arg2) or _eq(state, arg1, arg2)
 
 
 # --- Go built-ins ------------------------------------------------------------------------------------
 
 
-def _not(_state: State, value: Any) -> bool:
+def _not(_state: Execution, value: Any) -> bool:
     return not truth(value)
 
 
-def _len(_state: State, item: Any) -> int:
+def _len(_state: Execution, item: Any) -> int:
     if item is None:
         raise FuncError("reflect: call of reflect.Value.Type on zero Value")
     if isinstance(item, str):
@@ -161,7 +169,7 @@ def _index_arg(index: Any, cap: int) -> int:
     return int(index)
 
 
-def _index(_state: State, item: Any, *indexes: Any) -> Any:
+def _index(_state: Execution, item: Any, *indexes: Any) -> Any:
     if item is None:
         raise FuncError("index of untyped nil")
     for index in indexes:
@@ -190,7 +198,7 @@ def _index(_state: State, item: Any, *indexes: Any) -> Any:
     return item
 
 
-def _slice(_state: State, item: Any, *indexes: Any) -> Any:
+def _slice(_state: Execution, item: Any, *indexes: Any) -> Any:
     if item is None:
         raise FuncError("slice of untyped nil")
     if len(indexes) > 3:
@@ -219,7 +227,7 @@ def _slice(_state: State, item: Any, *indexes: Any) -> Any:
     return type(item)(part) if isinstance(item, QueryResult) else list(part)
 
 
-def _eval_args(state: State, args: Sequence[Any]) -> str:
+def _eval_args(state: Execution, args: Sequence[Any]) -> str:
     if len(args) == 1 and isinstance(args[0], str):
         return str(args[0])
     return sprint(args, state.limits.max_output)
@@ -260,19 +268,19 @@ def query_escape(text: str) -> str:
     return _url_quote(text, safe=" ").replace(" ", "+").replace("%7E", "~")
 
 
-def _print(state: State, *args: Any) -> str:
+def _print(state: Execution, *args: Any) -> str:
     return sprint(args, state.limits.max_output)
 
 
-def _printf(state: State, fmt: str, *args: Any) -> str:
+def _printf(state: Execution, fmt: str, *args: Any) -> str:
     return sprintf(fmt, args, state.limits.max_output)
 
 
-def _println(state: State, *args: Any) -> str:
+def _println(state: Execution, *args: Any) -> str:
     return sprintln(args, state.limits.max_output)
 
 
-def _call(_state: State, fn: Any, *_args: Any) -> Any:
+def _call(_state: Execution, fn: Any, *_args: Any) -> Any:
     if fn is None:
         raise FuncError("call of nil")
     raise FuncError(f"non-function of type {type_name(fn)}")
@@ -351,7 +359,7 @@ def _scale_small(v: float) -> tuple[float, str]:
     return v, prefix
 
 
-def humanize(_state: State, value: Any) -> str:
+def humanize(_state: Execution, value: Any) -> str:
     v = to_float(value)
     if v == 0 or math.isnan(v) or math.isinf(v):
         return _g4(v)
@@ -362,7 +370,7 @@ def humanize(_state: State, value: Any) -> str:
     return _g4(v) + prefix
 
 
-def humanize1024(_state: State, value: Any) -> str:
+def humanize1024(_state: Execution, value: Any) -> str:
     v = to_float(value)
     if abs(v) <= 1 or math.isnan(v) or math.isinf(v):
         return _g4(v)
@@ -387,7 +395,7 @@ def _rem(a: int, b: int) -> int:
     return a - b * _quo(a, b)
 
 
-def humanize_duration(_state: State, value: Any) -> str:
+def humanize_duration(_state: Execution, value: Any) -> str:
     v = to_float(value)
     if math.isnan(v) or math.isinf(v):
         return _g4(v)
@@ -413,7 +421,7 @@ def humanize_duration(_state: State, value: Any) -> str:
     return f"{_g4(v)}{prefix}s"
 
 
-def humanize_percentage(_state: State, value: Any) -> str:
+def humanize_percentage(_state: Execution, value: Any) -> str:
     return _g4(to_float(value) * 100) + "%"
 
 
@@ -440,7 +448,7 @@ def float_to_time(v: float) -> GoTime:
     return GoTime(millis * 1_000_000)
 
 
-def humanize_timestamp(_state: State, value: Any) -> str:
+def humanize_timestamp(_state: Execution, value: Any) -> str:
     v = to_float(value)
     try:
         when = float_to_time(v)
@@ -449,15 +457,15 @@ def humanize_timestamp(_state: State, value: Any) -> str:
     return when.String()
 
 
-def to_time(_state: State, value: Any) -> GoTime:
+def to_time(_state: Execution, value: Any) -> GoTime:
     return float_to_time(to_float(value))
 
 
-def to_duration(_state: State, value: Any) -> GoDuration:
+def to_duration(_state: Execution, value: Any) -> GoDuration:
     return GoDuration(_seconds_to_nanos(to_float(value), "duration"))
 
 
-def _title(_state: State, text: str) -> str:
+def _title(_state: Execution, text: str) -> str:
     # Go's strings.Title: upper-case (title-case) each rune that follows a separator.
     out = []
     prev = " "
@@ -484,13 +492,13 @@ def _to_title(ch: str) -> str:
     return _single(ch.title(), ch)
 
 
-def _to_upper(_state: State, text: str) -> str:
+def _to_upper(_state: Execution, text: str) -> str:
     if text.isascii():
         return text.upper()
     return "".join(_single(ch.upper(), ch) for ch in text)
 
 
-def _to_lower(_state: State, text: str) -> str:
+def _to_lower(_state: Execution, text: str) -> str:
     if text.isascii():
         return text.lower()
     return "".join("i" if ch == "\u0130" else _single(ch.lower(), ch) for ch in text)
@@ -528,12 +536,12 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _strip_port(_state: State, hostport: str) -> str:
+def _strip_port(_state: Execution, hostport: str) -> str:
     split = split_host_port(hostport)
     return hostport if split is None else split[0]
 
 
-def _strip_domain(_state: State, hostport: str) -> str:
+def _strip_domain(_state: Execution, hostport: str) -> str:
     split = split_host_port(hostport)
     host, port = (hostport, "") if split is None else split
     if _is_ip(host):
@@ -594,7 +602,7 @@ def _go_regexp_error(message: str) -> str:
     return message
 
 
-def _match(_state: State, pattern: str, text: str) -> bool:
+def _match(_state: Execution, pattern: str, text: str) -> bool:
     return compile_regexp(pattern).search(text) is not None
 
 
@@ -602,7 +610,7 @@ def _go_quote_pattern(pattern: str) -> str:
     return "`" + pattern + "`" if can_backquote(pattern) else quote(pattern)
 
 
-def _re_replace_all(state: State, pattern: str, repl: str, text: str) -> str:
+def _re_replace_all(state: Execution, pattern: str, repl: str, text: str) -> str:
     try:
         regexp = compile_regexp(pattern)
     except FuncError as exc:
@@ -685,11 +693,11 @@ def _expand(template: str, match: Any, names: Mapping[int, str], groups: int) ->
 # --- query family ------------------------------------------------------------------------------------
 
 
-def _query(state: State, expr: str) -> QueryResult:
+def _query(state: Execution, expr: str) -> QueryResult:
     return state.run_query(expr)
 
 
-def _first(_state: State, result: QueryResult) -> Sample | None:
+def _first(_state: Execution, result: QueryResult) -> Sample | None:
     if result:
         return result[0]
     raise FuncError("first() called on vector with no elements")
@@ -701,25 +709,25 @@ def _need_sample(sample: Sample | None) -> Sample:
     return sample
 
 
-def _label(_state: State, name: str, sample: Sample | None) -> str:
+def _label(_state: Execution, name: str, sample: Sample | None) -> str:
     return str(_need_sample(sample).Labels.get(name, ""))
 
 
-def _value(_state: State, sample: Sample | None) -> float:
+def _value(_state: Execution, sample: Sample | None) -> float:
     return _need_sample(sample).Value
 
 
-def _strvalue(_state: State, sample: Sample | None) -> str:
+def _strvalue(_state: Execution, sample: Sample | None) -> str:
     return str(_need_sample(sample).Labels.get("__value__", ""))
 
 
-def _sort_by_label(_state: State, name: str, result: QueryResult | None) -> QueryResult:
+def _sort_by_label(_state: Execution, name: str, result: QueryResult | None) -> QueryResult:
     items = list(result or [])
     items.sort(key=lambda s: s.Labels.get(name, ""))
     return QueryResult(items)
 
 
-def _args(_state: State, *values: Any) -> GoMap:
+def _args(_state: Execution, *values: Any) -> GoMap:
     return GoMap({f"arg{i}": v for i, v in enumerate(values)}, elem="interface {}")
 
 
@@ -731,7 +739,7 @@ def table_link(expr: str) -> str:
     return f"/graph?g0.expr={query_escape(expr)}&g0.tab=1"
 
 
-def _parse_duration(_state: State, text: str) -> float:
+def _parse_duration(_state: Execution, text: str) -> float:
     if not text:
         raise FuncError("empty duration string")
     try:
