@@ -55,7 +55,7 @@ class _Flags:
     prec_present: bool = False
 
 
-class Printer:
+class _Printer:
     """One fmt.Sprint/Sprintf call's buffer and flags (Go's ``pp``)."""
 
     def __init__(self, limit: int) -> None:
@@ -434,7 +434,7 @@ def _is_string_kind(value: Any) -> bool:
 
 def sprint(args: Sequence[Any], limit: int) -> str:
     """Go's ``fmt.Sprint``: a space between two operands when neither is a string."""
-    p = Printer(limit)
+    p = _Printer(limit)
     prev_string = False
     for i, arg in enumerate(args):
         is_string = _is_string_kind(arg)
@@ -448,7 +448,7 @@ def sprint(args: Sequence[Any], limit: int) -> str:
 
 def sprintln(args: Sequence[Any], limit: int) -> str:
     """Go's ``fmt.Sprintln``: spaces between all operands and a final newline."""
-    p = Printer(limit)
+    p = _Printer(limit)
     for i, arg in enumerate(args):
         if i > 0:
             p.write(" ")
@@ -473,7 +473,7 @@ def _parsenum(s: str, start: int, end: int) -> tuple[int, bool, int]:
 
 def sprintf(fmt: str, args: Sequence[Any], limit: int) -> str:
     """Go's ``fmt.Sprintf``, verb by verb, with Go's in-band error text."""
-    p = Printer(limit)
+    p = _Printer(limit)
     end = len(fmt)
     arg_num = 0
     after_index = False
@@ -634,7 +634,7 @@ def print_value(value: Any, limit: int) -> str:
         return str(value)
     if isinstance(value, GoStruct) and value.go_pointer and not is_stringer(value):
         # printValue dereferences a pointer before printing it.
-        p = Printer(limit)
+        p = _Printer(limit)
         p._print_value(value, "v", depth=0)
         return p.text()[1:]
     return sprint([value], limit)

@@ -233,7 +233,7 @@ def _eval_args(state: Execution, args: Sequence[Any]) -> str:
     return sprint(args, state.limits.max_output)
 
 
-def html_escape(text: str) -> str:
+def _html_escape(text: str) -> str:
     """Go's ``template.HTMLEscapeString``."""
     return (
         text.replace("&", "&amp;")
@@ -248,7 +248,7 @@ def html_escape(text: str) -> str:
 _JS = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D"}
 
 
-def js_escape(text: str) -> str:
+def _js_escape(text: str) -> str:
     """Go's ``template.JSEscapeString``."""
     out = []
     for ch in text:
@@ -263,7 +263,7 @@ def js_escape(text: str) -> str:
     return "".join(out)
 
 
-def query_escape(text: str) -> str:
+def _query_escape(text: str) -> str:
     """Go's ``url.QueryEscape``: space becomes ``+``; only ``A-Za-z0-9-_.~`` stay as they are."""
     return _url_quote(text, safe=" ").replace(" ", "+").replace("%7E", "~")
 
@@ -292,9 +292,9 @@ def _go_builtins() -> dict[str, Func]:
         Func("or", lambda s, *a: a, (VALUE,), VALUE),
         Func("not", _not, (VALUE,)),
         Func("call", _call, (VALUE,), VALUE),
-        Func("html", lambda s, *a: html_escape(_eval_args(s, a)), (), ANY),
-        Func("js", lambda s, *a: js_escape(_eval_args(s, a)), (), ANY),
-        Func("urlquery", lambda s, *a: query_escape(_eval_args(s, a)), (), ANY),
+        Func("html", lambda s, *a: _html_escape(_eval_args(s, a)), (), ANY),
+        Func("js", lambda s, *a: _js_escape(_eval_args(s, a)), (), ANY),
+        Func("urlquery", lambda s, *a: _query_escape(_eval_args(s, a)), (), ANY),
         Func("index", _index, (VALUE,), VALUE),
         Func("slice", _slice, (VALUE,), VALUE),
         Func("len", _len, (VALUE,)),
@@ -314,7 +314,7 @@ def _go_builtins() -> dict[str, Func]:
 # --- Prometheus's functions --------------------------------------------------------------------------
 
 
-def to_float(value: Any) -> float:
+def _to_float(value: Any) -> float:
     """Prometheus's convertToFloat: numbers, and strings as ``strconv.ParseFloat`` reads them."""
     if isinstance(value, float):
         return value
@@ -359,8 +359,8 @@ def _scale_small(v: float) -> tuple[float, str]:
     return v, prefix
 
 
-def humanize(_state: Execution, value: Any) -> str:
-    v = to_float(value)
+def _humanize(_state: Execution, value: Any) -> str:
+    v = _to_float(value)
     if v == 0 or math.isnan(v) or math.isinf(v):
         return _g4(v)
     if abs(v) >= 1:
@@ -370,8 +370,8 @@ def humanize(_state: Execution, value: Any) -> str:
     return _g4(v) + prefix
 
 
-def humanize1024(_state: Execution, value: Any) -> str:
-    v = to_float(value)
+def _humanize1024(_state: Execution, value: Any) -> str:
+    v = _to_float(value)
     if abs(v) <= 1 or math.isnan(v) or math.isinf(v):
         return _g4(v)
     v, prefix = _scale_large(v, 1024, _IEC_LARGE)
@@ -395,8 +395,8 @@ def _rem(a: int, b: int) -> int:
     return a - b * _quo(a, b)
 
 
-def humanize_duration(_state: Execution, value: Any) -> str:
-    v = to_float(value)
+def _humanize_duration(_state: Execution, value: Any) -> str:
+    v = _to_float(value)
     if math.isnan(v) or math.isinf(v):
         return _g4(v)
     if v == 0:
@@ -421,8 +421,8 @@ def humanize_duration(_state: Execution, value: Any) -> str:
     return f"{_g4(v)}{prefix}s"
 
 
-def humanize_percentage(_state: Execution, value: Any) -> str:
-    return _g4(to_float(value) * 100) + "%"
+def _humanize_percentage(_state: Execution, value: Any) -> str:
+    return _g4(_to_float(value) * 100) + "%"
 
 
 class _NaNOrInf(FuncError):
@@ -442,27 +442,27 @@ def _seconds_to_nanos(v: float, what: str) -> int:
     return _go_int64(nanos)
 
 
-def float_to_time(v: float) -> GoTime:
+def _float_to_time(v: float) -> GoTime:
     """Prometheus's floatToTime: seconds to a UTC time, truncated to milliseconds as Prometheus does."""
     millis = _quo(_seconds_to_nanos(v, "timestamp"), 1_000_000)
     return GoTime(millis * 1_000_000)
 
 
-def humanize_timestamp(_state: Execution, value: Any) -> str:
-    v = to_float(value)
+def _humanize_timestamp(_state: Execution, value: Any) -> str:
+    v = _to_float(value)
     try:
-        when = float_to_time(v)
+        when = _float_to_time(v)
     except _NaNOrInf:
         return _g4(v)
     return when.String()
 
 
-def to_time(_state: Execution, value: Any) -> GoTime:
-    return float_to_time(to_float(value))
+def _to_time(_state: Execution, value: Any) -> GoTime:
+    return _float_to_time(_to_float(value))
 
 
-def to_duration(_state: Execution, value: Any) -> GoDuration:
-    return GoDuration(_seconds_to_nanos(to_float(value), "duration"))
+def _to_duration(_state: Execution, value: Any) -> GoDuration:
+    return GoDuration(_seconds_to_nanos(_to_float(value), "duration"))
 
 
 def _title(_state: Execution, text: str) -> str:
@@ -504,7 +504,7 @@ def _to_lower(_state: Execution, text: str) -> str:
     return "".join("i" if ch == "\u0130" else _single(ch.lower(), ch) for ch in text)
 
 
-def split_host_port(hostport: str) -> tuple[str, str] | None:
+def _split_host_port(hostport: str) -> tuple[str, str] | None:
     """Go's ``net.SplitHostPort``; None where Go returns an error."""
     i = hostport.rfind(":")
     if i < 0:
@@ -537,12 +537,12 @@ def _is_ip(host: str) -> bool:
 
 
 def _strip_port(_state: Execution, hostport: str) -> str:
-    split = split_host_port(hostport)
+    split = _split_host_port(hostport)
     return hostport if split is None else split[0]
 
 
 def _strip_domain(_state: Execution, hostport: str) -> str:
-    split = split_host_port(hostport)
+    split = _split_host_port(hostport)
     host, port = (hostport, "") if split is None else split
     if _is_ip(host):
         return hostport
@@ -576,7 +576,7 @@ _RE_ERRORS = [
 _CACHE: dict[str, Any] = {}
 
 
-def compile_regexp(pattern: str) -> Any:
+def _compile_regexp(pattern: str) -> Any:
     """Compile with RE2; a bad pattern raises FuncError with Go's ``error parsing regexp`` text."""
     cached = _CACHE.get(pattern)
     if cached is not None:
@@ -603,7 +603,7 @@ def _go_regexp_error(message: str) -> str:
 
 
 def _match(_state: Execution, pattern: str, text: str) -> bool:
-    return compile_regexp(pattern).search(text) is not None
+    return _compile_regexp(pattern).search(text) is not None
 
 
 def _go_quote_pattern(pattern: str) -> str:
@@ -612,7 +612,7 @@ def _go_quote_pattern(pattern: str) -> str:
 
 def _re_replace_all(state: Execution, pattern: str, repl: str, text: str) -> str:
     try:
-        regexp = compile_regexp(pattern)
+        regexp = _compile_regexp(pattern)
     except FuncError as exc:
         # regexp.MustCompile panics; the template engine reports the panic's text.
         raise FuncError(f"regexp: Compile({_go_quote_pattern(pattern)}): {exc}") from None
@@ -731,12 +731,12 @@ def _args(_state: Execution, *values: Any) -> GoMap:
     return GoMap({f"arg{i}": v for i, v in enumerate(values)}, elem="interface {}")
 
 
-def graph_link(expr: str) -> str:
-    return f"/graph?g0.expr={query_escape(expr)}&g0.tab=0"
+def _graph_link(expr: str) -> str:
+    return f"/graph?g0.expr={_query_escape(expr)}&g0.tab=0"
 
 
-def table_link(expr: str) -> str:
-    return f"/graph?g0.expr={query_escape(expr)}&g0.tab=1"
+def _table_link(expr: str) -> str:
+    return f"/graph?g0.expr={_query_escape(expr)}&g0.tab=1"
 
 
 def _parse_duration(_state: Execution, text: str) -> float:
@@ -762,31 +762,31 @@ def _prometheus_funcs() -> dict[str, Func]:
         Func("title", _title, (STRING,)),
         Func("toUpper", _to_upper, (STRING,)),
         Func("toLower", _to_lower, (STRING,)),
-        Func("graphLink", lambda s, expr: graph_link(expr), (STRING,)),
-        Func("tableLink", lambda s, expr: table_link(expr), (STRING,)),
+        Func("graphLink", lambda s, expr: _graph_link(expr), (STRING,)),
+        Func("tableLink", lambda s, expr: _table_link(expr), (STRING,)),
         Func("sortByLabel", _sort_by_label, (STRING, QUERY_RESULT)),
         Func("stripPort", _strip_port, (STRING,)),
         Func("stripDomain", _strip_domain, (STRING,)),
-        Func("humanize", humanize, (ANY,)),
-        Func("humanize1024", humanize1024, (ANY,)),
-        Func("humanizeDuration", humanize_duration, (ANY,)),
-        Func("humanizePercentage", humanize_percentage, (ANY,)),
-        Func("humanizeTimestamp", humanize_timestamp, (ANY,)),
-        Func("toTime", to_time, (ANY,)),
+        Func("humanize", _humanize, (ANY,)),
+        Func("humanize1024", _humanize1024, (ANY,)),
+        Func("humanizeDuration", _humanize_duration, (ANY,)),
+        Func("humanizePercentage", _humanize_percentage, (ANY,)),
+        Func("humanizeTimestamp", _humanize_timestamp, (ANY,)),
+        Func("toTime", _to_time, (ANY,)),
         Func("pathPrefix", lambda s: s.env.path_prefix),
         Func("externalURL", lambda s: s.env.external_url),
         Func("parseDuration", _parse_duration, (STRING,)),
         # Added to Prometheus after 2.42; same semantics as upstream's current release.
-        Func("toDuration", to_duration, (ANY,)),
+        Func("toDuration", _to_duration, (ANY,)),
         Func("now", lambda s: s.env.now),
-        Func("urlQueryEscape", lambda s, text: query_escape(text), (STRING,)),
+        Func("urlQueryEscape", lambda s, text: _query_escape(text), (STRING,)),
     ]
     return {f.name: f for f in table}
 
 
-BUILTINS: dict[str, Func] = _go_builtins()
-PROMETHEUS: dict[str, Func] = _prometheus_funcs()
-DEFAULT_FUNCS: dict[str, Func] = {**BUILTINS, **PROMETHEUS}
+_BUILTINS: dict[str, Func] = _go_builtins()
+_PROMETHEUS: dict[str, Func] = _prometheus_funcs()
+DEFAULT_FUNCS: dict[str, Func] = {**_BUILTINS, **_PROMETHEUS}
 
 
 def method_func(owner: GoStruct, name: str) -> Func | None:

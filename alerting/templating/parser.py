@@ -15,7 +15,7 @@ from alerting.templating.lexer import T as K
 from alerting.templating.lexer import Token, lex
 from alerting.templating.strconv import parse_float, parse_int, quote
 
-MAX_DEPTH = 200  # nesting of parentheses and control blocks; deeper input is rejected, not recursed
+_MAX_DEPTH = 200  # nesting of parentheses and control blocks; deeper input is rejected, not recursed
 
 
 class ParseError(Exception):
@@ -246,12 +246,12 @@ class Tree:
     text: str = field(repr=False, default="")
 
 
-def is_empty(node: Node | None) -> bool:
+def _is_empty(node: Node | None) -> bool:
     """Go's IsEmptyTree: only whitespace text (and nothing else) counts as empty."""
     if node is None:
         return True
     if isinstance(node, ListNode):
-        return all(is_empty(n) for n in node.nodes)
+        return all(_is_empty(n) for n in node.nodes)
     if isinstance(node, TextNode):
         return not node.text.strip()
     return False
@@ -351,8 +351,8 @@ class _Parser:
 
     def _enter(self) -> None:
         self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise self.errorf(f"max expression depth exceeded ({MAX_DEPTH})")
+        if self.depth > _MAX_DEPTH:
+            raise self.errorf(f"max expression depth exceeded ({_MAX_DEPTH})")
 
     def _leave(self) -> None:
         self.depth -= 1
@@ -376,10 +376,10 @@ class _Parser:
 
     def add(self, tree: Tree) -> None:
         existing = self.trees.get(tree.name)
-        if existing is None or is_empty(existing.root):
+        if existing is None or _is_empty(existing.root):
             self.trees[tree.name] = tree
             return
-        if not is_empty(tree.root):
+        if not _is_empty(tree.root):
             raise self.errorf(f"template: multiple definition of template {quote(tree.name)}")
 
     def _sub_parse(self, name: str) -> tuple[ListNode, Node]:
@@ -643,13 +643,13 @@ class _Parser:
 
     def unquote(self, tok: Token) -> str:
         try:
-            return go_unquote(tok.val)
+            return _go_unquote(tok.val)
         except ValueError as exc:
             raise self.errorf(str(exc)) from None
 
     def number(self, tok: Token) -> NumberNode:
         try:
-            return make_number(tok.pos, tok.val, tok.kind)
+            return _make_number(tok.pos, tok.val, tok.kind)
         except ValueError as exc:
             raise self.errorf(str(exc)) from None
 
@@ -696,7 +696,7 @@ def _unquote_char(text: str, i: int, quote_char: str) -> tuple[str, int]:
     raise ValueError("invalid syntax")
 
 
-def go_unquote(text: str) -> str:
+def _go_unquote(text: str) -> str:
     """Go's ``strconv.Unquote`` for "..." and `...` strings."""
     if len(text) < 2:
         raise ValueError("invalid syntax")
@@ -717,7 +717,7 @@ def go_unquote(text: str) -> str:
     return "".join(out)
 
 
-def make_number(pos: int, text: str, kind: K) -> NumberNode:
+def _make_number(pos: int, text: str, kind: K) -> NumberNode:
     """Go's newNumber: which of int, uint, float and complex a literal can be."""
     if kind is K.CHAR_CONSTANT:
         try:
