@@ -16,7 +16,7 @@ from typing import Any
 import re2
 
 from alerting.errors import AlertingError
-from alerting.templating.gofmt import quote
+from alerting.templating.strconv import quote
 
 OPS = ("=", "!=", "=~", "!~")
 

@@ -1,15 +1,23 @@
 """Go's text/template with Prometheus's functions, for annotations, labels and notifications.
 
 An interpreter, not a substitution: :mod:`.lexer` scans, :mod:`.parser` builds a tree, :mod:`.exec`
-walks it with :mod:`.funcs` and Go's formatting from :mod:`.gofmt`. Output, error messages and their
-positions are Prometheus's, byte for byte, so an annotation reads the same here as in Prometheus.
+walks it within the bounds of :mod:`.options`, calling :mod:`.funcs`; Go's formatting lives where Go
+keeps it, numbers and quoting in :mod:`.strconv` and printing in :mod:`.fmt`, over the value model of
+:mod:`.values`. Output, error messages and their positions are Prometheus's, byte for byte, so an
+annotation reads the same here as in Prometheus.
 
 Public surface:
 
 - :func:`check` — load-time syntax check of an annotation or label template (raises TemplateError);
 - :func:`expand_alert` — render for one alert exactly as a Prometheus rule does; never raises;
 - :func:`render` — the general entry point over any data model (notification templates);
-- :func:`go_float` — Go's ``%v`` of a float64; :func:`render_for_cli` for ``alerting render``.
+- :func:`go_float` — Go's ``%v`` of a float64; :func:`render_for_cli` for ``alerting render``;
+- the data model templates read (:class:`AlertData`, :class:`GoMap`, :class:`GoStruct`,
+  :class:`Sample`), what an execution is given (:class:`Limits`, :class:`Env`, :data:`QueryFn`),
+  extra functions (:class:`Func`), and :data:`ALERT_PREFIX`, the declarations Prometheus prepends.
+
+The modules are the implementation; :mod:`.strconv` and :mod:`.fmt` are also Go's primitives for
+code that must print as Prometheus and Alertmanager do (matchers quote label values with them).
 """
 
 from __future__ import annotations
@@ -20,9 +28,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from alerting.errors import TemplateError
-from alerting.templating.exec import Env, ExecError, Limits, State
+from alerting.templating.exec import ExecError, State
+from alerting.templating.fmt import go_float
 from alerting.templating.funcs import ANY, DEFAULT_FUNCS, Func
-from alerting.templating.gofmt import go_float
+from alerting.templating.options import Env, Limits
 from alerting.templating.parser import (
     ActionNode,
     FieldNode,
@@ -35,6 +44,7 @@ from alerting.templating.parser import (
 from alerting.templating.values import AlertData, GoMap, GoStruct, Sample
 
 __all__ = [
+    "ALERT_PREFIX",
     "AlertData",
     "Env",
     "Func",
@@ -100,14 +110,14 @@ _PREFIX_VARS = (
 # A plan is what a template without logic writes, in order: literal text, a label of the sample, the
 # value, or the external URL.
 _TEXT, _LABEL, _VALUE, _URL = range(4)
-Plan = tuple[tuple[int, str], ...]
+_Plan = tuple[tuple[int, str], ...]
 
 
 _PLAN_NAME = "__alert_"
 
 
 @functools.lru_cache(maxsize=4096)
-def _alert_plan(full: str) -> Plan | None:
+def _alert_plan(full: str) -> _Plan | None:
     """The plan of an alert template made only of text, ``{{ $labels.x }}``, ``{{ $value }}`` and
     ``{{ $externalURL }}`` (or their ``.Labels.x``/``.Value``/``.ExternalURL`` spelling); None for any
     other template, which the interpreter runs.
@@ -165,7 +175,7 @@ def _single_arg(node: ActionNode) -> tuple[str, tuple[str, ...]] | None:
 
 
 def _run_plan(
-    plan: Plan, labels: Mapping[str, str], value: float, external_url: str, limit: int
+    plan: _Plan, labels: Mapping[str, str], value: float, external_url: str, limit: int
 ) -> str | None:
     """The plan's output, or None when the interpreter must run instead (to produce its error)."""
     out = []

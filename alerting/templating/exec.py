@@ -9,12 +9,11 @@ calls), and template call depth.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alerting.errors import AlertingError
-from alerting.templating import gofmt
+from alerting.templating.fmt import FormatLimitError, print_value, sprint
 from alerting.templating.funcs import (
     ANY,
     BOOL,
@@ -28,6 +27,7 @@ from alerting.templating.funcs import (
     query_samples,
     truth,
 )
+from alerting.templating.options import Env, Limits
 from alerting.templating.parser import (
     ActionNode,
     BoolNode,
@@ -52,6 +52,7 @@ from alerting.templating.parser import (
     Tree,
     VariableNode,
 )
+from alerting.templating.strconv import quote
 from alerting.templating.values import (
     GoMap,
     GoStruct,
@@ -60,26 +61,6 @@ from alerting.templating.values import (
     fields_of,
     type_name,
 )
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Bounds on one execution. Exceeding any of them is a runtime error, never a hang."""
-
-    max_output: int = 1 << 20  # characters written, and the size of any one formatted value
-    max_iterations: int = 100_000  # range iterations plus template invocations
-    max_depth: int = 100  # nested {{template}} calls
-    max_queries: int = 100  # `query` calls
-
-
-@dataclass(frozen=True)
-class Env:
-    """What Prometheus-specific functions read: the external URL, the evaluation time, the datasource."""
-
-    external_url: str = ""
-    path_prefix: str = ""
-    now: float = 0.0
-    query: Callable[[str], Sequence[Any]] | None = None
 
 
 class ExecError(Exception):
@@ -147,7 +128,7 @@ class State:
         col = _byte_len(before) if newline < 0 else _byte_len(before[newline + 1 :])
         context = self.node.string()
         location = f"{self.parse_name}:{line}:{col}"
-        return ExecError(f"template: {location}: executing {gofmt.quote(name)} at <{context}>: {message}")
+        return ExecError(f"template: {location}: executing {quote(name)} at <{context}>: {message}")
 
     # --- output ---
     def write(self, text: str) -> None:
@@ -194,7 +175,7 @@ class State:
         if self.queries > self.limits.max_queries:
             raise FuncError(f"more than {self.limits.max_queries} queries in one template")
         if self.env.query is None:
-            raise FuncError(f"cannot run query {gofmt.quote(expr)}: no datasource in this context")
+            raise FuncError(f"cannot run query {quote(expr)}: no datasource in this context")
         try:
             return query_samples(self.env.query(expr))
         except AlertingError as exc:
@@ -206,7 +187,7 @@ class State:
         self.tmpl_name = name
         self.vars = [["$", data]]
         if tree is None or tree.root is None:
-            raise self.errorf(f"{gofmt.quote(name)} is an incomplete or empty template")
+            raise self.errorf(f"{quote(name)} is an incomplete or empty template")
         self.walk(data, tree.root)
         return "".join(self.out)
 
@@ -291,7 +272,7 @@ class State:
         self.at(node)
         tree = self.trees.get(node.name)
         if tree is None or tree.root is None:
-            raise self.errorf(f"template {gofmt.quote(node.name)} not defined")
+            raise self.errorf(f"template {quote(node.name)} not defined")
         if self.depth >= self.limits.max_depth:
             raise self.errorf(f"exceeded maximum template depth ({self.limits.max_depth})")
         self.tick()
@@ -348,7 +329,7 @@ class State:
             return self.ideal_constant(first)
         if isinstance(first, StringNode):
             return first.text
-        raise self.errorf(f"can't evaluate command {gofmt.quote(first.string())}")
+        raise self.errorf(f"can't evaluate command {quote(first.string())}")
 
     def ideal_constant(self, node: NumberNode) -> Any:
         self.at(node)
@@ -435,7 +416,7 @@ class State:
         self.at(node)
         func = self.funcs.get(node.name)
         if func is None:
-            raise self.errorf(f"{gofmt.quote(node.name)} is not a defined function")
+            raise self.errorf(f"{quote(node.name)} is not a defined function")
         return self.eval_call(dot, func, cmd, node.name, args, final)
 
     def eval_call(
@@ -483,7 +464,7 @@ class State:
         except FuncError as exc:
             self.at(node)
             raise self.errorf(f"error calling {name}: {exc}") from None
-        except gofmt.FormatLimitError as exc:
+        except FormatLimitError as exc:
             self.at(node)
             raise self.errorf(f"error calling {name}: {exc}") from None
         if isinstance(result, str) and len(result) > self.limits.max_output:
@@ -552,12 +533,12 @@ class State:
 
     # --- printing ---
     def _sprint(self, value: Any) -> str:
-        return gofmt.sprint([value], self.limits.max_output)
+        return sprint([value], self.limits.max_output)
 
     def print_value(self, node: Node, value: Any) -> None:
         self.at(node)
         try:
-            text = gofmt.print_value(value, self.limits.max_output)
-        except gofmt.FormatLimitError as exc:
+            text = print_value(value, self.limits.max_output)
+        except FormatLimitError as exc:
             raise self.errorf(str(exc)) from None
         self.write(text)

@@ -14,14 +14,16 @@ import ipaddress
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import quote as _url_quote
 
 import re2
 
 from alerting.durations import parse_duration
 from alerting.errors import DurationError
-from alerting.templating import gofmt
+from alerting.templating.fmt import go_float, sprint, sprintf, sprintln
+from alerting.templating.options import Env, Limits
+from alerting.templating.strconv import ParseFloatError, can_backquote, format_float, parse_float, quote
 from alerting.templating.values import (
     HTML,
     GoDuration,
@@ -35,12 +37,19 @@ from alerting.templating.values import (
     type_name,
 )
 
-if TYPE_CHECKING:
-    from alerting.templating.exec import State
-
 # Go parameter types a function can declare. "reflect.Value" and "interface {}" accept anything.
 STRING, FLOAT, INT, BOOL, ANY, VALUE = "string", "float64", "int", "bool", "interface {}", "reflect.Value"
 QUERY_RESULT, SAMPLE = "template.queryResult", "*template.sample"
+
+
+class Execution(Protocol):
+    """What a function sees of the execution calling it: its bounds, its environment, and the
+    datasource behind ``query`` (which counts against the bounds)."""
+
+    limits: Limits
+    env: Env
+
+    def run_query(self, expr: str) -> QueryResult: ...
 
 
 class FuncError(Exception):
@@ -49,7 +58,7 @@ class FuncError(Exception):
 
 @dataclass(frozen=True)
 class Func:
-    """A callable with its Go signature. ``fn(state, *args)`` gets evaluated, type-checked arguments."""
+    """A callable with its Go signature. ``fn(execution, *args)`` gets evaluated, type-checked arguments."""
 
     name: str
     fn: Callable[..., Any]
@@ -90,7 +99,7 @@ def _comparable(value: Any) -> Any:
     return value
 
 
-def _eq(_state: State, arg1: Any, *others: Any) -> bool:
+def _eq(_state: Execution, arg1: Any, *others: Any) -> bool:
     if not others:
         raise FuncError(_NO_COMPARISON)
     k1 = _basic_kind(arg1)
@@ -104,7 +113,7 @@ def _eq(_state: State, arg1: Any, *others: Any) -> bool:
             if arg1 is None or arg is None:
                 truth_ = arg1 is None and arg is None
             elif isinstance(arg1, Mapping | list) or isinstance(arg, Mapping | list):
-                shown = gofmt.sprint([arg], 1 << 20)
+                shown = sprint([arg], 1 << 20)
                 raise FuncError(f"non-comparable type {shown}: {type_name(arg)}")
             else:
                 truth_ = arg1 is arg or arg1 == arg
@@ -115,7 +124,7 @@ def _eq(_state: State, arg1: Any, *others: Any) -> bool:
     return False
 
 
-def _lt(_state: State, arg1: Any, arg2: Any) -> bool:
+def _lt(_state: Execution, arg1: Any, arg2: Any) -> bool:
     k1 = _basic_kind(arg1)
     if k1 is None:
         raise FuncError(_BAD_TYPE)
@@ -129,18 +138,18 @@ def _lt(_state: State, arg1: Any, arg2: Any) -> bool:
     return bool(_comparable(arg1) < _comparable(arg2))
 
 
-def _le(state: State, arg1: Any, arg2: Any) -> bool:
+def _le(state: Execution, arg1: Any, arg2: Any) -> bool:
     return _lt(state, arg1, arg2) or _eq(state, arg1, arg2)
 
 
 # --- Go built-ins ------------------------------------------------------------------------------------
 
 
-def _not(_state: State, value: Any) -> bool:
+def _not(_state: Execution, value: Any) -> bool:
     return not truth(value)
 
 
-def _len(_state: State, item: Any) -> int:
+def _len(_state: Execution, item: Any) -> int:
     if item is None:
         raise FuncError("reflect: call of reflect.Value.Type on zero Value")
     if isinstance(item, str):
@@ -160,7 +169,7 @@ def _index_arg(index: Any, cap: int) -> int:
     return int(index)
 
 
-def _index(_state: State, item: Any, *indexes: Any) -> Any:
+def _index(_state: Execution, item: Any, *indexes: Any) -> Any:
     if item is None:
         raise FuncError("index of untyped nil")
     for index in indexes:
@@ -189,7 +198,7 @@ def _index(_state: State, item: Any, *indexes: Any) -> Any:
     return item
 
 
-def _slice(_state: State, item: Any, *indexes: Any) -> Any:
+def _slice(_state: Execution, item: Any, *indexes: Any) -> Any:
     if item is None:
         raise FuncError("slice of untyped nil")
     if len(indexes) > 3:
@@ -218,13 +227,13 @@ def _slice(_state: State, item: Any, *indexes: Any) -> Any:
     return type(item)(part) if isinstance(item, QueryResult) else list(part)
 
 
-def _eval_args(state: State, args: Sequence[Any]) -> str:
+def _eval_args(state: Execution, args: Sequence[Any]) -> str:
     if len(args) == 1 and isinstance(args[0], str):
         return str(args[0])
-    return gofmt.sprint(args, state.limits.max_output)
+    return sprint(args, state.limits.max_output)
 
 
-def html_escape(text: str) -> str:
+def _html_escape(text: str) -> str:
     """Go's ``template.HTMLEscapeString``."""
     return (
         text.replace("&", "&amp;")
@@ -239,7 +248,7 @@ def html_escape(text: str) -> str:
 _JS = {"\\": "\\\\", "'": "\\'", '"': '\\"', "<": "\\u003C", ">": "\\u003E", "&": "\\u0026", "=": "\\u003D"}
 
 
-def js_escape(text: str) -> str:
+def _js_escape(text: str) -> str:
     """Go's ``template.JSEscapeString``."""
     out = []
     for ch in text:
@@ -254,24 +263,24 @@ def js_escape(text: str) -> str:
     return "".join(out)
 
 
-def query_escape(text: str) -> str:
+def _query_escape(text: str) -> str:
     """Go's ``url.QueryEscape``: space becomes ``+``; only ``A-Za-z0-9-_.~`` stay as they are."""
     return _url_quote(text, safe=" ").replace(" ", "+").replace("%7E", "~")
 
 
-def _print(state: State, *args: Any) -> str:
-    return gofmt.sprint(args, state.limits.max_output)
+def _print(state: Execution, *args: Any) -> str:
+    return sprint(args, state.limits.max_output)
 
 
-def _printf(state: State, fmt: str, *args: Any) -> str:
-    return gofmt.sprintf(fmt, args, state.limits.max_output)
+def _printf(state: Execution, fmt: str, *args: Any) -> str:
+    return sprintf(fmt, args, state.limits.max_output)
 
 
-def _println(state: State, *args: Any) -> str:
-    return gofmt.sprintln(args, state.limits.max_output)
+def _println(state: Execution, *args: Any) -> str:
+    return sprintln(args, state.limits.max_output)
 
 
-def _call(_state: State, fn: Any, *_args: Any) -> Any:
+def _call(_state: Execution, fn: Any, *_args: Any) -> Any:
     if fn is None:
         raise FuncError("call of nil")
     raise FuncError(f"non-function of type {type_name(fn)}")
@@ -283,9 +292,9 @@ def _go_builtins() -> dict[str, Func]:
         Func("or", lambda s, *a: a, (VALUE,), VALUE),
         Func("not", _not, (VALUE,)),
         Func("call", _call, (VALUE,), VALUE),
-        Func("html", lambda s, *a: html_escape(_eval_args(s, a)), (), ANY),
-        Func("js", lambda s, *a: js_escape(_eval_args(s, a)), (), ANY),
-        Func("urlquery", lambda s, *a: query_escape(_eval_args(s, a)), (), ANY),
+        Func("html", lambda s, *a: _html_escape(_eval_args(s, a)), (), ANY),
+        Func("js", lambda s, *a: _js_escape(_eval_args(s, a)), (), ANY),
+        Func("urlquery", lambda s, *a: _query_escape(_eval_args(s, a)), (), ANY),
         Func("index", _index, (VALUE,), VALUE),
         Func("slice", _slice, (VALUE,), VALUE),
         Func("len", _len, (VALUE,)),
@@ -305,14 +314,14 @@ def _go_builtins() -> dict[str, Func]:
 # --- Prometheus's functions --------------------------------------------------------------------------
 
 
-def to_float(value: Any) -> float:
+def _to_float(value: Any) -> float:
     """Prometheus's convertToFloat: numbers, and strings as ``strconv.ParseFloat`` reads them."""
     if isinstance(value, float):
         return value
     if isinstance(value, str) and not isinstance(value, HTML):
         try:
-            return gofmt.parse_float(value)
-        except gofmt.ParseFloatError as exc:
+            return parse_float(value)
+        except ParseFloatError as exc:
             raise FuncError(str(exc)) from None
     if isinstance(value, int) and not isinstance(value, bool):
         return float(value)
@@ -320,7 +329,7 @@ def to_float(value: Any) -> float:
 
 
 def _g4(value: float) -> str:
-    return gofmt.format_float(value, "g", 4)
+    return format_float(value, "g", 4)
 
 
 _SI_LARGE = ("k", "M", "G", "T", "P", "E", "Z", "Y")
@@ -350,8 +359,8 @@ def _scale_small(v: float) -> tuple[float, str]:
     return v, prefix
 
 
-def humanize(_state: State, value: Any) -> str:
-    v = to_float(value)
+def _humanize(_state: Execution, value: Any) -> str:
+    v = _to_float(value)
     if v == 0 or math.isnan(v) or math.isinf(v):
         return _g4(v)
     if abs(v) >= 1:
@@ -361,8 +370,8 @@ def humanize(_state: State, value: Any) -> str:
     return _g4(v) + prefix
 
 
-def humanize1024(_state: State, value: Any) -> str:
-    v = to_float(value)
+def _humanize1024(_state: Execution, value: Any) -> str:
+    v = _to_float(value)
     if abs(v) <= 1 or math.isnan(v) or math.isinf(v):
         return _g4(v)
     v, prefix = _scale_large(v, 1024, _IEC_LARGE)
@@ -386,8 +395,8 @@ def _rem(a: int, b: int) -> int:
     return a - b * _quo(a, b)
 
 
-def humanize_duration(_state: State, value: Any) -> str:
-    v = to_float(value)
+def _humanize_duration(_state: Execution, value: Any) -> str:
+    v = _to_float(value)
     if math.isnan(v) or math.isinf(v):
         return _g4(v)
     if v == 0:
@@ -412,8 +421,8 @@ def humanize_duration(_state: State, value: Any) -> str:
     return f"{_g4(v)}{prefix}s"
 
 
-def humanize_percentage(_state: State, value: Any) -> str:
-    return _g4(to_float(value) * 100) + "%"
+def _humanize_percentage(_state: Execution, value: Any) -> str:
+    return _g4(_to_float(value) * 100) + "%"
 
 
 class _NaNOrInf(FuncError):
@@ -428,35 +437,35 @@ def _seconds_to_nanos(v: float, what: str) -> int:
     nanos = v * 1e9
     if nanos > 9.223372036854775807e18 or nanos < -9.223372036854775808e18:
         raise FuncError(
-            f"{gofmt.go_float(v)} cannot be represented as a nanoseconds {what} since it overflows int64"
+            f"{go_float(v)} cannot be represented as a nanoseconds {what} since it overflows int64"
         )
     return _go_int64(nanos)
 
 
-def float_to_time(v: float) -> GoTime:
+def _float_to_time(v: float) -> GoTime:
     """Prometheus's floatToTime: seconds to a UTC time, truncated to milliseconds as Prometheus does."""
     millis = _quo(_seconds_to_nanos(v, "timestamp"), 1_000_000)
     return GoTime(millis * 1_000_000)
 
 
-def humanize_timestamp(_state: State, value: Any) -> str:
-    v = to_float(value)
+def _humanize_timestamp(_state: Execution, value: Any) -> str:
+    v = _to_float(value)
     try:
-        when = float_to_time(v)
+        when = _float_to_time(v)
     except _NaNOrInf:
         return _g4(v)
     return when.String()
 
 
-def to_time(_state: State, value: Any) -> GoTime:
-    return float_to_time(to_float(value))
+def _to_time(_state: Execution, value: Any) -> GoTime:
+    return _float_to_time(_to_float(value))
 
 
-def to_duration(_state: State, value: Any) -> GoDuration:
-    return GoDuration(_seconds_to_nanos(to_float(value), "duration"))
+def _to_duration(_state: Execution, value: Any) -> GoDuration:
+    return GoDuration(_seconds_to_nanos(_to_float(value), "duration"))
 
 
-def _title(_state: State, text: str) -> str:
+def _title(_state: Execution, text: str) -> str:
     # Go's strings.Title: upper-case (title-case) each rune that follows a separator.
     out = []
     prev = " "
@@ -483,19 +492,19 @@ def _to_title(ch: str) -> str:
     return _single(ch.title(), ch)
 
 
-def _to_upper(_state: State, text: str) -> str:
+def _to_upper(_state: Execution, text: str) -> str:
     if text.isascii():
         return text.upper()
     return "".join(_single(ch.upper(), ch) for ch in text)
 
 
-def _to_lower(_state: State, text: str) -> str:
+def _to_lower(_state: Execution, text: str) -> str:
     if text.isascii():
         return text.lower()
     return "".join("i" if ch == "\u0130" else _single(ch.lower(), ch) for ch in text)
 
 
-def split_host_port(hostport: str) -> tuple[str, str] | None:
+def _split_host_port(hostport: str) -> tuple[str, str] | None:
     """Go's ``net.SplitHostPort``; None where Go returns an error."""
     i = hostport.rfind(":")
     if i < 0:
@@ -527,13 +536,13 @@ def _is_ip(host: str) -> bool:
     return True
 
 
-def _strip_port(_state: State, hostport: str) -> str:
-    split = split_host_port(hostport)
+def _strip_port(_state: Execution, hostport: str) -> str:
+    split = _split_host_port(hostport)
     return hostport if split is None else split[0]
 
 
-def _strip_domain(_state: State, hostport: str) -> str:
-    split = split_host_port(hostport)
+def _strip_domain(_state: Execution, hostport: str) -> str:
+    split = _split_host_port(hostport)
     host, port = (hostport, "") if split is None else split
     if _is_ip(host):
         return hostport
@@ -567,7 +576,7 @@ _RE_ERRORS = [
 _CACHE: dict[str, Any] = {}
 
 
-def compile_regexp(pattern: str) -> Any:
+def _compile_regexp(pattern: str) -> Any:
     """Compile with RE2; a bad pattern raises FuncError with Go's ``error parsing regexp`` text."""
     cached = _CACHE.get(pattern)
     if cached is not None:
@@ -593,17 +602,17 @@ def _go_regexp_error(message: str) -> str:
     return message
 
 
-def _match(_state: State, pattern: str, text: str) -> bool:
-    return compile_regexp(pattern).search(text) is not None
+def _match(_state: Execution, pattern: str, text: str) -> bool:
+    return _compile_regexp(pattern).search(text) is not None
 
 
 def _go_quote_pattern(pattern: str) -> str:
-    return "`" + pattern + "`" if gofmt.can_backquote(pattern) else gofmt.quote(pattern)
+    return "`" + pattern + "`" if can_backquote(pattern) else quote(pattern)
 
 
-def _re_replace_all(state: State, pattern: str, repl: str, text: str) -> str:
+def _re_replace_all(state: Execution, pattern: str, repl: str, text: str) -> str:
     try:
-        regexp = compile_regexp(pattern)
+        regexp = _compile_regexp(pattern)
     except FuncError as exc:
         # regexp.MustCompile panics; the template engine reports the panic's text.
         raise FuncError(f"regexp: Compile({_go_quote_pattern(pattern)}): {exc}") from None
@@ -684,11 +693,11 @@ def _expand(template: str, match: Any, names: Mapping[int, str], groups: int) ->
 # --- query family ------------------------------------------------------------------------------------
 
 
-def _query(state: State, expr: str) -> QueryResult:
+def _query(state: Execution, expr: str) -> QueryResult:
     return state.run_query(expr)
 
 
-def _first(_state: State, result: QueryResult) -> Sample | None:
+def _first(_state: Execution, result: QueryResult) -> Sample | None:
     if result:
         return result[0]
     raise FuncError("first() called on vector with no elements")
@@ -700,37 +709,37 @@ def _need_sample(sample: Sample | None) -> Sample:
     return sample
 
 
-def _label(_state: State, name: str, sample: Sample | None) -> str:
+def _label(_state: Execution, name: str, sample: Sample | None) -> str:
     return str(_need_sample(sample).Labels.get(name, ""))
 
 
-def _value(_state: State, sample: Sample | None) -> float:
+def _value(_state: Execution, sample: Sample | None) -> float:
     return _need_sample(sample).Value
 
 
-def _strvalue(_state: State, sample: Sample | None) -> str:
+def _strvalue(_state: Execution, sample: Sample | None) -> str:
     return str(_need_sample(sample).Labels.get("__value__", ""))
 
 
-def _sort_by_label(_state: State, name: str, result: QueryResult | None) -> QueryResult:
+def _sort_by_label(_state: Execution, name: str, result: QueryResult | None) -> QueryResult:
     items = list(result or [])
     items.sort(key=lambda s: s.Labels.get(name, ""))
     return QueryResult(items)
 
 
-def _args(_state: State, *values: Any) -> GoMap:
+def _args(_state: Execution, *values: Any) -> GoMap:
     return GoMap({f"arg{i}": v for i, v in enumerate(values)}, elem="interface {}")
 
 
-def graph_link(expr: str) -> str:
-    return f"/graph?g0.expr={query_escape(expr)}&g0.tab=0"
+def _graph_link(expr: str) -> str:
+    return f"/graph?g0.expr={_query_escape(expr)}&g0.tab=0"
 
 
-def table_link(expr: str) -> str:
-    return f"/graph?g0.expr={query_escape(expr)}&g0.tab=1"
+def _table_link(expr: str) -> str:
+    return f"/graph?g0.expr={_query_escape(expr)}&g0.tab=1"
 
 
-def _parse_duration(_state: State, text: str) -> float:
+def _parse_duration(_state: Execution, text: str) -> float:
     if not text:
         raise FuncError("empty duration string")
     try:
@@ -753,31 +762,31 @@ def _prometheus_funcs() -> dict[str, Func]:
         Func("title", _title, (STRING,)),
         Func("toUpper", _to_upper, (STRING,)),
         Func("toLower", _to_lower, (STRING,)),
-        Func("graphLink", lambda s, expr: graph_link(expr), (STRING,)),
-        Func("tableLink", lambda s, expr: table_link(expr), (STRING,)),
+        Func("graphLink", lambda s, expr: _graph_link(expr), (STRING,)),
+        Func("tableLink", lambda s, expr: _table_link(expr), (STRING,)),
         Func("sortByLabel", _sort_by_label, (STRING, QUERY_RESULT)),
         Func("stripPort", _strip_port, (STRING,)),
         Func("stripDomain", _strip_domain, (STRING,)),
-        Func("humanize", humanize, (ANY,)),
-        Func("humanize1024", humanize1024, (ANY,)),
-        Func("humanizeDuration", humanize_duration, (ANY,)),
-        Func("humanizePercentage", humanize_percentage, (ANY,)),
-        Func("humanizeTimestamp", humanize_timestamp, (ANY,)),
-        Func("toTime", to_time, (ANY,)),
+        Func("humanize", _humanize, (ANY,)),
+        Func("humanize1024", _humanize1024, (ANY,)),
+        Func("humanizeDuration", _humanize_duration, (ANY,)),
+        Func("humanizePercentage", _humanize_percentage, (ANY,)),
+        Func("humanizeTimestamp", _humanize_timestamp, (ANY,)),
+        Func("toTime", _to_time, (ANY,)),
         Func("pathPrefix", lambda s: s.env.path_prefix),
         Func("externalURL", lambda s: s.env.external_url),
         Func("parseDuration", _parse_duration, (STRING,)),
         # Added to Prometheus after 2.42; same semantics as upstream's current release.
-        Func("toDuration", to_duration, (ANY,)),
+        Func("toDuration", _to_duration, (ANY,)),
         Func("now", lambda s: s.env.now),
-        Func("urlQueryEscape", lambda s, text: query_escape(text), (STRING,)),
+        Func("urlQueryEscape", lambda s, text: _query_escape(text), (STRING,)),
     ]
     return {f.name: f for f in table}
 
 
-BUILTINS: dict[str, Func] = _go_builtins()
-PROMETHEUS: dict[str, Func] = _prometheus_funcs()
-DEFAULT_FUNCS: dict[str, Func] = {**BUILTINS, **PROMETHEUS}
+_BUILTINS: dict[str, Func] = _go_builtins()
+_PROMETHEUS: dict[str, Func] = _prometheus_funcs()
+DEFAULT_FUNCS: dict[str, Func] = {**_BUILTINS, **_PROMETHEUS}
 
 
 def method_func(owner: GoStruct, name: str) -> Func | None:

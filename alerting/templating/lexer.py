@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from alerting.templating.strconv import quote
+
 _Next = Callable[[], Any] | None  # the next scanner state, or None to stop
 
 
@@ -57,7 +59,7 @@ class T(enum.Enum):
     WITH = "with"
 
 
-KEYWORDS = {
+_KEYWORDS = {
     ".": T.DOT,
     "block": T.BLOCK,
     "break": T.BREAK,
@@ -71,9 +73,9 @@ KEYWORDS = {
     "template": T.TEMPLATE,
     "with": T.WITH,
 }
-_KEYWORD_KINDS = frozenset(KEYWORDS.values())
+_KEYWORD_KINDS = frozenset(_KEYWORDS.values())
 
-LEFT, RIGHT = "{{", "}}"
+_LEFT, _RIGHT = "{{", "}}"
 _LEFT_COMMENT, _RIGHT_COMMENT = "/*", "*/"
 _SPACE = " \t\r\n"
 _TERMINATORS = frozenset(".,|:)(") | frozenset(_SPACE) | {"}"}
@@ -94,15 +96,13 @@ class Token:
             return self.val
         if self.kind in _KEYWORD_KINDS:
             return f"<{self.val}>"
-        from alerting.templating.gofmt import quote
-
         if len(self.val) > 10:
             # Go's %.10q: quote the first ten characters, then an ellipsis.
             return quote(self.val[:10]) + "..."
         return quote(self.val)
 
 
-def is_alnum(ch: str) -> bool:
+def _is_alnum(ch: str) -> bool:
     """Go's isAlphaNumeric: underscore, Unicode letter or Unicode digit."""
     if ch == "_":
         return True
@@ -124,7 +124,7 @@ def _right_trim_marker(text: str, at: int) -> bool:
     return at + 1 < len(text) and text[at] in _SPACE and text[at + 1] == "-"
 
 
-class Lexer:
+class _Lexer:
     """Scans the whole text up front into a token list ending in EOF or one ERROR token."""
 
     def __init__(self, text: str) -> None:
@@ -153,9 +153,9 @@ class Lexer:
 
     def _at_right_delim(self) -> tuple[bool, bool]:
         """(at a right delimiter, with a trim marker before it)."""
-        if _right_trim_marker(self.text, self.pos) and self.text.startswith(RIGHT, self.pos + 2):
+        if _right_trim_marker(self.text, self.pos) and self.text.startswith(_RIGHT, self.pos + 2):
             return True, True
-        return self.text.startswith(RIGHT, self.pos), False
+        return self.text.startswith(_RIGHT, self.pos), False
 
     def _at_terminator(self) -> bool:
         return self.pos >= len(self.text) or self.text[self.pos] in _TERMINATORS
@@ -167,7 +167,7 @@ class Lexer:
             state = state()
 
     def _lex_text(self) -> _Next:
-        found = self.text.find(LEFT, self.pos)
+        found = self.text.find(_LEFT, self.pos)
         if found < 0:
             self.pos = len(self.text)
             if self.pos > self.start:
@@ -176,7 +176,7 @@ class Lexer:
             return None
         if found > self.start:
             end = found
-            if _left_trim_marker(self.text, found + len(LEFT)):
+            if _left_trim_marker(self.text, found + len(_LEFT)):
                 while end > self.start and self.text[end - 1] in _SPACE:
                     end -= 1
             if end > self.start:
@@ -186,7 +186,7 @@ class Lexer:
         return self._lex_left_delim
 
     def _lex_left_delim(self) -> _Next:
-        self.pos += len(LEFT)
+        self.pos += len(_LEFT)
         trim = _left_trim_marker(self.text, self.pos)
         after = 2 if trim else 0
         if self.text.startswith(_LEFT_COMMENT, self.pos + after):
@@ -212,7 +212,7 @@ class Lexer:
             return None
         if trim:
             self.pos += 2
-        self.pos += len(RIGHT)
+        self.pos += len(_RIGHT)
         if trim:
             self._skip_space()
         self.start = self.pos
@@ -227,7 +227,7 @@ class Lexer:
         if trim:
             self.pos += 2
             self.start = self.pos
-        self.pos += len(RIGHT)
+        self.pos += len(_RIGHT)
         self._emit(T.RIGHT_DELIM)
         if trim:
             self._skip_space()
@@ -272,7 +272,7 @@ class Lexer:
         elif ch in "+-." or "0" <= ch <= "9":
             self.pos -= 1
             return self._lex_number
-        elif is_alnum(ch):
+        elif _is_alnum(ch):
             self.pos -= 1
             return self._lex_identifier
         elif ch == "(":
@@ -287,7 +287,7 @@ class Lexer:
         elif _is_print_ascii(ch):
             self._emit(T.CHAR)
         else:
-            self._error(f"unrecognized character in action: {go_rune(ch)}")
+            self._error(f"unrecognized character in action: {_go_rune(ch)}")
             return None
         return self._lex_inside_action
 
@@ -297,7 +297,7 @@ class Lexer:
             self.pos += 1
             count += 1
         # A space followed by "-}}" belongs to the closing delimiter.
-        if _right_trim_marker(self.text, self.pos - 1) and self.text.startswith(RIGHT, self.pos + 1):
+        if _right_trim_marker(self.text, self.pos - 1) and self.text.startswith(_RIGHT, self.pos + 1):
             self.pos -= 1
             if count == 1:
                 return self._lex_right_delim
@@ -306,11 +306,11 @@ class Lexer:
 
     def _scan_word(self) -> bool:
         """Advance over alphanumerics; False (with an error token) unless a terminator follows."""
-        while self.pos < len(self.text) and is_alnum(self.text[self.pos]):
+        while self.pos < len(self.text) and _is_alnum(self.text[self.pos]):
             self.pos += 1
         if not self._at_terminator():
             self.pos += 1
-            self._error(f"bad character {go_rune(self.text[self.pos - 1])}")
+            self._error(f"bad character {_go_rune(self.text[self.pos - 1])}")
             return False
         return True
 
@@ -318,8 +318,8 @@ class Lexer:
         if not self._scan_word():
             return None
         word = self.text[self.start : self.pos]
-        if word in KEYWORDS:
-            self._emit(KEYWORDS[word])
+        if word in _KEYWORDS:
+            self._emit(_KEYWORDS[word])
         elif word in ("true", "false"):
             self._emit(T.BOOL)
         else:
@@ -371,11 +371,11 @@ class Lexer:
 
     def _lex_number(self) -> _Next:
         if not self._scan_number():
-            self._error(f"bad number syntax: {_go_quote(self.text[self.start : self.pos])}")
+            self._error(f"bad number syntax: {quote(self.text[self.start : self.pos])}")
             return None
         if self._peek() in ("+", "-"):
             if not self._scan_number() or self.text[self.pos - 1] != "i":
-                self._error(f"bad number syntax: {_go_quote(self.text[self.start : self.pos])}")
+                self._error(f"bad number syntax: {quote(self.text[self.start : self.pos])}")
                 return None
             self._emit(T.COMPLEX)
         else:
@@ -412,7 +412,7 @@ class Lexer:
             self._accept("+-")
             self._accept_run("0123456789_")
         self._accept("i")
-        if self.pos < len(self.text) and is_alnum(self.text[self.pos]):
+        if self.pos < len(self.text) and _is_alnum(self.text[self.pos]):
             self.pos += 1
             return False
         return True
@@ -427,7 +427,7 @@ class Lexer:
         return self._lex_inside_action
 
 
-def go_rune(ch: str) -> str:
+def _go_rune(ch: str) -> str:
     """Go's ``%#U`` of a rune: ``U+0041 'A'`` (the quoted form only for printable runes)."""
     code = ord(ch)
     head = f"U+{code:04X}"
@@ -436,11 +436,5 @@ def go_rune(ch: str) -> str:
     return head
 
 
-def _go_quote(text: str) -> str:
-    from alerting.templating.gofmt import quote
-
-    return quote(text)
-
-
 def lex(text: str) -> list[Token]:
-    return Lexer(text).tokens
+    return _Lexer(text).tokens

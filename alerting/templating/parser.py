@@ -11,11 +11,11 @@ from __future__ import annotations
 import codecs
 from dataclasses import dataclass, field
 
-from alerting.templating.gofmt import parse_float, parse_int
 from alerting.templating.lexer import T as K
 from alerting.templating.lexer import Token, lex
+from alerting.templating.strconv import parse_float, parse_int, quote
 
-MAX_DEPTH = 200  # nesting of parentheses and control blocks; deeper input is rejected, not recursed
+_MAX_DEPTH = 200  # nesting of parentheses and control blocks; deeper input is rejected, not recursed
 
 
 class ParseError(Exception):
@@ -202,8 +202,6 @@ class TemplateNode(Node):
     pipe: PipeNode | None
 
     def string(self) -> str:
-        from alerting.templating.gofmt import quote
-
         if self.pipe is None:
             return "{{template " + quote(self.name) + "}}"
         return "{{template " + quote(self.name) + " " + self.pipe.string() + "}}"
@@ -248,12 +246,12 @@ class Tree:
     text: str = field(repr=False, default="")
 
 
-def is_empty(node: Node | None) -> bool:
+def _is_empty(node: Node | None) -> bool:
     """Go's IsEmptyTree: only whitespace text (and nothing else) counts as empty."""
     if node is None:
         return True
     if isinstance(node, ListNode):
-        return all(is_empty(n) for n in node.nodes)
+        return all(_is_empty(n) for n in node.nodes)
     if isinstance(node, TextNode):
         return not node.text.strip()
     return False
@@ -353,8 +351,8 @@ class _Parser:
 
     def _enter(self) -> None:
         self.depth += 1
-        if self.depth > MAX_DEPTH:
-            raise self.errorf(f"max expression depth exceeded ({MAX_DEPTH})")
+        if self.depth > _MAX_DEPTH:
+            raise self.errorf(f"max expression depth exceeded ({_MAX_DEPTH})")
 
     def _leave(self) -> None:
         self.depth -= 1
@@ -378,11 +376,11 @@ class _Parser:
 
     def add(self, tree: Tree) -> None:
         existing = self.trees.get(tree.name)
-        if existing is None or is_empty(existing.root):
+        if existing is None or _is_empty(existing.root):
             self.trees[tree.name] = tree
             return
-        if not is_empty(tree.root):
-            raise self.errorf(f"template: multiple definition of template {_q(tree.name)}")
+        if not _is_empty(tree.root):
+            raise self.errorf(f"template: multiple definition of template {quote(tree.name)}")
 
     def _sub_parse(self, name: str) -> tuple[ListNode, Node]:
         # A define/block body: its own variable scope, sharing the token stream.
@@ -607,7 +605,7 @@ class _Parser:
             if isinstance(node, VariableNode):
                 return VariableNode(pos, node.ident + tuple(fields))
             if isinstance(node, BoolNode | StringNode | NumberNode | NilNode | DotNode):
-                raise self.errorf(f"unexpected . after term {_q(node.string())}")
+                raise self.errorf(f"unexpected . after term {quote(node.string())}")
             return ChainNode(pos, node, tuple(fields))
         return node
 
@@ -616,7 +614,7 @@ class _Parser:
         kind = tok.kind
         if kind is K.IDENTIFIER:
             if tok.val not in self.funcs:
-                raise self.errorf(f"function {_q(tok.val)} not defined")
+                raise self.errorf(f"function {quote(tok.val)} not defined")
             return IdentifierNode(tok.pos, tok.val)
         if kind is K.DOT:
             return DotNode(tok.pos)
@@ -640,26 +638,20 @@ class _Parser:
     def use_var(self, tok: Token) -> VariableNode:
         parts = tuple(tok.val.split("."))
         if parts[0] not in self.vars:
-            raise self.errorf(f"undefined variable {_q(parts[0])}", tok)
+            raise self.errorf(f"undefined variable {quote(parts[0])}", tok)
         return VariableNode(tok.pos, parts)
 
     def unquote(self, tok: Token) -> str:
         try:
-            return go_unquote(tok.val)
+            return _go_unquote(tok.val)
         except ValueError as exc:
             raise self.errorf(str(exc)) from None
 
     def number(self, tok: Token) -> NumberNode:
         try:
-            return make_number(tok.pos, tok.val, tok.kind)
+            return _make_number(tok.pos, tok.val, tok.kind)
         except ValueError as exc:
             raise self.errorf(str(exc)) from None
-
-
-def _q(text: str) -> str:
-    from alerting.templating.gofmt import quote
-
-    return quote(text)
 
 
 # --- literals ----------------------------------------------------------------------------------------
@@ -704,7 +696,7 @@ def _unquote_char(text: str, i: int, quote_char: str) -> tuple[str, int]:
     raise ValueError("invalid syntax")
 
 
-def go_unquote(text: str) -> str:
+def _go_unquote(text: str) -> str:
     """Go's ``strconv.Unquote`` for "..." and `...` strings."""
     if len(text) < 2:
         raise ValueError("invalid syntax")
@@ -725,7 +717,7 @@ def go_unquote(text: str) -> str:
     return "".join(out)
 
 
-def make_number(pos: int, text: str, kind: K) -> NumberNode:
+def _make_number(pos: int, text: str, kind: K) -> NumberNode:
     """Go's newNumber: which of int, uint, float and complex a literal can be."""
     if kind is K.CHAR_CONSTANT:
         try:
@@ -745,7 +737,7 @@ def make_number(pos: int, text: str, kind: K) -> NumberNode:
             )
         except ValueError:
             if kind is K.COMPLEX:
-                raise ValueError(f"expected integer\nbad number syntax: {_q(text)}") from None
+                raise ValueError(f"expected integer\nbad number syntax: {quote(text)}") from None
         else:
             if value.imag == 0:
                 real = value.real
@@ -770,11 +762,11 @@ def make_number(pos: int, text: str, kind: K) -> NumberNode:
         value_f = None
     if value_f is not None:
         if not any(c in text for c in ".eEpP"):
-            raise ValueError(f"integer overflow: {_q(text)}")
+            raise ValueError(f"integer overflow: {quote(text)}")
         int_ok = float(int(value_f)) == value_f and -(2**63) <= value_f < 2**63
         return NumberNode(pos, text, int_ok, int_ok and value_f >= 0, True, False,
                           int(value_f) if int_ok else 0, value_f)  # fmt: skip
-    raise ValueError(f"illegal number syntax: {_q(text)}")
+    raise ValueError(f"illegal number syntax: {quote(text)}")
 
 
 def parse(name: str, text: str, funcs: frozenset[str]) -> dict[str, Tree]:

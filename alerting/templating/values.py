@@ -127,7 +127,7 @@ class GoTime(GoStruct):
     go_methods: ClassVar[tuple[str, ...]] = ("Unix", "UnixMilli", "UnixNano", "UTC", "String", "Format")
 
     def String(self) -> str:  # noqa: N802 - Go's method name
-        return format_time(self.nanos, "2006-01-02 15:04:05.999999999 -0700 MST")
+        return _format_time(self.nanos, "2006-01-02 15:04:05.999999999 -0700 MST")
 
     def Unix(self) -> int:  # noqa: N802
         return self.nanos // 1_000_000_000
@@ -142,7 +142,7 @@ class GoTime(GoStruct):
         return self
 
     def Format(self, layout: str) -> str:  # noqa: N802
-        return format_time(self.nanos, layout)
+        return _format_time(self.nanos, layout)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +155,7 @@ class GoDuration(GoStruct):
     go_methods: ClassVar[tuple[str, ...]] = ("String", "Seconds", "Minutes", "Hours", "Milliseconds")
 
     def String(self) -> str:  # noqa: N802
-        return format_duration(self.nanos)
+        return _format_duration(self.nanos)
 
     def Seconds(self) -> float:  # noqa: N802
         return self.nanos / 1e9
@@ -268,7 +268,7 @@ def _split_nanos(nanos: int) -> tuple[_dt.datetime, int]:
     return _EPOCH + _dt.timedelta(seconds=seconds), frac
 
 
-def format_time(nanos: int, layout: str) -> str:
+def _format_time(nanos: int, layout: str) -> str:
     """Go's ``time.Time.Format`` for a UTC time (the subset of layout elements Prometheus users use)."""
     when, frac = _split_nanos(nanos)
     out: list[str] = []
@@ -336,7 +336,7 @@ def _time_element(token: str, when: _dt.datetime) -> str:
     }[token]
 
 
-def format_duration(nanos: int) -> str:
+def _format_duration(nanos: int) -> str:
     """Go's ``time.Duration.String()``: ``1h2m3.5s``, ``1.5ms``, ``0s``."""
     if nanos == 0:
         return "0s"

@@ -25,10 +25,11 @@ from alerting.templating import (
     render,
     render_for_cli,
 )
+from alerting.templating.fmt import sprint, sprintf, sprintln
 from alerting.templating.funcs import ANY, STRING
-from alerting.templating.gofmt import parse_float, quote, sprint, sprintf, sprintln
 from alerting.templating.lexer import T, lex
 from alerting.templating.parser import ParseError, parse
+from alerting.templating.strconv import parse_float, quote
 
 
 def alert(text: str, value: float = 1.5, labels: dict[str, str] | None = None, **kwargs: Any) -> str:

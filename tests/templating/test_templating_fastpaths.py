@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerting.templating import ALERT_PREFIX, AlertData, Env, GoMap, Limits, expand_alert, go_float, render
-from alerting.templating.gofmt import _digits_shortest
+from alerting.templating.strconv import _digits_shortest
 
 LABELS = {"instance": "db-1:9100", "job": "node", "empty": "", "unicode": "ünï ☃", "html": "<b>&'\""}
 
