@@ -32,6 +32,7 @@ PURE_MODULES = frozenset(
         "tests/rules/test_rule_loader.py",
         "tests/templating/test_templating.py",
         "tests/templating/test_templating_fastpaths.py",
+        "tests/templating/test_templating_imports.py",
         "tests/templating/test_templating_properties.py",
     }
 )
