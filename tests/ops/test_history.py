@@ -22,7 +22,7 @@ from alerting.ops.history import History
 from alerting.ops.logs import bound
 from alerting.rules import Group, load_paths
 from alerting.rules.state import StateStore
-from alerting.rules.tick import evaluate_group
+from alerting.rules.tick import Evaluator
 from alerting.sources.prometheus import PrometheusSource
 from tests.support.databases import PG_ADMIN
 from tests.support.logs import json_log
@@ -85,7 +85,7 @@ def test_a_full_cycle_and_its_notifications_are_recorded_in_order(
     def tick(t: float, vector: Vector, eval_id: str) -> list[NotifyAlert]:
         prom_api.vectors["x > 0"] = vector
         with bound(eval_id=eval_id):
-            outcome = evaluate_group(store, group, t, lambda _r: source, owner="t")
+            outcome = Evaluator(store, lambda _r: source, owner="t").tick(group, t)
             history.record_transitions(group, outcome)
         return [
             NotifyAlert(
