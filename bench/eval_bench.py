@@ -11,7 +11,7 @@ it does not compete for the CPU with our ticks, and it only answers our queries.
     python -m bench.eval_bench --rules 10000 --workers 2
     python -m bench.eval_bench --rules 1000 --workers 1 2  # scale-out, printed side by side
 
-A tick is every group evaluated once through ``evaluate_group`` (query, state machine, templates,
+A tick is every group evaluated once through ``Evaluator.tick`` (query, state machine, templates,
 Redis state saved), the groups split round-robin across ``--workers`` processes. Prints our
 seconds per tick (best of ``--ticks``), Prometheus's, the ratio, the overhead per alert instance and
 the peak RSS of a worker process. ``--profile`` adds a cProfile of one single-process tick.
@@ -45,7 +45,7 @@ from alerting.durations import parse_duration  # noqa: E402
 from alerting.rules import load_paths  # noqa: E402
 from alerting.rules.model import Group  # noqa: E402
 from alerting.rules.state import StateStore  # noqa: E402
-from alerting.rules.tick import evaluate_group  # noqa: E402
+from alerting.rules.tick import Evaluator  # noqa: E402
 from alerting.sources.prometheus import PrometheusSource  # noqa: E402
 from tests.support.exporter import Exporter  # noqa: E402
 from tests.support.net import wait_until  # noqa: E402
@@ -127,16 +127,17 @@ def stop_rule_evaluation(prom: PrometheusServer) -> None:
 # --- our side -----------------------------------------------------------------------------------
 
 _groups: list[Group] = []
-_store: StateStore | None = None
-_source: PrometheusSource | None = None
+_evaluator: Evaluator | None = None
 
 
-def _init_worker(rules_file: str, prom_url: str, prefix: str) -> None:
-    """Once per worker process, as a real worker does at start: rules loaded, clients opened."""
-    global _groups, _store, _source
+def _init_worker(rules_file: str, prom_url: str, prefix: str, concurrency: int) -> None:
+    """Once per worker process, as a real worker does at start: rules loaded, clients opened, the
+    evaluator built (without a sink: the hand-off to notifications is not measured here)."""
+    global _groups, _evaluator
     _groups = load_paths([rules_file]).groups
-    _store = StateStore(redis.Redis.from_url(REDIS_URL), prefix)
-    _source = PrometheusSource("prometheus", {"url": prom_url, "timeout": "60s"})
+    store = StateStore(redis.Redis.from_url(REDIS_URL), prefix)
+    source = PrometheusSource("prometheus", {"url": prom_url, "timeout": "60s"})
+    _evaluator = Evaluator(store, lambda _rule: source, owner="bench", concurrency=concurrency)
 
 
 @dataclass(frozen=True)
@@ -150,17 +151,14 @@ class Share:
     first_error: str
 
 
-def _tick(args: tuple[list[int], float, int]) -> Share:
+def _tick(args: tuple[list[int], float]) -> Share:
     """Evaluate this worker's share of the groups at ``at``."""
-    indexes, at, concurrency = args
-    assert _store is not None and _source is not None
-    source = _source
+    indexes, at = args
+    assert _evaluator is not None
     cpu = time.process_time()
     alerts, errors, first_error = 0, 0, ""
     for index in indexes:
-        outcome = evaluate_group(
-            _store, _groups[index], at, lambda _r: source, owner="bench", concurrency=concurrency, claim=False
-        )
+        outcome = _evaluator.tick(_groups[index], at, claim=False)
         alerts += sum(len(e.alerts) for e in outcome.rules if e.rule.kind != "internal")
         for evaluated in outcome.rules:
             if evaluated.health.error:
@@ -191,12 +189,12 @@ def run_ours(rules_file: Path, prom_url: str, workers: int, ticks: int, concurre
     times, cpus, alerts, errors, first_error, rss = [], [], [], [], "", 0
     try:
         with multiprocessing.get_context("fork").Pool(
-            workers, initializer=_init_worker, initargs=(str(rules_file), prom_url, prefix)
+            workers, initializer=_init_worker, initargs=(str(rules_file), prom_url, prefix, concurrency)
         ) as pool:
             for _ in range(ticks):
                 at = time.time()
                 started = time.perf_counter()
-                results = pool.map(_tick, [(share, at, concurrency) for share in shares], chunksize=1)
+                results = pool.map(_tick, [(share, at) for share in shares], chunksize=1)
                 times.append(time.perf_counter() - started)
                 cpus.append(sum(r.cpu for r in results))
                 alerts.append(sum(r.alerts for r in results))
@@ -213,14 +211,16 @@ def profile_tick(rules_file: Path, prom_url: str, concurrency: int, top: int = 3
     threads' HTTP work shows up as time waiting for their results)."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     try:
-        _init_worker(str(rules_file), prom_url, prefix)
+        _init_worker(str(rules_file), prom_url, prefix, concurrency)
         everything = list(range(len(_groups)))
-        _tick((everything, time.time(), concurrency))
+        _tick((everything, time.time()))
         profiler = cProfile.Profile()
         profiler.enable()
-        _tick((everything, time.time(), concurrency))
+        _tick((everything, time.time()))
         profiler.disable()
     finally:
+        if _evaluator is not None:
+            _evaluator.close()
         _cleanup(prefix)
     out = io.StringIO()
     stats = pstats.Stats(profiler, stream=out)

@@ -1,35 +1,20 @@
-"""``tasks.evaluate_group``: evaluate one rule group at one slot."""
+"""``tasks.evaluate_group`` and ``tasks.retire_group``: one tick of one group, through this process's
+evaluator, with its metrics and report lines."""
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import Sequence
-from typing import Any
-from urllib.parse import quote
 
 import redis
 
-from alerting.core import group_name
-from alerting.errors import AlertingError
-from alerting.notify.pipeline import ingest
-from alerting.ops import history, metrics
+from alerting.ops import metrics
 from alerting.ops.logs import bound, get_logger, new_eval_id
-from alerting.rules.model import Group, Rule
-from alerting.rules.tick import (
-    Evaluated,
-    GroupOutcome,
-    console_dispatch,
-    evaluate_group,
-    notify_alerts,
-    retire_group,
-)
-from alerting.sources.prometheus import without_credentials
+from alerting.rules.model import Group
+from alerting.rules.tick import GroupOutcome
 from alerting.worker.app import app
-from alerting.worker.runtime import Runtime, get_runtime
+from alerting.worker.runtime import get_runtime
 
 log = get_logger(__name__)
-OWNER = f"{os.uname().nodename}:{os.getpid()}"
 
 
 @app.task(name="tasks.evaluate_group", acks_late=True, ignore_result=True)
@@ -43,7 +28,7 @@ def evaluate_group_task(group_id: str, slot: float | None = None) -> None:
     slot = group.slot_at(time.time()) if slot is None else slot
     with bound(eval_id=new_eval_id(), group=group.name):
         try:
-            outcome = _evaluate(runtime, group, slot)
+            outcome = runtime.evaluator.tick(group, slot)
         except redis.RedisError as exc:
             # Without Redis there is no state to advance: skip this slot (counted as missed by
             # the next successful tick) rather than evaluate blind or crash-loop.
@@ -60,64 +45,7 @@ def retire_group_task(group_id: str) -> None:
     runtime = get_runtime()
     if runtime.rules.group(group_id) is not None:
         return  # it came back
-    with runtime.store.lock(f"retire:{group_id}", timeout=30):
-        now = time.time()
-        retired = retire_group(runtime.store, group_id, now)
-    if not retired:
-        return
-    name = group_name(group_id)
-    log.info(
-        "group.retired", msg=f"group {group_id} is gone from the rule files; its alerts resolve", group=name
-    )
-    _dispatch(Group(name=name, file="", interval=1.0, rules=()), retired, now)
-
-
-def _evaluate(runtime: Runtime, group: Group, slot: float) -> GroupOutcome:
-    return evaluate_group(
-        runtime.store,
-        group,
-        slot,
-        lambda rule: metrics.timed(runtime.source(rule.datasource, rule.kind)),
-        owner=f"{OWNER}:{os.getpid()}",
-        concurrency=runtime.settings.query_concurrency,
-        outage_tolerance=runtime.settings.outage_tolerance,
-        external_url=runtime.settings.external_url,
-        dispatch=_dispatch,
-        prometheus=_prometheus(runtime),
-    )
-
-
-def _dispatch(group: Group, evaluated: Sequence[Evaluated], slot: float) -> None:
-    runtime = get_runtime()
-    history.record_evaluated(group.name, evaluated, slot)
-    console_dispatch(group, evaluated, slot)
-    alerts = notify_alerts(evaluated, lambda rule: generator_url(runtime, rule))
-    # The state is saved already; a Redis hiccup here is retried at the next tick, which sends the
-    # same alerts again (the pipeline is idempotent per alert).
-    try:
-        ingest(runtime.redis, runtime.prefix, runtime.routing(), alerts, time.time())
-    except redis.RedisError as exc:
-        log.error("notify.ingest_failed", msg=f"Redis unavailable, alerts not queued: {exc}")
-
-
-def generator_url(runtime: Runtime, rule: Rule) -> str:
-    """Where the on-call can see the condition: Prometheus's graph of the expression for PromQL
-    rules, the configured external URL otherwise."""
-    if rule.kind == "promql":
-        config = runtime.datasource_configs().get(rule.datasource)
-        base = str(config.options.get("url", "")) if config else ""
-        if base:
-            # Receivers (and whoever they forward to) see this link: never with URL credentials.
-            base = without_credentials(base)
-            return f"{base.rstrip('/')}/graph?g0.expr={quote(rule.query)}&g0.tab=1"
-    return runtime.settings.external_url
-
-
-def _prometheus(runtime: Runtime) -> Any:
-    try:
-        return runtime.source("prometheus", "promql")
-    except AlertingError:
-        return None
+    runtime.evaluator.retire(group_id, time.time())
 
 
 def _report(group: Group, outcome: GroupOutcome) -> None:

@@ -153,7 +153,6 @@ def _env_defaults(doc: Any) -> dict[str, str]:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 def eval_command(rules: tuple[str, ...], group: str | None, at: str | None, fmt: str) -> None:
     """Evaluate each group once at TIME with the Redis state, saving it; print the alerts."""
-    from alerting.rules.tick import evaluate_group
     from alerting.worker.runtime import Runtime
 
     settings = _settings()
@@ -162,19 +161,9 @@ def eval_command(rules: tuple[str, ...], group: str | None, at: str | None, fmt:
     out: list[tuple[Group, Alert]] = []
     errors: list[str] = []
     try:
+        evaluator = runtime.build_evaluator(owner="cli")
         for g in _load_groups(settings, rules, group):
-            outcome = evaluate_group(
-                runtime.store,
-                g,
-                t,
-                lambda r: runtime.source(r.datasource, r.kind),
-                owner="cli",
-                concurrency=settings.query_concurrency,
-                outage_tolerance=settings.outage_tolerance,
-                external_url=settings.external_url,
-                claim=False,
-                prometheus=_prometheus(runtime),
-            )
+            outcome = evaluator.tick(g, t, claim=False)
             if outcome.skipped:
                 errors.append(f"{g.name}: {outcome.skipped}")
             for item in outcome.rules:
@@ -197,13 +186,6 @@ def eval_command(rules: tuple[str, ...], group: str | None, at: str | None, fmt:
         click.echo(json.dumps([alert_json(g, a) for g, a in out], indent=2))
     else:
         click.echo(_table([_alert_row(g, a) for g, a in out], _ALERT_HEADER))
-
-
-def _prometheus(runtime: Any) -> Any:
-    try:
-        return runtime.source("prometheus", "promql")
-    except AlertingError:
-        return None
 
 
 @cli.command()
@@ -242,7 +224,7 @@ def backtest(start: str, end: str, step: str | None, rules: tuple[str, ...], fmt
                 t0,
                 t1,
                 step_s,
-                prometheus=_prometheus(runtime),
+                prometheus=runtime.prometheus(),
                 external_url=settings.external_url,
                 progress=bar.update,
             )

@@ -376,14 +376,55 @@ def _entry(row: Any) -> HistoryEntry:
     )
 
 
-# --- the process-wide history (what tasks call) ------------------------------------------------
+# --- the process-wide history -------------------------------------------------------------------
+
+
+class UnusableHistory:
+    """Stands in for a history the environment configures wrongly: every write is logged and
+    counted as a failed write, and writes nothing (writing history never fails the caller)."""
+
+    def __init__(self, error: ConfigError) -> None:
+        self.error = error
+
+    def _refuse(self, kind: str) -> int:
+        log.error("history.config_invalid", msg=str(self.error))
+        metrics.observe_history_write(kind, False)
+        return 0
+
+    def record_transitions(self, group: Group, outcome: GroupOutcome, eval_id: str | None = None) -> int:
+        return self._refuse("transition")
+
+    def record_evaluated(
+        self, group_name: str, evaluated: Sequence[Evaluated], slot: float, eval_id: str | None = None
+    ) -> int:
+        return self._refuse("transition")
+
+    def record_notification(self, receiver: str, outcome: str, **kwargs: Any) -> int:
+        return self._refuse("notification")
+
+    def close(self) -> None:
+        pass
+
+
+HistoryWriter = History | UnusableHistory
+
+
+def open_history(env: Mapping[str, str] | None = None) -> HistoryWriter:
+    """The history the environment configures, or a stand-in that says on every write why there
+    is none. The worker's runtime builds it once per process and installs it with
+    :func:`set_history`, so the module functions below write through the same connections."""
+    try:
+        return History.from_env(env)
+    except ConfigError as exc:
+        return UnusableHistory(exc)
+
 
 _default: History | None = None
 _default_lock = threading.Lock()
 
 
 def default_history() -> History:
-    """The history configured by the environment (built on first use)."""
+    """The installed history, else the one the environment configures (built on first use)."""
     global _default
     with _default_lock:
         if _default is None:
@@ -392,47 +433,23 @@ def default_history() -> History:
 
 
 def set_history(history: History | None) -> None:
-    """Install a history (tests, or a caller with explicit settings)."""
+    """Install the process's history (the runtime, tests)."""
     global _default
     with _default_lock:
         _default = history
 
 
-def _history_for_write(kind: str) -> History | None:
-    """The default history, or None (logged, and counted as a failed ``kind`` write) when the
-    environment configures it wrongly: writing history never fails the caller."""
+def _writer() -> HistoryWriter:
     try:
         return default_history()
     except ConfigError as exc:
-        log.error("history.config_invalid", msg=str(exc))
-        metrics.observe_history_write(kind, False)
-        return None
-
-
-def record_transitions(group: Group, outcome: GroupOutcome, eval_id: str | None = None) -> int:
-    """Write one tick's transitions; never raises (see the module docstring)."""
-    history = _history_for_write("transition")
-    if history is None:
-        return 0
-    return history.record_transitions(group, outcome, eval_id)
-
-
-def record_evaluated(
-    group_name: str, evaluated: Sequence[Evaluated], slot: float, eval_id: str | None = None
-) -> int:
-    history = _history_for_write("transition")
-    if history is None:
-        return 0
-    return history.record_evaluated(group_name, evaluated, slot, eval_id)
+        return UnusableHistory(exc)
 
 
 def record_notification(receiver: str, outcome: str, **kwargs: Any) -> int:
     """Write one notification attempt; never raises. Keyword arguments as
     :meth:`History.record_notification`."""
-    history = _history_for_write("notification")
-    if history is None:
-        return 0
-    return history.record_notification(receiver, outcome, **kwargs)
+    return _writer().record_notification(receiver, outcome, **kwargs)
 
 
 def query(

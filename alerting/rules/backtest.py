@@ -1,19 +1,24 @@
 """Replay evaluation over a past range with in-memory state (Redis untouched).
 
-PromQL rules fetch the whole range in one range query (chunked) instead of one instant query
-per step; the points of a range query are exactly the instant query results at those times.
+Every instant is a real tick of an :class:`~alerting.rules.tick.Evaluator` whose store is memory and
+whose sources answer from what was fetched up front: PromQL rules fetch the whole range in one range
+query (chunked) instead of one instant query per step; the points of a range query are exactly the
+instant query results at those times.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
-from alerting.core import Sample
-from alerting.errors import AlertingError, DatasourceError
-from alerting.rules.evaluation import Alert, Expand, Failure, Transition
+from alerting.core import RuleHealth, Sample
+from alerting.errors import AlertingError
+from alerting.rules.evaluation import Alert, Transition
 from alerting.rules.model import Group, Rule
-from alerting.rules.tick import Evaluated, SourceFor, make_expand, step_group
+from alerting.rules.tick import Evaluated, Evaluator, SourceFor
 from alerting.sources import Source
 
 
@@ -32,54 +37,103 @@ def times(start: float, end: float, step: float) -> list[float]:
     return [round(start + i * step, 3) for i in range(count)]
 
 
-Fetch = Callable[[float], Sequence[Sample] | Failure]
+class MemoryStore:
+    """A replay's state: what a tick needs of a store, in dicts. One replay, one process: claims
+    always succeed and locks hold nothing."""
+
+    def __init__(self) -> None:
+        self._alerts: dict[str, dict[str, dict[str, Alert]]] = {}
+        self._health: dict[str, tuple[dict[str, RuleHealth], dict[str, Any]]] = {}
+
+    def load_group(self, group_id: str) -> dict[str, dict[str, Alert]]:
+        return {key: dict(alerts) for key, alerts in self._alerts.get(group_id, {}).items()}
+
+    def load_health(self, group_id: str) -> tuple[dict[str, RuleHealth], dict[str, Any]]:
+        rules, group = self._health.get(group_id, ({}, {}))
+        return dict(rules), dict(group)
+
+    def save_group(
+        self,
+        group_id: str,
+        alerts: Mapping[str, Mapping[str, Alert]],
+        health: Mapping[str, RuleHealth],
+        group_health: Mapping[str, Any],
+        keep_rules: Iterable[str] | None = None,
+    ) -> None:
+        stored = {**self._alerts.get(group_id, {}), **{k: dict(v) for k, v in alerts.items()}}
+        rules = {**self._health.get(group_id, ({}, {}))[0], **health}
+        if keep_rules is not None:
+            keep = set(keep_rules)
+            stored = {k: v for k, v in stored.items() if k in keep}
+            rules = {k: v for k, v in rules.items() if k in keep}
+        self._alerts[group_id] = stored
+        self._health[group_id] = (rules, dict(group_health))
+
+    def delete_group(self, group_id: str) -> None:
+        self._alerts.pop(group_id, None)
+        self._health.pop(group_id, None)
+
+    def claim(self, group_id: str, slot: float, owner: str, lease: float) -> bool:
+        return True
+
+    def finish_claim(self, group_id: str, slot: float, keep: float) -> None:
+        pass
+
+    def release_claim(self, group_id: str, slot: float) -> None:
+        pass
+
+    def lock(self, name: str, timeout: float = 30.0) -> AbstractContextManager[Any]:
+        return nullcontext()
 
 
-def _failed(exc: AlertingError) -> Fetch:
-    failure = Failure(str(exc), isinstance(exc, DatasourceError))
-    return lambda _t: failure
+Answer = Callable[[float], Sequence[Sample]]
 
 
-def _lookup(series: dict[float, list[Sample]], offset: float) -> Fetch:
-    return lambda t: series.get(round(t - offset, 3), [])
+class _Replay:
+    """One rule's answers over the replay, as a source: ``answer(at)`` returns the samples at
+    ``at`` or raises what fetching them raised."""
+
+    def __init__(self, name: str, answer: Answer) -> None:
+        self.name = name
+        self._answer = answer
+
+    def query(self, query: Any, at: float) -> list[Sample]:
+        return list(self._answer(at))
+
+    def close(self) -> None:
+        pass
 
 
-def _prefetch(group: Group, source_for: SourceFor, grid: list[float]) -> list[Fetch]:
-    """Per rule, a function time -> result; PromQL rules are fetched with range queries."""
-    fetchers: list[Fetch] = []
+def _failed(exc: AlertingError) -> Answer:
+    def answer(_at: float) -> Sequence[Sample]:
+        raise exc
+
+    return answer
+
+
+def _prefetch(group: Group, source_for: SourceFor, grid: list[float]) -> dict[str, _Replay]:
+    """Per rule key, its answers over ``grid``; PromQL rules are fetched with range queries."""
+    replays: dict[str, _Replay] = {}
     for rule in group.rules:
         try:
             source = source_for(rule)
         except AlertingError as exc:
-            fetchers.append(_failed(exc))
+            replays[rule.key] = _Replay(rule.datasource, _failed(exc))
             continue
-        range_query = getattr(source, "query_range", None)
-        if range_query is not None and grid and isinstance(rule.query, str):
-            step = grid[1] - grid[0] if len(grid) > 1 else 60.0
-            offset = group.query_offset
-            try:
-                series = range_query(rule.query, grid[0] - offset, grid[-1] - offset, step)
-            except AlertingError as exc:
-                fetchers.append(_failed(exc))
-                continue
-            fetchers.append(_lookup(series, offset))
-            continue
-        fetchers.append(_instant(source, rule.query, group.query_offset))
-    return fetchers
+        replays[rule.key] = _Replay(source.name, _answers(source, rule, group.query_offset, grid))
+    return replays
 
 
-def _instant(source: Source, query: object, offset: float) -> Callable[[float], Sequence[Sample] | Failure]:
-    def fetch(t: float) -> Sequence[Sample] | Failure:
-        try:
-            return source.query(query, t - offset)
-        except AlertingError as exc:
-            return Failure(str(exc), isinstance(exc, DatasourceError))
-
-    return fetch
-
-
-def _expander(t: float, external_url: str, prometheus: Source | None) -> Callable[[Rule], Expand]:
-    return lambda rule: make_expand(t, external_url, prometheus, rule.name)
+def _answers(source: Source, rule: Rule, offset: float, grid: list[float]) -> Answer:
+    range_query = getattr(source, "query_range", None)
+    if range_query is None or not grid or not isinstance(rule.query, str):
+        return lambda at: source.query(rule.query, at)
+    step = grid[1] - grid[0] if len(grid) > 1 else 60.0
+    try:
+        series: dict[float, list[Sample]] = range_query(rule.query, grid[0] - offset, grid[-1] - offset, step)
+    except AlertingError as exc:
+        return _failed(exc)
+    return lambda at: series.get(round(at, 3), [])
 
 
 def replay_group(
@@ -91,14 +145,23 @@ def replay_group(
     prometheus: Source | None = None,
     external_url: str = "",
 ) -> Iterator[tuple[float, list[Evaluated]]]:
+    """Each instant of the replay and the group's rules as a tick at that instant left them."""
     grid = times(start, end, step or group.interval)
-    fetchers = _prefetch(group, source_for, grid)
-    state: dict[str, dict[str, Alert]] = {}
-    for t in grid:
-        results = [fetch(t) for fetch in fetchers]
-        evaluated = step_group(group, state, results, t, _expander(t, external_url, prometheus))
-        state = {e.rule.key: e.alerts for e in evaluated}
-        yield t, evaluated
+    replays = _prefetch(group, source_for, grid)
+    # Memory holds the state; the replay's instants are the slots, however far apart (so no
+    # outage ever restarts the pending timers), and the queries are answered from memory.
+    evaluator = Evaluator(
+        MemoryStore(),
+        lambda rule: replays[rule.key],
+        owner="backtest",
+        concurrency=1,
+        outage_tolerance=math.inf,
+        external_url=external_url,
+        prometheus=prometheus,
+    )
+    with evaluator:
+        for t in grid:
+            yield t, evaluator.tick(group, t, claim=False).rules
 
 
 def backtest(

@@ -1,25 +1,39 @@
 """One tick of one group: claim the slot, query every rule, step the state machine, save, hand off.
 
-This is the imperative shell around :mod:`alerting.rules.evaluation`; Celery tasks and the CLI call it.
+This is the imperative shell around :mod:`alerting.rules.evaluation`. An :class:`Evaluator` is built
+once from everything a tick needs (state store, source lookup, sink, settings) and is called the same
+way by the Celery task, the CLI, the backtest and the benchmark. The engine never imports the
+notification side: what a tick produced goes to a :class:`Sink`.
 """
 
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import TypeVar
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
 
 from alerting import templating
 from alerting.core import RuleHealth, Sample, group_name
 from alerting.errors import AlertingError, DatasourceError, QueryError
-from alerting.notify.base import NotifyAlert
 from alerting.ops.logs import get_logger
-from alerting.rules.evaluation import Alert, Failure, State, Step, Transition, restart_pending, step
+from alerting.rules.evaluation import (
+    Alert,
+    Expand,
+    Failure,
+    State,
+    Step,
+    Transition,
+    restart_pending,
+    step,
+)
 from alerting.rules.model import Group, Rule
-from alerting.rules.state import DATASOURCES_GROUP, StateStore, json_number
+from alerting.rules.state import DATASOURCES_GROUP
 from alerting.sources import Source
 
 log = get_logger(__name__)
@@ -43,7 +57,6 @@ DATASOURCE_DOWN = Rule(
 
 _T = TypeVar("_T")
 SourceFor = Callable[[Rule], Source]
-Dispatch = Callable[[Group, Sequence["Evaluated"], float], None]
 
 
 @dataclass(frozen=True)
@@ -65,50 +78,212 @@ class GroupOutcome:
     datasources_down: list[str] = field(default_factory=list)
     missed_slots: int = 0
     duration: float = 0.0
+    # The shared AlertingDatasourceDown alerts this tick stepped (kept apart from the group's rules:
+    # they belong to every group that uses the datasource).
+    datasource_alerts: list[Evaluated] = field(default_factory=list)
+
+    @property
+    def handed_off(self) -> list[Evaluated]:
+        """What the sink receives: the rules' outcomes, then the datasource alerts."""
+        return self.rules + self.datasource_alerts
 
 
-def run_queries(
-    group: Group, source_for: SourceFor, at: float, concurrency: int
-) -> Iterator[Sequence[Sample] | Failure]:
-    """Query every rule of the group at ``at`` (bounded concurrency); failures become Failure.
+class Sink(Protocol):
+    """Where a tick's outcome goes once its state is saved (history, console, notifications)."""
 
-    Results come in rule order, each as soon as it is in, so the caller steps the first rules while
-    the queries of the later ones are still out.
+    def hand_off(self, outcome: GroupOutcome) -> None: ...
+
+
+class Store(Protocol):
+    """What a tick needs of the state store: :class:`~alerting.rules.state.StateStore` (Redis) in
+    the worker and the CLI, memory in the backtest."""
+
+    def load_group(self, group_id: str) -> dict[str, dict[str, Alert]]: ...
+
+    def load_health(self, group_id: str) -> tuple[dict[str, RuleHealth], dict[str, Any]]: ...
+
+    def save_group(
+        self,
+        group_id: str,
+        alerts: Mapping[str, Mapping[str, Alert]],
+        health: Mapping[str, RuleHealth],
+        group_health: Mapping[str, Any],
+        keep_rules: Iterable[str] | None = None,
+    ) -> None: ...
+
+    def delete_group(self, group_id: str) -> None: ...
+
+    def claim(self, group_id: str, slot: float, owner: str, lease: float) -> bool: ...
+
+    def finish_claim(self, group_id: str, slot: float, keep: float) -> None: ...
+
+    def release_claim(self, group_id: str, slot: float) -> None: ...
+
+    def lock(self, name: str, timeout: float = 30.0) -> AbstractContextManager[Any]: ...
+
+
+class Evaluator:
+    """Evaluates groups, one slot at a time, across any number of workers sharing the store.
+
+    Built once per process from its dependencies; ``owner`` names this process in slot claims,
+    ``prometheus`` answers templates' ``query`` function. Query threads are its own, created on
+    first use and never carried across a fork.
     """
 
-    def one(rule: Rule) -> Sequence[Sample] | Failure:
+    def __init__(
+        self,
+        store: Store,
+        source_for: SourceFor,
+        sink: Sink | None = None,
+        *,
+        owner: str,
+        concurrency: int = 8,
+        outage_tolerance: float = 3600.0,
+        external_url: str = "",
+        prometheus: Source | None = None,
+    ) -> None:
+        self.store = store
+        self.source_for = source_for
+        self.sink = sink
+        self.owner = owner
+        self.concurrency = concurrency
+        self.outage_tolerance = outage_tolerance
+        self.external_url = external_url
+        self.prometheus = prometheus
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0
+        self._pool_lock = threading.Lock()
+
+    # --- a tick ---------------------------------------------------------------------------------
+    def tick(self, group: Group, slot: float, *, claim: bool = True) -> GroupOutcome:
+        """Evaluate ``group`` at ``slot`` once across all workers, saving state atomically per rule.
+
+        With ``claim`` false the slot is evaluated whether or not a worker has it (the CLI)."""
+        store = self.store
+        outcome = GroupOutcome(group, slot)
+        started = time.monotonic()
+        lease = max(60.0, group.interval)
+        if claim and not store.claim(group.id, slot, self.owner, lease):
+            outcome.skipped = "slot already claimed"
+            return outcome
         try:
-            return source_for(rule).query(rule.query, at)
-        except DatasourceError as exc:
-            return Failure(str(exc), datasource_down=True)
-        except QueryError as exc:
-            return Failure(str(exc))
-        except AlertingError as exc:
-            return Failure(str(exc))
-        except Exception as exc:  # a source bug must not take the other rules down
-            log.exception("query.crashed", msg=f"query crashed: {exc!r}", rule=rule.name)
-            return Failure(f"internal error: {type(exc).__name__}: {exc}")
+            previous = store.load_group(group.id)
+            _, group_health = store.load_health(group.id)
+            last_slot = group_health.get("last_slot")
+            if last_slot is not None and slot <= last_slot:
+                outcome.skipped = "slot not newer than the last evaluated one"
+                return outcome
+            if last_slot is not None:
+                outcome.missed_slots = max(0, round((slot - last_slot) / group.interval) - 1)
+                if slot - last_slot > self.outage_tolerance:
+                    previous = {k: restart_pending(v, slot) for k, v in previous.items()}
+            results: list[Sequence[Sample] | Failure] = []
+            answers = self._queries(group, slot - group.query_offset)
+            outcome.rules = step_group(group, previous, _kept(answers, results), slot, self.expander(slot))
+            outcome.rules.extend(_retired(group, previous, slot))
+            down, up = datasources_down(group, results)
+            outcome.datasources_down = sorted(down)
+            outcome.duration = time.monotonic() - started
+            missed = int(group_health.get("missed", 0)) + outcome.missed_slots
+            live = {r.key for r in group.rules}
+            store.save_group(
+                group.id,
+                {e.rule.key: e.alerts for e in outcome.rules if e.rule.key in live},
+                {
+                    e.rule.key: replace(e.health, duration=outcome.duration)
+                    for e in outcome.rules
+                    if e.rule.key in live
+                },
+                {"last_slot": slot, "duration": outcome.duration, "missed": missed},
+                keep_rules=[r.key for r in group.rules],
+            )
+            expand = make_expand(slot, self.external_url, self.prometheus, DATASOURCE_DOWN.name)
+            outcome.datasource_alerts = update_datasource_alerts(store, down, up, slot, expand)
+            if claim:
+                store.finish_claim(group.id, slot, keep=3 * group.interval)
+        except BaseException:
+            if claim:
+                store.release_claim(group.id, slot)
+            raise
+        if self.sink is not None:
+            self.sink.hand_off(outcome)
+        return outcome
 
-    if concurrency <= 1 or len(group.rules) <= 1:
-        return (one(r) for r in group.rules)
-    return _pool(concurrency).map(one, group.rules)
+    def retire(self, group_id: str, now: float) -> GroupOutcome:
+        """A group gone from the rule files: its firing alerts resolve at ``now`` (once: its state
+        goes) and are handed off. The outcome's ``rules`` hold what resolved."""
+        name = group_name(group_id)
+        group = Group(name=name, file="", interval=1.0, rules=())
+        with self.store.lock(f"retire:{group_id}", timeout=30):
+            previous = self.store.load_group(group_id)
+            outcome = GroupOutcome(group, now, rules=_retired(group, previous, now))
+            self.store.delete_group(group_id)
+        if outcome.rules:
+            log.info(
+                "group.retired",
+                msg=f"group {group_id} is gone from the rule files; its alerts resolve",
+                group=name,
+            )
+            if self.sink is not None:
+                self.sink.hand_off(outcome)
+        return outcome
+
+    def expander(self, slot: float) -> Callable[[Rule], Expand]:
+        """Per rule, the template expander of a tick at ``slot``."""
+        return lambda rule: make_expand(slot, self.external_url, self.prometheus, rule.name)
+
+    # --- queries --------------------------------------------------------------------------------
+    def _queries(self, group: Group, at: float) -> Iterator[Sequence[Sample] | Failure]:
+        """Every rule of the group queried at ``at`` (bounded concurrency); failures become Failure.
+
+        Results come in rule order, each as soon as it is in, so the first rules are stepped while
+        the queries of the later ones are still out.
+        """
+        source_for = self.source_for
+
+        def one(rule: Rule) -> Sequence[Sample] | Failure:
+            try:
+                return source_for(rule).query(rule.query, at)
+            except DatasourceError as exc:
+                return Failure(str(exc), datasource_down=True)
+            except QueryError as exc:
+                return Failure(str(exc))
+            except AlertingError as exc:
+                return Failure(str(exc))
+            except Exception as exc:  # a source bug must not take the other rules down
+                log.exception("query.crashed", msg=f"query crashed: {exc!r}", rule=rule.name)
+                return Failure(f"internal error: {type(exc).__name__}: {exc}")
+
+        if self.concurrency <= 1 or len(group.rules) <= 1:
+            return (one(r) for r in group.rules)
+        return self._query_pool().map(one, group.rules)
+
+    def _query_pool(self) -> ThreadPoolExecutor:
+        # Threads are reused across ticks; a forked child (Celery's prefork) starts its own, as the
+        # parent's threads do not exist in it.
+        with self._pool_lock:
+            if self._pool is None or self._pool_pid != os.getpid():
+                self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="query")
+                self._pool_pid = os.getpid()
+            return self._pool
+
+    def close(self) -> None:
+        """Stop the query threads (the store, sources and sink belong to whoever built them)."""
+        with self._pool_lock:
+            if self._pool is not None and self._pool_pid == os.getpid():
+                self._pool.shutdown(wait=False)
+            self._pool = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
 
 
-_pools: dict[tuple[int, int], ThreadPoolExecutor] = {}
-
-
-def _pool(size: int) -> ThreadPoolExecutor:
-    """One query pool per process and size: threads are reused across ticks, never shared
-    across a fork."""
-    key = (os.getpid(), size)
-    if key not in _pools:
-        _pools[key] = ThreadPoolExecutor(max_workers=size, thread_name_prefix="query")
-    return _pools[key]
-
-
-def make_expand(
-    slot: float, external_url: str, query_source: Source | None, alertname: str = ""
-) -> Callable[[str, Mapping[str, str], float], str]:
+def make_expand(slot: float, external_url: str, query_source: Source | None, alertname: str = "") -> Expand:
     def query(expr: str) -> Sequence[Sample]:
         if query_source is None:
             raise AlertingError("no Prometheus datasource for query")
@@ -135,7 +310,7 @@ def step_group(
     previous: Mapping[str, Mapping[str, Alert]],
     results: Iterable[Sequence[Sample] | Failure],
     slot: float,
-    expand_for: Callable[[Rule], Callable[[str, Mapping[str, str], float], str]],
+    expand_for: Callable[[Rule], Expand],
     durations: Sequence[float] | None = None,
 ) -> list[Evaluated]:
     """Pure: step each rule of the group with its query result."""
@@ -158,77 +333,6 @@ def datasources_down(
         failed = isinstance(result, Failure) and result.datasource_down
         seen[rule.datasource] = seen.get(rule.datasource, True) and failed
     return {d for d, down in seen.items() if down}, {d for d, down in seen.items() if not down}
-
-
-def evaluate_group(
-    store: StateStore,
-    group: Group,
-    slot: float,
-    source_for: SourceFor,
-    *,
-    owner: str,
-    concurrency: int = 8,
-    outage_tolerance: float = 3600.0,
-    external_url: str = "",
-    dispatch: Dispatch | None = None,
-    claim: bool = True,
-    prometheus: Source | None = None,
-) -> GroupOutcome:
-    """Evaluate ``group`` at ``slot`` once across all workers, saving state atomically per rule."""
-    outcome = GroupOutcome(group, slot)
-    started = time.monotonic()
-    lease = max(60.0, group.interval)
-    if claim and not store.claim(group.id, slot, owner, lease):
-        outcome.skipped = "slot already claimed"
-        return outcome
-    try:
-        previous = store.load_group(group.id)
-        _, group_health = store.load_health(group.id)
-        last_slot = group_health.get("last_slot")
-        if last_slot is not None and slot <= last_slot:
-            outcome.skipped = "slot not newer than the last evaluated one"
-            return outcome
-        if last_slot is not None:
-            outcome.missed_slots = max(0, round((slot - last_slot) / group.interval) - 1)
-            if slot - last_slot > outage_tolerance:
-                previous = {k: restart_pending(v, slot) for k, v in previous.items()}
-        results: list[Sequence[Sample] | Failure] = []
-        answers = run_queries(group, source_for, slot - group.query_offset, concurrency)
-        outcome.rules = step_group(
-            group,
-            previous,
-            _kept(answers, results),
-            slot,
-            lambda rule: make_expand(slot, external_url, prometheus, rule.name),
-        )
-        expand = make_expand(slot, external_url, prometheus, DATASOURCE_DOWN.name)
-        outcome.rules.extend(_retired(group, previous, slot))
-        down, up = datasources_down(group, results)
-        outcome.datasources_down = sorted(down)
-        outcome.duration = time.monotonic() - started
-        missed = int(group_health.get("missed", 0)) + outcome.missed_slots
-        live = {r.key for r in group.rules}
-        store.save_group(
-            group.id,
-            {e.rule.key: e.alerts for e in outcome.rules if e.rule.key in live},
-            {
-                e.rule.key: replace(e.health, duration=outcome.duration)
-                for e in outcome.rules
-                if e.rule.key in live
-            },
-            {"last_slot": slot, "duration": outcome.duration, "missed": missed},
-            keep_rules=[r.key for r in group.rules],
-        )
-        synthetic = update_datasource_alerts(store, down, up, slot, expand)
-        if claim:
-            store.finish_claim(group.id, slot, keep=3 * group.interval)
-    except BaseException:
-        if claim:
-            store.release_claim(group.id, slot)
-        raise
-    if dispatch is not None:
-        dispatch(group, outcome.rules + synthetic, slot)
-    return outcome
 
 
 def _kept(items: Iterable[_T], into: list[_T]) -> Iterator[_T]:
@@ -263,22 +367,12 @@ def _retired(group: Group, previous: Mapping[str, Mapping[str, Alert]], slot: fl
     return out
 
 
-def retire_group(store: StateStore, group_id: str, now: float) -> list[Evaluated]:
-    """A group gone from the rule files: resolve its firing alerts and forget its state.
-    Returns what resolved, for the caller to hand to the notification pipeline."""
-    previous = store.load_group(group_id)
-    name = group_name(group_id)
-    retired = _retired(Group(name=name, file="", interval=1.0, rules=()), previous, now)
-    store.delete_group(group_id)
-    return retired
-
-
 def update_datasource_alerts(
-    store: StateStore,
+    store: Store,
     down: set[str],
     up: set[str],
     slot: float,
-    expand: Callable[[str, Mapping[str, str], float], str],
+    expand: Expand,
 ) -> list[Evaluated]:
     """One ``AlertingDatasourceDown`` per datasource, shared by every group that uses it."""
     touched = down | up
@@ -301,52 +395,3 @@ def update_datasource_alerts(
             {"last_slot": slot},
         )
     return out
-
-
-def notify_alerts(evaluated: Sequence[Evaluated], generator_url: Callable[[Rule], str]) -> list[NotifyAlert]:
-    """What goes to the notification pipeline after a tick: every firing alert, and every alert
-    resolved within the retention (as Prometheus sends to Alertmanager). Pending ones never go.
-
-    Firing alerts carry no end time: they stay firing until this evaluator says otherwise, so a
-    stopped worker never produces a "resolved" (the Watchdog's silence reports it instead)."""
-    out = []
-    for item in evaluated:
-        url = generator_url(item.rule)
-        for alert in item.alerts.values():
-            if alert.state is State.PENDING or alert.fired_at is None:
-                continue
-            out.append(
-                NotifyAlert(
-                    status="resolved" if alert.resolved else "firing",
-                    labels=dict(alert.labels),
-                    annotations=dict(alert.annotations),
-                    starts_at=alert.fired_at,
-                    ends_at=alert.resolved_at,
-                    generator_url=url,
-                    fingerprint=alert.fingerprint,
-                    value=alert.value,
-                )
-            )
-    return out
-
-
-def console_dispatch(group: Group, evaluated: Sequence[Evaluated], slot: float) -> None:
-    """Print every transition as one structured line (the receiver of last resort)."""
-    for item in evaluated:
-        for event in item.events:
-            alert = event.alert
-            labels = dict(alert.labels)
-            log.info(
-                f"alert.{event.kind}",
-                msg=f"{alert.name} {event.kind}: "
-                + ", ".join(f"{k}={v}" for k, v in labels.items() if k != "alertname"),
-                group=group.name,
-                rule=item.rule.name,
-                alertname=alert.name,
-                fingerprint=alert.fingerprint,
-                labels=labels,
-                annotations=dict(alert.annotations),
-                value=json_number(alert.value),
-                active_at=alert.active_at,
-                slot=slot,
-            )

@@ -1,7 +1,8 @@
-"""Per-process wiring: settings, the Redis client, rules with hot reload, open datasources.
+"""Per-process wiring: settings, the Redis client, rules with hot reload, open datasources, and the
+evaluator with its sink and history.
 
 Celery's prefork pool forks workers; everything here is created lazily in the process that
-uses it, so no socket or pool is shared across a fork.
+uses it, so no socket, thread pool or database engine is shared across a fork.
 """
 
 from __future__ import annotations
@@ -14,13 +15,17 @@ import redis
 
 from alerting.config.alertmanager import RoutingConfig, default_routing_config, load_routing_config
 from alerting.config.settings import DatasourceConfig, Settings, load_datasources
-from alerting.errors import ConfigError, DatasourceError
+from alerting.errors import AlertingError, ConfigError, DatasourceError
 from alerting.notify.data import STORE_KEY, RedisStore
+from alerting.ops import metrics
+from alerting.ops.history import History, HistoryWriter, open_history, set_history
 from alerting.ops.logs import get_logger
 from alerting.rules.loader import load_file_groups, rule_files
-from alerting.rules.model import Group
+from alerting.rules.model import Group, Rule
 from alerting.rules.state import StateStore
+from alerting.rules.tick import Evaluator, Sink
 from alerting.sources import Source, kinds
+from alerting.worker.sink import WorkerSink
 
 log = get_logger(__name__)
 
@@ -110,6 +115,8 @@ class Runtime:
         self._routing_mtime: int | None = None
         self.config_ok = True
         self._lock = threading.Lock()
+        self._history: HistoryWriter | None = None
+        self._evaluator: Evaluator | None = None
 
     def datasource_configs(self) -> dict[str, DatasourceConfig]:
         if self._datasources is None:
@@ -167,7 +174,66 @@ class Runtime:
                 self._routing = default_routing_config()
         return self._routing
 
+    # --- the tick -------------------------------------------------------------------------------
+    @property
+    def history(self) -> HistoryWriter:
+        """This process's history, built on first use and installed as the module default, so the
+        delivery task's writes share its connections."""
+        if self._history is None:
+            self._history = open_history()
+            if isinstance(self._history, History):
+                set_history(self._history)
+        return self._history
+
+    @property
+    def evaluator(self) -> Evaluator:
+        """The worker's evaluator: claims slots as this process, measures queries, and hands every
+        tick to the worker's sink."""
+        if self._evaluator is None:
+            sink = WorkerSink(
+                self.redis,
+                self.prefix,
+                routing=self.routing,
+                history=lambda: self.history,
+                datasources=self.datasource_configs,
+                external_url=self.settings.external_url,
+            )
+            owner = f"{os.uname().nodename}:{os.getpid()}"
+            self._evaluator = self.build_evaluator(owner=owner, sink=sink, measured=True)
+        return self._evaluator
+
+    def build_evaluator(self, *, owner: str, sink: Sink | None = None, measured: bool = False) -> Evaluator:
+        """An evaluator over this runtime's state store and datasources, with the settings' query
+        concurrency, outage tolerance and external URL. ``measured`` counts queries in metrics."""
+
+        def source_for(rule: Rule) -> Source:
+            source = self.source(rule.datasource, rule.kind)
+            return metrics.timed(source) if measured else source
+
+        return Evaluator(
+            self.store,
+            source_for,
+            sink,
+            owner=owner,
+            concurrency=self.settings.query_concurrency,
+            outage_tolerance=self.settings.outage_tolerance,
+            external_url=self.settings.external_url,
+            prometheus=self.prometheus(),
+        )
+
+    def prometheus(self) -> Source | None:
+        """The datasource named ``prometheus``, which templates' ``query`` asks; None without one."""
+        try:
+            return self.source("prometheus", "promql")
+        except AlertingError:
+            return None
+
     def close(self) -> None:
+        if self._evaluator is not None:
+            self._evaluator.close()
+            self._evaluator = None
+        if self._history is not None:
+            self._history.close()
         for source in self._sources.values():
             source.close()
         self._sources.clear()

@@ -19,7 +19,7 @@ from alerting.notify.base import NotifyAlert
 from alerting.ops.history import History
 from alerting.rules import Group, load_paths
 from alerting.rules.state import StateStore
-from alerting.rules.tick import evaluate_group
+from alerting.rules.tick import Evaluator
 from alerting.sources.prometheus import PrometheusSource
 from tests.support.net import REDIS_URL, celery_queue, free_port
 from tests.support.promapi import PromAPI
@@ -85,7 +85,7 @@ def group(workdir: Path) -> Group:
 def tick(prom_api: PromAPI, group: Group, redis_client: redis.Redis, prefix: str) -> Any:
     store = StateStore(redis_client, prefix)
     source = PrometheusSource("prometheus", {"url": prom_api.url, "timeout": "2s"})
-    return lambda t: evaluate_group(store, group, t, lambda _r: source, owner="t")
+    return lambda t: Evaluator(store, lambda _r: source, owner="t").tick(group, t)
 
 
 def run(cli: click.Group, env: dict[str, str], *args: str) -> Result:

@@ -25,7 +25,7 @@ from alerting.config.settings import Settings
 from alerting.errors import ConfigError
 from alerting.rules import Group, load_paths
 from alerting.rules.state import StateStore
-from alerting.rules.tick import evaluate_group
+from alerting.rules.tick import Evaluator
 from alerting.sources.prometheus import PrometheusSource
 from alerting.worker.runtime import RuleRegistry
 from tests.support.net import REDIS_URL, celery_queue, free_port
@@ -140,7 +140,7 @@ def test_a_datasource_that_is_down_degrades_readiness_but_keeps_it_ready(
     store, group = led_store, probe_group(tmp_path)
     prom_api.down = True
     source = PrometheusSource("prometheus", {"url": prom_api.url, "timeout": "2s"})
-    outcome = evaluate_group(store, group, 1767225600.0, lambda _rule: source, owner="t")
+    outcome = Evaluator(store, lambda _rule: source, owner="t").tick(group, 1767225600.0)
     assert outcome.datasources_down == ["prometheus"]
     with HealthServer(("127.0.0.1", 0), readiness(REDIS_URL, prefix)) as server:
         status, body = get(server, "/readyz")

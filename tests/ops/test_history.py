@@ -22,7 +22,7 @@ from alerting.ops.history import History
 from alerting.ops.logs import bound
 from alerting.rules import Group, load_paths
 from alerting.rules.state import StateStore
-from alerting.rules.tick import evaluate_group
+from alerting.rules.tick import Evaluator, GroupOutcome
 from alerting.sources.prometheus import PrometheusSource
 from tests.support.databases import PG_ADMIN
 from tests.support.logs import json_log
@@ -85,7 +85,7 @@ def test_a_full_cycle_and_its_notifications_are_recorded_in_order(
     def tick(t: float, vector: Vector, eval_id: str) -> list[NotifyAlert]:
         prom_api.vectors["x > 0"] = vector
         with bound(eval_id=eval_id):
-            outcome = evaluate_group(store, group, t, lambda _r: source, owner="t")
+            outcome = Evaluator(store, lambda _r: source, owner="t").tick(group, t)
             history.record_transitions(group, outcome)
         return [
             NotifyAlert(
@@ -245,4 +245,32 @@ def test_bad_settings_do_not_break_the_module_functions_either(monkeypatch: pyte
     try:
         assert history_module.record_notification("slack", "sent") == 0
     finally:
+        history_module.set_history(None)
+
+
+def test_a_misconfigured_history_stands_in_and_reports_every_write(group: Group) -> None:
+    stand_in = history_module.open_history({"ALERTING_HISTORY_URL": "not a url"})
+    assert isinstance(stand_in, history_module.UnusableHistory)
+    with json_log() as log:
+        before = failures("transition")
+        assert stand_in.record_evaluated(group.name, [], T0) == 0
+        assert stand_in.record_transitions(group, GroupOutcome(group, T0)) == 0
+        assert failures("transition") == before + 2
+    assert [line["event"] for line in log.records()] == ["history.config_invalid"] * 2
+    assert "ALERTING_HISTORY_URL: not a database URL" in log.records()[0]["msg"]
+
+
+def test_the_runtime_owns_the_history_that_the_module_functions_write_to(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from alerting.worker.runtime import Runtime
+
+    monkeypatch.setenv("ALERTING_HISTORY_URL", f"sqlite:///{tmp_path}/h.db")
+    history_module.set_history(None)
+    runtime = Runtime()
+    try:
+        assert isinstance(runtime.history, History)
+        assert history_module.default_history() is runtime.history
+    finally:
+        runtime.close()
         history_module.set_history(None)

@@ -22,7 +22,7 @@ from alerting.notify.base import DeliveryError
 from alerting.ops import metrics
 from alerting.rules import Group, load_paths
 from alerting.rules.state import StateStore
-from alerting.rules.tick import GroupOutcome, evaluate_group
+from alerting.rules.tick import Evaluator, GroupOutcome
 from alerting.sources.prometheus import PrometheusSource
 from tests.support.logs import json_log
 from tests.support.net import REDIS_URL, celery_queue, free_port, wait_until
@@ -53,7 +53,7 @@ RULES = """\
 
 def tick(store: StateStore, group: Group, url: str, t: float, datasource: str = "prometheus") -> GroupOutcome:
     source = metrics.timed(PrometheusSource(datasource, {"url": url, "timeout": "2s"}))
-    return evaluate_group(store, group, t, lambda rule: source, owner="test", concurrency=1)
+    return Evaluator(store, lambda rule: source, owner="test", concurrency=1).tick(group, t)
 
 
 def sample(name: str, **labels: str) -> float | None:

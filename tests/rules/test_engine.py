@@ -12,7 +12,7 @@ import redis
 from alerting.rules import Group, load_paths
 from alerting.rules.evaluation import State
 from alerting.rules.state import DATASOURCES_GROUP, StateStore
-from alerting.rules.tick import Evaluated, evaluate_group
+from alerting.rules.tick import Evaluator, GroupOutcome
 from alerting.sources.prometheus import PrometheusSource
 from alerting.worker.runtime import RuleRegistry
 from tests.support.promapi import PromAPI
@@ -41,25 +41,19 @@ groups:
 
 
 class Harness:
+    """A worker of its own (store, source, evaluator) that is also the evaluator's sink."""
+
     def __init__(self, store: StateStore, group: Group, url: str) -> None:
         self.store, self.group = store, group
         self.source = PrometheusSource("prometheus", {"url": url, "timeout": "2s"})
         self.sent: list[tuple[str, str]] = []
+        self.evaluator = Evaluator(store, lambda rule: self.source, self, owner="test", concurrency=4)
 
-    def tick(self, t: float, claim: bool = True) -> object:
-        def dispatch(group: Group, evaluated: list[Evaluated], slot: float) -> None:
-            self.sent.extend((e.kind, e.alert.name) for item in evaluated for e in item.events)
+    def hand_off(self, outcome: GroupOutcome) -> None:
+        self.sent.extend((e.kind, e.alert.name) for item in outcome.handed_off for e in item.events)
 
-        return evaluate_group(
-            self.store,
-            self.group,
-            t,
-            lambda rule: self.source,
-            owner="test",
-            concurrency=4,
-            dispatch=dispatch,
-            claim=claim,
-        )
+    def tick(self, t: float, claim: bool = True) -> GroupOutcome:
+        return self.evaluator.tick(self.group, t, claim=claim)
 
     def states(self) -> dict[str, str]:
         return {
@@ -140,9 +134,8 @@ def test_pending_timers_restart_after_an_outage_longer_than_the_tolerance(
 ) -> None:
     prom_api.vectors["x > 0"] = [({"job": "a"}, 1.0)]
     harness.tick(T0)
-    outcome = evaluate_group(
-        harness.store, harness.group, T0 + 7200, lambda r: harness.source, owner="t", outage_tolerance=3600
-    )
+    evaluator = Evaluator(harness.store, lambda r: harness.source, owner="t", outage_tolerance=3600)
+    outcome = evaluator.tick(harness.group, T0 + 7200)
     assert outcome.missed_slots == 119
     alerts = harness.store.load_group(harness.group.id)
     (up,) = [a for v in alerts.values() for a in v.values()]
@@ -179,13 +172,12 @@ def test_hot_reload_keeps_the_last_good_version_of_a_broken_file(tmp_path: Path)
 def test_a_group_gone_from_the_files_resolves_its_firing_alerts_and_is_forgotten(
     harness: Harness, prom_api: PromAPI
 ) -> None:
-    from alerting.rules.tick import retire_group
-
     prom_api.vectors["x > 0"] = [({"job": "a"}, 1.0)]
     for i in range(3):
         harness.tick(T0 + 60 * i)
-    retired = retire_group(harness.store, harness.group.id, T0 + 600)
-    resolved = [(e.kind, e.alert.name, e.alert.resolved_at) for item in retired for e in item.events]
+    retired = harness.evaluator.retire(harness.group.id, T0 + 600)
+    resolved = [(e.kind, e.alert.name, e.alert.resolved_at) for item in retired.rules for e in item.events]
     assert resolved == [("resolved", "Up", T0 + 600)]
     assert harness.store.load_group(harness.group.id) == {}
-    assert retire_group(harness.store, harness.group.id, T0 + 660) == []
+    assert harness.evaluator.retire(harness.group.id, T0 + 660).rules == []
+    assert harness.sent[-2:] == [("firing", "Up"), ("resolved", "Up")]  # handed off once

@@ -36,7 +36,7 @@ from alerting.errors import (
 from alerting.rules.evaluation import State
 from alerting.rules.loader import load_file_groups
 from alerting.rules.state import StateStore
-from alerting.rules.tick import evaluate_group
+from alerting.rules.tick import Evaluator
 from alerting.sources import Sample
 from alerting.sources.probe import ProbeSource
 from alerting.sources.prometheus import PrometheusSource
@@ -389,9 +389,8 @@ def test_a_broken_rule_does_not_stop_the_other_rules_of_its_group(
     source = PrometheusSource("prometheus", {"url": scripted.server.url, "timeout": "5s"})
     slot = 1_700_000_040.0 + uuid.uuid4().int % 1000 * 60
     try:
-        outcome = evaluate_group(
-            store, group, slot, lambda _: source, owner=f"hostile-{uuid.uuid4().hex[:6]}", concurrency=3
-        )
+        evaluator = Evaluator(store, lambda _: source, owner=f"hostile-{uuid.uuid4().hex[:6]}", concurrency=3)
+        outcome = evaluator.tick(group, slot)
     finally:
         source.close()
         scripted.by_query.clear()
@@ -451,8 +450,8 @@ def test_a_100k_series_answer_over_the_group_limit_freezes_only_its_rule(
     assert problems == []
     source = PrometheusSource("prometheus", {"url": scripted.server.url, "timeout": "30s"})
     try:
-        outcome = evaluate_group(
-            store, group, 1_700_000_040.0, lambda _: source, owner="flood", concurrency=2
+        outcome = Evaluator(store, lambda _: source, owner="flood", concurrency=2).tick(
+            group, 1_700_000_040.0
         )
     finally:
         source.close()

@@ -25,7 +25,7 @@ from alerting.errors import QueryError
 from alerting.rules.evaluation import State
 from alerting.rules.loader import load_file_groups
 from alerting.rules.state import StateStore
-from alerting.rules.tick import evaluate_group
+from alerting.rules.tick import Evaluator
 from alerting.sources.prometheus import PrometheusSource
 from alerting.sources.sql import SqlSource
 from tests.support.databases import PG_ADMIN, postgres_database
@@ -250,14 +250,8 @@ def test_runaway_annotation_templates_are_cut_short_and_the_rule_still_fires(
     assert problems == []
     with FakeHTTPServer(lambda _: Reply(200, answer)) as fake:
         source = PrometheusSource("prometheus", {"url": fake.url})
-        outcome = evaluate_group(
-            StateStore(redis_client, prefix),
-            group,
-            1_700_000_040.0,
-            lambda _: source,
-            owner="sec",
-            concurrency=1,
-        )
+        evaluator = Evaluator(StateStore(redis_client, prefix), lambda _: source, owner="sec", concurrency=1)
+        outcome = evaluator.tick(group, 1_700_000_040.0)
         source.close()
     alerts = {e.rule.name: next(iter(e.alerts.values())) for e in outcome.rules}
     assert {name: a.state for name, a in alerts.items()} == dict.fromkeys(alerts, State.FIRING)
