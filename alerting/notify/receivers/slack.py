@@ -23,6 +23,7 @@ parsed), ``actions``, ``fields``.
 from __future__ import annotations
 
 import hashlib
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -38,8 +39,15 @@ from alerting.notify.base import (
     Notification,
     NotifyAlert,
     register,
-    retry_after_seconds,
     unreachable,
+)
+from alerting.transport import (
+    HTTPConfig,
+    SecretFileError,
+    TLSConfig,
+    read_secret_file,
+    retry_after,
+    tls_context,
 )
 
 log = structlog.get_logger(__name__)
@@ -319,21 +327,12 @@ def build_message(notification: Notification, settings: SlackSettings) -> dict[s
 # Errors
 
 
-def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
-    if not headers:
-        return None
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return retry_after_seconds(None if value is None else str(value))
-
-
 def _api_error(exc: SlackApiError, method: str) -> DeliveryError:
     response = exc.response
     status = response.status_code
     error = response.get("error") if isinstance(response.data, dict) else None
     if status == 429 or error == "ratelimited":
-        after = _retry_after(response.headers)
+        after = retry_after(response.headers)
         return DeliveryError(f"Slack {method}: rate limited", retryable=True, retry_after=after)
     if status >= 500 or error in _TRANSIENT_ERRORS:
         return DeliveryError(f"Slack {method}: {error or f'HTTP {status}'}", retryable=True)
@@ -354,7 +353,7 @@ class SlackBot:
         settings: SlackSettings,
         token: str,
         base_url: str,
-        http: data.HttpSettings,
+        http: HTTPConfig,
         store: data.KeyValueStore,
     ) -> None:
         self.settings = settings
@@ -365,7 +364,7 @@ class SlackBot:
             token=token,
             base_url=base_url,
             timeout=int(settings.timeout),
-            ssl=http.ssl_context,
+            ssl=_ssl_context(http),
             proxy=http.proxy_url or None,
             retry_handlers=[],
         )
@@ -445,13 +444,13 @@ class SlackWebhook:
 
     kind = "slack"
 
-    def __init__(self, settings: SlackSettings, url: str, http: data.HttpSettings) -> None:
+    def __init__(self, settings: SlackSettings, url: str, http: HTTPConfig) -> None:
         self.settings = settings
         self.send_resolved = settings.send_resolved
         self._client = WebhookClient(
             url,
             timeout=int(settings.timeout),
-            ssl=http.ssl_context,
+            ssl=_ssl_context(http),
             proxy=http.proxy_url or None,
             retry_handlers=[],
         )
@@ -471,11 +470,29 @@ class SlackWebhook:
         # The webhook URL is a secret: never put it into the message.
         answer = _cut(str(response.body or "").strip(), 200)
         if status == 429:
-            after = _retry_after(response.headers)
+            after = retry_after(response.headers)
             raise DeliveryError("Slack webhook: rate limited", retryable=True, retry_after=after)
         if status >= 500:
             raise DeliveryError(f"Slack webhook answered {status}: {answer}", retryable=True)
         raise DeliveryError(f"Slack webhook rejected the message ({status}): {answer}", retryable=False)
+
+
+def _ssl_context(http: HTTPConfig) -> ssl.SSLContext | None:
+    """slack-sdk's TLS settings from http_config's tls_config; None leaves the library's default."""
+    return tls_context(http.tls_config) if http.tls_config != TLSConfig() else None
+
+
+def _bearer_credentials(config: Mapping[str, Any], http: HTTPConfig, what: str) -> str:
+    """The credentials of an ``authorization`` of type Bearer (or a ``bearer_token``), read now."""
+    authz = http.authorization
+    if authz is None or authz.type != "Bearer":
+        return ""
+    if not authz.credentials_file:
+        return authz.credentials
+    try:
+        return read_secret_file(authz.credentials_file, "authorization credentials_file")
+    except SecretFileError as exc:
+        raise data.config_error(config, "http_config", f"{what}: {exc}") from None
 
 
 def _bot_base_url(api_url: str) -> str:
@@ -506,16 +523,12 @@ def slack_integration(config: Mapping[str, Any], global_config: Mapping[str, Any
         send_resolved=data.boolean(config, "send_resolved", what, False),
         timeout=data.duration(config, "timeout", what, 10.0),
     )
-    http = data.http_settings(config, what)
+    http = data.http_config(config, what)
     token = data.secret(config, "token", what)
     api_url = data.secret(config, "api_url", what)
     # Alertmanager's way to use a bot token: api_url .../chat.postMessage + http_config authorization.
-    if (
-        not token
-        and http.authorization.startswith("Bearer ")
-        and api_url.rstrip("/").endswith("chat.postMessage")
-    ):
-        token = http.authorization.removeprefix("Bearer ")
+    if not token and api_url.rstrip("/").endswith("chat.postMessage"):
+        token = _bearer_credentials(config, http, what)
     if token:
         if not settings.channel:
             raise data.config_error(config, None, f"{what}: channel is required with a bot token")
