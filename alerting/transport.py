@@ -37,12 +37,15 @@ __all__ = [
     "TLSFilesError",
     "SetupError",
     "HTTP_CONFIG_FIELDS",
+    "TLS_VERSIONS",
     "parse_http_config",
     "parse_tls_config",
     "read_secret_file",
     "tls_context",
     "check_tls_files",
     "retry_after",
+    "auth",
+    "new_client",
     "client_for",
 ]
 
@@ -572,7 +575,17 @@ class _Client(httpx.Client):
 
 _clients: dict[tuple[Any, ...], httpx.Client] = {}
 _clients_lock = threading.Lock()
-_clients_pid = os.getpid()
+
+
+def _forget_clients_in_child() -> None:
+    # A forked child must not use the parent's connections (both would read the same sockets), nor a
+    # lock some other thread of the parent happened to hold at the fork.
+    global _clients_lock
+    _clients_lock = threading.Lock()
+    _clients.clear()
+
+
+os.register_at_fork(after_in_child=_forget_clients_in_child)
 
 
 def new_client(http: HTTPConfig, timeout: float | httpx.Timeout, **options: Any) -> httpx.Client:
@@ -597,12 +610,8 @@ def client_for(http: HTTPConfig, timeout: float) -> httpx.Client:
     """The one pooled client of this process for ``http`` and ``timeout``: connections are reused
     across sends and receivers that share both. A forked child starts with no clients, since
     connections inherited from the parent are not its own."""
-    global _clients_pid
     key = (http, timeout)
     with _clients_lock:
-        if _clients_pid != os.getpid():
-            _clients.clear()
-            _clients_pid = os.getpid()
         client = _clients.get(key)
         if client is None:
             try:
