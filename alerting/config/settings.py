@@ -233,7 +233,8 @@ def load_datasources(settings: Settings, env: Mapping[str, str] | None = None) -
                 raw.at("type") if "type" in raw else raw.pos,
             )
         options = expand_env(raw, env, raw.pos)
-        sources[name] = DatasourceConfig(name, kind, {k: v for k, v in options.items() if k != "type"})
+        options.pop("type", None)  # in place: the mapping keeps its positions for file:line:col errors
+        sources[name] = DatasourceConfig(name, kind, options)
     return sources
 
 

@@ -79,14 +79,6 @@ def unreachable(what: str, exc: BaseException) -> DeliveryError:
     return DeliveryError(f"{what} unreachable: {type(exc).__name__}: {exc}", retryable=True)
 
 
-def retry_after_seconds(value: str | None) -> float | None:
-    """A ``Retry-After`` header given in seconds; None when it is absent or not a number."""
-    try:
-        return max(0.0, float(value)) if value else None
-    except ValueError:
-        return None
-
-
 class Integration(Protocol):
     """One configured receiver integration (one entry of ``slack_configs`` and so on)."""
 

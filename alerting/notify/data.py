@@ -9,24 +9,23 @@ written for Alertmanager keep working.
 
 The rest of the module is what receivers have in common: the default title (Alertmanager's
 ``__subject``), the key labels, the summary of one alert, the runbook link, the ``alerting silence
-add`` hint, the severity mapping, and reading secrets and TLS settings from a receiver config.
+add`` hint, the severity mapping, and reading a receiver config's fields (secrets, ``tls_config`` and
+``http_config`` through :mod:`alerting.transport`).
 """
 
 from __future__ import annotations
 
 import shlex
-import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, ClassVar, Protocol
 from urllib.parse import urlsplit
 
 import structlog
 
-from alerting import templating
+from alerting import templating, transport
 from alerting.config import yamlfile
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position, TemplateError
@@ -605,8 +604,8 @@ def secret(
 ) -> str:
     """A secret from ``key`` or from the file named by ``key_file`` (then the global pair), or "".
 
-    Secrets in files lose one trailing newline, the way editors and ``kubectl create secret`` leave
-    them; nothing else is stripped.
+    Files are read now, by :func:`alerting.transport.read_secret_file` (surrounding whitespace
+    trimmed); an unreadable one is a configuration error at ``key_file``.
     """
     for source, name in ((config, key), (global_config or {}, global_key)):
         if not name:
@@ -619,85 +618,24 @@ def secret(
             return string(source, name, what)
         if path:
             try:
-                text = Path(str(path)).read_text(encoding="utf-8")
-            except OSError as exc:
-                raise config_error(
-                    source, file_key, f"{what}: cannot read {file_key} {path}: {exc.strerror}"
-                ) from None
-            return text[:-1] if text.endswith("\n") else text
+                return transport.read_secret_file(str(path), file_key)
+            except transport.SecretFileError as exc:
+                raise config_error(source, file_key, f"{what}: {exc}") from None
     return ""
 
 
-def tls_context(config: Mapping[str, Any], what: str) -> ssl.SSLContext | None:
-    """An SSL context from Alertmanager's ``tls_config`` under ``config``; ``None``: system defaults.
-
-    Supported: ``ca_file``, ``cert_file``/``key_file`` (client certificates), ``insecure_skip_verify``
-    and ``min_version``.
-    """
-    tls = mapping(config, "tls_config", what)
-    if not tls:
-        return None
-    allowed = ("ca_file", "cert_file", "key_file", "insecure_skip_verify", "min_version")
-    check_fields(tls, allowed, f"{what} tls_config")
-    context = ssl.create_default_context()
-    try:
-        if tls.get("ca_file"):
-            context.load_verify_locations(cafile=str(tls["ca_file"]))
-        if tls.get("cert_file"):
-            context.load_cert_chain(str(tls["cert_file"]), str(tls.get("key_file") or "") or None)
-    except (OSError, ssl.SSLError) as exc:
-        raise config_error(tls, None, f"{what}: cannot load TLS files: {exc}") from None
-    if boolean(tls, "insecure_skip_verify", what, False):
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    minimum = string(tls, "min_version", what)
-    if minimum:
-        versions = {"TLS12": ssl.TLSVersion.TLSv1_2, "TLS13": ssl.TLSVersion.TLSv1_3}
-        if minimum not in versions:
-            raise config_error(tls, "min_version", f"{what}: min_version must be TLS12 or TLS13")
-        context.minimum_version = versions[minimum]
-    return context
-
-
-@dataclass(frozen=True)
-class HttpSettings:
-    """What we honour of Alertmanager's ``http_config``."""
-
-    ssl_context: ssl.SSLContext | None = None
-    basic_auth: tuple[str, str] | None = None
-    authorization: str = ""  # a complete Authorization header value, e.g. "Bearer xoxb-..."
-    proxy_url: str = ""
-
-
-_HTTP_FIELDS = (
-    "tls_config",
-    "basic_auth",
-    "authorization",
-    "bearer_token",
-    "bearer_token_file",
-    "proxy_url",
-    "follow_redirects",
-    "enable_http2",
-)
-
-
-def http_settings(config: Mapping[str, Any], what: str) -> HttpSettings:
-    """Parse the receiver's ``http_config`` (TLS, basic auth, Authorization, proxy)."""
-    http = mapping(config, "http_config", what)
-    check_fields(http, _HTTP_FIELDS, f"{what} http_config")
-    basic = mapping(http, "basic_auth", what)
-    check_fields(basic, ("username", "password", "password_file"), f"{what} basic_auth")
-    auth = mapping(http, "authorization", what)
-    check_fields(auth, ("type", "credentials", "credentials_file"), f"{what} authorization")
-    header = ""
-    credentials = secret(auth, "credentials", what) or secret(http, "bearer_token", what)
-    if credentials:
-        header = f"{string(auth, 'type', what, 'Bearer')} {credentials}"
-    if basic and header:
-        raise config_error(http, "basic_auth", f"{what}: set at most one of basic_auth and authorization")
-    return HttpSettings(
-        ssl_context=tls_context(http, what),
-        basic_auth=(string(basic, "username", what), secret(basic, "password", what)) if basic else None,
-        authorization=header,
-        proxy_url=string(http, "proxy_url", what),
+def tls_config(config: Mapping[str, Any], what: str) -> transport.TLSConfig:
+    """The ``tls_config`` under ``config``, its files checked now (email's TLS settings)."""
+    tls = transport.parse_tls_config(
+        config.get("tls_config"), f"{what} tls_config", position(config, "tls_config")
     )
+    transport.check_tls_files(tls, what, position(config, "tls_config"))
+    return tls
+
+
+def http_config(config: Mapping[str, Any], what: str) -> transport.HTTPConfig:
+    """The receiver's ``http_config`` (Prometheus's common one), its TLS files checked now."""
+    where = position(config, "http_config")
+    http = transport.parse_http_config(config.get("http_config"), f"{what} http_config", where)
+    transport.check_tls_files(http.tls_config, what, where)
+    return http

@@ -37,11 +37,11 @@ from alerting.config.yamlfile import suggest, type_name
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position, QueryError, RuleFileError
 from alerting.sources import Kind, QuerySpec, Sample, register, reject_unknown_settings, settings_error
+from alerting.transport import HTTPConfig, TLSFilesError, new_client, parse_tls_config
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
 _FIELDS = ("url", "method", "headers", "timeout", "expect_status", "expect_json", "body", "follow_redirects")
 _CONFIG_FIELDS = ("type", "timeout", "headers", "tls_config")
-_TLS_FIELDS = ("ca_file", "cert_file", "key_file", "insecure_skip_verify")
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _STATUS_CLASS = re.compile(r"^[1-5]xx$")
 _DEFAULT_TIMEOUT = 10.0
@@ -247,26 +247,19 @@ class ProbeSource:
             headers = _check_headers(config.get("headers"), pos or Position(name), "headers")
         except RuleFileError as exc:
             raise fail(exc.message) from None
-        tls = config.get("tls_config") or {}
-        if not isinstance(tls, Mapping) or any(key not in _TLS_FIELDS for key in tls):
-            raise fail(f"tls_config takes only {', '.join(_TLS_FIELDS)}")
+        tls = parse_tls_config(config.get("tls_config"), f'datasource "{name}" tls_config', pos)
         try:
-            context = ssl.create_default_context(cafile=str(tls["ca_file"]) if tls.get("ca_file") else None)
-            if tls.get("cert_file"):
-                context.load_cert_chain(str(tls["cert_file"]), str(tls.get("key_file") or "") or None)
-        except (OSError, ssl.SSLError) as exc:
+            self._client = new_client(
+                HTTPConfig(tls_config=tls),
+                _DEFAULT_TIMEOUT,
+                headers={"User-Agent": "alerting-probe", **dict(headers)},
+                # Proxies from the environment are ignored: a probe checks the path it names.
+                trust_env=False,
+                # No keep-alive: each probe connects afresh, so "connection refused" is seen at once.
+                limits=httpx.Limits(max_keepalive_connections=0),
+            )
+        except TLSFilesError as exc:
             raise fail(f"cannot load tls_config files: {exc}") from None
-        if tls.get("insecure_skip_verify"):
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-        self._client = httpx.Client(
-            headers={"User-Agent": "alerting-probe", **dict(headers)},
-            verify=context,
-            # Proxies from the environment are ignored: a probe checks the path it names.
-            trust_env=False,
-            # No keep-alive: each probe connects afresh, so "connection refused" is seen at once.
-            limits=httpx.Limits(max_keepalive_connections=0),
-        )
 
     def close(self) -> None:
         self._client.close()

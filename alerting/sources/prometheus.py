@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,11 +10,13 @@ import httpx
 import promql_parser
 
 from alerting.durations import parse_duration
-from alerting.errors import DatasourceError, Position, QueryError, RuleFileError
+from alerting.errors import ConfigError, DatasourceError, Position, QueryError, RuleFileError
 from alerting.sources import Kind, Sample, register
+from alerting.transport import SetupError, TLSFilesError, new_client, parse_http_config
 
 # Prometheus error types that mean "this query is wrong" rather than "the server cannot answer".
 _QUERY_FAULTS = {"bad_data", "execution", "not_found"}
+_FIELDS = ("url", "timeout", "headers")  # besides the http_config fields
 _RANGE_POINTS = 11000  # Prometheus rejects range queries with more points per series than this
 
 
@@ -35,19 +36,6 @@ def without_credentials(url: str) -> str:
     return str(httpx.URL(url).copy_with(username=None, password=None))
 
 
-def _secret(config: Mapping[str, Any], key: str) -> str | None:
-    if config.get(key):
-        return str(config[key])
-    path = config.get(f"{key}_file")
-    if path:
-        try:
-            with open(path, encoding="utf-8") as handle:
-                return handle.read().strip()
-        except OSError as exc:
-            raise DatasourceError(f"cannot read {key}_file {path}: {exc.strerror}") from None
-    return None
-
-
 def _float(text: Any) -> float:
     # Prometheus encodes sample values as strings: "1.5", "NaN", "+Inf", "-Inf".
     if not isinstance(text, str):
@@ -65,31 +53,25 @@ class PrometheusSource:
         # credentials a URL may carry (http://user:password@host).
         self.shown_url = without_credentials(self.url)
         self.timeout = parse_duration(str(config.get("timeout", "30s")))
-        auth: httpx.Auth | None = None
-        basic = config.get("basic_auth") or {}
-        headers = {str(k): str(v) for k, v in (config.get("headers") or {}).items()}
-        if basic.get("username"):
-            auth = httpx.BasicAuth(str(basic["username"]), _secret(basic, "password") or "")
-        token = _secret(config, "bearer_token")
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        tls = config.get("tls_config") or {}
-        verify: Any = True
-        if tls.get("insecure_skip_verify"):
-            verify = False
-        elif tls.get("ca_file") or tls.get("cert_file"):
-            verify = ssl.create_default_context(cafile=tls.get("ca_file") or None)
-            if tls.get("cert_file"):
-                verify.load_cert_chain(str(tls["cert_file"]), tls.get("key_file") or None)
-        self._client = httpx.Client(
-            base_url=self.url,
-            auth=auth,
-            headers=headers,
-            verify=verify,
-            # Prometheus is told the same timeout; the extra second lets its own answer arrive.
-            timeout=httpx.Timeout(self.timeout + 1, connect=min(self.timeout, 10.0)),
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
-        )
+        # The HTTP settings sit beside url and timeout, as in Prometheus's remote_read: the same
+        # http_config whether they come from PROMETHEUS_* variables or a datasources: entry.
+        http = parse_http_config(config, f'datasource "{name}"', getattr(config, "pos", None), beside=_FIELDS)
+        headers = config.get("headers") or {}
+        if not isinstance(headers, Mapping):
+            raise ConfigError(f'datasource "{name}": headers must be a mapping', getattr(config, "pos", None))
+        try:
+            self._client = new_client(
+                http,
+                # Prometheus is told the same timeout; the extra second lets its own answer arrive.
+                httpx.Timeout(self.timeout + 1, connect=min(self.timeout, 10.0)),
+                base_url=self.url,
+                headers={str(k): str(v) for k, v in headers.items()},
+                limits=httpx.Limits(max_connections=32, max_keepalive_connections=16),
+            )
+        except TLSFilesError as exc:
+            raise ConfigError(
+                f'datasource "{name}": cannot load TLS files: {exc}', getattr(config, "pos", None)
+            ) from None
 
     def close(self) -> None:
         self._client.close()
@@ -99,6 +81,8 @@ class PrometheusSource:
             response = self._client.post(path, data=params)
         except httpx.TimeoutException:
             raise DatasourceError(f"timeout querying {self.shown_url}", self.name) from None
+        except SetupError as exc:
+            raise DatasourceError(f"cannot query {self.shown_url}: {exc}", self.name) from None
         except httpx.HTTPError as exc:
             raise DatasourceError(f"cannot reach {self.shown_url}: {exc}", self.name) from None
         try:

@@ -128,10 +128,10 @@ def test_only_web_links_are_links(url: str, ok: bool) -> None:
     assert data.is_web_link(url) is ok
 
 
-def test_secret_from_file_keeps_everything_but_one_newline(tmp_path: Path) -> None:
+def test_secret_from_file_loses_surrounding_whitespace_only(tmp_path: Path) -> None:
     secret = tmp_path / "s"
     secret.write_text(" tok en \n")
-    assert data.secret({"token_file": str(secret)}, "token", "x") == " tok en "
+    assert data.secret({"token_file": str(secret)}, "token", "x") == "tok en"
 
 
 def test_config_errors_carry_the_yaml_position() -> None:

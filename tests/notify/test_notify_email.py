@@ -13,7 +13,7 @@ import pytest
 from alerting.errors import ConfigError
 from alerting.notify.base import INTEGRATIONS, DeliveryError
 from alerting.notify.receivers.email import Email, email_integration
-from tests.support.fakes import SMTP_PASSWORD, SMTP_USER, LocalCA, smtp_server
+from tests.support.fakes import SMTP_PASSWORD, SMTP_USER, LocalCA, make_ca, smtp_server
 from tests.support.net import free_port
 from tests.support.notifications import alert, notification
 
@@ -282,3 +282,17 @@ def test_bad_config_is_a_config_error(config: dict[str, Any], message: str) -> N
     with pytest.raises(ConfigError) as caught:
         email_integration(config, {})
     assert message in str(caught.value)
+
+
+@pytest.mark.parametrize("implicit_tls", [False, True])
+def test_tls_server_name_is_the_name_the_smtp_certificate_is_checked_against(
+    tmp_path: Path, implicit_tls: bool
+) -> None:
+    ca = make_ca(tmp_path, "mail.internal.example")
+    tls = {"ca_file": ca.ca_file}
+    with smtp_server(tls=ca.server_context, implicit_tls=implicit_tls) as (port, box):
+        with pytest.raises(DeliveryError, match="certificate not trusted"):
+            mailer(port, require_tls=True, implicit_tls=implicit_tls, tls_config=tls).send(notification())
+        named = {**tls, "server_name": "mail.internal.example"}
+        mailer(port, require_tls=True, implicit_tls=implicit_tls, tls_config=named).send(notification())
+    assert len(box.messages) == 1

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from alerting.errors import DatasourceError, QueryError
+from alerting.config.settings import Settings, load_datasources
+from alerting.errors import ConfigError, DatasourceError, QueryError
 from alerting.sources.prometheus import PrometheusSource
 from tests.support.fakes import LocalCA
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
@@ -123,3 +125,40 @@ def test_tls_with_custom_ca(ca: LocalCA) -> None:
         assert [s.value for s in good.query("up", 0)] == [1.0]
         with pytest.raises(DatasourceError, match="cannot reach"):
             PrometheusSource("p", {"url": fake.url}).query("up", 0)
+
+
+def test_environment_and_datasources_entry_go_through_one_http_config(tmp_path: Path) -> None:
+    token = tmp_path / "token"
+    token.write_text("  from-file\n")
+    with FakeHTTPServer(_ok) as fake:
+        settings = Settings.from_env({"PROMETHEUS_URL": fake.url, "PROMETHEUS_BEARER_TOKEN_FILE": str(token)})
+        PrometheusSource("prometheus", settings.prometheus).query("up", 0)
+        config = tmp_path / "alerting.yml"
+        config.write_text(
+            "datasources:\n"
+            "  metrics:\n"
+            "    type: prometheus\n"
+            f"    url: {fake.url}\n"
+            "    authorization: {type: Token, credentials_file: " + str(token) + "}\n"
+        )
+        sources = load_datasources(replace(settings, config_path=str(config)), env={})
+        PrometheusSource("metrics", sources["metrics"].options).query("up", 0)
+    assert [r.headers["authorization"] for r in fake.requests] == ["Bearer from-file", "Token from-file"]
+
+
+def test_a_datasources_entry_with_a_bad_http_setting_is_a_located_config_error(tmp_path: Path) -> None:
+    config = tmp_path / "alerting.yml"
+    config.write_text(
+        "datasources:\n"
+        "  metrics:\n"
+        "    type: prometheus\n"
+        "    url: http://127.0.0.1:9\n"
+        "    basic_auth: {username: a}\n"
+        "    bearer_tokn: b\n"
+    )
+    sources = load_datasources(Settings(config_path=str(config)), env={})
+    with pytest.raises(ConfigError) as caught:
+        PrometheusSource("metrics", sources["metrics"].options)
+    assert str(caught.value) == (
+        f'{config}:6:5: unknown field "bearer_tokn" in datasource "metrics" (did you mean "bearer_token"?)'
+    )

@@ -21,6 +21,7 @@ import httpx
 
 from alerting.notify import data
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register, unreachable
+from alerting.transport import HTTPConfig, client_for, retry_after
 
 _FIELDS = ("url", "send_resolved", "valid_for", "timeout", "http_config")
 
@@ -64,7 +65,7 @@ class AlertmanagerForwarder:
 
     kind = "alertmanager"
 
-    def __init__(self, settings: AlertmanagerSettings, http: data.HttpSettings) -> None:
+    def __init__(self, settings: AlertmanagerSettings, http: HTTPConfig) -> None:
         self.settings = settings
         self.send_resolved = settings.send_resolved
         self._http = http
@@ -77,18 +78,10 @@ class AlertmanagerForwarder:
             return
         now = time.time()
         body = [postable_alert(a, now, self.settings.valid_for) for a in alerts]
-        headers = {"Authorization": self._http.authorization} if self._http.authorization else {}
         url = self.settings.url.rstrip("/") + "/api/v2/alerts"
         where = _without_userinfo(self.settings.url)
         try:
-            with httpx.Client(
-                auth=self._http.basic_auth,
-                headers=headers,
-                timeout=self.settings.timeout,
-                verify=self._http.ssl_context or True,
-                proxy=self._http.proxy_url or None,
-            ) as client:
-                response = client.post(url, json=body)
+            response = client_for(self._http, self.settings.timeout).post(url, json=body)
         except httpx.HTTPError as exc:
             raise unreachable(f"Alertmanager {where}", exc) from None
         if response.is_success:
@@ -96,7 +89,11 @@ class AlertmanagerForwarder:
         answer = response.text.strip()[:300]
         status = response.status_code
         if status == 429 or status >= 500:
-            raise DeliveryError(f"Alertmanager answered {status}: {answer}", retryable=True)
+            raise DeliveryError(
+                f"Alertmanager answered {status}: {answer}",
+                retryable=True,
+                retry_after=retry_after(response.headers),
+            )
         raise DeliveryError(f"Alertmanager rejected the alerts ({status}): {answer}", retryable=False)
 
 
@@ -118,4 +115,4 @@ def alertmanager_integration(
         valid_for=data.duration(config, "valid_for", what, 5 * 3600.0),
         timeout=data.duration(config, "timeout", what, 10.0),
     )
-    return AlertmanagerForwarder(settings, data.http_settings(config, what))
+    return AlertmanagerForwarder(settings, data.http_config(config, what))

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import smtplib
+import socket
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from typing import Any
 
 from alerting.notify import data
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register, unreachable
+from alerting.transport import TLSConfig, TLSFilesError, tls_context
 
 _FIELDS = (
     "send_resolved",
@@ -56,7 +58,7 @@ class EmailSettings:
     password: str = ""
     require_tls: bool = True
     implicit_tls: bool = False
-    tls: ssl.SSLContext | None = None
+    tls: TLSConfig = field(default_factory=TLSConfig)
     headers: Mapping[str, str] = field(default_factory=dict)
     # Templates; None means our default, "" turns the part off (Alertmanager's `html: ""`).
     html: str | None = None
@@ -275,18 +277,26 @@ class Email:
             where = f"{self.settings.host}:{self.settings.port}"
             raise unreachable(f"SMTP server {where}", exc) from None
 
-    def _connect(self) -> smtplib.SMTP:
+    def _connect(self, context: ssl.SSLContext) -> smtplib.SMTP:
         s = self.settings
-        context = s.tls or ssl.create_default_context()
         if s.implicit_tls:
-            return smtplib.SMTP_SSL(
-                s.host, s.port, local_hostname=s.hello, timeout=s.timeout, context=context
+            return _ImplicitTLS(
+                s.tls.server_name,
+                s.host,
+                s.port,
+                local_hostname=s.hello,
+                timeout=s.timeout,
+                context=context,
             )
-        return smtplib.SMTP(s.host, s.port, local_hostname=s.hello, timeout=s.timeout)
+        return _StartTLS(s.tls.server_name, s.host, s.port, local_hostname=s.hello, timeout=s.timeout)
 
     def _deliver(self, message: EmailMessage) -> None:
         s = self.settings
-        with self._connect() as smtp:
+        try:
+            context = tls_context(s.tls)
+        except TLSFilesError as exc:
+            raise DeliveryError(f"cannot load TLS files: {exc}", retryable=True) from None
+        with self._connect(context) as smtp:
             smtp.ehlo()
             encrypted = s.implicit_tls
             if s.require_tls and not s.implicit_tls:
@@ -295,7 +305,7 @@ class Email:
                         f"require_tls is true (the default) but {s.host}:{s.port} does not offer STARTTLS",
                         retryable=False,
                     )
-                smtp.starttls(context=s.tls or ssl.create_default_context())
+                smtp.starttls(context=context)
                 smtp.ehlo()
                 encrypted = True
             if s.username and smtp.has_extn("auth"):
@@ -310,6 +320,30 @@ class Email:
             # The others got it; sending again would duplicate their mail, so report, do not retry.
             listed = ", ".join(f"{rcpt} ({code})" for rcpt, (code, _) in sorted(refused.items()))
             raise DeliveryError(f"SMTP refused some recipients: {listed}", retryable=False)
+
+
+# smtplib checks the certificate against the host it connected to (``_host``); tls_config's
+# server_name, when set, names the host to check instead, as in every other receiver.
+class _StartTLS(smtplib.SMTP):
+    def __init__(self, server_name: str, *args: Any, **kwargs: Any) -> None:
+        self._server_name = server_name
+        super().__init__(*args, **kwargs)
+
+    def starttls(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        if self._server_name:
+            self._host = self._server_name
+        return super().starttls(*args, **kwargs)
+
+
+class _ImplicitTLS(smtplib.SMTP_SSL):
+    def __init__(self, server_name: str, *args: Any, **kwargs: Any) -> None:
+        self._server_name = server_name
+        super().__init__(*args, **kwargs)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        if self._server_name:
+            self._host = self._server_name
+        return super()._get_socket(host, port, timeout)  # type: ignore[misc]
 
 
 def _address(value: str) -> str:
@@ -369,7 +403,7 @@ def email_integration(config: Mapping[str, Any], global_config: Mapping[str, Any
             password=password,
             require_tls=require_tls,
             implicit_tls=data.boolean(config, "implicit_tls", what, port == 465),
-            tls=data.tls_context(config, what),
+            tls=data.tls_config(config, what),
             headers={str(k): data.check_template(headers, k, what) for k in headers},
             html=data.check_template(config, "html", what) if "html" in config else None,
             text=data.check_template(config, "text", what) if "text" in config else None,

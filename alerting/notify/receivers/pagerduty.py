@@ -16,7 +16,8 @@ from typing import Any
 import pagerduty
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register, retry_after_seconds
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
+from alerting.transport import HTTPConfig, TLSConfig, retry_after, tls_context
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_LIMIT = 1024  # PagerDuty rejects longer summaries
@@ -76,15 +77,17 @@ class PagerDuty:
 
     kind = "pagerduty"
 
-    def __init__(self, settings: PagerDutySettings, http: data.HttpSettings) -> None:
+    def __init__(self, settings: PagerDutySettings, http: HTTPConfig) -> None:
         self.settings = settings
         self.send_resolved = settings.send_resolved
         self._http = http
+        # Built once: the library's client is made per send, a TLS context need not be.
+        self._verify = tls_context(http.tls_config) if http.tls_config != TLSConfig() else None
 
     def _client(self) -> pagerduty.EventsApiV2Client:
         options: dict[str, Any] = {}
-        if self._http.ssl_context is not None:
-            options["verify"] = self._http.ssl_context
+        if self._verify is not None:
+            options["verify"] = self._verify
         if self._http.proxy_url:
             options["proxy"] = self._http.proxy_url
         client = pagerduty.EventsApiV2Client(
@@ -173,7 +176,7 @@ def _classify(response: Any) -> DeliveryError:
     status = response.status_code
     detail = _error_detail(response)
     if status == 429 or status >= 500:
-        after = retry_after_seconds(response.headers.get("retry-after"))
+        after = retry_after(response.headers)
         return DeliveryError(
             f"PagerDuty answered {status}{detail}; will retry", retryable=True, retry_after=after
         )
@@ -346,4 +349,4 @@ def pagerduty_integration(config: Mapping[str, Any], global_config: Mapping[str,
         images=_images(config, what),
         timeout=data.duration(config, "timeout", what, 10.0),
     )
-    return PagerDuty(settings, data.http_settings(config, what))
+    return PagerDuty(settings, data.http_config(config, what))

@@ -1,4 +1,4 @@
-"""Slack receiver (``slack_configs``): Block Kit messages through slack-sdk.
+"""Slack receiver (``slack_configs``): Block Kit messages over the Web API or an incoming webhook.
 
 Two ways to reach Slack:
 
@@ -23,14 +23,13 @@ parsed), ``actions``, ``fields``.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import json
+from collections.abc import Generator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import structlog
-from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
-from slack_sdk.webhook import WebhookClient
 
 from alerting.notify import data
 from alerting.notify.base import (
@@ -38,8 +37,14 @@ from alerting.notify.base import (
     Notification,
     NotifyAlert,
     register,
-    retry_after_seconds,
     unreachable,
+)
+from alerting.transport import (
+    HTTPConfig,
+    SecretFileError,
+    client_for,
+    read_secret_file,
+    retry_after,
 )
 
 log = structlog.get_logger(__name__)
@@ -319,25 +324,22 @@ def build_message(notification: Notification, settings: SlackSettings) -> dict[s
 # Errors
 
 
-def _retry_after(headers: Mapping[str, Any] | None) -> float | None:
-    if not headers:
-        return None
-    value = next((v for k, v in headers.items() if k.lower() == "retry-after"), None)
-    if isinstance(value, list):
-        value = value[0] if value else None
-    return retry_after_seconds(None if value is None else str(value))
-
-
-def _api_error(exc: SlackApiError, method: str) -> DeliveryError:
-    response = exc.response
+def _api_error(response: httpx.Response, error: str | None, method: str) -> DeliveryError:
     status = response.status_code
-    error = response.get("error") if isinstance(response.data, dict) else None
     if status == 429 or error == "ratelimited":
-        after = _retry_after(response.headers)
+        after = retry_after(response.headers)
         return DeliveryError(f"Slack {method}: rate limited", retryable=True, retry_after=after)
     if status >= 500 or error in _TRANSIENT_ERRORS:
         return DeliveryError(f"Slack {method}: {error or f'HTTP {status}'}", retryable=True)
     return DeliveryError(f"Slack {method} failed: {error or f'HTTP {status}'}", retryable=False)
+
+
+class _SlackError(Exception):
+    """A Web API answer other than ``ok: true``: the response and Slack's error code, if any."""
+
+    def __init__(self, response: httpx.Response, error: str | None) -> None:
+        self.response, self.error = response, error
+        super().__init__(error or f"HTTP {response.status_code}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -354,33 +356,47 @@ class SlackBot:
         settings: SlackSettings,
         token: str,
         base_url: str,
-        http: data.HttpSettings,
+        http: HTTPConfig,
         store: data.KeyValueStore,
     ) -> None:
         self.settings = settings
         self.send_resolved = settings.send_resolved
         self._store = store
-        # No retry handlers: a failed call comes straight back as a DeliveryError, our task retries.
-        self._client = WebClient(
-            token=token,
-            base_url=base_url,
-            timeout=int(settings.timeout),
-            ssl=http.ssl_context,
-            proxy=http.proxy_url or None,
-            retry_handlers=[],
-        )
+        self._token = token
+        self._base_url = base_url
+        self._http = http
 
     @staticmethod
     def _thread_key(channel: str, notification: Notification) -> str:
         digest = hashlib.sha256(f"{channel}\n{notification.group_key}".encode()).hexdigest()
         return f"slack-thread:{digest[:40]}"
 
+    def _api_call(self, method: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One Web API call over the destination's pooled client; no retries, our task retries."""
+        response = client_for(self._http, self.settings.timeout).post(
+            self._base_url + method,
+            content=json.dumps(body).encode(),
+            headers={"Content-Type": "application/json; charset=utf-8"},
+            # The bot token is this integration's own credential, whatever http_config says.
+            auth=_Bearer(self._token),
+        )
+        try:
+            answer = response.json()
+        except ValueError:
+            answer = None
+        if not isinstance(answer, dict):
+            answer = {}
+        if response.status_code == 200 and answer.get("ok") is True:
+            return answer
+        error = answer.get("error")
+        raise _SlackError(response, str(error) if error else None)
+
     def _call(self, method: str, **kwargs: Any) -> Any:
         try:
-            return self._client.api_call(method, json=kwargs)
-        except SlackApiError as exc:
-            raise _api_error(exc, method) from None
-        except OSError as exc:  # URLError, timeouts, TLS failures
+            return self._api_call(method, kwargs)
+        except _SlackError as exc:
+            raise _api_error(exc.response, exc.error, method) from None
+        except httpx.HTTPError as exc:  # refused, timed out, TLS failures
             raise unreachable(f"Slack {method}", exc) from None
 
     def send(self, notification: Notification) -> None:
@@ -413,12 +429,12 @@ class SlackBot:
     def _update(self, channel: str, ts: str, message: dict[str, Any]) -> bool:
         """Update the group's first message; False when it is gone and a new one must start."""
         try:
-            self._client.api_call("chat.update", json={"channel": channel, "ts": ts, **message})
-        except SlackApiError as exc:
-            if exc.response.get("error") in _LOST_MESSAGE_ERRORS:
+            self._api_call("chat.update", {"channel": channel, "ts": ts, **message})
+        except _SlackError as exc:
+            if exc.error in _LOST_MESSAGE_ERRORS:
                 return False
-            raise _api_error(exc, "chat.update") from None
-        except OSError as exc:
+            raise _api_error(exc.response, exc.error, "chat.update") from None
+        except httpx.HTTPError as exc:
             raise unreachable("Slack chat.update", exc) from None
         return True
 
@@ -445,16 +461,11 @@ class SlackWebhook:
 
     kind = "slack"
 
-    def __init__(self, settings: SlackSettings, url: str, http: data.HttpSettings) -> None:
+    def __init__(self, settings: SlackSettings, url: str, http: HTTPConfig) -> None:
         self.settings = settings
         self.send_resolved = settings.send_resolved
-        self._client = WebhookClient(
-            url,
-            timeout=int(settings.timeout),
-            ssl=http.ssl_context,
-            proxy=http.proxy_url or None,
-            retry_handlers=[],
-        )
+        self._url = url
+        self._http = http
 
     def send(self, notification: Notification) -> None:
         if notification.status == "resolved" and not self.send_resolved:
@@ -462,20 +473,48 @@ class SlackWebhook:
         # Legacy webhooks honour channel, username and icons; current ones ignore them, harmlessly.
         body = {**build_message(notification, self.settings), **addressing(notification, self.settings)}
         try:
-            response = self._client.send_dict(body)
-        except OSError as exc:
-            raise unreachable("Slack webhook", exc) from None
+            response = client_for(self._http, self.settings.timeout).post(
+                self._url,
+                content=json.dumps(body).encode(),
+                headers={"Content-Type": "application/json; charset=utf-8"},
+            )
+        except httpx.HTTPError as exc:
+            # httpx names the URL in some errors; the webhook URL is a secret.
+            cause = f"{type(exc).__name__}: {exc}".replace(self._url, "<webhook url>")
+            raise DeliveryError(f"Slack webhook unreachable: {cause}", retryable=True) from None
         status = response.status_code
         if status == 200:
             return
         # The webhook URL is a secret: never put it into the message.
-        answer = _cut(str(response.body or "").strip(), 200)
+        answer = _cut(response.text.strip(), 200)
         if status == 429:
-            after = _retry_after(response.headers)
+            after = retry_after(response.headers)
             raise DeliveryError("Slack webhook: rate limited", retryable=True, retry_after=after)
         if status >= 500:
             raise DeliveryError(f"Slack webhook answered {status}: {answer}", retryable=True)
         raise DeliveryError(f"Slack webhook rejected the message ({status}): {answer}", retryable=False)
+
+
+class _Bearer(httpx.Auth):
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
+
+
+def _bearer_credentials(config: Mapping[str, Any], http: HTTPConfig, what: str) -> str:
+    """The credentials of an ``authorization`` of type Bearer (or a ``bearer_token``), read now."""
+    authz = http.authorization
+    if authz is None or authz.type != "Bearer":
+        return ""
+    if not authz.credentials_file:
+        return authz.credentials
+    try:
+        return read_secret_file(authz.credentials_file, "authorization credentials_file")
+    except SecretFileError as exc:
+        raise data.config_error(config, "http_config", f"{what}: {exc}") from None
 
 
 def _bot_base_url(api_url: str) -> str:
@@ -506,16 +545,12 @@ def slack_integration(config: Mapping[str, Any], global_config: Mapping[str, Any
         send_resolved=data.boolean(config, "send_resolved", what, False),
         timeout=data.duration(config, "timeout", what, 10.0),
     )
-    http = data.http_settings(config, what)
+    http = data.http_config(config, what)
     token = data.secret(config, "token", what)
     api_url = data.secret(config, "api_url", what)
     # Alertmanager's way to use a bot token: api_url .../chat.postMessage + http_config authorization.
-    if (
-        not token
-        and http.authorization.startswith("Bearer ")
-        and api_url.rstrip("/").endswith("chat.postMessage")
-    ):
-        token = http.authorization.removeprefix("Bearer ")
+    if not token and api_url.rstrip("/").endswith("chat.postMessage"):
+        token = _bearer_credentials(config, http, what)
     if token:
         if not settings.channel:
             raise data.config_error(config, None, f"{what}: channel is required with a bot token")

@@ -24,7 +24,8 @@ import httpx
 import structlog
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, register, retry_after_seconds, unreachable
+from alerting.notify.base import DeliveryError, Notification, register, unreachable
+from alerting.transport import HTTPConfig, client_for, retry_after
 
 log = structlog.get_logger(__name__)
 
@@ -172,7 +173,7 @@ class Sms:
 
     kind = "sms"
 
-    def __init__(self, settings: SmsSettings, http: data.HttpSettings, store: data.KeyValueStore) -> None:
+    def __init__(self, settings: SmsSettings, http: HTTPConfig, store: data.KeyValueStore) -> None:
         self.settings = settings
         self.send_resolved = settings.send_resolved
         self._http = http
@@ -188,41 +189,25 @@ class Sms:
         )
         return fit_segment(to_gsm(" ".join(rendered.split()))) or summary(notification)
 
-    def _client(self) -> httpx.Client:
-        auth: Any = None
-        if self.settings.account_sid:
-            auth = (self.settings.account_sid, self.settings.auth_token)
-        elif self._http.basic_auth:
-            auth = self._http.basic_auth
-        headers = {"Authorization": self._http.authorization} if self._http.authorization else {}
-        return httpx.Client(
-            auth=auth,
-            headers=headers,
-            timeout=self.settings.timeout,
-            verify=self._http.ssl_context or True,
-            proxy=self._http.proxy_url or None,
-            follow_redirects=False,
-        )
-
     def send(self, notification: Notification) -> None:
         if notification.status == "resolved" and not self.send_resolved:
             return
         body = self.text(notification)
         digest = hashlib.sha256(f"{notification.group_key}\n{body}".encode()).hexdigest()[:32]
         failures: list[tuple[str, DeliveryError]] = []
-        with self._client() as client:
-            for to in self.settings.to:
-                mark = f"sms:{digest}:{to}"
-                if self._delivered(mark):
-                    continue
-                try:
-                    self._send_one(client, to, body)
-                except DeliveryError as exc:
-                    failures.append((to, exc))
-                    if isinstance(exc, _CredentialsRejected):
-                        break  # every other recipient would fail the same way
-                    continue
-                self._mark(mark)
+        client = client_for(self._http, self.settings.timeout)
+        for to in self.settings.to:
+            mark = f"sms:{digest}:{to}"
+            if self._delivered(mark):
+                continue
+            try:
+                self._send_one(client, to, body)
+            except DeliveryError as exc:
+                failures.append((to, exc))
+                if isinstance(exc, _CredentialsRejected):
+                    break  # every other recipient would fail the same way
+                continue
+            self._mark(mark)
         if failures:
             retryable = any(e.retryable for _, e in failures)
             after = max((e.retry_after or 0.0 for _, e in failures if e.retryable), default=0.0) or None
@@ -231,6 +216,11 @@ class Sms:
 
     def _send_one(self, client: httpx.Client, to: str, body: str) -> None:
         s = self.settings
+        # The provider's own credentials win over http_config's; a redirect is never followed, so
+        # neither they nor the recipients' numbers go anywhere the configuration did not name.
+        request: dict[str, Any] = {"follow_redirects": False}
+        if s.account_sid:
+            request["auth"] = httpx.BasicAuth(s.account_sid, s.auth_token)
         try:
             if s.account_sid:
                 form = {"To": to, "Body": body}
@@ -239,10 +229,10 @@ class Sms:
                 else:
                     form["From"] = s.sender
                 url = f"{s.api_url.rstrip('/')}/2010-04-01/Accounts/{quote(s.account_sid)}/Messages.json"
-                response = client.post(url, data=form)
+                response = client.post(url, data=form, **request)
             else:
                 values = {"to": to, "body": body, "from": s.sender}
-                request: dict[str, Any] = {"headers": dict(s.headers)}
+                request["headers"] = dict(s.headers)
                 if s.form is not None:
                     request["data"] = _fill(s.form, values)
                 elif s.json is not None:
@@ -268,7 +258,7 @@ class Sms:
             return DeliveryError(
                 f"{label}: {message}",
                 retryable=True,
-                retry_after=retry_after_seconds(response.headers.get("retry-after")),
+                retry_after=retry_after(response.headers),
             )
         if code in _PERMANENT_RECIPIENT_CODES:
             return DeliveryError(f"{label} ({_PERMANENT_RECIPIENT_CODES[code]}): {message}", retryable=False)
@@ -319,7 +309,7 @@ def sms_integration(config: Mapping[str, Any], global_config: Mapping[str, Any])
         send_resolved=data.boolean(config, "send_resolved", what, False),
         timeout=data.duration(config, "timeout", what, 10.0),
     )
-    http = data.http_settings(config, what)
+    http = data.http_config(config, what)
     store = data.store_from(g)
     url = data.string(config, "url", what)
     if url:
