@@ -1,4 +1,4 @@
-"""Slack receiver (``slack_configs``): Block Kit messages over the Web API or an incoming webhook.
+"""Slack receiver (``slack_configs``): Block Kit messages through slack-sdk.
 
 Two ways to reach Slack:
 
@@ -23,13 +23,15 @@ parsed), ``actions``, ``fields``.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Generator, Mapping
+import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import structlog
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
+from slack_sdk.webhook import WebhookClient
 
 from alerting.notify import data
 from alerting.notify.base import (
@@ -42,9 +44,10 @@ from alerting.notify.base import (
 from alerting.transport import (
     HTTPConfig,
     SecretFileError,
-    client_for,
+    TLSConfig,
     read_secret_file,
     retry_after,
+    tls_context,
 )
 
 log = structlog.get_logger(__name__)
@@ -324,22 +327,16 @@ def build_message(notification: Notification, settings: SlackSettings) -> dict[s
 # Errors
 
 
-def _api_error(response: httpx.Response, error: str | None, method: str) -> DeliveryError:
+def _api_error(exc: SlackApiError, method: str) -> DeliveryError:
+    response = exc.response
     status = response.status_code
+    error = response.get("error") if isinstance(response.data, dict) else None
     if status == 429 or error == "ratelimited":
         after = retry_after(response.headers)
         return DeliveryError(f"Slack {method}: rate limited", retryable=True, retry_after=after)
     if status >= 500 or error in _TRANSIENT_ERRORS:
         return DeliveryError(f"Slack {method}: {error or f'HTTP {status}'}", retryable=True)
     return DeliveryError(f"Slack {method} failed: {error or f'HTTP {status}'}", retryable=False)
-
-
-class _SlackError(Exception):
-    """A Web API answer other than ``ok: true``: the response and Slack's error code, if any."""
-
-    def __init__(self, response: httpx.Response, error: str | None) -> None:
-        self.response, self.error = response, error
-        super().__init__(error or f"HTTP {response.status_code}")
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -362,41 +359,27 @@ class SlackBot:
         self.settings = settings
         self.send_resolved = settings.send_resolved
         self._store = store
-        self._token = token
-        self._base_url = base_url
-        self._http = http
+        # No retry handlers: a failed call comes straight back as a DeliveryError, our task retries.
+        self._client = WebClient(
+            token=token,
+            base_url=base_url,
+            timeout=int(settings.timeout),
+            ssl=_ssl_context(http),
+            proxy=http.proxy_url or None,
+            retry_handlers=[],
+        )
 
     @staticmethod
     def _thread_key(channel: str, notification: Notification) -> str:
         digest = hashlib.sha256(f"{channel}\n{notification.group_key}".encode()).hexdigest()
         return f"slack-thread:{digest[:40]}"
 
-    def _api_call(self, method: str, body: Mapping[str, Any]) -> dict[str, Any]:
-        """One Web API call over the destination's pooled client; no retries, our task retries."""
-        response = client_for(self._http, self.settings.timeout).post(
-            self._base_url + method,
-            content=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json; charset=utf-8"},
-            # The bot token is this integration's own credential, whatever http_config says.
-            auth=_Bearer(self._token),
-        )
-        try:
-            answer = response.json()
-        except ValueError:
-            answer = None
-        if not isinstance(answer, dict):
-            answer = {}
-        if response.status_code == 200 and answer.get("ok") is True:
-            return answer
-        error = answer.get("error")
-        raise _SlackError(response, str(error) if error else None)
-
     def _call(self, method: str, **kwargs: Any) -> Any:
         try:
-            return self._api_call(method, kwargs)
-        except _SlackError as exc:
-            raise _api_error(exc.response, exc.error, method) from None
-        except httpx.HTTPError as exc:  # refused, timed out, TLS failures
+            return self._client.api_call(method, json=kwargs)
+        except SlackApiError as exc:
+            raise _api_error(exc, method) from None
+        except OSError as exc:  # URLError, timeouts, TLS failures
             raise unreachable(f"Slack {method}", exc) from None
 
     def send(self, notification: Notification) -> None:
@@ -429,12 +412,12 @@ class SlackBot:
     def _update(self, channel: str, ts: str, message: dict[str, Any]) -> bool:
         """Update the group's first message; False when it is gone and a new one must start."""
         try:
-            self._api_call("chat.update", {"channel": channel, "ts": ts, **message})
-        except _SlackError as exc:
-            if exc.error in _LOST_MESSAGE_ERRORS:
+            self._client.api_call("chat.update", json={"channel": channel, "ts": ts, **message})
+        except SlackApiError as exc:
+            if exc.response.get("error") in _LOST_MESSAGE_ERRORS:
                 return False
-            raise _api_error(exc.response, exc.error, "chat.update") from None
-        except httpx.HTTPError as exc:
+            raise _api_error(exc, "chat.update") from None
+        except OSError as exc:
             raise unreachable("Slack chat.update", exc) from None
         return True
 
@@ -464,8 +447,13 @@ class SlackWebhook:
     def __init__(self, settings: SlackSettings, url: str, http: HTTPConfig) -> None:
         self.settings = settings
         self.send_resolved = settings.send_resolved
-        self._url = url
-        self._http = http
+        self._client = WebhookClient(
+            url,
+            timeout=int(settings.timeout),
+            ssl=_ssl_context(http),
+            proxy=http.proxy_url or None,
+            retry_handlers=[],
+        )
 
     def send(self, notification: Notification) -> None:
         if notification.status == "resolved" and not self.send_resolved:
@@ -473,20 +461,14 @@ class SlackWebhook:
         # Legacy webhooks honour channel, username and icons; current ones ignore them, harmlessly.
         body = {**build_message(notification, self.settings), **addressing(notification, self.settings)}
         try:
-            response = client_for(self._http, self.settings.timeout).post(
-                self._url,
-                content=json.dumps(body).encode(),
-                headers={"Content-Type": "application/json; charset=utf-8"},
-            )
-        except httpx.HTTPError as exc:
-            # httpx names the URL in some errors; the webhook URL is a secret.
-            cause = f"{type(exc).__name__}: {exc}".replace(self._url, "<webhook url>")
-            raise DeliveryError(f"Slack webhook unreachable: {cause}", retryable=True) from None
+            response = self._client.send_dict(body)
+        except OSError as exc:
+            raise unreachable("Slack webhook", exc) from None
         status = response.status_code
         if status == 200:
             return
         # The webhook URL is a secret: never put it into the message.
-        answer = _cut(response.text.strip(), 200)
+        answer = _cut(str(response.body or "").strip(), 200)
         if status == 429:
             after = retry_after(response.headers)
             raise DeliveryError("Slack webhook: rate limited", retryable=True, retry_after=after)
@@ -495,13 +477,9 @@ class SlackWebhook:
         raise DeliveryError(f"Slack webhook rejected the message ({status}): {answer}", retryable=False)
 
 
-class _Bearer(httpx.Auth):
-    def __init__(self, token: str) -> None:
-        self._header = f"Bearer {token}"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = self._header
-        yield request
+def _ssl_context(http: HTTPConfig) -> ssl.SSLContext | None:
+    """slack-sdk's TLS settings from http_config's tls_config; None leaves the library's default."""
+    return tls_context(http.tls_config) if http.tls_config != TLSConfig() else None
 
 
 def _bearer_credentials(config: Mapping[str, Any], http: HTTPConfig, what: str) -> str:
