@@ -6,14 +6,16 @@ import importlib
 import json
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
-from alerting.cli.tools import parse_time
+from alerting.cli.tools import load_settings, parse_time
+from alerting.config.env import references
 from alerting.config.settings import Settings, check_evaluation_section, load_datasources
 from alerting.config.yamlfile import Mapping as PosMapping
 from alerting.config.yamlfile import load_file
@@ -73,10 +75,7 @@ _ALERT_HEADER = ["GROUP", "ALERTNAME", "STATE", "VALUE", "ACTIVE_AT", "LABELS"]
 
 
 def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_settings()
 
 
 def _load_groups(settings: Settings, rules: tuple[str, ...], group: str | None) -> list[Group]:
@@ -132,7 +131,7 @@ def check_config_file(path: str, settings: Settings) -> list[str]:
         doc = load_file(path, ConfigError)
         if isinstance(doc, PosMapping):
             check_evaluation_section(doc)
-        load_datasources(Settings(**{**settings.__dict__, "config_path": path}), env={**_env_defaults(doc)})
+        load_datasources(replace(settings, config_path=path), env=_env_defaults(doc, settings.environ))
     except ConfigError as exc:
         return [str(exc)]
     try:
@@ -142,14 +141,10 @@ def check_config_file(path: str, settings: Settings) -> list[str]:
     return [str(p) for p in routing.check_routing_config(path)]
 
 
-def _env_defaults(doc: Any) -> dict[str, str]:
+def _env_defaults(doc: Any, env: Mapping[str, str]) -> dict[str, str]:
     # `check` validates structure, not whether secrets are set in this shell: every ${VAR}
     # resolves to a placeholder so a missing variable is not reported as a broken file.
-    import os
-    import re
-
-    names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", json.dumps(doc, default=str)))
-    return {**{n: "unset" for n in names}, **os.environ}
+    return {**env, **{name: "unset" for name in references(doc) if not env.get(name)}}
 
 
 @cli.command(name="eval")

@@ -9,7 +9,6 @@ closes the PagerDuty incident and threads the resolve under the Slack message.
 from __future__ import annotations
 
 import importlib
-import os
 import pkgutil
 import time
 from collections.abc import Mapping
@@ -19,6 +18,8 @@ from typing import Any
 
 import click
 
+from alerting.cli.tools import load_settings
+from alerting.config.env import expand
 from alerting.config.yamlfile import load_file
 from alerting.errors import ConfigError
 from alerting.notify import base, data
@@ -139,15 +140,17 @@ def send_test(
     return outcomes
 
 
-def _load_document(path: str) -> Mapping[str, Any]:
+def _load_document(path: str, env: Mapping[str, str]) -> Mapping[str, Any]:
     if not Path(path).exists():
         raise ConfigError(f"{path}: no such file (set ALERTING_CONFIG or pass --config)")
     document = load_file(path, ConfigError)
     if not isinstance(document, Mapping):
         raise ConfigError(f"{path}: expected a mapping with receivers")
-    from alerting.config.settings import expand_env  # ${VAR} references, exactly as the worker resolves them
-
-    return expand_env(document, os.environ, data.position(document))
+    expansion = expand(document, env, data.position(document))
+    if expansion.missing:
+        first = next(u for u in expansion.unset if u.default is None)
+        raise ConfigError(f"environment variable {first.name} is not set", first.pos)
+    return expansion.value
 
 
 def register(cli: click.Group) -> None:
@@ -171,14 +174,15 @@ def register(cli: click.Group) -> None:
     )
     def test(receiver: str, severity: str, resolve: bool, config_path: str | None) -> None:
         """Send a synthetic alert to every integration of RECEIVER and report each result."""
-        path = config_path or os.environ.get("ALERTING_CONFIG", "alerting.yml")
+        settings = load_settings()
+        path = config_path or settings.config_path
         try:
             outcomes = send_test(
                 receiver,
-                _load_document(path),
+                _load_document(path, settings.environ),
                 severity=severity,
                 resolve=resolve,
-                external_url=os.environ.get("ALERTING_EXTERNAL_URL", ""),
+                external_url=settings.external_url,
             )
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -20,7 +19,7 @@ from typing import Any
 import click
 import redis
 
-from alerting.cli.tools import parse_time
+from alerting.cli.tools import load_settings, parse_time
 from alerting.config.alertmanager import (
     RoutingConfig,
     check_routing_config,
@@ -34,13 +33,10 @@ from alerting.routing.matchers import Matcher, MatcherError, matchers_string, pa
 from alerting.routing.route import Route
 from alerting.routing.silences import ACTIVE, EXPIRED, PENDING, SilenceError, expire, new_silence
 
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
-
 
 def _redis_store() -> NotifyStore:
-    url = os.environ.get("ALERTING_REDIS_URL", DEFAULT_REDIS_URL)
-    prefix = os.environ.get("ALERTING_REDIS_PREFIX", "alerting")
-    return NotifyStore(redis.Redis.from_url(url), prefix)
+    settings = load_settings()
+    return NotifyStore(redis.Redis.from_url(settings.redis_url), settings.prefix)
 
 
 def _iso(ts: float) -> str:
@@ -58,7 +54,7 @@ def _config_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _load_config(config_path: str | None) -> RoutingConfig:
-    path = config_path or os.environ.get("ALERTING_CONFIG", "alerting.yml")
+    path = config_path or load_settings().config_path
     if config_path is None and not Path(path).exists():
         click.echo(f"{path} not found: using the built-in default (everything to the console)", err=True)
         return default_routing_config()

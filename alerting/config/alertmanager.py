@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import importlib
 import os
-import re
 from collections.abc import Mapping as AbcMapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -20,6 +19,8 @@ from typing import Any
 
 import structlog
 
+from alerting.config.env import expand
+from alerting.config.settings import environment
 from alerting.config.yamlfile import Mapping, Sequence, load_file, suggest, type_name
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position
@@ -148,7 +149,6 @@ _GLOBALS_USED = {
     "sms_configs": ("sms_", "twilio_", "http_config"),
     "webhook_configs": ("http_config",),
 }
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 CONSOLE = "console_configs"
 
 
@@ -228,13 +228,17 @@ class RoutingConfig:
         return None
 
 
-def load_routing_config(path: str | Path, extra_global: AbcMapping[str, Any] | None = None) -> RoutingConfig:
+def load_routing_config(
+    path: str | Path,
+    extra_global: AbcMapping[str, Any] | None = None,
+    env: AbcMapping[str, str] | None = None,
+) -> RoutingConfig:
     """Load ``alerting.yml``; the first problem is raised as ``ConfigError`` (``file:line:col``).
 
     ``extra_global`` is handed to integrations beside the file's ``global`` section (runtime
     objects such as a shared key-value store; never written in the file).
     """
-    config, problems = _load(path, extra_global)
+    config, problems = _load(path, extra_global, env)
     if problems:
         raise problems[0]
     assert config is not None
@@ -242,9 +246,9 @@ def load_routing_config(path: str | Path, extra_global: AbcMapping[str, Any] | N
     return config
 
 
-def check_routing_config(path: str | Path) -> list[ConfigError]:
+def check_routing_config(path: str | Path, env: AbcMapping[str, str] | None = None) -> list[ConfigError]:
     """Every problem in ``alerting.yml`` (empty when it loads)."""
-    return _load(path, None)[1]
+    return _load(path, None, env)[1]
 
 
 def default_routing_config() -> RoutingConfig:
@@ -286,22 +290,23 @@ def _import_integrations() -> None:
 
 
 def _load(
-    path: str | Path, extra_global: AbcMapping[str, Any] | None
+    path: str | Path, extra_global: AbcMapping[str, Any] | None, env: AbcMapping[str, str] | None
 ) -> tuple[RoutingConfig | None, list[ConfigError]]:
     _import_integrations()
     try:
         doc = load_file(path, ConfigError)
     except ConfigError as exc:
         return None, [exc]
-    parser = _Parser(str(path))
+    parser = _Parser(str(path), environment() if env is None else env)
     parser.extra_global = extra_global or {}
     config = parser.parse(doc)
     return (config if not parser.errors else None), parser.errors
 
 
 class _Parser:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, env: AbcMapping[str, str]) -> None:
         self.file = file
+        self.env = env
         self.errors: list[ConfigError] = []
         self.warnings: list[str] = []
         self.route_refs: list[tuple[str, Position]] = []
@@ -447,13 +452,12 @@ class _Parser:
                 self.error(f'unknown field "{key}" in global{suggest(key, _GLOBAL_FIELDS)}', raw.key_pos[key])
         out: dict[str, Any] = {}
         for key, value in raw.items():
-            unset: list[tuple[str, str | None]] = []
-            expanded = _expand(value, unset)
-            if unset:
-                self.global_unset[key] = [name for name, default in unset if not default]
-            if any(default is None for _, default in unset):
+            expansion = expand(value, self.env)
+            if expansion.unset:
+                self.global_unset[key] = list(expansion.empty)
+            if expansion.missing:
                 continue  # an unset global secret is absent; integrations relying on it fall back
-            out[key] = expanded
+            out[key] = expansion.value
         out["resolve_timeout"] = self.duration(raw, "resolve_timeout", 300.0, allow_zero=False)
         return out
 
@@ -576,9 +580,9 @@ class _Parser:
         raw = self.mapping(cfg if cfg is not None else _empty_mapping(pos), pos, f"an entry of {key}")
         if raw is None:
             return None
-        unset: list[tuple[str, str | None]] = []
-        expanded = _expand(raw, unset)
-        missing = [name for name, default in unset if default is None]
+        expansion = expand(raw, self.env)
+        expanded = expansion.value
+        missing = list(expansion.missing)
         for file_key, value in raw.items():
             is_path = isinstance(value, str) and value and "${" not in value
             if file_key.endswith("_file") and is_path and not os.access(value, os.R_OK):
@@ -595,7 +599,7 @@ class _Parser:
             integration = factory(expanded, {**global_config, **self.extra_global})
         except ConfigError as exc:
             # Empty because a variable is unset (in this entry or a global it uses): not configured yet.
-            names = [name for name, default in unset if not default] + [
+            names = list(expansion.empty) + [
                 name
                 for global_key, names in self.global_unset.items()
                 if global_key.startswith(_GLOBALS_USED.get(key, ("http_config",)))
@@ -752,34 +756,3 @@ def _empty_mapping(pos: Position) -> Mapping:
     empty = Mapping()
     empty.pos, empty.key_pos, empty.value_pos = pos, {}, {}
     return empty
-
-
-def _expand(value: Any, unset: list[tuple[str, str | None]]) -> Any:
-    """Replace ``${VAR}`` in strings (recursively), keeping YAML positions.
-
-    Every variable that is not set lands in ``unset`` as ``(name, its default or None)``.
-    """
-    if isinstance(value, str):
-
-        def sub(found: re.Match[str]) -> str:
-            name, default = found.group(1), found.group(2)
-            env = os.environ.get(name)
-            if env:
-                return env
-            unset.append((name, default))
-            return default or ""
-
-        return _ENV.sub(sub, value)
-    if isinstance(value, Mapping):
-        out = Mapping((k, _expand(v, unset)) for k, v in value.items())
-        out.pos, out.key_pos, out.value_pos = value.pos, value.key_pos, value.value_pos
-        return out
-    if isinstance(value, Sequence):
-        seq = Sequence(_expand(v, unset) for v in value)
-        seq.pos, seq.item_pos = value.pos, value.item_pos
-        return seq
-    if isinstance(value, dict):
-        return {k: _expand(v, unset) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, unset) for v in value]
-    return value

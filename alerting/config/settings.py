@@ -13,39 +13,36 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from alerting.config.env import expand
 from alerting.config.yamlfile import Mapping as PosMapping
 from alerting.config.yamlfile import check_fields, expect_mapping, load_file
 from alerting.durations import parse_duration
-from alerting.errors import ConfigError, DurationError, Position
+from alerting.errors import ConfigError, DurationError
 
 # Datasource "type" in alerting.yml -> source kind name in alerting.sources.
 DATASOURCE_TYPES = {"prometheus": "promql", "sql": "sql", "probe": "probe", "celery": "celery"}
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def expand_env(value: Any, env: Mapping[str, str], pos: Position | None = None) -> Any:
-    """Replace ``${NAME}`` (or ``${NAME:-default}``) in strings, recursively; unset without a
-    default is a ConfigError naming the variable."""
-    if isinstance(value, str):
+def environment() -> Mapping[str, str]:
+    """The process environment: read here, and only here."""
+    return os.environ
 
-        def sub(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            raise ConfigError(f"environment variable {name} is not set", pos)
 
-        return _ENV_REF.sub(sub, value)
-    if isinstance(value, PosMapping):
-        out = PosMapping({k: expand_env(v, env, value.at(k)) for k, v in value.items()})
-        out.pos, out.key_pos, out.value_pos = value.pos, value.key_pos, value.value_pos
-        return out
-    if isinstance(value, dict):
-        return {k: expand_env(v, env, pos) for k, v in value.items()}
-    if isinstance(value, list):
-        return [expand_env(v, env, pos) for v in value]
-    return value
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_dir() -> str | None:
+    """prometheus_client's multiprocess directory, as the environment says now."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def export_metrics_dir(path: str) -> None:
+    """Write the multiprocess directory into the environment.
+
+    prometheus_client reads it from there (not from an argument), and the pool's forked children
+    must inherit it: this is the one place the project writes to the environment.
+    """
+    os.environ[MULTIPROC_ENV] = path
 
 
 def _duration_env(env: Mapping[str, str], name: str, default: str) -> float:
@@ -55,8 +52,8 @@ def _duration_env(env: Mapping[str, str], name: str, default: str) -> float:
         raise ConfigError(f"{name}: {exc}") from None
 
 
-# Timers of the worker's own machinery, read where they are used (module constants); Settings checks
-# them up front so that a bad value stops the worker with a message instead of a traceback.
+# Timers of the worker's own machinery: Settings fields, read where they are used from the runtime's
+# settings; a bad value stops the worker at start with a message instead of a traceback.
 SECONDS_SETTINGS = {
     "ALERTING_BEAT_LEASE": 30.0,
     "ALERTING_NOTIFY_LOCK_TTL": 15.0,
@@ -65,9 +62,8 @@ SECONDS_SETTINGS = {
 }
 
 
-def seconds_env(name: str, env: Mapping[str, str] | None = None) -> float:
+def seconds_env(name: str, env: Mapping[str, str]) -> float:
     """One of SECONDS_SETTINGS: a positive number of seconds ("15", "0.5") or a duration ("15s")."""
-    env = os.environ if env is None else env
     text = env.get(name, "").strip()
     if not text:
         return SECONDS_SETTINGS[name]
@@ -114,10 +110,20 @@ class Settings:
     database_url: str = "sqlite:///var/app.db"
     log_level: str = "INFO"
     log_format: str = "json"
+    beat_lease: float = SECONDS_SETTINGS["ALERTING_BEAT_LEASE"]
+    notify_lock_ttl: float = SECONDS_SETTINGS["ALERTING_NOTIFY_LOCK_TTL"]
+    notify_backoff_base: float = SECONDS_SETTINGS["ALERTING_NOTIFY_BACKOFF_BASE"]
+    notify_backoff_cap: float = SECONDS_SETTINGS["ALERTING_NOTIFY_BACKOFF_CAP"]
+    # Checked by their owners (History, the HTTP server), which report them as ConfigErrors.
+    history_url: str = "sqlite:///var/history.db"
+    history_retention: str = "30d"
+    http_addr: str = "127.0.0.1:9464"
+    # Where ``${NAME}`` references in alerting.yml are looked up: the process environment by default.
+    environ: Mapping[str, str] = field(default_factory=lambda: environment(), repr=False, compare=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        env = environment() if env is None else env
         redis_url = env.get("ALERTING_REDIS_URL", cls.redis_url)
         prometheus: dict[str, Any] = {
             "url": env.get("PROMETHEUS_URL", "http://localhost:9090"),
@@ -141,8 +147,6 @@ class Settings:
             tls["insecure_skip_verify"] = True
         if tls:
             prometheus["tls_config"] = tls
-        for name in SECONDS_SETTINGS:
-            seconds_env(name, env)
         log_format = env.get("LOG_FORMAT", "json")
         if log_format not in ("json", "console"):
             raise ConfigError(f'LOG_FORMAT: expected "json" or "console", got {log_format!r}')
@@ -161,6 +165,14 @@ class Settings:
             database_url=env.get("DATABASE_URL", cls.database_url),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             log_format=log_format,
+            beat_lease=seconds_env("ALERTING_BEAT_LEASE", env),
+            notify_lock_ttl=seconds_env("ALERTING_NOTIFY_LOCK_TTL", env),
+            notify_backoff_base=seconds_env("ALERTING_NOTIFY_BACKOFF_BASE", env),
+            notify_backoff_cap=seconds_env("ALERTING_NOTIFY_BACKOFF_CAP", env),
+            history_url=env.get("ALERTING_HISTORY_URL", cls.history_url),
+            history_retention=env.get("ALERTING_HISTORY_RETENTION", cls.history_retention),
+            http_addr=env.get("ALERTING_HTTP_ADDR", cls.http_addr),
+            environ=env,
         )
         return settings.with_evaluation_section(env)
 
@@ -222,7 +234,7 @@ def load_datasources(settings: Settings, env: Mapping[str, str] | None = None) -
     if not isinstance(doc, PosMapping) or "datasources" not in doc:
         return sources
     section = expect_mapping(doc["datasources"], doc.at("datasources"), "datasources", ConfigError)
-    env = os.environ if env is None else env
+    env = settings.environ if env is None else env
     for name, raw in section.items():
         raw = expect_mapping(raw, section.at(name), f'datasource "{name}"', ConfigError)
         kind = DATASOURCE_TYPES.get(str(raw.get("type", "")))
@@ -232,8 +244,14 @@ def load_datasources(settings: Settings, env: Mapping[str, str] | None = None) -
                 f"{', '.join(DATASOURCE_TYPES)}, got {raw.get('type')!r}",
                 raw.at("type") if "type" in raw else raw.pos,
             )
-        options = expand_env(raw, env, raw.pos)
-        sources[name] = DatasourceConfig(name, kind, {k: v for k, v in options.items() if k != "type"})
+        expansion = expand(raw, env, raw.pos)
+        if expansion.missing:
+            first = next(u for u in expansion.unset if u.default is None)
+            raise ConfigError(f"environment variable {first.name} is not set", first.pos)
+        options = {k: v for k, v in expansion.value.items() if k != "type"}
+        if kind == "celery":
+            options.setdefault("broker_url", settings.broker_url)
+        sources[name] = DatasourceConfig(name, kind, options)
     return sources
 
 

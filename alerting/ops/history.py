@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from alerting.config.settings import Settings
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError
 from alerting.ops import metrics
@@ -153,14 +154,17 @@ class History:
         self._failed_until = 0.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> History:
-        env = os.environ if env is None else env
-        text = env.get("ALERTING_HISTORY_RETENTION", DEFAULT_RETENTION)
+    def from_settings(cls, settings: Settings) -> History:
         try:
-            retention = parse_duration(text)
+            retention = parse_duration(settings.history_retention)
         except DurationError as exc:
             raise ConfigError(f"ALERTING_HISTORY_RETENTION: {exc}") from None
-        return cls(env.get("ALERTING_HISTORY_URL", DEFAULT_URL), retention)
+        return cls(settings.history_url, retention)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> History:
+        """The history the environment (``ALERTING_HISTORY_*``, through Settings) describes."""
+        return cls.from_settings(Settings.from_env(env))
 
     # --- connection ---------------------------------------------------------------------------
     @property

@@ -113,9 +113,8 @@ class CelerySource:
         self.name = name
         fail = settings_error(name, config)
         reject_unknown_settings(config, _CONFIG_FIELDS, fail)
-        url = config.get("broker_url") or (
-            os.environ.get("CELERY_BROKER_URL") or os.environ.get("ALERTING_REDIS_URL") or _DEFAULT_BROKER
-        )
+        # Settings fill in the worker's own broker (CELERY_BROKER_URL) for a datasource without one.
+        url = config.get("broker_url") or _DEFAULT_BROKER
         if not isinstance(url, str):
             raise fail("broker_url must be a URL such as redis://localhost:6379/0")
         options = config.get("broker_transport_options") or {}

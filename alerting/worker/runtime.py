@@ -157,7 +157,9 @@ class Runtime:
             return self._routing
         store = RedisStore(self.redis, self.store.key("notify", ""))
         try:
-            self._routing = load_routing_config(path, extra_global={STORE_KEY: store})
+            self._routing = load_routing_config(
+                path, extra_global={STORE_KEY: store}, env=self.settings.environ
+            )
             self.config_ok = True
             log.info("config.loaded", msg=f"loaded routing from {path}")
         except ConfigError as exc:
