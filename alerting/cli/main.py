@@ -2,33 +2,27 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 
+from alerting.cli import notify, ops, routes
 from alerting.cli.tools import load_settings, parse_time
-from alerting.config.env import references
-from alerting.config.settings import Settings, check_evaluation_section, load_datasources
-from alerting.config.yamlfile import Mapping as PosMapping
-from alerting.config.yamlfile import load_file
+from alerting.config.settings import Settings
 from alerting.durations import parse_duration
-from alerting.errors import AlertingError, ConfigError, DurationError
+from alerting.errors import AlertingError, DurationError
 from alerting.rules.evaluation import Alert
 from alerting.rules.loader import load_paths
 from alerting.rules.model import Group
 from alerting.rules.state import json_number
 from alerting.templating import go_float
-
-# Optional command modules: each exposes register(cli) and lands with its feature.
-_COMMAND_MODULES = ("alerting.cli.routes", "alerting.cli.notify", "alerting.cli.ops")
+from alerting.worker.compose import check_config_file
 
 
 def rfc3339(t: float | None) -> str | None:
@@ -123,28 +117,6 @@ def check(paths: tuple[str, ...]) -> None:
     verdict = f"{len(problems)} problem(s)" if problems else "ok"
     click.echo(f"{', '.join(summary) or 'nothing to check'}: {verdict}")
     sys.exit(1 if problems else 0)
-
-
-def check_config_file(path: str, settings: Settings) -> list[str]:
-    """Problems in an alerting.yml: our sections here, routing via its own checker."""
-    try:
-        doc = load_file(path, ConfigError)
-        if isinstance(doc, PosMapping):
-            check_evaluation_section(doc)
-        load_datasources(replace(settings, config_path=path), env=_env_defaults(doc, settings.environ))
-    except ConfigError as exc:
-        return [str(exc)]
-    try:
-        routing = importlib.import_module("alerting.config.alertmanager")
-    except ModuleNotFoundError:
-        return []
-    return [str(p) for p in routing.check_routing_config(path)]
-
-
-def _env_defaults(doc: Any, env: Mapping[str, str]) -> dict[str, str]:
-    # `check` validates structure, not whether secrets are set in this shell: every ${VAR}
-    # resolves to a placeholder so a missing variable is not reported as a broken file.
-    return {**env, **{name: "unset" for name in references(doc) if not env.get(name)}}
 
 
 @cli.command(name="eval")
@@ -315,12 +287,10 @@ def render(template: str, labels: tuple[str, ...], value: str, alertname: str) -
     click.echo(render_for_cli(template, pairs, number, alertname=alertname))
 
 
-for _module in _COMMAND_MODULES:
-    try:
-        importlib.import_module(_module).register(cli)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
+# The operator's command groups, each in its own module.
+routes.register(cli)
+notify.register(cli)
+ops.register(cli)
 
 
 def main() -> None:

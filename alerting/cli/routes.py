@@ -20,18 +20,14 @@ import click
 import redis
 
 from alerting.cli.tools import load_settings, parse_time
-from alerting.config.alertmanager import (
-    RoutingConfig,
-    check_routing_config,
-    default_routing_config,
-    load_routing_config,
-)
 from alerting.durations import format_duration, parse_duration
 from alerting.errors import AlertingError, ConfigError
+from alerting.notify.live import RoutingConfig
 from alerting.notify.store import NotifyStore
 from alerting.routing.matchers import Matcher, MatcherError, matchers_string, parse_matcher, parse_matchers
 from alerting.routing.route import Route
 from alerting.routing.silences import ACTIVE, EXPIRED, PENDING, SilenceError, expire, new_silence
+from alerting.worker.compose import check_routing_config, default_routing_config, load_routing_config
 
 
 def _redis_store() -> NotifyStore:

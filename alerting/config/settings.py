@@ -13,14 +13,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from alerting.config.alertmanager import AlertingConfig, read_config
 from alerting.config.env import expand
 from alerting.config.yamlfile import Mapping as PosMapping
-from alerting.config.yamlfile import check_fields, expect_mapping, load_file
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError
-
-# Datasource "type" in alerting.yml -> source kind name in alerting.sources.
-DATASOURCE_TYPES = {"prometheus": "promql", "sql": "sql", "probe": "probe", "celery": "celery"}
 
 
 def environment() -> Mapping[str, str]:
@@ -181,34 +178,33 @@ class Settings:
         path = Path(self.config_path)
         if not path.is_file():
             return self
-        try:
-            doc = load_file(path, ConfigError)
-        except ConfigError:
+        config = read_config(path)
+        if config.file_problems or not isinstance(config.evaluation_section, PosMapping):
             return self  # reported by `alerting check` and by the routing loader
-        if not isinstance(doc, PosMapping) or not isinstance(doc.get("evaluation"), PosMapping):
-            return self
-        check_evaluation_section(doc)
-        section = doc["evaluation"]
+        if config.evaluation_problems:
+            raise config.evaluation_problems[0]
+        section = config.evaluation
         changes: dict[str, Any] = {}
-        if "interval" in section and "ALERTING_EVALUATION_INTERVAL" not in env:
-            changes["default_interval"] = parse_duration(str(section["interval"]))
-        if "outage_tolerance" in section and "ALERTING_OUTAGE_TOLERANCE" not in env:
-            changes["outage_tolerance"] = parse_duration(str(section["outage_tolerance"]))
-        if "query_concurrency" in section and "ALERTING_QUERY_CONCURRENCY" not in env:
-            value = section["query_concurrency"]
+        if section.interval is not None and "ALERTING_EVALUATION_INTERVAL" not in env:
+            changes["default_interval"] = section.interval
+        if section.outage_tolerance is not None and "ALERTING_OUTAGE_TOLERANCE" not in env:
+            changes["outage_tolerance"] = section.outage_tolerance
+        if section.query_concurrency_pos is not None and "ALERTING_QUERY_CONCURRENCY" not in env:
+            value = section.query_concurrency
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(
-                    "evaluation.query_concurrency must be a whole number >= 1",
-                    section.at("query_concurrency"),
+                    "evaluation.query_concurrency must be a whole number >= 1", section.query_concurrency_pos
                 )
             changes["query_concurrency"] = value
-        if "external_url" in section and "ALERTING_EXTERNAL_URL" not in env:
-            changes["external_url"] = str(section["external_url"])
+        if section.external_url is not None and "ALERTING_EXTERNAL_URL" not in env:
+            changes["external_url"] = section.external_url
         return replace(self, **changes) if changes else self
 
 
 @dataclass(frozen=True)
 class DatasourceConfig:
+    """A datasource ready to open: its kind and its options, ``${ENV}`` references expanded."""
+
     name: str
     kind: str
     options: Mapping[str, Any]
@@ -224,51 +220,30 @@ def default_datasources(settings: Settings) -> dict[str, DatasourceConfig]:
     }
 
 
-def load_datasources(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, DatasourceConfig]:
-    """Defaults overlaid with the ``datasources:`` section of alerting.yml (if the file exists)."""
+def load_datasources(
+    settings: Settings, env: Mapping[str, str] | None = None, *, config: AlertingConfig | None = None
+) -> dict[str, DatasourceConfig]:
+    """Defaults overlaid with the ``datasources:`` section of alerting.yml (if the file exists).
+
+    A reference to an unset variable in a datasource's options is a ConfigError naming it.
+    ``config`` is the parsed file when the caller has it already.
+    """
     sources = default_datasources(settings)
-    path = Path(settings.config_path)
-    if not path.exists():
-        return sources
-    doc = load_file(path, ConfigError)
-    if not isinstance(doc, PosMapping) or "datasources" not in doc:
-        return sources
-    section = expect_mapping(doc["datasources"], doc.at("datasources"), "datasources", ConfigError)
+    if config is None:
+        path = Path(settings.config_path)
+        if not path.exists():
+            return sources
+        config = read_config(path)
+    for problem in (*config.file_problems, *config.datasource_problems):
+        raise problem
     env = settings.environ if env is None else env
-    for name, raw in section.items():
-        raw = expect_mapping(raw, section.at(name), f'datasource "{name}"', ConfigError)
-        kind = DATASOURCE_TYPES.get(str(raw.get("type", "")))
-        if kind is None:
-            raise ConfigError(
-                f'datasource "{name}": type must be one of '
-                f"{', '.join(DATASOURCE_TYPES)}, got {raw.get('type')!r}",
-                raw.at("type") if "type" in raw else raw.pos,
-            )
-        expansion = expand(raw, env, raw.pos)
+    for name, spec in config.datasources.items():
+        expansion = expand(spec.options, env, spec.pos)
         if expansion.missing:
             first = next(u for u in expansion.unset if u.default is None)
             raise ConfigError(f"environment variable {first.name} is not set", first.pos)
-        options = {k: v for k, v in expansion.value.items() if k != "type"}
-        if kind == "celery":
+        options = dict(expansion.value)
+        if spec.kind == "celery":
             options.setdefault("broker_url", settings.broker_url)
-        sources[name] = DatasourceConfig(name, kind, options)
+        sources[name] = DatasourceConfig(name, spec.kind, options)
     return sources
-
-
-def check_evaluation_section(doc: PosMapping) -> None:
-    """Validate the optional ``evaluation:`` section (defaults for rule evaluation)."""
-    if "evaluation" not in doc:
-        return
-    section = expect_mapping(doc["evaluation"], doc.at("evaluation"), "evaluation", ConfigError)
-    check_fields(
-        section,
-        ("interval", "outage_tolerance", "query_concurrency", "external_url"),
-        "evaluation",
-        ConfigError,
-    )
-    for key in ("interval", "outage_tolerance"):
-        if key in section:
-            try:
-                parse_duration(str(section[key]))
-            except DurationError as exc:
-                raise ConfigError(f"evaluation.{key}: {exc}", section.at(key)) from None

@@ -33,8 +33,8 @@ from typing import Any, Protocol
 import redis
 import structlog
 
-from alerting.config.alertmanager import ReceiverIntegration, RoutingConfig
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
+from alerting.notify.live import ReceiverIntegration, RoutingConfig
 from alerting.notify.store import GroupInsert, GroupSnapshot, NotifyStore, group_id, nflog_id
 from alerting.ops.logs import context_value
 from alerting.routing.dedup import LogEntry, needs_update

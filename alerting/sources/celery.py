@@ -33,7 +33,7 @@ from kombu.utils.url import maybe_sanitize_url
 from alerting.config.yamlfile import suggest, type_name
 from alerting.durations import parse_duration
 from alerting.errors import DatasourceError, DurationError, Position, QueryError, RuleFileError
-from alerting.sources import Kind, QuerySpec, Sample, register, reject_unknown_settings, settings_error
+from alerting.sources import Kind, QuerySpec, Sample, reject_unknown_settings, settings_error
 
 MEASURES = ("queue_length", "workers")
 _FIELDS = ("measure", "queues", "timeout")
@@ -233,6 +233,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-KIND = register(
-    Kind(name="celery", field="celery", check=check_celery, open=CelerySource, default_datasource="celery")
+KIND: Kind = Kind(
+    name="celery", field="celery", check=check_celery, open=CelerySource, default_datasource="celery"
 )

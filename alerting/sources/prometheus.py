@@ -12,7 +12,7 @@ import promql_parser
 
 from alerting.durations import parse_duration
 from alerting.errors import DatasourceError, Position, QueryError, RuleFileError
-from alerting.sources import Kind, Sample, register
+from alerting.sources import Kind, Sample
 
 # Prometheus error types that mean "this query is wrong" rather than "the server cannot answer".
 _QUERY_FAULTS = {"bad_data", "execution", "not_found"}
@@ -168,12 +168,10 @@ def _labels(metric: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in metric.items()}
 
 
-KIND = register(
-    Kind(
-        name="promql",
-        field="expr",
-        check=check_expr,
-        open=PrometheusSource,
-        default_datasource="prometheus",
-    )
+KIND: Kind = Kind(
+    name="promql",
+    field="expr",
+    check=check_expr,
+    open=PrometheusSource,
+    default_datasource="prometheus",
 )

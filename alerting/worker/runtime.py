@@ -12,15 +12,16 @@ from pathlib import Path
 
 import redis
 
-from alerting.config.alertmanager import RoutingConfig, default_routing_config, load_routing_config
-from alerting.config.settings import DatasourceConfig, Settings, load_datasources
+from alerting.config.settings import DatasourceConfig, Settings, default_datasources, load_datasources
 from alerting.errors import ConfigError, DatasourceError
 from alerting.notify.data import STORE_KEY, RedisStore
+from alerting.notify.live import RoutingConfig
 from alerting.ops.logs import get_logger
 from alerting.rules.loader import load_file_groups, rule_files
 from alerting.rules.model import Group
 from alerting.rules.state import StateStore
-from alerting.sources import Source, kinds
+from alerting.sources import Source
+from alerting.worker.compose import default_routing_config, load_routing_config, open_source
 
 log = get_logger(__name__)
 
@@ -117,8 +118,6 @@ class Runtime:
                 self._datasources = load_datasources(self.settings)
             except ConfigError as exc:
                 log.error("config.invalid", msg=str(exc))
-                from alerting.config.settings import default_datasources
-
                 self._datasources = default_datasources(self.settings)
         return self._datasources
 
@@ -132,10 +131,7 @@ class Runtime:
                 raise DatasourceError(f'no datasource named "{name}" in alerting.yml', name)
             if config.kind != kind:
                 raise DatasourceError(f'datasource "{name}" is {config.kind}, rule needs {kind}', name)
-            factory = kinds().get(kind)
-            if factory is None:
-                raise DatasourceError(f"no source module for {kind} datasources", name)
-            source = factory.open(name, config.options)
+            source = open_source(config)
             self._sources[name] = source
             return source
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register, unreachable
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert, unreachable
 
 _FIELDS = ("url", "send_resolved", "valid_for", "timeout", "http_config")
 
@@ -100,7 +100,6 @@ class AlertmanagerForwarder:
         raise DeliveryError(f"Alertmanager rejected the alerts ({status}): {answer}", retryable=False)
 
 
-@register("alertmanager_configs")
 def alertmanager_integration(
     config: Mapping[str, Any], global_config: Mapping[str, Any]
 ) -> AlertmanagerForwarder:

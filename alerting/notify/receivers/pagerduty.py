@@ -16,7 +16,7 @@ from typing import Any
 import pagerduty
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register, retry_after_seconds
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert, retry_after_seconds
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
 SUMMARY_LIMIT = 1024  # PagerDuty rejects longer summaries
@@ -304,7 +304,6 @@ def _images(config: Mapping[str, Any], what: str) -> tuple[Mapping[str, str], ..
     return tuple({k: data.check_template(item, k, what) for k in item} for item in items)
 
 
-@register("pagerduty_configs")
 def pagerduty_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> PagerDuty:
     """Build a PagerDuty integration from one ``pagerduty_configs`` entry."""
     what = "pagerduty_configs"

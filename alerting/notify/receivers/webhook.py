@@ -22,7 +22,7 @@ import httpx
 from alerting import __version__
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.routing.matchers import alert_sort_key, fingerprint
 
 _FIELDS = ("url", "url_file", "send_resolved", "max_alerts", "http_config", "timeout")
@@ -306,7 +306,6 @@ def _http_config(raw: Any) -> HttpConfig:
     return HttpConfig(**values)
 
 
-@register("webhook_configs")
 def webhook_integration(cfg: Mapping[str, Any], global_config: Mapping[str, Any]) -> WebhookIntegration:
     _check(cfg, _FIELDS, "webhook_configs")
     pos = getattr(cfg, "pos", None)
