@@ -22,6 +22,7 @@ from alerting.config.yamlfile import (
     Sequence,
     check_fields,
     expect_mapping,
+    freeze,
     load_file,
     suggest,
     type_name,
@@ -413,7 +414,7 @@ class _Parser:
         for key in raw:
             if key not in _GLOBAL_FIELDS and not key.startswith(_GLOBAL_PREFIXES):
                 self.error(f'unknown field "{key}" in global{suggest(key, _GLOBAL_FIELDS)}', raw.key_pos[key])
-        out: dict[str, Any] = dict(raw)  # values as written: their users expand ${ENV} references
+        out: dict[str, Any] = {k: freeze(v) for k, v in raw.items()}  # as written: users expand ${ENV}
         out["resolve_timeout"] = self.duration(raw, "resolve_timeout", 300.0, allow_zero=False)
         return out
 
@@ -517,7 +518,7 @@ class _Parser:
                     )
                     if entry is None:
                         continue
-                    integration = IntegrationConfig(name, key, index, entry, cfg_pos)
+                    integration = IntegrationConfig(name, key, index, freeze(entry), cfg_pos)
                     if self.check_integration is not None:
                         self.errors.extend(self.check_integration(integration, global_config))
                     integrations.append(integration)
@@ -688,7 +689,7 @@ def _datasources_section(top: Mapping) -> tuple[dict[str, DatasourceSpec], list[
                 )
             options = Mapping((k, v) for k, v in raw.items() if k != "type")
             options.pos, options.key_pos, options.value_pos = raw.pos, raw.key_pos, raw.value_pos
-            out[name] = DatasourceSpec(name, kind, options, raw.pos)
+            out[name] = DatasourceSpec(name, kind, freeze(options), raw.pos)
     except ConfigError as exc:
         return out, [exc]
     return out, []
