@@ -39,11 +39,11 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alerting.config.alertmanager import load_routing_config  # noqa: E402
 from alerting.durations import parse_duration  # noqa: E402
 from alerting.notify.base import NotifyAlert  # noqa: E402
 from alerting.notify.pipeline import ingest  # noqa: E402
 from alerting.ops.logs import configure_logging  # noqa: E402
+from alerting.worker.compose import load_routing_config  # noqa: E402
 from tests.support.fakes import (  # noqa: E402
     PAGERDUTY_KEY,
     SLACK_WEBHOOK_PATH,

@@ -15,10 +15,8 @@ from typing import Any
 import redis
 import structlog
 
-from alerting.ops import history
 
 from alerting.ops import metrics
-from alerting.config.settings import seconds_env
 from alerting.worker.app import app
 from alerting.ops.logs import bound
 from alerting.notify.base import DeliveryError
@@ -27,23 +25,35 @@ from alerting.worker.runtime import get_runtime
 
 log = structlog.get_logger(__name__)
 
-# Seconds; overridable so tests (and impatient staging setups) see retries within seconds.
-BACKOFF_BASE = seconds_env("ALERTING_NOTIFY_BACKOFF_BASE")
-BACKOFF_CAP = seconds_env("ALERTING_NOTIFY_BACKOFF_CAP")
 MAX_RETRIES = 300  # with the cap, a receiver may stay down for about a day before we give up
 
 
-def backoff(retries: int, retry_after: float | None = None) -> float:
-    """Seconds before retry number ``retries + 1``: exponential, jittered, at least ``retry_after``."""
-    ceiling = min(BACKOFF_CAP, BACKOFF_BASE * (2 ** min(retries, 20)))
+def backoff(retries: int, retry_after: float | None = None, *, base: float, cap: float) -> float:
+    """Seconds before retry number ``retries + 1``: exponential, jittered, at least ``retry_after``.
+
+    ``base`` and ``cap`` are the settings' ALERTING_NOTIFY_BACKOFF_BASE and _CAP, which tests (and
+    impatient staging setups) lower to see retries within seconds.
+    """
+    ceiling = min(cap, base * (2 ** min(retries, 20)))
     delay = random.uniform(ceiling / 2, ceiling)
     return max(delay, retry_after or 0.0)
+
+
+def _backoff(runtime: Any, retries: int, retry_after: float | None = None) -> float:
+    settings = runtime.settings
+    return backoff(retries, retry_after, base=settings.notify_backoff_base, cap=settings.notify_backoff_cap)
 
 
 @app.task(name="tasks.flush_groups", ignore_result=True)
 def flush_groups() -> int:
     runtime = get_runtime()
-    jobs = flush_due(runtime.redis, runtime.prefix, runtime.routing(), time.time())
+    jobs = flush_due(
+        runtime.redis,
+        runtime.prefix,
+        runtime.routing(),
+        time.time(),
+        lock_ttl=runtime.settings.notify_lock_ttl,
+    )
     for job in jobs:
         send_notification.apply_async(args=[job.to_dict()], task_id=job.job_id)
     return len(jobs)
@@ -72,11 +82,13 @@ def _send(self: Any, runtime: Any, config: Any, job: Job) -> None:
     attempt = self.request.retries + 1
     started = time.monotonic()
     try:
-        deliver(runtime.redis, runtime.prefix, config, job, time.time())
+        deliver(
+            runtime.redis, runtime.prefix, config, job, time.time(), lock_ttl=runtime.settings.notify_lock_ttl
+        )
         metrics.observe_notification(
             job.receiver, "sent", integration=job.integration, duration=time.monotonic() - started
         )
-        history.record_notification(
+        runtime.history.record_notification(
             job.receiver,
             "sent",
             alerts=job.alerts,
@@ -86,7 +98,7 @@ def _send(self: Any, runtime: Any, config: Any, job: Job) -> None:
         )
     except redis.RedisError as exc:
         # Without Redis the log cannot be checked or written: sending now could duplicate; wait.
-        delay = backoff(self.request.retries)
+        delay = _backoff(runtime, self.request.retries)
         log.warning(
             "notify.retry", msg=f"redis unavailable: {exc}", job_id=job.job_id, retry_in=round(delay, 1)
         )
@@ -99,7 +111,7 @@ def _send(self: Any, runtime: Any, config: Any, job: Job) -> None:
             integration=job.integration,
             duration=time.monotonic() - started,
         )
-        history.record_notification(
+        runtime.history.record_notification(
             job.receiver,
             "failed",
             alerts=job.alerts,
@@ -110,7 +122,7 @@ def _send(self: Any, runtime: Any, config: Any, job: Job) -> None:
         )
         attempt = self.request.retries
         if exc.retryable and attempt < MAX_RETRIES:
-            delay = backoff(attempt, exc.retry_after)
+            delay = _backoff(runtime, attempt, exc.retry_after)
             log.warning(
                 "notify.retry",
                 msg=str(exc),

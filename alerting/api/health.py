@@ -55,9 +55,9 @@ def parse_addr(text: str) -> tuple[str, int] | None:
     return host, int(port)
 
 
-def http_addr(env: Mapping[str, str] | None = None) -> tuple[str, int] | None:
-    env = os.environ if env is None else env
-    return parse_addr(env.get("ALERTING_HTTP_ADDR", DEFAULT_ADDR))
+def http_addr(settings: Settings) -> tuple[str, int] | None:
+    """Where the endpoints listen (``ALERTING_HTTP_ADDR``); None when switched off."""
+    return parse_addr(settings.http_addr)
 
 
 @dataclass(frozen=True)
@@ -371,7 +371,7 @@ def start_server(
     status and groups feed the ``rules`` and ``evaluations`` checks.
     """
     settings = settings or Settings.from_env()
-    where = parse_addr(addr) if addr is not None else http_addr()
+    where = parse_addr(addr) if addr is not None else http_addr(settings)
     if where is None:
         log.info("http.disabled", msg="ALERTING_HTTP_ADDR is off: no /metrics, /healthz or /readyz")
         return None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import json
 import sys
 import time
@@ -12,21 +11,18 @@ from typing import Any
 
 import click
 
-from alerting.cli.tools import parse_time
-from alerting.config.settings import Settings, check_evaluation_section, load_datasources
-from alerting.config.yamlfile import Mapping as PosMapping
-from alerting.config.yamlfile import load_file
+from alerting.cli import notify, ops, routes
+from alerting.cli.tools import load_settings, parse_time
+from alerting.config.settings import Settings
 from alerting.core import rfc3339 as core_rfc3339
 from alerting.durations import parse_duration
-from alerting.errors import AlertingError, ConfigError, DurationError
+from alerting.errors import AlertingError, DurationError
 from alerting.rules.evaluation import Alert
 from alerting.rules.loader import load_paths
 from alerting.rules.model import Group
 from alerting.rules.state import json_number
 from alerting.templating import go_float
-
-# Optional command modules: each exposes register(cli) and lands with its feature.
-_COMMAND_MODULES = ("alerting.cli.routes", "alerting.cli.notify", "alerting.cli.ops")
+from alerting.worker.compose import check_config_file
 
 
 def rfc3339(t: float | None) -> str | None:
@@ -67,10 +63,7 @@ _ALERT_HEADER = ["GROUP", "ALERTNAME", "STATE", "VALUE", "ACTIVE_AT", "LABELS"]
 
 
 def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    return load_settings()
 
 
 def _load_groups(settings: Settings, rules: tuple[str, ...], group: str | None) -> list[Group]:
@@ -118,32 +111,6 @@ def check(paths: tuple[str, ...]) -> None:
     verdict = f"{len(problems)} problem(s)" if problems else "ok"
     click.echo(f"{', '.join(summary) or 'nothing to check'}: {verdict}")
     sys.exit(1 if problems else 0)
-
-
-def check_config_file(path: str, settings: Settings) -> list[str]:
-    """Problems in an alerting.yml: our sections here, routing via its own checker."""
-    try:
-        doc = load_file(path, ConfigError)
-        if isinstance(doc, PosMapping):
-            check_evaluation_section(doc)
-        load_datasources(Settings(**{**settings.__dict__, "config_path": path}), env={**_env_defaults(doc)})
-    except ConfigError as exc:
-        return [str(exc)]
-    try:
-        routing = importlib.import_module("alerting.config.alertmanager")
-    except ModuleNotFoundError:
-        return []
-    return [str(p) for p in routing.check_routing_config(path)]
-
-
-def _env_defaults(doc: Any) -> dict[str, str]:
-    # `check` validates structure, not whether secrets are set in this shell: every ${VAR}
-    # resolves to a placeholder so a missing variable is not reported as a broken file.
-    import os
-    import re
-
-    names = set(re.findall(r"\$\{([A-Za-z_][A-Za-z0-9_]*)", json.dumps(doc, default=str)))
-    return {**{n: "unset" for n in names}, **os.environ}
 
 
 @cli.command(name="eval")
@@ -296,12 +263,10 @@ def render(template: str, labels: tuple[str, ...], value: str, alertname: str) -
     click.echo(render_for_cli(template, pairs, number, alertname=alertname))
 
 
-for _module in _COMMAND_MODULES:
-    try:
-        importlib.import_module(_module).register(cli)
-    except ModuleNotFoundError as _exc:
-        if _exc.name != _module:
-            raise
+# The operator's command groups, each in its own module.
+routes.register(cli)
+notify.register(cli)
+ops.register(cli)
 
 
 def main() -> None:

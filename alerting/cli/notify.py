@@ -8,9 +8,6 @@ closes the PagerDuty incident and threads the resolve under the Slack message.
 
 from __future__ import annotations
 
-import importlib
-import os
-import pkgutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -19,20 +16,16 @@ from typing import Any
 
 import click
 
+from alerting.cli.tools import load_settings
+from alerting.config.alertmanager import AlertingConfig, parse_document
+from alerting.config.settings import environment
 from alerting.config.yamlfile import load_file
-from alerting.errors import ConfigError
-from alerting.notify import base, data
+from alerting.errors import ConfigError, Position
+from alerting.notify import data
 from alerting.notify.base import DeliveryError, Integration, Notification, NotifyAlert
+from alerting.worker.compose import build_integration
 
 TEST_ALERTNAME = "AlertingTestNotification"
-
-
-def load_integrations() -> None:
-    """Import every receiver module so each registers its ``*_configs`` key."""
-    import alerting.notify.receivers as package
-
-    for module in pkgutil.iter_modules(package.__path__):
-        importlib.import_module(f"{package.__name__}.{module.name}")
 
 
 def test_notification(
@@ -73,40 +66,39 @@ class Outcome:
     retryable: bool = False
 
 
-def build_receiver(name: str, document: Mapping[str, Any]) -> list[tuple[str, Integration]]:
+def build_receiver(
+    name: str, document: Mapping[str, Any], env: Mapping[str, str] | None = None
+) -> list[tuple[str, Integration]]:
     """The integrations of receiver ``name`` in an alerting.yml document (``receivers`` + ``global``)."""
-    load_integrations()
-    receivers = document.get("receivers") or []
-    if not isinstance(receivers, list):
-        raise data.config_error(document, "receivers", "receivers must be a list")
-    found = [r for r in receivers if isinstance(r, Mapping) and r.get("name") == name]
-    if not found:
-        names = ", ".join(str(r.get("name")) for r in receivers if isinstance(r, Mapping)) or "none"
+    env = environment() if env is None else env
+    file = str(getattr(data.position(document), "file", "") or "alerting.yml")
+    config = parse_document(document, file)
+    receiver = config.receivers.get(name)
+    if receiver is None:
+        names = ", ".join(config.receivers) or "none"
         raise ConfigError(
             f'no receiver named "{name}" (receivers: {names})', data.position(document, "receivers")
         )
-    receiver = found[0]
-    global_config = dict(data.mapping(document, "global", "global"))
-    global_config.setdefault(data.STORE_KEY, data.MemoryStore())
-    integrations: list[tuple[str, Integration]] = []
-    for key, entries in receiver.items():
-        if key == "name":
-            continue
-        factory = base.INTEGRATIONS.get(key)
-        if factory is None:
-            known = ", ".join(sorted(base.INTEGRATIONS))
-            raise data.config_error(
-                receiver, key, f'receiver "{name}": unknown integration {key} (known: {known})'
-            )
-        if not isinstance(entries, list):
-            raise data.config_error(receiver, key, f'receiver "{name}": {key} must be a list')
-        for index, entry in enumerate(entries):
-            if not isinstance(entry, Mapping):
-                raise data.config_error(receiver, key, f'receiver "{name}": {key}[{index}] must be a mapping')
-            integrations.append((f"{key}[{index}]", factory(entry, global_config)))
+    for problem in config.routing_problems:  # the receiver's own problems; the rest of the file may be wrong
+        if f'receiver "{name}"' in problem.message or _within(problem.pos, receiver.pos, config):
+            raise problem
+    extra = {data.STORE_KEY: data.MemoryStore()}
+    integrations = [
+        (f"{entry.key}[{entry.index}]", build_integration(entry, config.global_config, env, extra))
+        for entry in receiver.integrations
+    ]
     if not integrations:
-        raise data.config_error(receiver, None, f'receiver "{name}" has no integrations to test')
+        raise ConfigError(f'receiver "{name}" has no integrations to test', receiver.pos)
     return integrations
+
+
+def _within(pos: Position | None, start: Position | None, config: AlertingConfig) -> bool:
+    """Whether ``pos`` lies in the receiver written at ``start`` (before the next one)."""
+    if pos is None or start is None:
+        return False
+    starts = sorted(r.pos.line for r in config.receivers.values() if r.pos is not None)
+    end = next((line for line in starts if line > start.line), None)
+    return start.line <= pos.line and (end is None or pos.line < end)
 
 
 def send_test(
@@ -117,11 +109,12 @@ def send_test(
     resolve: bool = False,
     now: float | None = None,
     external_url: str = "",
+    env: Mapping[str, str] | None = None,
 ) -> list[Outcome]:
     """Send the synthetic alert (and with ``resolve`` its resolve) to every integration of ``name``."""
     now = time.time() if now is None else now
     outcomes = []
-    for label, integration in build_receiver(name, document):
+    for label, integration in build_receiver(name, document, env):
         for resolved in (False, True) if resolve else (False,):
             notification = test_notification(
                 name, severity, now=now, external_url=external_url, resolved=resolved
@@ -145,9 +138,7 @@ def _load_document(path: str) -> Mapping[str, Any]:
     document = load_file(path, ConfigError)
     if not isinstance(document, Mapping):
         raise ConfigError(f"{path}: expected a mapping with receivers")
-    from alerting.config.settings import expand_env  # ${VAR} references, exactly as the worker resolves them
-
-    return expand_env(document, os.environ, data.position(document))
+    return document
 
 
 def register(cli: click.Group) -> None:
@@ -171,14 +162,16 @@ def register(cli: click.Group) -> None:
     )
     def test(receiver: str, severity: str, resolve: bool, config_path: str | None) -> None:
         """Send a synthetic alert to every integration of RECEIVER and report each result."""
-        path = config_path or os.environ.get("ALERTING_CONFIG", "alerting.yml")
+        settings = load_settings()
+        path = config_path or settings.config_path
         try:
             outcomes = send_test(
                 receiver,
                 _load_document(path),
                 severity=severity,
                 resolve=resolve,
-                external_url=os.environ.get("ALERTING_EXTERNAL_URL", ""),
+                external_url=settings.external_url,
+                env=settings.environ,
             )
         except ConfigError as exc:
             raise click.ClickException(str(exc)) from None

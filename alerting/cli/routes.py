@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import getpass
 import json
-import os
 import sys
 import time
 from collections.abc import Callable
@@ -20,27 +19,20 @@ from typing import Any
 import click
 import redis
 
-from alerting.cli.tools import parse_time
-from alerting.config.alertmanager import (
-    RoutingConfig,
-    check_routing_config,
-    default_routing_config,
-    load_routing_config,
-)
+from alerting.cli.tools import load_settings, parse_time
 from alerting.durations import format_duration, parse_duration
 from alerting.errors import AlertingError, ConfigError
+from alerting.notify.live import RoutingConfig
 from alerting.notify.store import NotifyStore
 from alerting.routing.matchers import Matcher, MatcherError, matchers_string, parse_matcher, parse_matchers
 from alerting.routing.route import Route
 from alerting.routing.silences import ACTIVE, EXPIRED, PENDING, SilenceError, expire, new_silence
-
-DEFAULT_REDIS_URL = "redis://localhost:6379/0"
+from alerting.worker.compose import check_routing_config, default_routing_config, load_routing_config
 
 
 def _redis_store() -> NotifyStore:
-    url = os.environ.get("ALERTING_REDIS_URL", DEFAULT_REDIS_URL)
-    prefix = os.environ.get("ALERTING_REDIS_PREFIX", "alerting")
-    return NotifyStore(redis.Redis.from_url(url), prefix)
+    settings = load_settings()
+    return NotifyStore(redis.Redis.from_url(settings.redis_url), settings.prefix)
 
 
 def _iso(ts: float) -> str:
@@ -58,7 +50,7 @@ def _config_option(func: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _load_config(config_path: str | None) -> RoutingConfig:
-    path = config_path or os.environ.get("ALERTING_CONFIG", "alerting.yml")
+    path = config_path or load_settings().config_path
     if config_path is None and not Path(path).exists():
         click.echo(f"{path} not found: using the built-in default (everything to the console)", err=True)
         return default_routing_config()

@@ -1,10 +1,22 @@
-"""What every ``alerting`` subcommand module shares: reading times given on the command line."""
+"""What every ``alerting`` subcommand module shares: the settings, and reading times given on the
+command line."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 import click
+
+from alerting.config.settings import Settings
+from alerting.errors import ConfigError
+
+
+def load_settings() -> Settings:
+    """The settings from the environment; a bad one ends the command with its message."""
+    try:
+        return Settings.from_env()
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def parse_time(text: str) -> float:

@@ -1,29 +1,34 @@
-"""``alerting.yml``: Alertmanager's configuration format, loaded unchanged, with precise errors.
+"""``alerting.yml``: Alertmanager's configuration format plus our sections, parsed once into data.
 
 Sections: ``global``, ``route``, ``receivers``, ``inhibit_rules``, ``time_intervals`` (and the older
-``mute_time_intervals``), ``templates``; plus our ``datasources:`` and ``evaluation:`` sections, kept
-as opaque mappings for their own loaders. Secrets in ``global`` and ``receivers`` may be written as
-``${ENV_VAR}`` (or ``${ENV_VAR:-default}``) or read from ``*_file`` paths. An integration whose secret is
-missing is replaced by a console integration, with one warning, so an unconfigured worker still runs
-and shows every notification on stdout instead of dropping it.
+``mute_time_intervals``), ``templates``; plus our ``datasources:`` and ``evaluation:``. The result is
+frozen data (:class:`AlertingConfig`) with ``file:line:col`` problems; values are kept as written
+(``${ENV}`` references included): whoever uses a value expands it (see alerting.config.env) and
+decides what an unset variable means. Live integrations are built from it in alerting.worker.compose.
 """
 
 from __future__ import annotations
 
-import importlib
-import os
-import re
+from collections.abc import Callable
 from collections.abc import Mapping as AbcMapping
+from collections.abc import Sequence as AbcSequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
-import structlog
-
-from alerting.config.yamlfile import Mapping, Sequence, load_file, suggest, type_name
+from alerting.config.yamlfile import (
+    Mapping,
+    Sequence,
+    check_fields,
+    expect_mapping,
+    freeze,
+    load_file,
+    suggest,
+    type_name,
+)
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position
-from alerting.notify.base import INTEGRATIONS, Integration
 from alerting.routing.inhibit import InhibitRule
 from alerting.routing.matchers import (
     LABEL_NAME,
@@ -43,15 +48,12 @@ from alerting.routing.timeintervals import (
     TimeInterval,
     TimeIntervalError,
     check_location,
-    in_any,
     parse_days_of_month,
     parse_months,
     parse_times,
     parse_weekdays,
     parse_years,
 )
-
-log = structlog.get_logger(__name__)
 
 _TOP_FIELDS = (
     "global",
@@ -129,9 +131,8 @@ _UNSUPPORTED = (
     "discord_configs",
     "msteams_configs",
 )
-# Integrations this worker implements, each in alerting/notify/<module>.py, registering itself on import.
-_INTEGRATION_MODULES = ("console", "webhook", "slack", "pagerduty", "email", "sms", "alertmanager")
-_OURS = (
+# Integrations this worker implements (alerting/notify/receivers/, one module each).
+INTEGRATION_KEYS = (
     "pagerduty_configs",
     "slack_configs",
     "email_configs",
@@ -141,173 +142,137 @@ _OURS = (
     "alertmanager_configs",
 )
 # The global settings each integration falls back on, as in Alertmanager.
-_GLOBALS_USED = {
+GLOBALS_USED = {
     "slack_configs": ("slack_api_url", "http_config"),
     "email_configs": ("smtp_",),
     "pagerduty_configs": ("pagerduty_url", "http_config"),
     "sms_configs": ("sms_", "twilio_", "http_config"),
     "webhook_configs": ("http_config",),
 }
-_ENV = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-CONSOLE = "console_configs"
 
 
 @dataclass(frozen=True)
-class ReceiverIntegration:
-    """One integration of a receiver; ``key`` names it in the notification log."""
+class IntegrationConfig:
+    """One entry of a receiver's ``*_configs`` list, as written (``${ENV}`` references unexpanded)."""
 
     receiver: str
-    config_key: str
+    key: str  # e.g. "slack_configs"
     index: int
-    integration: Integration = field(compare=False)
-    stands_for: str = ""  # set when a console integration replaces one whose secrets are missing
+    fields: AbcMapping[str, Any]  # the YAML mapping, positions kept (``fields.pos``, ``fields.at(key)``)
+    pos: Position
 
     @property
-    def kind(self) -> str:
-        return self.config_key.removesuffix("_configs")
-
-    @property
-    def key(self) -> str:
-        if self.stands_for:  # its own log entries: a real integration configured later starts fresh
-            return f"{self.receiver}/console-standin/{self.index}"
-        return f"{self.receiver}/{self.kind}/{self.index}"
-
-    @property
-    def send_resolved(self) -> bool:
-        return bool(getattr(self.integration, "send_resolved", True))
+    def name(self) -> str:
+        """How messages name it: ``receiver/key[index]``."""
+        return f"{self.receiver}/{self.key}[{self.index}]"
 
 
 @dataclass(frozen=True)
-class Receiver:
+class ReceiverConfig:
     name: str
-    integrations: tuple[ReceiverIntegration, ...]
+    integrations: tuple[IntegrationConfig, ...]
     fallback: str | None = None  # receiver that gets what this one permanently failed to deliver
+    pos: Position | None = None
 
 
 @dataclass(frozen=True)
-class RoutingConfig:
-    """A loaded ``alerting.yml``: route tree, receivers, inhibition rules, time intervals."""
+class DatasourceSpec:
+    """One entry of ``datasources:``: its kind (from ``type``) and its options as written."""
 
-    route: Route
-    receivers: AbcMapping[str, Receiver]
+    name: str
+    kind: str  # a key of alerting.sources.KINDS
+    options: AbcMapping[str, Any]  # the YAML mapping without ``type``; positions kept
+    pos: Position
+
+
+@dataclass(frozen=True)
+class EvaluationSection:
+    """The ``evaluation:`` section: defaults for rule evaluation (None where not written)."""
+
+    interval: float | None = None
+    outage_tolerance: float | None = None
+    query_concurrency: Any = None  # checked by Settings, which the environment may override
+    query_concurrency_pos: Position | None = None
+    external_url: str | None = None
+
+
+@dataclass(frozen=True)
+class AlertingConfig:
+    """``alerting.yml`` as data. ``problems`` lists what is wrong, by section; a section with
+    problems holds what could be read of it."""
+
+    source: str
+    route: Route = field(default_factory=lambda: Route(receiver=""))
+    receivers: AbcMapping[str, ReceiverConfig] = field(default_factory=dict)
     inhibit_rules: tuple[InhibitRule, ...] = ()
     time_intervals: AbcMapping[str, tuple[TimeInterval, ...]] = field(default_factory=dict)
-    global_config: AbcMapping[str, Any] = field(default_factory=dict)
-    datasources: Any = None
-    evaluation: Any = None
+    global_config: AbcMapping[str, Any] = field(default_factory=dict)  # values as written
     templates: tuple[str, ...] = ()
-    source: str = ""
-    warnings: tuple[str, ...] = ()
-    routes_by_id: AbcMapping[str, Route] = field(default_factory=dict, compare=False)
-
-    def __post_init__(self) -> None:
-        if not self.routes_by_id:
-            object.__setattr__(self, "routes_by_id", {r.id: r for r in self.route.walk()})
+    datasources: AbcMapping[str, DatasourceSpec] = field(default_factory=dict)
+    evaluation: EvaluationSection = EvaluationSection()
+    # The two sections of ours as written (None when absent).
+    datasources_section: Any = None
+    evaluation_section: Any = None
+    # Problems: of the file itself (unreadable, not YAML), of our two sections, of the rest.
+    file_problems: tuple[ConfigError, ...] = ()
+    evaluation_problems: tuple[ConfigError, ...] = ()
+    datasource_problems: tuple[ConfigError, ...] = ()
+    routing_problems: tuple[ConfigError, ...] = ()
 
     @property
-    def external_url(self) -> str:
-        return str(self.global_config.get("external_url") or "")
-
-    def match(self, labels: AbcMapping[str, str]) -> list[Route]:
-        return self.route.match(labels)
-
-    def receivers_for(self, labels: AbcMapping[str, str]) -> list[str]:
-        """Receiver names an alert with these labels reaches, in tree order (like amtool)."""
-        return [route.receiver for route in self.match(labels)]
-
-    def muted_by_time(self, route: Route, now: float) -> str | None:
-        """Why the route's notifications are held back at ``now`` (a time interval), or None."""
-        for name in route.mute_time_intervals:
-            if in_any(self.time_intervals.get(name, ()), now):
-                return f"inside mute time interval {name!r}"
-        if route.active_time_intervals and not any(
-            in_any(self.time_intervals.get(name, ()), now) for name in route.active_time_intervals
-        ):
-            names = ", ".join(repr(n) for n in route.active_time_intervals)
-            return f"outside active time intervals {names}"
-        return None
+    def problems(self) -> tuple[ConfigError, ...]:
+        """Every problem: the file's, then the evaluation section's, the datasources', the rest."""
+        return (
+            self.file_problems + self.evaluation_problems + self.datasource_problems + self.routing_problems
+        )
 
 
-def load_routing_config(path: str | Path, extra_global: AbcMapping[str, Any] | None = None) -> RoutingConfig:
-    """Load ``alerting.yml``; the first problem is raised as ``ConfigError`` (``file:line:col``).
+# Checks one integration entry beyond its shape (alerting.worker.compose builds it): its problems.
+IntegrationCheck = Callable[[IntegrationConfig, AbcMapping[str, Any]], AbcSequence[ConfigError]]
 
-    ``extra_global`` is handed to integrations beside the file's ``global`` section (runtime
-    objects such as a shared key-value store; never written in the file).
+
+def read_config(path: str | Path, check_integration: IntegrationCheck | None = None) -> AlertingConfig:
+    """Parse ``alerting.yml`` once into data; its problems are in the result, none is raised.
+
+    ``check_integration`` is called for each integration entry, in file order, with the ``global``
+    section; what it returns is reported beside the parser's own problems, in order.
     """
-    config, problems = _load(path, extra_global)
-    if problems:
-        raise problems[0]
-    assert config is not None
-    _warn_once(config)
+    try:
+        doc = load_file(path, ConfigError)
+    except ConfigError as exc:
+        return AlertingConfig(source=str(path), file_problems=(exc,))
+    return parse_document(doc, str(path), check_integration)
+
+
+def parse_document(doc: Any, file: str, check_integration: IntegrationCheck | None = None) -> AlertingConfig:
+    """:func:`read_config` for a document already read from ``file``."""
+    parser = _Parser(file, check_integration)
+    return parser.parse(doc)
+
+
+def load_config(path: str | Path) -> AlertingConfig:
+    """Parse ``alerting.yml``; the first problem is raised as ``ConfigError`` (``file:line:col``)."""
+    config = read_config(path)
+    if config.problems:
+        raise config.problems[0]
     return config
 
 
-def check_routing_config(path: str | Path) -> list[ConfigError]:
+def check_config(path: str | Path, check_integration: IntegrationCheck | None = None) -> list[ConfigError]:
     """Every problem in ``alerting.yml`` (empty when it loads)."""
-    return _load(path, None)[1]
-
-
-def default_routing_config() -> RoutingConfig:
-    """What runs when there is no ``alerting.yml``: every alert grouped by name, printed on stdout."""
-    _import_integrations()
-    console = INTEGRATIONS[CONSOLE]({"send_resolved": True}, {})
-    receiver = Receiver("console", (ReceiverIntegration("console", CONSOLE, 0, console),))
-    route = Route(
-        receiver="console",
-        group_by=("alertname",),
-        group_wait=10.0,
-        group_interval=60.0,
-        repeat_interval=DEFAULT_REPEAT_INTERVAL,
-    )
-    return RoutingConfig(route=route, receivers={"console": receiver}, source="<default>")
+    return list(read_config(path, check_integration).problems)
 
 
 # --- loading ----------------------------------------------------------------------------------------
 
-_warned: set[str] = set()
-
-
-def _warn_once(config: RoutingConfig) -> None:
-    # Reloads re-read the file every tick; the same warning is logged once per process.
-    for warning in config.warnings:
-        if warning not in _warned:
-            _warned.add(warning)
-            log.warning("routing.config_warning", msg=warning, file=config.source)
-
-
-def _import_integrations() -> None:
-    for name in _INTEGRATION_MODULES:
-        module = f"alerting.notify.receivers.{name}"
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
-
-
-def _load(
-    path: str | Path, extra_global: AbcMapping[str, Any] | None
-) -> tuple[RoutingConfig | None, list[ConfigError]]:
-    _import_integrations()
-    try:
-        doc = load_file(path, ConfigError)
-    except ConfigError as exc:
-        return None, [exc]
-    parser = _Parser(str(path))
-    parser.extra_global = extra_global or {}
-    config = parser.parse(doc)
-    return (config if not parser.errors else None), parser.errors
-
 
 class _Parser:
-    def __init__(self, file: str) -> None:
+    def __init__(self, file: str, check_integration: IntegrationCheck | None) -> None:
         self.file = file
+        self.check_integration = check_integration
         self.errors: list[ConfigError] = []
-        self.warnings: list[str] = []
         self.route_refs: list[tuple[str, Position]] = []
         self.interval_refs: list[tuple[str, Position]] = []
-        self.global_unset: dict[str, list[str]] = {}
-        self.extra_global: AbcMapping[str, Any] = {}
 
     def error(self, message: str, pos: Position | None) -> None:
         self.errors.append(ConfigError(message, pos or Position(self.file)))
@@ -389,13 +354,15 @@ class _Parser:
 
     # -- sections --------------------------------------------------------------------------------
 
-    def parse(self, doc: Any) -> RoutingConfig | None:
+    def parse(self, doc: Any) -> AlertingConfig:
         if doc is None:
             self.error("the file is empty: it needs at least a route and a receiver", Position(self.file))
-            return None
+            return AlertingConfig(source=self.file, routing_problems=tuple(self.errors))
         top = self.mapping(doc, getattr(doc, "pos", Position(self.file)), "the top level")
         if top is None:
-            return None
+            return AlertingConfig(source=self.file, routing_problems=tuple(self.errors))
+        evaluation, evaluation_problems = _evaluation_section(top)
+        datasources, datasource_problems = _datasources_section(top)
         self.fields(top, _TOP_FIELDS, "the top level")
         global_config = self.global_section(top)
         intervals = self.time_intervals(top)
@@ -421,19 +388,21 @@ class _Parser:
                     top.at("receivers"),
                 )
         templates = tuple(str(t) for t, _ in self.sequence(top, "templates", "templates"))
-        if route is None or self.errors:
-            return None
-        return RoutingConfig(
-            route=route,
-            receivers=receivers,
-            inhibit_rules=tuple(inhibit),
-            time_intervals=intervals,
-            global_config=global_config,
-            datasources=top.get("datasources"),
-            evaluation=top.get("evaluation"),
-            templates=templates,
+        return AlertingConfig(
             source=self.file,
-            warnings=tuple(self.warnings),
+            route=route or Route(receiver=""),
+            receivers=MappingProxyType(receivers),
+            inhibit_rules=tuple(inhibit),
+            time_intervals=MappingProxyType(intervals),
+            global_config=MappingProxyType(global_config),
+            templates=templates,
+            datasources=MappingProxyType(datasources),
+            evaluation=evaluation,
+            datasources_section=top.get("datasources"),
+            evaluation_section=top.get("evaluation"),
+            evaluation_problems=tuple(evaluation_problems),
+            datasource_problems=tuple(datasource_problems),
+            routing_problems=tuple(self.errors),
         )
 
     def global_section(self, top: Mapping) -> dict[str, Any]:
@@ -445,15 +414,7 @@ class _Parser:
         for key in raw:
             if key not in _GLOBAL_FIELDS and not key.startswith(_GLOBAL_PREFIXES):
                 self.error(f'unknown field "{key}" in global{suggest(key, _GLOBAL_FIELDS)}', raw.key_pos[key])
-        out: dict[str, Any] = {}
-        for key, value in raw.items():
-            unset: list[tuple[str, str | None]] = []
-            expanded = _expand(value, unset)
-            if unset:
-                self.global_unset[key] = [name for name, default in unset if not default]
-            if any(default is None for _, default in unset):
-                continue  # an unset global secret is absent; integrations relying on it fall back
-            out[key] = expanded
+        out: dict[str, Any] = {k: freeze(v) for k, v in raw.items()}  # as written: users expand ${ENV}
         out["resolve_timeout"] = self.duration(raw, "resolve_timeout", 300.0, allow_zero=False)
         return out
 
@@ -521,11 +482,10 @@ class _Parser:
             return None
         return TimeInterval(**values)
 
-    def receivers(self, top: Mapping, global_config: dict[str, Any]) -> dict[str, Receiver]:
-        out: dict[str, Receiver] = {}
+    def receivers(self, top: Mapping, global_config: dict[str, Any]) -> dict[str, ReceiverConfig]:
+        out: dict[str, ReceiverConfig] = {}
         if "receivers" not in top:
             self.error("missing required section: receivers", top.pos)
-        fallbacks: list[str] = []
         for item, pos in self.sequence(top, "receivers", "receivers"):
             raw = self.mapping(item, pos, "a receiver")
             if raw is None:
@@ -537,90 +497,34 @@ class _Parser:
             if name in out:
                 self.error(f'receiver "{name}" is defined twice', raw.at("name"))
                 continue
-            allowed = ("name", "fallback", *_OURS, *_UNSUPPORTED, *INTEGRATIONS)
-            self.fields(raw, tuple(dict.fromkeys(allowed)), f'receiver "{name}"')
-            integrations: list[ReceiverIntegration] = []
+            allowed = ("name", "fallback", *INTEGRATION_KEYS, *_UNSUPPORTED)
+            self.fields(raw, allowed, f'receiver "{name}"')
+            integrations: list[IntegrationConfig] = []
             for key in raw:
                 if not key.endswith("_configs"):
                     continue
                 if key in _UNSUPPORTED:
-                    supported = ", ".join(sorted(set(_OURS) & set(INTEGRATIONS)))
+                    supported = ", ".join(sorted(INTEGRATION_KEYS))
                     self.error(
                         f'receiver "{name}": {key} are not supported here (supported: {supported})',
                         raw.key_pos[key],
                     )
                     continue
+                if key not in INTEGRATION_KEYS:
+                    continue  # reported above as an unknown field
                 for index, (cfg, cfg_pos) in enumerate(self.sequence(raw, key, key)):
-                    built = self.integration(name, key, index, cfg, cfg_pos, global_config, fallbacks)
-                    if built is not None:
-                        integrations.append(built)
+                    entry = self.mapping(
+                        cfg if cfg is not None else _empty_mapping(cfg_pos), cfg_pos, f"an entry of {key}"
+                    )
+                    if entry is None:
+                        continue
+                    integration = IntegrationConfig(name, key, index, freeze(entry), cfg_pos)
+                    if self.check_integration is not None:
+                        self.errors.extend(self.check_integration(integration, global_config))
+                    integrations.append(integration)
             fallback = self.string(raw, "fallback", "fallback")
-            out[name] = Receiver(name, _merge_stand_ins(integrations, global_config), fallback)
-        if fallbacks:
-            self.warnings.append(
-                "these receiver integrations print to the console instead, until configured: "
-                + "; ".join(fallbacks)
-            )
+            out[name] = ReceiverConfig(name, tuple(integrations), fallback, pos)
         return out
-
-    def integration(
-        self,
-        receiver: str,
-        key: str,
-        index: int,
-        cfg: Any,
-        pos: Position,
-        global_config: dict[str, Any],
-        fallbacks: list[str],
-    ) -> ReceiverIntegration | None:
-        raw = self.mapping(cfg if cfg is not None else _empty_mapping(pos), pos, f"an entry of {key}")
-        if raw is None:
-            return None
-        unset: list[tuple[str, str | None]] = []
-        expanded = _expand(raw, unset)
-        missing = [name for name, default in unset if default is None]
-        for file_key, value in raw.items():
-            is_path = isinstance(value, str) and value and "${" not in value
-            if file_key.endswith("_file") and is_path and not os.access(value, os.R_OK):
-                missing.append(f"{file_key} {value} unreadable")
-        what = f"{receiver}/{key}[{index}]"
-        factory = INTEGRATIONS.get(key)
-        if factory is None:
-            fallbacks.append(f"{what} (no {key.removesuffix('_configs')} integration installed)")
-            return self.console_stand_in(receiver, key, index, expanded, global_config)
-        if missing:
-            fallbacks.append(f"{what} ({', '.join(missing)} not set)")
-            return self.console_stand_in(receiver, key, index, expanded, global_config)
-        try:
-            integration = factory(expanded, {**global_config, **self.extra_global})
-        except ConfigError as exc:
-            # Empty because a variable is unset (in this entry or a global it uses): not configured yet.
-            names = [name for name, default in unset if not default] + [
-                name
-                for global_key, names in self.global_unset.items()
-                if global_key.startswith(_GLOBALS_USED.get(key, ("http_config",)))
-                for name in names
-            ]
-            if names and not exc.message.startswith("unknown field"):
-                fallbacks.append(f"{what} ({', '.join(dict.fromkeys(names))} not set)")
-                return self.console_stand_in(receiver, key, index, expanded, global_config)
-            self.errors.append(exc if exc.pos else ConfigError(f"{what}: {exc.message}", pos))
-            return None
-        except (ValueError, TypeError, KeyError) as exc:
-            self.error(f"{what}: {exc}", pos)
-            return None
-        return ReceiverIntegration(receiver, key, index, integration)
-
-    def console_stand_in(
-        self, receiver: str, key: str, index: int, cfg: AbcMapping[str, Any], global_config: dict[str, Any]
-    ) -> ReceiverIntegration:
-        default = key not in ("slack_configs", "email_configs")  # Alertmanager's defaults per kind
-        settings = {
-            "send_resolved": cfg.get("send_resolved", default),
-            "stands_for": f"{receiver}/{key}[{index}]",
-        }
-        console = INTEGRATIONS[CONSOLE](settings, global_config)
-        return ReceiverIntegration(receiver, CONSOLE, index, console, stands_for=key)
 
     def route(self, raw: Mapping, parent: Route | None, route_id: str) -> Route | None:
         root = parent is None
@@ -729,57 +633,63 @@ class _Parser:
         return out
 
 
-def _merge_stand_ins(
-    integrations: list[ReceiverIntegration], global_config: dict[str, Any]
-) -> tuple[ReceiverIntegration, ...]:
-    """One console line per notification, however many integrations of the receiver it stands in for."""
-    stand_ins = [i for i in integrations if i.stands_for]
-    if len(stand_ins) < 2:
-        return tuple(integrations)
-    receiver = stand_ins[0].receiver
-    names = ", ".join(f"{i.stands_for}" for i in stand_ins)
-    settings = {
-        "send_resolved": any(i.send_resolved for i in stand_ins),
-        "stands_for": f"{receiver}/{{{names}}}",
-    }
-    merged = ReceiverIntegration(
-        receiver, CONSOLE, 0, INTEGRATIONS[CONSOLE](settings, global_config), stands_for=names
-    )
-    return (*[i for i in integrations if not i.stands_for], merged)
-
-
 def _empty_mapping(pos: Position) -> Mapping:
     empty = Mapping()
     empty.pos, empty.key_pos, empty.value_pos = pos, {}, {}
     return empty
 
 
-def _expand(value: Any, unset: list[tuple[str, str | None]]) -> Any:
-    """Replace ``${VAR}`` in strings (recursively), keeping YAML positions.
+# --- our sections -----------------------------------------------------------------------------------
 
-    Every variable that is not set lands in ``unset`` as ``(name, its default or None)``.
-    """
-    if isinstance(value, str):
+# Datasource "type" in alerting.yml -> source kind name in alerting.sources.
+DATASOURCE_TYPES = {"prometheus": "promql", "sql": "sql", "probe": "probe", "celery": "celery"}
+_EVALUATION_FIELDS = ("interval", "outage_tolerance", "query_concurrency", "external_url")
 
-        def sub(found: re.Match[str]) -> str:
-            name, default = found.group(1), found.group(2)
-            env = os.environ.get(name)
-            if env:
-                return env
-            unset.append((name, default))
-            return default or ""
 
-        return _ENV.sub(sub, value)
-    if isinstance(value, Mapping):
-        out = Mapping((k, _expand(v, unset)) for k, v in value.items())
-        out.pos, out.key_pos, out.value_pos = value.pos, value.key_pos, value.value_pos
-        return out
-    if isinstance(value, Sequence):
-        seq = Sequence(_expand(v, unset) for v in value)
-        seq.pos, seq.item_pos = value.pos, value.item_pos
-        return seq
-    if isinstance(value, dict):
-        return {k: _expand(v, unset) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_expand(v, unset) for v in value]
-    return value
+def _evaluation_section(top: Mapping) -> tuple[EvaluationSection, list[ConfigError]]:
+    """The optional ``evaluation:`` section (defaults for rule evaluation); its first problem."""
+    if "evaluation" not in top:
+        return EvaluationSection(), []
+    try:
+        section = expect_mapping(top["evaluation"], top.at("evaluation"), "evaluation", ConfigError)
+        check_fields(section, _EVALUATION_FIELDS, "evaluation", ConfigError)
+        durations: dict[str, float] = {}
+        for key in ("interval", "outage_tolerance"):
+            if key in section:
+                try:
+                    durations[key] = parse_duration(str(section[key]))
+                except DurationError as exc:
+                    raise ConfigError(f"evaluation.{key}: {exc}", section.at(key)) from None
+    except ConfigError as exc:
+        return EvaluationSection(), [exc]
+    return EvaluationSection(
+        interval=durations.get("interval"),
+        outage_tolerance=durations.get("outage_tolerance"),
+        query_concurrency=section.get("query_concurrency"),
+        query_concurrency_pos=section.at("query_concurrency") if "query_concurrency" in section else None,
+        external_url=str(section["external_url"]) if "external_url" in section else None,
+    ), []
+
+
+def _datasources_section(top: Mapping) -> tuple[dict[str, DatasourceSpec], list[ConfigError]]:
+    """The optional ``datasources:`` section, options as written; its first problem."""
+    out: dict[str, DatasourceSpec] = {}
+    if "datasources" not in top:
+        return out, []
+    try:
+        section = expect_mapping(top["datasources"], top.at("datasources"), "datasources", ConfigError)
+        for name, raw in section.items():
+            raw = expect_mapping(raw, section.at(name), f'datasource "{name}"', ConfigError)
+            kind = DATASOURCE_TYPES.get(str(raw.get("type", "")))
+            if kind is None:
+                raise ConfigError(
+                    f'datasource "{name}": type must be one of '
+                    f"{', '.join(DATASOURCE_TYPES)}, got {raw.get('type')!r}",
+                    raw.at("type") if "type" in raw else raw.pos,
+                )
+            options = Mapping((k, v) for k, v in raw.items() if k != "type")
+            options.pos, options.key_pos, options.value_pos = raw.pos, raw.key_pos, raw.value_pos
+            out[name] = DatasourceSpec(name, kind, freeze(options), raw.pos)
+    except ConfigError as exc:
+        return out, [exc]
+    return out, []

@@ -13,39 +13,33 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from alerting.config.alertmanager import AlertingConfig, read_config
+from alerting.config.env import expand
 from alerting.config.yamlfile import Mapping as PosMapping
-from alerting.config.yamlfile import check_fields, expect_mapping, load_file
 from alerting.durations import parse_duration
-from alerting.errors import ConfigError, DurationError, Position
-
-# Datasource "type" in alerting.yml -> source kind name in alerting.sources.
-DATASOURCE_TYPES = {"prometheus": "promql", "sql": "sql", "probe": "probe", "celery": "celery"}
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+from alerting.errors import ConfigError, DurationError
 
 
-def expand_env(value: Any, env: Mapping[str, str], pos: Position | None = None) -> Any:
-    """Replace ``${NAME}`` (or ``${NAME:-default}``) in strings, recursively; unset without a
-    default is a ConfigError naming the variable."""
-    if isinstance(value, str):
+def environment() -> Mapping[str, str]:
+    """The process environment: read here, and only here."""
+    return os.environ
 
-        def sub(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in env:
-                return env[name]
-            if default is not None:
-                return default
-            raise ConfigError(f"environment variable {name} is not set", pos)
 
-        return _ENV_REF.sub(sub, value)
-    if isinstance(value, PosMapping):
-        out = PosMapping({k: expand_env(v, env, value.at(k)) for k, v in value.items()})
-        out.pos, out.key_pos, out.value_pos = value.pos, value.key_pos, value.value_pos
-        return out
-    if isinstance(value, dict):
-        return {k: expand_env(v, env, pos) for k, v in value.items()}
-    if isinstance(value, list):
-        return [expand_env(v, env, pos) for v in value]
-    return value
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def metrics_dir() -> str | None:
+    """prometheus_client's multiprocess directory, as the environment says now."""
+    return os.environ.get(MULTIPROC_ENV) or None
+
+
+def export_metrics_dir(path: str) -> None:
+    """Write the multiprocess directory into the environment.
+
+    prometheus_client reads it from there (not from an argument), and the pool's forked children
+    must inherit it: this is the one place the project writes to the environment.
+    """
+    os.environ[MULTIPROC_ENV] = path
 
 
 def _duration_env(env: Mapping[str, str], name: str, default: str) -> float:
@@ -55,8 +49,8 @@ def _duration_env(env: Mapping[str, str], name: str, default: str) -> float:
         raise ConfigError(f"{name}: {exc}") from None
 
 
-# Timers of the worker's own machinery, read where they are used (module constants); Settings checks
-# them up front so that a bad value stops the worker with a message instead of a traceback.
+# Timers of the worker's own machinery: Settings fields, read where they are used from the runtime's
+# settings; a bad value stops the worker at start with a message instead of a traceback.
 SECONDS_SETTINGS = {
     "ALERTING_BEAT_LEASE": 30.0,
     "ALERTING_NOTIFY_LOCK_TTL": 15.0,
@@ -65,9 +59,8 @@ SECONDS_SETTINGS = {
 }
 
 
-def seconds_env(name: str, env: Mapping[str, str] | None = None) -> float:
+def seconds_env(name: str, env: Mapping[str, str]) -> float:
     """One of SECONDS_SETTINGS: a positive number of seconds ("15", "0.5") or a duration ("15s")."""
-    env = os.environ if env is None else env
     text = env.get(name, "").strip()
     if not text:
         return SECONDS_SETTINGS[name]
@@ -114,10 +107,20 @@ class Settings:
     database_url: str = "sqlite:///var/app.db"
     log_level: str = "INFO"
     log_format: str = "json"
+    beat_lease: float = SECONDS_SETTINGS["ALERTING_BEAT_LEASE"]
+    notify_lock_ttl: float = SECONDS_SETTINGS["ALERTING_NOTIFY_LOCK_TTL"]
+    notify_backoff_base: float = SECONDS_SETTINGS["ALERTING_NOTIFY_BACKOFF_BASE"]
+    notify_backoff_cap: float = SECONDS_SETTINGS["ALERTING_NOTIFY_BACKOFF_CAP"]
+    # Checked by their owners (History, the HTTP server), which report them as ConfigErrors.
+    history_url: str = "sqlite:///var/history.db"
+    history_retention: str = "30d"
+    http_addr: str = "127.0.0.1:9464"
+    # Where ``${NAME}`` references in alerting.yml are looked up: the process environment by default.
+    environ: Mapping[str, str] = field(default_factory=lambda: environment(), repr=False, compare=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
-        env = os.environ if env is None else env
+        env = environment() if env is None else env
         redis_url = env.get("ALERTING_REDIS_URL", cls.redis_url)
         prometheus: dict[str, Any] = {
             "url": env.get("PROMETHEUS_URL", "http://localhost:9090"),
@@ -141,8 +144,6 @@ class Settings:
             tls["insecure_skip_verify"] = True
         if tls:
             prometheus["tls_config"] = tls
-        for name in SECONDS_SETTINGS:
-            seconds_env(name, env)
         log_format = env.get("LOG_FORMAT", "json")
         if log_format not in ("json", "console"):
             raise ConfigError(f'LOG_FORMAT: expected "json" or "console", got {log_format!r}')
@@ -161,6 +162,14 @@ class Settings:
             database_url=env.get("DATABASE_URL", cls.database_url),
             log_level=env.get("LOG_LEVEL", "INFO").upper(),
             log_format=log_format,
+            beat_lease=seconds_env("ALERTING_BEAT_LEASE", env),
+            notify_lock_ttl=seconds_env("ALERTING_NOTIFY_LOCK_TTL", env),
+            notify_backoff_base=seconds_env("ALERTING_NOTIFY_BACKOFF_BASE", env),
+            notify_backoff_cap=seconds_env("ALERTING_NOTIFY_BACKOFF_CAP", env),
+            history_url=env.get("ALERTING_HISTORY_URL", cls.history_url),
+            history_retention=env.get("ALERTING_HISTORY_RETENTION", cls.history_retention),
+            http_addr=env.get("ALERTING_HTTP_ADDR", cls.http_addr),
+            environ=env,
         )
         return settings.with_evaluation_section(env)
 
@@ -169,34 +178,33 @@ class Settings:
         path = Path(self.config_path)
         if not path.is_file():
             return self
-        try:
-            doc = load_file(path, ConfigError)
-        except ConfigError:
+        config = read_config(path)
+        if config.file_problems or not isinstance(config.evaluation_section, PosMapping):
             return self  # reported by `alerting check` and by the routing loader
-        if not isinstance(doc, PosMapping) or not isinstance(doc.get("evaluation"), PosMapping):
-            return self
-        check_evaluation_section(doc)
-        section = doc["evaluation"]
+        if config.evaluation_problems:
+            raise config.evaluation_problems[0]
+        section = config.evaluation
         changes: dict[str, Any] = {}
-        if "interval" in section and "ALERTING_EVALUATION_INTERVAL" not in env:
-            changes["default_interval"] = parse_duration(str(section["interval"]))
-        if "outage_tolerance" in section and "ALERTING_OUTAGE_TOLERANCE" not in env:
-            changes["outage_tolerance"] = parse_duration(str(section["outage_tolerance"]))
-        if "query_concurrency" in section and "ALERTING_QUERY_CONCURRENCY" not in env:
-            value = section["query_concurrency"]
+        if section.interval is not None and "ALERTING_EVALUATION_INTERVAL" not in env:
+            changes["default_interval"] = section.interval
+        if section.outage_tolerance is not None and "ALERTING_OUTAGE_TOLERANCE" not in env:
+            changes["outage_tolerance"] = section.outage_tolerance
+        if section.query_concurrency_pos is not None and "ALERTING_QUERY_CONCURRENCY" not in env:
+            value = section.query_concurrency
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(
-                    "evaluation.query_concurrency must be a whole number >= 1",
-                    section.at("query_concurrency"),
+                    "evaluation.query_concurrency must be a whole number >= 1", section.query_concurrency_pos
                 )
             changes["query_concurrency"] = value
-        if "external_url" in section and "ALERTING_EXTERNAL_URL" not in env:
-            changes["external_url"] = str(section["external_url"])
+        if section.external_url is not None and "ALERTING_EXTERNAL_URL" not in env:
+            changes["external_url"] = section.external_url
         return replace(self, **changes) if changes else self
 
 
 @dataclass(frozen=True)
 class DatasourceConfig:
+    """A datasource ready to open: its kind and its options, ``${ENV}`` references expanded."""
+
     name: str
     kind: str
     options: Mapping[str, Any]
@@ -212,46 +220,31 @@ def default_datasources(settings: Settings) -> dict[str, DatasourceConfig]:
     }
 
 
-def load_datasources(settings: Settings, env: Mapping[str, str] | None = None) -> dict[str, DatasourceConfig]:
-    """Defaults overlaid with the ``datasources:`` section of alerting.yml (if the file exists)."""
+def load_datasources(
+    settings: Settings, env: Mapping[str, str] | None = None, *, config: AlertingConfig | None = None
+) -> dict[str, DatasourceConfig]:
+    """Defaults overlaid with the ``datasources:`` section of alerting.yml (if the file exists).
+
+    A reference to an unset variable in a datasource's options is a ConfigError naming it.
+    ``config`` is the parsed file when the caller has it already.
+    """
     sources = default_datasources(settings)
-    path = Path(settings.config_path)
-    if not path.exists():
-        return sources
-    doc = load_file(path, ConfigError)
-    if not isinstance(doc, PosMapping) or "datasources" not in doc:
-        return sources
-    section = expect_mapping(doc["datasources"], doc.at("datasources"), "datasources", ConfigError)
-    env = os.environ if env is None else env
-    for name, raw in section.items():
-        raw = expect_mapping(raw, section.at(name), f'datasource "{name}"', ConfigError)
-        kind = DATASOURCE_TYPES.get(str(raw.get("type", "")))
-        if kind is None:
-            raise ConfigError(
-                f'datasource "{name}": type must be one of '
-                f"{', '.join(DATASOURCE_TYPES)}, got {raw.get('type')!r}",
-                raw.at("type") if "type" in raw else raw.pos,
-            )
-        options = expand_env(raw, env, raw.pos)
-        options.pop("type", None)  # in place: the mapping keeps its positions for file:line:col errors
-        sources[name] = DatasourceConfig(name, kind, options)
+    if config is None:
+        path = Path(settings.config_path)
+        if not path.exists():
+            return sources
+        config = read_config(path)
+    for problem in (*config.file_problems, *config.datasource_problems):
+        raise problem
+    env = settings.environ if env is None else env
+    for name, spec in config.datasources.items():
+        expansion = expand(spec.options, env, spec.pos)
+        if expansion.missing:
+            first = next(u for u in expansion.unset if u.default is None)
+            raise ConfigError(f"environment variable {first.name} is not set", first.pos)
+        # The expanded mapping keeps its YAML positions, so a source's errors say file:line:col.
+        options = expansion.value
+        if spec.kind == "celery":
+            options.setdefault("broker_url", settings.broker_url)
+        sources[name] = DatasourceConfig(name, spec.kind, options)
     return sources
-
-
-def check_evaluation_section(doc: PosMapping) -> None:
-    """Validate the optional ``evaluation:`` section (defaults for rule evaluation)."""
-    if "evaluation" not in doc:
-        return
-    section = expect_mapping(doc["evaluation"], doc.at("evaluation"), "evaluation", ConfigError)
-    check_fields(
-        section,
-        ("interval", "outage_tolerance", "query_concurrency", "external_url"),
-        "evaluation",
-        ConfigError,
-    )
-    for key in ("interval", "outage_tolerance"):
-        if key in section:
-            try:
-                parse_duration(str(section[key]))
-            except DurationError as exc:
-                raise ConfigError(f"evaluation.{key}: {exc}", section.at(key)) from None

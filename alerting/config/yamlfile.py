@@ -31,6 +31,36 @@ class Sequence(list[Any]):
     item_pos: list[Position]
 
 
+def _read_only(self: Any, *args: Any, **kwargs: Any) -> Any:
+    raise TypeError("parsed configuration is read-only")
+
+
+class FrozenMapping(Mapping):
+    """A :class:`Mapping` of parsed configuration data: positions kept, changes refused."""
+
+    __setitem__ = __delitem__ = clear = pop = popitem = setdefault = update = __ior__ = _read_only
+
+
+class FrozenSequence(Sequence):
+    """A :class:`Sequence` of parsed configuration data: positions kept, changes refused."""
+
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = append = extend = insert = pop = remove = _read_only
+    clear = sort = reverse = _read_only
+
+
+def freeze(value: Any) -> Any:
+    """A read-only copy of parsed YAML (mappings and sequences, recursively), positions kept."""
+    if isinstance(value, Mapping):
+        out = FrozenMapping((k, freeze(v)) for k, v in value.items())
+        out.pos, out.key_pos, out.value_pos = value.pos, dict(value.key_pos), dict(value.value_pos)
+        return out
+    if isinstance(value, Sequence):
+        seq = FrozenSequence(freeze(v) for v in value)
+        seq.pos, seq.item_pos = value.pos, list(value.item_pos)
+        return seq
+    return value
+
+
 def _mark(node: yaml.Node, file: str) -> Position:
     return Position(file, node.start_mark.line + 1, node.start_mark.column + 1)
 

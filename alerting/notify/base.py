@@ -88,14 +88,5 @@ class Integration(Protocol):
     def send(self, notification: Notification) -> None: ...
 
 
+# Builds one integration from its configuration entry and the ``global`` section (see receivers/).
 IntegrationFactory = Callable[[Mapping[str, Any], Mapping[str, Any]], Integration]
-# config key in a receiver (e.g. "slack_configs") -> factory(integration config, global config)
-INTEGRATIONS: dict[str, IntegrationFactory] = {}
-
-
-def register(config_key: str) -> Callable[[IntegrationFactory], IntegrationFactory]:
-    def wrap(factory: IntegrationFactory) -> IntegrationFactory:
-        INTEGRATIONS[config_key] = factory
-        return factory
-
-    return wrap

@@ -33,10 +33,9 @@ from typing import Any, Protocol
 import redis
 import structlog
 
-from alerting.config.alertmanager import ReceiverIntegration, RoutingConfig
-from alerting.config.settings import seconds_env
 from alerting.core import fingerprint
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
+from alerting.notify.live import ReceiverIntegration, RoutingConfig
 from alerting.notify.store import GroupInsert, GroupSnapshot, NotifyStore, group_id, nflog_id
 from alerting.ops.logs import context_value
 from alerting.routing.dedup import LogEntry, needs_update
@@ -52,7 +51,8 @@ FLUSH_BATCH = 1000
 # A delivery's lock on its (group, integration) expires this many seconds after its holder last
 # renewed it; the holder renews it every third of that while the send runs, however long the
 # receiver takes. So a worker killed mid-send holds up that group's next delivery this long at most.
-LOCK_TTL = seconds_env("ALERTING_NOTIFY_LOCK_TTL")
+# The default; the worker passes its settings' ALERTING_NOTIFY_LOCK_TTL as ``lock_ttl``.
+LOCK_TTL = 15.0
 FALLBACK_SENT_TTL = 7 * 86400.0
 
 
@@ -303,7 +303,13 @@ def run_stages(ctx: FlushContext, alerts: list[NotifyAlert]) -> list[NotifyAlert
 
 
 def flush_due(
-    redis_client: redis.Redis, prefix: str, config: RoutingConfig, now: float, batch: int = FLUSH_BATCH
+    redis_client: redis.Redis,
+    prefix: str,
+    config: RoutingConfig,
+    now: float,
+    batch: int = FLUSH_BATCH,
+    *,
+    lock_ttl: float | None = None,
 ) -> list[Job]:
     """Flush every aggregation group whose timer has fired; return the notifications to deliver.
 
@@ -323,7 +329,8 @@ def flush_due(
             sources = store.active_sources(now) if config.inhibit_rules else []
             inhibitor = Inhibitor(config.inhibit_rules, sources)
             silences = [s for s in store.silences(now) if s.state(now) == ACTIVE]
-        jobs.extend(_flush_batch(store, config, store.load_groups(gids), now, inhibitor, silences))
+        ttl = LOCK_TTL if lock_ttl is None else lock_ttl
+        jobs.extend(_flush_batch(store, config, store.load_groups(gids), now, inhibitor, silences, ttl))
         if len(gids) < batch:
             break
     return jobs
@@ -352,6 +359,7 @@ def _flush_batch(
     now: float,
     inhibitor: Inhibitor,
     silences: list[Silence],
+    lock_ttl: float,
 ) -> list[Job]:
     """Stages for every group, then dedup and bookkeeping with one Redis round trip per phase."""
     flushed: list[_Flushed] = []
@@ -412,7 +420,7 @@ def _flush_batch(
             reason=why,
             extra={"external_url": config.external_url, "eval_id": eval_id},
         )
-        latest.append((f.nflog_id, integ.key, group.due, max(LOCK_TTL, 2 * route.repeat_interval)))
+        latest.append((f.nflog_id, integ.key, group.due, max(lock_ttl, 2 * route.repeat_interval)))
         log.info(
             "notify.job",
             msg=f"{why}: {len(f.firing)} firing, {len(f.resolved)} resolved",
@@ -480,7 +488,15 @@ def _send(integ: ReceiverIntegration, notification: Notification) -> None:
         raise DeliveryError(f"{type(exc).__name__}: {exc}", retryable=True) from exc
 
 
-def deliver(redis_client: redis.Redis, prefix: str, config: RoutingConfig, job: Job, now: float) -> None:
+def deliver(
+    redis_client: redis.Redis,
+    prefix: str,
+    config: RoutingConfig,
+    job: Job,
+    now: float,
+    *,
+    lock_ttl: float | None = None,
+) -> None:
     """Send one job; on success write the notification log. Raises ``DeliveryError`` on failure.
 
     Safe to call twice for the same job (a redelivered task): the second call finds the log entry
@@ -494,14 +510,14 @@ def deliver(redis_client: redis.Redis, prefix: str, config: RoutingConfig, job: 
     if integ is None:
         bound.warning("notify.job_dropped", msg="receiver integration no longer configured")
         return
-    with _delivery_lock(store, job):
+    with _delivery_lock(store, job, LOCK_TTL if lock_ttl is None else lock_ttl):
         _deliver_locked(store, integ, job, now, bound)
 
 
 @contextmanager
-def _delivery_lock(store: NotifyStore, job: Job) -> Iterator[None]:
+def _delivery_lock(store: NotifyStore, job: Job, lock_ttl: float) -> Iterator[None]:
     """Hold the (group, integration) lock for the block, renewing it in the background."""
-    token = store.acquire(job.nflog_id, job.integration, LOCK_TTL)
+    token = store.acquire(job.nflog_id, job.integration, lock_ttl)
     if token is None:
         raise DeliveryError(
             "another delivery to this receiver for this group is in progress", retryable=True, retry_after=1.0
@@ -509,9 +525,9 @@ def _delivery_lock(store: NotifyStore, job: Job) -> Iterator[None]:
     done = threading.Event()
 
     def renew() -> None:
-        while not done.wait(LOCK_TTL / 3):
+        while not done.wait(lock_ttl / 3):
             try:
-                if not store.extend(job.nflog_id, job.integration, token, LOCK_TTL):
+                if not store.extend(job.nflog_id, job.integration, token, lock_ttl):
                     return
             except redis.RedisError:
                 pass  # Redis away for a moment: try again next time; the TTL covers the gap

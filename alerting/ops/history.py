@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine, make_url
 
+from alerting.config.settings import Settings
 from alerting.core import fingerprint
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError
@@ -153,14 +154,17 @@ class History:
         self._failed_until = 0.0
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> History:
-        env = os.environ if env is None else env
-        text = env.get("ALERTING_HISTORY_RETENTION", DEFAULT_RETENTION)
+    def from_settings(cls, settings: Settings) -> History:
         try:
-            retention = parse_duration(text)
+            retention = parse_duration(settings.history_retention)
         except DurationError as exc:
             raise ConfigError(f"ALERTING_HISTORY_RETENTION: {exc}") from None
-        return cls(env.get("ALERTING_HISTORY_URL", DEFAULT_URL), retention)
+        return cls(settings.history_url, retention)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> History:
+        """The history the environment (``ALERTING_HISTORY_*``, through Settings) describes."""
+        return cls.from_settings(Settings.from_env(env))
 
     # --- connection ---------------------------------------------------------------------------
     @property
@@ -409,12 +413,12 @@ class UnusableHistory:
 HistoryWriter = History | UnusableHistory
 
 
-def open_history(env: Mapping[str, str] | None = None) -> HistoryWriter:
-    """The history the environment configures, or a stand-in that says on every write why there
-    is none. The worker's runtime builds it once per process and installs it with
+def open_history(settings: Settings) -> HistoryWriter:
+    """The history the settings describe, or a stand-in that says on every write why there is
+    none. The worker's runtime builds it once per process and installs it with
     :func:`set_history`, so the module functions below write through the same connections."""
     try:
-        return History.from_env(env)
+        return History.from_settings(settings)
     except ConfigError as exc:
         return UnusableHistory(exc)
 

@@ -44,6 +44,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from alerting.config import settings
 from alerting.core import parse_group_id
 from alerting.errors import DatasourceError, QueryError
 from alerting.ops.logs import get_logger
@@ -58,7 +59,7 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+MULTIPROC_ENV = settings.MULTIPROC_ENV
 _MARKER = ".alerting-private"
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -79,7 +80,7 @@ def setup(fresh: bool = False) -> str:
     """
     global _chosen_dir
     with _lock:
-        configured = os.environ.get(MULTIPROC_ENV)
+        configured = settings.metrics_dir()
         if configured and configured == _chosen_dir:
             return configured
         if configured and not (Path(configured) / _MARKER).exists():
@@ -91,7 +92,7 @@ def setup(fresh: bool = False) -> str:
         else:
             chosen = tempfile.mkdtemp(prefix="alerting-metrics-")
             (Path(chosen) / _MARKER).write_text(str(os.getpid()))
-            os.environ[MULTIPROC_ENV] = chosen
+            settings.export_metrics_dir(chosen)
             atexit.register(_remove_private_dir, chosen, os.getpid())
         _chosen_dir = chosen
         if values.ValueClass is values.MutexValue:
@@ -434,14 +435,14 @@ def _skip_reason(text: str) -> str:
 @_never_raises
 def process_exited(pid: int) -> None:
     """Drop the live gauges of a process that has ended (Celery's ``worker_process_shutdown``)."""
-    path = os.environ.get(MULTIPROC_ENV)
+    path = settings.metrics_dir()
     if path:
         mark_process_dead(pid, path)
 
 
 def reap_dead_processes(path: str | None = None) -> list[int]:
     """Drop live gauges of processes that died without saying so (killed, OOM). Returns their pids."""
-    path = path or os.environ.get(MULTIPROC_ENV)
+    path = path or settings.metrics_dir()
     if not path:
         return []
     dead = []

@@ -1,13 +1,12 @@
-"""Datasources behind one small protocol, registered by kind.
+"""Datasources behind one small protocol, listed by kind.
 
 A kind says which rule field carries its query (``expr`` for PromQL, ``sql``, ``probe``,
 ``celery``), how to check that query offline, and how to open a datasource from its settings.
-Adding a datasource is one new module that calls :func:`register`.
+Adding a datasource is one new module defining its ``KIND`` plus one line in :data:`KINDS`.
 """
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, fields
 from typing import Any, ClassVar, Protocol
@@ -86,31 +85,22 @@ def reject_unknown_settings(
             raise fail(f'unknown field "{key}"{suggest(str(key), known)}')
 
 
-KINDS: dict[str, Kind] = {}
-# Kinds live in their own modules; importing them registers them.
-_MODULES = (
-    "alerting.sources.prometheus",
-    "alerting.sources.sql",
-    "alerting.sources.probe",
-    "alerting.sources.celery",
-)
+# The kinds of datasource, one line each; a kind's module defines its ``KIND``. The modules use the
+# protocol above, so they are imported after it.
+from alerting.sources import celery, probe, prometheus, sql  # noqa: E402
+
+KINDS: Mapping[str, Kind] = {
+    "promql": prometheus.KIND,
+    "sql": sql.KIND,
+    "probe": probe.KIND,
+    "celery": celery.KIND,
+}
 
 
-def register(kind: Kind) -> Kind:
-    KINDS[kind.name] = kind
-    return kind
-
-
-def kinds() -> dict[str, Kind]:
-    """Every registered kind, importing the built-in modules on first use."""
-    for module in _MODULES:
-        try:
-            importlib.import_module(module)
-        except ModuleNotFoundError as exc:
-            if exc.name != module:
-                raise
+def kinds() -> Mapping[str, Kind]:
+    """Every kind of datasource, by name (``promql``, ``sql``, ``probe``, ``celery``)."""
     return KINDS
 
 
 def kind_for_field(field: str) -> Kind | None:
-    return next((k for k in kinds().values() if k.field == field), None)
+    return next((k for k in KINDS.values() if k.field == field), None)

@@ -33,7 +33,7 @@ from kombu.utils.url import maybe_sanitize_url
 from alerting.config.yamlfile import suggest, type_name
 from alerting.durations import parse_duration
 from alerting.errors import DatasourceError, DurationError, Position, QueryError, RuleFileError
-from alerting.sources import Kind, QuerySpec, Sample, register, reject_unknown_settings, settings_error
+from alerting.sources import Kind, QuerySpec, Sample, reject_unknown_settings, settings_error
 
 MEASURES = ("queue_length", "workers")
 _FIELDS = ("measure", "queues", "timeout")
@@ -113,9 +113,8 @@ class CelerySource:
         self.name = name
         fail = settings_error(name, config)
         reject_unknown_settings(config, _CONFIG_FIELDS, fail)
-        url = config.get("broker_url") or (
-            os.environ.get("CELERY_BROKER_URL") or os.environ.get("ALERTING_REDIS_URL") or _DEFAULT_BROKER
-        )
+        # Settings fill in the worker's own broker (CELERY_BROKER_URL) for a datasource without one.
+        url = config.get("broker_url") or _DEFAULT_BROKER
         if not isinstance(url, str):
             raise fail("broker_url must be a URL such as redis://localhost:6379/0")
         options = config.get("broker_transport_options") or {}
@@ -234,6 +233,6 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-KIND = register(
-    Kind(name="celery", field="celery", check=check_celery, open=CelerySource, default_datasource="celery")
+KIND: Kind = Kind(
+    name="celery", field="celery", check=check_celery, open=CelerySource, default_datasource="celery"
 )

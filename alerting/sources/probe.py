@@ -36,7 +36,7 @@ import httpx
 from alerting.config.yamlfile import suggest, type_name
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position, QueryError, RuleFileError
-from alerting.sources import Kind, QuerySpec, Sample, register, reject_unknown_settings, settings_error
+from alerting.sources import Kind, QuerySpec, Sample, reject_unknown_settings, settings_error
 from alerting.transport import HTTPConfig, TLSFilesError, new_client, parse_tls_config
 
 METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
@@ -407,6 +407,6 @@ def _safe_url(url: str) -> str:
     return url
 
 
-KIND = register(
-    Kind(name="probe", field="probe", check=check_probe, open=ProbeSource, default_datasource="probe")
+KIND: Kind = Kind(
+    name="probe", field="probe", check=check_probe, open=ProbeSource, default_datasource="probe"
 )

@@ -11,7 +11,7 @@ import promql_parser
 
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DatasourceError, Position, QueryError, RuleFileError
-from alerting.sources import Kind, Sample, register
+from alerting.sources import Kind, Sample
 from alerting.transport import SetupError, TLSFilesError, new_client, parse_http_config
 
 # Prometheus error types that mean "this query is wrong" rather than "the server cannot answer".
@@ -152,12 +152,10 @@ def _labels(metric: Any) -> dict[str, str]:
     return {str(k): str(v) for k, v in metric.items()}
 
 
-KIND = register(
-    Kind(
-        name="promql",
-        field="expr",
-        check=check_expr,
-        open=PrometheusSource,
-        default_datasource="prometheus",
-    )
+KIND: Kind = Kind(
+    name="promql",
+    field="expr",
+    check=check_expr,
+    open=PrometheusSource,
+    default_datasource="prometheus",
 )

@@ -47,7 +47,7 @@ from sqlalchemy.engine import Connection, Engine, make_url
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DatasourceError, DurationError, Position, QueryError, RuleFileError
 from alerting.ops.logs import get_logger
-from alerting.sources import Kind, Sample, register
+from alerting.sources import Kind, Sample
 
 log = get_logger(__name__)
 
@@ -563,4 +563,4 @@ class _EngineCache:
 _ENGINES = _EngineCache(_create_engine)
 
 
-KIND = register(Kind(name="sql", field="sql", check=check_sql, open=SqlSource, default_datasource="db"))
+KIND: Kind = Kind(name="sql", field="sql", check=check_sql, open=SqlSource, default_datasource="db")

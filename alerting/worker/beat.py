@@ -16,7 +16,6 @@ from typing import Any
 from celery.beat import ScheduleEntry, Scheduler
 from celery.schedules import schedstate, schedule
 
-from alerting.config.settings import seconds_env
 from alerting.core import slot_at
 from alerting.ops import metrics
 from alerting.ops.logs import get_logger
@@ -54,9 +53,14 @@ class GroupScheduler(Scheduler):
     """One entry per rule group, refreshed when rule files change; sends only while leader."""
 
     owner = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
     # Seconds a leader's lease outlives its last renewal (renewed every third of that): how long
     # evaluation pauses when the leading worker dies before another takes over.
-    lease = seconds_env("ALERTING_BEAT_LEASE")
+    @property
+    def lease(self) -> float:
+        from alerting.worker.runtime import get_runtime
+
+        return get_runtime().settings.beat_lease
 
     def setup_schedule(self) -> None:
         self._last_sync = 0.0

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import redis
 
-from alerting.config.alertmanager import RoutingConfig, default_routing_config, load_routing_config
-from alerting.config.settings import DatasourceConfig, Settings, load_datasources
+from alerting.config.settings import DatasourceConfig, Settings, default_datasources, load_datasources
 from alerting.errors import AlertingError, ConfigError, DatasourceError
 from alerting.notify.data import STORE_KEY, RedisStore
+from alerting.notify.live import RoutingConfig
 from alerting.ops import metrics
 from alerting.ops.history import History, HistoryWriter, open_history, set_history
 from alerting.ops.logs import get_logger
@@ -24,7 +24,8 @@ from alerting.rules.loader import load_file_groups, rule_files
 from alerting.rules.model import Group, Rule
 from alerting.rules.state import StateStore
 from alerting.rules.tick import Evaluator, Sink
-from alerting.sources import Source, kinds
+from alerting.sources import Source
+from alerting.worker.compose import default_routing_config, load_routing_config, open_source
 from alerting.worker.sink import WorkerSink
 
 log = get_logger(__name__)
@@ -124,8 +125,6 @@ class Runtime:
                 self._datasources = load_datasources(self.settings)
             except ConfigError as exc:
                 log.error("config.invalid", msg=str(exc))
-                from alerting.config.settings import default_datasources
-
                 self._datasources = default_datasources(self.settings)
         return self._datasources
 
@@ -139,10 +138,7 @@ class Runtime:
                 raise DatasourceError(f'no datasource named "{name}" in alerting.yml', name)
             if config.kind != kind:
                 raise DatasourceError(f'datasource "{name}" is {config.kind}, rule needs {kind}', name)
-            factory = kinds().get(kind)
-            if factory is None:
-                raise DatasourceError(f"no source module for {kind} datasources", name)
-            source = factory.open(name, config.options)
+            source = open_source(config)
             self._sources[name] = source
             return source
 
@@ -164,7 +160,9 @@ class Runtime:
             return self._routing
         store = RedisStore(self.redis, self.store.key("notify", ""))
         try:
-            self._routing = load_routing_config(path, extra_global={STORE_KEY: store})
+            self._routing = load_routing_config(
+                path, extra_global={STORE_KEY: store}, env=self.settings.environ
+            )
             self.config_ok = True
             log.info("config.loaded", msg=f"loaded routing from {path}")
         except ConfigError as exc:
@@ -180,7 +178,7 @@ class Runtime:
         """This process's history, built on first use and installed as the module default, so the
         delivery task's writes share its connections."""
         if self._history is None:
-            self._history = open_history()
+            self._history = open_history(self.settings)
             if isinstance(self._history, History):
                 set_history(self._history)
         return self._history

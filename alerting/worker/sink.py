@@ -9,9 +9,9 @@ from urllib.parse import quote
 
 import redis
 
-from alerting.config.alertmanager import RoutingConfig
 from alerting.config.settings import DatasourceConfig
 from alerting.notify.base import NotifyAlert
+from alerting.notify.live import RoutingConfig
 from alerting.notify.pipeline import ingest
 from alerting.ops.history import HistoryWriter
 from alerting.ops.logs import get_logger

@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from alerting.config.alertmanager import load_routing_config
 from alerting.notify.base import NotifyAlert
 from alerting.notify.pipeline import deliver, flush_due, ingest
 from alerting.rules import load_paths
+from alerting.worker.compose import load_routing_config
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 
 ROOT = Path(__file__).resolve().parents[2]

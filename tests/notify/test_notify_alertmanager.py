@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from alerting.errors import ConfigError
-from alerting.notify.base import INTEGRATIONS, DeliveryError
+from alerting.notify.base import DeliveryError
+from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.alertmanager import alertmanager_integration, postable_alert
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import free_port

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from alerting.errors import ConfigError
-from alerting.notify.base import INTEGRATIONS, DeliveryError
+from alerting.notify.base import DeliveryError
+from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.email import Email, email_integration
 from tests.support.fakes import SMTP_PASSWORD, SMTP_USER, LocalCA, make_ca, smtp_server
 from tests.support.net import free_port

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from alerting.errors import ConfigError
-from alerting.notify.base import INTEGRATIONS, DeliveryError
+from alerting.notify.base import DeliveryError
+from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.pagerduty import PagerDuty, dedup_key, pagerduty_integration
 from tests.support.fakes import PAGERDUTY_KEY, LocalCA, PagerDutyFake
 from tests.support.httpfake import Reply

@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 from alerting.errors import ConfigError
-from alerting.notify.base import INTEGRATIONS, DeliveryError
+from alerting.notify.base import DeliveryError
 from alerting.notify.data import STORE_KEY, MemoryStore
+from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.sms import Sms, fit_segment, gsm_length, sms_integration, summary, to_gsm
 from tests.support.fakes import (
     TWILIO_FROM,

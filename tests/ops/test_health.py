@@ -214,7 +214,7 @@ def test_a_bad_listen_address_says_what_is_expected(text: str) -> None:
 
 
 def test_the_server_listens_on_loopback_unless_configured(tmp_path: Path) -> None:
-    assert http_addr({}) == ("127.0.0.1", 9464)
+    assert http_addr(Settings()) == ("127.0.0.1", 9464)
     settings = Settings.from_env({"ALERTING_REDIS_URL": REDIS_URL})
     server = start_server(settings, addr="127.0.0.1:0", registry=RuleRegistry((str(tmp_path),), 60.0))
     assert server is not None

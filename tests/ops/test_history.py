@@ -14,6 +14,7 @@ import psycopg
 import pytest
 import redis
 
+from alerting.config.settings import Settings
 from alerting.errors import ConfigError
 from alerting.notify.base import NotifyAlert
 from alerting.ops import history as history_module
@@ -249,7 +250,7 @@ def test_bad_settings_do_not_break_the_module_functions_either(monkeypatch: pyte
 
 
 def test_a_misconfigured_history_stands_in_and_reports_every_write(group: Group) -> None:
-    stand_in = history_module.open_history({"ALERTING_HISTORY_URL": "not a url"})
+    stand_in = history_module.open_history(Settings.from_env({"ALERTING_HISTORY_URL": "not a url"}))
     assert isinstance(stand_in, history_module.UnusableHistory)
     with json_log() as log:
         before = failures("transition")

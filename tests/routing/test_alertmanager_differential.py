@@ -20,12 +20,12 @@ from typing import Any
 
 import redis
 
-from alerting.config.alertmanager import load_routing_config
 from alerting.notify.base import NotifyAlert
 from alerting.notify.pipeline import deliver, flush_due, ingest
 from alerting.notify.store import NotifyStore
 from alerting.routing.matchers import parse_matchers
 from alerting.routing.silences import new_silence
+from alerting.worker.compose import load_routing_config
 from tests.support.routing_alertmanager import Alertmanager
 from tests.support.routing_redis import REDIS_URL, isolated_redis
 from tests.support.webhook import WebhookRecorder

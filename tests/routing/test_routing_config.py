@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from alerting.config.alertmanager import (
+from alerting.errors import ConfigError
+from alerting.worker.compose import (
     check_routing_config,
     default_routing_config,
     load_routing_config,
 )
-from alerting.errors import ConfigError
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -10,9 +10,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerting.config.alertmanager import check_routing_config
 from alerting.errors import ConfigError
 from alerting.routing.matchers import MatcherError, parse_matcher, parse_matchers
+from alerting.worker.compose import check_routing_config
 
 MATCHER_ALPHABET = st.sampled_from(list('ab_:=!~"\\,{} .*|()[]^$\n1') + ["é", "\x00"])
 

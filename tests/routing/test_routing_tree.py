@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from alerting.config.alertmanager import RoutingConfig, load_routing_config
+from alerting.notify.live import RoutingConfig
+from alerting.worker.compose import load_routing_config
 
 TREE = """
 route:

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 import alerting.sources.celery as celery_source
+from alerting.config.settings import Settings, load_datasources
 from alerting.errors import ConfigError, DatasourceError, Position, QueryError, RuleFileError
 from alerting.rules.loader import load_file_groups
 from alerting.sources.celery import CeleryCheck, CelerySource, check_celery
@@ -162,14 +163,23 @@ def test_unreachable_broker_is_a_datasource_error(spec: dict) -> None:
     assert "hunter2" not in str(info.value)
 
 
-def test_broker_url_defaults_to_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("CELERY_BROKER_URL", raising=False)
-    monkeypatch.setenv("ALERTING_REDIS_URL", "redis://redis.internal:6379/3")
-    assert CelerySource("celery", {}).url == "redis://redis.internal:6379/3"
-    monkeypatch.setenv("CELERY_BROKER_URL", "redis://broker.internal:6379/1")
-    assert CelerySource("celery", {}).url == "redis://broker.internal:6379/1"
-    monkeypatch.delenv("CELERY_BROKER_URL")
-    monkeypatch.delenv("ALERTING_REDIS_URL")
+def test_broker_url_defaults_to_the_environment(tmp_path: Path) -> None:
+    # The environment is read by Settings; a celery datasource without broker_url gets the worker's.
+    config = tmp_path / "alerting.yml"
+    config.write_text("datasources:\n  jobs: {type: celery}\n")
+
+    def url(env: dict[str, str]) -> str:
+        settings = Settings.from_env({"ALERTING_CONFIG": str(config), **env})
+        options = load_datasources(settings)["jobs"].options
+        return CelerySource("jobs", options).url
+
+    assert url({"ALERTING_REDIS_URL": "redis://redis.internal:6379/3"}) == "redis://redis.internal:6379/3"
+    both = {
+        "ALERTING_REDIS_URL": "redis://redis.internal:6379/3",
+        "CELERY_BROKER_URL": "redis://broker.internal:6379/1",
+    }
+    assert url(both) == "redis://broker.internal:6379/1"
+    assert url({}) == "redis://localhost:6379/0"
     assert CelerySource("celery", {}).url == "redis://localhost:6379/0"
 
 

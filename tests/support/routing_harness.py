@@ -8,9 +8,10 @@ from typing import Any
 
 import redis
 
-from alerting.config.alertmanager import RoutingConfig, load_routing_config
 from alerting.notify.base import NotifyAlert
+from alerting.notify.live import RoutingConfig
 from alerting.notify.pipeline import Job, deliver, flush_due, ingest
+from alerting.worker.compose import load_routing_config
 
 T0 = 1_700_000_000.0
 

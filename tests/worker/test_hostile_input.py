@@ -23,7 +23,6 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from alerting.config.alertmanager import check_routing_config, load_routing_config
 from alerting.durations import format_duration, parse_duration
 from alerting.errors import (
     AlertingError,
@@ -41,6 +40,7 @@ from alerting.sources import Sample
 from alerting.sources.probe import ProbeSource
 from alerting.sources.prometheus import PrometheusSource
 from alerting.sources.sql import SqlSource
+from alerting.worker.compose import check_routing_config, load_routing_config
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 
 HOSTILE = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))

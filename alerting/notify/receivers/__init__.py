@@ -1,1 +1,24 @@
-"""One module per integration kind (slack_configs, webhook_configs, ...)."""
+"""One module per integration kind, and the table that maps a receiver's ``*_configs`` key to the
+factory building that integration from its configuration entry and the ``global`` section.
+
+Adding a receiver is one module here plus one line in :data:`INTEGRATIONS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from alerting.notify.base import IntegrationFactory
+from alerting.notify.receivers import alertmanager, console, email, pagerduty, slack, sms, webhook
+
+INTEGRATIONS: Mapping[str, IntegrationFactory] = {
+    "console_configs": console.console_integration,
+    "webhook_configs": webhook.webhook_integration,
+    "slack_configs": slack.slack_integration,
+    "pagerduty_configs": pagerduty.pagerduty_integration,
+    "email_configs": email.email_integration,
+    "sms_configs": sms.sms_integration,
+    "alertmanager_configs": alertmanager.alertmanager_integration,
+}
+
+__all__ = ["INTEGRATIONS"]

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register, unreachable
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert, unreachable
 from alerting.transport import HTTPConfig, client_for, retry_after
 
 _FIELDS = ("url", "send_resolved", "valid_for", "timeout", "http_config")
@@ -97,7 +97,6 @@ class AlertmanagerForwarder:
         raise DeliveryError(f"Alertmanager rejected the alerts ({status}): {answer}", retryable=False)
 
 
-@register("alertmanager_configs")
 def alertmanager_integration(
     config: Mapping[str, Any], global_config: Mapping[str, Any]
 ) -> AlertmanagerForwarder:

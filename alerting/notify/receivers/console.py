@@ -14,7 +14,7 @@ from typing import Any, TextIO
 import structlog
 
 from alerting.errors import ConfigError, Position
-from alerting.notify.base import Notification, NotifyAlert, register
+from alerting.notify.base import Notification, NotifyAlert
 from alerting.routing.matchers import labels_string
 
 log = structlog.get_logger(__name__)
@@ -73,7 +73,6 @@ class ConsoleIntegration:
         )
 
 
-@register("console_configs")
 def console_integration(cfg: Mapping[str, Any], global_config: Mapping[str, Any]) -> ConsoleIntegration:
     pos: Position | None = getattr(cfg, "pos", None)
     for key in cfg:

@@ -20,7 +20,7 @@ from email.utils import formatdate, getaddresses, make_msgid
 from typing import Any
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register, unreachable
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert, unreachable
 from alerting.transport import TLSConfig, TLSFilesError, tls_context
 
 _FIELDS = (
@@ -359,7 +359,6 @@ def _smarthost(config: Mapping[str, Any], text: str, what: str) -> tuple[str, in
     return host, int(port)
 
 
-@register("email_configs")
 def email_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> Email:
     """Build an email integration from one ``email_configs`` entry (``smtp_*`` globals as defaults)."""
     what = "email_configs"

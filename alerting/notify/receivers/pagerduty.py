@@ -16,7 +16,7 @@ from typing import Any
 import pagerduty
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.transport import HTTPConfig, TLSConfig, retry_after, tls_context
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
@@ -307,7 +307,6 @@ def _images(config: Mapping[str, Any], what: str) -> tuple[Mapping[str, str], ..
     return tuple({k: data.check_template(item, k, what) for k in item} for item in items)
 
 
-@register("pagerduty_configs")
 def pagerduty_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> PagerDuty:
     """Build a PagerDuty integration from one ``pagerduty_configs`` entry."""
     what = "pagerduty_configs"

@@ -38,7 +38,6 @@ from alerting.notify.base import (
     DeliveryError,
     Notification,
     NotifyAlert,
-    register,
     unreachable,
 )
 from alerting.transport import (
@@ -503,7 +502,6 @@ def _bot_base_url(api_url: str) -> str:
     return base if base.endswith("/") else base + "/"
 
 
-@register("slack_configs")
 def slack_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> SlackBot | SlackWebhook:
     """Build a Slack integration from one ``slack_configs`` entry."""
     what = "slack_configs"

@@ -24,7 +24,7 @@ import httpx
 import structlog
 
 from alerting.notify import data
-from alerting.notify.base import DeliveryError, Notification, register, unreachable
+from alerting.notify.base import DeliveryError, Notification, unreachable
 from alerting.transport import HTTPConfig, client_for, retry_after
 
 log = structlog.get_logger(__name__)
@@ -294,7 +294,6 @@ def _form_or_json(
     return ({str(k): str(v) for k, v in form.items()} if form is not None else None), body
 
 
-@register("sms_configs")
 def sms_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> Sms:
     """Build an SMS integration from one ``sms_configs`` entry (``twilio_*`` globals as defaults)."""
     what = "sms_configs"

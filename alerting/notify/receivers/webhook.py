@@ -18,7 +18,7 @@ from alerting import __version__
 from alerting.core import fingerprint
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position
-from alerting.notify.base import DeliveryError, Notification, NotifyAlert, register
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.routing.matchers import alert_sort_key
 from alerting.transport import (
     HTTPConfig,
@@ -138,7 +138,6 @@ def _pos(cfg: Mapping[str, Any], key: str) -> Position | None:
     return at(key) if at else None
 
 
-@register("webhook_configs")
 def webhook_integration(cfg: Mapping[str, Any], global_config: Mapping[str, Any]) -> WebhookIntegration:
     _check(cfg, _FIELDS, "webhook_configs")
     pos = getattr(cfg, "pos", None)
