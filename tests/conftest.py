@@ -20,7 +20,7 @@ PURE_MODULES = frozenset(
     {
         "tests/core/test_core.py",
         "tests/config/test_config.py",
-        "tests/notify/test_notify_data.py",
+        "tests/notify/test_notify_template.py",
         "tests/routing/test_routing_config.py",
         "tests/routing/test_routing_dedup.py",
         "tests/routing/test_routing_matchers.py",

@@ -21,7 +21,7 @@ from alerting.config.alertmanager import AlertingConfig, parse_document
 from alerting.config.settings import environment
 from alerting.config.yamlfile import load_file
 from alerting.errors import ConfigError, Position
-from alerting.notify import data
+from alerting.notify import entries, kvstore
 from alerting.notify.base import DeliveryError, Integration, Notification, NotifyAlert
 from alerting.worker.compose import build_integration
 
@@ -71,18 +71,18 @@ def build_receiver(
 ) -> list[tuple[str, Integration]]:
     """The integrations of receiver ``name`` in an alerting.yml document (``receivers`` + ``global``)."""
     env = environment() if env is None else env
-    file = str(getattr(data.position(document), "file", "") or "alerting.yml")
+    file = str(getattr(entries.position(document), "file", "") or "alerting.yml")
     config = parse_document(document, file)
     receiver = config.receivers.get(name)
     if receiver is None:
         names = ", ".join(config.receivers) or "none"
         raise ConfigError(
-            f'no receiver named "{name}" (receivers: {names})', data.position(document, "receivers")
+            f'no receiver named "{name}" (receivers: {names})', entries.position(document, "receivers")
         )
     for problem in config.routing_problems:  # the receiver's own problems; the rest of the file may be wrong
         if f'receiver "{name}"' in problem.message or _within(problem.pos, receiver.pos, config):
             raise problem
-    extra = {data.STORE_KEY: data.MemoryStore()}
+    extra = {kvstore.STORE_KEY: kvstore.MemoryStore()}
     integrations = [
         (f"{entry.key}[{entry.index}]", build_integration(entry, config.global_config, env, extra))
         for entry in receiver.integrations

@@ -15,7 +15,7 @@ import redis
 
 from alerting.config.settings import DatasourceConfig, Settings, default_datasources, load_datasources
 from alerting.errors import AlertingError, ConfigError, DatasourceError
-from alerting.notify.data import STORE_KEY, RedisStore
+from alerting.notify.kvstore import STORE_KEY, RedisStore
 from alerting.notify.live import RoutingConfig
 from alerting.ops import metrics
 from alerting.ops.history import History, HistoryWriter, open_history, set_history

@@ -11,7 +11,7 @@ import redis
 
 from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError
-from alerting.notify.data import STORE_KEY, MemoryStore, RedisStore
+from alerting.notify.kvstore import STORE_KEY, MemoryStore, RedisStore
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.slack import SlackBot, SlackWebhook, slack_integration
 from tests.support.fakes import SLACK_TOKEN, SLACK_WEBHOOK_PATH, LocalCA, SlackFake

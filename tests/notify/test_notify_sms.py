@@ -11,7 +11,7 @@ import pytest
 
 from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError
-from alerting.notify.data import STORE_KEY, MemoryStore
+from alerting.notify.kvstore import STORE_KEY, MemoryStore
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.sms import Sms, fit_segment, gsm_length, sms_integration, summary, to_gsm
 from tests.support.fakes import (

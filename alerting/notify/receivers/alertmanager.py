@@ -19,7 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from alerting.notify import data
+from alerting.notify import entries, wording
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert, unreachable
 from alerting.transport import HTTPConfig, client_for, retry_after
 
@@ -55,7 +55,7 @@ def postable_alert(alert: NotifyAlert, now: float, valid_for: float) -> dict[str
         "startsAt": _rfc3339(alert.starts_at),
         "endsAt": _rfc3339(ends),
     }
-    if data.is_web_link(alert.generator_url):  # Alertmanager rejects the whole batch over a bad URI
+    if wording.is_web_link(alert.generator_url):  # Alertmanager rejects the whole batch over a bad URI
         out["generatorURL"] = alert.generator_url
     return out
 
@@ -102,16 +102,16 @@ def alertmanager_integration(
 ) -> AlertmanagerForwarder:
     """Build a forwarder from one ``alertmanager_configs`` entry."""
     what = "alertmanager_configs"
-    data.check_fields(config, _FIELDS, what)
-    url = data.string(config, "url", what)
-    if not data.is_web_link(url):
-        raise data.config_error(
+    entries.check_fields(config, _FIELDS, what)
+    url = entries.string(config, "url", what)
+    if not wording.is_web_link(url):
+        raise entries.config_error(
             config, "url", f"{what}: url (the Alertmanager's http(s) base URL) is required"
         )
     settings = AlertmanagerSettings(
         url=url.removesuffix("/").removesuffix("/api/v2/alerts"),
-        send_resolved=data.boolean(config, "send_resolved", what, True),
-        valid_for=data.duration(config, "valid_for", what, 5 * 3600.0),
-        timeout=data.duration(config, "timeout", what, 10.0),
+        send_resolved=entries.boolean(config, "send_resolved", what, True),
+        valid_for=entries.duration(config, "valid_for", what, 5 * 3600.0),
+        timeout=entries.duration(config, "timeout", what, 10.0),
     )
-    return AlertmanagerForwarder(settings, data.http_config(config, what))
+    return AlertmanagerForwarder(settings, entries.http_config(config, what))

@@ -19,7 +19,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, getaddresses, make_msgid
 from typing import Any
 
-from alerting.notify import data
+from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert, unreachable
 from alerting.transport import TLSConfig, TLSFilesError, tls_context
 
@@ -73,7 +73,7 @@ class EmailSettings:
 
 def subject(notification: Notification) -> str:
     """``[FIRING:2] HighErrorRate (api critical)``: Alertmanager's default subject."""
-    return data.title(notification)
+    return wording.title(notification)
 
 
 def _link(url: str, text: str) -> str:
@@ -82,21 +82,21 @@ def _link(url: str, text: str) -> str:
 
 def _alert_rows(alert: NotifyAlert, colour: str) -> str:
     e = html.escape
-    value = data.format_value(alert.value)
+    value = wording.format_value(alert.value)
     parts = [
         f'<tr><td style="border-left:4px solid {colour};padding:6px 10px">',
-        f"<strong>{e(data.alert_summary(alert))}</strong>",
+        f"<strong>{e(wording.alert_summary(alert))}</strong>",
     ]
     if value:
         parts.append(f" <code>{e(value)}</code>")
-    description = data.alert_description(alert)
+    description = wording.alert_description(alert)
     if description:
         parts.append(f"<br>{e(description)}")
     labels = ", ".join(f"{e(k)}={e(v)}" for k, v in sorted(alert.labels.items()))
     parts.append(f'<br><small style="color:#555">{labels}</small>')
-    since = data.when(alert.starts_at)
+    since = wording.when(alert.starts_at)
     parts.append(f'<br><small style="color:#555">since {e(since)}')
-    if data.is_web_link(alert.generator_url):
+    if wording.is_web_link(alert.generator_url):
         parts.append(" · " + _link(alert.generator_url, "query"))
     parts.append("</small></td></tr>")
     return "".join(parts)
@@ -105,17 +105,17 @@ def _alert_rows(alert: NotifyAlert, colour: str) -> str:
 def html_body(notification: Notification) -> str:
     """The HTML part: every label and annotation value escaped, only http(s) links."""
     e = html.escape
-    level = data.level({"severity": data.notification_severity(notification)})
+    level = wording.level({"severity": wording.notification_severity(notification)})
     colour = "#2eb67d" if notification.status == "resolved" else _COLOURS[level]
     out = [
         '<!DOCTYPE html><html><body style="font-family:sans-serif;font-size:14px">',
         f'<h2 style="color:{colour}">{e(subject(notification))}</h2>',
     ]
     facts = []
-    severity = data.notification_severity(notification)
+    severity = wording.notification_severity(notification)
     if severity:
         facts.append(("severity", severity))
-    facts += data.key_labels(notification)
+    facts += wording.key_labels(notification)
     if facts:
         out.append('<table style="border-collapse:collapse">')
         out += [
@@ -133,16 +133,16 @@ def html_body(notification: Notification) -> str:
     links = [
         _link(url, text)
         for url, text in (
-            (data.runbook_url(notification), "Runbook"),
-            (data.dashboard_url(notification), "Dashboard"),
-            (notification.external_url if data.is_web_link(notification.external_url) else "", "Alerting"),
+            (wording.runbook_url(notification), "Runbook"),
+            (wording.dashboard_url(notification), "Dashboard"),
+            (notification.external_url if wording.is_web_link(notification.external_url) else "", "Alerting"),
         )
         if url
     ]
     if links:
         out.append(f"<p>{' · '.join(links)}</p>")
     if notification.firing:
-        out.append(f"<p>Silence: <code>{e(data.silence_command(notification))}</code></p>")
+        out.append(f"<p>Silence: <code>{e(wording.silence_command(notification))}</code></p>")
     out.append("</body></html>")
     return "\n".join(out)
 
@@ -160,12 +160,12 @@ def message_id(notification: Notification, settings: EmailSettings) -> str:
     return make_msgid(domain=settings.hello if "." in settings.hello else None)
 
 
-def email_defaults(notification: Notification) -> data.Defaults:
+def email_defaults(notification: Notification) -> templates.Defaults:
     """What Alertmanager's ``email.default.*`` template names render to here."""
     return {
         "email.default.subject": lambda: subject(notification),
         "email.default.html": lambda: html_body(notification),
-        "email.default.text": lambda: data.default_text(notification),
+        "email.default.text": lambda: wording.default_text(notification),
     }
 
 
@@ -181,7 +181,9 @@ def build_message(notification: Notification, settings: EmailSettings) -> EmailM
     """
     defaults = email_defaults(notification)
     rendered_headers = {
-        name: _one_line(data.render_or(value, notification, f"headers.{name}", lambda: "", defaults=defaults))
+        name: _one_line(
+            templates.render_or(value, notification, f"headers.{name}", lambda: "", defaults=defaults)
+        )
         for name, value in settings.headers.items()
     }
     message = EmailMessage()
@@ -199,10 +201,10 @@ def build_message(notification: Notification, settings: EmailSettings) -> EmailM
     }
     for name, value in headers.items():
         message[name] = value
-    text = _part(settings.text, notification, "text", lambda: data.default_text(notification), defaults)
+    text = _part(settings.text, notification, "text", lambda: wording.default_text(notification), defaults)
     body = _part(settings.html, notification, "html", lambda: html_body(notification), defaults, html.escape)
     if text is not None or body is None:
-        message.set_content(text if text is not None else data.default_text(notification))
+        message.set_content(text if text is not None else wording.default_text(notification))
         if body is not None:
             message.add_alternative(body, subtype="html")
     else:
@@ -215,7 +217,7 @@ def _part(
     notification: Notification,
     field: str,
     default: Callable[[], str],
-    defaults: data.Defaults,
+    defaults: templates.Defaults,
     escape: Callable[[str], str] | None = None,
 ) -> str | None:
     if template is None:
@@ -223,7 +225,7 @@ def _part(
     if template == "":
         return None
     escape_data = escape or (lambda text: text)
-    return data.render_or(template, notification, field, default, escape=escape_data, defaults=defaults)
+    return templates.render_or(template, notification, field, default, escape=escape_data, defaults=defaults)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -355,42 +357,42 @@ def _smarthost(config: Mapping[str, Any], text: str, what: str) -> tuple[str, in
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
     if not sep or not host or not port.isdigit():
-        raise data.config_error(config, "smarthost", f"{what}: smarthost must be host:port, got {text!r}")
+        raise entries.config_error(config, "smarthost", f"{what}: smarthost must be host:port, got {text!r}")
     return host, int(port)
 
 
 def email_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> Email:
     """Build an email integration from one ``email_configs`` entry (``smtp_*`` globals as defaults)."""
     what = "email_configs"
-    data.check_fields(config, _FIELDS, what)
+    entries.check_fields(config, _FIELDS, what)
     g = global_config
 
     def pick(key: str, global_key: str, default: str = "") -> str:
-        return data.string(config, key, what) or data.string(g, global_key, "global") or default
+        return entries.string(config, key, what) or entries.string(g, global_key, "global") or default
 
-    to = tuple(addr for _, addr in getaddresses([data.string(config, "to", what)]) if addr)
+    to = tuple(addr for _, addr in getaddresses([entries.string(config, "to", what)]) if addr)
     if not to:
-        raise data.config_error(
+        raise entries.config_error(
             config, "to", f"{what}: to (one or more addresses, comma-separated) is required"
         )
     sender = pick("from", "smtp_from")
     if not sender:
-        raise data.config_error(config, "from", f"{what}: from is required (or smtp_from in global)")
+        raise entries.config_error(config, "from", f"{what}: from is required (or smtp_from in global)")
     smarthost = pick("smarthost", "smtp_smarthost")
     if not smarthost:
-        raise data.config_error(
+        raise entries.config_error(
             config, "smarthost", f"{what}: smarthost is required (or smtp_smarthost in global)"
         )
     host, port = _smarthost(config, smarthost, what)
     username = pick("auth_username", "smtp_auth_username")
-    password = data.secret(config, "auth_password", what, global_config=g, global_key="smtp_auth_password")
-    password = password or data.secret(
+    password = entries.secret(config, "auth_password", what, global_config=g, global_key="smtp_auth_password")
+    password = password or entries.secret(
         config, "auth_secret", what, global_config=g, global_key="smtp_auth_secret"
     )
-    require_tls = data.boolean(
-        config, "require_tls", what, data.boolean(g, "smtp_require_tls", "global", True)
+    require_tls = entries.boolean(
+        config, "require_tls", what, entries.boolean(g, "smtp_require_tls", "global", True)
     )
-    headers = data.mapping(config, "headers", what)
+    headers = entries.mapping(config, "headers", what)
     return Email(
         EmailSettings(
             to=to,
@@ -401,12 +403,12 @@ def email_integration(config: Mapping[str, Any], global_config: Mapping[str, Any
             username=username,
             password=password,
             require_tls=require_tls,
-            implicit_tls=data.boolean(config, "implicit_tls", what, port == 465),
-            tls=data.tls_config(config, what),
-            headers={str(k): data.check_template(headers, k, what) for k in headers},
-            html=data.check_template(config, "html", what) if "html" in config else None,
-            text=data.check_template(config, "text", what) if "text" in config else None,
-            send_resolved=data.boolean(config, "send_resolved", what, False),
-            timeout=data.duration(config, "timeout", what, 30.0),
+            implicit_tls=entries.boolean(config, "implicit_tls", what, port == 465),
+            tls=entries.tls_config(config, what),
+            headers={str(k): templates.check_template(headers, k, what) for k in headers},
+            html=templates.check_template(config, "html", what) if "html" in config else None,
+            text=templates.check_template(config, "text", what) if "text" in config else None,
+            send_resolved=entries.boolean(config, "send_resolved", what, False),
+            timeout=entries.duration(config, "timeout", what, 30.0),
         )
     )

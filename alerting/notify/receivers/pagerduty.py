@@ -15,7 +15,7 @@ from typing import Any
 
 import pagerduty
 
-from alerting.notify import data
+from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.transport import HTTPConfig, TLSConfig, retry_after, tls_context
 
@@ -131,13 +131,13 @@ class PagerDuty:
         defaults = pagerduty_defaults(notification)
 
         def field(name: str, text: str, fallback: str) -> str:
-            value = data.render_or(text, notification, name, lambda: fallback, defaults=defaults).strip()
+            value = templates.render_or(text, notification, name, lambda: fallback, defaults=defaults).strip()
             return value or fallback
 
         client = field("client", s.client, "alerting")
         payload: dict[str, Any] = {
             "summary": _truncate(
-                field("description", s.description, data.title(notification)), SUMMARY_LIMIT
+                field("description", s.description, wording.title(notification)), SUMMARY_LIMIT
             ),
             "source": field("source", s.source, _first(common, "instance", "job", "service") or client),
             "severity": _severity(field("severity", s.severity, ""), notification),
@@ -213,27 +213,27 @@ def _iso(seconds: float) -> str:
     return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="seconds")
 
 
-def pagerduty_defaults(notification: Notification) -> data.Defaults:
+def pagerduty_defaults(notification: Notification) -> templates.Defaults:
     return {
-        "pagerduty.default.description": lambda: data.title(notification),
+        "pagerduty.default.description": lambda: wording.title(notification),
         "pagerduty.default.client": lambda: "alerting",
         "pagerduty.default.clientURL": lambda: notification.external_url,
-        "pagerduty.default.instances": lambda: data.alert_list_text(notification),
+        "pagerduty.default.instances": lambda: wording.alert_list_text(notification),
     }
 
 
 def _severity(configured: str, notification: Notification) -> str:
     if configured:
-        return data.level({"severity": configured}, default="error")
-    return data.level({"severity": data.notification_severity(notification)}, default="error")
+        return wording.level({"severity": configured}, default="error")
+    return wording.level({"severity": wording.notification_severity(notification)}, default="error")
 
 
 def _default_links(notification: Notification) -> list[tuple[str, str]]:
     links = []
     for url, text in (
-        (data.runbook_url(notification), "Runbook"),
-        (data.dashboard_url(notification), "Dashboard"),
-        (data.generator_url(notification), "Query in Prometheus"),
+        (wording.runbook_url(notification), "Runbook"),
+        (wording.dashboard_url(notification), "Dashboard"),
+        (wording.generator_url(notification), "Query in Prometheus"),
     ):
         if url:
             links.append((url, text))
@@ -242,7 +242,7 @@ def _default_links(notification: Notification) -> list[tuple[str, str]]:
 
 def _alert_details(alert: NotifyAlert) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "summary": data.alert_summary(alert),
+        "summary": wording.alert_summary(alert),
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
         "starts_at": _iso(alert.starts_at),
@@ -269,13 +269,13 @@ def default_details(notification: Notification) -> dict[str, Any]:
             details[name] = [_alert_details(a) for a in alerts[:DETAILS_ALERT_LIMIT]]
             if len(alerts) > DETAILS_ALERT_LIMIT:
                 details[name].append(f"and {len(alerts) - DETAILS_ALERT_LIMIT} more")
-    details["silence"] = data.silence_command(notification)
+    details["silence"] = wording.silence_command(notification)
     return details
 
 
 def _base_url(config: Mapping[str, Any], url: str, what: str) -> str:
     if not url.startswith("https://"):
-        raise data.config_error(
+        raise entries.config_error(
             config, "url", f"{what}: url must use https:// (the PagerDuty client refuses plain http)"
         )
     for suffix in ("/v2/enqueue", "/v2/", "/v2", "/"):
@@ -287,54 +287,54 @@ def _base_url(config: Mapping[str, Any], url: str, what: str) -> str:
 def _links(config: Mapping[str, Any], what: str) -> tuple[tuple[str, str], ...]:
     items = config.get("links") or []
     if not isinstance(items, list):
-        raise data.config_error(config, "links", f"{what}: links must be a list of {{href, text}}")
+        raise entries.config_error(config, "links", f"{what}: links must be a list of {{href, text}}")
     out = []
     for item in items:
         if not isinstance(item, Mapping) or not item.get("href"):
-            raise data.config_error(config, "links", f"{what}: every link needs an href")
-        data.check_fields(item, ("href", "text"), f"{what} link")
-        href = data.check_template(item, "href", what)
-        out.append((href, data.check_template(item, "text", what) or href))
+            raise entries.config_error(config, "links", f"{what}: every link needs an href")
+        entries.check_fields(item, ("href", "text"), f"{what} link")
+        href = templates.check_template(item, "href", what)
+        out.append((href, templates.check_template(item, "text", what) or href))
     return tuple(out)
 
 
 def _images(config: Mapping[str, Any], what: str) -> tuple[Mapping[str, str], ...]:
     items = config.get("images") or []
     if not isinstance(items, list) or not all(isinstance(i, Mapping) and i.get("src") for i in items):
-        raise data.config_error(config, "images", f"{what}: images must be a list of {{src, href, alt}}")
+        raise entries.config_error(config, "images", f"{what}: images must be a list of {{src, href, alt}}")
     for item in items:
-        data.check_fields(item, ("src", "href", "alt"), f"{what} image")
-    return tuple({k: data.check_template(item, k, what) for k in item} for item in items)
+        entries.check_fields(item, ("src", "href", "alt"), f"{what} image")
+    return tuple({k: templates.check_template(item, k, what) for k in item} for item in items)
 
 
 def pagerduty_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> PagerDuty:
     """Build a PagerDuty integration from one ``pagerduty_configs`` entry."""
     what = "pagerduty_configs"
-    data.check_fields(config, _FIELDS, what)
+    entries.check_fields(config, _FIELDS, what)
     if config.get("service_key") or config.get("service_key_file"):
         key = "service_key" if config.get("service_key") else "service_key_file"
-        raise data.config_error(
+        raise entries.config_error(
             config, key, f"{what}: service_key is the retired Events API v1; use routing_key (Events API v2)"
         )
-    routing_key = data.secret(config, "routing_key", what)
+    routing_key = entries.secret(config, "routing_key", what)
     if not routing_key:
-        raise data.config_error(config, None, f"{what}: routing_key or routing_key_file is required")
+        raise entries.config_error(config, None, f"{what}: routing_key or routing_key_file is required")
     url = (
-        data.string(config, "url", what)
-        or data.string(global_config, "pagerduty_url", "global")
+        entries.string(config, "url", what)
+        or entries.string(global_config, "pagerduty_url", "global")
         or DEFAULT_URL
     )
     details = config.get("details")
     if details is not None and not isinstance(details, Mapping):
-        raise data.config_error(config, "details", f"{what}: details must be a mapping of name to text")
+        raise entries.config_error(config, "details", f"{what}: details must be a mapping of name to text")
 
     def template(source: Mapping[str, Any], key: str) -> str:
-        return data.check_template(source, key, what)
+        return templates.check_template(source, key, what)
 
     settings = PagerDutySettings(
         routing_key=routing_key,
         base_url=_base_url(config, url, what),
-        send_resolved=data.boolean(config, "send_resolved", what, True),
+        send_resolved=entries.boolean(config, "send_resolved", what, True),
         client=template(config, "client"),
         client_url=template(config, "client_url"),
         description=template(config, "description"),
@@ -346,6 +346,6 @@ def pagerduty_integration(config: Mapping[str, Any], global_config: Mapping[str,
         source=template(config, "source"),
         links=_links(config, what),
         images=_images(config, what),
-        timeout=data.duration(config, "timeout", what, 10.0),
+        timeout=entries.duration(config, "timeout", what, 10.0),
     )
-    return PagerDuty(settings, data.http_config(config, what))
+    return PagerDuty(settings, entries.http_config(config, what))

@@ -6,7 +6,7 @@ Two ways to reach Slack:
   first notification of a group starts a message; later ones update that message and reply in its
   thread (a firing update is broadcast to the channel, the resolve is not), so a resolve never shows
   up as a stray new message. The group -> (channel, ts) map lives in the key-value store the pipeline
-  passes in ``global_config["_thread_store"]`` (see :mod:`alerting.notify.data`); without one, a
+  passes in ``global_config["_thread_store"]`` (see :mod:`alerting.notify.kvstore`); without one, a
   process-local map is used and threads survive only as long as the process.
 * **Incoming webhook** (``api_url``/``api_url_file``, or the global ``slack_api_url``): one new message
   per notification, exactly as Alertmanager does.
@@ -33,7 +33,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.webhook import WebhookClient
 
-from alerting.notify import data
+from alerting.notify import entries, kvstore, templates, wording
 from alerting.notify.base import (
     DeliveryError,
     Notification,
@@ -153,7 +153,7 @@ class SlackSettings:
 
 
 def _level(notification: Notification) -> str:
-    return data.level({"severity": data.notification_severity(notification)}, default="error")
+    return wording.level({"severity": wording.notification_severity(notification)}, default="error")
 
 
 def header_text(notification: Notification) -> str:
@@ -162,25 +162,25 @@ def header_text(notification: Notification) -> str:
     status = notification.status.upper()
     if notification.firing:
         status += f":{len(notification.firing)}"
-    parts = [status, data.notification_severity(notification), data.alertname(notification)]
+    parts = [status, wording.notification_severity(notification), wording.alertname(notification)]
     return f"{icon} " + " · ".join(p for p in parts if p)
 
 
 def _alert_section(alert: NotifyAlert, common: Mapping[str, str]) -> str:
-    line = f"*{escape(data.alert_summary(alert))}*"
-    value = data.format_value(alert.value)
+    line = f"*{escape(wording.alert_summary(alert))}*"
+    value = wording.format_value(alert.value)
     if value:
         line += f"  `{escape(value)}`"
     if alert.status == "resolved":
         line = ":white_check_mark: " + line
     lines = [line]
-    description = data.alert_description(alert)
+    description = wording.alert_description(alert)
     if description:
         lines.append(escape(description))
     own = [(k, v) for k, v in sorted(alert.labels.items()) if common.get(k) != v]
     if own:
         lines.append(" ".join(f"`{escape(k)}={escape(v)}`" for k, v in own))
-    if data.is_web_link(alert.generator_url):
+    if wording.is_web_link(alert.generator_url):
         lines.append(f"<{escape(alert.generator_url)}|query>")
     return _cut_escaped("\n".join(lines), SECTION_LIMIT)
 
@@ -213,12 +213,12 @@ def _alert_sections(notification: Notification, room: int) -> tuple[list[str], s
     return shown, f"and {len(hidden)} more ({', '.join(c for c in counts if c)})"
 
 
-def slack_defaults(notification: Notification, max_alerts: int = 10) -> data.Defaults:
+def slack_defaults(notification: Notification, max_alerts: int = 10) -> templates.Defaults:
     """What Alertmanager's ``slack.default.*`` template names render to here."""
     return {
         "slack.default.title": lambda: header_text(notification),
         "slack.default.text": lambda: _default_text(notification, max_alerts),
-        "slack.default.fallback": lambda: escape(data.title(notification)),
+        "slack.default.fallback": lambda: escape(wording.title(notification)),
         "slack.default.titlelink": lambda: notification.external_url,
         "slack.default.username": lambda: "alerting",
         "slack.default.pretext": lambda: "",
@@ -239,7 +239,7 @@ def addressing(notification: Notification, settings: SlackSettings) -> dict[str,
     defaults = slack_defaults(notification, settings.max_alerts)
     out = {}
     for name in ("channel", "username", "icon_emoji", "icon_url"):
-        value = data.render_or(
+        value = templates.render_or(
             getattr(settings, name), notification, name, lambda: "", defaults=defaults
         ).strip()
         if value:
@@ -257,22 +257,24 @@ def build_message(notification: Notification, settings: SlackSettings) -> dict[s
     defaults = slack_defaults(notification, settings.max_alerts)
 
     def plain(field: str, text: str, fallback: str) -> str:
-        return data.render_or(text, notification, field, lambda: fallback, defaults=defaults)
+        return templates.render_or(text, notification, field, lambda: fallback, defaults=defaults)
 
     def mrkdwn(field: str, text: str, fallback: str) -> str:
-        return data.render_or(text, notification, field, lambda: fallback, escape=escape, defaults=defaults)
+        return templates.render_or(
+            text, notification, field, lambda: fallback, escape=escape, defaults=defaults
+        )
 
     title = plain("title", settings.title, header_text(notification))
     head: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _cut(title, HEADER_LIMIT)}}
     ]
     title_link = plain("title_link", settings.title_link, "")
-    if data.is_web_link(title_link):
+    if wording.is_web_link(title_link):
         head.append(_section(f"<{escape(title_link)}|{escape(title)}>"))
     pretext = mrkdwn("pretext", settings.pretext, "")
     if pretext.strip():
         head.append(_section(pretext))
-    where = data.key_labels(notification)[:MAX_FIELDS]
+    where = wording.key_labels(notification)[:MAX_FIELDS]
     if where:
         fields = [
             {"type": "mrkdwn", "text": _cut_escaped(f"*{escape(k)}*\n{escape(v)}", FIELD_LIMIT)}
@@ -284,9 +286,9 @@ def build_message(notification: Notification, settings: SlackSettings) -> dict[s
     buttons = [
         _button(text, url)
         for text, url in (
-            ("Runbook", data.runbook_url(notification)),
-            ("Dashboard", data.dashboard_url(notification)),
-            ("Query", data.generator_url(notification)),
+            ("Runbook", wording.runbook_url(notification)),
+            ("Dashboard", wording.dashboard_url(notification)),
+            ("Query", wording.generator_url(notification)),
         )
         if url
     ]
@@ -297,7 +299,7 @@ def build_message(notification: Notification, settings: SlackSettings) -> dict[s
     if footer.strip():
         notes.append(_cut_escaped(footer, SECTION_LIMIT))
     if not resolved:
-        notes.append(f"Silence: `{escape(data.silence_command(notification))}`")
+        notes.append(f"Silence: `{escape(wording.silence_command(notification))}`")
     if notes:
         tail.append({"type": "context", "elements": [{"type": "mrkdwn", "text": n} for n in notes]})
 
@@ -315,7 +317,7 @@ def build_message(notification: Notification, settings: SlackSettings) -> dict[s
 
     default_colour = _RESOLVED_COLOUR if resolved else _COLOURS[_level(notification)]
     colour = plain("color", settings.color, default_colour).strip() or default_colour
-    fallback = mrkdwn("fallback", settings.fallback, escape(data.title(notification)))
+    fallback = mrkdwn("fallback", settings.fallback, escape(wording.title(notification)))
     return {
         "text": _cut_escaped(fallback, FALLBACK_LIMIT),
         "attachments": [{"color": colour, "blocks": head + body + tail}],
@@ -353,7 +355,7 @@ class SlackBot:
         token: str,
         base_url: str,
         http: HTTPConfig,
-        store: data.KeyValueStore,
+        store: kvstore.KeyValueStore,
     ) -> None:
         self.settings = settings
         self.send_resolved = settings.send_resolved
@@ -491,7 +493,7 @@ def _bearer_credentials(config: Mapping[str, Any], http: HTTPConfig, what: str) 
     try:
         return read_secret_file(authz.credentials_file, "authorization credentials_file")
     except SecretFileError as exc:
-        raise data.config_error(config, "http_config", f"{what}: {exc}") from None
+        raise entries.config_error(config, "http_config", f"{what}: {exc}") from None
 
 
 def _bot_base_url(api_url: str) -> str:
@@ -505,37 +507,37 @@ def _bot_base_url(api_url: str) -> str:
 def slack_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> SlackBot | SlackWebhook:
     """Build a Slack integration from one ``slack_configs`` entry."""
     what = "slack_configs"
-    data.check_fields(config, _FIELDS, what)
+    entries.check_fields(config, _FIELDS, what)
     max_alerts = config.get("max_alerts", 10)
     if isinstance(max_alerts, bool) or not isinstance(max_alerts, int) or max_alerts < 1:
-        raise data.config_error(
+        raise entries.config_error(
             config, "max_alerts", f"{what}: max_alerts must be a whole number of at least 1"
         )
-    templates = {
-        key: data.check_template(config, key, what)
+    template_fields = {
+        key: templates.check_template(config, key, what)
         for key in (*_TEMPLATE_FIELDS, "channel", "username", "icon_emoji", "icon_url")
     }
     settings = SlackSettings(
-        **templates,
+        **template_fields,
         max_alerts=max_alerts,
-        send_resolved=data.boolean(config, "send_resolved", what, False),
-        timeout=data.duration(config, "timeout", what, 10.0),
+        send_resolved=entries.boolean(config, "send_resolved", what, False),
+        timeout=entries.duration(config, "timeout", what, 10.0),
     )
-    http = data.http_config(config, what)
-    token = data.secret(config, "token", what)
-    api_url = data.secret(config, "api_url", what)
+    http = entries.http_config(config, what)
+    token = entries.secret(config, "token", what)
+    api_url = entries.secret(config, "api_url", what)
     # Alertmanager's way to use a bot token: api_url .../chat.postMessage + http_config authorization.
     if not token and api_url.rstrip("/").endswith("chat.postMessage"):
         token = _bearer_credentials(config, http, what)
     if token:
         if not settings.channel:
-            raise data.config_error(config, None, f"{what}: channel is required with a bot token")
-        return SlackBot(settings, token, _bot_base_url(api_url), http, data.store_from(global_config))
-    url = api_url or data.secret(global_config, "slack_api_url", "global")
+            raise entries.config_error(config, None, f"{what}: channel is required with a bot token")
+        return SlackBot(settings, token, _bot_base_url(api_url), http, kvstore.store_from(global_config))
+    url = api_url or entries.secret(global_config, "slack_api_url", "global")
     if not url:
-        raise data.config_error(
+        raise entries.config_error(
             config, None, f"{what}: set token (bot) or api_url (incoming webhook), or slack_api_url in global"
         )
-    if not data.is_web_link(url):
-        raise data.config_error(config, "api_url", f"{what}: api_url must be an http(s) URL")
+    if not wording.is_web_link(url):
+        raise entries.config_error(config, "api_url", f"{what}: api_url must be an http(s) URL")
     return SlackWebhook(settings, url, http)

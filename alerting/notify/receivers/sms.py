@@ -23,7 +23,7 @@ from urllib.parse import quote
 import httpx
 import structlog
 
-from alerting.notify import data
+from alerting.notify import entries, kvstore, templates, wording
 from alerting.notify.base import DeliveryError, Notification, unreachable
 from alerting.transport import HTTPConfig, client_for, retry_after
 
@@ -114,16 +114,16 @@ def fit_segment(text: str, limit: int = SEGMENT) -> str:
 
 def summary(notification: Notification) -> str:
     """``[P1 FIRING] HighErrorRate api: 5xx 3.2/s``: severity, status, alert, where, what."""
-    severity = data.notification_severity(notification).upper()
+    severity = wording.notification_severity(notification).upper()
     status = notification.status.upper()
     if len(notification.firing) > 1:
         status += f":{len(notification.firing)}"
     tag = f"[{severity} {status}]" if severity else f"[{status}]"
-    where = " ".join(v for _, v in data.key_labels(notification))
-    head = " ".join(p for p in (tag, data.alertname(notification), where) if p)
+    where = " ".join(v for _, v in wording.key_labels(notification))
+    head = " ".join(p for p in (tag, wording.alertname(notification), where) if p)
     alerts = notification.firing or notification.resolved
-    what = data.alert_summary(alerts[0]) if alerts and notification.firing else ""
-    if what and what != data.alertname(notification):
+    what = wording.alert_summary(alerts[0]) if alerts and notification.firing else ""
+    if what and what != wording.alertname(notification):
         head += f": {what}"
     return fit_segment(to_gsm(" ".join(head.split())))
 
@@ -173,7 +173,7 @@ class Sms:
 
     kind = "sms"
 
-    def __init__(self, settings: SmsSettings, http: HTTPConfig, store: data.KeyValueStore) -> None:
+    def __init__(self, settings: SmsSettings, http: HTTPConfig, store: kvstore.KeyValueStore) -> None:
         self.settings = settings
         self.send_resolved = settings.send_resolved
         self._http = http
@@ -184,7 +184,7 @@ class Sms:
         if not self.settings.body:
             return summary(notification)
         defaults = {"sms.default.body": lambda: summary(notification)}
-        rendered = data.render_or(
+        rendered = templates.render_or(
             self.settings.body, notification, "body", lambda: summary(notification), defaults=defaults
         )
         return fit_segment(to_gsm(" ".join(rendered.split()))) or summary(notification)
@@ -286,47 +286,49 @@ def _form_or_json(
     form = config.get("form")
     body = config.get("json")
     if form is not None and body is not None:
-        raise data.config_error(config, "json", f"{what}: set at most one of form and json")
+        raise entries.config_error(config, "json", f"{what}: set at most one of form and json")
     if form is not None and not isinstance(form, Mapping):
-        raise data.config_error(config, "form", f"{what}: form must be a mapping of field to text")
+        raise entries.config_error(config, "form", f"{what}: form must be a mapping of field to text")
     if body is not None and not isinstance(body, Mapping):
-        raise data.config_error(config, "json", f"{what}: json must be a mapping")
+        raise entries.config_error(config, "json", f"{what}: json must be a mapping")
     return ({str(k): str(v) for k, v in form.items()} if form is not None else None), body
 
 
 def sms_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> Sms:
     """Build an SMS integration from one ``sms_configs`` entry (``twilio_*`` globals as defaults)."""
     what = "sms_configs"
-    data.check_fields(config, _FIELDS, what)
+    entries.check_fields(config, _FIELDS, what)
     g = global_config
-    to = tuple(data.string_list(config, "to", what))
+    to = tuple(entries.string_list(config, "to", what))
     if not to:
-        raise data.config_error(config, "to", f"{what}: to (a list of phone numbers) is required")
+        raise entries.config_error(config, "to", f"{what}: to (a list of phone numbers) is required")
     common = SmsSettings(
         to=to,
-        body=data.check_template(config, "body", what),
-        send_resolved=data.boolean(config, "send_resolved", what, False),
-        timeout=data.duration(config, "timeout", what, 10.0),
+        body=templates.check_template(config, "body", what),
+        send_resolved=entries.boolean(config, "send_resolved", what, False),
+        timeout=entries.duration(config, "timeout", what, 10.0),
     )
-    http = data.http_config(config, what)
-    store = data.store_from(g)
-    url = data.string(config, "url", what)
+    http = entries.http_config(config, what)
+    store = kvstore.store_from(g)
+    url = entries.string(config, "url", what)
     if url:
         extra = [k for k in _TWILIO_ONLY if k in config and k != "from"]
         if extra:
-            raise data.config_error(config, extra[0], f"{what}: {extra[0]} is for Twilio; a gateway uses url")
-        if not data.is_web_link(url.replace("{", "").replace("}", "")):
-            raise data.config_error(config, "url", f"{what}: url must be an http(s) URL")
-        method = data.string(config, "method", what, "POST").upper()
+            raise entries.config_error(
+                config, extra[0], f"{what}: {extra[0]} is for Twilio; a gateway uses url"
+            )
+        if not wording.is_web_link(url.replace("{", "").replace("}", "")):
+            raise entries.config_error(config, "url", f"{what}: url must be an http(s) URL")
+        method = entries.string(config, "method", what, "POST").upper()
         if method not in ("GET", "POST", "PUT"):
-            raise data.config_error(config, "method", f"{what}: method must be GET, POST or PUT")
+            raise entries.config_error(config, "method", f"{what}: method must be GET, POST or PUT")
         form, body = _form_or_json(config, what)
-        headers = data.mapping(config, "headers", what)
+        headers = entries.mapping(config, "headers", what)
         settings = replace(
             common,
             url=url,
             method=method,
-            sender=data.string(config, "from", what),
+            sender=entries.string(config, "from", what),
             headers={str(k): str(v) for k, v in headers.items()},
             form=form,
             json=body,
@@ -335,21 +337,25 @@ def sms_integration(config: Mapping[str, Any], global_config: Mapping[str, Any])
 
     extra = [k for k in _GATEWAY_ONLY if k in config]
     if extra:
-        raise data.config_error(config, extra[0], f"{what}: {extra[0]} is for a gateway url, not Twilio")
-    sid = data.string(config, "account_sid", what) or data.string(g, "twilio_account_sid", "global")
-    token = data.secret(config, "auth_token", what, global_config=g, global_key="twilio_auth_token")
+        raise entries.config_error(config, extra[0], f"{what}: {extra[0]} is for a gateway url, not Twilio")
+    sid = entries.string(config, "account_sid", what) or entries.string(g, "twilio_account_sid", "global")
+    token = entries.secret(config, "auth_token", what, global_config=g, global_key="twilio_auth_token")
     if not sid or not token:
         need = "account_sid and auth_token (or twilio_* in global) for Twilio, or url for a gateway"
-        raise data.config_error(config, None, f"{what}: set {need}")
-    sender = data.string(config, "from", what) or data.string(g, "twilio_from", "global")
-    service = data.string(config, "messaging_service_sid", what) or data.string(
+        raise entries.config_error(config, None, f"{what}: set {need}")
+    sender = entries.string(config, "from", what) or entries.string(g, "twilio_from", "global")
+    service = entries.string(config, "messaging_service_sid", what) or entries.string(
         g, "twilio_messaging_service_sid", "global"
     )
     if bool(sender) == bool(service):
-        raise data.config_error(config, "from", f"{what}: set exactly one of from and messaging_service_sid")
-    api_url = data.string(config, "api_url", what) or data.string(g, "twilio_api_url", "global") or TWILIO_API
-    if not data.is_web_link(api_url):
-        raise data.config_error(config, "api_url", f"{what}: api_url must be an http(s) URL")
+        raise entries.config_error(
+            config, "from", f"{what}: set exactly one of from and messaging_service_sid"
+        )
+    api_url = (
+        entries.string(config, "api_url", what) or entries.string(g, "twilio_api_url", "global") or TWILIO_API
+    )
+    if not wording.is_web_link(api_url):
+        raise entries.config_error(config, "api_url", f"{what}: api_url must be an http(s) URL")
     settings = replace(
         common,
         account_sid=sid,

@@ -8,7 +8,7 @@ import pytest
 
 from alerting.config.yamlfile import load_text
 from alerting.errors import ConfigError, TemplateError
-from alerting.notify import data
+from alerting.notify import entries, templates, wording
 from tests.support.notifications import SEVERITY_LEVELS, T0, alert, notification
 
 
@@ -18,7 +18,7 @@ def test_template_data_has_alertmanagers_fields() -> None:
         alert("resolved", labels={"instance": "b"}, ends_at=T0 + 300),
         receiver="team-api",
     )
-    d = data.template_data(n)
+    d = templates.template_data(n)
     assert d.Receiver == "team-api" and d.Status == "firing"
     assert d.ExternalURL == "http://alerting.example:8080"
     assert d.GroupLabels == {"alertname": "HighErrorRate"}
@@ -35,7 +35,7 @@ def test_template_data_has_alertmanagers_fields() -> None:
 
 
 def test_kv_helpers_match_alertmanagers() -> None:
-    kv = data.KV({"b": "2", "a": "1", "c": "3"})
+    kv = templates.KV({"b": "2", "a": "1", "c": "3"})
     assert [(p.Name, p.Value) for p in kv.SortedPairs()] == [("a", "1"), ("b", "2"), ("c", "3")]
     assert kv.SortedPairs().Values() == ["1", "2", "3"] and kv.SortedPairs().Names() == ["a", "b", "c"]
     assert kv.Names() == ["a", "b", "c"] and kv.Values() == ["1", "2", "3"]
@@ -64,24 +64,24 @@ def test_kv_helpers_match_alertmanagers() -> None:
     ],
 )
 def test_title_is_alertmanagers_default_subject(alerts: list, group: dict, expected: str) -> None:
-    assert data.title(notification(*alerts, group_labels=group)) == expected
+    assert wording.title(notification(*alerts, group_labels=group)) == expected
 
 
 def test_silence_hint_quotes_values_for_the_shell() -> None:
     n = notification(group_labels={"alertname": "Disk Full", "mount": "/var/lib/$x"})
-    assert data.silence_command(n) == (
+    assert wording.silence_command(n) == (
         "alerting silence add 'alertname=Disk Full' 'mount=/var/lib/$x' --duration 2h --comment ..."
     )
 
 
 @pytest.mark.parametrize(("severity", "level"), SEVERITY_LEVELS)
 def test_severity_levels(severity: str, level: str) -> None:
-    assert data.level({"severity": severity}) == level
+    assert wording.level({"severity": severity}) == level
 
 
 def test_priority_label_counts_when_severity_is_absent() -> None:
-    assert data.severity({"priority": "P2"}) == "P2"
-    assert data.severity({"severity": "critical", "priority": "P4"}) == "critical"
+    assert wording.severity({"priority": "P2"}) == "P2"
+    assert wording.severity({"severity": "critical", "priority": "P4"}) == "critical"
 
 
 def test_most_urgent_firing_alert_sets_the_notification_severity() -> None:
@@ -90,11 +90,11 @@ def test_most_urgent_firing_alert_sets_the_notification_severity() -> None:
         alert(labels={"severity": "P1", "i": "2"}),
         alert("resolved", labels={"severity": "critical", "i": "3"}),
     )
-    assert data.notification_severity(n) == "P1"
+    assert wording.notification_severity(n) == "P1"
 
 
 def test_default_text_says_what_where_runbook_and_how_to_silence() -> None:
-    text = data.default_text(notification(alert(labels={"instance": "api-1"}, value=3.2)))
+    text = wording.default_text(notification(alert(labels={"instance": "api-1"}, value=3.2)))
     assert text.splitlines() == [
         "[FIRING:1] HighErrorRate (api-1 api critical)",
         "",
@@ -125,19 +125,19 @@ def test_default_text_says_what_where_runbook_and_how_to_silence() -> None:
     ],
 )
 def test_only_web_links_are_links(url: str, ok: bool) -> None:
-    assert data.is_web_link(url) is ok
+    assert wording.is_web_link(url) is ok
 
 
 def test_secret_from_file_loses_surrounding_whitespace_only(tmp_path: Path) -> None:
     secret = tmp_path / "s"
     secret.write_text(" tok en \n")
-    assert data.secret({"token_file": str(secret)}, "token", "x") == "tok en"
+    assert entries.secret({"token_file": str(secret)}, "token", "x") == "tok en"
 
 
 def test_config_errors_carry_the_yaml_position() -> None:
     doc = load_text("slack_configs:\n  - channel: '#a'\n    colr: red\n", "alerting.yml", ConfigError)
     with pytest.raises(ConfigError) as caught:
-        data.check_fields(doc["slack_configs"][0], ("channel", "color"), "slack_configs")
+        entries.check_fields(doc["slack_configs"][0], ("channel", "color"), "slack_configs")
     assert (
         str(caught.value) == 'alerting.yml:3:5: unknown field "colr" in slack_configs (did you mean "color"?)'
     )
@@ -164,12 +164,12 @@ def test_config_errors_carry_the_yaml_position() -> None:
 )
 def test_alertmanager_template_idioms_render(template: str, expected: str) -> None:
     n = notification(alert(labels={"instance": "a"}), alert("resolved", labels={"instance": "b"}))
-    assert data.render(template, n, "text") == expected
+    assert templates.render(template, n, "text") == expected
 
 
 def test_escape_applies_to_data_not_to_the_template() -> None:
     n = notification(alert(labels={"service": "<b>&"}))
-    out = data.render(
+    out = templates.render(
         "<i>{{ .CommonLabels.service }}</i>", n, "html", escape=lambda v: v.replace("<", "&lt;")
     )
     assert out == "<i>&lt;b>&</i>"
@@ -177,11 +177,10 @@ def test_escape_applies_to_data_not_to_the_template() -> None:
 
 def test_template_cannot_reach_python_internals() -> None:
     with pytest.raises(TemplateError):
-        data.render("{{ .Alerts.__class__ }}", notification(), "text")
+        templates.render("{{ .Alerts.__class__ }}", notification(), "text")
 
 
 def test_alertmanager_default_title_idiom_with_remove_renders() -> None:
-    from alerting.notify import data
     from alerting.notify.base import Notification, NotifyAlert
 
     n = Notification(
@@ -196,4 +195,4 @@ def test_alertmanager_default_title_idiom_with_remove_renders() -> None:
         '({{ with .CommonLabels.Remove .GroupLabels.Names }}{{ .Values | join " " }}{{ end }})'
         "{{ end }}"
     )
-    assert data.render(text, n, field="title") == "[FIRING] X (api critical)"
+    assert templates.render(text, n, field="title") == "[FIRING] X (api critical)"
