@@ -126,7 +126,7 @@ def test_redis_restarted_mid_for_keeps_the_pending_timer_and_loses_no_notificati
             pending = worker.wait_for("alert.pending")[0]
             # A crash, not a clean shutdown: what the append-only file acknowledged must survive.
             server.stop(signal.SIGKILL)
-            worker.wait_for("beat.leader_check_failed", timeout=30)  # down until the worker has noticed
+            worker.wait_for("beat.leader_check_failed", timeout=60)  # down until the worker has noticed
             server.start()
             firing = worker.wait_for("alert.firing", timeout=90)[0]
             hook.wait_for("RedisProbe")
