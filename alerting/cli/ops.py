@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import click
 import redis
 
+from alerting.cli.tools import load_settings
 from alerting.config.settings import Settings, load_datasources
 from alerting.core import parse_group_id
 from alerting.durations import parse_duration
@@ -33,13 +34,6 @@ def register(cli: click.Group) -> None:
     cli.add_command(status)
     cli.add_command(alerts)
     cli.add_command(history)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings.from_env()
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
 
 
 def _store(settings: Settings) -> StateStore:
@@ -71,7 +65,7 @@ def _redis_failure(settings: Settings, exc: Exception) -> click.ClickException:
 def status(fmt: str) -> None:
     """Groups (last slot, duration, health, errors), datasources, beat leader, queues, reload
     problems and receivers' recent failures."""
-    settings = _settings()
+    settings = load_settings()
     try:
         report = collect_status(settings)
     except redis.RedisError as exc:
@@ -235,7 +229,7 @@ def alerts(states: tuple[str, ...], fmt: str) -> None:
     """Alerts the workers hold in Redis (resolved ones are kept 15 minutes)."""
     from alerting.cli.main import alert_json
 
-    settings = _settings()
+    settings = load_settings()
     store = _store(settings)
     found: list[tuple[Group, Alert]] = []
     try:
