@@ -19,7 +19,10 @@ from tests.support.promapi import PromAPI
 PURE_MODULES = frozenset(
     {
         "tests/core/test_core.py",
+        "tests/config/test_alerting_config.py",
         "tests/config/test_config.py",
+        "tests/config/test_env.py",
+        "tests/config/test_layering.py",
         "tests/notify/test_notify_template.py",
         "tests/routing/test_routing_config.py",
         "tests/routing/test_routing_dedup.py",

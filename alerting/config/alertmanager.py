@@ -126,7 +126,6 @@ _UNSUPPORTED = (
     "pushover_configs",
     "victorops_configs",
     "sns_configs",
-    "telegram_configs",
     "webex_configs",
     "discord_configs",
     "msteams_configs",
@@ -140,6 +139,7 @@ INTEGRATION_KEYS = (
     "sms_configs",
     "console_configs",
     "alertmanager_configs",
+    "telegram_configs",
 )
 # The global settings each integration falls back on, as in Alertmanager.
 GLOBALS_USED = {
@@ -148,6 +148,7 @@ GLOBALS_USED = {
     "pagerduty_configs": ("pagerduty_url", "http_config"),
     "sms_configs": ("sms_", "twilio_", "http_config"),
     "webhook_configs": ("http_config",),
+    "telegram_configs": ("telegram_api_url", "http_config"),
 }
 
 

@@ -155,6 +155,10 @@ def test_values_under_secret_keys_are_redacted_at_any_depth(captured: io.StringI
         ("GET https://admin:hunter2@prom.example.com/api/v1/query", "hunter2"),
         ("slack said invalid_auth for xoxb-1234-5678-abcdefABCDEF", "xoxb-1234-5678-abcdefABCDEF"),
         ("posting to https://hooks.slack.com/services/T000/B000/XXXXSECRETXXXX", "XXXXSECRETXXXX"),
+        (
+            "POST https://api.telegram.org/bot123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw/sendMessage",
+            "AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw",
+        ),
         ("header Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.payload.sig", "eyJhbGciOiJIUzI1NiJ9"),
         ("GET /api?api_key=abcdef123456&x=1", "abcdef123456"),
         ("{'password': 'pa55word', 'user': 'bob'}", "pa55word"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from alerting.notify.base import IntegrationFactory
-from alerting.notify.receivers import alertmanager, console, email, pagerduty, slack, sms, webhook
+from alerting.notify.receivers import alertmanager, console, email, pagerduty, slack, sms, telegram, webhook
 
 INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "console_configs": console.console_integration,
@@ -19,6 +19,7 @@ INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "email_configs": email.email_integration,
     "sms_configs": sms.sms_integration,
     "alertmanager_configs": alertmanager.alertmanager_integration,
+    "telegram_configs": telegram.telegram_integration,
 }
 
 __all__ = ["INTEGRATIONS"]
