@@ -326,11 +326,9 @@ def _oauth2(raw: Any, what: str, pos: Position | None) -> OAuth2:
 
 
 def _proxy_url(raw: Mapping[str, Any], what: str, pos: Position | None) -> str:
+    # Any text is accepted here, as Prometheus's configuration accepts any URL; one no proxy can be
+    # reached through fails each request with a message naming it (see new_client).
     url = _string(raw, "proxy_url", what, pos)
-    if url and not url.startswith(("http://", "https://", "socks5://")):
-        raise ConfigError(
-            f"{what}: proxy_url must be an http(s) or socks5 URL, got {url!r}", _pos(raw, "proxy_url", pos)
-        )
     return url
 
 
@@ -459,6 +457,9 @@ def retry_after(headers: Mapping[str, Any] | None, now: float | None = None) -> 
 
 
 # --- authentication ---------------------------------------------------------------------------
+
+
+_PROXY_SCHEMES = ("http://", "https://", "socks5://")
 
 
 class SetupError(httpx.HTTPError):
@@ -595,6 +596,8 @@ def new_client(http: HTTPConfig, timeout: float | httpx.Timeout, **options: Any)
     # Always our own context, so every destination trusts the same store (the system's, unless
     # ca_file) whatever library defaults would say.
     verify = tls_context(http.tls_config)
+    if http.proxy_url and not http.proxy_url.startswith(_PROXY_SCHEMES):
+        raise SetupError(f"proxy_url {http.proxy_url!r} is not an http(s) or socks5 URL")
     return _Client(
         server_name=http.tls_config.server_name,
         timeout=timeout,

@@ -23,6 +23,7 @@ PURE_MODULES = frozenset(
         "tests/config/test_config.py",
         "tests/config/test_env.py",
         "tests/config/test_layering.py",
+        "tests/conformance/test_alertmanager_files.py",
         "tests/notify/test_notify_template.py",
         "tests/routing/test_routing_config.py",
         "tests/routing/test_routing_dedup.py",

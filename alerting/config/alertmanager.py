@@ -335,6 +335,10 @@ class _Parser:
                 if not LABEL_NAME.match(name):
                     self.error(f"{key}: invalid label name {name!r}", legacy.key_pos[name] if legacy else pos)
                     continue
+                if value is None and op == "=~":
+                    # Alertmanager refuses an empty regular expression here (a null value).
+                    self.error(f'{key}: invalid regexp value for "{name}"', pos)
+                    continue
                 if not isinstance(value, str):
                     value = (
                         "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
@@ -415,6 +419,10 @@ class _Parser:
         for key in raw:
             if key not in _GLOBAL_FIELDS and not key.startswith(_GLOBAL_PREFIXES):
                 self.error(f'unknown field "{key}" in global{suggest(key, _GLOBAL_FIELDS)}', raw.key_pos[key])
+        for key in raw:
+            inline = key.removesuffix("_file")
+            if key.endswith("_file") and raw.get(key) and raw.get(inline):
+                self.error(f"at most one of {inline} & {key} must be configured", raw.key_pos[key])
         out: dict[str, Any] = {k: freeze(v) for k, v in raw.items()}  # as written: users expand ${ENV}
         out["resolve_timeout"] = self.duration(raw, "resolve_timeout", 300.0, allow_zero=False)
         return out

@@ -82,17 +82,25 @@ class _Integrations:
         expansion = expand(raw, self.env)
         expanded = expansion.value
         missing = list(expansion.missing)
-        for file_key, value in raw.items():
+        unreadable: list[str] = []
+        key, what = entry.key, entry.name
+        # A secret file that is not there (a laptop without /run/secrets, say) makes the entry print
+        # to the console, with the start-up warning naming the file: never read by `alerting check`
+        # as an error, and never a reason to reject the file. The global ones count where the kind
+        # falls back on them.
+        used = GLOBALS_USED.get(key, ("http_config",))
+        files = [*raw.items(), *((k, v) for k, v in global_config.items() if k.startswith(used))]
+        for file_key, value in files:
             is_path = isinstance(value, str) and value and "${" not in value
             if file_key.endswith("_file") and is_path and not os.access(value, os.R_OK):
-                missing.append(f"{file_key} {value} unreadable")
-        key, what = entry.key, entry.name
+                unreadable.append(f"{file_key} {value} unreadable")
         factory = INTEGRATIONS.get(key)
         if factory is None:
             self.fallbacks.append(f"{what} (no {key.removesuffix('_configs')} integration installed)")
             return console_stand_in(entry, expanded, global_config), None
-        if missing:
-            self.fallbacks.append(f"{what} ({', '.join(missing)} not set)")
+        if missing or unreadable:
+            why = [f"{', '.join(missing)} not set"] if missing else []
+            self.fallbacks.append(f"{what} ({'; '.join([*why, *unreadable])})")
             return console_stand_in(entry, expanded, global_config), None
         try:
             integration = factory(expanded, {**global_config, **self.extra_global})

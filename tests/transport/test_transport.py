@@ -332,11 +332,15 @@ def located_error(body: str) -> str:
             "follow_redirects: sometimes\n",
             "alerting.yml:2:21: http_config: follow_redirects must be true or false",
         ),
-        (
-            "proxy_url: ftp://p\n",
-            "alerting.yml:2:14: http_config: proxy_url must be an http(s) or socks5 URL",
-        ),
     ],
 )
 def test_config_errors_name_the_file_line_and_column(body: str, message: str) -> None:
     assert located_error(body).startswith(message)
+
+
+def test_a_proxy_url_prometheus_accepts_loads_and_fails_each_request_by_name() -> None:
+    # Alertmanager loads `proxy_url: foo` (Go parses it as a URL); no request can go through it.
+    http = parse_http_config({"proxy_url": "foo"})
+    assert http.proxy_url == "foo"
+    with pytest.raises(SetupError, match="proxy_url 'foo' is not an http"):
+        new_client(http, 5.0)

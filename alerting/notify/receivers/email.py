@@ -355,7 +355,9 @@ def _address(value: str) -> str:
 
 def _smarthost(config: Mapping[str, Any], text: str, what: str) -> tuple[str, int]:
     host, sep, port = text.rpartition(":")
-    host = host.strip("[]")
+    # Alertmanager takes what Go's SplitHostPort splits, white space around the port included
+    # (`localhost: 25` is in real configurations).
+    host, port = host.strip("[]"), port.strip()
     if not sep or not host or not port.isdigit():
         raise entries.config_error(config, "smarthost", f"{what}: smarthost must be host:port, got {text!r}")
     return host, int(port)
