@@ -121,7 +121,6 @@ _GLOBAL_FIELDS = (
 _GLOBAL_PREFIXES = ("sms_", "twilio_")
 # Integrations of Alertmanager this worker has no implementation for: rejected, never silently dropped.
 _UNSUPPORTED = (
-    "opsgenie_configs",
     "wechat_configs",
     "pushover_configs",
     "victorops_configs",
@@ -140,6 +139,7 @@ INTEGRATION_KEYS = (
     "console_configs",
     "alertmanager_configs",
     "telegram_configs",
+    "opsgenie_configs",
 )
 # The global settings each integration falls back on, as in Alertmanager.
 GLOBALS_USED = {
@@ -149,6 +149,7 @@ GLOBALS_USED = {
     "sms_configs": ("sms_", "twilio_", "http_config"),
     "webhook_configs": ("http_config",),
     "telegram_configs": ("telegram_api_url", "http_config"),
+    "opsgenie_configs": ("opsgenie_api_", "http_config"),
 }
 
 
