@@ -123,7 +123,6 @@ _GLOBAL_PREFIXES = ("sms_", "twilio_")
 _UNSUPPORTED = (
     "wechat_configs",
     "pushover_configs",
-    "victorops_configs",
     "sns_configs",
     "webex_configs",
     "discord_configs",
@@ -140,6 +139,7 @@ INTEGRATION_KEYS = (
     "alertmanager_configs",
     "telegram_configs",
     "opsgenie_configs",
+    "victorops_configs",
 )
 # The global settings each integration falls back on, as in Alertmanager.
 GLOBALS_USED = {
@@ -150,6 +150,7 @@ GLOBALS_USED = {
     "webhook_configs": ("http_config",),
     "telegram_configs": ("telegram_api_url", "http_config"),
     "opsgenie_configs": ("opsgenie_api_", "http_config"),
+    "victorops_configs": ("victorops_api_", "http_config"),
 }
 
 

@@ -18,6 +18,7 @@ from alerting.notify.receivers import (
     slack,
     sms,
     telegram,
+    victorops,
     webhook,
 )
 
@@ -31,6 +32,7 @@ INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "alertmanager_configs": alertmanager.alertmanager_integration,
     "telegram_configs": telegram.telegram_integration,
     "opsgenie_configs": opsgenie.opsgenie_integration,
+    "victorops_configs": victorops.victorops_integration,
 }
 
 __all__ = ["INTEGRATIONS"]
