@@ -122,7 +122,6 @@ _GLOBAL_PREFIXES = ("sms_", "twilio_")
 # Integrations of Alertmanager this worker has no implementation for: rejected, never silently dropped.
 _UNSUPPORTED = (
     "wechat_configs",
-    "pushover_configs",
     "sns_configs",
     "webex_configs",
     "discord_configs",
@@ -140,6 +139,7 @@ INTEGRATION_KEYS = (
     "telegram_configs",
     "opsgenie_configs",
     "victorops_configs",
+    "pushover_configs",
 )
 # The global settings each integration falls back on, as in Alertmanager.
 GLOBALS_USED = {

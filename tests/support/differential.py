@@ -43,20 +43,22 @@ def run_both(
     expect: int,
     resolve: bool = False,
     base: Callable[[str], str] | None = None,
+    side_of: Callable[[Request], str] | None = None,
 ) -> tuple[list[Request], list[Request]]:
     """Alertmanager's requests and ours, each in the order sent; ``expect`` is the count per side.
 
     ``base(side)`` gives the text put in place of ``BASE`` (``{fake.url}/{side}`` by default); the
-    requests are told apart by ``side`` at the start of their path either way.
+    requests are told apart by ``side`` at the start of their path, or by ``side_of(request)``.
     """
     base = base or (lambda side: f"{fake.url}/{side}")
+    side_of = side_of or _path_side
     config = ROUTE + receivers
     ours_path, theirs_path = tmp_path / "ours.yml", tmp_path / "am.yml"
     ours_path.write_text(config.replace("BASE", base("ours")))
     theirs_path.write_text(config.replace("BASE", base("am")))
 
     def count(side: str) -> int:
-        return len(_side(fake, side))
+        return len(_side(fake, side, side_of))
 
     now = time.time()
     with isolated_redis() as (client, prefix), Alertmanager(theirs_path, tmp_path) as am:
@@ -73,11 +75,15 @@ def run_both(
             harness.ingest(now + 3, *[replace(a, status="resolved", ends_at=now + 3) for a in ours])
             harness.tick(now + 10)
             wait_until(lambda: count("am") >= expect and count("ours") >= expect, timeout=30)
-    return _side(fake, "am"), _side(fake, "ours")
+    return _side(fake, "am", side_of), _side(fake, "ours", side_of)
 
 
-def _side(fake: FakeHTTPServer, side: str) -> list[Request]:
-    return [r for r in list(fake.requests) if r.path.startswith(f"/{side}/")]
+def _path_side(request: Request) -> str:
+    return request.path.split("/")[1]
+
+
+def _side(fake: FakeHTTPServer, side: str, side_of: Callable[[Request], str]) -> list[Request]:
+    return [r for r in list(fake.requests) if side_of(r) == side]
 
 
 def _routed(spec: dict[str, Any], now: float) -> Any:

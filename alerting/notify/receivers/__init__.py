@@ -15,6 +15,7 @@ from alerting.notify.receivers import (
     email,
     opsgenie,
     pagerduty,
+    pushover,
     slack,
     sms,
     telegram,
@@ -33,6 +34,7 @@ INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "telegram_configs": telegram.telegram_integration,
     "opsgenie_configs": opsgenie.opsgenie_integration,
     "victorops_configs": victorops.victorops_integration,
+    "pushover_configs": pushover.pushover_integration,
 }
 
 __all__ = ["INTEGRATIONS"]
