@@ -124,7 +124,6 @@ _UNSUPPORTED = (
     "wechat_configs",
     "sns_configs",
     "webex_configs",
-    "discord_configs",
     "msteams_configs",
 )
 # Integrations this worker implements (alerting/notify/receivers/, one module each).
@@ -140,6 +139,7 @@ INTEGRATION_KEYS = (
     "opsgenie_configs",
     "victorops_configs",
     "pushover_configs",
+    "discord_configs",
 )
 # The global settings each integration falls back on, as in Alertmanager.
 GLOBALS_USED = {

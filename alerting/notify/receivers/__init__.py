@@ -12,6 +12,7 @@ from alerting.notify.base import IntegrationFactory
 from alerting.notify.receivers import (
     alertmanager,
     console,
+    discord,
     email,
     opsgenie,
     pagerduty,
@@ -35,6 +36,7 @@ INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "opsgenie_configs": opsgenie.opsgenie_integration,
     "victorops_configs": victorops.victorops_integration,
     "pushover_configs": pushover.pushover_integration,
+    "discord_configs": discord.discord_integration,
 }
 
 __all__ = ["INTEGRATIONS"]
