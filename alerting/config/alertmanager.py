@@ -121,13 +121,9 @@ _GLOBAL_FIELDS = (
 _GLOBAL_PREFIXES = ("sms_", "twilio_")
 # Integrations of Alertmanager this worker has no implementation for: rejected, never silently dropped.
 _UNSUPPORTED = (
-    "opsgenie_configs",
     "wechat_configs",
-    "pushover_configs",
-    "victorops_configs",
     "sns_configs",
     "webex_configs",
-    "discord_configs",
     "msteams_configs",
 )
 # Integrations this worker implements (alerting/notify/receivers/, one module each).
@@ -140,6 +136,10 @@ INTEGRATION_KEYS = (
     "console_configs",
     "alertmanager_configs",
     "telegram_configs",
+    "opsgenie_configs",
+    "victorops_configs",
+    "pushover_configs",
+    "discord_configs",
 )
 # The global settings each integration falls back on, as in Alertmanager.
 GLOBALS_USED = {
@@ -149,6 +149,8 @@ GLOBALS_USED = {
     "sms_configs": ("sms_", "twilio_", "http_config"),
     "webhook_configs": ("http_config",),
     "telegram_configs": ("telegram_api_url", "http_config"),
+    "opsgenie_configs": ("opsgenie_api_", "http_config"),
+    "victorops_configs": ("victorops_api_", "http_config"),
 }
 
 

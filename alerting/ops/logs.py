@@ -56,7 +56,14 @@ _SLACK_APP_TOKEN = re.compile(r"\bxapp-[A-Za-z0-9-]+")
 _SLACK_WEBHOOK = re.compile(r"(hooks\.slack\.com/(?:services|workflows|triggers)/)[^\s\"'<>]+")
 # A Telegram bot token (``<bot id>:<35 characters>``); the Bot API carries it in the URL path.
 _TELEGRAM_BOT_TOKEN = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{30,}")
-_AUTH_HEADER = re.compile(r"(?i)\b(bearer|basic|token)(\s+)[A-Za-z0-9._~+/=-]{8,}")
+# VictorOps's REST endpoint carries the API key in the URL path: .../alert/<api key>/<routing key>.
+_VICTOROPS_KEY = re.compile(r"(/integrations/generic/\d+/alert/)[^/\s\"'<>?]+")
+# A Discord webhook URL ends in the webhook's token.
+_DISCORD_WEBHOOK = re.compile(r"(discord(?:app)?\.com/api/(?:v\d+/)?webhooks/\d+/)[^\s\"'<>?/]+")
+# Pushover takes the user key as a query parameter (the token is caught as an assignment).
+_PUSHOVER_URL = re.compile(r"api\.pushover\.net/[^\s\"'<>?]*\?[^\s\"'<>]*")
+_PUSHOVER_USER = re.compile(r"(\buser=)[^&]+")
+_AUTH_HEADER = re.compile(r"(?i)\b(bearer|basic|token|geniekey)(\s+)[A-Za-z0-9._~+/=-]{8,}")
 _ASSIGNMENT = re.compile(
     r"(?i)(?P<key>[\w-]*(?:password|passwd|secret|token|api[_-]?key|routing[_-]?key|authorization)"
     r"[\"']?\s*[:=]\s*[\"']?)(?P<value>[^\s\"'&,;}\]]+)"
@@ -194,6 +201,9 @@ def redact_text(text: str) -> str:
     text = _SLACK_APP_TOKEN.sub(REDACTED, text)
     text = _SLACK_WEBHOOK.sub(lambda m: m.group(1) + REDACTED, text)
     text = _TELEGRAM_BOT_TOKEN.sub(REDACTED, text)
+    text = _PUSHOVER_URL.sub(lambda m: _PUSHOVER_USER.sub(lambda p: p.group(1) + REDACTED, m.group(0)), text)
+    text = _DISCORD_WEBHOOK.sub(lambda m: m.group(1) + REDACTED, text)
+    text = _VICTOROPS_KEY.sub(lambda m: m.group(1) + REDACTED, text)
     text = _AUTH_HEADER.sub(lambda m: m.group(1) + m.group(2) + REDACTED, text)
     return _ASSIGNMENT.sub(lambda m: m.group("key") + REDACTED, text)
 

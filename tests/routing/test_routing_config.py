@@ -230,7 +230,7 @@ def test_config_errors_point_at_the_mistake(tmp_path: Path, name: str, text: str
         ),
         (
             "receivers:\n  - name: default\n    opsgenie_configs: [{}]\n",
-            '5:5: receiver "default": opsgenie_configs are not supported here',
+            "opsgenie_configs: api_key (or api_key_file) is required",
         ),
         (
             "receivers:\n  - name: default\n    webhook_configs: [{send_resolved: true}]\n",

@@ -9,7 +9,20 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from alerting.notify.base import IntegrationFactory
-from alerting.notify.receivers import alertmanager, console, email, pagerduty, slack, sms, telegram, webhook
+from alerting.notify.receivers import (
+    alertmanager,
+    console,
+    discord,
+    email,
+    opsgenie,
+    pagerduty,
+    pushover,
+    slack,
+    sms,
+    telegram,
+    victorops,
+    webhook,
+)
 
 INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "console_configs": console.console_integration,
@@ -20,6 +33,10 @@ INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "sms_configs": sms.sms_integration,
     "alertmanager_configs": alertmanager.alertmanager_integration,
     "telegram_configs": telegram.telegram_integration,
+    "opsgenie_configs": opsgenie.opsgenie_integration,
+    "victorops_configs": victorops.victorops_integration,
+    "pushover_configs": pushover.pushover_integration,
+    "discord_configs": discord.discord_integration,
 }
 
 __all__ = ["INTEGRATIONS"]
