@@ -125,7 +125,6 @@ _UNSUPPORTED = (
     "wechat_configs",
     "pushover_configs",
     "victorops_configs",
-    "sns_configs",
     "webex_configs",
     "discord_configs",
     "msteams_configs",
@@ -140,6 +139,7 @@ INTEGRATION_KEYS = (
     "console_configs",
     "alertmanager_configs",
     "telegram_configs",
+    "sns_configs",
 )
 # The global settings each integration falls back on, as in Alertmanager.
 GLOBALS_USED = {
@@ -149,6 +149,7 @@ GLOBALS_USED = {
     "sms_configs": ("sms_", "twilio_", "http_config"),
     "webhook_configs": ("http_config",),
     "telegram_configs": ("telegram_api_url", "http_config"),
+    "sns_configs": ("http_config",),
 }
 
 

@@ -9,7 +9,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from alerting.notify.base import IntegrationFactory
-from alerting.notify.receivers import alertmanager, console, email, pagerduty, slack, sms, telegram, webhook
+from alerting.notify.receivers import (
+    alertmanager,
+    console,
+    email,
+    pagerduty,
+    slack,
+    sms,
+    sns,
+    telegram,
+    webhook,
+)
 
 INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "console_configs": console.console_integration,
@@ -20,6 +30,7 @@ INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "sms_configs": sms.sms_integration,
     "alertmanager_configs": alertmanager.alertmanager_integration,
     "telegram_configs": telegram.telegram_integration,
+    "sns_configs": sns.sns_integration,
 }
 
 __all__ = ["INTEGRATIONS"]
