@@ -125,7 +125,6 @@ _UNSUPPORTED = (
     "wechat_configs",
     "pushover_configs",
     "victorops_configs",
-    "webex_configs",
     "discord_configs",
     "msteams_configs",
 )
@@ -140,6 +139,7 @@ INTEGRATION_KEYS = (
     "alertmanager_configs",
     "telegram_configs",
     "sns_configs",
+    "webex_configs",
 )
 # The global settings each integration falls back on, as in Alertmanager.
 GLOBALS_USED = {
@@ -150,6 +150,7 @@ GLOBALS_USED = {
     "webhook_configs": ("http_config",),
     "telegram_configs": ("telegram_api_url", "http_config"),
     "sns_configs": ("http_config",),
+    "webex_configs": ("webex_api_url", "http_config"),
 }
 
 

@@ -18,6 +18,7 @@ from alerting.notify.receivers import (
     sms,
     sns,
     telegram,
+    webex,
     webhook,
 )
 
@@ -31,6 +32,7 @@ INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "alertmanager_configs": alertmanager.alertmanager_integration,
     "telegram_configs": telegram.telegram_integration,
     "sns_configs": sns.sns_integration,
+    "webex_configs": webex.webex_integration,
 }
 
 __all__ = ["INTEGRATIONS"]
