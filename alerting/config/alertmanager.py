@@ -122,7 +122,6 @@ _GLOBAL_PREFIXES = ("sms_", "twilio_")
 # Integrations of Alertmanager this worker has no implementation for: rejected, never silently dropped.
 _UNSUPPORTED = (
     "opsgenie_configs",
-    "wechat_configs",
     "pushover_configs",
     "victorops_configs",
     "discord_configs",
@@ -140,6 +139,7 @@ INTEGRATION_KEYS = (
     "telegram_configs",
     "sns_configs",
     "webex_configs",
+    "wechat_configs",
 )
 # The global settings each integration falls back on, as in Alertmanager.
 GLOBALS_USED = {
@@ -151,6 +151,7 @@ GLOBALS_USED = {
     "telegram_configs": ("telegram_api_url", "http_config"),
     "sns_configs": ("http_config",),
     "webex_configs": ("webex_api_url", "http_config"),
+    "wechat_configs": ("wechat_", "http_config"),
 }
 
 

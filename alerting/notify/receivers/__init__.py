@@ -20,6 +20,7 @@ from alerting.notify.receivers import (
     telegram,
     webex,
     webhook,
+    wechat,
 )
 
 INTEGRATIONS: Mapping[str, IntegrationFactory] = {
@@ -33,6 +34,7 @@ INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "telegram_configs": telegram.telegram_integration,
     "sns_configs": sns.sns_integration,
     "webex_configs": webex.webex_integration,
+    "wechat_configs": wechat.wechat_integration,
 }
 
 __all__ = ["INTEGRATIONS"]
