@@ -124,6 +124,10 @@ _UNSUPPORTED = (
     "wechat_configs",
     "sns_configs",
     "webex_configs",
+    "opsgenie_configs",
+    "pushover_configs",
+    "victorops_configs",
+    "discord_configs",
     "msteams_configs",
 )
 # Integrations this worker implements (alerting/notify/receivers/, one module each).
@@ -140,6 +144,9 @@ INTEGRATION_KEYS = (
     "victorops_configs",
     "pushover_configs",
     "discord_configs",
+    "sns_configs",
+    "webex_configs",
+    "wechat_configs",
 )
 # The global settings each integration falls back on, as in Alertmanager.
 GLOBALS_USED = {
@@ -151,6 +158,9 @@ GLOBALS_USED = {
     "telegram_configs": ("telegram_api_url", "http_config"),
     "opsgenie_configs": ("opsgenie_api_", "http_config"),
     "victorops_configs": ("victorops_api_", "http_config"),
+    "sns_configs": ("http_config",),
+    "webex_configs": ("webex_api_url", "http_config"),
+    "wechat_configs": ("wechat_", "http_config"),
 }
 
 

@@ -275,7 +275,7 @@ def test_global_pagerduty_url_is_the_default(pagerduty: PagerDutyFake, ca: Local
     ("config", "message"),
     [
         ({}, "routing_key or routing_key_file is required"),
-        ({"service_key": "abc"}, "service_key is the retired Events API v1"),
+        ({"service_key": "abc", "timeout": "ten"}, "timeout"),
         ({"routing_key": "k", "url": "http://pd.example/v2/enqueue"}, "url must use https://"),
         (
             {"routing_key": "k", "routing_keyy": "k"},

@@ -1,9 +1,9 @@
 """An HTTP CONNECT proxy that sends every tunnel to one local server, whatever host was asked for.
 
 For services whose address a client cannot change (Alertmanager 0.25 posts to
-``https://api.pushover.net`` and nowhere else): set the client's ``http_config.proxy_url`` to this
-proxy and serve the service's certificate from a local CA, and the requests land on a local fake.
-``targets`` records the ``host:port`` of each tunnel asked for.
+``https://api.pushover.net`` and to PagerDuty's v1 events URL and nowhere else): set the client's
+``http_config.proxy_url`` to this proxy and serve the service's certificate from a local CA, and
+the requests land on a local fake. ``targets`` records the ``host:port`` of each tunnel asked for.
 """
 
 from __future__ import annotations

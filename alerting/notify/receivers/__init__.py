@@ -19,9 +19,12 @@ from alerting.notify.receivers import (
     pushover,
     slack,
     sms,
+    sns,
     telegram,
     victorops,
+    webex,
     webhook,
+    wechat,
 )
 
 INTEGRATIONS: Mapping[str, IntegrationFactory] = {
@@ -37,6 +40,9 @@ INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "victorops_configs": victorops.victorops_integration,
     "pushover_configs": pushover.pushover_integration,
     "discord_configs": discord.discord_integration,
+    "sns_configs": sns.sns_integration,
+    "webex_configs": webex.webex_integration,
+    "wechat_configs": wechat.wechat_integration,
 }
 
 __all__ = ["INTEGRATIONS"]

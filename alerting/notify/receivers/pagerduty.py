@@ -1,25 +1,39 @@
-"""PagerDuty receiver (``pagerduty_configs``): Events API v2 through PagerDuty's ``pagerduty`` client.
+"""PagerDuty receiver (``pagerduty_configs``): Events API v2 through PagerDuty's ``pagerduty`` client,
+and the Events API v1 for entries with a ``service_key``.
 
-One aggregation group is one PagerDuty alert: its ``dedup_key`` is the SHA-256 of the group key (as
-Alertmanager computes it), so repeated notifications update the same incident and the resolve
-notification closes it.
+One aggregation group is one PagerDuty alert: its ``dedup_key`` (v1: ``incident_key``) is the SHA-256
+of the group key (as Alertmanager computes it), so repeated notifications update the same incident
+and the resolve notification closes it.
+
+The v1 event is what Alertmanager 0.25 posts to ``create_event.json``: ``service_key``,
+``incident_key``, ``event_type`` (trigger/resolve), ``description``, string ``details`` and, on a
+trigger, ``client`` and ``client_url``. Alertmanager posts v1 events to PagerDuty's fixed v1 URL
+whatever ``url`` says (the global ``pagerduty_url`` is a v2 URL); we do the same unless the entry
+itself sets ``url``.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pagerduty
+import structlog
 
+from alerting import __version__
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
-from alerting.transport import HTTPConfig, TLSConfig, retry_after, tls_context
+from alerting.transport import HTTPConfig, TLSConfig, client_for, retry_after, tls_context
+
+log = structlog.get_logger(__name__)
 
 DEFAULT_URL = "https://events.pagerduty.com/v2/enqueue"
+V1_URL = "https://events.pagerduty.com/generic/2010-04-15/create_event.json"
 SUMMARY_LIMIT = 1024  # PagerDuty rejects longer summaries
 # Alerts listed one by one in custom_details; a huge group is summarised so the event stays far
 # below PagerDuty's 512 KB limit.
@@ -307,15 +321,15 @@ def _images(config: Mapping[str, Any], what: str) -> tuple[Mapping[str, str], ..
     return tuple({k: templates.check_template(item, k, what) for k in item} for item in items)
 
 
-def pagerduty_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> PagerDuty:
+def pagerduty_integration(
+    config: Mapping[str, Any], global_config: Mapping[str, Any]
+) -> PagerDuty | PagerDutyV1:
     """Build a PagerDuty integration from one ``pagerduty_configs`` entry."""
     what = "pagerduty_configs"
     entries.check_fields(config, _FIELDS, what)
     if config.get("service_key") or config.get("service_key_file"):
-        key = "service_key" if config.get("service_key") else "service_key_file"
-        raise entries.config_error(
-            config, key, f"{what}: service_key is the retired Events API v1; use routing_key (Events API v2)"
-        )
+        # Alertmanager sends v1 events whenever a service key is set, routing key or not.
+        return pagerduty_v1_integration(config, what)
     routing_key = entries.secret(config, "routing_key", what)
     if not routing_key:
         raise entries.config_error(config, None, f"{what}: routing_key or routing_key_file is required")
@@ -349,3 +363,164 @@ def pagerduty_integration(config: Mapping[str, Any], global_config: Mapping[str,
         timeout=entries.duration(config, "timeout", what, 10.0),
     )
     return PagerDuty(settings, entries.http_config(config, what))
+
+
+# ---------------------------------------------------------------------------------------------------
+# Events API v1 (``service_key``)
+
+# Fields of a pagerduty_configs entry that only the v2 event has. Alertmanager accepts them beside a
+# service_key and ignores them; so do we, with a warning, so a file amtool accepts still loads.
+_V2_ONLY = ("routing_key", "routing_key_file", "severity", "class", "component", "group", "source")
+_V2_ONLY_LISTS = ("links", "images")
+
+
+@dataclass(frozen=True)
+class PagerDutyV1Settings:
+    service_key: str
+    url: str = V1_URL
+    send_resolved: bool = True
+    client: str = ""  # templates; "" means our default
+    client_url: str = ""
+    description: str = ""
+    details: Mapping[str, str] | None = None
+    timeout: float = 10.0
+
+
+def v1_details(notification: Notification) -> dict[str, str]:
+    """Alertmanager's four default v1 details, with our texts: the alerts, then how to act on them."""
+    firing, resolved = notification.firing, notification.resolved
+
+    def listed(alerts: tuple[NotifyAlert, ...]) -> str:
+        if not alerts:
+            return ""
+        text = wording.alert_list_text(replace(notification, alerts=alerts))
+        return text.split("\n", 1)[1] if "\n" in text else text  # without the "Firing (n):" heading
+
+    actions = []
+    if firing:
+        if wording.runbook_url(notification):
+            actions.append(f"Runbook: {wording.runbook_url(notification)}")
+        actions.append(f"Silence: {wording.silence_command(notification)}")
+    return {
+        "firing": "\n".join([listed(firing), *actions]).strip() if firing else "",
+        "resolved": listed(resolved),
+        "num_firing": str(len(firing)),
+        "num_resolved": str(len(resolved)),
+    }
+
+
+class PagerDutyV1:
+    """Sends Events API v1 trigger and resolve events for a ``pagerduty_configs`` entry with a service key."""
+
+    kind = "pagerduty"
+
+    def __init__(self, settings: PagerDutyV1Settings, http: HTTPConfig) -> None:
+        self.settings = settings
+        self.send_resolved = settings.send_resolved
+        self.http = http
+
+    def __repr__(self) -> str:
+        return f"PagerDutyV1(url={self.settings.url!r})"
+
+    def event(self, notification: Notification) -> dict[str, Any]:
+        """The v1 event, its keys in Alertmanager's order (``event_action`` and ``payload`` included:
+        Alertmanager's shared v1/v2 message type writes them empty, and PagerDuty ignores them)."""
+        s = self.settings
+        resolved = notification.status == "resolved"
+        defaults = pagerduty_defaults(notification)
+
+        def field(name: str, text: str, fallback: str) -> str:
+            return templates.render_or(text, notification, name, lambda: fallback, defaults=defaults)
+
+        # Sent as rendered (Alertmanager does not trim it); a blank one falls back to our title.
+        description = field("description", s.description, wording.title(notification))
+        details = v1_details(notification)
+        for key, text in (s.details or {}).items():
+            details[key] = field(f"details.{key}", text, "")
+        event: dict[str, Any] = {
+            "service_key": s.service_key,
+            "incident_key": dedup_key(notification.group_key),
+            "event_type": "resolve" if resolved else "trigger",
+            "description": _truncate(
+                description if description.strip() else wording.title(notification), SUMMARY_LIMIT
+            ),
+            "event_action": "",
+            "payload": None,
+        }
+        if not resolved:
+            client = field("client", s.client, "alerting")
+            client_url = field("client_url", s.client_url, notification.external_url)
+            if client:
+                event["client"] = client
+            if client_url:
+                event["client_url"] = client_url
+        if details:
+            event["details"] = details
+        return event
+
+    def send(self, notification: Notification) -> None:
+        if notification.status == "resolved" and not self.send_resolved:
+            return
+        body = json.dumps(self.event(notification)).encode()
+        headers = {"Content-Type": "application/json", "User-Agent": f"alerting/{__version__}"}
+        try:
+            response = client_for(self.http, self.settings.timeout).post(
+                self.settings.url, content=body, headers=headers
+            )
+        except httpx.TimeoutException:
+            raise DeliveryError(
+                f"PagerDuty timed out after {self.settings.timeout:g}s", retryable=True
+            ) from None
+        except httpx.HTTPError as exc:
+            detail = f"{type(exc).__name__}: {exc}".replace(self.settings.service_key, "<redacted>")
+            raise DeliveryError(f"PagerDuty unreachable: {detail}", retryable=True) from None
+        if 200 <= response.status_code < 300:
+            return
+        failure = _classify_v1(response)
+        raise DeliveryError(
+            str(failure).replace(self.settings.service_key, "<redacted>"),
+            retryable=failure.retryable,
+            retry_after=failure.retry_after,
+        )
+
+
+def _classify_v1(response: httpx.Response) -> DeliveryError:
+    status = response.status_code
+    detail = _error_detail(response)
+    # v1 answers 403 when the service key is over its rate limit (429 on the v2 API).
+    if status in (403, 429) or status >= 500:
+        return DeliveryError(
+            f"PagerDuty answered {status}{detail}; will retry",
+            retryable=True,
+            retry_after=retry_after(response.headers),
+        )
+    return DeliveryError(f"PagerDuty rejected the event ({status}){detail}", retryable=False)
+
+
+def pagerduty_v1_integration(config: Mapping[str, Any], what: str) -> PagerDutyV1:
+    """A v1 integration from a ``pagerduty_configs`` entry with ``service_key`` or ``service_key_file``."""
+    ignored = [key for key in (*_V2_ONLY, *_V2_ONLY_LISTS) if config.get(key)]
+    if ignored:
+        log.warning("pagerduty_v1_ignores_fields", fields=ignored, position=str(entries.position(config)))
+    service_key = entries.secret(config, "service_key", what)
+    if not service_key:
+        raise entries.config_error(config, "service_key", f"{what}: service_key is empty")
+    url = entries.string(config, "url", what) or V1_URL
+    if not wording.is_web_link(url):
+        raise entries.config_error(config, "url", f"{what}: url must be an http(s) URL, got {url!r}")
+    details = config.get("details")
+    if details is not None and not isinstance(details, Mapping):
+        raise entries.config_error(config, "details", f"{what}: details must be a mapping of name to text")
+    settings = PagerDutyV1Settings(
+        service_key=service_key,
+        url=url,
+        send_resolved=entries.boolean(config, "send_resolved", what, True),
+        client=templates.check_template(config, "client", what),
+        client_url=templates.check_template(config, "client_url", what),
+        description=templates.check_template(config, "description", what),
+        details={str(k): templates.check_template(details, k, what) for k in details}
+        if details is not None
+        else None,
+        timeout=entries.duration(config, "timeout", what, 10.0),
+    )
+    return PagerDutyV1(settings, entries.http_config(config, what))
