@@ -120,16 +120,7 @@ _GLOBAL_FIELDS = (
 # Our SMS integration's global defaults are spelled with these prefixes (e.g. ``twilio_account_sid``).
 _GLOBAL_PREFIXES = ("sms_", "twilio_")
 # Integrations of Alertmanager this worker has no implementation for: rejected, never silently dropped.
-_UNSUPPORTED = (
-    "wechat_configs",
-    "sns_configs",
-    "webex_configs",
-    "opsgenie_configs",
-    "pushover_configs",
-    "victorops_configs",
-    "discord_configs",
-    "msteams_configs",
-)
+_UNSUPPORTED = ("msteams_configs",)
 # Integrations this worker implements (alerting/notify/receivers/, one module each).
 INTEGRATION_KEYS = (
     "pagerduty_configs",
