@@ -35,7 +35,7 @@ def test_run_command_starts_prometheus_and_worker_and_shows_alerts_firing(prefix
 def test_demo_command_fires_and_resolves_the_demo_alerts(prefix: str) -> None:
     env = {
         **os.environ,
-        "RUN_SECONDS": "110",
+        "RUN_SECONDS": "140",
         "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
         "ALERTING_REDIS_URL": REDIS_URL,
         "ALERTING_REDIS_PREFIX": prefix,
