@@ -35,7 +35,8 @@ if [ -z "${DATABASE_URL:-}" ]; then
   export DATABASE_URL=sqlite:///var/app.db
   .venv/bin/python -m demo.seed >/dev/null
 fi
-.venv/bin/alerting check || echo "run: some rule files have problems; the good ones are served" >&2
+# Problems only: the worker's start-up summary lists the receivers that print to the console.
+.venv/bin/alerting check 2>/dev/null || echo "run: some rule files have problems; the good ones are served" >&2
 .venv/bin/celery -A alerting worker -B --loglevel=INFO --without-gossip --without-mingle \
   --schedule=var/beat-schedule &
 worker=$!

@@ -17,12 +17,13 @@ from alerting.config.settings import Settings
 from alerting.core import rfc3339 as core_rfc3339
 from alerting.durations import parse_duration
 from alerting.errors import AlertingError, DurationError
+from alerting.ops.logs import configure_logging
 from alerting.rules.evaluation import Alert
 from alerting.rules.loader import load_paths
 from alerting.rules.model import Group
 from alerting.rules.state import json_number
 from alerting.templating import go_float
-from alerting.worker.compose import check_config_file
+from alerting.worker.compose import check_config_file, config_warnings
 
 
 def rfc3339(t: float | None) -> str | None:
@@ -80,6 +81,9 @@ def _load_groups(settings: Settings, rules: tuple[str, ...], group: str | None) 
 @click.version_option(package_name="alerting")
 def cli() -> None:
     """Alert evaluator worker: Prometheus-format rules, evaluated on a schedule."""
+    # What the library logs goes to stderr, warnings and worse only: stdout carries the command's
+    # answer (JSON with --format json). Warnings about alerting.yml are `check`'s to print.
+    configure_logging("WARNING", "console", sys.stderr)
 
 
 @cli.command()
@@ -100,7 +104,11 @@ def check(paths: tuple[str, ...]) -> None:
         for warning in ruleset.warnings:
             click.echo(f"warning: {warning}", err=True)
     for path in config_paths:
-        problems.extend(check_config_file(path, settings))
+        config_problems = check_config_file(path, settings)
+        problems.extend(config_problems)
+        if not config_problems:
+            for warning in config_warnings(path, settings.environ):
+                click.echo(f"warning: {path}: {warning}", err=True)
     for problem in problems:
         click.echo(problem)
     summary = []

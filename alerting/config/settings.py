@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -144,7 +145,8 @@ class Settings:
             tls["insecure_skip_verify"] = True
         if tls:
             prometheus["tls_config"] = tls
-        log_format = env.get("LOG_FORMAT", "json")
+        # A person at a terminal reads lines; anything else (a file, a collector) gets JSON.
+        log_format = env.get("LOG_FORMAT") or ("console" if sys.stdout.isatty() else "json")
         if log_format not in ("json", "console"):
             raise ConfigError(f'LOG_FORMAT: expected "json" or "console", got {log_format!r}')
         settings = cls(

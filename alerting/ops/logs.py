@@ -20,6 +20,7 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, MutableMapping
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -75,7 +76,8 @@ _configured = False
 def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None) -> None:
     """Route structlog and the standard library (Celery included) through one renderer.
 
-    ``fmt`` is ``json`` (one object per line) or ``console`` (readable, for development).
+    ``fmt`` is ``json`` (one object per line, every record) or ``console`` (one short line per
+    event for a person: Celery's per-task lines move to DEBUG; colour only on a terminal).
     """
     global _configured
     shared: list[Any] = [
@@ -84,12 +86,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
         _add_timestamp,
         _add_service,
     ]
+    stream = stream or sys.stderr
     renderer: Any = (
         structlog.processors.JSONRenderer(default=_json_default)
         if fmt == "json"
-        else structlog.dev.ConsoleRenderer(
-            colors=False, timestamp_key="ts", exception_formatter=structlog.dev.plain_traceback
-        )
+        else ConsoleLines(colors=_is_terminal(stream))
     )
     structlog.configure(
         processors=[
@@ -115,8 +116,11 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
             renderer,
         ],
     )
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = logging.StreamHandler(stream)
     handler.setFormatter(formatter)
+    if fmt != "json":
+        # JSON keeps every record for machines; a person reading the console wants our events.
+        handler.addFilter(TaskChatter(level))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
@@ -176,6 +180,122 @@ def prepare_celery_worker(instance: Any, level: str = "INFO", fmt: str = "json")
         logging.getLogger("celery.apps.worker").warning(str(msg).strip())
 
     celery_worker.safe_say = say
+
+
+# --- the console ------------------------------------------------------------------------------
+
+# Celery's records about each task ("Task ... received", "Task ... succeeded in 0.01s") and its
+# start-up notices, which the worker's own summary (``worker.ready``) replaces: at INFO they
+# outnumber everything a person is looking for.
+_CHATTY_LOGGERS = (
+    "celery.worker.strategy",
+    "celery.app.trace",
+    "celery.beat",
+    "celery.worker.consumer",
+    "celery.apps.worker",
+)
+# Our routine events: every tick, every delivery job, and what the summary or the printed
+# notification already says.
+_ROUTINE_EVENTS = frozenset({"group.evaluated", "notify.job", "http.started", "notification.console"})
+
+# Fields a console line leaves out: identifiers for machines, and structures the message already
+# says in words (the JSON line keeps all of them).
+_CONSOLE_HIDDEN = frozenset(
+    {
+        *HEAD_FIELDS,
+        "fingerprint",
+        "eval_id",
+        "labels",
+        "annotations",
+        "slot",
+        "active_at",
+        "group_key",
+        "hostname",
+        "exception",
+        "stack",
+    }
+)
+_COLOURS = {
+    "DEBUG": "\x1b[2m",
+    "INFO": "\x1b[32m",
+    "WARN": "\x1b[33m",
+    "ERROR": "\x1b[31m",
+    "CRITICAL": "\x1b[1;31m",
+}
+_RESET = "\x1b[0m"
+
+
+def _is_terminal(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty and isatty())
+    except ValueError:  # a closed stream
+        return False
+
+
+class TaskChatter(logging.Filter):
+    """For the console: demotes Celery's per-task INFO records and our per-tick events to DEBUG,
+    and drops them below ``level``. Warnings and errors from the same places pass unchanged."""
+
+    def __init__(self, level: str = "INFO") -> None:
+        super().__init__()
+        self.shown = logging.getLevelName(level.upper()) <= logging.DEBUG
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno != logging.INFO:
+            return True
+        ours = record.msg.get("event") if isinstance(record.msg, dict) else None
+        if ours in _ROUTINE_EVENTS or (ours is None and record.name.startswith(_CHATTY_LOGGERS)):
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return self.shown
+        return True
+
+
+class ConsoleLines:
+    """structlog renderer: ``12:00:01 INFO  alert.firing  Watchdog firing  group=... alertname=...``.
+
+    The time is local wall-clock time (the JSON line has the full UTC timestamp); a message of
+    several lines (the start-up summary) keeps its lines; a traceback follows, indented.
+    """
+
+    def __init__(self, colors: bool = False) -> None:
+        self.colors = colors
+
+    def __call__(self, _: Any, __: str, event: MutableMapping[str, Any]) -> str:
+        level = str(event.get("level", "INFO"))
+        name = str(event.get("event", ""))
+        msg = str(event.get("msg", ""))
+        clock = time.strftime("%H:%M:%S", time.localtime(_epoch(event.get("ts"))))
+        shown = f"{level:<5}"
+        if self.colors:
+            shown = f"{_COLOURS.get(level, '')}{shown}{_RESET}"
+        first, _, rest = msg.partition("\n")
+        head = [clock, shown, name]
+        if first and first != name:
+            head.append(first)
+        fields = [
+            f"{k}={_short(v)}"
+            for k, v in event.items()
+            if k not in _CONSOLE_HIDDEN and isinstance(v, str | int | float) and v != ""
+        ]
+        # A message of several lines (the start-up summary) says it all: its fields are for JSON.
+        line = "  ".join([" ".join(head[:2]) + " " + head[2], *head[3:], "" if rest else " ".join(fields)])
+        line = line.rstrip()
+        extra = [rest] if rest else []
+        if event.get("exception"):
+            extra.append("  " + str(event["exception"]).rstrip().replace("\n", "\n  "))
+        return "\n".join([line, *extra])
+
+
+def _short(value: Any) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def _epoch(ts: Any) -> float:
+    try:
+        return datetime.fromisoformat(str(ts).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return time.time()
 
 
 # --- redaction --------------------------------------------------------------------------------

@@ -65,7 +65,16 @@ def _serve(**_: Any) -> None:
     global _server
     from alerting.worker.runtime import get_runtime
 
-    _server = health.start_server(settings, registry=get_runtime().rules)
+    runtime = get_runtime()
+    _server = health.start_server(settings, registry=runtime.rules)
+    from alerting.worker.banner import summary
+
+    try:
+        text, fields = summary(runtime, _server.url if _server is not None else None)
+    except Exception as exc:  # noqa: BLE001 - the summary is a courtesy; the worker runs regardless
+        log.warning("worker.summary_failed", msg=f"no start-up summary: {exc}")
+        return
+    log.info("worker.ready", msg=text, **fields)
 
 
 @signals.worker_shutdown.connect

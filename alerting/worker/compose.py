@@ -191,10 +191,7 @@ def _routing(
     }
     warnings: tuple[str, ...] = ()
     if integrations.fallbacks:
-        warnings = (
-            "these receiver integrations print to the console instead, until configured: "
-            + "; ".join(integrations.fallbacks),
-        )
+        warnings = (STAND_INS + "; ".join(integrations.fallbacks),)
     return (
         RoutingConfig(
             route=config.route,
@@ -225,7 +222,6 @@ def load_routing_config(
     if problems:
         raise problems[0]
     assert config is not None
-    _warn_once(config)
     return config
 
 
@@ -248,14 +244,44 @@ def default_routing_config() -> RoutingConfig:
     return RoutingConfig(route=route, receivers={"console": receiver}, source="<default>")
 
 
-_warned: set[str] = set()
+STAND_INS = "these receiver integrations print to the console instead, until configured: "
 
 
-def _warn_once(config: RoutingConfig) -> None:
-    # Reloads re-read the file every tick; the same warning is logged once per process.
+def stand_ins(config: RoutingConfig) -> list[str]:
+    """The integrations printing to the console instead, each with why:
+    ``heartbeat/webhook_configs[0] (HEARTBEAT_URL not set)``."""
+    return [
+        item
+        for warning in config.warnings
+        if warning.startswith(STAND_INS)
+        for item in warning.removeprefix(STAND_INS).split("; ")
+    ]
+
+
+def config_warnings(path: str | Path, env: Mapping[str, str] | None = None) -> list[str]:
+    """What ``alerting check`` warns about in a loadable alerting.yml (the stand-ins, in this
+    shell's environment); nothing for a file with problems, which are reported instead."""
+    config, _ = _routing(path, None, env)
+    if config is None:
+        return []
+    items = stand_ins(config)
+    other = [w for w in config.warnings if not w.startswith(STAND_INS)]
+    return [
+        *other,
+        *(
+            f"{name} prints to the console until configured ({why}"
+            for name, _, why in (item.partition(" (") for item in items)
+        ),
+    ]
+
+
+def warn_changed(previous: RoutingConfig | None, config: RoutingConfig) -> None:
+    """Log the warnings a reload brought. The first load's are in the start-up summary, and
+    commands print them only in ``alerting check``: never on every command or every process."""
+    if previous is None:
+        return
     for warning in config.warnings:
-        if warning not in _warned:
-            _warned.add(warning)
+        if warning not in previous.warnings:
             log.warning("routing.config_warning", msg=warning, file=config.source)
 
 

@@ -7,8 +7,10 @@ uses it, so no socket, thread pool or database engine is shared across a fork.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -25,7 +27,7 @@ from alerting.rules.model import Group, Rule
 from alerting.rules.state import StateStore
 from alerting.rules.tick import Evaluator, Sink
 from alerting.sources import Source
-from alerting.worker.compose import default_routing_config, load_routing_config, open_source
+from alerting.worker.compose import default_routing_config, load_routing_config, open_source, warn_changed
 from alerting.worker.sink import WorkerSink
 
 log = get_logger(__name__)
@@ -35,9 +37,17 @@ class RuleRegistry:
     """Rule files with hot reload: a file that changed is reparsed; a broken file keeps its last
     good groups and reports its problems; a deleted file's groups disappear."""
 
-    def __init__(self, paths: tuple[str, ...], default_interval: float) -> None:
+    def __init__(
+        self,
+        paths: tuple[str, ...],
+        default_interval: float,
+        announce: Callable[[str], bool] | None = None,
+    ) -> None:
         self.paths = paths
         self.default_interval = default_interval
+        # Whether this process is the first to see a version of the rules (every worker process
+        # keeps a registry); only the first says so at INFO.
+        self.announce = announce or (lambda _version: True)
         self._files: dict[str, tuple[float, list[Group]]] = {}
         self.problems: list[str] = []
         self.last_reload_ok = True
@@ -51,11 +61,25 @@ class RuleRegistry:
     def group(self, group_id: str) -> Group | None:
         return next((g for g in self.groups() if g.id == group_id), None)
 
+    def _log_loaded(self) -> None:
+        groups = [g for _, file_groups in self._files.values() for g in file_groups]
+        rules = sum(len(g.rules) for g in groups)
+        version = hashlib.sha256(repr(sorted((n, m) for n, (m, _) in self._files.items())).encode())
+        first = self.announce(version.hexdigest()[:16])
+        (log.info if first else log.debug)(
+            "rules.loaded",
+            msg=f"loaded {rules} rules in {len(groups)} groups from {len(self._files)} files",
+            files=len(self._files),
+            groups=len(groups),
+            rules=rules,
+        )
+
     def _refresh(self) -> None:
         files, missing = rule_files(self.paths)
         problems = [str(p) for p in missing]
         seen = set()
         ok = not missing
+        changed = False
         for path in files:
             name = str(path)
             seen.add(name)
@@ -82,8 +106,9 @@ class RuleRegistry:
                     self._files[name] = (mtime, [])
                 continue
             self._files[name] = (mtime, groups)
-            log.info(
-                "rules.loaded",
+            changed = True
+            log.debug(
+                "rules.file_loaded",
                 msg=f"loaded {sum(len(g.rules) for g in groups)} rules in {len(groups)} groups from {name}",
                 file=name,
             )
@@ -94,6 +119,9 @@ class RuleRegistry:
             if name not in seen:
                 log.info("rules.removed", msg=f"{name} is gone; its groups stop", file=name)
                 del self._files[name]
+                changed = True
+        if changed:
+            self._log_loaded()
         if problems or ok:
             self.problems = problems
             self.last_reload_ok = ok
@@ -109,7 +137,7 @@ class Runtime:
             self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
         )
         self.store = StateStore(self.redis, self.prefix)
-        self.rules = RuleRegistry(self.settings.rules, self.settings.default_interval)
+        self.rules = RuleRegistry(self.settings.rules, self.settings.default_interval, self._first_to_see)
         self._sources: dict[str, Source] = {}
         self._datasources: dict[str, DatasourceConfig] | None = None
         self._routing: RoutingConfig | None = None
@@ -118,6 +146,13 @@ class Runtime:
         self._lock = threading.Lock()
         self._history: HistoryWriter | None = None
         self._evaluator: Evaluator | None = None
+
+    def _first_to_see(self, version: str) -> bool:
+        """True in the one process (of all sharing this Redis prefix) first to load ``version``."""
+        try:
+            return bool(self.redis.set(self.store.key("log", f"rules:{version}"), 1, nx=True, ex=3600))
+        except redis.RedisError:
+            return True
 
     def datasource_configs(self) -> dict[str, DatasourceConfig]:
         if self._datasources is None:
@@ -160,11 +195,18 @@ class Runtime:
             return self._routing
         store = RedisStore(self.redis, self.store.key("notify", ""))
         try:
+            previous = self._routing
             self._routing = load_routing_config(
                 path, extra_global={STORE_KEY: store}, env=self.settings.environ
             )
             self.config_ok = True
-            log.info("config.loaded", msg=f"loaded routing from {path}")
+            # Every process loads it once at start (the start-up summary says what it holds); a
+            # reload is news.
+            if previous is None:
+                log.debug("config.loaded", msg=f"loaded routing from {path}")
+            else:
+                log.info("config.loaded", msg=f"reloaded routing from {path}")
+            warn_changed(previous, self._routing)
         except ConfigError as exc:
             self.config_ok = False
             log.error("config.invalid", msg=str(exc), kept_previous=self._routing is not None)

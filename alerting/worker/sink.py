@@ -105,10 +105,14 @@ def log_transitions(group: Group, evaluated: Sequence[Evaluated], slot: float) -
         for event in item.events:
             alert = event.alert
             labels = dict(alert.labels)
+            where = ", ".join(f"{k}={v}" for k, v in labels.items() if k != "alertname")
+            summary = dict(alert.annotations).get("summary", "").strip().split("\n")[0]
             log.info(
                 f"alert.{event.kind}",
-                msg=f"{alert.name} {event.kind}: "
-                + ", ".join(f"{k}={v}" for k, v in labels.items() if k != "alertname"),
+                # "Watchdog firing: The alert evaluator is running (severity=none)"
+                msg=f"{alert.name} {event.kind}"
+                + (f": {summary}" if summary else "")
+                + (f" ({where})" if where else ""),
                 group=group.name,
                 rule=item.rule.name,
                 alertname=alert.name,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -15,7 +16,9 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
-def test_run_command_starts_prometheus_and_worker_and_shows_alerts_firing(prefix: str) -> None:
+def test_run_command_shows_the_summary_then_the_watchdog_firing_and_its_message(prefix: str) -> None:
+    """What a person sees in the README's first screen: the start-up summary, the Watchdog firing
+    and its notification as a message, and none of Celery's per-task lines."""
     env = {
         **os.environ,
         "RUN_SECONDS": "25",
@@ -28,8 +31,36 @@ def test_run_command_starts_prometheus_and_worker_and_shows_alerts_firing(prefix
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "starting Prometheus" in output
-    firing = [line for line in output.splitlines() if "alert.firing" in line]
-    assert any("alertname=Watchdog" in line for line in firing), output[-3000:]
+    lines = output.splitlines()
+    # The summary: rule files, datasources, receivers and where the console stands in, endpoints.
+    ready = next(i for i, line in enumerate(lines) if " INFO  worker.ready  ready: " in line)
+    summary = lines[ready : ready + 30]
+    assert any(line.startswith("  rules        rules/watchdog.yml: watchdog") for line in summary), summary
+    assert any(re.match(r"  datasource   prometheus: promql, up$", line) for line in summary), summary
+    assert any(
+        re.match(
+            r"  receiver     heartbeat/webhook_configs\[0\] +console until configured \(HEARTBEAT_URL", line
+        )
+        for line in summary
+    ), summary
+    assert any(line.startswith("  try          alerting ") for line in summary), summary
+    # The Watchdog's transition, one line, then its notification as a block.
+    firing = [line for line in lines if " alert.firing " in line and "alertname=Watchdog" in line]
+    assert firing and "The alert evaluator is running" in firing[0], output[-3000:]
+    title = lines.index("[FIRING:1] Watchdog (none)")
+    block = lines[title : lines.index("", title)]
+    assert "  receiver  heartbeat (console instead of heartbeat/webhook_configs[0])" in block, block
+    assert any(re.match(r"  FIRING +The alert evaluator is running", line) for line in block), block
+    assert "  runbook   https://runbooks.example.com/alerting/Watchdog" in block, block
+    assert any("query   http://127.0.0.1:" in line for line in block), block
+    assert "  silence   alerting silence add alertname=Watchdog --duration 2h --comment ..." in block, block
+    assert "\x1b[" not in output  # not a terminal: no colour
+    # Celery's own per-task lines are DEBUG; the stand-in warning is in the summary, not repeated.
+    chatter = [
+        line for line in lines if re.search(r"celery\.(worker\.strategy|app\.trace)|received|succeeded", line)
+    ]
+    assert chatter == [], chatter
+    assert not any("routing.config_warning" in line for line in lines)
 
 
 def test_demo_command_fires_and_resolves_the_demo_alerts(prefix: str) -> None:

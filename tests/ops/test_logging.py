@@ -14,6 +14,7 @@ import sys
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -217,12 +218,12 @@ def test_level_filters_debug_lines_and_console_format_is_readable() -> None:
     try:
         configure_logging("INFO", "console", stream)
         get_logger("t").debug("hidden.debug")
-        get_logger("t").info("group.evaluated", msg="evaluated 2 rules", group="api", password="pw-xyz")
+        get_logger("t").info("alert.firing", msg="HighLatency firing", group="api", password="pw-xyz")
     finally:
         root.handlers[:], root.level = saved
     out = stream.getvalue()
     assert "hidden.debug" not in out
-    assert "group.evaluated" in out and "group=api" in out
+    assert "alert.firing" in out and "group=api" in out
     assert "pw-xyz" not in out
     with pytest.raises(json.JSONDecodeError):
         json.loads(out.splitlines()[0])
@@ -315,3 +316,79 @@ def test_a_real_celery_worker_writes_only_json_lines_once_each(
     # Twice-written lines may differ only in their timestamps.
     lines = [json.dumps({k: v for k, v in r.items() if k != "ts"}) for r in records]
     assert len(set(lines)) == len(lines), [x for x in lines if lines.count(x) > 1]
+
+
+# --- the console -------------------------------------------------------------------------------
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@contextmanager
+def console(level: str = "INFO", stream: io.StringIO | None = None) -> Iterator[io.StringIO]:
+    stream = stream if stream is not None else io.StringIO()
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging(level, "console", stream)
+    try:
+        yield stream
+    finally:
+        root.handlers[:], root.level = saved
+
+
+def celery_task_lines() -> None:
+    logging.getLogger("celery.worker.strategy").info("Task %s[%s] received", "tasks.evaluate_group", "id-1")
+    logging.getLogger("celery.app.trace").info("Task %s[%s] succeeded in 0.01s: None", "tasks.x", "id-1")
+
+
+def test_console_shows_our_events_one_short_line_each_without_celerys_task_lines() -> None:
+    with console() as out:
+        celery_task_lines()
+        get_logger("alerting.test").info(
+            "alert.firing",
+            msg="Watchdog firing: The alert evaluator is running (severity=none)",
+            group="watchdog",
+            alertname="Watchdog",
+            fingerprint="abc",
+            labels={"alertname": "Watchdog", "severity": "none"},
+            value=1.0,
+        )
+        get_logger("alerting.test").info("group.evaluated", msg="evaluated 1 rules", group="watchdog")
+        logging.getLogger("celery.app.trace").error("Task %s raised: boom", "tasks.x")
+    shown = out.getvalue().splitlines()
+    assert len(shown) == 2, shown
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d INFO  alert\.firing  Watchdog firing: The alert evaluator is running "
+        r"\(severity=none\)  group=watchdog alertname=Watchdog value=1",
+        shown[0],
+    ), shown[0]
+    assert shown[1].split()[1:3] == ["ERROR", "celery.app.trace"]
+
+
+def test_console_at_debug_keeps_celerys_task_lines_as_debug() -> None:
+    with console("DEBUG") as out:
+        celery_task_lines()
+    shown = out.getvalue().splitlines()
+    assert [line.split()[1] for line in shown] == ["DEBUG", "DEBUG"]
+    assert "received" in shown[0] and "succeeded" in shown[1]
+
+
+def test_json_keeps_celerys_task_lines_at_info(captured: io.StringIO) -> None:
+    celery_task_lines()
+    assert [(r["event"], r["level"]) for r in lines(captured)] == [
+        ("celery.worker.strategy", "INFO"),
+        ("celery.app.trace", "INFO"),
+    ]
+
+
+def test_console_keeps_a_message_of_several_lines_and_colours_only_a_terminal() -> None:
+    with console() as plain:
+        get_logger("alerting.test").info("worker.ready", msg="ready: 1 rules\n  rules  a.yml: g", rules=1)
+    assert plain.getvalue().splitlines()[1:] == ["  rules  a.yml: g"]
+    assert plain.getvalue().splitlines()[0].endswith("INFO  worker.ready  ready: 1 rules")
+    assert "\x1b[" not in plain.getvalue()
+    with console(stream=Terminal()) as terminal:
+        get_logger("alerting.test").warning("rules.invalid", msg="bad.yml:1:1: broken")
+    assert "\x1b[33mWARN " in terminal.getvalue()

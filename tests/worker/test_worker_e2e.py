@@ -121,6 +121,7 @@ def test_worker_notifies_firing_then_resolved_once_through_the_pipeline(tmp_path
     with WebhookRecorder() as hook, scraped(notify_metric=1) as (exporter, prom):
         env = webhook_env(tmp_path, hook, rules=rules.parent, prefix=prefix, prometheus_url=prom.url)
         with Worker(env) as worker:
+            (ready,) = worker.wait_for("worker.ready")
             hook.wait_for("NotifyMe")
             exporter.values["notify_metric"] = 0
             hook.wait_for("NotifyMe", "resolved", timeout=90)
@@ -128,6 +129,10 @@ def test_worker_notifies_firing_then_resolved_once_through_the_pipeline(tmp_path
             errors = [e for e in worker.events() if e.get("level") == "ERROR"]
             evaluations = {e["eval_id"] for e in worker.events("group.evaluated")}
             sent = worker.events("notify.sent")
+    # The start-up summary, as fields in JSON: what is evaluated, asked and notified.
+    assert (ready["groups"], ready["rules"]) == (1, 1)
+    assert ready["datasources"] == {"prometheus": "promql, up"}
+    assert ready["receivers"] == {"hook/webhook_configs[0]": "webhook"}
     assert [r.status for r in hook.received] == ["firing", "resolved"]
     firing = hook.received[0].body
     assert firing["receiver"] == "hook" and firing["version"] == "4"

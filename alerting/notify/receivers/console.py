@@ -1,41 +1,100 @@
-"""Console receiver: readable lines on stdout plus one structured log line per notification.
+"""Console receiver: each notification as a message block on stdout, plus one structured log line.
 
 It is the default receiver when nothing is configured, and it stands in for any integration whose
-credentials are missing, so no notification is ever dropped silently.
+credentials are missing, so no notification is ever dropped silently. The block says what the
+Slack and PagerDuty messages say (title, where, each alert's summary, description, value and
+labels, runbook, the query, the silence command), from the same template data and wording.
 """
 
 from __future__ import annotations
 
 import sys
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any, TextIO
 
 import structlog
 
 from alerting.errors import ConfigError, Position
+from alerting.notify import wording
 from alerting.notify.base import Notification, NotifyAlert
-from alerting.routing.matchers import labels_string
+from alerting.notify.templates import Alert, template_data
 
 log = structlog.get_logger(__name__)
 _FIELDS = ("send_resolved", "stands_for")
 
-
-def _when(ts: float | None) -> str:
-    if ts is None:
-        return "-"
-    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+_BOLD, _DIM, _RED, _GREEN, _RESET = "\x1b[1m", "\x1b[2m", "\x1b[31m", "\x1b[32m", "\x1b[0m"
 
 
-def _line(alert: NotifyAlert) -> str:
-    labels = dict(alert.labels)
-    name = labels.pop("alertname", "")
-    text = alert.annotations.get("summary") or alert.annotations.get("description") or ""
-    if alert.status == "resolved":
-        span = f"since {_when(alert.starts_at)}, resolved {_when(alert.ends_at)}"
-    else:
-        span = f"since {_when(alert.starts_at)}"
-    return f"  {alert.status.upper():<8} {name}{labels_string(labels)} {span}" + (f": {text}" if text else "")
+class _Paint:
+    """ANSI colour on a terminal; plain text anywhere else (a file, a pipe, a test)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on = on
+
+    def __call__(self, text: str, *codes: str) -> str:
+        return f"{''.join(codes)}{text}{_RESET}" if self.on and text else text
+
+    def status(self, status: str) -> str:
+        return self(f"{status.upper():<8}", _BOLD, _RED if status == "firing" else _GREEN)
+
+
+def _is_terminal(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
+
+
+def _pairs(items: Any) -> str:
+    return ", ".join(f"{pair.Name}={pair.Value}" for pair in items)
+
+
+def _alert_lines(alert: NotifyAlert, data: Alert, group: Mapping[str, str], paint: _Paint) -> list[str]:
+    value = wording.format_value(alert.value)
+    head = f"  {paint.status(alert.status)} {paint(wording.alert_summary(alert), _BOLD)}"
+    lines = [head + (f"  (value {value})" if value else "")]
+    description = wording.alert_description(alert)
+    lines.extend(f"           {line}" for line in description.splitlines())
+    labels = [p for p in data.Labels.SortedPairs() if p.Name != "alertname" and p.Name not in group]
+    if labels:
+        lines.append(f"           {paint('labels', _DIM)}  {_pairs(labels)}")
+    since = wording.when(alert.starts_at)
+    if alert.status == "resolved" and alert.ends_at is not None:
+        since += f", resolved {wording.when(alert.ends_at)}"
+    lines.append(f"           {paint('since', _DIM)}   {since}")
+    if wording.is_web_link(data.GeneratorURL):
+        lines.append(f"           {paint('query', _DIM)}   {data.GeneratorURL}")
+    return lines
+
+
+def message(notification: Notification, *, stands_for: str = "", colour: bool = False) -> str:
+    """The block the console prints for ``notification`` (ends with a blank line)."""
+    paint = _Paint(colour)
+    data = template_data(notification)
+    receiver = data.Receiver + (f" (console instead of {stands_for})" if stands_for else "")
+    facts = [("receiver", receiver), ("group", _pairs(data.GroupLabels.SortedPairs()) or "-")]
+    severity = wording.notification_severity(notification)
+    if severity:
+        facts.append(("severity", severity))
+    where = wording.key_labels(notification)
+    if where:
+        facts.append(("where", ", ".join(f"{k}={v}" for k, v in where)))
+    lines = [paint(wording.title(notification), _BOLD)]
+    lines += [f"  {paint(f'{name:<10}', _DIM)}{text}" for name, text in facts]
+    # Firing first, then resolved; the template data holds the alerts in the notification's order.
+    pairs = list(zip(notification.alerts, data.Alerts, strict=True))
+    for status in ("firing", "resolved"):
+        for alert, shown in pairs:
+            if alert.status == status:
+                lines += _alert_lines(alert, shown, notification.group_labels, paint)
+    links = [
+        ("runbook", wording.runbook_url(notification)),
+        ("dashboard", wording.dashboard_url(notification)),
+    ]
+    if notification.firing:
+        links.append(("silence", wording.silence_command(notification)))
+    lines += [f"  {paint(f'{name:<10}', _DIM)}{text}" for name, text in links if text]
+    return "\n".join(lines) + "\n\n"
 
 
 class ConsoleIntegration:
@@ -52,17 +111,12 @@ class ConsoleIntegration:
 
     def send(self, notification: Notification) -> None:
         stream = self._stream or sys.stdout
-        firing, resolved = notification.firing, notification.resolved
-        head = f"[{notification.status.upper()}:{len(firing)}] receiver={notification.receiver}"
-        if self.stands_for:
-            head += f" (console instead of {self.stands_for})"
-        lines = [f"{head} group={labels_string(notification.group_labels)}"]
-        lines.extend(_line(a) for a in (*firing, *resolved))
-        stream.write("\n".join(lines) + "\n")
+        stream.write(message(notification, stands_for=self.stands_for, colour=_is_terminal(stream)))
         stream.flush()
+        firing, resolved = notification.firing, notification.resolved
         log.info(
             "notification.console",
-            msg=head,
+            msg=wording.title(notification),
             receiver=notification.receiver,
             status=notification.status,
             firing=len(firing),
