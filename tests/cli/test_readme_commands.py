@@ -67,6 +67,9 @@ def test_demo_command_fires_and_resolves_the_demo_alerts(prefix: str) -> None:
     env = {
         **os.environ,
         "RUN_SECONDS": "140",
+        # Ports of its own, so a demo started elsewhere on this machine cannot switch its faults.
+        "DEMO_PORT": str(free_port()),
+        "ALERTING_HTTP_ADDR": f"127.0.0.1:{free_port()}",
         "PROMETHEUS_URL": f"http://127.0.0.1:{free_port()}",
         "ALERTING_REDIS_URL": REDIS_URL,
         "ALERTING_REDIS_PREFIX": prefix,
