@@ -33,6 +33,26 @@ _GROUP_FIELDS = ("name", "interval", "query_offset", "limit", "labels", "rules",
 _PROM_RULE_FIELDS = ("alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations")
 _EXT_RULE_FIELDS = ("sql", "probe", "celery", "datasource", "on_error", "condition")
 _RULE_FILE_SUFFIXES = (".yml", ".yaml")
+# The top-level fields of an Alertmanager configuration (and of alerting.yml, which is one): a file
+# with some of these and no ``groups`` is a configuration, whatever its name.
+_CONFIG_FIELDS = frozenset(
+    {
+        "global",
+        "route",
+        "receivers",
+        "inhibit_rules",
+        "templates",
+        "time_intervals",
+        "mute_time_intervals",
+        "datasources",
+        "evaluation",
+    }
+)
+
+
+def is_alertmanager_config(doc: Any) -> bool:
+    """Whether a parsed YAML document is an Alertmanager configuration rather than a rule file."""
+    return isinstance(doc, dict) and "groups" not in doc and not _CONFIG_FIELDS.isdisjoint(doc)
 
 
 @dataclass
@@ -119,6 +139,14 @@ class _FileParser:
     def parse(self, doc: Any) -> None:
         if doc is None:
             return  # an empty file is valid and holds no groups, as in Prometheus
+        if is_alertmanager_config(doc):
+            self.problems.append(
+                RuleFileError(
+                    "an Alertmanager configuration, not a rule file (`alerting check` checks it as one)",
+                    Position(self.file, 1, 1),
+                )
+            )
+            return
         try:
             doc = expect_mapping(doc, Position(self.file, 1, 1), "a rule file", RuleFileError)
             check_fields(doc, ("groups",), "the rule file", RuleFileError)
