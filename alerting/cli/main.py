@@ -124,6 +124,8 @@ def check_paths(paths: Sequence[str | Path], settings: Settings, config: str | N
         try:
             doc = load_file(path, RuleFileError, first_document=True)
         except RuleFileError as exc:
+            # Not YAML: which kind it meant to be cannot be told; it is named as one or counted as rules.
+            (report.config_files if file == config else report.rule_files).append(file)
             report.problems.append(str(exc))
             continue
         if file == config or is_alertmanager_config(doc):
