@@ -87,6 +87,8 @@ def test_every_rule_file_gets_promtools_verdict(record_property: Callable[[str, 
     record_property(SUMMARY, summary)
     print(f"\n{summary}")
     assert not disagree, f"{len(disagree)} rule file(s) disagree with promtool:\n" + "\n".join(disagree)
+    readme = Path(__file__).resolve().parents[2] / "README.md"
+    assert summary in readme.read_text(encoding="utf-8").splitlines(), "README: state the figures as printed"
 
 
 def test_a_missing_corpus_fails_loudly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
