@@ -6,6 +6,7 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,12 +15,19 @@ import click
 from alerting.cli import notify, ops, routes
 from alerting.cli.tools import load_settings, parse_time
 from alerting.config.settings import Settings
+from alerting.config.yamlfile import load_file
 from alerting.core import rfc3339 as core_rfc3339
 from alerting.durations import parse_duration
-from alerting.errors import AlertingError, DurationError
+from alerting.errors import AlertingError, DurationError, RuleFileError
 from alerting.ops.logs import configure_logging
 from alerting.rules.evaluation import Alert
-from alerting.rules.loader import load_paths
+from alerting.rules.loader import (
+    RuleSet,
+    is_alertmanager_config,
+    load_paths,
+    parse_rule_document,
+    rule_files,
+)
 from alerting.rules.model import Group
 from alerting.rules.state import json_number
 from alerting.templating import go_float
@@ -71,6 +79,9 @@ def _load_groups(settings: Settings, rules: tuple[str, ...], group: str | None) 
     ruleset = load_paths(rules or settings.rules, settings.default_interval)
     for problem in ruleset.problems:
         click.echo(str(problem), err=True)
+    if ruleset.problems:
+        # Evaluating what did load would report a rule file's alerts as gone.
+        raise click.ClickException(f"{len(ruleset.problems)} problem(s) in the rule files; nothing evaluated")
     groups = [g for g in ruleset.groups if group is None or g.name == group]
     if group is not None and not groups:
         raise click.ClickException(f'no group named "{group}"')
@@ -86,39 +97,78 @@ def cli() -> None:
     configure_logging("WARNING", "console", sys.stderr)
 
 
+@dataclass
+class CheckReport:
+    """What ``alerting check`` found: the rule files' groups, the configurations, every problem."""
+
+    ruleset: RuleSet = field(default_factory=RuleSet)
+    rule_files: list[str] = field(default_factory=list)
+    config_files: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)  # configurations that load: their stand-ins
+
+    def summary(self) -> str:
+        parts = []
+        if self.rule_files or not self.config_files:
+            parts.append(f"{self.ruleset.rule_count} rules in {len(self.ruleset.groups)} groups")
+        if self.config_files:
+            parts.append(f"{len(self.config_files)} config file(s)")
+        verdict = f"{len(self.problems)} problem(s)" if self.problems else "ok"
+        return f"{', '.join(parts)}: {verdict}"
+
+
+def check_paths(paths: Sequence[str | Path], settings: Settings, config: str | None = None) -> CheckReport:
+    """Check files and directories (recursively, ``*.yml``/``*.yaml``), each as what its content
+    says it is: an Alertmanager configuration (``route``, ``receivers``, ...) or a rule file.
+    ``config`` is checked as a configuration whatever it holds."""
+    report = CheckReport()
+    files, missing = rule_files(paths)
+    report.problems.extend(str(p) for p in missing)
+    for path in files:
+        file = str(path)
+        try:
+            doc = load_file(path, RuleFileError, first_document=True)
+        except RuleFileError as exc:
+            # Not YAML: which kind it meant to be cannot be told; it is named as one or counted as rules.
+            (report.config_files if file == config else report.rule_files).append(file)
+            report.problems.append(str(exc))
+            continue
+        if file == config or is_alertmanager_config(doc):
+            report.config_files.append(file)
+            config_problems = check_config_file(file, settings)
+            report.problems.extend(config_problems)
+            if not config_problems:
+                report.warnings.extend(f"{file}: {w}" for w in config_warnings(file, settings.environ))
+            continue
+        groups, problems, warnings = parse_rule_document(doc, file, settings.default_interval)
+        report.rule_files.append(file)
+        report.ruleset.warnings.extend(warnings)
+        report.problems.extend(str(p) for p in problems)
+        if not problems:
+            report.ruleset.groups.extend(groups)
+    return report
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 def check(paths: tuple[str, ...]) -> None:
-    """Validate rule files and alerting.yml; print every problem as file:line:col: message."""
+    """Validate rule files and Alertmanager configurations (alerting.yml), each told apart by its
+    content; print every problem as file:line:col: message."""
     settings = _settings()
-    config_paths = [p for p in paths if Path(p).name in ("alerting.yml", "alerting.yaml")]
-    rule_paths = [p for p in paths if p not in config_paths]
+    config = None
+    targets: list[str] = list(paths)
     if not paths:
-        rule_paths = list(settings.rules)
+        targets = list(settings.rules)
         if Path(settings.config_path).exists():
-            config_paths = [settings.config_path]
-    problems: list[str] = []
-    ruleset = load_paths(rule_paths, settings.default_interval) if rule_paths else None
-    if ruleset is not None:
-        problems.extend(str(p) for p in ruleset.problems)
-        for warning in ruleset.warnings:
-            click.echo(f"warning: {warning}", err=True)
-    for path in config_paths:
-        config_problems = check_config_file(path, settings)
-        problems.extend(config_problems)
-        if not config_problems:
-            for warning in config_warnings(path, settings.environ):
-                click.echo(f"warning: {path}: {warning}", err=True)
-    for problem in problems:
+            config = settings.config_path
+            targets.append(config)
+    report = check_paths(targets, settings, config)
+    for warning in (*report.ruleset.warnings, *report.warnings):
+        click.echo(f"warning: {warning}", err=True)
+    for problem in report.problems:
         click.echo(problem)
-    summary = []
-    if ruleset is not None:
-        summary.append(f"{ruleset.rule_count} rules in {len(ruleset.groups)} groups")
-    if config_paths:
-        summary.append(f"{len(config_paths)} config file(s)")
-    verdict = f"{len(problems)} problem(s)" if problems else "ok"
-    click.echo(f"{', '.join(summary) or 'nothing to check'}: {verdict}")
-    sys.exit(1 if problems else 0)
+    click.echo(report.summary() if targets else "nothing to check: ok")
+    sys.exit(1 if report.problems else 0)
 
 
 @cli.command(name="eval")
@@ -131,13 +181,14 @@ def eval_command(rules: tuple[str, ...], group: str | None, at: str | None, fmt:
     from alerting.worker.runtime import Runtime
 
     settings = _settings()
-    runtime = Runtime(settings)
     t = parse_time(at) if at else time.time()
+    groups = _load_groups(settings, rules, group)
+    runtime = Runtime(settings)
     out: list[tuple[Group, Alert]] = []
     errors: list[str] = []
     try:
         evaluator = runtime.build_evaluator(owner="cli")
-        for g in _load_groups(settings, rules, group):
+        for g in groups:
             outcome = evaluator.tick(g, t, claim=False)
             if outcome.skipped:
                 errors.append(f"{g.name}: {outcome.skipped}")

@@ -13,15 +13,23 @@ from alerting.errors import LocatedError, Position
 
 
 class Mapping(dict[str, Any]):
-    """A YAML mapping: a dict plus the position of itself, of each key and of each value."""
+    """A YAML mapping: a dict plus the position of itself, of each key and of each value, and the
+    text of each scalar value as written."""
 
     pos: Position
     key_pos: dict[str, Position]
     value_pos: dict[str, Position]
+    scalar_text: dict[str, str] = {}  # replaced per instance, never changed in place
 
     def at(self, key: str) -> Position:
         """Position of the value under ``key`` (or of the mapping itself when the key is absent)."""
         return self.value_pos.get(key, self.pos)
+
+    def text(self, key: str) -> str | None:
+        """The scalar under ``key`` as written, quotes removed (``0x1F``, ``~``, ``yes`` stay as
+        they are), the way Go's YAML decoders read a scalar into a string; None when ``key`` is
+        absent or holds a mapping or a list."""
+        return self.scalar_text.get(key)
 
 
 class Sequence(list[Any]):
@@ -53,6 +61,7 @@ def freeze(value: Any) -> Any:
     if isinstance(value, Mapping):
         out = FrozenMapping((k, freeze(v)) for k, v in value.items())
         out.pos, out.key_pos, out.value_pos = value.pos, dict(value.key_pos), dict(value.value_pos)
+        out.scalar_text = dict(value.scalar_text)
         return out
     if isinstance(value, Sequence):
         seq = FrozenSequence(freeze(v) for v in value)
@@ -61,20 +70,59 @@ def freeze(value: Any) -> Any:
     return value
 
 
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, with libyaml's rule for tabs between tokens.
+
+    Go's YAML parsers (yaml.v2, yaml.v3: what Prometheus and Alertmanager read files with) are
+    ports of libyaml, which skips a tab like a space where it cannot be indentation: inside
+    ``[...]``/``{...}`` and after a token on the same line (``expr: "up == 0"<TAB>``,
+    ``key:<TAB>value``). PyYAML only skips spaces there and stops with "found character '\\t' that
+    cannot start any token" on files that Prometheus loads. A tab that starts a line, or follows
+    ``-``, stays an error, as in Go. Only this scan differs from PyYAML's own (tabs in a block
+    scalar's header or after a tag are still refused; no real file needed them so far).
+    """
+
+    def scan_to_next_token(self) -> None:
+        if self.index == 0 and self.peek() == "\ufeff":
+            self.forward()
+        while True:
+            # libyaml: tabs are skipped in flow context or where a simple key cannot start.
+            while self.peek() == " " or (
+                self.peek() == "\t" and (self.flow_level or not self.allow_simple_key)
+            ):
+                self.forward()
+            if self.peek() == "#":
+                while self.peek() not in "\0\r\n\x85\u2028\u2029":
+                    self.forward()
+            if not self.scan_line_break():
+                return
+            if not self.flow_level:
+                self.allow_simple_key = True
+
+
 def _mark(node: yaml.Node, file: str) -> Position:
     return Position(file, node.start_mark.line + 1, node.start_mark.column + 1)
 
 
 def _build(node: yaml.Node, file: str, error: type[LocatedError], ctor: yaml.SafeLoader) -> Any:
     if isinstance(node, yaml.MappingNode):
-        ctor.flatten_mapping(node)  # resolves YAML merge keys (<<)
+        written = sum(1 for key_node, _ in node.value if key_node.tag != "tag:yaml.org,2002:merge")
+        ctor.flatten_mapping(node)  # resolves YAML merge keys (<<): merged pairs come first
+        merged = len(node.value) - written
         out = Mapping()
-        out.pos, out.key_pos, out.value_pos = _mark(node, file), {}, {}
-        for key_node, value_node in node.value:
+        out.pos, out.key_pos, out.value_pos, out.scalar_text = _mark(node, file), {}, {}, {}
+        from_merge: set[str] = set()
+        for i, (key_node, value_node) in enumerate(node.value):
             key = _build(key_node, file, error, ctor)
             if not isinstance(key, str):
                 key = "" if key is None else str(key).lower() if isinstance(key, bool) else str(key)
-            if key in out:
+            if i < merged:
+                from_merge.add(key)
+            elif key in from_merge:
+                from_merge.discard(key)  # a key written beside ``<<`` overrides the merged one
+                del out[key]
+                out.scalar_text.pop(key, None)
+            elif key in out:
                 raise error(
                     f'mapping key "{key}" already defined at line {out.key_pos[key].line}',
                     _mark(key_node, file),
@@ -82,6 +130,8 @@ def _build(node: yaml.Node, file: str, error: type[LocatedError], ctor: yaml.Saf
             out[key] = _build(value_node, file, error, ctor)
             out.key_pos[key] = _mark(key_node, file)
             out.value_pos[key] = _mark(value_node, file)
+            if isinstance(value_node, yaml.ScalarNode):
+                out.scalar_text[key] = value_node.value
         return out
     if isinstance(node, yaml.SequenceNode):
         seq = Sequence(_build(item, file, error, ctor) for item in node.value)
@@ -91,12 +141,16 @@ def _build(node: yaml.Node, file: str, error: type[LocatedError], ctor: yaml.Saf
     return ctor.construct_object(node, deep=True)
 
 
-def load_text(text: str, file: str, error: type[LocatedError]) -> Any:
-    """Parse YAML text; syntax errors become ``error`` with the position YAML reports."""
+def load_text(text: str, file: str, error: type[LocatedError], *, first_document: bool = False) -> Any:
+    """Parse YAML text; syntax errors become ``error`` with the position YAML reports.
+
+    A stream holds one document, or, with ``first_document``, its first document is read and the
+    rest is not looked at (as Go's ``yaml.Unmarshal`` and ``Decoder.Decode`` do).
+    """
     try:
         # The reader checks every character up front: a NUL or other control character in the
         # file is reported here, before the parser runs.
-        loader = yaml.SafeLoader(text)
+        loader = _Loader(text)
     except yaml.reader.ReaderError as exc:
         line = text.count("\n", 0, exc.position) + 1
         col = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
@@ -104,7 +158,11 @@ def load_text(text: str, file: str, error: type[LocatedError]) -> Any:
             f"YAML syntax error: character #x{exc.character:04X} is not allowed", Position(file, line, col)
         ) from None
     try:
-        node = loader.get_single_node()
+        if first_document:
+            loader.get_event()  # the stream start
+            node = loader.compose_document() if not loader.check_event(yaml.StreamEndEvent) else None
+        else:
+            node = loader.get_single_node()
         if node is None:
             return None
         return _build(node, file, error, loader)
@@ -122,7 +180,7 @@ def load_text(text: str, file: str, error: type[LocatedError]) -> Any:
         loader.dispose()
 
 
-def load_file(path: str | Path, error: type[LocatedError]) -> Any:
+def load_file(path: str | Path, error: type[LocatedError], *, first_document: bool = False) -> Any:
     """Read and parse a YAML file; unreadable files become ``error`` naming the file."""
     file = str(path)
     try:
@@ -131,7 +189,7 @@ def load_file(path: str | Path, error: type[LocatedError]) -> Any:
         raise error(
             f"cannot read file: {exc.strerror if isinstance(exc, OSError) else exc}", Position(file)
         ) from None
-    return load_text(text, file, error)
+    return load_text(text, file, error, first_document=first_document)
 
 
 def suggest(word: str, choices: Iterable[str]) -> str:

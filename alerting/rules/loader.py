@@ -15,6 +15,7 @@ from typing import Any
 from alerting import templating
 from alerting.config.yamlfile import (
     Mapping,
+    Sequence,
     check_fields,
     expect_mapping,
     expect_sequence,
@@ -32,6 +33,26 @@ _GROUP_FIELDS = ("name", "interval", "query_offset", "limit", "labels", "rules",
 _PROM_RULE_FIELDS = ("alert", "record", "expr", "for", "keep_firing_for", "labels", "annotations")
 _EXT_RULE_FIELDS = ("sql", "probe", "celery", "datasource", "on_error", "condition")
 _RULE_FILE_SUFFIXES = (".yml", ".yaml")
+# The top-level fields of an Alertmanager configuration (and of alerting.yml, which is one): a file
+# with some of these and no ``groups`` is a configuration, whatever its name.
+_CONFIG_FIELDS = frozenset(
+    {
+        "global",
+        "route",
+        "receivers",
+        "inhibit_rules",
+        "templates",
+        "time_intervals",
+        "mute_time_intervals",
+        "datasources",
+        "evaluation",
+    }
+)
+
+
+def is_alertmanager_config(doc: Any) -> bool:
+    """Whether a parsed YAML document is an Alertmanager configuration rather than a rule file."""
+    return isinstance(doc, dict) and "groups" not in doc and not _CONFIG_FIELDS.isdisjoint(doc)
 
 
 @dataclass
@@ -86,9 +107,17 @@ def load_file_groups(
     """Parse one file into groups; returns (groups, problems, warnings)."""
     file = str(path)
     try:
-        doc = load_file(path, RuleFileError)
+        # Prometheus decodes a rule file's first YAML document and never looks at the others.
+        doc = load_file(path, RuleFileError, first_document=True)
     except RuleFileError as exc:
         return [], [exc], []
+    return parse_rule_document(doc, file, default_interval)
+
+
+def parse_rule_document(
+    doc: Any, file: str, default_interval: float = 300.0
+) -> tuple[list[Group], list[RuleFileError], list[str]]:
+    """:func:`load_file_groups` for a document already read from ``file``."""
     parser = _FileParser(file, default_interval)
     parser.parse(doc)
     warnings = []
@@ -110,12 +139,18 @@ class _FileParser:
     def parse(self, doc: Any) -> None:
         if doc is None:
             return  # an empty file is valid and holds no groups, as in Prometheus
+        if is_alertmanager_config(doc):
+            self.problems.append(
+                RuleFileError(
+                    "an Alertmanager configuration, not a rule file (`alerting check` checks it as one)",
+                    Position(self.file, 1, 1),
+                )
+            )
+            return
         try:
             doc = expect_mapping(doc, Position(self.file, 1, 1), "a rule file", RuleFileError)
             check_fields(doc, ("groups",), "the rule file", RuleFileError)
-            groups = expect_sequence(
-                doc.get("groups", _empty_seq(doc)), doc.at("groups"), "groups", RuleFileError
-            )
+            groups = expect_sequence(_sequence(doc, "groups"), doc.at("groups"), "groups", RuleFileError)
         except RuleFileError as exc:
             self.problems.append(exc)
             return
@@ -142,8 +177,8 @@ class _FileParser:
 
     def _group(self, raw: Mapping) -> Group | None:
         check_fields(raw, _GROUP_FIELDS, "a group", RuleFileError)
-        name = raw.get("name")
-        if not isinstance(name, str) or not name:
+        name = _go_string(raw, "name")
+        if not name:
             raise RuleFileError(
                 "group name must be a non-empty string",
                 raw.at("name") if "name" in raw else raw.pos,
@@ -152,16 +187,14 @@ class _FileParser:
         if interval <= 0:
             raise RuleFileError("interval must be greater than 0", raw.at("interval"))
         query_offset = _duration(raw, "query_offset", 0.0)
-        limit = raw.get("limit", 0)
+        limit = 0 if raw.get("limit") is None else raw["limit"]
         if not isinstance(limit, int) or isinstance(limit, bool) or limit < 0:
             raise RuleFileError(f"limit must be a non-negative integer, got {limit!r}", raw.at("limit"))
         group_labels = tuple(sorted(_labels(raw, "labels", "label").items()))
         datasource = raw.get("datasource", "")
         if not isinstance(datasource, str):
             raise RuleFileError("datasource must be a datasource name", raw.at("datasource"))
-        rules_raw = expect_sequence(
-            raw.get("rules", _empty_seq(raw)), raw.at("rules"), "rules", RuleFileError
-        )
+        rules_raw = expect_sequence(_sequence(raw, "rules"), raw.at("rules"), "rules", RuleFileError)
         rules: list[Rule] = []
         taken: set[str] = set()
         for item, pos in zip(rules_raw, rules_raw.item_pos, strict=True):
@@ -190,16 +223,21 @@ class _FileParser:
 
     def _rule(self, raw: Mapping, group_labels: Labels, group_ds: str, group: str) -> Rule | None:
         check_fields(raw, _PROM_RULE_FIELDS + _EXT_RULE_FIELDS, "a rule", RuleFileError)
-        if "alert" in raw and "record" in raw:
+        for key in ("alert", "record"):
+            if key in raw and raw.text(key) is None:
+                raise RuleFileError(f"{key} must be a name, got {type_name(raw[key])}", raw.at(key))
+        # As in Prometheus, a rule is what its non-empty name says it is, and an alert name is any
+        # text at all ("Service Down", "Disk>80%"): it is only ever a label value. It is the
+        # scalar as written (`alert: 0x1F` names the alert "0x1F", not "31").
+        name, record = raw.text("alert") or "", raw.text("record") or ""
+        if name and record:
             raise RuleFileError("only one of 'record' and 'alert' must be set", raw.pos)
-        if "record" in raw:
+        if record:
+            self._recording_rule(raw, record)
             self.recording += 1
             return None
-        if "alert" not in raw:
+        if not name:
             raise RuleFileError("one of 'record' or 'alert' must be set", raw.pos)
-        name = raw["alert"]
-        if not isinstance(name, str) or not _METRIC_NAME.match(name):
-            raise RuleFileError(f"invalid alert name: {name!r}", raw.at("alert"))
         query_fields = [f for f in raw if kind_for_field(f) is not None]
         if not query_fields:
             fields = ", ".join(sorted(k.field for k in kinds().values()))
@@ -211,15 +249,16 @@ class _FileParser:
             )
         kind = kind_for_field(query_fields[0])
         assert kind is not None
-        query = kind.check(raw[kind.field], raw.at(kind.field))
+        query = kind.check(_query_text(raw, kind.field), raw.at(kind.field))
+        own_labels = _labels(raw, "labels", "label")
         labels = dict(group_labels)
-        labels.update(_labels(raw, "labels", "label"))
+        labels.update(own_labels)
         annotations = _labels(raw, "annotations", "annotation")
-        for section in ("labels", "annotations"):
+        for section, texts in (("labels", own_labels), ("annotations", annotations)):
             values = raw.get(section) or {}
-            for key, text in values.items():
+            for key, text in texts.items():
                 try:
-                    templating.check(str(text), alertname=name)
+                    templating.check(text, alertname=name)
                 except TemplateError as exc:
                     pos = values.at(key) if isinstance(values, Mapping) else raw.at(section)
                     line = pos.line + max(exc.line - 1, 0)
@@ -249,6 +288,26 @@ class _FileParser:
             pos=raw.pos,
         )
 
+    def _recording_rule(self, raw: Mapping, name: str) -> None:
+        """Check a recording rule as Prometheus does, so a file loads here exactly when it loads
+        there; the rule itself is not kept."""
+        if not _METRIC_NAME.match(name):
+            raise RuleFileError(f"invalid recording rule name: {name!r}", raw.at("record"))
+        for key in _EXT_RULE_FIELDS:
+            if key in raw:
+                raise RuleFileError(f"invalid field '{key}' in recording rule", raw.key_pos[key])
+        if raw.get("annotations"):
+            raise RuleFileError("invalid field 'annotations' in recording rule", raw.key_pos["annotations"])
+        for key in ("for", "keep_firing_for"):
+            if _duration(raw, key, 0.0):
+                raise RuleFileError(f"invalid field '{key}' in recording rule", raw.key_pos[key])
+        _labels(raw, "labels", "label")
+        if "expr" not in raw:
+            raise RuleFileError("field 'expr' must be set in rule", raw.pos)
+        kind = kind_for_field("expr")
+        assert kind is not None
+        kind.check(_query_text(raw, "expr"), raw.at("expr"))
+
 
 def _with_key(rule: Rule, taken: set[str]) -> Rule:
     from dataclasses import replace
@@ -256,18 +315,34 @@ def _with_key(rule: Rule, taken: set[str]) -> Rule:
     return replace(rule, key=rule_key(rule.name, rule.labels, taken))
 
 
-def _empty_seq(parent: Mapping) -> Any:
-    from alerting.config.yamlfile import Sequence
-
+def _sequence(parent: Mapping, key: str) -> Any:
+    """The list under ``key``; absent or null (``rules:`` with nothing after it) is an empty list,
+    as Go decodes it."""
+    value = parent.get(key)
+    if value is not None:
+        return value
     seq = Sequence()
-    seq.pos, seq.item_pos = parent.pos, []
+    seq.pos, seq.item_pos = parent.at(key), []
     return seq
 
 
+def _go_string(raw: Mapping, key: str) -> str | None:
+    """The value under ``key`` as Go's YAML decoder reads it into a string field: a scalar's text as
+    written, null (or absent) as empty; None for a mapping or a list."""
+    return "" if raw.get(key) is None else raw.text(key)
+
+
+def _query_text(raw: Mapping, key: str) -> Any:
+    """A PromQL ``expr`` is the scalar as written (``expr: 5`` is the query "5"); other query
+    fields keep their parsed value (a probe is a mapping)."""
+    text = raw.text(key)
+    return text if key == "expr" and text is not None else raw[key]
+
+
 def _duration(raw: Mapping, key: str, default: float) -> float:
-    if key not in raw:
+    value = raw.get(key)
+    if value is None:  # absent, or null as Go reads it: the default
         return default
-    value = raw[key]
     try:
         return parse_duration(
             value
@@ -289,11 +364,10 @@ def _labels(raw: Mapping, key: str, what: str) -> dict[str, str]:
     for name, text in mapping.items():
         if not _LABEL_NAME.match(name) or (what == "label" and name == "__name__"):
             raise RuleFileError(f"invalid {what} name: {name!r}", mapping.key_pos[name])
-        if isinstance(text, (dict, list)) or text is None:
+        value = _go_string(mapping, name)
+        if value is None:
             raise RuleFileError(f'{what} "{name}" must be a string, got {type_name(text)}', mapping.at(name))
-        out[name] = (
-            text if isinstance(text, str) else (str(text).lower() if isinstance(text, bool) else str(text))
-        )
+        out[name] = value
     return out
 
 

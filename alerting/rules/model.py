@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import operator
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -94,10 +96,22 @@ class Group:
         return slot_at(t, self.interval, self.offset)
 
 
+_METRIC_LIKE = re.compile(r"^[a-zA-Z_:][a-zA-Z0-9_:]*$")
+
+
 def rule_key(name: str, labels: Labels, taken: set[str]) -> str:
     """Identity of a rule inside its group: name plus static labels, as Prometheus matches rules
-    across reloads; a counter separates exact duplicates."""
-    base = name + "{" + ",".join(f"{k}={v}" for k, v in labels) + "}"
+    across reloads; a counter separates exact duplicates.
+
+    A metric-like name keeps the plain form (``Down{severity=page}``), the Redis field saved state
+    is under. Any other name (``Service Down``, ``Disk>80%``) is written quoted, values too
+    (``"Disk>80%"{severity="page"}``), so that braces, commas or quotes in it cannot make two
+    rules' keys equal; such a key starts with a quote, which a plain one never does.
+    """
+    if _METRIC_LIKE.match(name):
+        base = name + "{" + ",".join(f"{k}={v}" for k, v in labels) + "}"
+    else:
+        base = json.dumps(name) + "{" + ",".join(f"{k}={json.dumps(v)}" for k, v in labels) + "}"
     key, n = base, 1
     while key in taken:
         n += 1

@@ -6,7 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
 
+from alerting.core import fingerprint
+from alerting.ops.metrics import StateCollector
+from alerting.rules.state import StateStore
 from tests.support.net import REDIS_URL
 from tests.support.prometheus import PrometheusServer, openmetrics
 from tests.support.worker import alerting
@@ -95,6 +100,35 @@ def test_eval_saves_state_in_redis_so_the_next_eval_fires(
         "2026-01-01T00:01:00Z",
         "host=web1,severity=warning",
     ]
+
+
+def test_an_alert_name_with_spaces_and_symbols_works_end_to_end(
+    prometheus: PrometheusServer, tmp_path: Path, prefix: str, redis_client: redis.Redis
+) -> None:
+    # Prometheus accepts any alert name; it is a label value everywhere after the rule file.
+    name = 'Busy > 80%, {really} "now"'
+    (tmp_path / "r.yml").write_text(RULES.replace("alert: Busy", f"alert: '{name}'"))
+    env = {"PROMETHEUS_URL": prometheus.url, "ALERTING_REDIS_URL": REDIS_URL, "ALERTING_REDIS_PREFIX": prefix}
+    check = alerting("check", str(tmp_path))
+    assert (check.returncode, check.stdout) == (0, "1 rules in 1 groups: ok\n")
+    for at in (T0 + 60, T0 + 120):
+        result = alerting("eval", "--rules", str(tmp_path), "--at", str(at), "--format", "json", env=env)
+        assert result.returncode == 0, result.stderr
+    (firing,) = json.loads(result.stdout)
+    assert (firing["alertname"], firing["labels"]["alertname"], firing["state"]) == (name, name, "firing")
+    store = StateStore(redis_client, prefix)
+    (group_id,) = store.groups()
+    ((key, alerts),) = store.load_group(group_id).items()
+    assert key == json.dumps(name) + '{severity="warning"}'
+    (alert,) = alerts.values()
+    assert alert.fingerprint == fingerprint({**firing["labels"]})
+    registry = CollectorRegistry()
+    registry.register(StateCollector(store))
+    exposition = generate_latest(registry).decode()
+    assert 'alertname="Busy > 80%, {really} \\"now\\""' in exposition
+    assert 'ALERTS{alertname="Busy > 80%, {really} \\"now\\"",alertstate="firing"' in exposition
+    table = alerting("eval", "--rules", str(tmp_path), "--at", str(T0 + 180), env=env)
+    assert f"cli    {name}  firing" in table.stdout
 
 
 def test_eval_reports_an_unreachable_redis_clearly(tmp_path: Path) -> None:

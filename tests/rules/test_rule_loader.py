@@ -82,6 +82,7 @@ def test_good_file_loads_with_defaults_and_group_labels(tmp_path: Path) -> None:
 
 
 RULE = "groups:\n  - name: g\n    rules:\n      - alert: A\n"
+RECORD = "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: up\n"
 BAD_FILES = [
     ("yaml syntax", "groups: [\n", "2:1", "YAML syntax error"),
     (
@@ -175,6 +176,42 @@ BAD_FILES = [
         "3:12",
         "rules must be a list, got a mapping",
     ),
+    ("empty alert name", RULE.replace("A", '""') + "        expr: up\n", "4:9", "one of 'record' or"),
+    ("alert name a list", RULE.replace("A", "[a]") + "        expr: up\n", "4:16", "alert must be a name"),
+    ("null group name", "groups:\n  - name: ~\n", "2:11", "group name must be a non-empty string"),
+    ("tab that indents", RULE + "\texpr: up\n", "5:1", "YAML syntax error: found character '\\t'"),
+    ("tab after a dash", "groups:\n  -\tname: g\n", "2:4", "YAML syntax error"),
+    ("label value a list", RULE + "        expr: up\n        labels: {a: [b]}\n", "6:21", 'label "a" must'),
+    (
+        "recording rule with bad PromQL",
+        "groups:\n  - name: g\n    rules:\n      - record: r\n        expr: up(\n",
+        "5:15",
+        "invalid PromQL in expr",
+    ),
+    (
+        "recording rule name not metric-like",
+        "groups:\n  - name: g\n    rules:\n      - record: a b\n        expr: up\n",
+        "4:17",
+        "invalid recording rule name: 'a b'",
+    ),
+    (
+        "recording rule with annotations",
+        RECORD + "        annotations: {a: b}\n",
+        "6:9",
+        "invalid field 'annotations' in recording rule",
+    ),
+    (
+        "recording rule with for",
+        RECORD + "        for: 5m\n",
+        "6:9",
+        "invalid field 'for' in recording rule",
+    ),
+    (
+        "recording rule with an invalid label name",
+        RECORD + "        labels: {1a: b}\n",
+        "6:18",
+        "invalid label name: '1a'",
+    ),
 ]
 
 
@@ -214,3 +251,97 @@ def test_unreadable_file_is_reported(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe\x00bad")
     (problem,) = load_paths([path]).problems
     assert str(problem).startswith(f"{path}: cannot read file")
+
+
+# What Prometheus accepts and we once did not: each checked with `promtool check rules` (2.42).
+# An alert name is any non-empty text, taken as written (a YAML scalar's source text, as Go reads
+# it into a string): only ever a label value.
+ALERT_NAMES = [
+    ("Service Down", "Service Down"),
+    ('"HaproxyBackendMaxActiveSession>80%"', "HaproxyBackendMaxActiveSession>80%"),
+    ("PveVm/ctDown", "PveVm/ctDown"),
+    ("CassandraCommitlogPendingTasks(criteo)", "CassandraCommitlogPendingTasks(criteo)"),
+    ("'owl-prototype:develop'", "owl-prototype:develop"),
+    ('"a{b=\\"c\\"},d"', 'a{b="c"},d'),
+    ("0x1F", "0x1F"),
+    ("123", "123"),
+    ("true", "true"),
+    ("~", "~"),
+    ("Ünïcode ⚠", "Ünïcode ⚠"),
+]
+
+
+@pytest.mark.parametrize("written,name", ALERT_NAMES)
+def test_any_alert_name_prometheus_accepts_loads_as_written(tmp_path: Path, written: str, name: str) -> None:
+    path = tmp_path / "names.yml"
+    path.write_text(RULE.replace("A", written) + "        expr: up == 0\n", encoding="utf-8")
+    result = load_paths([path])
+    assert result.problems == []
+    (rule,) = result.groups[0].rules
+    assert rule.name == name
+
+
+PROMETHEUS_ACCEPTS = [
+    ("empty rules", "groups:\n  - name: g\n    rules:\n", 0),
+    ("no rules", "groups:\n  - name: g\n", 0),
+    ("null groups", "groups:\n", 0),
+    ("null document", "~\n", 0),
+    (
+        "tab after a quoted scalar",
+        RULE + '        expr: "up == 0"\t  \n        annotations:\n          a: "b"\t# c\n',
+        1,
+    ),
+    ("tab after a key", RULE + "        expr:\tup == 0\n", 1),
+    ("tab in a flow mapping", RULE + "        expr: up\n        labels: {a: b,\tc: d}\t\n", 1),
+    ("nulls are defaults", RULE + "        expr: up\n        for: ~\n        labels: ~\n", 1),
+    ("null label value", RULE + "        expr: up\n        labels: {a: ~}\n        annotations: {b: ~}\n", 1),
+    (
+        "numeric group name and expr",
+        "groups:\n  - name: 12\n    rules:\n      - alert: A\n        expr: 5\n",
+        1,
+    ),
+    ("only the first document", "groups: []\n---\ngroups: [{name: x, nonsense: 1}]\n", 0),
+    ("empty record beside alert", RULE + "        record: ''\n        expr: up\n", 1),
+    (
+        "merge key overridden beside it",
+        "groups:\n  - &g\n    name: a\n    rules: []\n  - <<: *g\n    name: b\n",
+        0,
+    ),
+    (
+        "recording rule with for: 0s",
+        RECORD + "        for: 0s\n",
+        0,
+    ),
+]
+
+
+@pytest.mark.parametrize("name,text,rules", PROMETHEUS_ACCEPTS, ids=[c[0] for c in PROMETHEUS_ACCEPTS])
+def test_files_prometheus_loads_load(tmp_path: Path, name: str, text: str, rules: int) -> None:
+    path = tmp_path / "ok.yml"
+    path.write_text(text)
+    result = load_paths([path])
+    assert result.problems == []
+    assert result.rule_count == rules
+
+
+def test_values_are_read_as_written_as_prometheus_reads_them(tmp_path: Path) -> None:
+    path = tmp_path / "values.yml"
+    path.write_text(RULE + "        expr: up\n        labels: {a: 0x1F, b: yes, c: 1.50, d: ~}\n")
+    (rule,) = load_paths([path]).groups[0].rules
+    assert dict(rule.labels) == {"a": "0x1F", "b": "yes", "c": "1.50", "d": ""}
+
+
+def test_rules_with_any_names_keep_distinct_keys(tmp_path: Path) -> None:
+    # Names and label values with braces, commas and quotes must not make two rules one.
+    path = tmp_path / "keys.yml"
+    path.write_text(
+        "groups:\n  - name: g\n    rules:\n"
+        '      - {alert: "a{x=1}", expr: up}\n'
+        "      - {alert: a, expr: up, labels: {x: 1}}\n"
+        '      - {alert: "a b", expr: up, labels: {x: "1}{"}}\n'
+        '      - {alert: "a b{x=\\"1}{\\"}", expr: up}\n'
+        "      - {alert: Down, expr: up, labels: {severity: page}}\n"
+    )
+    rules = load_paths([path]).groups[0].rules
+    assert len({r.key for r in rules}) == len(rules) == 5
+    assert rules[-1].key == "Down{severity=page}"  # the form state already saved in Redis is under
