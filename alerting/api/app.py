@@ -1,4 +1,5 @@
-"""The worker's Starlette app: ``/metrics``, ``/healthz`` and ``/readyz``."""
+"""The worker's Starlette app: ``/metrics``, ``/healthz``, ``/readyz`` and, given a silence store and
+the loaded ``alerting.yml``, Alertmanager's API v2 (:mod:`alerting.api.alertmanager`)."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from alerting.ops import metrics
 from alerting.ops.logs import get_logger
 
 if TYPE_CHECKING:
+    from alerting.api.alertmanager import AlertmanagerAPI
     from alerting.api.health import Readiness
 
 log = get_logger(__name__)
@@ -45,8 +47,9 @@ def build_app(
     metrics_registry: Any,
     *,
     started: float | None = None,
+    alertmanager: AlertmanagerAPI | None = None,
 ) -> Starlette:
-    """The app serving ``readiness`` and ``metrics_registry``."""
+    """The app serving ``readiness`` and ``metrics_registry``; ``alertmanager`` adds ``/api/v2``."""
     since = time.time() if started is None else started
 
     async def metrics_endpoint(_: Request) -> Response:
@@ -65,10 +68,12 @@ def build_app(
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
     ]
+    if alertmanager is not None:
+        routes.extend(alertmanager.routes())
 
     async def not_found(request: Request, _: Exception) -> Response:
-        path = request.url.path
-        return reply_json(404, {"error": f"no such endpoint {path}; try /metrics, /healthz, /readyz"})
+        served = "/metrics, /healthz, /readyz" + (", /api/v2/..." if alertmanager is not None else "")
+        return reply_json(404, {"error": f"no such endpoint {request.url.path}; try {served}"})
 
     async def failed(request: Request, exc: Exception) -> Response:
         log.error("http.error", msg=f"{request.url.path} failed: {exc}", exc_info=exc)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import redis
@@ -33,6 +33,9 @@ from alerting.ops import metrics
 from alerting.ops.logs import get_logger, redact_text
 from alerting.rules.evaluation import State
 from alerting.rules.state import DATASOURCES_GROUP, StateStore
+
+if TYPE_CHECKING:
+    from alerting.api.alertmanager import AlertmanagerAPI
 
 log = get_logger(__name__)
 
@@ -254,15 +257,21 @@ class Readiness:
 
 
 class HealthServer:
-    """``with HealthServer(("127.0.0.1", 0), readiness) as server: server.url``."""
+    """``with HealthServer(("127.0.0.1", 0), readiness) as server: server.url``.
+
+    ``alertmanager`` (an :class:`~alerting.api.alertmanager.AlertmanagerAPI`) adds Alertmanager's
+    API v2 on the same address.
+    """
 
     def __init__(
         self,
         addr: tuple[str, int],
         readiness: Readiness,
         metrics_registry: Any = None,
+        alertmanager: AlertmanagerAPI | None = None,
     ) -> None:
         self.readiness = readiness
+        self.alertmanager = alertmanager
         self.registry = metrics_registry or metrics.registry(
             [
                 metrics.StateCollector(readiness.store),
@@ -274,8 +283,10 @@ class HealthServer:
             ]
         )
         self.started = time.time()
-        self.app = build_app(readiness, self.registry, started=self.started)
+        self.app = build_app(readiness, self.registry, started=self.started, alertmanager=alertmanager)
         self.server = ThreadedServer(self.app, addr)
+        if alertmanager is not None:
+            alertmanager.set_address(self.server.address)
 
     @property
     def address(self) -> tuple[str, int]:
@@ -294,12 +305,15 @@ class HealthServer:
 
     def start(self) -> HealthServer:
         self.server.start()
-        log.info("http.started", msg=f"serving /metrics, /healthz and /readyz on {self.url}", url=self.url)
+        served = "/metrics, /healthz, /readyz" + (" and Alertmanager's /api/v2" if self.alertmanager else "")
+        log.info("http.started", msg=f"serving {served} on {self.url}", url=self.url)
         return self
 
     def stop(self) -> None:
         self.server.stop()
         self.readiness.close()
+        if self.alertmanager is not None:
+            self.alertmanager.close()
 
     def __enter__(self) -> HealthServer:
         return self.start()
@@ -327,7 +341,13 @@ def start_server(
     metrics.setup()
     metrics.announce()
     try:
-        server = HealthServer(where, Readiness.from_settings(settings, registry))
+        from alerting.api.alertmanager import AlertmanagerAPI
+
+        server = HealthServer(
+            where,
+            Readiness.from_settings(settings, registry),
+            alertmanager=AlertmanagerAPI.from_settings(settings, _version()),
+        )
     except OSError as exc:
         # A port in use must not stop the worker from evaluating; say so loudly instead.
         log.error("http.bind_failed", msg=f"cannot listen on {where[0]}:{where[1]}: {exc}")
