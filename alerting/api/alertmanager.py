@@ -198,18 +198,9 @@ def sort_silences(silences: list[Silence], now: float) -> list[Silence]:
 
 
 def silence_matches_filter(s: Silence, filters: list[Matcher]) -> bool:
-    """Alertmanager's silence filter: each filter names a matcher of the silence, of the same kind,
-    whose value the filter accepts."""
-    by_name = {m.name: m for m in s.matchers}
-    for f in filters:
-        found = by_name.get(f.name)
-        if found is None:
-            return False
-        if (f.op in ("=~", "!~")) != (found.op in ("=~", "!~")):
-            return False
-        if not f.matches({f.name: found.value}):
-            return False
-    return True
+    """Alertmanager 0.25's silence filter: every filter is one of the silence's matchers, same name,
+    same operator, same value (``service=~db.*`` does not find a silence on ``service=~"db|cache"``)."""
+    return all(any((m.name, m.op, m.value) == (f.name, f.op, f.value) for m in s.matchers) for f in filters)
 
 
 class BadRequest(Exception):
@@ -434,7 +425,7 @@ class AlertmanagerAPI:
             now = _ms(self.clock())
             state = found.state(now)
             if state == EXPIRED:
-                return am_json(500, f"silence {sid} already expired")
+                return Response(b"", 200)  # as Alertmanager 0.25: nothing to do, no error
             starts = now if state == PENDING else found.starts_at
             expired = Silence(found.id, found.matchers, starts, now, found.created_by, found.comment, now)
             self.store.put_silence(expired)
