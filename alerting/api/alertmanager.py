@@ -1,4 +1,5 @@
-"""Alertmanager's API v2 over the worker's data: status, receivers and silences, answering as
+"""Alertmanager's API v2 over the worker's data: status, receivers, silences and the alerts in the
+notification pipeline's aggregation groups, answering as
 Alertmanager 0.25 answers (its OpenAPI document, its status codes and error texts), so amtool,
 Grafana and karma can point at the worker.
 
@@ -8,6 +9,7 @@ store, so the CLI, the API and the notification pipeline see the same silences.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import socket
@@ -28,10 +30,21 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from alerting.config.settings import Settings
-from alerting.core import rfc3339
-from alerting.notify.store import NotifyStore
+from alerting.core import fingerprint, rfc3339
+from alerting.notify.live import RoutingConfig
+from alerting.notify.store import GroupSnapshot, NotifyStore
 from alerting.ops.logs import get_logger
-from alerting.routing.matchers import LABEL_NAME, Matcher, MatcherError, matches_empty, parse_matcher
+from alerting.routing.inhibit import Inhibitor
+from alerting.routing.matchers import (
+    LABEL_NAME,
+    Matcher,
+    MatcherError,
+    alert_sort_key,
+    compile_anchored,
+    matches_all,
+    matches_empty,
+    parse_matcher,
+)
 from alerting.routing.silences import ACTIVE, EXPIRED, PENDING, Silence
 
 log = get_logger(__name__)
@@ -322,6 +335,18 @@ class AlertmanagerAPI:
         self.address = ""
         self._on_close = on_close
         self._lock = threading.Lock()  # a silence's read-modify-write is one step within this process
+        self._routing: RoutingConfig | None = None
+
+    def routing(self) -> RoutingConfig:
+        """The route tree and inhibition rules the alerts are shown against (loaded once, and at reload)."""
+        if self._routing is None:
+            from alerting.worker.compose import default_routing_config, load_routing_config
+
+            path = self.config_path
+            self._routing = (
+                load_routing_config(path) if path is not None and path.exists() else default_routing_config()
+            )
+        return self._routing
 
     @classmethod
     def from_settings(cls, settings: Settings, version: str = "unknown") -> AlertmanagerAPI:
@@ -342,6 +367,8 @@ class AlertmanagerAPI:
         return [
             Route("/api/v2/status", self.status, methods=["GET"]),
             Route("/api/v2/receivers", self.receivers, methods=["GET"]),
+            Route("/api/v2/alerts", self.list_alerts, methods=["GET"]),
+            Route("/api/v2/alerts/groups", self.list_groups, methods=["GET"]),
             Route("/api/v2/silences", self.list_silences, methods=["GET"]),
             Route("/api/v2/silences", self.post_silence, methods=["POST"]),
             Route("/api/v2/silence/{silence_id}", self.get_silence, methods=["GET"]),
@@ -390,8 +417,63 @@ class AlertmanagerAPI:
             log.error("api.reload_failed", msg=f"reload asked by {who} failed: {problems[0]}", client=who)
             return plain(500, f"failed to reload config: {problems[0]}")
         self.config = LoadedConfig(self.config_path)
+        self._routing = None
         log.info("api.reloaded", msg=f"configuration reloaded, asked by {who}", client=who)
         return Response(b"", 200)
+
+    # -- alerts -------------------------------------------------------------------------------------
+
+    def list_alerts(self, request: Request) -> Response:
+        try:
+            query = AlertQuery.from_request(request, unprocessed=True)
+        except BadRequest as exc:
+            return exc.response
+        view = self._view()
+        shown = []
+        for stored in view.alerts.values():
+            alert = view.gettable(stored)
+            if query.wants(alert):
+                shown.append(alert)
+        return am_json(200, sorted(shown, key=lambda a: a["fingerprint"]))
+
+    def list_groups(self, request: Request) -> Response:
+        try:
+            query = AlertQuery.from_request(request, unprocessed=False)
+        except BadRequest as exc:
+            return exc.response
+        view = self._view()
+        out: list[tuple[dict[str, str], str, list[dict[str, Any]]]] = []
+        for group in view.groups:
+            route = view.routing.routes_by_id.get(group.route_id)
+            if route is None or (query.receiver is not None and not query.receiver.search(route.receiver)):
+                continue
+            alerts = []
+            for fp in group.alerts:
+                stored = view.alerts.get(fp)
+                if stored is None:
+                    continue
+                alert = view.gettable(stored)
+                if query.wants(alert, check_receiver=False):
+                    alerts.append((stored["labels"], alert))
+            if alerts:
+                alerts.sort(key=lambda pair: alert_sort_key(pair[0]))
+                out.append((dict(group.group_labels), route.receiver, [a for _, a in alerts]))
+        out.sort(key=lambda g: (_labels_key(g[0]), g[1]))
+        return am_json(
+            200,
+            [
+                {"alerts": alerts, "labels": labels, "receiver": {"name": name}}
+                for labels, name, alerts in out
+            ],
+        )
+
+    def _view(self) -> AlertsView:
+        now = self.clock()
+        gids = [
+            g.decode() if isinstance(g, bytes) else str(g)
+            for g in self.store.r.zrange(self.store.due_key, 0, -1)
+        ]
+        return AlertsView(self.routing(), self.store.load_groups(gids), self.store, now)
 
     # -- silences -----------------------------------------------------------------------------------
 
@@ -541,3 +623,140 @@ async def _read_limited(request: Request, limit: int) -> bytes:
     except ClientDisconnect:
         raise BadRequest(Response(b"", 400)) from None
     return b"".join(chunks)
+
+
+# --- alerts ----------------------------------------------------------------------------------------
+
+
+def _compare_labels(a: Any, b: Any) -> int:
+    """Alertmanager's ``LabelSet.Before``: fewer labels first, then by sorted name and value."""
+    if len(a) != len(b):
+        return -1 if len(a) < len(b) else 1
+    for name in sorted({*a, *b}):
+        if name not in a:
+            return -1
+        if name not in b:
+            return 1
+        if a[name] != b[name]:
+            return -1 if a[name] < b[name] else 1
+    return 0
+
+
+_labels_key = functools.cmp_to_key(_compare_labels)
+
+
+class AlertsView:
+    """The alerts of every aggregation group at one instant, with their status computed as
+    Alertmanager computes it when asked: silences and inhibitions in force now."""
+
+    def __init__(
+        self, routing: RoutingConfig, groups: list[GroupSnapshot], store: NotifyStore, now: float
+    ) -> None:
+        self.routing = routing
+        self.groups = groups
+        self.now = now
+        self.resolve_timeout = float(routing.global_config.get("resolve_timeout", 300.0))
+        self.alerts: dict[str, dict[str, Any]] = {}
+        for group in groups:
+            for fp, raw in group.alerts.items():
+                data = json.loads(raw)
+                ends_at = data.get("ends_at")
+                if ends_at is not None and ends_at <= now:
+                    continue  # resolved: Alertmanager's API leaves these out
+                known = self.alerts.get(fp)
+                if known is None or data.get("updated_at", 0) > known.get("updated_at", 0):
+                    self.alerts[fp] = data
+        self.silences = [s for s in store.silences(now) if s.state(now) == ACTIVE]
+        self.inhibitor = (
+            Inhibitor(routing.inhibit_rules, store.active_sources(now)) if routing.inhibit_rules else None
+        )
+
+    def gettable(self, data: dict[str, Any]) -> dict[str, Any]:
+        """A GettableAlert."""
+        labels = data["labels"]
+        silenced_by = sorted(s.id for s in self.silences if s.mutes(labels, self.now))
+        source = self.inhibitor.inhibited_by(labels) if self.inhibitor is not None else None
+        inhibited_by = [fingerprint(source)] if source is not None else []
+        updated = float(data.get("updated_at", data["starts_at"]))
+        ends_at = data.get("ends_at")
+        if ends_at is None:  # as Alertmanager times out an alert sent without an end
+            ends_at = updated + self.resolve_timeout
+        return {
+            "annotations": data.get("annotations", {}),
+            "endsAt": rfc3339(ends_at),
+            "fingerprint": data["fingerprint"],
+            "receivers": [{"name": name} for name in self.routing.receivers_for(labels)],
+            "startsAt": rfc3339(data["starts_at"]),
+            "status": {
+                "inhibitedBy": inhibited_by,
+                "silencedBy": silenced_by,
+                "state": "suppressed" if silenced_by or inhibited_by else "active",
+            },
+            "updatedAt": rfc3339(updated),
+            "generatorURL": data.get("generator_url", ""),
+            "labels": labels,
+        }
+
+
+class AlertQuery:
+    """``filter``, ``receiver``, ``active``, ``silenced``, ``inhibited``, ``unprocessed``."""
+
+    def __init__(
+        self,
+        filters: list[Matcher],
+        receiver: Any,
+        active: bool,
+        silenced: bool,
+        inhibited: bool,
+        unprocessed: bool,
+    ) -> None:
+        self.filters = filters
+        self.receiver = receiver
+        self.active, self.silenced, self.inhibited, self.unprocessed = (
+            active,
+            silenced,
+            inhibited,
+            unprocessed,
+        )
+
+    @classmethod
+    def from_request(cls, request: Request, *, unprocessed: bool) -> AlertQuery:
+        params = request.query_params
+        try:
+            filters = [parse_matcher(text) for text in params.getlist("filter")]
+        except MatcherError as exc:
+            raise BadRequest(am_json(400, str(exc))) from None
+        receiver = None
+        if params.get("receiver"):
+            try:
+                receiver = compile_anchored(params["receiver"])
+            except MatcherError as exc:
+                raise BadRequest(am_json(400, f"failed to parse receiver param: {exc}")) from None
+        flags = {}
+        for name in ("active", "silenced", "inhibited", "unprocessed"):
+            value = params.get(name, "true").lower()
+            if value not in ("true", "false", "1", "0"):
+                raise BadRequest(
+                    swagger_error(400, 400, f"{name} in query must be of type boolean: {json.dumps(value)}")
+                )
+            flags[name] = value in ("true", "1")
+        return cls(
+            filters, receiver, flags["active"], flags["silenced"], flags["inhibited"], flags["unprocessed"]
+        )
+
+    def wants(self, alert: dict[str, Any], *, check_receiver: bool = True) -> bool:
+        status = alert["status"]
+        receivers = [r["name"] for r in alert["receivers"]]
+        if (
+            check_receiver
+            and self.receiver is not None
+            and not any(self.receiver.search(r) for r in receivers)
+        ):
+            return False
+        if not self.active and status["state"] == "active":
+            return False
+        if not self.silenced and status["silencedBy"]:
+            return False
+        if not self.inhibited and status["inhibitedBy"]:
+            return False
+        return matches_all(self.filters, alert["labels"])

@@ -29,6 +29,10 @@ route:
     - receiver: db
       matchers: ['service=~"db|cache"']
       continue: true
+inhibit_rules:
+  - source_matchers: ['severity="critical"']
+    target_matchers: ['severity="warning"']
+    equal: [service]
 receivers:
   - name: team
     webhook_configs:

@@ -215,3 +215,10 @@ def test_health_ready_and_reload(client: TestClient, config_file: Path) -> None:
     assert failed.status_code == 500 and failed.text.startswith("failed to reload config: ")
     assert client.get("/api/v2/receivers").json()[-1] == {"name": "database"}  # the last good one stays
     assert client.get("/-/reload").status_code == 405
+
+
+def test_alert_queries_refuse_bad_filters_as_alertmanager(client: TestClient) -> None:
+    assert client.get("/api/v2/alerts").json() == []
+    bad = client.get("/api/v2/alerts", params={"filter": "{a"})
+    assert (bad.status_code, bad.json()) == (400, "bad matcher format: {a")
+    assert client.get("/api/v2/alerts/groups", params={"receiver": "("}).status_code == 400
