@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 from alerting.notify.store import NotifyStore
 from alerting.routing.matchers import Matcher
 from alerting.routing.silences import new_silence
+from tests.support.logs import json_log
 from tests.support.worker import alerting
 
 FUTURE, LATER, PAST = "2030-01-01T00:00:00Z", "2031-01-01T00:00:00Z", "2020-01-01T00:00:00Z"
@@ -222,3 +223,13 @@ def test_alert_queries_refuse_bad_filters_as_alertmanager(client: TestClient) ->
     bad = client.get("/api/v2/alerts", params={"filter": "{a"})
     assert (bad.status_code, bad.json()) == (400, "bad matcher format: {a")
     assert client.get("/api/v2/alerts/groups", params={"receiver": "("}).status_code == 400
+
+
+def test_every_silence_change_is_logged_with_its_author_and_client(client: TestClient) -> None:
+    with json_log() as logs:
+        sid = client.post("/api/v2/silences", json=silence()).json()["silenceID"]
+        client.delete(f"/api/v2/silence/{sid}")
+    made, expired = logs.records("api.silence_set"), logs.records("api.silence_expired")
+    assert [(r["silence_id"], r["created_by"]) for r in made] == [(sid, "ops")]
+    assert [r["silence_id"] for r in expired] == [sid]
+    assert all(r["client"].startswith("testclient") for r in made + expired)
