@@ -1,8 +1,8 @@
 """The worker's HTTP endpoints: ``/metrics``, ``/healthz`` (alive) and ``/readyz`` (able to work).
 
-One small threaded server in the worker's main process, bound to ``127.0.0.1:9464`` unless
-``ALERTING_HTTP_ADDR`` says otherwise (``off`` disables it). ``/readyz`` answers like the "enhanced
-health check" our users already run::
+Served by :mod:`alerting.api.app` (Starlette) from a uvicorn thread in the worker's main process,
+bound to ``127.0.0.1:9464`` unless ``ALERTING_HTTP_ADDR`` says otherwise (``off`` disables it).
+``/readyz`` answers like the "enhanced health check" our users already run::
 
     {"status": "healthy|degraded|unhealthy", "version": ..., "uptime_seconds": ...,
      "checks": {"redis": {"status": "up", "latency_ms": 0.4, ...}, ...}}
@@ -15,19 +15,17 @@ not (the worker still works and raises its own alerts about them): they make it 
 
 from __future__ import annotations
 
-import json
-import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib import metadata
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import redis
 
+from alerting.api.app import build_app
+from alerting.api.server import ThreadedServer
 from alerting.config.settings import Settings
 from alerting.core import rfc3339
 from alerting.errors import ConfigError
@@ -35,6 +33,9 @@ from alerting.ops import metrics
 from alerting.ops.logs import get_logger, redact_text
 from alerting.rules.evaluation import State
 from alerting.rules.state import DATASOURCES_GROUP, StateStore
+
+if TYPE_CHECKING:
+    from alerting.api.alertmanager import AlertmanagerAPI
 
 log = get_logger(__name__)
 
@@ -256,15 +257,21 @@ class Readiness:
 
 
 class HealthServer:
-    """``with HealthServer(("127.0.0.1", 0), readiness) as server: server.url``."""
+    """``with HealthServer(("127.0.0.1", 0), readiness) as server: server.url``.
+
+    ``alertmanager`` (an :class:`~alerting.api.alertmanager.AlertmanagerAPI`) adds Alertmanager's
+    API v2 on the same address.
+    """
 
     def __init__(
         self,
         addr: tuple[str, int],
         readiness: Readiness,
         metrics_registry: Any = None,
+        alertmanager: AlertmanagerAPI | None = None,
     ) -> None:
         self.readiness = readiness
+        self.alertmanager = alertmanager
         self.registry = metrics_registry or metrics.registry(
             [
                 metrics.StateCollector(readiness.store),
@@ -276,87 +283,43 @@ class HealthServer:
             ]
         )
         self.started = time.time()
-        server = self
+        self.app = build_app(readiness, self.registry, started=self.started, alertmanager=alertmanager)
+        self.server = ThreadedServer(self.app, addr)
+        if alertmanager is not None:
+            alertmanager.set_address(self.server.address)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
-                server._serve(self)
-
-            def log_message(self, *_: object) -> None:
-                pass  # requests are not worth a log line each
-
-        self.httpd = ThreadingHTTPServer(addr, Handler)
-        self.httpd.daemon_threads = True
-        self.thread = threading.Thread(target=self.httpd.serve_forever, name="alerting-http", daemon=True)
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound ``(host, port)``: port 0 asked for becomes the port given."""
+        return self.server.address
 
     @property
     def port(self) -> int:
-        return int(self.httpd.server_address[1])
+        return self.server.address[1]
 
     @property
     def url(self) -> str:
-        host = str(self.httpd.server_address[0])
+        host = self.server.address[0]
         host = f"[{host}]" if ":" in host else host
         return f"http://{host}:{self.port}"
 
     def start(self) -> HealthServer:
-        self.thread.start()
-        log.info("http.started", msg=f"serving /metrics, /healthz and /readyz on {self.url}", url=self.url)
+        self.server.start()
+        served = "/metrics, /healthz, /readyz" + (" and Alertmanager's /api/v2" if self.alertmanager else "")
+        log.info("http.started", msg=f"serving {served} on {self.url}", url=self.url)
         return self
 
     def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.stop()
         self.readiness.close()
+        if self.alertmanager is not None:
+            self.alertmanager.close()
 
     def __enter__(self) -> HealthServer:
         return self.start()
 
     def __exit__(self, *_: object) -> None:
         self.stop()
-
-    def _serve(self, request: BaseHTTPRequestHandler) -> None:
-        path = urlsplit(request.path).path
-        try:
-            if path == "/metrics":
-                self._reply(request, 200, metrics.render(self.registry), metrics_content_type())
-            elif path == "/healthz":
-                body = {
-                    "status": "alive",
-                    "pid": os.getpid(),
-                    "uptime_seconds": int(time.time() - self.started),
-                }
-                self._reply_json(request, 200, body)
-            elif path == "/readyz":
-                result = self.readiness.run()
-                self._reply_json(request, 503 if result["status"] == UNHEALTHY else 200, result)
-            else:
-                self._reply_json(
-                    request, 404, {"error": f"no such endpoint {path}; try /metrics, /healthz, /readyz"}
-                )
-        except Exception as exc:
-            log.exception("http.error", msg=f"{path} failed: {exc}")
-            self._reply_json(request, 500, {"error": f"{type(exc).__name__}: {exc}"})
-
-    def _reply_json(self, request: BaseHTTPRequestHandler, status: int, body: Any) -> None:
-        self._reply(request, status, json.dumps(body).encode(), "application/json")
-
-    def _reply(self, request: BaseHTTPRequestHandler, status: int, body: bytes, content_type: str) -> None:
-        try:
-            request.send_response(status)
-            request.send_header("Content-Type", content_type)
-            request.send_header("Content-Length", str(len(body)))
-            request.send_header("Cache-Control", "no-store")
-            request.end_headers()
-            request.wfile.write(body)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-
-
-def metrics_content_type() -> str:
-    from prometheus_client import CONTENT_TYPE_LATEST
-
-    return str(CONTENT_TYPE_LATEST)
 
 
 def start_server(
@@ -378,7 +341,13 @@ def start_server(
     metrics.setup()
     metrics.announce()
     try:
-        server = HealthServer(where, Readiness.from_settings(settings, registry))
+        from alerting.api.alertmanager import AlertmanagerAPI
+
+        server = HealthServer(
+            where,
+            Readiness.from_settings(settings, registry),
+            alertmanager=AlertmanagerAPI.from_settings(settings, _version()),
+        )
     except OSError as exc:
         # A port in use must not stop the worker from evaluating; say so loudly instead.
         log.error("http.bind_failed", msg=f"cannot listen on {where[0]}:{where[1]}: {exc}")

@@ -219,7 +219,7 @@ def test_the_server_listens_on_loopback_unless_configured(tmp_path: Path) -> Non
     server = start_server(settings, addr="127.0.0.1:0", registry=RuleRegistry((str(tmp_path),), 60.0))
     assert server is not None
     try:
-        assert server.httpd.server_address[0] == "127.0.0.1"
+        assert server.address[0] == "127.0.0.1"
         assert httpx.get(server.url + "/healthz", timeout=10).status_code == 200
         checks = httpx.get(server.url + "/readyz", timeout=10).json()["checks"]
         assert {"rules", "evaluations"} <= set(checks)  # the registry feeds them
