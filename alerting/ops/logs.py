@@ -104,7 +104,7 @@ def configure_logging(level: str = "INFO", fmt: str = "json", stream: Any = None
         cache_logger_on_first_use=True,
     )
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _foreign_event],
+        foreign_pre_chain=[*shared, structlog.stdlib.ExtraAdder(), _drop_color_copies, _foreign_event],
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             # Plain-text traceback from the standard library's formatter: it never reads frame
@@ -364,6 +364,12 @@ def _add_level(_: Any, method: str, event: MutableMapping[str, Any]) -> MutableM
 def _add_timestamp(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     record = event.get("_record")
     event["ts"] = rfc3339(record.created if record is not None else time.time())
+    return event
+
+
+def _drop_color_copies(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    # uvicorn attaches a terminal-coloured copy of its message; ours is the plain one.
+    event.pop("color_message", None)
     return event
 
 
