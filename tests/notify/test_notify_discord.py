@@ -3,7 +3,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.discord import DESCRIPTION_LIMIT, TITLE_LIMIT, discord_integration
 from alerting.ops.logs import redact_text
-from alerting.worker.compose import check_routing_config, load_routing_config
+from tests.support import receivers
 from tests.support.differential import run_both, unprefixed
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.notifications import alert, notification
@@ -154,25 +153,7 @@ def test_the_webhook_token_stays_out_of_errors_and_logs() -> None:
 
 
 def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    path.write_text(
-        f"""\
-route:
-  receiver: chat
-receivers:
-  - name: chat
-    discord_configs:
-      - {textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()}
-"""
-    )
-    return path
-
-
-def position_of(path: Path, marker: str) -> str:
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if marker in line:
-            return f"{number}:{line.index(marker) + 1}"
-    raise AssertionError(f"{marker!r} not in {path}")
+    return receivers.write_config(tmp_path, "discord_configs", "chat", entry)
 
 
 @pytest.mark.parametrize(
@@ -196,12 +177,8 @@ def position_of(path: Path, marker: str) -> str:
 def test_bad_entries_are_rejected_at_their_position(
     tmp_path: Path, entry: str, message: str, marker: str
 ) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text and "discord-secret-token" not in text.split(": ", 1)[1]
-    assert text.startswith(f"{path}:{position_of(path, marker)}: "), text
+    text = receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker)
+    assert "discord-secret-token" not in text.split(": ", 1)[1]
 
 
 def test_a_direct_call_raises_config_errors() -> None:
@@ -211,12 +188,8 @@ def test_a_direct_call_raises_config_errors() -> None:
 
 def test_unset_webhook_variable_prints_to_the_console_with_a_warning(tmp_path: Path) -> None:
     path = write_config(tmp_path, "webhook_url: ${DISCORD_WEBHOOK_URL}")
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["chat"].integrations
-    assert built.kind == "console" and built.stands_for == "discord_configs" and built.send_resolved is True
-    assert "DISCORD_WEBHOOK_URL" in config.warnings[0]
-    live = load_routing_config(path, env={"DISCORD_WEBHOOK_URL": "https://discord.com" + WEBHOOK})
-    assert live.receivers["chat"].integrations[0].kind == "discord" and not live.warnings
+    url = "https://discord.com" + WEBHOOK
+    receivers.assert_console_until_set(path, "chat", "discord_configs", "DISCORD_WEBHOOK_URL", url)
 
 
 DIFF_RECEIVERS = """

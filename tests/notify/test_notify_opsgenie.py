@@ -4,7 +4,6 @@ real Alertmanager 0.25 sending the same alert group to the same server."""
 from __future__ import annotations
 
 import hashlib
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.opsgenie import MESSAGE_LIMIT, opsgenie_integration
-from alerting.worker.compose import check_routing_config, load_routing_config
+from alerting.worker.compose import load_routing_config
+from tests.support import receivers
 from tests.support.differential import run_both, unprefixed
 from tests.support.fakes import LocalCA
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
@@ -268,28 +268,7 @@ def test_an_unreachable_api_is_retryable() -> None:
 
 
 def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
-    path = tmp_path / "alerting.yml"
-    path.write_text(
-        f"""\
-global:
-  resolve_timeout: 5m
-{textwrap.indent(global_section, "  ")}
-route:
-  receiver: ops
-receivers:
-  - name: ops
-    opsgenie_configs:
-      - {textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()}
-"""
-    )
-    return path
-
-
-def position_of(path: Path, marker: str) -> str:
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if marker in line:
-            return f"{number}:{line.index(marker) + 1}"
-    raise AssertionError(f"{marker!r} not in {path}")
+    return receivers.write_config(tmp_path, "opsgenie_configs", "ops", entry, global_section)
 
 
 @pytest.mark.parametrize(
@@ -314,12 +293,7 @@ def position_of(path: Path, marker: str) -> str:
 def test_bad_entries_are_rejected_at_their_position(
     tmp_path: Path, entry: str, message: str, marker: str
 ) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    assert text.startswith(f"{path}:{position_of(path, marker)}: "), text
+    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker)
 
 
 def test_a_direct_call_raises_config_errors_and_accepts_a_templated_type() -> None:
@@ -331,13 +305,8 @@ def test_a_direct_call_raises_config_errors_and_accepts_a_templated_type() -> No
 
 def test_unset_key_variable_prints_to_the_console_with_a_warning(tmp_path: Path) -> None:
     path = write_config(tmp_path, "api_key: ${OPSGENIE_API_KEY}")
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["ops"].integrations
-    assert built.kind == "console" and built.stands_for == "opsgenie_configs"
-    assert built.send_resolved is True  # Alertmanager's default for opsgenie
-    assert "OPSGENIE_API_KEY" in config.warnings[0] and "ops/opsgenie_configs[0]" in config.warnings[0]
-    live = load_routing_config(path, env={"OPSGENIE_API_KEY": KEY})
-    assert live.receivers["ops"].integrations[0].kind == "opsgenie" and not live.warnings
+    warning = receivers.assert_console_until_set(path, "ops", "opsgenie_configs", "OPSGENIE_API_KEY", KEY)
+    assert "ops/opsgenie_configs[0]" in warning
 
 
 def test_unset_global_key_variable_prints_to_the_console(tmp_path: Path) -> None:

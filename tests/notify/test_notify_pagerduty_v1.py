@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,8 @@ import pytest
 
 from alerting.notify.base import DeliveryError
 from alerting.notify.receivers.pagerduty import V1_URL, PagerDutyV1, pagerduty_integration
-from alerting.worker.compose import check_routing_config, load_routing_config
+from alerting.worker.compose import load_routing_config
+from tests.support import receivers
 from tests.support.connectproxy import ConnectProxy
 from tests.support.fakes import make_ca
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
@@ -188,12 +188,7 @@ def test_unreachable_is_retryable() -> None:
 
 
 def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    body = textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()
-    path.write_text(
-        f"route:\n  receiver: pd\nreceivers:\n  - name: pd\n    pagerduty_configs:\n      - {body}\n"
-    )
-    return path
+    return receivers.write_config(tmp_path, "pagerduty_configs", "pd", entry)
 
 
 @pytest.mark.parametrize(
@@ -209,13 +204,7 @@ def write_config(tmp_path: Path, entry: str) -> Path:
 def test_bad_v1_entries_are_rejected_at_their_position(
     tmp_path: Path, entry: str, message: str, marker: str
 ) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if marker in t)
-    assert text.startswith(f"{path}:{line}:"), text
+    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker, column=False)
 
 
 def test_unset_service_key_variable_prints_to_the_console(tmp_path: Path) -> None:

@@ -4,7 +4,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.pushover import MESSAGE_LIMIT, TITLE_LIMIT, pushover_integration
 from alerting.ops.logs import redact_text
-from alerting.worker.compose import check_routing_config, load_routing_config
+from tests.support import receivers
 from tests.support.connectproxy import ConnectProxy
 from tests.support.differential import run_both
 from tests.support.fakes import LocalCA, make_ca
@@ -231,25 +230,7 @@ def test_secrets_in_the_logged_url_are_redacted() -> None:
 
 
 def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    path.write_text(
-        f"""\
-route:
-  receiver: phone
-receivers:
-  - name: phone
-    pushover_configs:
-      - {textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()}
-"""
-    )
-    return path
-
-
-def position_of(path: Path, marker: str) -> str:
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if marker in line:
-            return f"{number}:{line.index(marker) + 1}"
-    raise AssertionError(f"{marker!r} not in {path}")
+    return receivers.write_config(tmp_path, "pushover_configs", "phone", entry)
 
 
 @pytest.mark.parametrize(
@@ -280,16 +261,10 @@ def test_bad_entries_are_rejected_at_their_position(
     tmp_path: Path, entry: str, message: str, marker: str
 ) -> None:
     path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
     if marker.endswith("\n"):  # the second "true"
-        lines = path.read_text().splitlines()
-        row = next(i for i, line in enumerate(lines, start=1) if "monospace" in line)
-        assert text.startswith(f"{path}:{row}:"), text
+        receivers.assert_rejected_at(path, message, "monospace", column=False)
     else:
-        assert text.startswith(f"{path}:{position_of(path, marker)}: "), text
+        receivers.assert_rejected_at(path, message, marker)
 
 
 def test_a_direct_call_raises_config_errors() -> None:
@@ -299,12 +274,9 @@ def test_a_direct_call_raises_config_errors() -> None:
 
 def test_unset_key_variable_prints_to_the_console_with_a_warning(tmp_path: Path) -> None:
     path = write_config(tmp_path, "user_key: ${PUSHOVER_USER_KEY}\ntoken: ${PUSHOVER_TOKEN}")
-    config = load_routing_config(path, env={"PUSHOVER_TOKEN": TOKEN})
-    (built,) = config.receivers["phone"].integrations
-    assert built.kind == "console" and built.stands_for == "pushover_configs" and built.send_resolved is True
-    assert "PUSHOVER_USER_KEY" in config.warnings[0]
-    live = load_routing_config(path, env={"PUSHOVER_USER_KEY": USER, "PUSHOVER_TOKEN": TOKEN})
-    assert live.receivers["phone"].integrations[0].kind == "pushover" and not live.warnings
+    receivers.assert_console_until_set(
+        path, "phone", "pushover_configs", "PUSHOVER_USER_KEY", USER, env={"PUSHOVER_TOKEN": TOKEN}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,7 +20,8 @@ from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.pagerduty import dedup_key
 from alerting.notify.receivers.sns import SMS_LIMIT, sns_integration
-from alerting.worker.compose import check_routing_config, load_routing_config
+from alerting.worker.compose import load_routing_config
+from tests.support import receivers
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
@@ -260,10 +260,7 @@ def test_unreachable_is_retryable() -> None:
 
 
 def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    body = textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()
-    path.write_text(f"route:\n  receiver: aws\nreceivers:\n  - name: aws\n    sns_configs:\n      - {body}\n")
-    return path
+    return receivers.write_config(tmp_path, "sns_configs", "aws", entry)
 
 
 @pytest.mark.parametrize(
@@ -283,13 +280,7 @@ def write_config(tmp_path: Path, entry: str) -> Path:
 def test_bad_entries_are_rejected_at_their_position(
     tmp_path: Path, entry: str, message: str, marker: str
 ) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if marker in t)
-    assert text.startswith(f"{path}:{line}:"), text
+    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker, column=False)
 
 
 def test_without_botocore_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -313,12 +304,7 @@ def test_unset_secret_variable_prints_to_the_console(tmp_path: Path) -> None:
         "sigv4: {region: eu-west-1, access_key: a, secret_key: '${SNS_SECRET_KEY}'}"
     )
     path = write_config(tmp_path, entry)
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["aws"].integrations
-    assert built.kind == "console" and built.stands_for == "sns_configs" and built.send_resolved is True
-    assert "SNS_SECRET_KEY" in config.warnings[0]
-    live = load_routing_config(path, env={"SNS_SECRET_KEY": SECRET_KEY})
-    assert live.receivers["aws"].integrations[0].kind == "sns" and not live.warnings
+    receivers.assert_console_until_set(path, "aws", "sns_configs", "SNS_SECRET_KEY", SECRET_KEY)
 
 
 # ---------------------------------------------------------------------------------------------------

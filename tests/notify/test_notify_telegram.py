@@ -3,10 +3,7 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,8 +15,8 @@ from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError, Notification
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.telegram import MESSAGE_LIMIT, telegram_integration
-from alerting.ops.logs import configure_logging
-from alerting.worker.compose import check_routing_config, load_routing_config
+from alerting.worker.compose import load_routing_config
+from tests.support import receivers
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
@@ -268,20 +265,13 @@ def test_an_unreachable_api_is_retryable_and_never_shows_the_token() -> None:
 
 
 def test_the_token_stays_out_of_the_logs_even_at_debug(telegram: FakeHTTPServer) -> None:
-    stream = io.StringIO()
-    root, libraries = logging.getLogger(), [logging.getLogger(n) for n in ("httpx", "httpcore")]
-    saved = root.handlers[:], root.level, [lib.level for lib in libraries]
-    configure_logging("DEBUG", "json", stream)
-    try:
+    def send_twice() -> None:
         telegram.fail_next(refused(400, "Bad Request: chat not found"))
         with pytest.raises(DeliveryError):
             integration(telegram).send(notification())
         integration(telegram).send(notification())
-    finally:
-        root.handlers[:], root.level = saved[0], saved[1]
-        for lib, level in zip(libraries, saved[2], strict=True):
-            lib.setLevel(level)
-    out = stream.getvalue()
+
+    out = receivers.debug_logs(send_twice)
     assert "sendMessage" in out  # the requests were logged, URL and all
     assert TOKEN.split(":")[1] not in out
 
@@ -291,28 +281,7 @@ def test_the_token_stays_out_of_the_logs_even_at_debug(telegram: FakeHTTPServer)
 
 
 def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
-    path = tmp_path / "alerting.yml"
-    text = f"""\
-global:
-  resolve_timeout: 5m
-{textwrap.indent(global_section, "  ")}
-route:
-  receiver: chat
-receivers:
-  - name: chat
-    telegram_configs:
-      - {textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()}
-"""
-    path.write_text(text)
-    return path
-
-
-def position_of(path: Path, marker: str) -> str:
-    """``line:col`` of the first occurrence of ``marker`` in the file."""
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if marker in line:
-            return f"{number}:{line.index(marker) + 1}"
-    raise AssertionError(f"{marker!r} not in {path}")
+    return receivers.write_config(tmp_path, "telegram_configs", "chat", entry, global_section)
 
 
 @pytest.mark.parametrize(
@@ -350,12 +319,7 @@ def position_of(path: Path, marker: str) -> str:
 def test_bad_entries_are_rejected_at_their_position(
     tmp_path: Path, entry: str, message: str, marker: str
 ) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    assert text.startswith(f"{path}:{position_of(path, marker)}: "), text
+    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker)
 
 
 def test_a_good_entry_loads_and_a_direct_call_raises_config_errors() -> None:
@@ -366,14 +330,10 @@ def test_a_good_entry_loads_and_a_direct_call_raises_config_errors() -> None:
 
 def test_unset_token_variable_prints_to_the_console_with_a_warning(tmp_path: Path) -> None:
     path = write_config(tmp_path, "bot_token: ${TELEGRAM_BOT_TOKEN}\nchat_id: ${TELEGRAM_CHAT_ID}")
-    config = load_routing_config(path, env={"TELEGRAM_CHAT_ID": "-100123"})
-    (built,) = config.receivers["chat"].integrations
-    assert built.kind == "console" and built.stands_for == "telegram_configs"
-    assert built.send_resolved is True  # Alertmanager's default for telegram
-    assert "TELEGRAM_BOT_TOKEN" in config.warnings[0] and "chat/telegram_configs[0]" in config.warnings[0]
-    configured = load_routing_config(path, env={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "-100123"})
-    (live,) = configured.receivers["chat"].integrations
-    assert live.kind == "telegram" and not configured.warnings
+    warning = receivers.assert_console_until_set(
+        path, "chat", "telegram_configs", "TELEGRAM_BOT_TOKEN", TOKEN, env={"TELEGRAM_CHAT_ID": "-100123"}
+    )
+    assert "chat/telegram_configs[0]" in warning
 
 
 # ---------------------------------------------------------------------------------------------------

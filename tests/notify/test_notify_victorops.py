@@ -4,9 +4,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 from __future__ import annotations
 
 import hashlib
-import io
-import logging
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,8 +14,8 @@ from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.victorops import STATE_MESSAGE_LIMIT, victorops_integration
-from alerting.ops.logs import configure_logging, redact_text
-from alerting.worker.compose import check_routing_config, load_routing_config
+from alerting.ops.logs import redact_text
+from tests.support import receivers
 from tests.support.differential import run_both, unprefixed
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.notifications import alert, notification
@@ -193,17 +190,7 @@ def test_the_key_stays_out_of_errors_and_logs() -> None:
 
 
 def test_the_key_stays_out_of_the_logs_even_at_debug(victorops: FakeHTTPServer) -> None:
-    stream = io.StringIO()
-    root, libraries = logging.getLogger(), [logging.getLogger(n) for n in ("httpx", "httpcore")]
-    saved = root.handlers[:], root.level, [lib.level for lib in libraries]
-    configure_logging("DEBUG", "json", stream)
-    try:
-        integration(victorops).send(notification())
-    finally:
-        root.handlers[:], root.level = saved[0], saved[1]
-        for lib, level in zip(libraries, saved[2], strict=True):
-            lib.setLevel(level)
-    out = stream.getvalue()
+    out = receivers.debug_logs(lambda: integration(victorops).send(notification()))
     assert ALERT_PATH in out and KEY not in out
 
 
@@ -212,28 +199,7 @@ def test_the_key_stays_out_of_the_logs_even_at_debug(victorops: FakeHTTPServer) 
 
 
 def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
-    path = tmp_path / "alerting.yml"
-    path.write_text(
-        f"""\
-global:
-  resolve_timeout: 5m
-{textwrap.indent(global_section, "  ")}
-route:
-  receiver: ops
-receivers:
-  - name: ops
-    victorops_configs:
-      - {textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()}
-"""
-    )
-    return path
-
-
-def position_of(path: Path, marker: str) -> str:
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if marker in line:
-            return f"{number}:{line.index(marker) + 1}"
-    raise AssertionError(f"{marker!r} not in {path}")
+    return receivers.write_config(tmp_path, "victorops_configs", "ops", entry, global_section)
 
 
 @pytest.mark.parametrize(
@@ -264,12 +230,7 @@ def position_of(path: Path, marker: str) -> str:
 def test_bad_entries_are_rejected_at_their_position(
     tmp_path: Path, entry: str, message: str, marker: str
 ) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    assert text.startswith(f"{path}:{position_of(path, marker)}: "), text
+    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker)
 
 
 def test_a_direct_call_raises_config_errors_and_defaults_the_url() -> None:
@@ -281,13 +242,7 @@ def test_a_direct_call_raises_config_errors_and_defaults_the_url() -> None:
 
 def test_unset_key_variable_prints_to_the_console_with_a_warning(tmp_path: Path) -> None:
     path = write_config(tmp_path, "routing_key: ops", "victorops_api_key: ${VICTOROPS_API_KEY}")
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["ops"].integrations
-    assert built.kind == "console" and built.stands_for == "victorops_configs"
-    assert built.send_resolved is True
-    assert "VICTOROPS_API_KEY" in config.warnings[0]
-    live = load_routing_config(path, env={"VICTOROPS_API_KEY": KEY})
-    assert live.receivers["ops"].integrations[0].kind == "victorops" and not live.warnings
+    receivers.assert_console_until_set(path, "ops", "victorops_configs", "VICTOROPS_API_KEY", KEY)
 
 
 # ---------------------------------------------------------------------------------------------------

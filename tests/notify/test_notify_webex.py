@@ -4,7 +4,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 from __future__ import annotations
 
 import json
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +14,8 @@ import pytest
 from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.webex import MESSAGE_LIMIT, webex_integration
-from alerting.worker.compose import check_routing_config, load_routing_config
+from alerting.worker.compose import load_routing_config
+from tests.support import receivers
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
@@ -152,12 +152,7 @@ def test_answers_are_classified_without_showing_the_token(
 
 
 def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    body = textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()
-    path.write_text(
-        f"route:\n  receiver: room\nreceivers:\n  - name: room\n    webex_configs:\n      - {body}\n"
-    )
-    return path
+    return receivers.write_config(tmp_path, "webex_configs", "room", entry)
 
 
 @pytest.mark.parametrize(
@@ -189,25 +184,16 @@ def write_config(tmp_path: Path, entry: str) -> Path:
 def test_bad_entries_are_rejected_at_their_position(
     tmp_path: Path, entry: str, message: str, marker: str
 ) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if marker in t)
-    assert text.startswith(f"{path}:{line}:"), text
+    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker, column=False)
 
 
 def test_unset_token_variable_prints_to_the_console(tmp_path: Path) -> None:
     path = write_config(
         tmp_path, "room_id: r\nhttp_config: {authorization: {credentials: '${WEBEX_BOT_TOKEN}'}}"
     )
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["room"].integrations
-    assert built.kind == "console" and built.stands_for == "webex_configs" and built.send_resolved is True
-    assert "WEBEX_BOT_TOKEN" in config.warnings[0]
-    live = load_routing_config(path, env={"WEBEX_BOT_TOKEN": TOKEN})
-    assert live.receivers["room"].integrations[0].kind == "webex"
+    receivers.assert_console_until_set(
+        path, "room", "webex_configs", "WEBEX_BOT_TOKEN", TOKEN, quiet_when_set=False
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

@@ -3,10 +3,7 @@ a real Alertmanager 0.25 sending the same alert group to the same server."""
 
 from __future__ import annotations
 
-import io
 import json
-import logging
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +14,8 @@ import pytest
 from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.wechat import wechat_integration
-from alerting.ops.logs import configure_logging
-from alerting.worker.compose import check_routing_config, load_routing_config
+from alerting.worker.compose import load_routing_config
+from tests.support import receivers
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
@@ -181,28 +178,13 @@ def test_a_wrong_secret_is_permanent_and_never_shown(wechat: WeChatFake) -> None
 
 
 def test_secret_and_token_stay_out_of_the_logs_even_at_debug(wechat: WeChatFake) -> None:
-    stream = io.StringIO()
-    root, libraries = logging.getLogger(), [logging.getLogger(n) for n in ("httpx", "httpcore")]
-    saved = root.handlers[:], root.level, [lib.level for lib in libraries]
-    configure_logging("DEBUG", "json", stream)
-    try:
-        integration(wechat).send(notification())
-    finally:
-        root.handlers[:], root.level = saved[0], saved[1]
-        for lib, level in zip(libraries, saved[2], strict=True):
-            lib.setLevel(level)
-    out = stream.getvalue()
+    out = receivers.debug_logs(lambda: integration(wechat).send(notification()))
     assert "gettoken" in out and "message/send" in out
     assert SECRET not in out and TOKEN not in out
 
 
 def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    body = textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()
-    path.write_text(
-        f"route:\n  receiver: wx\nreceivers:\n  - name: wx\n    wechat_configs:\n      - {body}\n"
-    )
-    return path
+    return receivers.write_config(tmp_path, "wechat_configs", "wx", entry)
 
 
 @pytest.mark.parametrize(
@@ -223,24 +205,14 @@ def write_config(tmp_path: Path, entry: str) -> Path:
 def test_bad_entries_are_rejected_at_their_position(
     tmp_path: Path, entry: str, message: str, marker: str
 ) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if marker in t)
-    assert text.startswith(f"{path}:{line}:"), text
+    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker, column=False)
 
 
 def test_unset_secret_variable_prints_to_the_console(tmp_path: Path) -> None:
     path = write_config(tmp_path, "corp_id: c\napi_secret: ${WECHAT_API_SECRET}\nto_party: '2'")
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["wx"].integrations
-    assert built.kind == "console" and built.stands_for == "wechat_configs"
-    assert built.send_resolved is False  # Alertmanager's default for wechat
-    assert "WECHAT_API_SECRET" in config.warnings[0]
-    live = load_routing_config(path, env={"WECHAT_API_SECRET": SECRET})
-    assert live.receivers["wx"].integrations[0].kind == "wechat"
+    receivers.assert_console_until_set(
+        path, "wx", "wechat_configs", "WECHAT_API_SECRET", SECRET, send_resolved=False, quiet_when_set=False
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

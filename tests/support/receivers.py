@@ -1,0 +1,98 @@
+"""What every receiver's tests check the same way: a routing file with one entry of a kind, config
+errors at the position of what is wrong, the console stand-in while a secret's variable is unset,
+and secrets kept out of the logs even at debug level.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import textwrap
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from alerting.ops.logs import configure_logging
+from alerting.worker.compose import check_routing_config, load_routing_config
+
+
+def write_config(
+    tmp_path: Path, configs: str, receiver: str, entry: str, global_section: str | None = None
+) -> Path:
+    """A routing file whose only receiver ``receiver`` has one ``configs`` entry (YAML ``entry``);
+    with ``global_section`` it also has a ``global`` section holding it after ``resolve_timeout``."""
+    body = textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()
+    head = ""
+    if global_section is not None:
+        head = f"global:\n  resolve_timeout: 5m\n{textwrap.indent(global_section, '  ')}\n"
+    path = tmp_path / "alerting.yml"
+    path.write_text(
+        f"{head}route:\n  receiver: {receiver}\nreceivers:\n  - name: {receiver}\n"
+        f"    {configs}:\n      - {body}\n"
+    )
+    return path
+
+
+def position_of(path: Path, marker: str) -> str:
+    """``line:col`` of the first occurrence of ``marker`` in the file."""
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if marker in line:
+            return f"{number}:{line.index(marker) + 1}"
+    raise AssertionError(f"{marker!r} not in {path}")
+
+
+def assert_rejected_at(path: Path, message: str, marker: str, *, column: bool = True) -> str:
+    """The file's first problem says ``message`` at ``marker`` (its line, and column unless not
+    ``column``); returns the problem's text."""
+    problems = check_routing_config(path, env={})
+    assert problems, path.read_text()
+    text = str(problems[0])
+    assert message in text
+    if column:
+        assert text.startswith(f"{path}:{position_of(path, marker)}: "), text
+    else:
+        line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if marker in t)
+        assert text.startswith(f"{path}:{line}:"), text
+    return text
+
+
+def assert_console_until_set(
+    path: Path,
+    receiver: str,
+    configs: str,
+    variable: str,
+    value: str,
+    *,
+    env: Mapping[str, str] | None = None,
+    send_resolved: bool | None = True,
+    quiet_when_set: bool = True,
+) -> str:
+    """With ``variable`` unset (``env`` holding the others) the entry is a console stand-in with a
+    warning naming it; set to ``value`` it is the real integration. Returns the warning."""
+    kind = configs.removesuffix("_configs")
+    config = load_routing_config(path, env=dict(env or {}))
+    (built,) = config.receivers[receiver].integrations
+    assert built.kind == "console" and built.stands_for == configs
+    if send_resolved is not None:
+        assert built.send_resolved is send_resolved  # Alertmanager's default for the kind
+    assert variable in config.warnings[0]
+    live = load_routing_config(path, env={**(env or {}), variable: value})
+    assert live.receivers[receiver].integrations[0].kind == kind
+    if quiet_when_set:
+        assert not live.warnings
+    return str(config.warnings[0])
+
+
+def debug_logs(action: Callable[[], Any]) -> str:
+    """What the logs say, as JSON at debug level with httpx's own loggers on, while ``action`` runs."""
+    stream = io.StringIO()
+    root, libraries = logging.getLogger(), [logging.getLogger(n) for n in ("httpx", "httpcore")]
+    saved = root.handlers[:], root.level, [lib.level for lib in libraries]
+    configure_logging("DEBUG", "json", stream)
+    try:
+        action()
+    finally:
+        root.handlers[:], root.level = saved[0], saved[1]
+        for lib, level in zip(libraries, saved[2], strict=True):
+            lib.setLevel(level)
+    return stream.getvalue()
