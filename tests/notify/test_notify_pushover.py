@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -210,12 +211,8 @@ def test_secret_files_are_read_at_send_time(pushover: PushoverService, tmp_path:
 def test_answers_are_classified_and_never_show_the_secrets(
     pushover: PushoverService, reply: Reply, retryable: bool, retry_after: float | None, words: str
 ) -> None:
-    pushover.fake.fail_next(reply)
-    with pytest.raises(DeliveryError) as failure:
-        integration(pushover).send(notification())
-    assert failure.value.retryable is retryable and failure.value.retry_after == retry_after
-    text = str(failure.value)
-    assert words in text and TOKEN not in text and USER not in text
+    send = partial(integration(pushover).send, notification())
+    receivers.assert_answer_classified(pushover.fake, send, reply, retryable, retry_after, words, TOKEN, USER)
 
 
 def test_secrets_in_the_logged_url_are_redacted() -> None:

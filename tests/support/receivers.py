@@ -12,6 +12,9 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from alerting.notify.base import DeliveryError
 from alerting.ops.logs import configure_logging
 from alerting.worker.compose import check_routing_config, load_routing_config
 
@@ -96,3 +99,25 @@ def debug_logs(action: Callable[[], Any]) -> str:
         for lib, level in zip(libraries, saved[2], strict=True):
             lib.setLevel(level)
     return stream.getvalue()
+
+
+def assert_answer_classified(
+    server: Any,
+    send: Callable[[], Any],
+    reply: Any,
+    retryable: bool,
+    retry_after: float | None,
+    words: str,
+    *secrets: str,
+) -> str:
+    """The service answering ``reply`` fails ``send`` with a DeliveryError that is ``retryable``
+    (or not), waits ``retry_after``, says ``words`` and shows none of ``secrets``; returns its text."""
+    server.fail_next(reply)
+    with pytest.raises(DeliveryError) as failure:
+        send()
+    assert failure.value.retryable is retryable and failure.value.retry_after == retry_after
+    text = str(failure.value)
+    assert words in text
+    for secret in secrets:
+        assert secret not in text
+    return text
