@@ -74,15 +74,7 @@ def default_message(notification: Notification) -> str:
     if where:
         head.append(" \u00b7 ".join(f"{escape(k)}: **{escape(truncate(v, 150))}**" for k, v in where))
     tail: list[str] = []
-    links = [
-        f"[{text}]({url.replace(')', '%29')})"
-        for text, url in (
-            ("Runbook", wording.runbook_url(notification)),
-            ("Dashboard", wording.dashboard_url(notification)),
-            ("Query", wording.generator_url(notification)),
-        )
-        if url
-    ]
+    links = [f"[{text}]({url.replace(')', '%29')})" for text, url in wording.links(notification)]
     if links:
         tail.append(" \u00b7 ".join(links))
     if notification.firing:

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from alerting import __version__
+from alerting.notify import entries, wording
 from alerting.notify.base import DeliveryError
 from alerting.transport import HTTPConfig, SecretFileError, client_for, read_secret_file, retry_after
 
@@ -50,6 +51,54 @@ class Secret:
         if not text:
             raise DeliveryError(f"{self.setting} {self.file} is empty", retryable=True)
         return text
+
+
+def api_key(
+    config: Mapping[str, Any], global_config: Mapping[str, Any], what: str, global_key: str
+) -> Secret:
+    """The entry's ``api_key`` or ``api_key_file``, else the global ``global_key`` or its ``_file``."""
+    for source, key, where in ((config, "api_key", what), (global_config, global_key, "global")):
+        inline = entries.string(source, key, where)
+        path = entries.string(source, f"{key}_file", where)
+        if inline and path:
+            raise entries.config_error(
+                source, f"{key}_file", f"{where}: set at most one of {key} and {key}_file"
+            )
+        if inline or path:
+            return Secret(inline, path, f"{key}_file")
+    raise entries.config_error(
+        config, None, f"{what}: api_key (or api_key_file) is required, or {global_key} in global"
+    )
+
+
+def api_url(
+    config: Mapping[str, Any], global_config: Mapping[str, Any], what: str, global_key: str, default: str
+) -> str:
+    """The entry's ``api_url``, else the global ``global_key``, else ``default``: an http(s) URL."""
+    url = entries.string(config, "api_url", what)
+    where: Mapping[str, Any] = config
+    if not url:
+        url = entries.string(global_config, global_key, "global") or default
+        where = global_config
+    if not wording.is_web_link(url):
+        name = "api_url" if where is config else global_key
+        raise entries.config_error(where, name, f"{what}: {name} must be an http(s) URL, got {url!r}")
+    return url
+
+
+def answer_error(
+    response: httpx.Response, service: str, detail: str, *, retryable: bool, answered: str = ""
+) -> DeliveryError:
+    """A retryable "answered ...; will retry" (with the service's ``Retry-After``) or a permanent
+    "refused the message" error; ``answered`` replaces the default ``"<status>: <detail>"``."""
+    status = response.status_code
+    if retryable:
+        return DeliveryError(
+            f"{service} answered {answered or f'{status}: {detail}'}; will retry",
+            retryable=True,
+            retry_after=retry_after(response.headers),
+        )
+    return DeliveryError(f"{service} refused the message ({status}): {detail}", retryable=False)
 
 
 def group_hash(group_key: str) -> str:
