@@ -4,7 +4,6 @@ beside a real Alertmanager 0.25 sending the same alert group through the same pr
 from __future__ import annotations
 
 import hashlib
-import json
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -18,13 +17,12 @@ from alerting.notify.receivers.pagerduty import V1_URL, PagerDutyV1, pagerduty_i
 from alerting.worker.compose import load_routing_config
 from tests.support import receivers
 from tests.support.connectproxy import ConnectProxy
+from tests.support.differential import route_ours
 from tests.support.fakes import make_ca
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
 from tests.support.routing_alertmanager import Alertmanager
-from tests.support.routing_harness import Harness
-from tests.support.routing_harness import alert as routed_alert
 from tests.support.routing_redis import isolated_redis
 
 SERVICE_KEY = "e93facc04764012d7bfb002500d5d1a6"
@@ -266,18 +264,7 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
             am.post_alerts(DIFF_ALERTS)
             wait_until(lambda: len(fake.requests) >= 1, timeout=20, what="Alertmanager's event")
             now = time.time()
-            harness = Harness(client, prefix, load_routing_config(tmp_path / "ours.yml", env={}))
-            ours = [
-                routed_alert(
-                    a["labels"]["alertname"],
-                    now,
-                    annotations=a["annotations"],
-                    **{k: v for k, v in a["labels"].items() if k != "alertname"},
-                )
-                for a in json.loads(json.dumps(DIFF_ALERTS))
-            ]
-            harness.ingest(now, *ours)
-            harness.tick(now + 2)
+            route_ours(client, prefix, tmp_path / "ours.yml", DIFF_ALERTS, now)
             wait_until(lambda: len(fake.requests) >= 2, timeout=20, what="our event")
     assert proxy.targets == ["events.pagerduty.com:443", "events.pagerduty.com:443"]
     theirs, mine = fake.requests[0], fake.requests[1]

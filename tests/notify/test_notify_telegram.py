@@ -3,7 +3,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -16,14 +15,12 @@ from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError, Notification
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.telegram import MESSAGE_LIMIT, telegram_integration
-from alerting.worker.compose import load_routing_config
 from tests.support import receivers
+from tests.support.differential import route_ours
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
 from tests.support.routing_alertmanager import Alertmanager
-from tests.support.routing_harness import Harness
-from tests.support.routing_harness import alert as routed_alert
 from tests.support.routing_redis import isolated_redis
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -402,13 +399,7 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         url = "http://prometheus.example:9090/graph?g0.expr=up+%3D%3D+0&g0.tab=1"
         with Alertmanager(theirs_path, tmp_path) as am:
             am.post_alerts([{**a, "generatorURL": url} for a in DIFF_ALERTS])
-            harness = Harness(client, prefix, load_routing_config(ours_path, env={}))
-            ours = [
-                routed_alert(a["labels"].pop("alertname"), now, annotations=a["annotations"], **a["labels"])
-                for a in json.loads(json.dumps(DIFF_ALERTS))
-            ]
-            harness.ingest(now, *[_with_url(a, url) for a in ours])
-            harness.tick(now + 2)
+            route_ours(client, prefix, ours_path, DIFF_ALERTS, now, url)
             wait_until(lambda: len(fake.requests) >= 6, timeout=20)
 
     def by_side(side: str) -> dict[str, Request]:
@@ -424,12 +415,6 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         assert a.json() == b.json(), case  # chat_id, text, parse_mode, disable_notification, previews
     assert len(mine["plain"].json()["text"]) == len(mine["long_html"].json()["text"]) == MESSAGE_LIMIT
     assert "&lt;1&gt;&amp;&#34;a&#34;&#39;&#43;" in mine["html"].json()["text"]
-
-
-def _with_url(alert: Any, url: str) -> Any:
-    from dataclasses import replace
-
-    return replace(alert, generator_url=url)
 
 
 def test_notification_without_group_labels_still_sends(telegram: FakeHTTPServer) -> None:

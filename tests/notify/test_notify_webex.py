@@ -3,7 +3,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from functools import partial
@@ -14,14 +13,12 @@ import pytest
 
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.webex import MESSAGE_LIMIT, webex_integration
-from alerting.worker.compose import load_routing_config
 from tests.support import receivers
+from tests.support.differential import route_ours
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
 from tests.support.routing_alertmanager import Alertmanager
-from tests.support.routing_harness import Harness
-from tests.support.routing_harness import alert as routed_alert
 from tests.support.routing_redis import isolated_redis
 
 TOKEN = "NjA5ZmQ0YTktYmMyZS00ZWU2LWE0NzQtY2I0YzVhMTE0ZDAxODQ4_PF84_1eb65fdf"
@@ -247,20 +244,7 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         with Alertmanager(tmp_path / "am.yml", tmp_path) as am:
             am.post_alerts(DIFF_ALERTS)
             now = time.time()
-            harness = Harness(client, prefix, load_routing_config(tmp_path / "ours.yml", env={}))
-            harness.ingest(
-                now,
-                *[
-                    routed_alert(
-                        a["labels"]["alertname"],
-                        now,
-                        annotations=a["annotations"],
-                        **{k: v for k, v in a["labels"].items() if k != "alertname"},
-                    )
-                    for a in json.loads(json.dumps(DIFF_ALERTS))
-                ],
-            )
-            harness.tick(now + 2)
+            route_ours(client, prefix, tmp_path / "ours.yml", DIFF_ALERTS, now)
             wait_until(lambda: len(fake.requests) >= 4, timeout=20)
 
     def by_side(side: str) -> dict[str, Request]:
