@@ -268,8 +268,8 @@ def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
     return receivers.write_config(tmp_path, "opsgenie_configs", "ops", entry, global_section)
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         (
             "api_key: k\nmesage: hi",
@@ -287,10 +287,6 @@ def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
         ("api_key: k\nupdate_alerts: yes please", "update_alerts must be true or false", "yes please"),
     ],
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker)
 
 
 def test_a_direct_call_raises_config_errors_and_accepts_a_templated_type() -> None:

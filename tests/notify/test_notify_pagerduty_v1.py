@@ -187,8 +187,8 @@ def write_config(tmp_path: Path, entry: str) -> Path:
     return receivers.write_config(tmp_path, "pagerduty_configs", "pd", entry)
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_v1_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         ("service_key: k\nurl: ftp://x", "url must be an http(s) URL", "ftp://x"),
         ("service_key: k\ndetails: [a]", "details must be a mapping", "details"),
@@ -196,11 +196,8 @@ def write_config(tmp_path: Path, entry: str) -> Path:
         ("service_key: k\nsend_resolved: sometimes", "send_resolved must be true or false", "sometimes"),
         ("service_key: k\nservice_key_file: /dev/null", "set at most one of service_key and", "/dev/null"),
     ],
+    column=False,
 )
-def test_bad_v1_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker, column=False)
 
 
 def test_unset_service_key_variable_prints_to_the_console(tmp_path: Path) -> None:

@@ -258,8 +258,8 @@ def write_config(tmp_path: Path, entry: str) -> Path:
     return receivers.write_config(tmp_path, "sns_configs", "aws", entry)
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         ("topic_arn: t\ntopic_arnn: u", 'unknown field "topic_arnn" in sns_configs', "topic_arnn"),
         ("subject: s", "set exactly one of topic_arn, target_arn and phone_number", "subject"),
@@ -271,11 +271,8 @@ def write_config(tmp_path: Path, entry: str) -> Path:
         ("topic_arn: t\nmessage: '{{ .Status'", "message: template", "'{{"),
         ("topic_arn: t\nsend_resolved: often", "send_resolved must be true or false", "often"),
     ],
+    column=False,
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker, column=False)
 
 
 def test_without_botocore_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:

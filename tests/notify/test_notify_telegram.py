@@ -279,8 +279,8 @@ def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
     return receivers.write_config(tmp_path, "telegram_configs", "chat", entry, global_section)
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         (
             "bot_token: t\nchat_id: 1\nchat_idd: 2",
@@ -311,10 +311,6 @@ def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
         ),
     ],
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker)
 
 
 def test_a_good_entry_loads_and_a_direct_call_raises_config_errors() -> None:

@@ -200,8 +200,8 @@ def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
     return receivers.write_config(tmp_path, "victorops_configs", "ops", entry, global_section)
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         (
             "api_key: k\nrouting_key: r\nrouting: x",
@@ -225,10 +225,6 @@ def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
         ("api_key: k\nrouting_key: '{{ .Status'", "routing_key: template", "'{{"),
     ],
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker)
 
 
 def test_a_direct_call_raises_config_errors_and_defaults_the_url() -> None:

@@ -149,8 +149,8 @@ def write_config(tmp_path: Path, entry: str) -> Path:
     return receivers.write_config(tmp_path, "webex_configs", "room", entry)
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         (
             "room_id: r\nroom: x\nhttp_config: {authorization: {credentials: t}}",
@@ -174,11 +174,8 @@ def write_config(tmp_path: Path, entry: str) -> Path:
             "message",
         ),
     ],
+    column=False,
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker, column=False)
 
 
 def test_unset_token_variable_prints_to_the_console(tmp_path: Path) -> None:

@@ -184,8 +184,8 @@ def write_config(tmp_path: Path, entry: str) -> Path:
     return receivers.write_config(tmp_path, "wechat_configs", "wx", entry)
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         ("corp_id: c\napi_secret: s\nto_usr: x", 'unknown field "to_usr" in wechat_configs', "to_usr"),
         ("corp_id: c\nto_user: x", "api_secret (or the global wechat_api_secret) is required", "corp_id"),
@@ -198,11 +198,8 @@ def write_config(tmp_path: Path, entry: str) -> Path:
         ("corp_id: c\napi_secret: s\napi_url: ftp://x", "api_url must be an http(s) URL", "ftp://x"),
         ("corp_id: c\napi_secret: s\nmessage: '{{ .Status'", "message: template", "'{{"),
     ],
+    column=False,
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    receivers.assert_rejected_at(write_config(tmp_path, entry), message, marker, column=False)
 
 
 def test_unset_secret_variable_prints_to_the_console(tmp_path: Path) -> None:

@@ -121,3 +121,22 @@ def assert_answer_classified(
     for secret in secrets:
         assert secret not in text
     return text
+
+
+def rejection_test(
+    write: Callable[[Path, str], Path],
+    cases: list[tuple[str, str, str]],
+    *,
+    column: bool = True,
+    hidden: str = "",
+) -> Callable[..., None]:
+    """A test that each ``(entry, message, marker)`` of ``cases`` is rejected saying ``message`` at
+    ``marker``, the problem's wording (after its position) never showing ``hidden``."""
+
+    @pytest.mark.parametrize(("entry", "message", "marker"), cases)
+    def test(tmp_path: Path, entry: str, message: str, marker: str) -> None:
+        text = assert_rejected_at(write(tmp_path, entry), message, marker, column=column)
+        if hidden:
+            assert hidden not in text.split(": ", 1)[1]
+
+    return test
