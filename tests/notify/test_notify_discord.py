@@ -4,7 +4,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -120,8 +119,9 @@ def test_webhook_url_file_is_read_at_send_time(discord: FakeHTTPServer, tmp_path
     assert failure.value.retryable
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_and_never_show_the_webhook = receivers.classification_test(
+    "discord",
+    lambda service: integration(service).send(notification()),
     [
         (
             Reply(429, {"message": "You are being rate limited.", "retry_after": 0.5, "global": False}),
@@ -134,12 +134,8 @@ def test_webhook_url_file_is_read_at_send_time(discord: FakeHTTPServer, tmp_path
         (Reply(400, {"message": "Invalid Form Body", "code": 50035}), False, None, "Invalid Form Body"),
         (Reply(404, {"message": "Unknown Webhook", "code": 10015}), False, None, "Unknown Webhook"),
     ],
+    TOKEN,
 )
-def test_answers_are_classified_and_never_show_the_webhook(
-    discord: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    send = partial(integration(discord).send, notification())
-    receivers.assert_answer_classified(discord, send, reply, retryable, retry_after, words, TOKEN)
 
 
 def test_the_webhook_token_stays_out_of_errors_and_logs() -> None:

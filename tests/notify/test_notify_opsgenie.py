@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -225,8 +224,9 @@ def test_a_template_rendering_nothing_still_sends_a_message(opsgenie: FakeHTTPSe
 # Opsgenie's answers
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_and_never_show_the_key = receivers.classification_test(
+    "opsgenie",
+    lambda service: integration(service).send(notification()),
     [
         (
             Reply(429, {"message": "You are making too many requests!"}, {"Retry-After": "7"}),
@@ -245,12 +245,8 @@ def test_a_template_rendering_nothing_still_sends_a_message(opsgenie: FakeHTTPSe
         (Reply(401, {"message": f"Key {KEY} is not valid"}), False, None, "not valid"),
         (Reply(403, {"message": "Forbidden"}), False, None, "Forbidden"),
     ],
+    KEY,
 )
-def test_answers_are_classified_and_never_show_the_key(
-    opsgenie: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    send = partial(integration(opsgenie).send, notification())
-    receivers.assert_answer_classified(opsgenie, send, reply, retryable, retry_after, words, KEY)
 
 
 def test_an_unreachable_api_is_retryable() -> None:

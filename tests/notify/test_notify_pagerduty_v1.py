@@ -6,7 +6,6 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -150,8 +149,9 @@ def test_service_key_file_is_read(v1: FakeHTTPServer, tmp_path: Path) -> None:
     assert v1.requests[-1].json()["service_key"] == SERVICE_KEY
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_without_showing_the_key = receivers.classification_test(
+    "v1",
+    lambda service: integration(service).send(notification()),
     [
         (Reply(403, {"status": "throttled"}), True, None, "403"),
         (Reply(429, "slow down", {"Retry-After": "12"}), True, 12.0, "429"),
@@ -167,12 +167,8 @@ def test_service_key_file_is_read(v1: FakeHTTPServer, tmp_path: Path) -> None:
         ),
         (Reply(404, "no"), False, None, "404"),
     ],
+    SERVICE_KEY,
 )
-def test_answers_are_classified_without_showing_the_key(
-    v1: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    send = partial(integration(v1).send, notification())
-    receivers.assert_answer_classified(v1, send, reply, retryable, retry_after, words, SERVICE_KEY)
 
 
 def test_unreachable_is_retryable() -> None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -182,8 +181,9 @@ def test_secret_files_are_read_at_send_time(pushover: PushoverService, tmp_path:
     assert failure.value.retryable
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_and_never_show_the_secrets = receivers.classification_test(
+    "pushover",
+    lambda service: integration(service).send(notification()),
     [
         (
             Reply(429, {"status": 0, "errors": ["over quota"]}, {"Retry-After": "60"}),
@@ -207,12 +207,10 @@ def test_secret_files_are_read_at_send_time(pushover: PushoverService, tmp_path:
             "token is invalid",
         ),
     ],
+    TOKEN,
+    USER,
+    server=lambda service: service.fake,
 )
-def test_answers_are_classified_and_never_show_the_secrets(
-    pushover: PushoverService, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    send = partial(integration(pushover).send, notification())
-    receivers.assert_answer_classified(pushover.fake, send, reply, retryable, retry_after, words, TOKEN, USER)
 
 
 def test_secrets_in_the_logged_url_are_redacted() -> None:

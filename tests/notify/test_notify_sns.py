@@ -7,7 +7,6 @@ import re
 import time
 import uuid
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -212,8 +211,9 @@ def test_credentials_and_region_come_from_the_environment_when_sigv4_names_none(
     assert match and match["key"] == ACCESS_KEY and match["region"] == "ap-south-1"
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_without_showing_the_secret = receivers.classification_test(
+    "sns",
+    lambda service: integration(service).send(notification()),
     [
         (refused(400, "InvalidParameter", "Invalid parameter: TopicArn"), False, None, "InvalidParameter"),
         (
@@ -228,12 +228,8 @@ def test_credentials_and_region_come_from_the_environment_when_sigv4_names_none(
         (refused(500, "InternalError", "try again"), True, None, "InternalError"),
         (Reply(503, "<html>unavailable</html>"), True, None, "503"),
     ],
+    SECRET_KEY,
 )
-def test_answers_are_classified_without_showing_the_secret(
-    sns: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    send = partial(integration(sns).send, notification())
-    receivers.assert_answer_classified(sns, send, reply, retryable, retry_after, words, SECRET_KEY)
 
 
 def test_unreachable_is_retryable() -> None:

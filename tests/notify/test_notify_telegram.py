@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -223,8 +222,9 @@ def test_default_message_of_a_large_group_fits_and_counts_the_rest(
 # Telegram's answers
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_and_never_show_the_token = receivers.classification_test(
+    "telegram",
+    lambda service: integration(service).send(notification()),
     [
         (refused(429, "Too Many Requests: retry after 17", retry_after=17), True, 17.0, "rate limited"),
         (refused(500, "Internal Server Error"), True, None, "Internal Server Error"),
@@ -241,14 +241,9 @@ def test_default_message_of_a_large_group_fits_and_counts_the_rest(
             "-100999",
         ),
     ],
+    TOKEN,
+    TOKEN.split(":")[1],
 )
-def test_answers_are_classified_and_never_show_the_token(
-    telegram: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    send = partial(integration(telegram).send, notification())
-    receivers.assert_answer_classified(
-        telegram, send, reply, retryable, retry_after, words, TOKEN, TOKEN.split(":")[1]
-    )
 
 
 def test_an_unreachable_api_is_retryable_and_never_shows_the_token() -> None:

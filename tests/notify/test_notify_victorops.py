@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -155,8 +154,9 @@ def test_api_key_and_url_fall_back_on_the_global_section(victorops: FakeHTTPServ
     assert [r.path for r in victorops.requests] == [f"{ALERT_PATH}{KEY}/ops", f"{ALERT_PATH}rotated/ops"]
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_and_never_show_the_key = receivers.classification_test(
+    "victorops",
+    lambda service: integration(service).send(notification()),
     [
         (Reply(429, "slow down", {"Retry-After": "12"}), True, 12.0, "rate limited"),
         (Reply(500, {"result": "failure", "message": "internal"}), True, None, "internal"),
@@ -168,12 +168,8 @@ def test_api_key_and_url_fall_back_on_the_global_section(victorops: FakeHTTPServ
         ),
         (Reply(404, {"result": "failure", "message": f"no such key {KEY}"}), False, None, "no such key"),
     ],
+    KEY,
 )
-def test_answers_are_classified_and_never_show_the_key(
-    victorops: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    send = partial(integration(victorops).send, notification())
-    receivers.assert_answer_classified(victorops, send, reply, retryable, retry_after, words, KEY)
 
 
 def test_the_key_stays_out_of_errors_and_logs() -> None:

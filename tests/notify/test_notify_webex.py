@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -109,8 +108,9 @@ def test_long_messages_are_cut_to_webex_byte_limit(webex: FakeHTTPServer) -> Non
     assert len(markdown(webex).encode()) <= MESSAGE_LIMIT
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_without_showing_the_token = receivers.classification_test(
+    "webex",
+    lambda service: integration(service).send(notification()),
     [
         (
             Reply(
@@ -137,12 +137,8 @@ def test_long_messages_are_cut_to_webex_byte_limit(webex: FakeHTTPServer) -> Non
         ),
         (Reply(502, "bad gateway"), True, None, "502"),
     ],
+    TOKEN,
 )
-def test_answers_are_classified_without_showing_the_token(
-    webex: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    send = partial(integration(webex).send, notification())
-    receivers.assert_answer_classified(webex, send, reply, retryable, retry_after, words, TOKEN)
 
 
 def write_config(tmp_path: Path, entry: str) -> Path:

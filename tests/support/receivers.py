@@ -140,3 +140,26 @@ def rejection_test(
             assert hidden not in text.split(": ", 1)[1]
 
     return test
+
+
+def classification_test(
+    fixture: str,
+    send: Callable[[Any], Any],
+    cases: list[tuple[Any, bool, float | None, str]],
+    *secrets: str,
+    server: Callable[[Any], Any] = lambda service: service,
+) -> Callable[..., None]:
+    """A test that the service (the fixture named ``fixture``, whose fake is ``server(service)``)
+    answering each ``(reply, retryable, retry_after, words)`` of ``cases`` fails ``send(service)``
+    as :func:`assert_answer_classified` checks, never showing ``secrets``."""
+
+    @pytest.mark.parametrize(("reply", "retryable", "retry_after", "words"), cases)
+    def test(
+        request: pytest.FixtureRequest, reply: Any, retryable: bool, retry_after: float | None, words: str
+    ) -> None:
+        service = request.getfixturevalue(fixture)
+        assert_answer_classified(
+            server(service), lambda: send(service), reply, retryable, retry_after, words, *secrets
+        )
+
+    return test
