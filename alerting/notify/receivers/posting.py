@@ -53,17 +53,29 @@ class Secret:
         return text
 
 
+def inline_or_file(config: Mapping[str, Any], key: str, what: str) -> tuple[str, str]:
+    """The entry's ``key`` and ``key_file``, at most one of them set."""
+    inline = entries.string(config, key, what)
+    path = entries.string(config, f"{key}_file", what)
+    if inline and path:
+        raise entries.config_error(config, f"{key}_file", f"{what}: set at most one of {key} and {key}_file")
+    return inline, path
+
+
+def required_secret(config: Mapping[str, Any], key: str, what: str, missing_at: str | None = None) -> Secret:
+    """The entry's ``key`` or ``key_file``, one of which must be set (else an error at ``missing_at``)."""
+    inline, path = inline_or_file(config, key, what)
+    if not inline and not path:
+        raise entries.config_error(config, missing_at, f"{what}: {key} (or {key}_file) is required")
+    return Secret(inline, path, f"{key}_file")
+
+
 def api_key(
     config: Mapping[str, Any], global_config: Mapping[str, Any], what: str, global_key: str
 ) -> Secret:
     """The entry's ``api_key`` or ``api_key_file``, else the global ``global_key`` or its ``_file``."""
     for source, key, where in ((config, "api_key", what), (global_config, global_key, "global")):
-        inline = entries.string(source, key, where)
-        path = entries.string(source, f"{key}_file", where)
-        if inline and path:
-            raise entries.config_error(
-                source, f"{key}_file", f"{where}: set at most one of {key} and {key}_file"
-            )
+        inline, path = inline_or_file(source, key, where)
         if inline or path:
             return Secret(inline, path, f"{key}_file")
     raise entries.config_error(

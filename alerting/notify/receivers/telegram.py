@@ -26,6 +26,7 @@ import httpx
 from alerting import __version__
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
+from alerting.notify.receivers import posting
 from alerting.notify.receivers.posting import Secret
 from alerting.transport import HTTPConfig, client_for, retry_after
 
@@ -349,14 +350,8 @@ def telegram_integration(config: Mapping[str, Any], global_config: Mapping[str, 
     """Build a Telegram integration from one ``telegram_configs`` entry."""
     what = "telegram_configs"
     entries.check_fields(config, _FIELDS, what)
-    token = entries.string(config, "bot_token", what)
-    token_file = entries.string(config, "bot_token_file", what)
-    if token and token_file:
-        raise entries.config_error(
-            config, "bot_token_file", f"{what}: set at most one of bot_token and bot_token_file"
-        )
-    if not token and not token_file:
-        raise entries.config_error(config, "bot_token", f"{what}: bot_token (or bot_token_file) is required")
+    secret = posting.required_secret(config, "bot_token", what, missing_at="bot_token")
+    token, token_file = secret.inline, secret.file
     chat_id = _chat_id(config, what)
     parse_mode = entries.string(config, "parse_mode", what, "HTML")
     if parse_mode not in PARSE_MODES:
