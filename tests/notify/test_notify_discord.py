@@ -15,7 +15,7 @@ from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.discord import DESCRIPTION_LIMIT, TITLE_LIMIT, discord_integration
 from alerting.ops.logs import redact_text
 from tests.support import receivers
-from tests.support.differential import run_both, unprefixed
+from tests.support.differential import assert_same_json_posts, run_both
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.notifications import alert, notification
 
@@ -146,8 +146,7 @@ def test_the_webhook_token_stays_out_of_errors_and_logs() -> None:
     assert TOKEN not in redact_text(f"HTTP Request: POST https://discord.com{WEBHOOK} 204")
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    return receivers.write_config(tmp_path, "discord_configs", "chat", entry)
+write_config = receivers.config_writer("discord_configs", "chat")
 
 
 test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
@@ -209,10 +208,5 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         theirs, mine = run_both(
             tmp_path, fake, DIFF_RECEIVERS.replace("TOKEN", TOKEN), DIFF_ALERTS, expect=2, resolve=True
         )
-    assert len(theirs) == len(mine) == 2
-    for a, b in zip(theirs, mine, strict=True):
-        assert a.method == b.method == "POST"
-        assert unprefixed(a) == unprefixed(b) == f"/api/webhooks/42/{TOKEN}"
-        assert a.headers["content-type"] == b.headers["content-type"]
-        assert a.json() == b.json()
+    assert_same_json_posts(theirs, mine, 2, f"/api/webhooks/42/{TOKEN}")
     assert [r.json()["embeds"][0]["color"] for r in mine] == [0x992D22, 0x2ECC71]

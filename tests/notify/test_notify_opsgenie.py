@@ -260,8 +260,7 @@ def test_an_unreachable_api_is_retryable() -> None:
 # Configuration
 
 
-def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
-    return receivers.write_config(tmp_path, "opsgenie_configs", "ops", entry, global_section)
+write_config = receivers.config_writer("opsgenie_configs", "ops", with_global=True)
 
 
 test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(

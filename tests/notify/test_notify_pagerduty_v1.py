@@ -179,8 +179,7 @@ def test_unreachable_is_retryable() -> None:
     assert failure.value.retryable
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    return receivers.write_config(tmp_path, "pagerduty_configs", "pd", entry)
+write_config = receivers.config_writer("pagerduty_configs", "pd")
 
 
 test_bad_v1_entries_are_rejected_at_their_position = receivers.rejection_test(

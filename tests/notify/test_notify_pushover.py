@@ -224,8 +224,7 @@ def test_secrets_in_the_logged_url_are_redacted() -> None:
 # Configuration
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    return receivers.write_config(tmp_path, "pushover_configs", "phone", entry)
+write_config = receivers.config_writer("pushover_configs", "phone")
 
 
 @pytest.mark.parametrize(

@@ -250,8 +250,7 @@ def test_unreachable_is_retryable() -> None:
 # Configuration
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    return receivers.write_config(tmp_path, "sns_configs", "aws", entry)
+write_config = receivers.config_writer("sns_configs", "aws")
 
 
 test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(

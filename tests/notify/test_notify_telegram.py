@@ -270,8 +270,7 @@ def test_the_token_stays_out_of_the_logs_even_at_debug(telegram: FakeHTTPServer)
 # Configuration
 
 
-def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
-    return receivers.write_config(tmp_path, "telegram_configs", "chat", entry, global_section)
+write_config = receivers.config_writer("telegram_configs", "chat", with_global=True)
 
 
 test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(

@@ -16,7 +16,7 @@ from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.victorops import STATE_MESSAGE_LIMIT, victorops_integration
 from alerting.ops.logs import redact_text
 from tests.support import receivers
-from tests.support.differential import run_both, unprefixed
+from tests.support.differential import assert_same_json_posts, run_both
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.notifications import alert, notification
 
@@ -192,8 +192,7 @@ def test_the_key_stays_out_of_the_logs_even_at_debug(victorops: FakeHTTPServer) 
 # Configuration
 
 
-def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
-    return receivers.write_config(tmp_path, "victorops_configs", "ops", entry, global_section)
+write_config = receivers.config_writer("victorops_configs", "ops", with_global=True)
 
 
 test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
@@ -281,10 +280,5 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         theirs, mine = run_both(
             tmp_path, fake, DIFF_RECEIVERS.replace("KEY", KEY), DIFF_ALERTS, expect=2, resolve=True
         )
-    assert len(theirs) == len(mine) == 2
-    for a, b in zip(theirs, mine, strict=True):
-        assert a.method == b.method == "POST"
-        assert unprefixed(a) == unprefixed(b) == f"/alert/{KEY}/api-team"
-        assert a.headers["content-type"] == b.headers["content-type"]
-        assert a.json() == b.json()
+    assert_same_json_posts(theirs, mine, 2, f"/alert/{KEY}/api-team")
     assert [r.json()["message_type"] for r in mine] == ["CRITICAL", "RECOVERY"]

@@ -141,8 +141,7 @@ test_answers_are_classified_without_showing_the_token = receivers.classification
 )
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    return receivers.write_config(tmp_path, "webex_configs", "room", entry)
+write_config = receivers.config_writer("webex_configs", "room")
 
 
 test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(

@@ -180,8 +180,7 @@ def test_secret_and_token_stay_out_of_the_logs_even_at_debug(wechat: WeChatFake)
     assert SECRET not in out and TOKEN not in out
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    return receivers.write_config(tmp_path, "wechat_configs", "wx", entry)
+write_config = receivers.config_writer("wechat_configs", "wx")
 
 
 test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(

@@ -94,6 +94,16 @@ def route_ours(
     return harness
 
 
+def assert_same_json_posts(theirs: list[Request], mine: list[Request], count: int, path: str) -> None:
+    """Both sides sent ``count`` POSTs to ``path`` (after the side prefix) with the same JSON."""
+    assert len(theirs) == len(mine) == count
+    for a, b in zip(theirs, mine, strict=True):
+        assert a.method == b.method == "POST"
+        assert unprefixed(a) == unprefixed(b) == path
+        assert a.headers["content-type"] == b.headers["content-type"]
+        assert a.json() == b.json()
+
+
 def _path_side(request: Request) -> str:
     return request.path.split("/")[1]
 

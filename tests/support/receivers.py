@@ -36,6 +36,16 @@ def write_config(
     return path
 
 
+def config_writer(configs: str, receiver: str, *, with_global: bool = False) -> Callable[..., Path]:
+    """:func:`write_config` for one kind: ``write(tmp_path, entry)``, and with ``with_global``
+    ``write(tmp_path, entry, global_section="")``."""
+
+    def write(tmp_path: Path, entry: str, global_section: str = "") -> Path:
+        return write_config(tmp_path, configs, receiver, entry, global_section if with_global else None)
+
+    return write
+
+
 def position_of(path: Path, marker: str) -> str:
     """``line:col`` of the first occurrence of ``marker`` in the file."""
     for number, line in enumerate(path.read_text().splitlines(), start=1):
