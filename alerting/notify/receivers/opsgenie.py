@@ -22,8 +22,7 @@ from typing import Any
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import Notification
 from alerting.notify.receivers import posting
-from alerting.notify.receivers.posting import Secret, deliver, group_hash, truncate
-from alerting.transport import HTTPConfig
+from alerting.notify.receivers.posting import deliver, group_hash, truncate
 
 DEFAULT_API = "https://api.opsgenie.com/"
 MESSAGE_LIMIT = 130  # characters Opsgenie keeps of an alert's message
@@ -123,18 +122,8 @@ def _split(text: str) -> list[str]:
 # The requests
 
 
-class Opsgenie:
+class Opsgenie(posting.KeyedAPI[OpsgenieSettings]):
     kind = "opsgenie"
-
-    def __init__(self, settings: OpsgenieSettings, api_url: str, api_key: Secret, http: HTTPConfig) -> None:
-        self.settings = settings
-        self.send_resolved = settings.send_resolved
-        self.api_url = api_url if api_url.endswith("/") else api_url + "/"
-        self._key = api_key
-        self.http = http
-
-    def __repr__(self) -> str:
-        return f"Opsgenie(api_url={self.api_url!r})"
 
     def _field(self, notification: Notification, name: str, text: str, fallback: str = "") -> str:
         return templates.render_or(

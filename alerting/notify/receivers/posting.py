@@ -14,7 +14,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
@@ -111,6 +111,28 @@ def answer_error(
             retry_after=retry_after(response.headers),
         )
     return DeliveryError(f"{service} refused the message ({status}): {detail}", retryable=False)
+
+
+class _Resolvable(Protocol):
+    @property
+    def send_resolved(self) -> bool: ...
+
+
+SettingsT = TypeVar("SettingsT", bound=_Resolvable)
+
+
+class KeyedAPI(Generic[SettingsT]):
+    """An integration posting to ``api_url`` (kept ending in ``/``) with a key read at send time."""
+
+    def __init__(self, settings: SettingsT, api_url: str, api_key: Secret, http: HTTPConfig) -> None:
+        self.settings = settings
+        self.send_resolved = settings.send_resolved
+        self.api_url = api_url if api_url.endswith("/") else api_url + "/"
+        self._key = api_key
+        self.http = http
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(api_url={self.api_url!r})"
 
 
 def group_hash(group_key: str) -> str:

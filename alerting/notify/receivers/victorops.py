@@ -22,8 +22,7 @@ from alerting.errors import ConfigError
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import Notification
 from alerting.notify.receivers import posting
-from alerting.notify.receivers.posting import Secret, deliver, group_hash, truncate
-from alerting.transport import HTTPConfig
+from alerting.notify.receivers.posting import deliver, group_hash, truncate
 
 DEFAULT_API = "https://alert.victorops.com/integrations/generic/20131114/alert/"
 STATE_MESSAGE_LIMIT = 20480
@@ -79,18 +78,8 @@ def victorops_defaults(notification: Notification) -> templates.Defaults:
     }
 
 
-class VictorOps:
+class VictorOps(posting.KeyedAPI[VictorOpsSettings]):
     kind = "victorops"
-
-    def __init__(self, settings: VictorOpsSettings, api_url: str, api_key: Secret, http: HTTPConfig) -> None:
-        self.settings = settings
-        self.send_resolved = settings.send_resolved
-        self.api_url = api_url if api_url.endswith("/") else api_url + "/"
-        self._key = api_key
-        self.http = http
-
-    def __repr__(self) -> str:
-        return f"VictorOps(api_url={self.api_url!r})"
 
     def _render(self, notification: Notification, name: str, text: str, fallback: str) -> str:
         return templates.render_or(
