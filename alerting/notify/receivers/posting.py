@@ -219,12 +219,42 @@ def deliver(
 ) -> httpx.Response:
     """Send one request and return the 2xx answer; raise a DeliveryError for anything else."""
     secrets = tuple(secrets)
-    sent_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+    sent_headers = dict(headers or {})
     if json_body is not None:
         content = json.dumps(json_body, ensure_ascii=False).encode()
         sent_headers.setdefault("Content-Type", "application/json")
+    response = request(
+        http,
+        method,
+        url,
+        service=service,
+        secrets=secrets,
+        params=params,
+        headers=sent_headers,
+        content=content,
+        timeout=timeout,
+    )
+    classify(response, service, secrets)
+    return response
+
+
+def request(
+    http: HTTPConfig,
+    method: str,
+    url: str,
+    *,
+    service: str,
+    secrets: Iterable[str] = (),
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    timeout: float = TIMEOUT,
+) -> httpx.Response:
+    """Send one request and return whatever the service answered; a timeout or a failed connection
+    is a retryable DeliveryError (with ``secrets`` blanked out)."""
+    sent_headers = {"User-Agent": USER_AGENT, **(headers or {})}
     try:
-        response = client_for(http, timeout).request(
+        return client_for(http, timeout).request(
             method, url, content=content, params=params, headers=sent_headers
         )
     except httpx.TimeoutException:
@@ -232,5 +262,3 @@ def deliver(
     except httpx.HTTPError as exc:
         detail = redact(f"{type(exc).__name__}: {exc}", secrets)
         raise DeliveryError(f"{service} unreachable: {detail}", retryable=True) from None
-    classify(response, service, secrets)
-    return response

@@ -22,8 +22,8 @@ import httpx
 from alerting import __version__
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
-from alerting.notify.receivers.posting import answer_error
-from alerting.transport import HTTPConfig, client_for
+from alerting.notify.receivers.posting import answer_error, request
+from alerting.transport import HTTPConfig
 
 DEFAULT_API = "https://webexapis.com/v1/messages"
 MESSAGE_LIMIT = 7439  # bytes of markdown Webex accepts in one message
@@ -142,12 +142,15 @@ class Webex:
             return
         body = json.dumps(request_body(notification, self.settings)).encode()
         headers = {"Content-Type": "application/json", "User-Agent": f"alerting/{__version__}"}
-        try:
-            response = client_for(self.http, self.timeout).post(self.api_url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise DeliveryError(f"Webex timed out after {self.timeout:g}s", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"Webex unreachable: {type(exc).__name__}: {exc}", retryable=True) from None
+        response = request(
+            self.http,
+            "POST",
+            self.api_url,
+            service="Webex",
+            headers=headers,
+            content=body,
+            timeout=self.timeout,
+        )
         if not 200 <= response.status_code < 300:
             raise _error(response)
 
