@@ -227,8 +227,8 @@ def test_secrets_in_the_logged_url_are_redacted() -> None:
 write_config = receivers.config_writer("pushover_configs", "phone")
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         (
             "user_key: u\ntoken: t\nsond: x",
@@ -250,15 +250,8 @@ write_config = receivers.config_writer("pushover_configs", "phone")
         ),
         ("user_key: u\ntoken: t\nmessage: '{{ .Status'", "message: template", "'{{"),
     ],
+    lines={"true\n": "monospace"},  # the second "true"
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    path = write_config(tmp_path, entry)
-    if marker.endswith("\n"):  # the second "true"
-        receivers.assert_rejected_at(path, message, "monospace", column=False)
-    else:
-        receivers.assert_rejected_at(path, message, marker)
 
 
 def test_a_direct_call_raises_config_errors() -> None:

@@ -139,13 +139,19 @@ def rejection_test(
     *,
     column: bool = True,
     hidden: str = "",
+    lines: Mapping[str, str] | None = None,
 ) -> Callable[..., None]:
     """A test that each ``(entry, message, marker)`` of ``cases`` is rejected saying ``message`` at
-    ``marker``, the problem's wording (after its position) never showing ``hidden``."""
+    ``marker``, the problem's wording (after its position) never showing ``hidden``. A marker in
+    ``lines`` (one that is not unique) is checked by line only, at the line holding ``lines[marker]``."""
 
     @pytest.mark.parametrize(("entry", "message", "marker"), cases)
     def test(tmp_path: Path, entry: str, message: str, marker: str) -> None:
-        text = assert_rejected_at(write(tmp_path, entry), message, marker, column=column)
+        path = write(tmp_path, entry)
+        if lines and marker in lines:
+            text = assert_rejected_at(path, message, lines[marker], column=False)
+        else:
+            text = assert_rejected_at(path, message, marker, column=column)
         if hidden:
             assert hidden not in text.split(": ", 1)[1]
 
