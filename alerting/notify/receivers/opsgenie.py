@@ -30,11 +30,7 @@ DESCRIPTION_LIMIT = 15000
 RESPONDER_TYPES = ("team", "teams", "user", "escalation", "schedule")
 
 _FIELDS = (
-    "send_resolved",
-    "http_config",
-    "api_key",
-    "api_key_file",
-    "api_url",
+    *posting.KEYED_API_FIELDS,
     "message",
     "description",
     "source",

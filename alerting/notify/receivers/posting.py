@@ -113,6 +113,10 @@ def answer_error(
     return DeliveryError(f"{service} refused the message ({status}): {detail}", retryable=False)
 
 
+# The fields of an entry for a :class:`KeyedAPI` integration besides its own.
+KEYED_API_FIELDS = ("send_resolved", "http_config", "api_key", "api_key_file", "api_url")
+
+
 class _Resolvable(Protocol):
     @property
     def send_resolved(self) -> bool: ...

@@ -40,11 +40,7 @@ RESERVED_FIELDS = (
 )
 
 _FIELDS = (
-    "send_resolved",
-    "http_config",
-    "api_key",
-    "api_key_file",
-    "api_url",
+    *posting.KEYED_API_FIELDS,
     "routing_key",
     "message_type",
     "state_message",
