@@ -137,6 +137,19 @@ def generator_url(notification: Notification) -> str:
     return next((a.generator_url for a in notification.alerts if is_web_link(a.generator_url)), "")
 
 
+def links(notification: Notification) -> list[tuple[str, str]]:
+    """The group's runbook, dashboard and query links that are set, each with its caption."""
+    return [
+        (text, url)
+        for text, url in (
+            ("Runbook", runbook_url(notification)),
+            ("Dashboard", dashboard_url(notification)),
+            ("Query", generator_url(notification)),
+        )
+        if url
+    ]
+
+
 def silence_command(notification: Notification) -> str:
     """The command that silences this group (its group labels, or its common labels)."""
     labels = notification.group_labels or notification.common_labels

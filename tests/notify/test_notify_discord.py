@@ -3,7 +3,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,8 +14,8 @@ from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.discord import DESCRIPTION_LIMIT, TITLE_LIMIT, discord_integration
 from alerting.ops.logs import redact_text
-from alerting.worker.compose import check_routing_config, load_routing_config
-from tests.support.differential import run_both, unprefixed
+from tests.support import receivers
+from tests.support.differential import assert_same_json_posts, run_both
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.notifications import alert, notification
 
@@ -120,8 +119,9 @@ def test_webhook_url_file_is_read_at_send_time(discord: FakeHTTPServer, tmp_path
     assert failure.value.retryable
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_and_never_show_the_webhook = receivers.classification_test(
+    "discord",
+    lambda service: integration(service).send(notification()),
     [
         (
             Reply(429, {"message": "You are being rate limited.", "retry_after": 0.5, "global": False}),
@@ -134,15 +134,8 @@ def test_webhook_url_file_is_read_at_send_time(discord: FakeHTTPServer, tmp_path
         (Reply(400, {"message": "Invalid Form Body", "code": 50035}), False, None, "Invalid Form Body"),
         (Reply(404, {"message": "Unknown Webhook", "code": 10015}), False, None, "Unknown Webhook"),
     ],
+    TOKEN,
 )
-def test_answers_are_classified_and_never_show_the_webhook(
-    discord: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    discord.fail_next(reply)
-    with pytest.raises(DeliveryError) as failure:
-        integration(discord).send(notification())
-    assert failure.value.retryable is retryable and failure.value.retry_after == retry_after
-    assert words in str(failure.value) and TOKEN not in str(failure.value)
 
 
 def test_the_webhook_token_stays_out_of_errors_and_logs() -> None:
@@ -153,30 +146,11 @@ def test_the_webhook_token_stays_out_of_errors_and_logs() -> None:
     assert TOKEN not in redact_text(f"HTTP Request: POST https://discord.com{WEBHOOK} 204")
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    path.write_text(
-        f"""\
-route:
-  receiver: chat
-receivers:
-  - name: chat
-    discord_configs:
-      - {textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()}
-"""
-    )
-    return path
+write_config = receivers.config_writer("discord_configs", "chat")
 
 
-def position_of(path: Path, marker: str) -> str:
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if marker in line:
-            return f"{number}:{line.index(marker) + 1}"
-    raise AssertionError(f"{marker!r} not in {path}")
-
-
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         (
             "webhook_url: http://x/y\ntitel: x",
@@ -192,16 +166,8 @@ def position_of(path: Path, marker: str) -> str:
         ("webhook_url: discord-secret-token", "webhook_url must be an http(s) URL", "discord-secret"),
         ("webhook_url: http://x/y\nmessage: '{{ .Status'", "message: template", "'{{"),
     ],
+    hidden="discord-secret-token",
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text and "discord-secret-token" not in text.split(": ", 1)[1]
-    assert text.startswith(f"{path}:{position_of(path, marker)}: "), text
 
 
 def test_a_direct_call_raises_config_errors() -> None:
@@ -211,12 +177,8 @@ def test_a_direct_call_raises_config_errors() -> None:
 
 def test_unset_webhook_variable_prints_to_the_console_with_a_warning(tmp_path: Path) -> None:
     path = write_config(tmp_path, "webhook_url: ${DISCORD_WEBHOOK_URL}")
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["chat"].integrations
-    assert built.kind == "console" and built.stands_for == "discord_configs" and built.send_resolved is True
-    assert "DISCORD_WEBHOOK_URL" in config.warnings[0]
-    live = load_routing_config(path, env={"DISCORD_WEBHOOK_URL": "https://discord.com" + WEBHOOK})
-    assert live.receivers["chat"].integrations[0].kind == "discord" and not live.warnings
+    url = "https://discord.com" + WEBHOOK
+    receivers.assert_console_until_set(path, "chat", "discord_configs", "DISCORD_WEBHOOK_URL", url)
 
 
 DIFF_RECEIVERS = """
@@ -246,10 +208,5 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         theirs, mine = run_both(
             tmp_path, fake, DIFF_RECEIVERS.replace("TOKEN", TOKEN), DIFF_ALERTS, expect=2, resolve=True
         )
-    assert len(theirs) == len(mine) == 2
-    for a, b in zip(theirs, mine, strict=True):
-        assert a.method == b.method == "POST"
-        assert unprefixed(a) == unprefixed(b) == f"/api/webhooks/42/{TOKEN}"
-        assert a.headers["content-type"] == b.headers["content-type"]
-        assert a.json() == b.json()
+    assert_same_json_posts(theirs, mine, 2, f"/api/webhooks/42/{TOKEN}")
     assert [r.json()["embeds"][0]["color"] for r in mine] == [0x992D22, 0x2ECC71]

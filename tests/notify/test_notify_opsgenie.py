@@ -4,7 +4,6 @@ real Alertmanager 0.25 sending the same alert group to the same server."""
 from __future__ import annotations
 
 import hashlib
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,8 @@ from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.opsgenie import MESSAGE_LIMIT, opsgenie_integration
-from alerting.worker.compose import check_routing_config, load_routing_config
+from alerting.worker.compose import load_routing_config
+from tests.support import receivers
 from tests.support.differential import run_both, unprefixed
 from tests.support.fakes import LocalCA
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
@@ -224,8 +224,9 @@ def test_a_template_rendering_nothing_still_sends_a_message(opsgenie: FakeHTTPSe
 # Opsgenie's answers
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_and_never_show_the_key = receivers.classification_test(
+    "opsgenie",
+    lambda service: integration(service).send(notification()),
     [
         (
             Reply(429, {"message": "You are making too many requests!"}, {"Retry-After": "7"}),
@@ -244,16 +245,8 @@ def test_a_template_rendering_nothing_still_sends_a_message(opsgenie: FakeHTTPSe
         (Reply(401, {"message": f"Key {KEY} is not valid"}), False, None, "not valid"),
         (Reply(403, {"message": "Forbidden"}), False, None, "Forbidden"),
     ],
+    KEY,
 )
-def test_answers_are_classified_and_never_show_the_key(
-    opsgenie: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    opsgenie.fail_next(reply)
-    with pytest.raises(DeliveryError) as failure:
-        integration(opsgenie).send(notification())
-    assert failure.value.retryable is retryable
-    assert failure.value.retry_after == retry_after
-    assert words in str(failure.value) and KEY not in str(failure.value)
 
 
 def test_an_unreachable_api_is_retryable() -> None:
@@ -267,33 +260,11 @@ def test_an_unreachable_api_is_retryable() -> None:
 # Configuration
 
 
-def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
-    path = tmp_path / "alerting.yml"
-    path.write_text(
-        f"""\
-global:
-  resolve_timeout: 5m
-{textwrap.indent(global_section, "  ")}
-route:
-  receiver: ops
-receivers:
-  - name: ops
-    opsgenie_configs:
-      - {textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()}
-"""
-    )
-    return path
+write_config = receivers.config_writer("opsgenie_configs", "ops", with_global=True)
 
 
-def position_of(path: Path, marker: str) -> str:
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if marker in line:
-            return f"{number}:{line.index(marker) + 1}"
-    raise AssertionError(f"{marker!r} not in {path}")
-
-
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         (
             "api_key: k\nmesage: hi",
@@ -311,15 +282,6 @@ def position_of(path: Path, marker: str) -> str:
         ("api_key: k\nupdate_alerts: yes please", "update_alerts must be true or false", "yes please"),
     ],
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    assert text.startswith(f"{path}:{position_of(path, marker)}: "), text
 
 
 def test_a_direct_call_raises_config_errors_and_accepts_a_templated_type() -> None:
@@ -331,13 +293,8 @@ def test_a_direct_call_raises_config_errors_and_accepts_a_templated_type() -> No
 
 def test_unset_key_variable_prints_to_the_console_with_a_warning(tmp_path: Path) -> None:
     path = write_config(tmp_path, "api_key: ${OPSGENIE_API_KEY}")
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["ops"].integrations
-    assert built.kind == "console" and built.stands_for == "opsgenie_configs"
-    assert built.send_resolved is True  # Alertmanager's default for opsgenie
-    assert "OPSGENIE_API_KEY" in config.warnings[0] and "ops/opsgenie_configs[0]" in config.warnings[0]
-    live = load_routing_config(path, env={"OPSGENIE_API_KEY": KEY})
-    assert live.receivers["ops"].integrations[0].kind == "opsgenie" and not live.warnings
+    warning = receivers.assert_console_until_set(path, "ops", "opsgenie_configs", "OPSGENIE_API_KEY", KEY)
+    assert "ops/opsgenie_configs[0]" in warning
 
 
 def test_unset_global_key_variable_prints_to_the_console(tmp_path: Path) -> None:

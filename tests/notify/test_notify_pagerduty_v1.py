@@ -4,8 +4,6 @@ beside a real Alertmanager 0.25 sending the same alert group through the same pr
 from __future__ import annotations
 
 import hashlib
-import json
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,15 +13,15 @@ import pytest
 
 from alerting.notify.base import DeliveryError
 from alerting.notify.receivers.pagerduty import V1_URL, PagerDutyV1, pagerduty_integration
-from alerting.worker.compose import check_routing_config, load_routing_config
+from alerting.worker.compose import load_routing_config
+from tests.support import receivers
 from tests.support.connectproxy import ConnectProxy
+from tests.support.differential import route_ours
 from tests.support.fakes import make_ca
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
 from tests.support.routing_alertmanager import Alertmanager
-from tests.support.routing_harness import Harness
-from tests.support.routing_harness import alert as routed_alert
 from tests.support.routing_redis import isolated_redis
 
 SERVICE_KEY = "e93facc04764012d7bfb002500d5d1a6"
@@ -151,8 +149,9 @@ def test_service_key_file_is_read(v1: FakeHTTPServer, tmp_path: Path) -> None:
     assert v1.requests[-1].json()["service_key"] == SERVICE_KEY
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_without_showing_the_key = receivers.classification_test(
+    "v1",
+    lambda service: integration(service).send(notification()),
     [
         (Reply(403, {"status": "throttled"}), True, None, "403"),
         (Reply(429, "slow down", {"Retry-After": "12"}), True, 12.0, "429"),
@@ -168,15 +167,8 @@ def test_service_key_file_is_read(v1: FakeHTTPServer, tmp_path: Path) -> None:
         ),
         (Reply(404, "no"), False, None, "404"),
     ],
+    SERVICE_KEY,
 )
-def test_answers_are_classified_without_showing_the_key(
-    v1: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    v1.fail_next(reply)
-    with pytest.raises(DeliveryError) as failure:
-        integration(v1).send(notification())
-    assert failure.value.retryable is retryable and failure.value.retry_after == retry_after
-    assert words in str(failure.value) and SERVICE_KEY not in str(failure.value)
 
 
 def test_unreachable_is_retryable() -> None:
@@ -187,17 +179,11 @@ def test_unreachable_is_retryable() -> None:
     assert failure.value.retryable
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    body = textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()
-    path.write_text(
-        f"route:\n  receiver: pd\nreceivers:\n  - name: pd\n    pagerduty_configs:\n      - {body}\n"
-    )
-    return path
+write_config = receivers.config_writer("pagerduty_configs", "pd")
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_v1_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         ("service_key: k\nurl: ftp://x", "url must be an http(s) URL", "ftp://x"),
         ("service_key: k\ndetails: [a]", "details must be a mapping", "details"),
@@ -205,17 +191,8 @@ def write_config(tmp_path: Path, entry: str) -> Path:
         ("service_key: k\nsend_resolved: sometimes", "send_resolved must be true or false", "sometimes"),
         ("service_key: k\nservice_key_file: /dev/null", "set at most one of service_key and", "/dev/null"),
     ],
+    column=False,
 )
-def test_bad_v1_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if marker in t)
-    assert text.startswith(f"{path}:{line}:"), text
 
 
 def test_unset_service_key_variable_prints_to_the_console(tmp_path: Path) -> None:
@@ -279,18 +256,7 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
             am.post_alerts(DIFF_ALERTS)
             wait_until(lambda: len(fake.requests) >= 1, timeout=20, what="Alertmanager's event")
             now = time.time()
-            harness = Harness(client, prefix, load_routing_config(tmp_path / "ours.yml", env={}))
-            ours = [
-                routed_alert(
-                    a["labels"]["alertname"],
-                    now,
-                    annotations=a["annotations"],
-                    **{k: v for k, v in a["labels"].items() if k != "alertname"},
-                )
-                for a in json.loads(json.dumps(DIFF_ALERTS))
-            ]
-            harness.ingest(now, *ours)
-            harness.tick(now + 2)
+            route_ours(client, prefix, tmp_path / "ours.yml", DIFF_ALERTS, now)
             wait_until(lambda: len(fake.requests) >= 2, timeout=20, what="our event")
     assert proxy.targets == ["events.pagerduty.com:443", "events.pagerduty.com:443"]
     theirs, mine = fake.requests[0], fake.requests[1]

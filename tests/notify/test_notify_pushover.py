@@ -4,7 +4,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 
 from __future__ import annotations
 
-import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +16,7 @@ from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.pushover import MESSAGE_LIMIT, TITLE_LIMIT, pushover_integration
 from alerting.ops.logs import redact_text
-from alerting.worker.compose import check_routing_config, load_routing_config
+from tests.support import receivers
 from tests.support.connectproxy import ConnectProxy
 from tests.support.differential import run_both
 from tests.support.fakes import LocalCA, make_ca
@@ -182,8 +181,9 @@ def test_secret_files_are_read_at_send_time(pushover: PushoverService, tmp_path:
     assert failure.value.retryable
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_and_never_show_the_secrets = receivers.classification_test(
+    "pushover",
+    lambda service: integration(service).send(notification()),
     [
         (
             Reply(429, {"status": 0, "errors": ["over quota"]}, {"Retry-After": "60"}),
@@ -207,16 +207,10 @@ def test_secret_files_are_read_at_send_time(pushover: PushoverService, tmp_path:
             "token is invalid",
         ),
     ],
+    TOKEN,
+    USER,
+    server=lambda service: service.fake,
 )
-def test_answers_are_classified_and_never_show_the_secrets(
-    pushover: PushoverService, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    pushover.fake.fail_next(reply)
-    with pytest.raises(DeliveryError) as failure:
-        integration(pushover).send(notification())
-    assert failure.value.retryable is retryable and failure.value.retry_after == retry_after
-    text = str(failure.value)
-    assert words in text and TOKEN not in text and USER not in text
 
 
 def test_secrets_in_the_logged_url_are_redacted() -> None:
@@ -230,30 +224,11 @@ def test_secrets_in_the_logged_url_are_redacted() -> None:
 # Configuration
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    path.write_text(
-        f"""\
-route:
-  receiver: phone
-receivers:
-  - name: phone
-    pushover_configs:
-      - {textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()}
-"""
-    )
-    return path
+write_config = receivers.config_writer("pushover_configs", "phone")
 
 
-def position_of(path: Path, marker: str) -> str:
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if marker in line:
-            return f"{number}:{line.index(marker) + 1}"
-    raise AssertionError(f"{marker!r} not in {path}")
-
-
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         (
             "user_key: u\ntoken: t\nsond: x",
@@ -275,21 +250,8 @@ def position_of(path: Path, marker: str) -> str:
         ),
         ("user_key: u\ntoken: t\nmessage: '{{ .Status'", "message: template", "'{{"),
     ],
+    lines={"true\n": "monospace"},  # the second "true"
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    if marker.endswith("\n"):  # the second "true"
-        lines = path.read_text().splitlines()
-        row = next(i for i, line in enumerate(lines, start=1) if "monospace" in line)
-        assert text.startswith(f"{path}:{row}:"), text
-    else:
-        assert text.startswith(f"{path}:{position_of(path, marker)}: "), text
 
 
 def test_a_direct_call_raises_config_errors() -> None:
@@ -299,12 +261,9 @@ def test_a_direct_call_raises_config_errors() -> None:
 
 def test_unset_key_variable_prints_to_the_console_with_a_warning(tmp_path: Path) -> None:
     path = write_config(tmp_path, "user_key: ${PUSHOVER_USER_KEY}\ntoken: ${PUSHOVER_TOKEN}")
-    config = load_routing_config(path, env={"PUSHOVER_TOKEN": TOKEN})
-    (built,) = config.receivers["phone"].integrations
-    assert built.kind == "console" and built.stands_for == "pushover_configs" and built.send_resolved is True
-    assert "PUSHOVER_USER_KEY" in config.warnings[0]
-    live = load_routing_config(path, env={"PUSHOVER_USER_KEY": USER, "PUSHOVER_TOKEN": TOKEN})
-    assert live.receivers["phone"].integrations[0].kind == "pushover" and not live.warnings
+    receivers.assert_console_until_set(
+        path, "phone", "pushover_configs", "PUSHOVER_USER_KEY", USER, env={"PUSHOVER_TOKEN": TOKEN}
+    )
 
 
 # ---------------------------------------------------------------------------------------------------

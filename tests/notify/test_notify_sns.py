@@ -3,9 +3,7 @@ Alertmanager 0.25 publishing the same alert group to the same kind of server wit
 
 from __future__ import annotations
 
-import json
 import re
-import textwrap
 import time
 import uuid
 from collections.abc import Iterator
@@ -21,13 +19,12 @@ from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.pagerduty import dedup_key
 from alerting.notify.receivers.sns import SMS_LIMIT, sns_integration
-from alerting.worker.compose import check_routing_config, load_routing_config
+from tests.support import receivers
+from tests.support.differential import route_ours
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
 from tests.support.routing_alertmanager import Alertmanager
-from tests.support.routing_harness import Harness
-from tests.support.routing_harness import alert as routed_alert
 from tests.support.routing_redis import isolated_redis
 
 ACCESS_KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -214,8 +211,9 @@ def test_credentials_and_region_come_from_the_environment_when_sigv4_names_none(
     assert match and match["key"] == ACCESS_KEY and match["region"] == "ap-south-1"
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_without_showing_the_secret = receivers.classification_test(
+    "sns",
+    lambda service: integration(service).send(notification()),
     [
         (refused(400, "InvalidParameter", "Invalid parameter: TopicArn"), False, None, "InvalidParameter"),
         (
@@ -230,15 +228,8 @@ def test_credentials_and_region_come_from_the_environment_when_sigv4_names_none(
         (refused(500, "InternalError", "try again"), True, None, "InternalError"),
         (Reply(503, "<html>unavailable</html>"), True, None, "503"),
     ],
+    SECRET_KEY,
 )
-def test_answers_are_classified_without_showing_the_secret(
-    sns: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    sns.fail_next(reply)
-    with pytest.raises(DeliveryError) as failure:
-        integration(sns).send(notification())
-    assert failure.value.retryable is retryable and failure.value.retry_after == retry_after
-    assert words in str(failure.value) and SECRET_KEY not in str(failure.value)
 
 
 def test_unreachable_is_retryable() -> None:
@@ -259,15 +250,11 @@ def test_unreachable_is_retryable() -> None:
 # Configuration
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    body = textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()
-    path.write_text(f"route:\n  receiver: aws\nreceivers:\n  - name: aws\n    sns_configs:\n      - {body}\n")
-    return path
+write_config = receivers.config_writer("sns_configs", "aws")
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         ("topic_arn: t\ntopic_arnn: u", 'unknown field "topic_arnn" in sns_configs', "topic_arnn"),
         ("subject: s", "set exactly one of topic_arn, target_arn and phone_number", "subject"),
@@ -279,17 +266,8 @@ def write_config(tmp_path: Path, entry: str) -> Path:
         ("topic_arn: t\nmessage: '{{ .Status'", "message: template", "'{{"),
         ("topic_arn: t\nsend_resolved: often", "send_resolved must be true or false", "often"),
     ],
+    column=False,
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if marker in t)
-    assert text.startswith(f"{path}:{line}:"), text
 
 
 def test_without_botocore_the_error_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -313,12 +291,7 @@ def test_unset_secret_variable_prints_to_the_console(tmp_path: Path) -> None:
         "sigv4: {region: eu-west-1, access_key: a, secret_key: '${SNS_SECRET_KEY}'}"
     )
     path = write_config(tmp_path, entry)
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["aws"].integrations
-    assert built.kind == "console" and built.stands_for == "sns_configs" and built.send_resolved is True
-    assert "SNS_SECRET_KEY" in config.warnings[0]
-    live = load_routing_config(path, env={"SNS_SECRET_KEY": SECRET_KEY})
-    assert live.receivers["aws"].integrations[0].kind == "sns" and not live.warnings
+    receivers.assert_console_until_set(path, "aws", "sns_configs", "SNS_SECRET_KEY", SECRET_KEY)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -377,20 +350,7 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         with isolated_redis() as (client, prefix), Alertmanager(tmp_path / "am.yml", tmp_path) as am:
             am.post_alerts(DIFF_ALERTS)
             now = time.time()
-            harness = Harness(client, prefix, load_routing_config(tmp_path / "ours.yml", env={}))
-            harness.ingest(
-                now,
-                *[
-                    routed_alert(
-                        a["labels"]["alertname"],
-                        now,
-                        annotations=a["annotations"],
-                        **{k: v for k, v in a["labels"].items() if k != "alertname"},
-                    )
-                    for a in json.loads(json.dumps(DIFF_ALERTS))
-                ],
-            )
-            harness.tick(now + 2)
+            route_ours(client, prefix, tmp_path / "ours.yml", DIFF_ALERTS, now)
             wait_until(lambda: len(theirs_fake.requests) >= 2 and len(ours_fake.requests) >= 2, timeout=20)
 
     def by_case(fake: FakeHTTPServer) -> dict[str, Request]:

@@ -3,10 +3,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 
 from __future__ import annotations
 
-import io
-import json
-import logging
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,14 +14,12 @@ from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError, Notification
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.telegram import MESSAGE_LIMIT, telegram_integration
-from alerting.ops.logs import configure_logging
-from alerting.worker.compose import check_routing_config, load_routing_config
+from tests.support import receivers
+from tests.support.differential import route_ours
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
 from tests.support.routing_alertmanager import Alertmanager
-from tests.support.routing_harness import Harness
-from tests.support.routing_harness import alert as routed_alert
 from tests.support.routing_redis import isolated_redis
 
 TOKEN = "123456789:AAHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw"
@@ -228,8 +222,9 @@ def test_default_message_of_a_large_group_fits_and_counts_the_rest(
 # Telegram's answers
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_and_never_show_the_token = receivers.classification_test(
+    "telegram",
+    lambda service: integration(service).send(notification()),
     [
         (refused(429, "Too Many Requests: retry after 17", retry_after=17), True, 17.0, "rate limited"),
         (refused(500, "Internal Server Error"), True, None, "Internal Server Error"),
@@ -246,17 +241,9 @@ def test_default_message_of_a_large_group_fits_and_counts_the_rest(
             "-100999",
         ),
     ],
+    TOKEN,
+    TOKEN.split(":")[1],
 )
-def test_answers_are_classified_and_never_show_the_token(
-    telegram: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    telegram.fail_next(reply)
-    with pytest.raises(DeliveryError) as failure:
-        integration(telegram).send(notification())
-    assert failure.value.retryable is retryable
-    assert failure.value.retry_after == retry_after
-    assert words in str(failure.value)
-    assert TOKEN not in str(failure.value) and TOKEN.split(":")[1] not in str(failure.value)
 
 
 def test_an_unreachable_api_is_retryable_and_never_shows_the_token() -> None:
@@ -268,20 +255,13 @@ def test_an_unreachable_api_is_retryable_and_never_shows_the_token() -> None:
 
 
 def test_the_token_stays_out_of_the_logs_even_at_debug(telegram: FakeHTTPServer) -> None:
-    stream = io.StringIO()
-    root, libraries = logging.getLogger(), [logging.getLogger(n) for n in ("httpx", "httpcore")]
-    saved = root.handlers[:], root.level, [lib.level for lib in libraries]
-    configure_logging("DEBUG", "json", stream)
-    try:
+    def send_twice() -> None:
         telegram.fail_next(refused(400, "Bad Request: chat not found"))
         with pytest.raises(DeliveryError):
             integration(telegram).send(notification())
         integration(telegram).send(notification())
-    finally:
-        root.handlers[:], root.level = saved[0], saved[1]
-        for lib, level in zip(libraries, saved[2], strict=True):
-            lib.setLevel(level)
-    out = stream.getvalue()
+
+    out = receivers.debug_logs(send_twice)
     assert "sendMessage" in out  # the requests were logged, URL and all
     assert TOKEN.split(":")[1] not in out
 
@@ -290,33 +270,11 @@ def test_the_token_stays_out_of_the_logs_even_at_debug(telegram: FakeHTTPServer)
 # Configuration
 
 
-def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
-    path = tmp_path / "alerting.yml"
-    text = f"""\
-global:
-  resolve_timeout: 5m
-{textwrap.indent(global_section, "  ")}
-route:
-  receiver: chat
-receivers:
-  - name: chat
-    telegram_configs:
-      - {textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()}
-"""
-    path.write_text(text)
-    return path
+write_config = receivers.config_writer("telegram_configs", "chat", with_global=True)
 
 
-def position_of(path: Path, marker: str) -> str:
-    """``line:col`` of the first occurrence of ``marker`` in the file."""
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if marker in line:
-            return f"{number}:{line.index(marker) + 1}"
-    raise AssertionError(f"{marker!r} not in {path}")
-
-
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         (
             "bot_token: t\nchat_id: 1\nchat_idd: 2",
@@ -347,15 +305,6 @@ def position_of(path: Path, marker: str) -> str:
         ),
     ],
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    assert text.startswith(f"{path}:{position_of(path, marker)}: "), text
 
 
 def test_a_good_entry_loads_and_a_direct_call_raises_config_errors() -> None:
@@ -366,14 +315,10 @@ def test_a_good_entry_loads_and_a_direct_call_raises_config_errors() -> None:
 
 def test_unset_token_variable_prints_to_the_console_with_a_warning(tmp_path: Path) -> None:
     path = write_config(tmp_path, "bot_token: ${TELEGRAM_BOT_TOKEN}\nchat_id: ${TELEGRAM_CHAT_ID}")
-    config = load_routing_config(path, env={"TELEGRAM_CHAT_ID": "-100123"})
-    (built,) = config.receivers["chat"].integrations
-    assert built.kind == "console" and built.stands_for == "telegram_configs"
-    assert built.send_resolved is True  # Alertmanager's default for telegram
-    assert "TELEGRAM_BOT_TOKEN" in config.warnings[0] and "chat/telegram_configs[0]" in config.warnings[0]
-    configured = load_routing_config(path, env={"TELEGRAM_BOT_TOKEN": TOKEN, "TELEGRAM_CHAT_ID": "-100123"})
-    (live,) = configured.receivers["chat"].integrations
-    assert live.kind == "telegram" and not configured.warnings
+    warning = receivers.assert_console_until_set(
+        path, "chat", "telegram_configs", "TELEGRAM_BOT_TOKEN", TOKEN, env={"TELEGRAM_CHAT_ID": "-100123"}
+    )
+    assert "chat/telegram_configs[0]" in warning
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -444,13 +389,7 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         url = "http://prometheus.example:9090/graph?g0.expr=up+%3D%3D+0&g0.tab=1"
         with Alertmanager(theirs_path, tmp_path) as am:
             am.post_alerts([{**a, "generatorURL": url} for a in DIFF_ALERTS])
-            harness = Harness(client, prefix, load_routing_config(ours_path, env={}))
-            ours = [
-                routed_alert(a["labels"].pop("alertname"), now, annotations=a["annotations"], **a["labels"])
-                for a in json.loads(json.dumps(DIFF_ALERTS))
-            ]
-            harness.ingest(now, *[_with_url(a, url) for a in ours])
-            harness.tick(now + 2)
+            route_ours(client, prefix, ours_path, DIFF_ALERTS, now, url)
             wait_until(lambda: len(fake.requests) >= 6, timeout=20)
 
     def by_side(side: str) -> dict[str, Request]:
@@ -466,12 +405,6 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         assert a.json() == b.json(), case  # chat_id, text, parse_mode, disable_notification, previews
     assert len(mine["plain"].json()["text"]) == len(mine["long_html"].json()["text"]) == MESSAGE_LIMIT
     assert "&lt;1&gt;&amp;&#34;a&#34;&#39;&#43;" in mine["html"].json()["text"]
-
-
-def _with_url(alert: Any, url: str) -> Any:
-    from dataclasses import replace
-
-    return replace(alert, generator_url=url)
 
 
 def test_notification_without_group_labels_still_sends(telegram: FakeHTTPServer) -> None:

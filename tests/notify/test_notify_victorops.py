@@ -4,9 +4,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 from __future__ import annotations
 
 import hashlib
-import io
-import logging
-import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,9 +14,9 @@ from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.victorops import STATE_MESSAGE_LIMIT, victorops_integration
-from alerting.ops.logs import configure_logging, redact_text
-from alerting.worker.compose import check_routing_config, load_routing_config
-from tests.support.differential import run_both, unprefixed
+from alerting.ops.logs import redact_text
+from tests.support import receivers
+from tests.support.differential import assert_same_json_posts, run_both
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.notifications import alert, notification
 
@@ -157,8 +154,9 @@ def test_api_key_and_url_fall_back_on_the_global_section(victorops: FakeHTTPServ
     assert [r.path for r in victorops.requests] == [f"{ALERT_PATH}{KEY}/ops", f"{ALERT_PATH}rotated/ops"]
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_and_never_show_the_key = receivers.classification_test(
+    "victorops",
+    lambda service: integration(service).send(notification()),
     [
         (Reply(429, "slow down", {"Retry-After": "12"}), True, 12.0, "rate limited"),
         (Reply(500, {"result": "failure", "message": "internal"}), True, None, "internal"),
@@ -170,15 +168,8 @@ def test_api_key_and_url_fall_back_on_the_global_section(victorops: FakeHTTPServ
         ),
         (Reply(404, {"result": "failure", "message": f"no such key {KEY}"}), False, None, "no such key"),
     ],
+    KEY,
 )
-def test_answers_are_classified_and_never_show_the_key(
-    victorops: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    victorops.fail_next(reply)
-    with pytest.raises(DeliveryError) as failure:
-        integration(victorops).send(notification())
-    assert failure.value.retryable is retryable and failure.value.retry_after == retry_after
-    assert words in str(failure.value) and KEY not in str(failure.value)
 
 
 def test_the_key_stays_out_of_errors_and_logs() -> None:
@@ -193,17 +184,7 @@ def test_the_key_stays_out_of_errors_and_logs() -> None:
 
 
 def test_the_key_stays_out_of_the_logs_even_at_debug(victorops: FakeHTTPServer) -> None:
-    stream = io.StringIO()
-    root, libraries = logging.getLogger(), [logging.getLogger(n) for n in ("httpx", "httpcore")]
-    saved = root.handlers[:], root.level, [lib.level for lib in libraries]
-    configure_logging("DEBUG", "json", stream)
-    try:
-        integration(victorops).send(notification())
-    finally:
-        root.handlers[:], root.level = saved[0], saved[1]
-        for lib, level in zip(libraries, saved[2], strict=True):
-            lib.setLevel(level)
-    out = stream.getvalue()
+    out = receivers.debug_logs(lambda: integration(victorops).send(notification()))
     assert ALERT_PATH in out and KEY not in out
 
 
@@ -211,33 +192,11 @@ def test_the_key_stays_out_of_the_logs_even_at_debug(victorops: FakeHTTPServer) 
 # Configuration
 
 
-def write_config(tmp_path: Path, entry: str, global_section: str = "") -> Path:
-    path = tmp_path / "alerting.yml"
-    path.write_text(
-        f"""\
-global:
-  resolve_timeout: 5m
-{textwrap.indent(global_section, "  ")}
-route:
-  receiver: ops
-receivers:
-  - name: ops
-    victorops_configs:
-      - {textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()}
-"""
-    )
-    return path
+write_config = receivers.config_writer("victorops_configs", "ops", with_global=True)
 
 
-def position_of(path: Path, marker: str) -> str:
-    for number, line in enumerate(path.read_text().splitlines(), start=1):
-        if marker in line:
-            return f"{number}:{line.index(marker) + 1}"
-    raise AssertionError(f"{marker!r} not in {path}")
-
-
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         (
             "api_key: k\nrouting_key: r\nrouting: x",
@@ -261,15 +220,6 @@ def position_of(path: Path, marker: str) -> str:
         ("api_key: k\nrouting_key: '{{ .Status'", "routing_key: template", "'{{"),
     ],
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    assert text.startswith(f"{path}:{position_of(path, marker)}: "), text
 
 
 def test_a_direct_call_raises_config_errors_and_defaults_the_url() -> None:
@@ -281,13 +231,7 @@ def test_a_direct_call_raises_config_errors_and_defaults_the_url() -> None:
 
 def test_unset_key_variable_prints_to_the_console_with_a_warning(tmp_path: Path) -> None:
     path = write_config(tmp_path, "routing_key: ops", "victorops_api_key: ${VICTOROPS_API_KEY}")
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["ops"].integrations
-    assert built.kind == "console" and built.stands_for == "victorops_configs"
-    assert built.send_resolved is True
-    assert "VICTOROPS_API_KEY" in config.warnings[0]
-    live = load_routing_config(path, env={"VICTOROPS_API_KEY": KEY})
-    assert live.receivers["ops"].integrations[0].kind == "victorops" and not live.warnings
+    receivers.assert_console_until_set(path, "ops", "victorops_configs", "VICTOROPS_API_KEY", KEY)
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -336,10 +280,5 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         theirs, mine = run_both(
             tmp_path, fake, DIFF_RECEIVERS.replace("KEY", KEY), DIFF_ALERTS, expect=2, resolve=True
         )
-    assert len(theirs) == len(mine) == 2
-    for a, b in zip(theirs, mine, strict=True):
-        assert a.method == b.method == "POST"
-        assert unprefixed(a) == unprefixed(b) == f"/alert/{KEY}/api-team"
-        assert a.headers["content-type"] == b.headers["content-type"]
-        assert a.json() == b.json()
+    assert_same_json_posts(theirs, mine, 2, f"/alert/{KEY}/api-team")
     assert [r.json()["message_type"] for r in mine] == ["CRITICAL", "RECOVERY"]

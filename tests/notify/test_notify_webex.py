@@ -3,8 +3,6 @@ Alertmanager 0.25 sending the same alert group to the same server."""
 
 from __future__ import annotations
 
-import json
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,16 +10,14 @@ from typing import Any
 
 import pytest
 
-from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.webex import MESSAGE_LIMIT, webex_integration
-from alerting.worker.compose import check_routing_config, load_routing_config
+from tests.support import receivers
+from tests.support.differential import route_ours
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
 from tests.support.routing_alertmanager import Alertmanager
-from tests.support.routing_harness import Harness
-from tests.support.routing_harness import alert as routed_alert
 from tests.support.routing_redis import isolated_redis
 
 TOKEN = "NjA5ZmQ0YTktYmMyZS00ZWU2LWE0NzQtY2I0YzVhMTE0ZDAxODQ4_PF84_1eb65fdf"
@@ -112,8 +108,9 @@ def test_long_messages_are_cut_to_webex_byte_limit(webex: FakeHTTPServer) -> Non
     assert len(markdown(webex).encode()) <= MESSAGE_LIMIT
 
 
-@pytest.mark.parametrize(
-    ("reply", "retryable", "retry_after", "words"),
+test_answers_are_classified_without_showing_the_token = receivers.classification_test(
+    "webex",
+    lambda service: integration(service).send(notification()),
     [
         (
             Reply(
@@ -140,28 +137,15 @@ def test_long_messages_are_cut_to_webex_byte_limit(webex: FakeHTTPServer) -> Non
         ),
         (Reply(502, "bad gateway"), True, None, "502"),
     ],
+    TOKEN,
 )
-def test_answers_are_classified_without_showing_the_token(
-    webex: FakeHTTPServer, reply: Reply, retryable: bool, retry_after: float | None, words: str
-) -> None:
-    webex.fail_next(reply)
-    with pytest.raises(DeliveryError) as failure:
-        integration(webex).send(notification())
-    assert failure.value.retryable is retryable and failure.value.retry_after == retry_after
-    assert words in str(failure.value) and TOKEN not in str(failure.value)
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    body = textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()
-    path.write_text(
-        f"route:\n  receiver: room\nreceivers:\n  - name: room\n    webex_configs:\n      - {body}\n"
-    )
-    return path
+write_config = receivers.config_writer("webex_configs", "room")
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         (
             "room_id: r\nroom: x\nhttp_config: {authorization: {credentials: t}}",
@@ -185,29 +169,17 @@ def write_config(tmp_path: Path, entry: str) -> Path:
             "message",
         ),
     ],
+    column=False,
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if marker in t)
-    assert text.startswith(f"{path}:{line}:"), text
 
 
 def test_unset_token_variable_prints_to_the_console(tmp_path: Path) -> None:
     path = write_config(
         tmp_path, "room_id: r\nhttp_config: {authorization: {credentials: '${WEBEX_BOT_TOKEN}'}}"
     )
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["room"].integrations
-    assert built.kind == "console" and built.stands_for == "webex_configs" and built.send_resolved is True
-    assert "WEBEX_BOT_TOKEN" in config.warnings[0]
-    live = load_routing_config(path, env={"WEBEX_BOT_TOKEN": TOKEN})
-    assert live.receivers["room"].integrations[0].kind == "webex"
+    receivers.assert_console_until_set(
+        path, "room", "webex_configs", "WEBEX_BOT_TOKEN", TOKEN, quiet_when_set=False
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -264,20 +236,7 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         with Alertmanager(tmp_path / "am.yml", tmp_path) as am:
             am.post_alerts(DIFF_ALERTS)
             now = time.time()
-            harness = Harness(client, prefix, load_routing_config(tmp_path / "ours.yml", env={}))
-            harness.ingest(
-                now,
-                *[
-                    routed_alert(
-                        a["labels"]["alertname"],
-                        now,
-                        annotations=a["annotations"],
-                        **{k: v for k, v in a["labels"].items() if k != "alertname"},
-                    )
-                    for a in json.loads(json.dumps(DIFF_ALERTS))
-                ],
-            )
-            harness.tick(now + 2)
+            route_ours(client, prefix, tmp_path / "ours.yml", DIFF_ALERTS, now)
             wait_until(lambda: len(fake.requests) >= 4, timeout=20)
 
     def by_side(side: str) -> dict[str, Request]:

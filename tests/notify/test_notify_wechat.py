@@ -3,10 +3,6 @@ a real Alertmanager 0.25 sending the same alert group to the same server."""
 
 from __future__ import annotations
 
-import io
-import json
-import logging
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,14 +13,12 @@ import pytest
 from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.wechat import wechat_integration
-from alerting.ops.logs import configure_logging
-from alerting.worker.compose import check_routing_config, load_routing_config
+from tests.support import receivers
+from tests.support.differential import route_ours
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
 from tests.support.net import wait_until
 from tests.support.notifications import alert, notification
 from tests.support.routing_alertmanager import Alertmanager
-from tests.support.routing_harness import Harness
-from tests.support.routing_harness import alert as routed_alert
 from tests.support.routing_redis import isolated_redis
 
 CORP = "ww1234567890abcdef"
@@ -181,32 +175,16 @@ def test_a_wrong_secret_is_permanent_and_never_shown(wechat: WeChatFake) -> None
 
 
 def test_secret_and_token_stay_out_of_the_logs_even_at_debug(wechat: WeChatFake) -> None:
-    stream = io.StringIO()
-    root, libraries = logging.getLogger(), [logging.getLogger(n) for n in ("httpx", "httpcore")]
-    saved = root.handlers[:], root.level, [lib.level for lib in libraries]
-    configure_logging("DEBUG", "json", stream)
-    try:
-        integration(wechat).send(notification())
-    finally:
-        root.handlers[:], root.level = saved[0], saved[1]
-        for lib, level in zip(libraries, saved[2], strict=True):
-            lib.setLevel(level)
-    out = stream.getvalue()
+    out = receivers.debug_logs(lambda: integration(wechat).send(notification()))
     assert "gettoken" in out and "message/send" in out
     assert SECRET not in out and TOKEN not in out
 
 
-def write_config(tmp_path: Path, entry: str) -> Path:
-    path = tmp_path / "alerting.yml"
-    body = textwrap.indent(textwrap.dedent(entry).strip(), "        ").lstrip()
-    path.write_text(
-        f"route:\n  receiver: wx\nreceivers:\n  - name: wx\n    wechat_configs:\n      - {body}\n"
-    )
-    return path
+write_config = receivers.config_writer("wechat_configs", "wx")
 
 
-@pytest.mark.parametrize(
-    ("entry", "message", "marker"),
+test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
+    write_config,
     [
         ("corp_id: c\napi_secret: s\nto_usr: x", 'unknown field "to_usr" in wechat_configs', "to_usr"),
         ("corp_id: c\nto_user: x", "api_secret (or the global wechat_api_secret) is required", "corp_id"),
@@ -219,28 +197,15 @@ def write_config(tmp_path: Path, entry: str) -> Path:
         ("corp_id: c\napi_secret: s\napi_url: ftp://x", "api_url must be an http(s) URL", "ftp://x"),
         ("corp_id: c\napi_secret: s\nmessage: '{{ .Status'", "message: template", "'{{"),
     ],
+    column=False,
 )
-def test_bad_entries_are_rejected_at_their_position(
-    tmp_path: Path, entry: str, message: str, marker: str
-) -> None:
-    path = write_config(tmp_path, entry)
-    problems = check_routing_config(path, env={})
-    assert problems, entry
-    text = str(problems[0])
-    assert message in text
-    line = next(i for i, t in enumerate(path.read_text().splitlines(), 1) if marker in t)
-    assert text.startswith(f"{path}:{line}:"), text
 
 
 def test_unset_secret_variable_prints_to_the_console(tmp_path: Path) -> None:
     path = write_config(tmp_path, "corp_id: c\napi_secret: ${WECHAT_API_SECRET}\nto_party: '2'")
-    config = load_routing_config(path, env={})
-    (built,) = config.receivers["wx"].integrations
-    assert built.kind == "console" and built.stands_for == "wechat_configs"
-    assert built.send_resolved is False  # Alertmanager's default for wechat
-    assert "WECHAT_API_SECRET" in config.warnings[0]
-    live = load_routing_config(path, env={"WECHAT_API_SECRET": SECRET})
-    assert live.receivers["wx"].integrations[0].kind == "wechat"
+    receivers.assert_console_until_set(
+        path, "wx", "wechat_configs", "WECHAT_API_SECRET", SECRET, send_resolved=False, quiet_when_set=False
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -306,20 +271,7 @@ def test_same_requests_as_alertmanager(tmp_path: Path) -> None:
         with Alertmanager(tmp_path / "am.yml", tmp_path) as am:
             am.post_alerts(DIFF_ALERTS)
             now = time.time()
-            harness = Harness(client, prefix, load_routing_config(tmp_path / "ours.yml", env={}))
-            harness.ingest(
-                now,
-                *[
-                    routed_alert(
-                        a["labels"]["alertname"],
-                        now,
-                        annotations=a["annotations"],
-                        **{k: v for k, v in a["labels"].items() if k != "alertname"},
-                    )
-                    for a in json.loads(json.dumps(DIFF_ALERTS))
-                ],
-            )
-            harness.tick(now + 2)
+            route_ours(client, prefix, tmp_path / "ours.yml", DIFF_ALERTS, now)
             wait_until(lambda: len(fake.sends) >= 4, timeout=20)
 
     def requests(side: str, case: str) -> list[Request]:

@@ -78,6 +78,32 @@ def run_both(
     return _side(fake, "am", side_of), _side(fake, "ours", side_of)
 
 
+def route_ours(
+    client: Any, prefix: str, config: Path, alerts: list[dict[str, Any]], now: float, generator_url: str = ""
+) -> Harness:
+    """Our pipeline on ``config`` takes in ``alerts`` (Alertmanager's API form) at ``now`` and sends
+    what is due two seconds later; each alert links to ``generator_url`` when one is given."""
+    harness = Harness(client, prefix, load_routing_config(config, env={}))
+    ours = []
+    for spec in json.loads(json.dumps(alerts)):
+        labels = spec["labels"]
+        made = routed_alert(labels.pop("alertname"), now, annotations=spec["annotations"], **labels)
+        ours.append(replace(made, generator_url=generator_url) if generator_url else made)
+    harness.ingest(now, *ours)
+    harness.tick(now + 2)
+    return harness
+
+
+def assert_same_json_posts(theirs: list[Request], mine: list[Request], count: int, path: str) -> None:
+    """Both sides sent ``count`` POSTs to ``path`` (after the side prefix) with the same JSON."""
+    assert len(theirs) == len(mine) == count
+    for a, b in zip(theirs, mine, strict=True):
+        assert a.method == b.method == "POST"
+        assert unprefixed(a) == unprefixed(b) == path
+        assert a.headers["content-type"] == b.headers["content-type"]
+        assert a.json() == b.json()
+
+
 def _path_side(request: Request) -> str:
     return request.path.split("/")[1]
 

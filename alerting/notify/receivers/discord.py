@@ -20,6 +20,7 @@ from typing import Any
 
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import Notification, NotifyAlert
+from alerting.notify.receivers import posting
 from alerting.notify.receivers.posting import Secret, deliver, truncate
 from alerting.transport import HTTPConfig
 
@@ -74,15 +75,7 @@ def default_message(notification: Notification) -> str:
     if where:
         head.append(" \u00b7 ".join(f"{escape(k)}: **{escape(truncate(v, 150))}**" for k, v in where))
     tail: list[str] = []
-    links = [
-        f"[{text}]({url.replace(')', '%29')})"
-        for text, url in (
-            ("Runbook", wording.runbook_url(notification)),
-            ("Dashboard", wording.dashboard_url(notification)),
-            ("Query", wording.generator_url(notification)),
-        )
-        if url
-    ]
+    links = [f"[{text}]({url.replace(')', '%29')})" for text, url in wording.links(notification)]
     if links:
         tail.append(" \u00b7 ".join(links))
     if notification.firing:
@@ -157,14 +150,8 @@ def discord_integration(config: Mapping[str, Any], global_config: Mapping[str, A
     """Build a Discord integration from one ``discord_configs`` entry."""
     what = "discord_configs"
     entries.check_fields(config, _FIELDS, what)
-    url = entries.string(config, "webhook_url", what)
-    path = entries.string(config, "webhook_url_file", what)
-    if url and path:
-        raise entries.config_error(
-            config, "webhook_url_file", f"{what}: set at most one of webhook_url and webhook_url_file"
-        )
-    if not url and not path:
-        raise entries.config_error(config, None, f"{what}: webhook_url (or webhook_url_file) is required")
+    webhook = posting.required_secret(config, "webhook_url", what)
+    url, path = webhook.inline, webhook.file
     if url and not wording.is_web_link(url):
         # Never echo the URL: it carries the webhook's token.
         raise entries.config_error(config, "webhook_url", f"{what}: webhook_url must be an http(s) URL")

@@ -21,8 +21,8 @@ from typing import Any
 
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import Notification
-from alerting.notify.receivers.posting import Secret, deliver, group_hash, truncate
-from alerting.transport import HTTPConfig
+from alerting.notify.receivers import posting
+from alerting.notify.receivers.posting import deliver, group_hash, truncate
 
 DEFAULT_API = "https://api.opsgenie.com/"
 MESSAGE_LIMIT = 130  # characters Opsgenie keeps of an alert's message
@@ -30,11 +30,7 @@ DESCRIPTION_LIMIT = 15000
 RESPONDER_TYPES = ("team", "teams", "user", "escalation", "schedule")
 
 _FIELDS = (
-    "send_resolved",
-    "http_config",
-    "api_key",
-    "api_key_file",
-    "api_url",
+    *posting.KEYED_API_FIELDS,
     "message",
     "description",
     "source",
@@ -122,18 +118,8 @@ def _split(text: str) -> list[str]:
 # The requests
 
 
-class Opsgenie:
+class Opsgenie(posting.KeyedAPI[OpsgenieSettings]):
     kind = "opsgenie"
-
-    def __init__(self, settings: OpsgenieSettings, api_url: str, api_key: Secret, http: HTTPConfig) -> None:
-        self.settings = settings
-        self.send_resolved = settings.send_resolved
-        self.api_url = api_url if api_url.endswith("/") else api_url + "/"
-        self._key = api_key
-        self.http = http
-
-    def __repr__(self) -> str:
-        return f"Opsgenie(api_url={self.api_url!r})"
 
     def _field(self, notification: Notification, name: str, text: str, fallback: str = "") -> str:
         return templates.render_or(
@@ -262,24 +248,6 @@ def _responders(config: Mapping[str, Any], what: str) -> tuple[Responder, ...]:
     return tuple(out)
 
 
-def _api_key(config: Mapping[str, Any], global_config: Mapping[str, Any], what: str) -> Secret:
-    for source, key, where in (
-        (config, "api_key", what),
-        (global_config, "opsgenie_api_key", "global"),
-    ):
-        inline = entries.string(source, key, where)
-        path = entries.string(source, f"{key}_file", where)
-        if inline and path:
-            raise entries.config_error(
-                source, f"{key}_file", f"{where}: set at most one of {key} and {key}_file"
-            )
-        if inline or path:
-            return Secret(inline, path, f"{key}_file")
-    raise entries.config_error(
-        config, None, f"{what}: api_key (or api_key_file) is required, or opsgenie_api_key in global"
-    )
-
-
 def opsgenie_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> Opsgenie:
     """Build an Opsgenie integration from one ``opsgenie_configs`` entry."""
     what = "opsgenie_configs"
@@ -294,13 +262,6 @@ def opsgenie_integration(config: Mapping[str, Any], global_config: Mapping[str, 
         update_alerts=entries.boolean(config, "update_alerts", what, False),
         send_resolved=entries.boolean(config, "send_resolved", what, True),
     )
-    key = _api_key(config, global_config, what)
-    api_url = entries.string(config, "api_url", what)
-    where: Mapping[str, Any] = config
-    if not api_url:
-        api_url = entries.string(global_config, "opsgenie_api_url", "global") or DEFAULT_API
-        where = global_config
-    if not wording.is_web_link(api_url):
-        name = "api_url" if where is config else "opsgenie_api_url"
-        raise entries.config_error(where, name, f"{what}: {name} must be an http(s) URL, got {api_url!r}")
+    key = posting.api_key(config, global_config, what, "opsgenie_api_key")
+    api_url = posting.api_url(config, global_config, what, "opsgenie_api_url", DEFAULT_API)
     return Opsgenie(settings, api_url, key, entries.http_config(config, what))

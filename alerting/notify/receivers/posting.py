@@ -14,11 +14,12 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 import httpx
 
 from alerting import __version__
+from alerting.notify import entries, wording
 from alerting.notify.base import DeliveryError
 from alerting.transport import HTTPConfig, SecretFileError, client_for, read_secret_file, retry_after
 
@@ -50,6 +51,92 @@ class Secret:
         if not text:
             raise DeliveryError(f"{self.setting} {self.file} is empty", retryable=True)
         return text
+
+
+def inline_or_file(config: Mapping[str, Any], key: str, what: str) -> tuple[str, str]:
+    """The entry's ``key`` and ``key_file``, at most one of them set."""
+    inline = entries.string(config, key, what)
+    path = entries.string(config, f"{key}_file", what)
+    if inline and path:
+        raise entries.config_error(config, f"{key}_file", f"{what}: set at most one of {key} and {key}_file")
+    return inline, path
+
+
+def required_secret(config: Mapping[str, Any], key: str, what: str, missing_at: str | None = None) -> Secret:
+    """The entry's ``key`` or ``key_file``, one of which must be set (else an error at ``missing_at``)."""
+    inline, path = inline_or_file(config, key, what)
+    if not inline and not path:
+        raise entries.config_error(config, missing_at, f"{what}: {key} (or {key}_file) is required")
+    return Secret(inline, path, f"{key}_file")
+
+
+def api_key(
+    config: Mapping[str, Any], global_config: Mapping[str, Any], what: str, global_key: str
+) -> Secret:
+    """The entry's ``api_key`` or ``api_key_file``, else the global ``global_key`` or its ``_file``."""
+    for source, key, where in ((config, "api_key", what), (global_config, global_key, "global")):
+        inline, path = inline_or_file(source, key, where)
+        if inline or path:
+            return Secret(inline, path, f"{key}_file")
+    raise entries.config_error(
+        config, None, f"{what}: api_key (or api_key_file) is required, or {global_key} in global"
+    )
+
+
+def api_url(
+    config: Mapping[str, Any], global_config: Mapping[str, Any], what: str, global_key: str, default: str
+) -> str:
+    """The entry's ``api_url``, else the global ``global_key``, else ``default``: an http(s) URL."""
+    url = entries.string(config, "api_url", what)
+    where: Mapping[str, Any] = config
+    if not url:
+        url = entries.string(global_config, global_key, "global") or default
+        where = global_config
+    if not wording.is_web_link(url):
+        name = "api_url" if where is config else global_key
+        raise entries.config_error(where, name, f"{what}: {name} must be an http(s) URL, got {url!r}")
+    return url
+
+
+def answer_error(
+    response: httpx.Response, service: str, detail: str, *, retryable: bool, answered: str = ""
+) -> DeliveryError:
+    """A retryable "answered ...; will retry" (with the service's ``Retry-After``) or a permanent
+    "refused the message" error; ``answered`` replaces the default ``"<status>: <detail>"``."""
+    status = response.status_code
+    if retryable:
+        return DeliveryError(
+            f"{service} answered {answered or f'{status}: {detail}'}; will retry",
+            retryable=True,
+            retry_after=retry_after(response.headers),
+        )
+    return DeliveryError(f"{service} refused the message ({status}): {detail}", retryable=False)
+
+
+# The fields of an entry for a :class:`KeyedAPI` integration besides its own.
+KEYED_API_FIELDS = ("send_resolved", "http_config", "api_key", "api_key_file", "api_url")
+
+
+class _Resolvable(Protocol):
+    @property
+    def send_resolved(self) -> bool: ...
+
+
+SettingsT = TypeVar("SettingsT", bound=_Resolvable)
+
+
+class KeyedAPI(Generic[SettingsT]):
+    """An integration posting to ``api_url`` (kept ending in ``/``) with a key read at send time."""
+
+    def __init__(self, settings: SettingsT, api_url: str, api_key: Secret, http: HTTPConfig) -> None:
+        self.settings = settings
+        self.send_resolved = settings.send_resolved
+        self.api_url = api_url if api_url.endswith("/") else api_url + "/"
+        self._key = api_key
+        self.http = http
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(api_url={self.api_url!r})"
 
 
 def group_hash(group_key: str) -> str:
@@ -136,12 +223,42 @@ def deliver(
 ) -> httpx.Response:
     """Send one request and return the 2xx answer; raise a DeliveryError for anything else."""
     secrets = tuple(secrets)
-    sent_headers = {"User-Agent": USER_AGENT, **(headers or {})}
+    sent_headers = dict(headers or {})
     if json_body is not None:
         content = json.dumps(json_body, ensure_ascii=False).encode()
         sent_headers.setdefault("Content-Type", "application/json")
+    response = request(
+        http,
+        method,
+        url,
+        service,
+        secrets,
+        params=params,
+        headers=sent_headers,
+        content=content,
+        timeout=timeout,
+    )
+    classify(response, service, secrets)
+    return response
+
+
+def request(
+    http: HTTPConfig,
+    method: str,
+    url: str,
+    service: str,
+    secrets: Iterable[str] = (),
+    *,
+    params: Mapping[str, str] | None = None,
+    headers: Mapping[str, str] | None = None,
+    content: bytes | None = None,
+    timeout: float = TIMEOUT,
+) -> httpx.Response:
+    """Send one request and return whatever the service answered; a timeout or a failed connection
+    is a retryable DeliveryError (with ``secrets`` blanked out)."""
+    sent_headers = {"User-Agent": USER_AGENT, **(headers or {})}
     try:
-        response = client_for(http, timeout).request(
+        return client_for(http, timeout).request(
             method, url, content=content, params=params, headers=sent_headers
         )
     except httpx.TimeoutException:
@@ -149,5 +266,3 @@ def deliver(
     except httpx.HTTPError as exc:
         detail = redact(f"{type(exc).__name__}: {exc}", secrets)
         raise DeliveryError(f"{service} unreachable: {detail}", retryable=True) from None
-    classify(response, service, secrets)
-    return response

@@ -22,6 +22,7 @@ from typing import Any
 
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import Notification, NotifyAlert
+from alerting.notify.receivers import posting
 from alerting.notify.receivers.posting import Secret, deliver, truncate
 from alerting.notify.receivers.telegram import escape_html
 from alerting.transport import HTTPConfig
@@ -224,16 +225,6 @@ class Pushover:
 # Configuration
 
 
-def _secret(config: Mapping[str, Any], key: str, what: str) -> Secret:
-    inline = entries.string(config, key, what)
-    path = entries.string(config, f"{key}_file", what)
-    if inline and path:
-        raise entries.config_error(config, f"{key}_file", f"{what}: set at most one of {key} and {key}_file")
-    if not inline and not path:
-        raise entries.config_error(config, None, f"{what}: {key} (or {key}_file) is required")
-    return Secret(inline, path, f"{key}_file")
-
-
 def _seconds(config: Mapping[str, Any], key: str, what: str, default: float) -> int:
     return int(entries.duration(config, key, what, default))
 
@@ -242,8 +233,8 @@ def pushover_integration(config: Mapping[str, Any], global_config: Mapping[str, 
     """Build a Pushover integration from one ``pushover_configs`` entry."""
     what = "pushover_configs"
     entries.check_fields(config, _FIELDS, what)
-    user_key = _secret(config, "user_key", what)
-    token = _secret(config, "token", what)
+    user_key = posting.required_secret(config, "user_key", what)
+    token = posting.required_secret(config, "token", what)
     html = entries.boolean(config, "html", what, False)
     monospace = entries.boolean(config, "monospace", what, False)
     if html and monospace:

@@ -283,15 +283,7 @@ def build_message(notification: Notification, settings: SlackSettings) -> dict[s
         head.append({"type": "section", "fields": fields})
 
     tail: list[dict[str, Any]] = []
-    buttons = [
-        _button(text, url)
-        for text, url in (
-            ("Runbook", wording.runbook_url(notification)),
-            ("Dashboard", wording.dashboard_url(notification)),
-            ("Query", wording.generator_url(notification)),
-        )
-        if url
-    ]
+    buttons = [_button(text, url) for text, url in wording.links(notification)]
     if buttons:
         tail.append({"type": "actions", "elements": buttons})
     notes = []

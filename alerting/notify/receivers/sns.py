@@ -29,7 +29,8 @@ from alerting.errors import ConfigError
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification
 from alerting.notify.receivers.pagerduty import dedup_key
-from alerting.transport import HTTPConfig, client_for, retry_after
+from alerting.notify.receivers.posting import answer_error, request
+from alerting.transport import HTTPConfig
 
 API_VERSION = "2010-03-31"
 MESSAGE_LIMIT = 256 * 1024  # bytes of one published message
@@ -230,13 +231,8 @@ def _error(response: httpx.Response) -> DeliveryError:
         message = response.text.strip()[:300]
     status = response.status_code
     detail = ": ".join(p for p in (code, message[:300]) if p) or f"HTTP {status}"
-    if status == 429 or status >= 500 or code in _RETRYABLE_CODES:
-        return DeliveryError(
-            f"SNS answered {status} ({detail}); will retry",
-            retryable=True,
-            retry_after=retry_after(response.headers),
-        )
-    return DeliveryError(f"SNS refused the message ({status}): {detail}", retryable=False)
+    retryable = status == 429 or status >= 500 or code in _RETRYABLE_CODES
+    return answer_error(response, "SNS", detail, retryable=retryable, answered=f"{status} ({detail})")
 
 
 class SNS:
@@ -274,12 +270,9 @@ class SNS:
             "User-Agent": f"alerting/{__version__}",
         }
         headers = self._signer.sign(url, body, headers)
-        try:
-            response = client_for(self.http, self.timeout).post(url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise DeliveryError(f"SNS timed out after {self.timeout:g}s", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"SNS unreachable: {type(exc).__name__}: {exc}", retryable=True) from None
+        response = request(
+            self.http, "POST", url, service="SNS", headers=headers, content=body, timeout=self.timeout
+        )
         if not 200 <= response.status_code < 300:
             raise _error(response)
 

@@ -26,7 +26,9 @@ import httpx
 from alerting import __version__
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
-from alerting.transport import HTTPConfig, SecretFileError, client_for, read_secret_file, retry_after
+from alerting.notify.receivers import posting
+from alerting.notify.receivers.posting import Secret
+from alerting.transport import HTTPConfig, client_for, retry_after
 
 DEFAULT_API = "https://api.telegram.org"
 MESSAGE_LIMIT = 4096  # characters of text Telegram accepts in one message
@@ -154,15 +156,7 @@ def html_message(notification: Notification, max_alerts: int = MAX_ALERTS) -> st
         head.append(" \u00b7 ".join(f"{_html(k)}: <b>{_html(_clip(v, 200))}</b>" for k, v in where))
 
     tail: list[str] = []
-    links = [
-        f'<a href="{_html(url)}">{text}</a>'
-        for text, url in (
-            ("Runbook", wording.runbook_url(notification)),
-            ("Dashboard", wording.dashboard_url(notification)),
-            ("Query", wording.generator_url(notification)),
-        )
-        if url
-    ]
+    links = [f'<a href="{_html(url)}">{text}</a>' for text, url in wording.links(notification)]
     if links:
         tail.append(" \u00b7 ".join(links))
     if notification.firing:
@@ -303,15 +297,7 @@ class Telegram:
         return f"Telegram(chat_id={self.settings.chat_id}, api_url={self.api_url!r})"
 
     def _bot_token(self) -> str:
-        if not self._token_file:
-            return self._token
-        try:
-            token = read_secret_file(self._token_file, "bot_token_file")
-        except SecretFileError as exc:
-            raise DeliveryError(str(exc), retryable=True) from None
-        if not token:
-            raise DeliveryError(f"bot_token_file {self._token_file} is empty", retryable=True)
-        return token
+        return Secret(self._token, self._token_file, "bot_token_file").value()
 
     def send(self, notification: Notification) -> None:
         if notification.status == "resolved" and not self.send_resolved:
@@ -364,14 +350,8 @@ def telegram_integration(config: Mapping[str, Any], global_config: Mapping[str, 
     """Build a Telegram integration from one ``telegram_configs`` entry."""
     what = "telegram_configs"
     entries.check_fields(config, _FIELDS, what)
-    token = entries.string(config, "bot_token", what)
-    token_file = entries.string(config, "bot_token_file", what)
-    if token and token_file:
-        raise entries.config_error(
-            config, "bot_token_file", f"{what}: set at most one of bot_token and bot_token_file"
-        )
-    if not token and not token_file:
-        raise entries.config_error(config, "bot_token", f"{what}: bot_token (or bot_token_file) is required")
+    secret = posting.required_secret(config, "bot_token", what, missing_at="bot_token")
+    token, token_file = secret.inline, secret.file
     chat_id = _chat_id(config, what)
     parse_mode = entries.string(config, "parse_mode", what, "HTML")
     if parse_mode not in PARSE_MODES:

@@ -21,8 +21,8 @@ from typing import Any
 from alerting.errors import ConfigError
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import Notification
-from alerting.notify.receivers.posting import Secret, deliver, group_hash, truncate
-from alerting.transport import HTTPConfig
+from alerting.notify.receivers import posting
+from alerting.notify.receivers.posting import deliver, group_hash, truncate
 
 DEFAULT_API = "https://alert.victorops.com/integrations/generic/20131114/alert/"
 STATE_MESSAGE_LIMIT = 20480
@@ -40,11 +40,7 @@ RESERVED_FIELDS = (
 )
 
 _FIELDS = (
-    "send_resolved",
-    "http_config",
-    "api_key",
-    "api_key_file",
-    "api_url",
+    *posting.KEYED_API_FIELDS,
     "routing_key",
     "message_type",
     "state_message",
@@ -78,18 +74,8 @@ def victorops_defaults(notification: Notification) -> templates.Defaults:
     }
 
 
-class VictorOps:
+class VictorOps(posting.KeyedAPI[VictorOpsSettings]):
     kind = "victorops"
-
-    def __init__(self, settings: VictorOpsSettings, api_url: str, api_key: Secret, http: HTTPConfig) -> None:
-        self.settings = settings
-        self.send_resolved = settings.send_resolved
-        self.api_url = api_url if api_url.endswith("/") else api_url + "/"
-        self._key = api_key
-        self.http = http
-
-    def __repr__(self) -> str:
-        return f"VictorOps(api_url={self.api_url!r})"
 
     def _render(self, notification: Notification, name: str, text: str, fallback: str) -> str:
         return templates.render_or(
@@ -139,21 +125,6 @@ class VictorOps:
         )
 
 
-def _api_key(config: Mapping[str, Any], global_config: Mapping[str, Any], what: str) -> Secret:
-    for source, key, where in ((config, "api_key", what), (global_config, "victorops_api_key", "global")):
-        inline = entries.string(source, key, where)
-        path = entries.string(source, f"{key}_file", where)
-        if inline and path:
-            raise entries.config_error(
-                source, f"{key}_file", f"{where}: set at most one of {key} and {key}_file"
-            )
-        if inline or path:
-            return Secret(inline, path, f"{key}_file")
-    raise entries.config_error(
-        config, None, f"{what}: api_key (or api_key_file) is required, or victorops_api_key in global"
-    )
-
-
 def victorops_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> VictorOps:
     """Build a VictorOps integration from one ``victorops_configs`` entry."""
     what = "victorops_configs"
@@ -179,13 +150,6 @@ def victorops_integration(config: Mapping[str, Any], global_config: Mapping[str,
         custom_fields=tuple((str(k), templates.check_template(custom, k, what)) for k in custom),
         send_resolved=entries.boolean(config, "send_resolved", what, True),
     )
-    key = _api_key(config, global_config, what)
-    api_url = entries.string(config, "api_url", what)
-    where: Mapping[str, Any] = config
-    if not api_url:
-        api_url = entries.string(global_config, "victorops_api_url", "global") or DEFAULT_API
-        where = global_config
-    if not wording.is_web_link(api_url):
-        name = "api_url" if where is config else "victorops_api_url"
-        raise entries.config_error(where, name, f"{what}: {name} must be an http(s) URL, got {api_url!r}")
+    key = posting.api_key(config, global_config, what, "victorops_api_key")
+    api_url = posting.api_url(config, global_config, what, "victorops_api_url", DEFAULT_API)
     return VictorOps(settings, api_url, key, entries.http_config(config, what))

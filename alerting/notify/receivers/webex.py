@@ -22,7 +22,8 @@ import httpx
 from alerting import __version__
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
-from alerting.transport import HTTPConfig, client_for, retry_after
+from alerting.notify.receivers.posting import answer_error, request
+from alerting.transport import HTTPConfig
 
 DEFAULT_API = "https://webexapis.com/v1/messages"
 MESSAGE_LIMIT = 7439  # bytes of markdown Webex accepts in one message
@@ -81,15 +82,7 @@ def default_message(notification: Notification) -> str:
     lines += [_alert_line(a, notification.common_labels) for a in alerts[:MAX_ALERTS]]
     if len(alerts) > MAX_ALERTS:
         lines.append(f"- _and {len(alerts) - MAX_ALERTS} more_")
-    links = [
-        f"[{text}]({url})"
-        for text, url in (
-            ("Runbook", wording.runbook_url(notification)),
-            ("Dashboard", wording.dashboard_url(notification)),
-            ("Query", wording.generator_url(notification)),
-        )
-        if url
-    ]
+    links = [f"[{text}]({url})" for text, url in wording.links(notification)]
     if links:
         lines += ["", " \u00b7 ".join(links)]
     if notification.firing:
@@ -126,13 +119,7 @@ def _error(response: httpx.Response) -> DeliveryError:
                 [detail] + [str(e.get("description", e)) for e in errors if isinstance(e, dict)]
             )
     detail = detail.strip("; ")[:300] or response.text.strip()[:300] or f"HTTP {status}"
-    if status == 429 or status >= 500:
-        return DeliveryError(
-            f"Webex answered {status}: {detail}; will retry",
-            retryable=True,
-            retry_after=retry_after(response.headers),
-        )
-    return DeliveryError(f"Webex refused the message ({status}): {detail}", retryable=False)
+    return answer_error(response, "Webex", detail, retryable=status == 429 or status >= 500)
 
 
 class Webex:
@@ -155,12 +142,15 @@ class Webex:
             return
         body = json.dumps(request_body(notification, self.settings)).encode()
         headers = {"Content-Type": "application/json", "User-Agent": f"alerting/{__version__}"}
-        try:
-            response = client_for(self.http, self.timeout).post(self.api_url, content=body, headers=headers)
-        except httpx.TimeoutException:
-            raise DeliveryError(f"Webex timed out after {self.timeout:g}s", retryable=True) from None
-        except httpx.HTTPError as exc:
-            raise DeliveryError(f"Webex unreachable: {type(exc).__name__}: {exc}", retryable=True) from None
+        response = request(
+            self.http,
+            "POST",
+            self.api_url,
+            service="Webex",
+            headers=headers,
+            content=body,
+            timeout=self.timeout,
+        )
         if not 200 <= response.status_code < 300:
             raise _error(response)
 
