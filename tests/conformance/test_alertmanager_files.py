@@ -26,6 +26,7 @@ from alerting.routing.route import Route
 from alerting.worker.compose import check_config_file, load_routing_config
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def corpus_dir() -> Path:
@@ -107,17 +108,18 @@ def test_every_configuration_gets_amtools_verdict(
     loaded = [c for c, p in results.values() if c.should_load and not p]
     rejected = [c for c, _ in results.values() if not c.should_load]
     refused = [c for c, p in results.values() if not c.should_load and (p or c.env_only)]
+    line = (
+        f"Alertmanager configurations: {len(loaded)} of {len(accepted)} that Alertmanager accepts load; "
+        f"{len(refused)} of {len(rejected)} it rejects are rejected "
+        f"({sum(c.env_only for c in rejected)} only for ${{ENV}}); known gaps: {len(KNOWN_GAPS)}"
+    )
     with capsys.disabled():
-        print(
-            f"\nAlertmanager configurations: {len(loaded)} of {len(accepted)} that Alertmanager accepts"
-            " load; "
-            f"{len(refused)} of {len(rejected)} it rejects are rejected "
-            f"({sum(c.env_only for c in rejected)} only for ${{ENV}}); known gaps: {len(KNOWN_GAPS)}"
-        )
+        print("\n" + line)
     new = {k: v for k, v in disagree.items() if k not in KNOWN_GAPS}
     fixed = sorted(set(KNOWN_GAPS) - set(disagree))
     assert not new, "\n".join(f"{k}: {v}" for k, v in sorted(new.items()))
     assert not fixed, f"these agree now; take them off KNOWN_GAPS: {fixed}"
+    assert line in README.read_text(), f"the README states other figures than: {line}"
 
 
 def _label_sets(route: Route) -> Iterator[dict[str, str]]:
@@ -179,8 +181,10 @@ def test_routing_agrees_with_amtool_on_each_files_own_label_sets(
             compared += 1
             if ours != theirs:
                 mismatches.append(f"{name} {labels}: ours {ours!r}, amtool {theirs!r}")
+    line = f"routes compared with amtool: {compared} label sets, {len(mismatches)} disagreements"
     with capsys.disabled():
-        print(f"\nroutes compared with amtool: {compared} label sets, {len(mismatches)} disagreements")
+        print("\n" + line)
     both = sum(1 for case, problems in results.values() if not problems and case.amtool == "ok")
     assert compared > both  # every such file, with at least the empty label set
     assert not mismatches, "\n".join(mismatches)
+    assert line in README.read_text(), f"the README states other figures than: {line}"
