@@ -43,6 +43,7 @@ from alerting.routing.inhibit import Inhibitor
 from alerting.routing.matchers import alert_sort_key, labels_string
 from alerting.routing.route import Route
 from alerting.routing.silences import ACTIVE, Silence
+from alerting.routing.timeintervals import in_any
 
 log = structlog.get_logger(__name__)
 
@@ -244,12 +245,8 @@ class ActiveTimeStage:
         route = ctx.route
         if not route.active_time_intervals or not alerts:
             return alerts, {}
-        active = any(
-            interval.contains(ctx.now)
-            for name in route.active_time_intervals
-            for interval in ctx.config.time_intervals.get(name, ())
-        )
-        if active:
+        intervals = ctx.config.time_intervals
+        if any(in_any(intervals.get(name, ()), ctx.now) for name in route.active_time_intervals):
             return alerts, {}
         names = ", ".join(route.active_time_intervals)
         return [], {a.fingerprint: f"outside active time intervals ({names})" for a in alerts}
@@ -260,7 +257,7 @@ class MuteTimeStage:
 
     def run(self, ctx: FlushContext, alerts: list[NotifyAlert]) -> tuple[list[NotifyAlert], dict[str, str]]:
         for name in ctx.route.mute_time_intervals:
-            if any(i.contains(ctx.now) for i in ctx.config.time_intervals.get(name, ())):
+            if in_any(ctx.config.time_intervals.get(name, ()), ctx.now):
                 return [], {a.fingerprint: f"inside mute time interval {name}" for a in alerts}
         return alerts, {}
 

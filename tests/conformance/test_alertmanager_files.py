@@ -10,11 +10,10 @@ is the one deliberate difference: amtool reads `${SMTP_HOST}` literally.
 from __future__ import annotations
 
 import csv
-import os
 import re
 import shutil
 import subprocess
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,14 +23,14 @@ from alerting.config.settings import Settings
 from alerting.routing.matchers import Matcher
 from alerting.routing.route import Route
 from alerting.worker.compose import check_config_file, load_routing_config
+from tests.conformance.conftest import SUMMARY, conformance_dir
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
 README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def corpus_dir() -> Path:
-    default = Path(__file__).resolve().parents[2].parent / "shared/conformance"
-    root = Path(os.environ.get("ALERTING_CONFORMANCE_DIR", default))
+    root = conformance_dir()
     if not (root / "alertmanager/SOURCES.tsv").is_file():
         raise FileNotFoundError(f"the conformance corpus is missing: {root}/alertmanager/SOURCES.tsv")
     return root / "alertmanager"
@@ -97,7 +96,7 @@ def results() -> dict[str, tuple[Case, list[str]]]:
 
 
 def test_every_configuration_gets_amtools_verdict(
-    results: dict[str, tuple[Case, list[str]]], capsys: pytest.CaptureFixture[str]
+    results: dict[str, tuple[Case, list[str]]], record_property: Callable[[str, object], None]
 ) -> None:
     disagree = {}
     for name, (case, problems) in results.items():
@@ -113,8 +112,7 @@ def test_every_configuration_gets_amtools_verdict(
         f"{len(refused)} of {len(rejected)} it rejects are rejected "
         f"({sum(c.env_only for c in rejected)} only for ${{ENV}}); known gaps: {len(KNOWN_GAPS)}"
     )
-    with capsys.disabled():
-        print("\n" + line)
+    record_property(SUMMARY, line)
     new = {k: v for k, v in disagree.items() if k not in KNOWN_GAPS}
     fixed = sorted(set(KNOWN_GAPS) - set(disagree))
     assert not new, "\n".join(f"{k}: {v}" for k, v in sorted(new.items()))
@@ -162,7 +160,7 @@ def _amtool_routes(path: Path, labels: Mapping[str, str]) -> str:
 
 
 def test_routing_agrees_with_amtool_on_each_files_own_label_sets(
-    results: dict[str, tuple[Case, list[str]]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    results: dict[str, tuple[Case, list[str]]], record_property: Callable[[str, object], None]
 ) -> None:
     compared = 0
     mismatches = []
@@ -182,8 +180,7 @@ def test_routing_agrees_with_amtool_on_each_files_own_label_sets(
             if ours != theirs:
                 mismatches.append(f"{name} {labels}: ours {ours!r}, amtool {theirs!r}")
     line = f"routes compared with amtool: {compared} label sets, {len(mismatches)} disagreements"
-    with capsys.disabled():
-        print("\n" + line)
+    record_property(SUMMARY, line)
     both = sum(1 for case, problems in results.values() if not problems and case.amtool == "ok")
     assert compared > both  # every such file, with at least the empty label set
     assert not mismatches, "\n".join(mismatches)

@@ -9,7 +9,6 @@ file it rejects is rejected.
 from __future__ import annotations
 
 import csv
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,16 +17,7 @@ import pytest
 
 from alerting.cli.main import check_paths
 from alerting.config.settings import Settings
-from tests.conformance.conftest import SUMMARY
-
-
-def conformance_dir() -> Path:
-    """``$ALERTING_CONFORMANCE_DIR``, else ``shared/conformance`` beside the checkout (``../shared``),
-    or beside one of its parents, for a worktree kept a level deeper (``wt/<name>``)."""
-    if "ALERTING_CONFORMANCE_DIR" in os.environ:
-        return Path(os.environ["ALERTING_CONFORMANCE_DIR"])
-    beside = [parent / "shared/conformance" for parent in Path(__file__).resolve().parents[2].parents]
-    return next((p for p in beside if p.is_dir()), beside[0])
+from tests.conformance.conftest import SUMMARY, conformance_dir
 
 
 @dataclass(frozen=True)
