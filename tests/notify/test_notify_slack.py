@@ -14,8 +14,9 @@ from alerting.notify.base import DeliveryError
 from alerting.notify.kvstore import STORE_KEY, MemoryStore, RedisStore
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.slack import SlackBot, SlackWebhook, slack_integration
+from tests.support.differential import run_both, unprefixed
 from tests.support.fakes import SLACK_TOKEN, SLACK_WEBHOOK_PATH, LocalCA, SlackFake
-from tests.support.httpfake import Reply
+from tests.support.httpfake import FakeHTTPServer, Reply
 from tests.support.notifications import alert, notification
 
 
@@ -408,3 +409,80 @@ def test_bad_config_is_a_config_error(config: dict[str, Any], message: str) -> N
     with pytest.raises(ConfigError) as caught:
         slack_integration(config, {})
     assert message in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Beside Alertmanager 0.25: both post to one incoming webhook
+
+# Our messages are Block Kit inside one coloured attachment (a header, the key labels as fields, one
+# section per alert, link buttons, the silence command); Alertmanager 0.25 sends a classic attachment
+# whose fields are the rendered templates. Both are set from the same templates here and compared
+# field by field: the addressing, the colour, the fallback (our ``text``), and each rendered
+# template in the block that carries it. The data has no ``&``, ``<`` or ``>``: we escape those for
+# mrkdwn (so a label cannot ping a channel or forge a link), Alertmanager 0.25 does not.
+DIFF_RECEIVERS = """
+receivers:
+  - name: main
+    slack_configs:
+      - api_url: BASE/services/T0000/B0000/abcdefghijklmnopqrstuvwx
+        send_resolved: true
+        channel: '#alerts-{{ .CommonLabels.team }}'
+        username: '{{ .GroupLabels.alertname }} bot'
+        icon_emoji: ':rotating_light:'
+        color: '{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}'
+        title: '[{{ .Status | toUpper }}:{{ len .Alerts.Firing }}] {{ .GroupLabels.alertname }}'
+        title_link: 'https://alerting.example/#/groups/{{ .GroupLabels.alertname }}'
+        pretext: '*{{ .CommonLabels.team }}* on call'
+        text: |-
+          {{ range .Alerts }}- `{{ .Labels.instance }}` {{ .Annotations.summary }} ({{ .Status }})
+          {{ end }}
+        footer: 'from {{ .Receiver }}'
+        fallback: '{{ .Status }}: {{ .CommonAnnotations.summary }}'
+"""
+
+DIFF_ALERTS = [
+    {
+        "labels": {"alertname": "QueueBacklog", "team": "billing", "instance": f"worker-{i}"},
+        "annotations": {"summary": "billing queue is \u00e9t\u00e9 long"},
+    }
+    for i in (1, 2)
+]
+
+
+def _as_alertmanager_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """Our Block Kit message read back as the classic attachment fields Alertmanager sends."""
+    attachment = body["attachments"][0]
+    out: dict[str, Any] = {"fallback": body["text"], "color": attachment["color"]}
+    for block in attachment["blocks"]:
+        if block["type"] == "header":
+            out["title"] = block["text"]["text"]
+        elif block["type"] == "section" and "text" in block:
+            text = block["text"]["text"]
+            if "title_link" not in out and text.startswith("<"):
+                out["title_link"] = text[1:].split("|", 1)[0]
+            elif "pretext" not in out:
+                out["pretext"] = text
+            else:
+                out["text"] = text
+        elif block["type"] == "context":
+            out["footer"] = block["elements"][0]["text"]
+    return out
+
+
+def test_same_webhook_posts_as_alertmanager(tmp_path: Path) -> None:
+    with FakeHTTPServer(lambda request: Reply(200, "ok")) as fake:
+        theirs, mine = run_both(tmp_path, fake, DIFF_RECEIVERS, DIFF_ALERTS, expect=2, resolve=True)
+    assert [unprefixed(r) for r in theirs] == [unprefixed(r) for r in mine] == [SLACK_WEBHOOK_PATH] * 2
+    for a, b in zip(theirs, mine, strict=True):
+        assert a.method == b.method == "POST"
+        # slack-sdk adds ``;charset=utf-8``, which is what JSON is anyway.
+        media_types = {r.headers["content-type"].split(";")[0] for r in (a, b)}
+        assert media_types == {"application/json"}
+        am, ours = a.json(), b.json()
+        for field in ("channel", "username", "icon_emoji"):
+            assert am[field] == ours[field], field
+        (attachment,) = am["attachments"]
+        wanted = ("fallback", "color", "title", "title_link", "pretext", "text", "footer")
+        assert {k: attachment[k] for k in wanted} == _as_alertmanager_fields(ours)
+    assert [r.json()["attachments"][0]["color"] for r in mine] == ["danger", "good"]
+    assert mine[0].json()["channel"] == "#alerts-billing"
