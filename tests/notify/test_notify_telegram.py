@@ -287,7 +287,11 @@ test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
             "/dev/null",
         ),
         ("bot_token: t\nmessage: hi", "chat_id is required", "bot_token"),
-        ("chat_id: 5", "bot_token (or bot_token_file) is required", "chat_id"),
+        (
+            "chat_id: 5",
+            "bot_token (or bot_token_file, or the global telegram_bot_token) is required",
+            "chat_id",
+        ),
         ("bot_token: t\nchat_id: general", "chat_id must be a chat's numeric id", "general"),
         ("bot_token: t\nchat_id: true", "chat_id must be a chat's numeric id", "true"),
         (

@@ -187,7 +187,11 @@ test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
     write_config,
     [
         ("corp_id: c\napi_secret: s\nto_usr: x", 'unknown field "to_usr" in wechat_configs', "to_usr"),
-        ("corp_id: c\nto_user: x", "api_secret (or the global wechat_api_secret) is required", "corp_id"),
+        (
+            "corp_id: c\nto_user: x",
+            "api_secret (or api_secret_file, or the global wechat_api_secret[_file]) is required",
+            "corp_id",
+        ),
         ("api_secret: s\nto_user: x", "corp_id (or the global wechat_api_corp_id) is required", "api_secret"),
         (
             "corp_id: c\napi_secret: s\nmessage_type: news",
