@@ -212,7 +212,7 @@ test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
         (
             "webhook_url: https://m.example/hooks/x\nfields: [{title: a}]",
             "needs a title and a value",
-            "title: a",
+            "{title: a}",
         ),
         ("webhook_url: https://m.example/hooks/x\ntext: '{{ .Status'", "text: template", "'{{"),
     ],
