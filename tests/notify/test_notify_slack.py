@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ from alerting.notify.base import DeliveryError
 from alerting.notify.kvstore import STORE_KEY, MemoryStore, RedisStore
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.slack import SlackBot, SlackWebhook, slack_integration
+from alerting.worker.compose import check_routing_config
 from tests.support.differential import run_both, unprefixed
 from tests.support.fakes import SLACK_TOKEN, SLACK_WEBHOOK_PATH, LocalCA, SlackFake
 from tests.support.httpfake import FakeHTTPServer, Reply
@@ -328,6 +330,59 @@ def test_alertmanager_style_bot_config_uses_chat_post_message_url(slack: SlackFa
     slack_integration(config, {}).send(notification())
     assert slack.server.requests[0].path == "/api/chat.postMessage"
     assert len(slack.messages) == 1
+
+
+def test_a_slack_app_token_posts_through_chat_post_message(
+    slack: SlackFake, ca: LocalCA, tmp_path: Path
+) -> None:
+    tls = {"tls_config": {"ca_file": ca.ca_file}}
+    app_url = slack.api_url + "chat.postMessage"
+    entry = {"channel": "#alerts", "http_config": tls}
+    slack_integration({**entry, "app_token": SLACK_TOKEN, "app_url": app_url}, {}).send(notification())
+    token_file = tmp_path / "app-token"
+    token_file.write_text(SLACK_TOKEN + "\n")
+    global_config = {"slack_app_token_file": str(token_file), "slack_app_url": app_url}
+    integration = slack_integration(entry, global_config)
+    assert isinstance(integration, SlackBot)
+    integration.send(notification())
+    assert [c["channel"] for c in slack.calls("chat.postMessage")] == ["#alerts", "#alerts"]
+
+
+@pytest.mark.parametrize(
+    ("config", "global_config", "message"),
+    [
+        (
+            {"app_token": "xoxb-1", "api_url": "https://hooks.slack.com/services/T/B/x", "channel": "#a"},
+            {},
+            "set at most one of api_url/api_url_file and app_token/app_token_file",
+        ),
+        (
+            {
+                "channel": "#a",
+                "http_config": {"authorization": {"credentials": "xoxb-2"}},
+                "app_token": "xoxb-1",
+            },
+            {},
+            "authorization cannot be set with a Slack app token",
+        ),
+    ],
+)
+def test_app_token_conflicts_are_config_errors(
+    config: dict[str, Any], global_config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        slack_integration(config, global_config)
+
+
+def test_a_global_app_token_beside_a_webhook_url_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "alerting.yml"
+    path.write_text(
+        "global:\n  slack_app_token: xoxb-1\n  slack_api_url: https://hooks.slack.com/services/T/B/x\n"
+        "route:\n  receiver: chat\nreceivers:\n  - name: chat\n    slack_configs:\n      - channel: '#a'\n"
+    )
+    problems = check_routing_config(path, env={})
+    assert "at most one of slack_app_token/slack_app_token_file & slack_api_url" in str(problems[0])
+    assert str(problems[0]).startswith(f"{path}:2:3: ")
 
 
 def test_webhook_posts_the_same_block_kit_message(slack: SlackFake, ca: LocalCA) -> None:
