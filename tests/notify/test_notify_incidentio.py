@@ -180,3 +180,11 @@ def test_the_body_is_json_that_round_trips(incidentio: FakeHTTPServer) -> None:
     integration(incidentio).send(notification(alert(annotations={"summary": "caf\u00e9 \u2603"})))
     raw = incidentio.requests[-1].body
     assert json.loads(raw)["alerts"][0]["annotations"]["summary"] == "caf\u00e9 \u2603"
+
+
+def test_the_token_wins_over_a_global_authorization(incidentio: FakeHTTPServer) -> None:
+    global_config = {"http_config": {"authorization": {"credentials": "global-credentials"}}}
+    incidentio_integration({"url": incidentio.url + SOURCE, "alert_source_token": TOKEN}, global_config).send(
+        notification()
+    )
+    assert incidentio.requests[-1].headers["authorization"] == f"Bearer {TOKEN}"

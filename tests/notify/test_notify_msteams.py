@@ -221,3 +221,12 @@ def test_unset_webhook_variable_prints_to_the_console_with_a_warning(tmp_path: P
     receivers.assert_console_until_set(
         path, "chat", "msteams_configs", "TEAMS_WEBHOOK_URL", "https://example.webhook.office.com" + HOOK
     )
+
+
+def test_an_entry_without_http_config_takes_the_global_one(teams: FakeHTTPServer) -> None:
+    global_config = {"http_config": {"basic_auth": {"username": "proxy-user", "password": "proxy-pass"}}}
+    msteams_integration({"webhook_url": teams.url + HOOK}, global_config).send(notification())
+    assert teams.requests[-1].basic_auth() == ("proxy-user", "proxy-pass")
+    own = {"webhook_url": teams.url + HOOK, "http_config": {"follow_redirects": True}}
+    msteams_integration(own, global_config).send(notification())
+    assert teams.requests[-1].basic_auth() is None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import structlog
@@ -107,13 +108,17 @@ def incidentio_integration(config: Mapping[str, Any], global_config: Mapping[str
         raise entries.config_error(config, "url", f"{what}: url must be an http(s) URL")
     inline, path = posting.inline_or_file(config, "alert_source_token", what)
     token = Secret(inline, path, "alert_source_token_file")
-    http = entries.http_config(config, what)
-    if token and http.authorization is not None:
+    own = entries.http_config(config, what)
+    if token and own.authorization is not None:
         raise entries.config_error(
             config,
             "alert_source_token" if inline else "alert_source_token_file",
             f"{what}: set alert_source_token (or its _file) or http_config.authorization, not both",
         )
+    http = entries.http_config(config, what, global_config)
+    if token:
+        # The token is the credential: a global authorization does not apply here.
+        http = replace(http, authorization=None)
     if not token and http.authorization is None:
         raise entries.config_error(
             config,

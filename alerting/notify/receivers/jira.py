@@ -346,4 +346,4 @@ def jira_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]
         fields=dict(fields) if fields else None,
         send_resolved=entries.boolean(config, "send_resolved", what, True),
     )
-    return Jira(settings, entries.http_config(config, what))
+    return Jira(settings, entries.http_config(config, what, global_config))

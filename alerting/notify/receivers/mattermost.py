@@ -265,4 +265,4 @@ def mattermost_integration(config: Mapping[str, Any], global_config: Mapping[str
         ),
         send_resolved=entries.boolean(config, "send_resolved", what, True),
     )
-    return Mattermost(settings, url, entries.http_config(config, what))
+    return Mattermost(settings, url, entries.http_config(config, what, global_config))

@@ -125,4 +125,4 @@ def msteams_integration(config: Mapping[str, Any], global_config: Mapping[str, A
         text=templates.check_template(config, "text", what),
         send_resolved=entries.boolean(config, "send_resolved", what, True),
     )
-    return MSTeams(settings, url, entries.http_config(config, what))
+    return MSTeams(settings, url, entries.http_config(config, what, global_config))

@@ -89,4 +89,4 @@ def msteamsv2_integration(config: Mapping[str, Any], global_config: Mapping[str,
         text=templates.check_template(config, "text", what),
         send_resolved=entries.boolean(config, "send_resolved", what, True),
     )
-    return MSTeamsV2(settings, url, entries.http_config(config, what))
+    return MSTeamsV2(settings, url, entries.http_config(config, what, global_config))

@@ -246,4 +246,4 @@ def rocketchat_integration(config: Mapping[str, Any], global_config: Mapping[str
         send_resolved=entries.boolean(config, "send_resolved", what, False),
     )
     entries.boolean(config, "link_names", what, False)  # checked; Rocket.Chat links names itself
-    return RocketChat(settings, api_url, token, token_id, entries.http_config(config, what))
+    return RocketChat(settings, api_url, token, token_id, entries.http_config(config, what, global_config))
