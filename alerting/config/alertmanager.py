@@ -103,6 +103,9 @@ _GLOBAL_FIELDS = (
     "smtp_require_tls",
     "slack_api_url",
     "slack_api_url_file",
+    "slack_app_token",
+    "slack_app_token_file",
+    "slack_app_url",
     "pagerduty_url",
     "opsgenie_api_key",
     "opsgenie_api_key_file",
@@ -112,15 +115,26 @@ _GLOBAL_FIELDS = (
     "victorops_api_url",
     "wechat_api_url",
     "wechat_api_secret",
+    "wechat_api_secret_file",
     "wechat_api_corp_id",
     "telegram_api_url",
+    "telegram_bot_token",
+    "telegram_bot_token_file",
     "webex_api_url",
+    "mattermost_webhook_url",
+    "mattermost_webhook_url_file",
+    "rocketchat_api_url",
+    "rocketchat_token",
+    "rocketchat_token_file",
+    "rocketchat_token_id",
+    "rocketchat_token_id_file",
+    "jira_api_url",
     "external_url",
 )
 # Our SMS integration's global defaults are spelled with these prefixes (e.g. ``twilio_account_sid``).
 _GLOBAL_PREFIXES = ("sms_", "twilio_")
 # Integrations of Alertmanager this worker has no implementation for: rejected, never silently dropped.
-_UNSUPPORTED = ("msteams_configs",)
+_UNSUPPORTED: tuple[str, ...] = ()
 # Integrations this worker implements (alerting/notify/receivers/, one module each).
 INTEGRATION_KEYS = (
     "pagerduty_configs",
@@ -138,20 +152,31 @@ INTEGRATION_KEYS = (
     "sns_configs",
     "webex_configs",
     "wechat_configs",
+    "msteams_configs",
+    "msteamsv2_configs",
+    "mattermost_configs",
+    "rocketchat_configs",
+    "jira_configs",
+    "incidentio_configs",
 )
+# Where Slack app tokens post unless slack_app_url or app_url says otherwise.
+SLACK_APP_URL = "https://slack.com/api/chat.postMessage"
 # The global settings each integration falls back on, as in Alertmanager.
 GLOBALS_USED = {
-    "slack_configs": ("slack_api_url", "http_config"),
+    "slack_configs": ("slack_api_url", "slack_app_", "http_config"),
     "email_configs": ("smtp_",),
     "pagerduty_configs": ("pagerduty_url", "http_config"),
     "sms_configs": ("sms_", "twilio_", "http_config"),
     "webhook_configs": ("http_config",),
-    "telegram_configs": ("telegram_api_url", "http_config"),
+    "telegram_configs": ("telegram_api_url", "telegram_bot_token", "http_config"),
     "opsgenie_configs": ("opsgenie_api_", "http_config"),
     "victorops_configs": ("victorops_api_", "http_config"),
     "sns_configs": ("http_config",),
     "webex_configs": ("webex_api_url", "http_config"),
     "wechat_configs": ("wechat_", "http_config"),
+    "mattermost_configs": ("mattermost_webhook_url", "http_config"),
+    "rocketchat_configs": ("rocketchat_", "http_config"),
+    "jira_configs": ("jira_api_url", "http_config"),
 }
 
 
@@ -426,6 +451,15 @@ class _Parser:
             inline = key.removesuffix("_file")
             if key.endswith("_file") and raw.get(key) and raw.get(inline):
                 self.error(f"at most one of {inline} & {key} must be configured", raw.key_pos[key])
+        app_token = raw.get("slack_app_token") or raw.get("slack_app_token_file")
+        api_url = raw.get("slack_api_url") or raw.get("slack_api_url_file")
+        # Both only for the older way to use a bot token: slack_api_url naming chat.postMessage.
+        if app_token and api_url and raw.get("slack_api_url") != raw.get("slack_app_url", SLACK_APP_URL):
+            self.error(
+                "at most one of slack_app_token/slack_app_token_file & slack_api_url/slack_api_url_file "
+                "must be configured",
+                raw.key_pos["slack_app_token" if raw.get("slack_app_token") else "slack_app_token_file"],
+            )
         out: dict[str, Any] = {k: freeze(v) for k, v in raw.items()}  # as written: users expand ${ENV}
         out["resolve_timeout"] = self.duration(raw, "resolve_timeout", 300.0, allow_zero=False)
         return out

@@ -122,9 +122,15 @@ def tls_config(config: Mapping[str, Any], what: str) -> transport.TLSConfig:
     return tls
 
 
-def http_config(config: Mapping[str, Any], what: str) -> transport.HTTPConfig:
-    """The receiver's ``http_config`` (Prometheus's common one), its TLS files checked now."""
-    where = position(config, "http_config")
-    http = transport.parse_http_config(config.get("http_config"), f"{what} http_config", where)
+def http_config(
+    config: Mapping[str, Any], what: str, global_config: Mapping[str, Any] | None = None
+) -> transport.HTTPConfig:
+    """The receiver's ``http_config`` (Prometheus's common one), its TLS files checked now; with
+    ``global_config``, an entry without one takes the global ``http_config``, as in Alertmanager."""
+    source = config
+    if config.get("http_config") is None and global_config and global_config.get("http_config") is not None:
+        source = global_config
+    where = position(source, "http_config")
+    http = transport.parse_http_config(source.get("http_config"), f"{what} http_config", where)
     transport.check_tls_files(http.tls_config, what, where)
     return http

@@ -125,7 +125,8 @@ def console_stand_in(
     entry: IntegrationConfig, fields: Mapping[str, Any], global_config: Mapping[str, Any]
 ) -> ReceiverIntegration:
     """A console integration printing what ``entry`` would send, until it is configured."""
-    default = entry.key not in ("slack_configs", "email_configs", "wechat_configs")  # Alertmanager's defaults
+    resolved_off = ("slack_configs", "email_configs", "wechat_configs", "rocketchat_configs")
+    default = entry.key not in resolved_off  # Alertmanager's defaults
     settings = {"send_resolved": fields.get("send_resolved", default), "stands_for": entry.name}
     console = INTEGRATIONS[CONSOLE](settings, global_config)
     return ReceiverIntegration(entry.receiver, CONSOLE, entry.index, console, stands_for=entry.key)

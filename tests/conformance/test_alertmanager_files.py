@@ -72,17 +72,7 @@ ENV_ONLY: Mapping[str, str] = {
 
 # Files where we still disagree, each with why. The suite fails when one of them starts agreeing
 # (take it off the list) and when any other file disagrees (a regression).
-KNOWN_GAPS: Mapping[str, str] = {
-    # Newer than Alertmanager 0.25 (its own tests call these good): later integrations and global keys.
-    "prometheus__alertmanager__config__testdata__conf.mattermost-default-webhook-url-file.yml": "mattermost",
-    "prometheus__alertmanager__config__testdata__conf.mattermost-default-webhook-url.yml": "mattermost",
-    "prometheus__alertmanager__config__testdata__conf.rocketchat-default-token-file.yml": "rocketchat",
-    "prometheus__alertmanager__config__testdata__conf.rocketchat-default-token.yml": "rocketchat",
-    "prometheus__alertmanager__config__testdata__conf.slack-default-app-token.yml": "slack_app_token",
-    "prometheus__alertmanager__config__testdata__conf.telegram-default-bot-token-file.yml": "global token",
-    "prometheus__alertmanager__config__testdata__conf.telegram-default-bot-token.yml": "global token",
-    "prometheus__alertmanager__config__testdata__conf.wechat-default-api-secret-file.yml": "secret file",
-}
+KNOWN_GAPS: Mapping[str, str] = {}
 
 
 def verdicts() -> dict[str, tuple[Case, list[str]]]:

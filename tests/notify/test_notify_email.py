@@ -14,6 +14,7 @@ from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.email import Email, email_integration
+from tests.support.differential import run_both
 from tests.support.fakes import SMTP_PASSWORD, SMTP_USER, LocalCA, make_ca, smtp_server
 from tests.support.net import free_port
 from tests.support.notifications import alert, notification
@@ -297,3 +298,93 @@ def test_tls_server_name_is_the_name_the_smtp_certificate_is_checked_against(
         named = {**tls, "server_name": "mail.internal.example"}
         mailer(port, require_tls=True, implicit_tls=implicit_tls, tls_config=named).send(notification())
     assert len(box.messages) == 1
+
+
+# ---------------------------------------------------------------------------------------------------
+# Beside Alertmanager 0.25: both send to one real SMTP server
+
+# Our default subject and bodies say more than Alertmanager's default templates (the value, the key
+# labels, the runbook, the silence command): the comparison sets the subject and both bodies as
+# templates, so what is compared is the mail itself (headers, MIME structure, rendered parts).
+DIFF_RECEIVERS = """
+receivers:
+  - name: main
+    email_configs:
+      - to: 'oncall@example.com, backup@example.com'
+        from: 'alerts@example.com'
+        smarthost: 'SMARTHOST'
+        require_tls: false
+        send_resolved: true
+        headers:
+          Subject: '[{{ .Status | toUpper }}] {{ .GroupLabels.alertname }} ({{ len .Alerts.Firing }} firing)'
+          X-Side: 'BASE'
+          X-Team: '{{ .CommonLabels.team }}'
+        text: |-
+          {{ range .Alerts }}{{ .Status }} {{ .Labels.instance }}: {{ .Annotations.summary }}
+          {{ end }}{{ range .CommonLabels.SortedPairs }}{{ .Name }}={{ .Value }} {{ end }}
+        html: |-
+          <h1>{{ .Status }}</h1><ul>{{ range .Alerts -}}
+          <li>{{ .Labels.instance }}: {{ .Annotations.summary }}</li>{{ end }}</ul>
+"""
+
+DIFF_ALERTS = [
+    {
+        "labels": {"alertname": "DiskFull", "team": "storage", "instance": "db<1>&"},
+        "annotations": {"summary": "disk 97% full on /var & /srv \u00e9t\u00e9"},
+    },
+    {
+        "labels": {"alertname": "DiskFull", "team": "storage", "instance": "db-2"},
+        "annotations": {"summary": "disk 91% full"},
+    },
+]
+
+
+class _Mails:
+    """The SMTP server's mailbox as the comparison reads it: one parsed message per mail."""
+
+    def __init__(self, box: Any) -> None:
+        self.box = box
+
+    @property
+    def requests(self) -> list[Message]:
+        return [email.message_from_bytes(raw) for _, _, raw in self.box.messages]
+
+
+def _shape(message: Message) -> list[tuple[str, str, str]]:
+    """Each leaf part's content type, charset and decoded text (line ends and trailing newlines aside)."""
+    return [
+        (
+            p.get_content_type(),
+            (p.get_content_charset() or "").lower(),
+            p.get_payload(decode=True).decode().replace("\r\n", "\n").rstrip("\n"),
+        )
+        for p in message.walk()
+        if not p.is_multipart()
+    ]
+
+
+def test_same_mail_as_alertmanager(tmp_path: Path) -> None:
+    with smtp_server() as (port, box):
+        receivers_text = DIFF_RECEIVERS.replace("SMARTHOST", f"127.0.0.1:{port}")
+        theirs, mine = run_both(
+            tmp_path,
+            _Mails(box),
+            receivers_text,
+            DIFF_ALERTS,
+            expect=2,
+            resolve=True,
+            base=lambda side: side,
+            side_of=lambda message: str(message["X-Side"]),
+        )
+        envelopes = {(sender, tuple(to)) for sender, to, _ in box.messages}
+    assert envelopes == {("alerts@example.com", ("oncall@example.com", "backup@example.com"))}
+    assert len(theirs) == len(mine) == 2
+    for a, b in zip(theirs, mine, strict=True):
+        for header in ("From", "To", "Subject", "X-Team"):
+            assert a[header] == b[header], header
+        assert a.get_content_type() == b.get_content_type() == "multipart/alternative"
+        assert _shape(a) == _shape(b)
+        assert a["Message-Id"] and b["Message-Id"] and a["Date"] and b["Date"]
+    assert [m["Subject"] for m in mine] == ["[FIRING] DiskFull (2 firing)", "[RESOLVED] DiskFull (0 firing)"]
+    html_part = _shape(mine[0])[1][2]
+    assert "db&lt;1&gt;&amp;" in html_part and "/var &amp; /srv" in html_part

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,9 @@ from alerting.errors import ConfigError
 from alerting.notify.base import DeliveryError
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.pagerduty import PagerDuty, dedup_key, pagerduty_integration
+from tests.support.differential import run_both, unprefixed
 from tests.support.fakes import PAGERDUTY_KEY, LocalCA, PagerDutyFake
-from tests.support.httpfake import Reply
+from tests.support.httpfake import Reply, Request
 from tests.support.notifications import SEVERITY_LEVELS, alert, notification
 
 
@@ -161,7 +164,7 @@ def test_alertmanager_style_templates_fill_the_event(pagerduty: PagerDutyFake, c
     assert event["payload"]["summary"] == "[FIRING:2] HighErrorRate (api critical) on api"
     assert event["payload"]["severity"] == "critical"
     assert event["payload"]["component"] == "higherrorrate"
-    assert event["payload"]["custom_details"]["firing"] == "a b"
+    assert event["payload"]["custom_details"]["firing"] == "a b "  # as written, as Alertmanager sends it
     assert event["payload"]["custom_details"]["count"] == "2"
     assert event["links"][-1] == {"href": "https://grafana.example/d/api", "text": "oncall board"}
 
@@ -295,3 +298,95 @@ def test_bad_config_is_a_config_error(config: dict[str, Any], message: str) -> N
     with pytest.raises(ConfigError, match=None) as caught:
         pagerduty_integration(config, {})
     assert message in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Beside Alertmanager 0.25: both post to one local Events API v2 over HTTPS
+
+# Every text field is a template here, set the same for both: our defaults say more than
+# Alertmanager's (the value, the key labels, the silence command in custom_details; runbook and
+# query links). Deliberate differences that remain and are checked below: we add those default
+# links ahead of the configured ones, custom_details also carries our own keys beside the configured
+# ones, the trigger has a timestamp, and a resolve event carries no payload (PagerDuty ignores it).
+DIFF_RECEIVERS = """
+receivers:
+  - name: main
+    pagerduty_configs:
+      - routing_key: KEY
+        url: BASE/v2/enqueue
+        http_config:
+          tls_config:
+            ca_file: CA_FILE
+        client: 'alerting {{ .GroupLabels.alertname }}'
+        client_url: 'https://alerting.example/#/groups/{{ .GroupLabels.alertname }}'
+        description: '[{{ .Status | toUpper }}:{{ len .Alerts.Firing }}] {{ .CommonAnnotations.summary }}'
+        severity: '{{ .CommonLabels.severity }}'
+        source: '{{ .CommonLabels.job }}'
+        class: '{{ .GroupLabels.alertname }}'
+        component: '{{ .CommonLabels.service }}'
+        group: payments
+        details:
+          firing: '{{ range .Alerts.Firing }}{{ .Labels.instance }} {{ end }}'
+          resolved: '{{ range .Alerts.Resolved }}{{ .Labels.instance }} {{ end }}'
+          num_firing: '{{ .Alerts.Firing | len }}'
+          num_resolved: '{{ .Alerts.Resolved | len }}'
+          team: '{{ .CommonLabels.team }}'
+        links:
+          - href: 'https://grafana.example/d/{{ .CommonLabels.service }}'
+            text: 'Dashboard for {{ .CommonLabels.service }}'
+        images:
+          - src: 'https://grafana.example/render/{{ .CommonLabels.service }}.png'
+            alt: 'error rate'
+            href: 'https://grafana.example/d/{{ .CommonLabels.service }}'
+"""
+
+DIFF_ALERTS = [
+    {
+        "labels": {
+            "alertname": "CheckoutErrors",
+            "severity": "critical",
+            "job": "checkout",
+            "service": "checkout",
+            "team": "payments",
+            "instance": f"web-{i}",
+        },
+        "annotations": {"summary": "checkout answers 5xx"},
+    }
+    for i in (1, 2)
+]
+CONFIGURED_DETAILS = {"firing", "resolved", "num_firing", "num_resolved", "team"}
+
+
+def test_same_events_as_alertmanager(tmp_path: Path, ca: LocalCA) -> None:
+    fake = PagerDutyFake(ca.server_context)
+    fake.server.handler = _any_prefix(fake)
+    with fake.server:
+        receivers_text = DIFF_RECEIVERS.replace("KEY", PAGERDUTY_KEY).replace("CA_FILE", ca.ca_file)
+        theirs, mine = run_both(tmp_path, fake.server, receivers_text, DIFF_ALERTS, expect=2, resolve=True)
+    assert [unprefixed(r) for r in theirs] == [unprefixed(r) for r in mine] == ["/v2/enqueue"] * 2
+    (am_trigger, am_resolve), (our_trigger, our_resolve) = (
+        [r.json() for r in theirs],
+        [r.json() for r in mine],
+    )
+    for field in ("routing_key", "event_action", "dedup_key", "client", "client_url", "images"):
+        assert am_trigger[field] == our_trigger[field], field
+    assert our_trigger["links"][-1:] == am_trigger["links"]
+    am_payload, our_payload = am_trigger["payload"], our_trigger["payload"]
+    for field in ("summary", "severity", "source", "class", "component", "group"):
+        assert am_payload[field] == our_payload[field], field
+    assert set(am_payload["custom_details"]) == CONFIGURED_DETAILS
+    assert {k: our_payload["custom_details"][k] for k in CONFIGURED_DETAILS} == am_payload["custom_details"]
+    assert am_trigger["dedup_key"] == dedup_key('{}:{alertname="CheckoutErrors"}')
+    for field in ("routing_key", "event_action", "dedup_key"):
+        assert am_resolve[field] == our_resolve[field], field
+    assert our_resolve["event_action"] == "resolve"
+    assert our_payload["summary"] == "[FIRING:2] checkout answers 5xx"
+
+
+def _any_prefix(fake: PagerDutyFake) -> Callable[[Request], Reply]:
+    """The fake's Events API under each side's prefix (``/am/v2/enqueue``, ``/ours/v2/enqueue``)."""
+
+    def handle(request: Request) -> Reply:
+        return fake._handle(replace(request, path=unprefixed(request)))
+
+    return handle

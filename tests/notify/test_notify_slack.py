@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,10 @@ from alerting.notify.base import DeliveryError
 from alerting.notify.kvstore import STORE_KEY, MemoryStore, RedisStore
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.slack import SlackBot, SlackWebhook, slack_integration
+from alerting.worker.compose import check_routing_config
+from tests.support.differential import run_both, unprefixed
 from tests.support.fakes import SLACK_TOKEN, SLACK_WEBHOOK_PATH, LocalCA, SlackFake
-from tests.support.httpfake import Reply
+from tests.support.httpfake import FakeHTTPServer, Reply
 from tests.support.notifications import alert, notification
 
 
@@ -329,6 +332,59 @@ def test_alertmanager_style_bot_config_uses_chat_post_message_url(slack: SlackFa
     assert len(slack.messages) == 1
 
 
+def test_a_slack_app_token_posts_through_chat_post_message(
+    slack: SlackFake, ca: LocalCA, tmp_path: Path
+) -> None:
+    tls = {"tls_config": {"ca_file": ca.ca_file}}
+    app_url = slack.api_url + "chat.postMessage"
+    entry = {"channel": "#alerts", "http_config": tls}
+    slack_integration({**entry, "app_token": SLACK_TOKEN, "app_url": app_url}, {}).send(notification())
+    token_file = tmp_path / "app-token"
+    token_file.write_text(SLACK_TOKEN + "\n")
+    global_config = {"slack_app_token_file": str(token_file), "slack_app_url": app_url}
+    integration = slack_integration(entry, global_config)
+    assert isinstance(integration, SlackBot)
+    integration.send(notification())
+    assert [c["channel"] for c in slack.calls("chat.postMessage")] == ["#alerts", "#alerts"]
+
+
+@pytest.mark.parametrize(
+    ("config", "global_config", "message"),
+    [
+        (
+            {"app_token": "xoxb-1", "api_url": "https://hooks.slack.com/services/T/B/x", "channel": "#a"},
+            {},
+            "set at most one of api_url/api_url_file and app_token/app_token_file",
+        ),
+        (
+            {
+                "channel": "#a",
+                "http_config": {"authorization": {"credentials": "xoxb-2"}},
+                "app_token": "xoxb-1",
+            },
+            {},
+            "authorization cannot be set with a Slack app token",
+        ),
+    ],
+)
+def test_app_token_conflicts_are_config_errors(
+    config: dict[str, Any], global_config: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        slack_integration(config, global_config)
+
+
+def test_a_global_app_token_beside_a_webhook_url_is_rejected(tmp_path: Path) -> None:
+    path = tmp_path / "alerting.yml"
+    path.write_text(
+        "global:\n  slack_app_token: xoxb-1\n  slack_api_url: https://hooks.slack.com/services/T/B/x\n"
+        "route:\n  receiver: chat\nreceivers:\n  - name: chat\n    slack_configs:\n      - channel: '#a'\n"
+    )
+    problems = check_routing_config(path, env={})
+    assert "at most one of slack_app_token/slack_app_token_file & slack_api_url" in str(problems[0])
+    assert str(problems[0]).startswith(f"{path}:2:3: ")
+
+
 def test_webhook_posts_the_same_block_kit_message(slack: SlackFake, ca: LocalCA) -> None:
     webhook(slack, ca, channel="#alerts").send(notification())
     request = slack.server.requests[0]
@@ -408,3 +464,80 @@ def test_bad_config_is_a_config_error(config: dict[str, Any], message: str) -> N
     with pytest.raises(ConfigError) as caught:
         slack_integration(config, {})
     assert message in str(caught.value)
+
+
+# ---------------------------------------------------------------------------------------------------
+# Beside Alertmanager 0.25: both post to one incoming webhook
+
+# Our messages are Block Kit inside one coloured attachment (a header, the key labels as fields, one
+# section per alert, link buttons, the silence command); Alertmanager 0.25 sends a classic attachment
+# whose fields are the rendered templates. Both are set from the same templates here and compared
+# field by field: the addressing, the colour, the fallback (our ``text``), and each rendered
+# template in the block that carries it. The data has no ``&``, ``<`` or ``>``: we escape those for
+# mrkdwn (so a label cannot ping a channel or forge a link), Alertmanager 0.25 does not.
+DIFF_RECEIVERS = """
+receivers:
+  - name: main
+    slack_configs:
+      - api_url: BASE/services/T0000/B0000/abcdefghijklmnopqrstuvwx
+        send_resolved: true
+        channel: '#alerts-{{ .CommonLabels.team }}'
+        username: '{{ .GroupLabels.alertname }} bot'
+        icon_emoji: ':rotating_light:'
+        color: '{{ if eq .Status "firing" }}danger{{ else }}good{{ end }}'
+        title: '[{{ .Status | toUpper }}:{{ len .Alerts.Firing }}] {{ .GroupLabels.alertname }}'
+        title_link: 'https://alerting.example/#/groups/{{ .GroupLabels.alertname }}'
+        pretext: '*{{ .CommonLabels.team }}* on call'
+        text: |-
+          {{ range .Alerts }}- `{{ .Labels.instance }}` {{ .Annotations.summary }} ({{ .Status }})
+          {{ end }}
+        footer: 'from {{ .Receiver }}'
+        fallback: '{{ .Status }}: {{ .CommonAnnotations.summary }}'
+"""
+
+DIFF_ALERTS = [
+    {
+        "labels": {"alertname": "QueueBacklog", "team": "billing", "instance": f"worker-{i}"},
+        "annotations": {"summary": "billing queue is \u00e9t\u00e9 long"},
+    }
+    for i in (1, 2)
+]
+
+
+def _as_alertmanager_fields(body: dict[str, Any]) -> dict[str, Any]:
+    """Our Block Kit message read back as the classic attachment fields Alertmanager sends."""
+    attachment = body["attachments"][0]
+    out: dict[str, Any] = {"fallback": body["text"], "color": attachment["color"]}
+    for block in attachment["blocks"]:
+        if block["type"] == "header":
+            out["title"] = block["text"]["text"]
+        elif block["type"] == "section" and "text" in block:
+            text = block["text"]["text"]
+            if "title_link" not in out and text.startswith("<"):
+                out["title_link"] = text[1:].split("|", 1)[0]
+            elif "pretext" not in out:
+                out["pretext"] = text
+            else:
+                out["text"] = text
+        elif block["type"] == "context":
+            out["footer"] = block["elements"][0]["text"]
+    return out
+
+
+def test_same_webhook_posts_as_alertmanager(tmp_path: Path) -> None:
+    with FakeHTTPServer(lambda request: Reply(200, "ok")) as fake:
+        theirs, mine = run_both(tmp_path, fake, DIFF_RECEIVERS, DIFF_ALERTS, expect=2, resolve=True)
+    assert [unprefixed(r) for r in theirs] == [unprefixed(r) for r in mine] == [SLACK_WEBHOOK_PATH] * 2
+    for a, b in zip(theirs, mine, strict=True):
+        assert a.method == b.method == "POST"
+        # slack-sdk adds ``;charset=utf-8``, which is what JSON is anyway.
+        media_types = {r.headers["content-type"].split(";")[0] for r in (a, b)}
+        assert media_types == {"application/json"}
+        am, ours = a.json(), b.json()
+        for field in ("channel", "username", "icon_emoji"):
+            assert am[field] == ours[field], field
+        (attachment,) = am["attachments"]
+        wanted = ("fallback", "color", "title", "title_link", "pretext", "text", "footer")
+        assert {k: attachment[k] for k in wanted} == _as_alertmanager_fields(ours)
+    assert [r.json()["attachments"][0]["color"] for r in mine] == ["danger", "good"]
+    assert mine[0].json()["channel"] == "#alerts-billing"

@@ -101,6 +101,24 @@ def test_api_url_comes_from_the_global_telegram_api_url(telegram: FakeHTTPServer
     assert telegram.requests[0].path == f"/bot{TOKEN}/sendMessage"
 
 
+def test_the_bot_token_comes_from_the_global_telegram_bot_token_or_its_file(
+    telegram: FakeHTTPServer, tmp_path: Path
+) -> None:
+    telegram_integration({"api_url": telegram.url, "chat_id": CHAT}, {"telegram_bot_token": TOKEN}).send(
+        notification()
+    )
+    token_file = tmp_path / "token"
+    token_file.write_text("1:from-file\n")
+    global_config = {"telegram_bot_token_file": str(token_file)}
+    telegram_integration({"api_url": telegram.url, "chat_id": CHAT}, global_config).send(notification())
+    # The entry's own token wins over the global one.
+    telegram_integration(
+        {"api_url": telegram.url, "chat_id": CHAT, "bot_token": "2:own"}, global_config
+    ).send(notification())
+    paths = [r.path for r in telegram.requests]
+    assert paths == [f"/bot{TOKEN}/sendMessage", "/bot1:from-file/sendMessage", "/bot2:own/sendMessage"]
+
+
 def test_bot_token_file_is_read_at_send_time(telegram: FakeHTTPServer, tmp_path: Path) -> None:
     token_file = tmp_path / "token"
     token_file.write_text("1:first\n")
@@ -287,7 +305,11 @@ test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
             "/dev/null",
         ),
         ("bot_token: t\nmessage: hi", "chat_id is required", "bot_token"),
-        ("chat_id: 5", "bot_token (or bot_token_file) is required", "chat_id"),
+        (
+            "chat_id: 5",
+            "bot_token (or bot_token_file, or the global telegram_bot_token) is required",
+            "chat_id",
+        ),
         ("bot_token: t\nchat_id: general", "chat_id must be a chat's numeric id", "general"),
         ("bot_token: t\nchat_id: true", "chat_id must be a chat's numeric id", "true"),
         (

@@ -99,6 +99,28 @@ def test_globals_supply_url_secret_and_corp(wechat: WeChatFake) -> None:
     assert wechat.sends[-1].json()["touser"] == "zhang"
 
 
+def test_secret_files_entry_or_global_are_read_when_a_token_is_fetched(
+    wechat: WeChatFake, tmp_path: Path
+) -> None:
+    secret_file = tmp_path / "wechat-secret"
+    secret_file.write_text(SECRET + "\n")
+    url = wechat.server.url + "/cgi-bin/"
+    for entry, global_config in (
+        ({"api_secret_file": str(secret_file)}, {}),
+        ({}, {"wechat_api_secret_file": str(secret_file)}),
+    ):
+        hook = wechat_integration({"api_url": url, "corp_id": CORP, "to_user": "li", **entry}, global_config)
+        hook.send(notification())
+    token_requests = [r for r in wechat.server.requests if r.path.endswith("/gettoken")]
+    assert [r.query["corpsecret"] for r in token_requests] == [[SECRET], [SECRET]]
+    assert len(wechat.sends) == 2
+    secret_file.unlink()
+    fresh = wechat_integration({"api_url": url, "corp_id": CORP, "api_secret_file": str(secret_file)}, {})
+    with pytest.raises(DeliveryError, match="api_secret_file") as failure:
+        fresh.send(notification())
+    assert failure.value.retryable
+
+
 def test_default_text_and_markdown_say_what_broke_and_how_to_silence_it(wechat: WeChatFake) -> None:
     integration(wechat).send(notification(alert(labels={"instance": "web-1"})))
     text = wechat.sends[-1].json()["text"]["content"]
@@ -187,7 +209,11 @@ test_bad_entries_are_rejected_at_their_position = receivers.rejection_test(
     write_config,
     [
         ("corp_id: c\napi_secret: s\nto_usr: x", 'unknown field "to_usr" in wechat_configs', "to_usr"),
-        ("corp_id: c\nto_user: x", "api_secret (or the global wechat_api_secret) is required", "corp_id"),
+        (
+            "corp_id: c\nto_user: x",
+            "api_secret (or api_secret_file, or the global wechat_api_secret[_file]) is required",
+            "corp_id",
+        ),
         ("api_secret: s\nto_user: x", "corp_id (or the global wechat_api_corp_id) is required", "api_secret"),
         (
             "corp_id: c\napi_secret: s\nmessage_type: news",

@@ -13,15 +13,23 @@ import time
 from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from alerting.worker.compose import load_routing_config
-from tests.support.httpfake import FakeHTTPServer, Request
+from tests.support.httpfake import Request
 from tests.support.net import wait_until
 from tests.support.routing_alertmanager import Alertmanager
 from tests.support.routing_harness import Harness
 from tests.support.routing_harness import alert as routed_alert
 from tests.support.routing_redis import isolated_redis
+
+
+class Recorder(Protocol):
+    """What both sides send to: a fake HTTP server, or anything else keeping what it received."""
+
+    @property
+    def requests(self) -> list[Any]: ...
+
 
 GENERATOR_URL = "http://prometheus.example:9090/graph?g0.expr=up+%3D%3D+0&g0.tab=1"
 ROUTE = """
@@ -36,21 +44,21 @@ route:
 
 def run_both(
     tmp_path: Path,
-    fake: FakeHTTPServer,
+    fake: Recorder,
     receivers: str,
     alerts: list[dict[str, Any]],
     *,
     expect: int,
     resolve: bool = False,
     base: Callable[[str], str] | None = None,
-    side_of: Callable[[Request], str] | None = None,
-) -> tuple[list[Request], list[Request]]:
+    side_of: Callable[[Any], str] | None = None,
+) -> tuple[list[Any], list[Any]]:
     """Alertmanager's requests and ours, each in the order sent; ``expect`` is the count per side.
 
     ``base(side)`` gives the text put in place of ``BASE`` (``{fake.url}/{side}`` by default); the
     requests are told apart by ``side`` at the start of their path, or by ``side_of(request)``.
     """
-    base = base or (lambda side: f"{fake.url}/{side}")
+    base = base or (lambda side: f"{getattr(fake, 'url', '')}/{side}")
     side_of = side_of or _path_side
     config = ROUTE + receivers
     ours_path, theirs_path = tmp_path / "ours.yml", tmp_path / "am.yml"
@@ -108,7 +116,7 @@ def _path_side(request: Request) -> str:
     return request.path.split("/")[1]
 
 
-def _side(fake: FakeHTTPServer, side: str, side_of: Callable[[Request], str]) -> list[Request]:
+def _side(fake: Recorder, side: str, side_of: Callable[[Any], str]) -> list[Any]:
     return [r for r in list(fake.requests) if side_of(r) == side]
 
 

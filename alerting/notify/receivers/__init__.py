@@ -14,9 +14,15 @@ from alerting.notify.receivers import (
     console,
     discord,
     email,
+    incidentio,
+    jira,
+    mattermost,
+    msteams,
+    msteamsv2,
     opsgenie,
     pagerduty,
     pushover,
+    rocketchat,
     slack,
     sms,
     sns,
@@ -43,6 +49,12 @@ INTEGRATIONS: Mapping[str, IntegrationFactory] = {
     "sns_configs": sns.sns_integration,
     "webex_configs": webex.webex_integration,
     "wechat_configs": wechat.wechat_integration,
+    "msteams_configs": msteams.msteams_integration,
+    "msteamsv2_configs": msteamsv2.msteamsv2_integration,
+    "mattermost_configs": mattermost.mattermost_integration,
+    "rocketchat_configs": rocketchat.rocketchat_integration,
+    "jira_configs": jira.jira_integration,
+    "incidentio_configs": incidentio.incidentio_integration,
 }
 
 __all__ = ["INTEGRATIONS"]

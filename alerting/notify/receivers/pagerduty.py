@@ -160,8 +160,11 @@ class PagerDuty:
         }
         if s.details is not None:
             # Like Alertmanager: configured details add to (and may replace) the default ones.
+            # Rendered as written, spaces and all, as Alertmanager sends them.
             for key, text in s.details.items():
-                payload["custom_details"][key] = field(f"details.{key}", text, "")
+                payload["custom_details"][key] = templates.render_or(
+                    text, notification, f"details.{key}", lambda: "", defaults=defaults
+                )
         component = field("component", s.component, _first(common, "service", "job"))
         event_class = field("class", s.event_class, common.get("alertname", ""))
         group = field("group", s.group, "")

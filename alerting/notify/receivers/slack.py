@@ -8,6 +8,8 @@ Two ways to reach Slack:
   up as a stray new message. The group -> (channel, ts) map lives in the key-value store the pipeline
   passes in ``global_config["_thread_store"]`` (see :mod:`alerting.notify.kvstore`); without one, a
   process-local map is used and threads survive only as long as the process.
+* **Slack app token** (``app_token``/``app_token_file`` or the global ``slack_app_token``, newer
+  Alertmanager fields): the bot token above, posting to ``app_url`` (or the global ``slack_app_url``).
 * **Incoming webhook** (``api_url``/``api_url_file``, or the global ``slack_api_url``): one new message
   per notification, exactly as Alertmanager does.
 
@@ -52,6 +54,7 @@ from alerting.transport import (
 log = structlog.get_logger(__name__)
 
 DEFAULT_API = "https://slack.com/api/"
+SLACK_APP_URL = "https://slack.com/api/chat.postMessage"  # where an app token posts by default
 MAX_BLOCKS = 50
 SECTION_LIMIT = 3000
 HEADER_LIMIT = 150
@@ -84,6 +87,9 @@ _FIELDS = (
     "api_url_file",
     "token",
     "token_file",
+    "app_token",
+    "app_token_file",
+    "app_url",
     "channel",
     "username",
     "icon_emoji",
@@ -496,6 +502,33 @@ def _bot_base_url(api_url: str) -> str:
     return base if base.endswith("/") else base + "/"
 
 
+def _app_token(
+    config: Mapping[str, Any], global_config: Mapping[str, Any], http: HTTPConfig, what: str
+) -> tuple[str, str]:
+    """A Slack app's bot token (``app_token``/``app_token_file``, else the global ones unless the
+    entry has its own ``api_url`` or authorization) and where it posts (``app_url``, else the global
+    ``slack_app_url``, else chat.postMessage); ("", "") when there is none."""
+    local = config.get("app_token") or config.get("app_token_file")
+    if local and (config.get("api_url") or config.get("api_url_file")):
+        raise entries.config_error(
+            config, None, f"{what}: set at most one of api_url/api_url_file and app_token/app_token_file"
+        )
+    if local:
+        token = entries.secret(config, "app_token", what)
+    elif not (config.get("api_url") or config.get("api_url_file") or http.authorization is not None):
+        token = entries.secret(global_config, "slack_app_token", "global")
+    else:
+        token = ""
+    if not token:
+        return "", ""
+    if http.authorization is not None:
+        raise entries.config_error(
+            config, "http_config", f"{what}: http_config authorization cannot be set with a Slack app token"
+        )
+    url = entries.string(config, "app_url", what) or entries.string(global_config, "slack_app_url", "global")
+    return token, url or SLACK_APP_URL
+
+
 def slack_integration(config: Mapping[str, Any], global_config: Mapping[str, Any]) -> SlackBot | SlackWebhook:
     """Build a Slack integration from one ``slack_configs`` entry."""
     what = "slack_configs"
@@ -518,6 +551,9 @@ def slack_integration(config: Mapping[str, Any], global_config: Mapping[str, Any
     http = entries.http_config(config, what)
     token = entries.secret(config, "token", what)
     api_url = entries.secret(config, "api_url", what)
+    app_token, app_url = _app_token(config, global_config, http, what)
+    if app_token:
+        token, api_url = app_token, app_url
     # Alertmanager's way to use a bot token: api_url .../chat.postMessage + http_config authorization.
     if not token and api_url.rstrip("/").endswith("chat.postMessage"):
         token = _bearer_credentials(config, http, what)

@@ -3,8 +3,9 @@
 On the wire it is what Alertmanager sends: ``POST {api_url}/bot<token>/sendMessage`` with a JSON
 object of string values (``chat_id``, ``text``, ``parse_mode`` unless empty, ``disable_notification``
 when set, link previews off), the text cut to Telegram's 4096 characters. ``api_url`` defaults to
-the global ``telegram_api_url``, then to Telegram's own. ``bot_token_file`` is read at send time, so
-a rotated token applies without a restart.
+the global ``telegram_api_url``, then to Telegram's own; the bot token to the global
+``telegram_bot_token`` (or ``telegram_bot_token_file``). A token file is read at send time, so a
+rotated token applies without a restart.
 
 In the ``HTML`` parse mode (the default) every label and annotation value a ``message`` template
 inserts is HTML-escaped as Alertmanager's HTML templates escape it; the template's own markup is
@@ -350,8 +351,15 @@ def telegram_integration(config: Mapping[str, Any], global_config: Mapping[str, 
     """Build a Telegram integration from one ``telegram_configs`` entry."""
     what = "telegram_configs"
     entries.check_fields(config, _FIELDS, what)
-    secret = posting.required_secret(config, "bot_token", what, missing_at="bot_token")
-    token, token_file = secret.inline, secret.file
+    token, token_file = posting.inline_or_file(config, "bot_token", what)
+    if not token and not token_file:
+        token, token_file = posting.inline_or_file(global_config, "telegram_bot_token", "global")
+    if not token and not token_file:
+        raise entries.config_error(
+            config,
+            None,
+            f"{what}: bot_token (or bot_token_file, or the global telegram_bot_token) is required",
+        )
     chat_id = _chat_id(config, what)
     parse_mode = entries.string(config, "parse_mode", what, "HTML")
     if parse_mode not in PARSE_MODES:

@@ -4,7 +4,8 @@ On the wire it is what Alertmanager sends: ``GET {api_url}gettoken?corpid=...&co
 an access token (kept two hours), then ``POST {api_url}message/send?access_token=...`` with
 ``touser``/``toparty``/``totag``, ``agentid``, ``safe: "0"``, ``msgtype`` and the content under
 ``text`` or ``markdown``. ``api_url``, ``api_secret`` and ``corp_id`` fall back on the global
-``wechat_api_url`` (default ``https://qyapi.weixin.qq.com/cgi-bin/``), ``wechat_api_secret`` and
+``wechat_api_url`` (default ``https://qyapi.weixin.qq.com/cgi-bin/``), ``wechat_api_secret`` (or
+``wechat_api_secret_file``, like the entry's ``api_secret_file`` read when a token is fetched) and
 ``wechat_api_corp_id``. Like Alertmanager, resolved notifications are off unless ``send_resolved``.
 
 The API answers HTTP 200 with an ``errcode``: 0 is success, an expired token (42001) is fetched
@@ -26,6 +27,8 @@ import httpx
 from alerting import __version__
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification
+from alerting.notify.receivers import posting
+from alerting.notify.receivers.posting import Secret
 from alerting.transport import HTTPConfig, client_for, retry_after
 
 DEFAULT_API = "https://qyapi.weixin.qq.com/cgi-bin/"
@@ -42,6 +45,7 @@ _FIELDS = (
     "send_resolved",
     "http_config",
     "api_secret",
+    "api_secret_file",
     "corp_id",
     "message",
     "api_url",
@@ -141,7 +145,7 @@ class WeChat:
         settings: WeChatSettings,
         api_url: str,
         corp_id: str,
-        api_secret: str,
+        api_secret: str | Secret,
         http: HTTPConfig | None = None,
         timeout: float = TIMEOUT,
     ) -> None:
@@ -149,7 +153,9 @@ class WeChat:
         self.send_resolved = settings.send_resolved
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
         self.corp_id = corp_id
-        self._secret = api_secret
+        # A secret file is read when a token is fetched, so a rotated secret applies without a restart.
+        self._secret_source = api_secret if isinstance(api_secret, Secret) else Secret(api_secret)
+        self._secret = self._secret_source.inline
         self.http = http or HTTPConfig()
         self.timeout = timeout
         self._lock = threading.Lock()
@@ -192,6 +198,7 @@ class WeChat:
         with self._lock:
             if self._token and time.monotonic() - self._token_at < TOKEN_LIFETIME:
                 return self._token
+            self._secret = self._secret_source.value()
             query = {"corpid": self.corp_id, "corpsecret": self._secret}
             answer = self._answer(self._get("GET", self.api_url + "gettoken", params=query), "gettoken")
             token = str(answer.get("access_token") or "")
@@ -241,12 +248,17 @@ def wechat_integration(config: Mapping[str, Any], global_config: Mapping[str, An
     """Build a WeChat integration from one ``wechat_configs`` entry."""
     what = "wechat_configs"
     entries.check_fields(config, _FIELDS, what)
-    secret = entries.string(config, "api_secret", what) or entries.string(
-        global_config, "wechat_api_secret", "global"
-    )
+    secret = Secret()
+    for source, key, place in ((config, "api_secret", what), (global_config, "wechat_api_secret", "global")):
+        inline, path = posting.inline_or_file(source, key, place)
+        if inline or path:
+            secret = Secret(inline, path, f"{key}_file")
+            break
     if not secret:
         raise entries.config_error(
-            config, None, f"{what}: api_secret (or the global wechat_api_secret) is required"
+            config,
+            None,
+            f"{what}: api_secret (or api_secret_file, or the global wechat_api_secret[_file]) is required",
         )
     corp_id = entries.string(config, "corp_id", what) or entries.string(
         global_config, "wechat_api_corp_id", "global"
