@@ -552,6 +552,12 @@ class _HTTPConfigAuth(httpx.Auth):
         yield request
 
 
+def authorization_header(http: HTTPConfig) -> str:
+    """The Authorization header value an ``http_config`` sends ("" for none), for clients that are
+    not httpx (slack-sdk); secret files are read on each call. Raises SetupError on a bad file."""
+    return _HTTPConfigAuth(http).header() if http.has_auth else ""
+
+
 def auth(http: HTTPConfig) -> httpx.Auth | None:
     """The ``http_config``'s authentication as an httpx auth flow, or None when it has none."""
     return _HTTPConfigAuth(http) if http.has_auth else None

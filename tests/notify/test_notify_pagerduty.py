@@ -390,3 +390,19 @@ def _any_prefix(fake: PagerDutyFake) -> Callable[[Request], Reply]:
         return fake._handle(replace(request, path=unprefixed(request)))
 
     return handle
+
+
+def test_the_global_http_config_credentials_reach_the_events_api(
+    pagerduty: PagerDutyFake, ca: LocalCA
+) -> None:
+    global_config = {
+        "http_config": {
+            "basic_auth": {"username": "egress", "password": "s3cret"},
+            "tls_config": {"ca_file": ca.ca_file},
+        }
+    }
+    config = {"routing_key": PAGERDUTY_KEY, "url": pagerduty.server.url + "/v2/enqueue"}
+    pagerduty_integration(config, global_config).send(notification())
+    request = pagerduty.server.requests[-1]
+    assert request.basic_auth() == ("egress", "s3cret")
+    assert request.json()["routing_key"] == PAGERDUTY_KEY

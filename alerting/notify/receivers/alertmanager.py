@@ -114,4 +114,4 @@ def alertmanager_integration(
         valid_for=entries.duration(config, "valid_for", what, 5 * 3600.0),
         timeout=entries.duration(config, "timeout", what, 10.0),
     )
-    return AlertmanagerForwarder(settings, entries.http_config(config, what))
+    return AlertmanagerForwarder(settings, entries.http_config(config, what, global_config))

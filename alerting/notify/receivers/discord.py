@@ -160,4 +160,6 @@ def discord_integration(config: Mapping[str, Any], global_config: Mapping[str, A
         message=templates.check_template(config, "message", what),
         send_resolved=entries.boolean(config, "send_resolved", what, True),
     )
-    return Discord(settings, Secret(url, path, "webhook_url_file"), entries.http_config(config, what))
+    return Discord(
+        settings, Secret(url, path, "webhook_url_file"), entries.http_config(config, what, global_config)
+    )

@@ -264,4 +264,4 @@ def opsgenie_integration(config: Mapping[str, Any], global_config: Mapping[str, 
     )
     key = posting.api_key(config, global_config, what, "opsgenie_api_key")
     api_url = posting.api_url(config, global_config, what, "opsgenie_api_url", DEFAULT_API)
-    return Opsgenie(settings, api_url, key, entries.http_config(config, what))
+    return Opsgenie(settings, api_url, key, entries.http_config(config, what, global_config))

@@ -28,7 +28,15 @@ import structlog
 from alerting import __version__
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
-from alerting.transport import HTTPConfig, TLSConfig, client_for, retry_after, tls_context
+from alerting.transport import (
+    HTTPConfig,
+    SetupError,
+    TLSConfig,
+    authorization_header,
+    client_for,
+    retry_after,
+    tls_context,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -115,6 +123,11 @@ class PagerDuty:
         client.max_network_attempts = 0
         client.sleep_timer = 0.25
         client.timeout = self.settings.timeout  # type: ignore[assignment]  # httpx takes float seconds
+        # The Events API authenticates by the routing key in the body; credentials of the
+        # http_config (for a proxy or gateway in front of it) go as a default header.
+        authorization = authorization_header(self._http)
+        if authorization:
+            client.headers["Authorization"] = authorization
         return client
 
     def send(self, notification: Notification) -> None:
@@ -130,6 +143,8 @@ class PagerDuty:
                     client.send_event("trigger", dedup_key=key, **self.trigger_event(notification))
         except pagerduty.HttpError as exc:
             raise _classify(exc.response) from None
+        except SetupError as exc:
+            raise DeliveryError(f"PagerDuty: {exc}", retryable=True) from None
         except pagerduty.Error as exc:
             # No HTTP answer at all (connection refused, timeout, TLS failure after the client gave up).
             raise DeliveryError(f"PagerDuty unreachable: {_cause(exc)}", retryable=True) from None
@@ -332,7 +347,7 @@ def pagerduty_integration(
     entries.check_fields(config, _FIELDS, what)
     if config.get("service_key") or config.get("service_key_file"):
         # Alertmanager sends v1 events whenever a service key is set, routing key or not.
-        return pagerduty_v1_integration(config, what)
+        return pagerduty_v1_integration(config, global_config, what)
     routing_key = entries.secret(config, "routing_key", what)
     if not routing_key:
         raise entries.config_error(config, None, f"{what}: routing_key or routing_key_file is required")
@@ -365,7 +380,7 @@ def pagerduty_integration(
         images=_images(config, what),
         timeout=entries.duration(config, "timeout", what, 10.0),
     )
-    return PagerDuty(settings, entries.http_config(config, what))
+    return PagerDuty(settings, entries.http_config(config, what, global_config))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -500,7 +515,9 @@ def _classify_v1(response: httpx.Response) -> DeliveryError:
     return DeliveryError(f"PagerDuty rejected the event ({status}){detail}", retryable=False)
 
 
-def pagerduty_v1_integration(config: Mapping[str, Any], what: str) -> PagerDutyV1:
+def pagerduty_v1_integration(
+    config: Mapping[str, Any], global_config: Mapping[str, Any], what: str
+) -> PagerDutyV1:
     """A v1 integration from a ``pagerduty_configs`` entry with ``service_key`` or ``service_key_file``."""
     ignored = [key for key in (*_V2_ONLY, *_V2_ONLY_LISTS) if config.get(key)]
     if ignored:
@@ -526,4 +543,4 @@ def pagerduty_v1_integration(config: Mapping[str, Any], what: str) -> PagerDutyV
         else None,
         timeout=entries.duration(config, "timeout", what, 10.0),
     )
-    return PagerDutyV1(settings, entries.http_config(config, what))
+    return PagerDutyV1(settings, entries.http_config(config, what, global_config))

@@ -248,4 +248,4 @@ def pushover_integration(config: Mapping[str, Any], global_config: Mapping[str, 
         monospace=monospace,
         send_resolved=entries.boolean(config, "send_resolved", what, True),
     )
-    return Pushover(settings, user_key, token, entries.http_config(config, what))
+    return Pushover(settings, user_key, token, entries.http_config(config, what, global_config))

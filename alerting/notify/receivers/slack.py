@@ -45,7 +45,9 @@ from alerting.notify.base import (
 from alerting.transport import (
     HTTPConfig,
     SecretFileError,
+    SetupError,
     TLSConfig,
+    authorization_header,
     read_secret_file,
     retry_after,
     tls_context,
@@ -446,6 +448,7 @@ class SlackWebhook:
     def __init__(self, settings: SlackSettings, url: str, http: HTTPConfig) -> None:
         self.settings = settings
         self.send_resolved = settings.send_resolved
+        self.http = http
         self._client = WebhookClient(
             url,
             timeout=int(settings.timeout),
@@ -460,7 +463,13 @@ class SlackWebhook:
         # Legacy webhooks honour channel, username and icons; current ones ignore them, harmlessly.
         body = {**build_message(notification, self.settings), **addressing(notification, self.settings)}
         try:
-            response = self._client.send_dict(body)
+            # The http_config's credentials (basic auth, authorization, OAuth 2), as Alertmanager
+            # sends them to a webhook behind an authenticating proxy.
+            authorization = authorization_header(self.http)
+            headers = {"Authorization": authorization} if authorization else None
+            response = self._client.send_dict(body, headers=headers)
+        except SetupError as exc:
+            raise DeliveryError(f"Slack webhook: {exc}", retryable=True) from None
         except OSError as exc:
             raise unreachable("Slack webhook", exc) from None
         status = response.status_code
@@ -548,7 +557,7 @@ def slack_integration(config: Mapping[str, Any], global_config: Mapping[str, Any
         send_resolved=entries.boolean(config, "send_resolved", what, False),
         timeout=entries.duration(config, "timeout", what, 10.0),
     )
-    http = entries.http_config(config, what)
+    http = entries.http_config(config, what, global_config)
     token = entries.secret(config, "token", what)
     api_url = entries.secret(config, "api_url", what)
     app_token, app_url = _app_token(config, global_config, http, what)

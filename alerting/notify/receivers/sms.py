@@ -308,7 +308,7 @@ def sms_integration(config: Mapping[str, Any], global_config: Mapping[str, Any])
         send_resolved=entries.boolean(config, "send_resolved", what, False),
         timeout=entries.duration(config, "timeout", what, 10.0),
     )
-    http = entries.http_config(config, what)
+    http = entries.http_config(config, what, global_config)
     store = kvstore.store_from(g)
     url = entries.string(config, "url", what)
     if url:

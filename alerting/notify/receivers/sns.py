@@ -329,4 +329,4 @@ def sns_integration(config: Mapping[str, Any], global_config: Mapping[str, Any])
         import botocore  # noqa: F401
     except ImportError:
         raise ConfigError(INSTALL_HINT, entries.position(config)) from None
-    return SNS(settings, sigv4, api_url, entries.http_config(config, what))
+    return SNS(settings, sigv4, api_url, entries.http_config(config, what, global_config))

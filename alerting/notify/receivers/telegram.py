@@ -383,4 +383,4 @@ def telegram_integration(config: Mapping[str, Any], global_config: Mapping[str, 
     if not wording.is_web_link(api_url):
         key = "api_url" if where is config else "telegram_api_url"
         raise entries.config_error(where, key, f"{what}: {key} must be an http(s) URL, got {api_url!r}")
-    return Telegram(settings, api_url, token, token_file, entries.http_config(config, what))
+    return Telegram(settings, api_url, token, token_file, entries.http_config(config, what, global_config))

@@ -152,4 +152,4 @@ def victorops_integration(config: Mapping[str, Any], global_config: Mapping[str,
     )
     key = posting.api_key(config, global_config, what, "victorops_api_key")
     api_url = posting.api_url(config, global_config, what, "victorops_api_url", DEFAULT_API)
-    return VictorOps(settings, api_url, key, entries.http_config(config, what))
+    return VictorOps(settings, api_url, key, entries.http_config(config, what, global_config))

@@ -162,7 +162,7 @@ def webex_integration(config: Mapping[str, Any], global_config: Mapping[str, Any
     room_id = entries.string(config, "room_id", what).strip()
     if not room_id:
         raise entries.config_error(config, None, f"{what}: room_id is required")
-    http = entries.http_config(config, what)
+    http = entries.http_config(config, what, global_config)
     if http.authorization is None or not (
         http.authorization.credentials or http.authorization.credentials_file
     ):

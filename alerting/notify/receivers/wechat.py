@@ -293,4 +293,4 @@ def wechat_integration(config: Mapping[str, Any], global_config: Mapping[str, An
         message_type=message_type,
         send_resolved=entries.boolean(config, "send_resolved", what, False),
     )
-    return WeChat(settings, api_url, corp_id, secret, entries.http_config(config, what))
+    return WeChat(settings, api_url, corp_id, secret, entries.http_config(config, what, global_config))
