@@ -146,5 +146,10 @@ class Worker:
     def __enter__(self) -> Worker:
         return self.start()
 
-    def __exit__(self, *_: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
         self.stop()
+        if exc_type is not None:
+            # The failure report shows captured output: the worker's last words explain most waits
+            # that timed out.
+            print(f"--- last lines of the worker ({len(self.lines)} in all) ---")
+            print("\n".join(self.lines[-150:]))
