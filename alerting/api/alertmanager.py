@@ -29,9 +29,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from alerting.api.postalerts import Refused, parse_alerts
 from alerting.config.settings import Settings
 from alerting.core import fingerprint, rfc3339
+from alerting.notify.base import NotifyAlert
 from alerting.notify.live import RoutingConfig
+from alerting.notify.pipeline import ingest
 from alerting.notify.store import GroupSnapshot, NotifyStore
 from alerting.ops.logs import get_logger
 from alerting.routing.inhibit import Inhibitor
@@ -368,6 +371,7 @@ class AlertmanagerAPI:
             Route("/api/v2/status", self.status, methods=["GET"]),
             Route("/api/v2/receivers", self.receivers, methods=["GET"]),
             Route("/api/v2/alerts", self.list_alerts, methods=["GET"]),
+            Route("/api/v2/alerts", self.post_alerts, methods=["POST"]),
             Route("/api/v2/alerts/groups", self.list_groups, methods=["GET"]),
             Route("/api/v2/silences", self.list_silences, methods=["GET"]),
             Route("/api/v2/silences", self.post_silence, methods=["POST"]),
@@ -409,7 +413,7 @@ class AlertmanagerAPI:
     def reload(self, request: Request) -> Response:
         from alerting.worker.compose import check_routing_config
 
-        who = _client(request)
+        who = client_of(request)
         problems = (
             check_routing_config(self.config_path) if self.config_path and self.config_path.exists() else []
         )
@@ -435,6 +439,45 @@ class AlertmanagerAPI:
             if query.wants(alert):
                 shown.append(alert)
         return am_json(200, sorted(shown, key=lambda a: a["fingerprint"]))
+
+    async def post_alerts(self, request: Request) -> Response:
+        media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if media != "application/json":
+            message = f'unsupported media type "{media}", only [application/json] are allowed'
+            return swagger_error(415, 415, message)
+        try:
+            body = await _read_limited(request, self.max_body)
+            now = self.clock()
+            timeout = float(self.routing().global_config.get("resolve_timeout", 300.0))
+            received = parse_alerts(body, now, timeout)
+        except BadRequest as exc:
+            return exc.response
+        except Refused as exc:
+            return am_json(exc.status, exc.body)
+        who = client_of(request)
+        await run_in_threadpool(self._ingest, received.alerts, now, who)
+        if received.problems:
+            log.warning(
+                "api.alerts_invalid",
+                msg=f"{len(received.problems)} alerts from {who} refused: {'; '.join(received.problems)}",
+                client=who,
+            )
+            return am_json(400, "; ".join(received.problems))
+        return Response(b"", 200)
+
+    def _ingest(self, alerts: list[NotifyAlert], now: float, who: str) -> None:
+        if not alerts:
+            return
+        prefix = self.store.p.removesuffix(":notify")
+        ingest(self.store.r, prefix, self.routing(), alerts, now)
+        firing = sum(1 for a in alerts if a.status == "firing")
+        log.info(
+            "api.alerts_received",
+            msg=f"{len(alerts)} alerts ({firing} firing) received from {who}",
+            client=who,
+            alerts=len(alerts),
+            firing=firing,
+        )
 
     def list_groups(self, request: Request) -> Response:
         try:
@@ -499,7 +542,7 @@ class AlertmanagerAPI:
         sid = request.path_params["silence_id"]
         if not _UUID.match(sid):
             return _bad_id(sid)
-        who = _client(request)
+        who = client_of(request)
         with self._lock:
             found = self.store.get_silence(sid)
             if found is None:
@@ -531,7 +574,7 @@ class AlertmanagerAPI:
             matchers = build_matchers(raw_matchers)
         except BadRequest as exc:
             return exc.response
-        who = _client(request)
+        who = client_of(request)
         return await run_in_threadpool(
             self._set_silence, sid, matchers, starts, ends, comment, created_by, who
         )
@@ -603,7 +646,11 @@ def _bad_id(sid: str) -> Response:
     return swagger_error(422, 601, f"silenceID in path must be of type uuid: {json.dumps(sid)}")
 
 
-def _client(request: Request) -> str:
+def client_of(request: Request) -> str:
+    """Who made a request, for the log of every change: the basic-auth user, else the remote address."""
+    user = request.scope.get("alerting.user")
+    if user:
+        return str(user)
     client = request.client
     return f"{client.host}:{client.port}" if client is not None else "unknown"
 
