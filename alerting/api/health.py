@@ -36,6 +36,7 @@ from alerting.rules.state import DATASOURCES_GROUP, StateStore
 
 if TYPE_CHECKING:
     from alerting.api.alertmanager import AlertmanagerAPI
+    from alerting.api.prometheus import PrometheusAPI
 
 log = get_logger(__name__)
 
@@ -260,7 +261,8 @@ class HealthServer:
     """``with HealthServer(("127.0.0.1", 0), readiness) as server: server.url``.
 
     ``alertmanager`` (an :class:`~alerting.api.alertmanager.AlertmanagerAPI`) adds Alertmanager's
-    API v2 on the same address.
+    API v2 on the same address, ``prometheus`` (a :class:`~alerting.api.prometheus.PrometheusAPI`)
+    Prometheus's rules and alerts API.
     """
 
     def __init__(
@@ -269,9 +271,11 @@ class HealthServer:
         readiness: Readiness,
         metrics_registry: Any = None,
         alertmanager: AlertmanagerAPI | None = None,
+        prometheus: PrometheusAPI | None = None,
     ) -> None:
         self.readiness = readiness
         self.alertmanager = alertmanager
+        self.prometheus = prometheus
         self.registry = metrics_registry or metrics.registry(
             [
                 metrics.StateCollector(readiness.store),
@@ -283,7 +287,9 @@ class HealthServer:
             ]
         )
         self.started = time.time()
-        self.app = build_app(readiness, self.registry, started=self.started, alertmanager=alertmanager)
+        self.app = build_app(
+            readiness, self.registry, started=self.started, alertmanager=alertmanager, prometheus=prometheus
+        )
         self.server = ThreadedServer(self.app, addr)
         if alertmanager is not None:
             alertmanager.set_address(self.server.address)
@@ -306,6 +312,7 @@ class HealthServer:
     def start(self) -> HealthServer:
         self.server.start()
         served = "/metrics, /healthz, /readyz" + (" and Alertmanager's /api/v2" if self.alertmanager else "")
+        served += ", Prometheus's /api/v1/rules and /api/v1/alerts" if self.prometheus else ""
         log.info("http.started", msg=f"serving {served} on {self.url}", url=self.url)
         return self
 
@@ -342,11 +349,16 @@ def start_server(
     metrics.announce()
     try:
         from alerting.api.alertmanager import AlertmanagerAPI
+        from alerting.api.prometheus import PrometheusAPI
 
+        readiness = Readiness.from_settings(settings, registry)
         server = HealthServer(
             where,
-            Readiness.from_settings(settings, registry),
+            readiness,
             alertmanager=AlertmanagerAPI.from_settings(settings, _version()),
+            prometheus=PrometheusAPI(
+                readiness.store, registry.groups if registry is not None else list, _version()
+            ),
         )
     except OSError as exc:
         # A port in use must not stop the worker from evaluating; say so loudly instead.
