@@ -29,6 +29,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from alerting.api.access import MAX_BODY
 from alerting.api.postalerts import Refused, parse_alerts
 from alerting.config.settings import Settings
 from alerting.core import fingerprint, rfc3339
@@ -52,7 +53,6 @@ from alerting.routing.silences import ACTIVE, EXPIRED, PENDING, Silence
 
 log = get_logger(__name__)
 
-MAX_BODY = 1 << 20  # bytes; a silence is a few hundred, an import of thousands fits
 _UUID = re.compile(r"(?i)^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$")
 
 # What Alertmanager's configuration knows: config.original keeps only these, so amtool (which loads

@@ -15,6 +15,7 @@ not (the worker still works and raises its own alerts about them): they make it 
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from alerting.api.access import AccessControl
 from alerting.api.app import build_app
 from alerting.api.server import ThreadedServer
 from alerting.config.settings import Settings
@@ -37,6 +39,7 @@ from alerting.rules.state import DATASOURCES_GROUP, StateStore
 if TYPE_CHECKING:
     from alerting.api.alertmanager import AlertmanagerAPI
     from alerting.api.prometheus import PrometheusAPI
+    from alerting.api.webconfig import WebConfig
 
 log = get_logger(__name__)
 
@@ -272,8 +275,10 @@ class HealthServer:
         metrics_registry: Any = None,
         alertmanager: AlertmanagerAPI | None = None,
         prometheus: PrometheusAPI | None = None,
+        web_config: WebConfig | None = None,
     ) -> None:
         self.readiness = readiness
+        self.web_config = web_config
         self.alertmanager = alertmanager
         self.prometheus = prometheus
         self.registry = metrics_registry or metrics.registry(
@@ -290,7 +295,11 @@ class HealthServer:
         self.app = build_app(
             readiness, self.registry, started=self.started, alertmanager=alertmanager, prometheus=prometheus
         )
-        self.server = ThreadedServer(self.app, addr)
+        self.server = ThreadedServer(
+            AccessControl(self.app, web_config),
+            addr,
+            ssl_context=web_config.ssl_context() if web_config is not None else None,
+        )
         if alertmanager is not None:
             alertmanager.set_address(self.server.address)
 
@@ -307,7 +316,8 @@ class HealthServer:
     def url(self) -> str:
         host = self.server.address[0]
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.web_config is not None and self.web_config.tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> HealthServer:
         self.server.start()
@@ -329,6 +339,40 @@ class HealthServer:
         self.stop()
 
 
+def web_config_of(settings: Settings) -> WebConfig | None:
+    """The parsed ``ALERTING_WEB_CONFIG`` (None when unset); raises ConfigError at file:line:col."""
+    if not settings.web_config:
+        return None
+    from alerting.api.webconfig import load_web_config
+
+    return load_web_config(settings.web_config)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_exposed(where: tuple[str, int], web: WebConfig | None) -> None:
+    """Say loudly when the endpoints that change things (silences, alerts, reload) are reachable
+    from other machines by anyone."""
+    host, port = where
+    if is_loopback(host):
+        return
+    how = "without ALERTING_WEB_CONFIG" if web is None else f"with {web.path} asking for no credentials"
+    log.warning(
+        "http.unprotected",
+        msg=f"serving on {host}:{port} {how}: anyone who can reach it can post alerts, add and expire "
+        "silences and reload the configuration; set basic_auth_users (or client certificates) in a "
+        "web config file named by ALERTING_WEB_CONFIG, or bind to 127.0.0.1",
+        addr=f"{host}:{port}",
+    )
+
+
 def start_server(
     settings: Settings | None = None,
     *,
@@ -345,6 +389,14 @@ def start_server(
     if where is None:
         log.info("http.disabled", msg="ALERTING_HTTP_ADDR is off: no /metrics, /healthz or /readyz")
         return None
+    try:
+        web = web_config_of(settings)
+    except ConfigError as exc:
+        # Serving without the protection the file asks for would be worse than not serving.
+        log.error("http.web_config_invalid", msg=f"ALERTING_WEB_CONFIG: {exc}; the HTTP endpoints are off")
+        return None
+    if web is None or not web.authenticates:
+        warn_if_exposed(where, web)
     metrics.setup()
     metrics.announce()
     try:
@@ -356,6 +408,7 @@ def start_server(
             where,
             readiness,
             alertmanager=AlertmanagerAPI.from_settings(settings, _version()),
+            web_config=web,
             prometheus=PrometheusAPI(
                 readiness.store, registry.groups if registry is not None else list, _version()
             ),
