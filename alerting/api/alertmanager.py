@@ -571,18 +571,17 @@ class AlertmanagerAPI:
                 return am_json(400, "Failed to create silence: start time must be before end time")
             if ends < self.clock():
                 return am_json(400, "Failed to create silence: end time can't be in the past")
-            matchers = build_matchers(raw_matchers)
         except BadRequest as exc:
             return exc.response
         who = client_of(request)
         return await run_in_threadpool(
-            self._set_silence, sid, matchers, starts, ends, comment, created_by, who
+            self._set_silence, sid, raw_matchers, starts, ends, comment, created_by, who
         )
 
     def _set_silence(
         self,
         sid: str | None,
-        matchers: list[Matcher],
+        raw_matchers: list[dict[str, Any]],
         starts: float,
         ends: float,
         comment: str,
@@ -592,8 +591,12 @@ class AlertmanagerAPI:
         with self._lock:  # Redis calls block: this runs in Starlette's thread pool
             now = _ms(self.clock())
             previous = self.store.get_silence(sid) if sid else None
-            if sid and previous is None:
+            if sid and previous is None:  # Alertmanager looks the id up before it checks the matchers
                 return am_json(404, "silence not found")
+            try:
+                matchers = build_matchers(raw_matchers)
+            except BadRequest as exc:
+                return exc.response
             made = Silence(sid or "", tuple(matchers), starts, ends, created_by, comment, now)
             if previous is not None and _can_update(previous, made, now):
                 self.store.put_silence(made)
@@ -740,7 +743,7 @@ class AlertsView:
                 "state": "suppressed" if silenced_by or inhibited_by else "active",
             },
             "updatedAt": rfc3339(updated),
-            "generatorURL": data.get("generator_url", ""),
+            **({"generatorURL": url} if (url := data.get("generator_url")) else {}),  # omitted when empty
             "labels": labels,
         }
 

@@ -41,9 +41,11 @@ receivers:
     webhook_configs: [{url: 'BASE/pager'}]
 """
 
-# Prometheus learns where to send alerts a few seconds after it starts, and sends firing alerts every
-# second (its resend delay). ``time() < END`` holds for a few seconds: Short fires, then resolves;
-# Steady keeps firing; Muted is inhibited by Steady (same service) and never notified.
+# Prometheus learns where to send alerts a few seconds after it starts, and sends firing alerts again
+# every 5s (its resend delay), each valid for four times that. ``time() < END`` holds for a few
+# seconds: Short fires, then resolves; Steady keeps firing; Muted is inhibited by Steady (same
+# service) and never notified (it fires after Prometheus has found both servers, so both know the
+# inhibiting alert when it comes).
 RULES = """\
 groups:
   - name: demo
@@ -57,6 +59,7 @@ groups:
         labels: {severity: critical}
       - alert: Muted
         expr: label_replace(vector(1), "service", "db", "", "")
+        for: 10s
         labels: {severity: info}
 """
 
@@ -84,6 +87,12 @@ def done(hook: WebhookRecorder, side: str) -> bool:
     ) == 1
 
 
+def muted(url: str) -> bool:
+    """Whether the server has Muted, inhibited."""
+    found = httpx.get(f"{url}/api/v2/alerts", params={"filter": 'alertname="Muted"'}).json()
+    return [(a["status"]["state"], bool(a["status"]["inhibitedBy"])) for a in found] == [("suppressed", True)]
+
+
 @pytest.mark.e2e
 def test_prometheus_alerts_give_the_same_notifications_from_the_worker_and_alertmanager(
     tmp_path: Path, store: NotifyStore
@@ -108,11 +117,15 @@ def test_prometheus_alerts_give_the_same_notifications_from_the_worker_and_alert
                 what="the worker's API",
             )
             rules = tmp_path / "alerts.yml"
-            rules.write_text(RULES.replace("END", str(int(time.time()) + 15)))
+            rules.write_text(RULES.replace("END", str(int(time.time()) + 25)))
             am = real.url.removeprefix("http://")
             with PrometheusServer(
-                rule_files=[rules], alertmanagers=[am, f"127.0.0.1:{port}"], resend_delay="1s"
+                rule_files=[rules], alertmanagers=[am, f"127.0.0.1:{port}"], resend_delay="5s"
             ):
+                for url in (real.url, f"http://127.0.0.1:{port}"):
+                    wait_until(
+                        lambda url=url: muted(url), timeout=60, what=f"Muted received and inhibited at {url}"
+                    )
                 try:
                     wait_until(
                         lambda: done(hook, "am") and done(hook, "ours"), timeout=60, what="both streams"
@@ -120,7 +133,7 @@ def test_prometheus_alerts_give_the_same_notifications_from_the_worker_and_alert
                 except TimeoutError:
                     pytest.fail(f"alertmanager: {stream(hook, 'am')}\nworker: {stream(hook, 'ours')}")
             theirs, mine = stream(hook, "am"), stream(hook, "ours")
-    assert sorted(mine) == sorted(theirs) == ["Short", "Steady"]
+    assert sorted(mine) == sorted(theirs) == ["Short", "Steady"], f"{theirs}\n{mine}"
     for group in theirs:
         assert mine[group] == theirs[group], group
     assert [n["path"] for n in mine["Steady"]] == ["pager"]
