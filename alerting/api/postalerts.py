@@ -21,6 +21,7 @@ from alerting.routing.matchers import LABEL_NAME
 
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:")
 _FRACTION = re.compile(r"(\.\d{6})\d+")
+GO_ZERO_TIME = datetime(1, 1, 1, tzinfo=UTC)
 
 
 class Refused(Exception):
@@ -60,6 +61,8 @@ def _time(value: Any, where: str) -> float | None:
         raise _parse_failure(f'parsing time "{value}": a date without a time of day')
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
+    if parsed == GO_ZERO_TIME:  # Go clients (amtool) write an unset time as its zero value
+        return None
     return parsed.timestamp()
 
 

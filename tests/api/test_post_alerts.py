@@ -194,6 +194,7 @@ ACCEPTED = [
     '[{"labels": {"a": "b"}, "startsAt": "2024-01-01T00:00:00"}]',
     '[{"labels": {"a": "b"}, "startsAt": null, "endsAt": null, "annotations": null}]',
     '[{"labels": {"a": "b"}, "unknown": 1}]',
+    '[{"labels": {"a": "b"}, "startsAt": "0001-01-01T00:00:00.000Z", "endsAt": "0001-01-01T00:00:00.000Z"}]',
     "[]",
     "null",
 ]
