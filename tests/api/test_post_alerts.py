@@ -247,3 +247,18 @@ def test_a_body_that_is_not_json_is_refused_with_415(alertmanager: Alertmanager,
             },
         )
     )
+
+
+def test_a_posted_alert_is_processed_before_the_answer_as_in_alertmanager(
+    alertmanager: Alertmanager, client: TestClient
+) -> None:
+    """Alertmanager 0.25 works an alert's state out when asked, so one just posted is never shown
+    "unprocessed"; the worker routes it into its groups before answering, so neither is it there."""
+    alert = [{"labels": {"alertname": "JustNow", "service": "web"}}]
+    assert alertmanager.client.post("/api/v2/alerts", json=alert).status_code == 200
+    assert client.post("/api/v2/alerts", json=alert).status_code == 200
+    for params in ({}, {"unprocessed": "false"}):
+        query = {"filter": 'alertname="JustNow"', **params}
+        theirs = alertmanager.client.get("/api/v2/alerts", params=query).json()
+        mine = client.get("/api/v2/alerts", params=query).json()
+        assert [a["status"]["state"] for a in mine] == [a["status"]["state"] for a in theirs] == ["active"]
