@@ -17,7 +17,7 @@ from starlette.testclient import TestClient
 
 from alerting.api.app import build_app
 from alerting.api.health import Readiness
-from alerting.api.prometheus import PrometheusAPI, go_float
+from alerting.api.prometheus import PrometheusAPI
 from alerting.core import RuleHealth
 from alerting.notify.store import NotifyStore
 from alerting.rules.evaluation import Alert, State
@@ -239,15 +239,6 @@ def test_a_failing_rule_shows_its_error_and_its_frozen_alerts(
     assert [r["health"] for r in group["rules"][1:]] == ["unknown", "unknown"]
     assert "lastError" not in group["rules"][1]
     assert client.get("/api/v1/alerts").json()["data"]["alerts"] == rule["alerts"]
-
-
-@pytest.mark.parametrize(
-    ("value", "text"),
-    [(1.0, "1e+00"), (2.5, "2.5e+00"), (0.1, "1e-01"), (123456.789, "1.23456789e+05"), (-3.0, "-3e+00")]
-    + [(float("nan"), "NaN"), (float("inf"), "+Inf"), (float("-inf"), "-Inf"), (0.0, "0e+00")],
-)
-def test_values_are_written_as_prometheus_writes_them(value: float, text: str) -> None:
-    assert go_float(value) == text
 
 
 def test_buildinfo_answers_in_the_envelope(api_client: tuple[TestClient, StateStore, list[Any]]) -> None:
