@@ -30,10 +30,9 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from alerting.api.access import MAX_BODY
-from alerting.api.postalerts import Refused, parse_alerts
+from alerting.api.postalerts import Posted, Refused, merge, parse_alerts
 from alerting.config.settings import Settings
 from alerting.core import fingerprint, rfc3339
-from alerting.notify.base import NotifyAlert
 from alerting.notify.live import RoutingConfig
 from alerting.notify.pipeline import ingest
 from alerting.notify.store import GroupSnapshot, NotifyStore
@@ -455,7 +454,7 @@ class AlertmanagerAPI:
         except Refused as exc:
             return am_json(exc.status, exc.body)
         who = client_of(request)
-        await run_in_threadpool(self._ingest, received.alerts, now, who)
+        await run_in_threadpool(self._ingest, received.posted, now, who)
         if received.problems:
             log.warning(
                 "api.alerts_invalid",
@@ -465,11 +464,26 @@ class AlertmanagerAPI:
             return am_json(400, "; ".join(received.problems))
         return Response(b"", 200)
 
-    def _ingest(self, alerts: list[NotifyAlert], now: float, who: str) -> None:
-        if not alerts:
+    def _ingest(self, posted: list[Posted], now: float, who: str) -> None:
+        if not posted:
             return
-        prefix = self.store.p.removesuffix(":notify")
-        ingest(self.store.r, prefix, self.routing(), alerts, now)
+        # What was last received of each alert, so a repeat merges with it as in Alertmanager; kept
+        # an hour past its end.
+        keys = [f"{self.store.p}:posted:{fingerprint(p.alert.labels)}" for p in posted]
+        with self._lock:
+            previous = self.store.r.mget(keys)
+            merged = [
+                merge(Posted.times(raw) if raw is not None else None, p, now)
+                for p, raw in zip(posted, previous, strict=True)
+            ]
+            alerts = [m.alert for m in merged]
+            prefix = self.store.p.removesuffix(":notify")
+            ingest(self.store.r, prefix, self.routing(), alerts, now)
+            pipe = self.store.r.pipeline(transaction=False)
+            for key, m in zip(keys, merged, strict=True):
+                keep = max((m.alert.ends_at or now) - now, 0.0) + 3600
+                pipe.set(key, m.to_json(), ex=int(keep))
+            pipe.execute()
         firing = sum(1 for a in alerts if a.status == "firing")
         log.info(
             "api.alerts_received",

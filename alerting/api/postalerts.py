@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -34,11 +34,56 @@ class Refused(Exception):
 
 
 @dataclass(frozen=True)
+class Posted:
+    """A received alert: ``timeout`` when it came without an end, which then is a guess."""
+
+    alert: NotifyAlert
+    timeout: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps([self.alert.starts_at, self.alert.ends_at, self.timeout])
+
+    @staticmethod
+    def times(text: str | bytes) -> tuple[float, float, bool]:
+        starts, ends, timeout = json.loads(text)
+        return float(starts), float(ends), bool(timeout)
+
+
+@dataclass(frozen=True)
 class Received:
     """What a POST brought: the alerts to ingest and the reasons others were dropped."""
 
-    alerts: list[NotifyAlert]
+    posted: list[Posted]
     problems: list[str]
+
+    @property
+    def alerts(self) -> list[NotifyAlert]:
+        return [p.alert for p in self.posted]
+
+
+def merge(previous: tuple[float, float, bool] | None, new: Posted, now: float) -> Posted:
+    """The alert as Alertmanager keeps it when it is sent again: if the two overlap in time, the
+    earliest start, and an end the sender stated (not a timeout's guess) that is later than the new
+    one wins; otherwise the new one replaces the old."""
+    if previous is None:
+        return new
+    starts, ends, timeout = previous
+    alert = new.alert
+    merged_ends = alert.ends_at if alert.ends_at is not None else now
+    if not (starts < merged_ends < ends or starts < alert.starts_at < ends):
+        return new
+    if merged_ends <= now:  # resolved now: the latest resolution of the two
+        if now >= ends > merged_ends:
+            merged_ends = ends
+    elif ends > merged_ends and not timeout:
+        merged_ends = ends
+    merged = replace(
+        alert,
+        starts_at=min(starts, alert.starts_at),
+        ends_at=merged_ends,
+        status="firing" if merged_ends > now else "resolved",
+    )
+    return Posted(merged, new.timeout)
 
 
 def _parse_failure(reason: str) -> Refused:
@@ -126,11 +171,12 @@ def parse_alerts(body: bytes, now: float, resolve_timeout: float) -> Received:
             )
         raw.append((labels, annotations, starts, ends, url))
 
-    alerts: list[NotifyAlert] = []
+    posted: list[Posted] = []
     problems: list[str] = []
     for labels, annotations, starts, ends, url in raw:
         if starts is None:
             starts = now if ends is None else ends
+        timeout = ends is None
         if ends is None:  # Alertmanager's timeout: resolved unless it is sent again
             ends = now + resolve_timeout
         labels = {k: v for k, v in labels.items() if v != ""}
@@ -143,14 +189,13 @@ def parse_alerts(body: bytes, now: float, resolve_timeout: float) -> Received:
         elif (bad := _invalid_names(annotations)) is not None:
             problems.append(f"invalid annotations: {bad}")
         else:
-            alerts.append(
-                NotifyAlert(
-                    status="firing" if ends > now else "resolved",
-                    labels=labels,
-                    annotations=annotations,
-                    starts_at=starts,
-                    ends_at=ends,
-                    generator_url=url,
-                )
+            alert = NotifyAlert(
+                status="firing" if ends > now else "resolved",
+                labels=labels,
+                annotations=annotations,
+                starts_at=starts,
+                ends_at=ends,
+                generator_url=url,
             )
-    return Received(alerts, problems)
+            posted.append(Posted(alert, timeout))
+    return Received(posted, problems)

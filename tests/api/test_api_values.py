@@ -6,9 +6,10 @@ import json
 
 import pytest
 
-from alerting.api.postalerts import Refused, parse_alerts
+from alerting.api.postalerts import Posted, Refused, merge, parse_alerts
 from alerting.api.prometheus import go_float, seconds
 from alerting.core import rfc3339
+from alerting.notify.base import NotifyAlert
 
 NOW = 1_800_000_000.0
 TIMEOUT = 300.0
@@ -75,3 +76,32 @@ def test_values_are_written_as_prometheus_writes_them(value: float, text: str) -
 def test_durations_are_written_as_go_writes_a_float() -> None:
     assert [seconds(0.0), seconds(3600.0), seconds(0.25)] == [0, 3600, 0.25]
     assert [type(seconds(0.0)), type(seconds(0.25))] == [int, float]
+
+
+def _posted(starts: float, ends: float, timeout: bool = False) -> Posted:
+    status = "firing" if ends > NOW else "resolved"
+    return Posted(NotifyAlert(status, {"alertname": "A"}, {}, starts, ends), timeout)
+
+
+@pytest.mark.parametrize(
+    ("previous", "new", "merged"),
+    [
+        # overlapping: the earliest start; a stated later end wins, a guessed one does not
+        ((NOW - 600, NOW + 600, False), (NOW - 60, NOW + 120, False), (NOW - 600, NOW + 600, "firing")),
+        ((NOW - 600, NOW + 600, True), (NOW - 60, NOW + 120, False), (NOW - 600, NOW + 120, "firing")),
+        ((NOW - 600, NOW + 100, False), (NOW - 60, NOW + 300, True), (NOW - 600, NOW + 300, "firing")),
+        # resolved by the new report: the later of two resolutions
+        ((NOW - 600, NOW - 5, False), (NOW - 600, NOW - 20, False), (NOW - 600, NOW - 5, "resolved")),
+        ((NOW - 600, NOW + 600, False), (NOW - 300, NOW - 10, False), (NOW - 600, NOW - 10, "resolved")),
+        # not overlapping: replaced
+        ((NOW + 1000, NOW + 1000, False), (NOW - 30, NOW + 300, True), (NOW - 30, NOW + 300, "firing")),
+        (None, (NOW - 30, NOW + 300, True), (NOW - 30, NOW + 300, "firing")),
+    ],
+)
+def test_an_alert_sent_again_merges_as_in_alertmanager(
+    previous: tuple[float, float, bool] | None,
+    new: tuple[float, float, bool],
+    merged: tuple[float, float, str],
+) -> None:
+    out = merge(previous, _posted(*new), NOW).alert
+    assert (out.starts_at, out.ends_at, out.status) == merged

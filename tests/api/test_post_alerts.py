@@ -4,7 +4,9 @@ after ``resolve_timeout`` when sent without an end, and bad bodies get Alertmana
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +116,8 @@ def test_an_alert_sent_without_an_end_resolves_after_resolve_timeout_unless_sent
     timed.post("/api/v2/alerts", json=[alert])
     clock.now = T0 + 200
     assert [a["endsAt"] for a in shown(timed)] == [rfc3339(T0 + 300)]
-    timed.post("/api/v2/alerts", json=[alert])  # sent again: the timeout starts over
-    assert [(a["startsAt"], a["endsAt"]) for a in shown(timed)] == [(rfc3339(T0 + 200), rfc3339(T0 + 500))]
+    timed.post("/api/v2/alerts", json=[alert])  # sent again: the timeout starts over, the start stays
+    assert [(a["startsAt"], a["endsAt"]) for a in shown(timed)] == [(rfc3339(T0), rfc3339(T0 + 500))]
     clock.now = T0 + 499
     assert len(shown(timed)) == 1
     clock.now = T0 + 501
@@ -262,3 +264,54 @@ def test_a_posted_alert_is_processed_before_the_answer_as_in_alertmanager(
         theirs = alertmanager.client.get("/api/v2/alerts", params=query).json()
         mine = client.get("/api/v2/alerts", params=query).json()
         assert [a["status"]["state"] for a in mine] == [a["status"]["state"] for a in theirs] == ["active"]
+
+
+def test_an_alert_sent_again_merges_with_what_was_received_as_in_alertmanager(
+    alertmanager: Alertmanager, client: TestClient
+) -> None:
+    now = float(int(time.time()))
+
+    def alert(name: str, starts: float | None = None, ends: float | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"labels": {"alertname": name, "case": "merge"}}
+        if starts is not None:
+            out["startsAt"] = rfc3339(starts)
+        if ends is not None:
+            out["endsAt"] = rfc3339(ends)
+        return out
+
+    batches = [
+        # an earlier start stays; a stated later end wins over a nearer one
+        [alert("Stated", now - 600, now + 600)],
+        [alert("Stated", now - 60, now + 120)],
+        # times that do not overlap: the new one replaces the old (no end: a timeout's guess)
+        [alert("Guessed", ends=now + 1000)],
+        [alert("Guessed", starts=now - 30)],
+        # a timeout's guess gives way to a nearer stated end
+        [alert("Timeout", starts=now - 300)],
+        [alert("Timeout", starts=now - 100, ends=now + 100)],
+        # resolved by the newer report
+        [alert("Gone", now - 300, now + 600)],
+        [alert("Gone", now - 300, now - 10)],
+    ]
+    for batch in batches:
+        assert alertmanager.client.post("/api/v2/alerts", json=batch).status_code == 200
+        assert client.post("/api/v2/alerts", json=batch).status_code == 200
+
+    def times(answer: list[dict[str, Any]]) -> dict[str, tuple[str, str]]:
+        return {a["labels"]["alertname"]: (a["startsAt"], a["endsAt"]) for a in answer}
+
+    query = {"filter": 'case="merge"'}
+    theirs = times(alertmanager.client.get("/api/v2/alerts", params=query).json())
+    mine = times(client.get("/api/v2/alerts", params=query).json())
+    assert (
+        {**mine, "Guessed": mine["Guessed"][0]}
+        == {**theirs, "Guessed": theirs["Guessed"][0]}
+        == {
+            "Stated": (rfc3339(now - 600), rfc3339(now + 600)),
+            "Guessed": rfc3339(now - 30),
+            "Timeout": (rfc3339(now - 300), rfc3339(now + 100)),
+        }
+    )
+    for side in (mine, theirs):  # the guess: resolve_timeout (5m) after it was received
+        guess = datetime.fromisoformat(side["Guessed"][1].replace("Z", "+00:00")).timestamp()
+        assert now + 300 <= guess <= time.time() + 300
