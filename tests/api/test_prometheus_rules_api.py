@@ -241,6 +241,30 @@ def test_a_failing_rule_shows_its_error_and_its_frozen_alerts(
     assert client.get("/api/v1/alerts").json()["data"]["alerts"] == rule["alerts"]
 
 
+def test_sql_and_probe_rules_show_their_spec_as_the_query(tmp_path: Path, store: NotifyStore) -> None:
+    (tmp_path / "app.yml").write_text(
+        "groups:\n"
+        "  - name: app\n"
+        "    rules:\n"
+        "      - alert: ApprovalsStuck\n"
+        "        sql: SELECT team, COUNT(*) AS value FROM approvals GROUP BY team\n"
+        "        for: 10m\n"
+        "      - alert: ServiceDown\n"
+        "        probe: {url: 'http://127.0.0.1:8000/health', timeout: 5s}\n"
+    )
+    groups = load_paths([tmp_path / "app.yml"]).groups
+    states = StateStore(store.r, store.silence_key.rsplit(":", 1)[0])
+    readiness = Readiness(redis_url="redis://127.0.0.1:9", broker_url="redis://127.0.0.1:9", timeout=0.2)
+    app = build_app(readiness, None, prometheus=PrometheusAPI(states, lambda: list(groups)))
+    with TestClient(app) as client:
+        [group] = client.get("/api/v1/rules").json()["data"]["groups"]
+    readiness.close()
+    assert [(r["name"], r["query"], r["duration"], r["health"]) for r in group["rules"]] == [
+        ("ApprovalsStuck", "SELECT team, COUNT(*) AS value FROM approvals GROUP BY team", 600, "unknown"),
+        ("ServiceDown", "method=GET timeout=5.0 url=http://127.0.0.1:8000/health", 0, "unknown"),
+    ]
+
+
 def test_buildinfo_answers_in_the_envelope(api_client: tuple[TestClient, StateStore, list[Any]]) -> None:
     body = api_client[0].get("/api/v1/status/buildinfo").json()
     assert body["status"] == "success" and body["data"]["version"] == "1.2.3"
