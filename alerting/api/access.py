@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import threading
@@ -45,7 +46,7 @@ class Passwords:
     def check(self, user: str, password: str) -> bool:
         hashed = self.users.get(user)
         if hashed is None:
-            bcrypt.checkpw(password.encode(), _DUMMY)  # the same time whether or not the user exists
+            bcrypt.checkpw(password.encode(), _dummy())  # the same time whether or not the user exists
             return False
         digest = hashlib.sha256(hashed + b"\x00" + password.encode()).digest()
         with self._lock:
@@ -59,7 +60,9 @@ class Passwords:
         return True
 
 
-_DUMMY = bcrypt.hashpw(b"-", bcrypt.gensalt(rounds=10))
+@functools.cache
+def _dummy() -> bytes:
+    return bcrypt.hashpw(b"-", bcrypt.gensalt(rounds=10))
 
 
 def _credentials(header: bytes) -> tuple[str, str] | None:
