@@ -25,7 +25,8 @@ from alerting.core import rfc3339
 from alerting.errors import ConfigError
 from alerting.notify.store import NotifyStore
 from tests.support.logs import json_log
-from tests.support.net import REDIS_URL, free_port
+from tests.support.net import REDIS_URL, free_port, wait_until
+from tests.support.prometheus import PrometheusServer
 from tests.support.worker import alerting
 
 AMTOOL = shutil.which("amtool") or "/usr/bin/amtool"
@@ -248,3 +249,40 @@ def test_binding_beyond_loopback_without_credentials_is_warned_about(host: str, 
     assert bool(log.records("http.unprotected")) is warned
     if warned:
         assert "ALERTING_WEB_CONFIG" in log.records("http.unprotected")[0]["msg"]
+
+
+def test_prometheus_sends_alerts_over_tls_with_basic_auth(
+    store: NotifyStore, config_file: Path, tmp_path: Path, ca: trustme.CA
+) -> None:
+    """The README's advice for a protected worker: `scheme: https` and `basic_auth` in Prometheus's
+    `alertmanagers` entry."""
+    tls_files(tmp_path, ca)
+    (tmp_path / "web.yml").write_text(
+        "tls_server_config: {cert_file: server.pem, key_file: server.pem}\n"
+        f"basic_auth_users: {{alice: '{HASH}'}}\n"
+    )
+    (tmp_path / "rules.yml").write_text(
+        "groups:\n  - name: g\n    rules:\n      - alert: FromPrometheus\n        expr: vector(1)\n"
+    )
+    with serve(store, config_file, load_web_config(tmp_path / "web.yml")) as server:
+        entry = {
+            "scheme": "https",
+            "basic_auth": {"username": "alice", "password": "s3cret"},
+            "tls_config": {"ca_file": str(tmp_path / "ca.pem")},
+            "static_configs": [{"targets": [f"127.0.0.1:{server.port}"]}],
+        }
+        with PrometheusServer(rule_files=[tmp_path / "rules.yml"], alertmanagers=[entry], resend_delay="1s"):
+            trusted = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+            wait_until(
+                lambda: (
+                    [
+                        a["labels"]["alertname"]
+                        for a in httpx.get(
+                            f"{server.url}/api/v2/alerts", auth=("alice", "s3cret"), verify=trusted
+                        ).json()
+                    ]
+                    == ["FromPrometheus"]
+                ),
+                timeout=60,
+                what="Prometheus's alert at the worker",
+            )

@@ -68,7 +68,7 @@ class PrometheusServer(ServerProcess):
         external_url: str | None = None,
         external_labels: Mapping[str, str] | None = None,
         log_level: str = "info",
-        alertmanagers: Sequence[str] = (),
+        alertmanagers: Sequence[str | Mapping[str, Any]] = (),
         resend_delay: str | None = None,
     ) -> None:
         super().__init__()
@@ -81,7 +81,8 @@ class PrometheusServer(ServerProcess):
         self.external_url = external_url
         self.external_labels = dict(external_labels or {})
         self.log_level = log_level
-        self.alertmanagers = list(alertmanagers)  # host:port of each Alertmanager it sends alerts to
+        # each Alertmanager it sends alerts to: host:port, or a whole `alertmanagers` entry
+        self.alertmanagers = list(alertmanagers)
         self.resend_delay = resend_delay  # how often firing alerts are sent again (Prometheus: 1m)
 
     def command(self) -> list[str]:
@@ -105,7 +106,8 @@ class PrometheusServer(ServerProcess):
         if self.alertmanagers:
             config["alerting"] = {
                 "alertmanagers": [
-                    {"static_configs": [{"targets": [target]}]} for target in self.alertmanagers
+                    {"static_configs": [{"targets": [am]}]} if isinstance(am, str) else dict(am)
+                    for am in self.alertmanagers
                 ]
             }
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
