@@ -286,3 +286,19 @@ def test_prometheus_sends_alerts_over_tls_with_basic_auth(
                 timeout=60,
                 what="Prometheus's alert at the worker",
             )
+
+
+def test_alerting_check_reads_the_web_config_the_environment_names(tmp_path: Path, config_file: Path) -> None:
+    path = tmp_path / "web.yml"
+    path.write_text("basic_auth_users:\n  alice: plaintext\n")
+    (tmp_path / "rules").mkdir()
+    env = {
+        "ALERTING_WEB_CONFIG": str(path),
+        "ALERTING_RULES": str(tmp_path / "rules"),
+        "ALERTING_CONFIG": str(config_file),
+    }
+    checked = alerting("check", env=env)
+    assert checked.returncode == 1
+    assert f"{path}:2:10: basic_auth_users.alice: not a bcrypt hash" in checked.stdout
+    path.write_text(f"basic_auth_users:\n  alice: '{HASH}'\n")
+    assert alerting("check", env=env).returncode == 0
