@@ -93,7 +93,9 @@ def rfc3339(t: float, *, trim_zero_millis: bool = False) -> str:
     millis = int(round((t - seconds) * 1000))
     if millis == 1000:
         seconds, millis = seconds + 1, 0
-    text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    tm = time.gmtime(seconds)
+    # Four-digit years always (strftime writes year 213 as "213", which is not RFC 3339).
+    text = f"{tm.tm_year:04d}-" + time.strftime("%m-%dT%H:%M:%S", tm)
     if trim_zero_millis and millis == 0:
         return text + "Z"
     return f"{text}.{millis:03d}Z"

@@ -29,9 +29,12 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from alerting.api.access import MAX_BODY
+from alerting.api.postalerts import Posted, Refused, merge, parse_alerts
 from alerting.config.settings import Settings
 from alerting.core import fingerprint, rfc3339
 from alerting.notify.live import RoutingConfig
+from alerting.notify.pipeline import ingest
 from alerting.notify.store import GroupSnapshot, NotifyStore
 from alerting.ops.logs import get_logger
 from alerting.routing.inhibit import Inhibitor
@@ -49,7 +52,6 @@ from alerting.routing.silences import ACTIVE, EXPIRED, PENDING, Silence
 
 log = get_logger(__name__)
 
-MAX_BODY = 1 << 20  # bytes; a silence is a few hundred, an import of thousands fits
 _UUID = re.compile(r"(?i)^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$")
 
 # What Alertmanager's configuration knows: config.original keeps only these, so amtool (which loads
@@ -368,6 +370,7 @@ class AlertmanagerAPI:
             Route("/api/v2/status", self.status, methods=["GET"]),
             Route("/api/v2/receivers", self.receivers, methods=["GET"]),
             Route("/api/v2/alerts", self.list_alerts, methods=["GET"]),
+            Route("/api/v2/alerts", self.post_alerts, methods=["POST"]),
             Route("/api/v2/alerts/groups", self.list_groups, methods=["GET"]),
             Route("/api/v2/silences", self.list_silences, methods=["GET"]),
             Route("/api/v2/silences", self.post_silence, methods=["POST"]),
@@ -409,7 +412,7 @@ class AlertmanagerAPI:
     def reload(self, request: Request) -> Response:
         from alerting.worker.compose import check_routing_config
 
-        who = _client(request)
+        who = client_of(request)
         problems = (
             check_routing_config(self.config_path) if self.config_path and self.config_path.exists() else []
         )
@@ -435,6 +438,60 @@ class AlertmanagerAPI:
             if query.wants(alert):
                 shown.append(alert)
         return am_json(200, sorted(shown, key=lambda a: a["fingerprint"]))
+
+    async def post_alerts(self, request: Request) -> Response:
+        media = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
+        if media != "application/json":
+            message = f'unsupported media type "{media}", only [application/json] are allowed'
+            return swagger_error(415, 415, message)
+        try:
+            body = await _read_limited(request, self.max_body)
+            now = self.clock()
+            timeout = float(self.routing().global_config.get("resolve_timeout", 300.0))
+            received = parse_alerts(body, now, timeout)
+        except BadRequest as exc:
+            return exc.response
+        except Refused as exc:
+            return am_json(exc.status, exc.body)
+        who = client_of(request)
+        await run_in_threadpool(self._ingest, received.posted, now, who)
+        if received.problems:
+            log.warning(
+                "api.alerts_invalid",
+                msg=f"{len(received.problems)} alerts from {who} refused: {'; '.join(received.problems)}",
+                client=who,
+            )
+            return am_json(400, "; ".join(received.problems))
+        return Response(b"", 200)
+
+    def _ingest(self, posted: list[Posted], now: float, who: str) -> None:
+        if not posted:
+            return
+        # What was last received of each alert, so a repeat merges with it as in Alertmanager; kept
+        # an hour past its end.
+        keys = [f"{self.store.p}:posted:{fingerprint(p.alert.labels)}" for p in posted]
+        with self._lock:
+            previous = self.store.r.mget(keys)
+            merged = [
+                merge(Posted.times(raw) if raw is not None else None, p, now)
+                for p, raw in zip(posted, previous, strict=True)
+            ]
+            alerts = [m.alert for m in merged]
+            prefix = self.store.p.removesuffix(":notify")
+            ingest(self.store.r, prefix, self.routing(), alerts, now)
+            pipe = self.store.r.pipeline(transaction=False)
+            for key, m in zip(keys, merged, strict=True):
+                keep = max((m.alert.ends_at or now) - now, 0.0) + 3600
+                pipe.set(key, m.to_json(), ex=int(keep))
+            pipe.execute()
+        firing = sum(1 for a in alerts if a.status == "firing")
+        log.info(
+            "api.alerts_received",
+            msg=f"{len(alerts)} alerts ({firing} firing) received from {who}",
+            client=who,
+            alerts=len(alerts),
+            firing=firing,
+        )
 
     def list_groups(self, request: Request) -> Response:
         try:
@@ -499,7 +556,7 @@ class AlertmanagerAPI:
         sid = request.path_params["silence_id"]
         if not _UUID.match(sid):
             return _bad_id(sid)
-        who = _client(request)
+        who = client_of(request)
         with self._lock:
             found = self.store.get_silence(sid)
             if found is None:
@@ -528,18 +585,17 @@ class AlertmanagerAPI:
                 return am_json(400, "Failed to create silence: start time must be before end time")
             if ends < self.clock():
                 return am_json(400, "Failed to create silence: end time can't be in the past")
-            matchers = build_matchers(raw_matchers)
         except BadRequest as exc:
             return exc.response
-        who = _client(request)
+        who = client_of(request)
         return await run_in_threadpool(
-            self._set_silence, sid, matchers, starts, ends, comment, created_by, who
+            self._set_silence, sid, raw_matchers, starts, ends, comment, created_by, who
         )
 
     def _set_silence(
         self,
         sid: str | None,
-        matchers: list[Matcher],
+        raw_matchers: list[dict[str, Any]],
         starts: float,
         ends: float,
         comment: str,
@@ -549,8 +605,12 @@ class AlertmanagerAPI:
         with self._lock:  # Redis calls block: this runs in Starlette's thread pool
             now = _ms(self.clock())
             previous = self.store.get_silence(sid) if sid else None
-            if sid and previous is None:
+            if sid and previous is None:  # Alertmanager looks the id up before it checks the matchers
                 return am_json(404, "silence not found")
+            try:
+                matchers = build_matchers(raw_matchers)
+            except BadRequest as exc:
+                return exc.response
             made = Silence(sid or "", tuple(matchers), starts, ends, created_by, comment, now)
             if previous is not None and _can_update(previous, made, now):
                 self.store.put_silence(made)
@@ -603,7 +663,11 @@ def _bad_id(sid: str) -> Response:
     return swagger_error(422, 601, f"silenceID in path must be of type uuid: {json.dumps(sid)}")
 
 
-def _client(request: Request) -> str:
+def client_of(request: Request) -> str:
+    """Who made a request, for the log of every change: the basic-auth user, else the remote address."""
+    user = request.scope.get("alerting.user")
+    if user:
+        return str(user)
     client = request.client
     return f"{client.host}:{client.port}" if client is not None else "unknown"
 
@@ -693,7 +757,7 @@ class AlertsView:
                 "state": "suppressed" if silenced_by or inhibited_by else "active",
             },
             "updatedAt": rfc3339(updated),
-            "generatorURL": data.get("generator_url", ""),
+            **({"generatorURL": url} if (url := data.get("generator_url")) else {}),  # omitted when empty
             "labels": labels,
         }
 

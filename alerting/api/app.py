@@ -20,6 +20,7 @@ from alerting.ops.logs import get_logger
 if TYPE_CHECKING:
     from alerting.api.alertmanager import AlertmanagerAPI
     from alerting.api.health import Readiness
+    from alerting.api.prometheus import PrometheusAPI
 
 log = get_logger(__name__)
 
@@ -48,8 +49,10 @@ def build_app(
     *,
     started: float | None = None,
     alertmanager: AlertmanagerAPI | None = None,
+    prometheus: PrometheusAPI | None = None,
 ) -> Starlette:
-    """The app serving ``readiness`` and ``metrics_registry``; ``alertmanager`` adds ``/api/v2``."""
+    """The app serving ``readiness`` and ``metrics_registry``; ``alertmanager`` adds ``/api/v2``,
+    ``prometheus`` the rules and alerts of ``/api/v1``."""
     since = time.time() if started is None else started
 
     async def metrics_endpoint(_: Request) -> Response:
@@ -70,6 +73,8 @@ def build_app(
     ]
     if alertmanager is not None:
         routes.extend(alertmanager.routes())
+    if prometheus is not None:
+        routes.extend(prometheus.routes())
 
     async def not_found(request: Request, _: Exception) -> Response:
         served = "/metrics, /healthz, /readyz" + (", /api/v2/..." if alertmanager is not None else "")

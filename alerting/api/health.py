@@ -15,6 +15,7 @@ not (the worker still works and raises its own alerts about them): they make it 
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from urllib.parse import urlsplit
 
 import redis
 
+from alerting.api.access import AccessControl
 from alerting.api.app import build_app
 from alerting.api.server import ThreadedServer
 from alerting.config.settings import Settings
@@ -36,6 +38,8 @@ from alerting.rules.state import DATASOURCES_GROUP, StateStore
 
 if TYPE_CHECKING:
     from alerting.api.alertmanager import AlertmanagerAPI
+    from alerting.api.prometheus import PrometheusAPI
+    from alerting.api.webconfig import WebConfig
 
 log = get_logger(__name__)
 
@@ -260,7 +264,8 @@ class HealthServer:
     """``with HealthServer(("127.0.0.1", 0), readiness) as server: server.url``.
 
     ``alertmanager`` (an :class:`~alerting.api.alertmanager.AlertmanagerAPI`) adds Alertmanager's
-    API v2 on the same address.
+    API v2 on the same address, ``prometheus`` (a :class:`~alerting.api.prometheus.PrometheusAPI`)
+    Prometheus's rules and alerts API.
     """
 
     def __init__(
@@ -269,9 +274,13 @@ class HealthServer:
         readiness: Readiness,
         metrics_registry: Any = None,
         alertmanager: AlertmanagerAPI | None = None,
+        prometheus: PrometheusAPI | None = None,
+        web_config: WebConfig | None = None,
     ) -> None:
         self.readiness = readiness
+        self.web_config = web_config
         self.alertmanager = alertmanager
+        self.prometheus = prometheus
         self.registry = metrics_registry or metrics.registry(
             [
                 metrics.StateCollector(readiness.store),
@@ -283,8 +292,14 @@ class HealthServer:
             ]
         )
         self.started = time.time()
-        self.app = build_app(readiness, self.registry, started=self.started, alertmanager=alertmanager)
-        self.server = ThreadedServer(self.app, addr)
+        self.app = build_app(
+            readiness, self.registry, started=self.started, alertmanager=alertmanager, prometheus=prometheus
+        )
+        self.server = ThreadedServer(
+            AccessControl(self.app, web_config),
+            addr,
+            ssl_context=web_config.ssl_context() if web_config is not None else None,
+        )
         if alertmanager is not None:
             alertmanager.set_address(self.server.address)
 
@@ -301,11 +316,13 @@ class HealthServer:
     def url(self) -> str:
         host = self.server.address[0]
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}"
+        scheme = "https" if self.web_config is not None and self.web_config.tls is not None else "http"
+        return f"{scheme}://{host}:{self.port}"
 
     def start(self) -> HealthServer:
         self.server.start()
         served = "/metrics, /healthz, /readyz" + (" and Alertmanager's /api/v2" if self.alertmanager else "")
+        served += ", Prometheus's /api/v1/rules and /api/v1/alerts" if self.prometheus else ""
         log.info("http.started", msg=f"serving {served} on {self.url}", url=self.url)
         return self
 
@@ -320,6 +337,40 @@ class HealthServer:
 
     def __exit__(self, *_: object) -> None:
         self.stop()
+
+
+def web_config_of(settings: Settings) -> WebConfig | None:
+    """The parsed ``ALERTING_WEB_CONFIG`` (None when unset); raises ConfigError at file:line:col."""
+    if not settings.web_config:
+        return None
+    from alerting.api.webconfig import load_web_config
+
+    return load_web_config(settings.web_config)
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def warn_if_exposed(where: tuple[str, int], web: WebConfig | None) -> None:
+    """Say loudly when the endpoints that change things (silences, alerts, reload) are reachable
+    from other machines by anyone."""
+    host, port = where
+    if is_loopback(host):
+        return
+    how = "without ALERTING_WEB_CONFIG" if web is None else f"with {web.path} asking for no credentials"
+    log.warning(
+        "http.unprotected",
+        msg=f"serving on {host}:{port} {how}: anyone who can reach it can post alerts, add and expire "
+        "silences and reload the configuration; set basic_auth_users (or client certificates) in a "
+        "web config file named by ALERTING_WEB_CONFIG, or bind to 127.0.0.1",
+        addr=f"{host}:{port}",
+    )
 
 
 def start_server(
@@ -338,15 +389,29 @@ def start_server(
     if where is None:
         log.info("http.disabled", msg="ALERTING_HTTP_ADDR is off: no /metrics, /healthz or /readyz")
         return None
+    try:
+        web = web_config_of(settings)
+    except ConfigError as exc:
+        # Serving without the protection the file asks for would be worse than not serving.
+        log.error("http.web_config_invalid", msg=f"ALERTING_WEB_CONFIG: {exc}; the HTTP endpoints are off")
+        return None
+    if web is None or not web.authenticates:
+        warn_if_exposed(where, web)
     metrics.setup()
     metrics.announce()
     try:
         from alerting.api.alertmanager import AlertmanagerAPI
+        from alerting.api.prometheus import PrometheusAPI
 
+        readiness = Readiness.from_settings(settings, registry)
         server = HealthServer(
             where,
-            Readiness.from_settings(settings, registry),
+            readiness,
             alertmanager=AlertmanagerAPI.from_settings(settings, _version()),
+            web_config=web,
+            prometheus=PrometheusAPI(
+                readiness.store, registry.groups if registry is not None else list, _version()
+            ),
         )
     except OSError as exc:
         # A port in use must not stop the worker from evaluating; say so loudly instead.

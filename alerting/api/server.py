@@ -7,6 +7,7 @@ gets its real number); uvicorn installs no signal handlers off the main thread, 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from typing import Any
@@ -17,7 +18,14 @@ import uvicorn
 class ThreadedServer:
     """``ThreadedServer(app, ("127.0.0.1", 0)).start()``; ``stop()`` waits for open requests briefly."""
 
-    def __init__(self, app: Any, addr: tuple[str, int], *, name: str = "alerting-http") -> None:
+    def __init__(
+        self,
+        app: Any,
+        addr: tuple[str, int],
+        *,
+        name: str = "alerting-http",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         family = socket.AF_INET6 if ":" in addr[0] else socket.AF_INET
         self.sock = socket.socket(family, socket.SOCK_STREAM)
         try:
@@ -35,6 +43,8 @@ class ThreadedServer:
             timeout_graceful_shutdown=2,
             server_header=False,
             date_header=False,
+            # HTTPS with the context given (built from ALERTING_WEB_CONFIG), else plain HTTP
+            ssl_context_factory=(lambda _config, _default: ssl_context) if ssl_context is not None else None,
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self._run, name=name, daemon=True)

@@ -151,9 +151,16 @@ def check_paths(paths: Sequence[str | Path], settings: Settings, config: str | N
 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
-def check(paths: tuple[str, ...]) -> None:
+@click.option(
+    "--web-config",
+    "web_config",
+    default=None,
+    type=click.Path(),
+    help="A web config file (TLS, basic auth) to check too; default: ALERTING_WEB_CONFIG when no PATHS.",
+)
+def check(paths: tuple[str, ...], web_config: str | None) -> None:
     """Validate rule files and Alertmanager configurations (alerting.yml), each told apart by its
-    content; print every problem as file:line:col: message."""
+    content, and the web config; print every problem as file:line:col: message."""
     settings = _settings()
     config = None
     targets: list[str] = list(paths)
@@ -163,6 +170,17 @@ def check(paths: tuple[str, ...]) -> None:
             config = settings.config_path
             targets.append(config)
     report = check_paths(targets, settings, config)
+    web_config = web_config or (settings.web_config if not paths else None)
+    if web_config:
+        from alerting.api.webconfig import load_web_config
+        from alerting.errors import ConfigError
+
+        targets.append(web_config)
+        report.config_files.append(web_config)
+        try:
+            load_web_config(web_config)
+        except ConfigError as exc:
+            report.problems.append(str(exc))
     for warning in (*report.ruleset.warnings, *report.warnings):
         click.echo(f"warning: {warning}", err=True)
     for problem in report.problems:

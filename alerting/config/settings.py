@@ -116,6 +116,7 @@ class Settings:
     history_url: str = "sqlite:///var/history.db"
     history_retention: str = "30d"
     http_addr: str = "127.0.0.1:9464"
+    web_config: str = ""  # ALERTING_WEB_CONFIG: TLS and basic auth for the HTTP endpoints
     # Where ``${NAME}`` references in alerting.yml are looked up: the process environment by default.
     environ: Mapping[str, str] = field(default_factory=lambda: environment(), repr=False, compare=False)
 
@@ -171,6 +172,7 @@ class Settings:
             history_url=env.get("ALERTING_HISTORY_URL", cls.history_url),
             history_retention=env.get("ALERTING_HISTORY_RETENTION", cls.history_retention),
             http_addr=env.get("ALERTING_HTTP_ADDR", cls.http_addr),
+            web_config=env.get("ALERTING_WEB_CONFIG", ""),
             environ=env,
         )
         return settings.with_evaluation_section(env)

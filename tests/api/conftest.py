@@ -1,4 +1,5 @@
-"""The API built in-process from a private Redis prefix and a configuration file."""
+"""The API built in-process from a private Redis prefix and a configuration file; the figures of the
+API's conformance runs, printed at the end of the run."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from alerting.api.app import build_app
 from alerting.api.health import Readiness
 from alerting.notify.store import NotifyStore
 from tests.support.routing_redis import isolated_redis
+
+SUMMARY = "api conformance"
 
 CONFIG = """\
 global:
@@ -73,3 +76,18 @@ def client(api: AlertmanagerAPI, store: NotifyStore) -> Iterator[TestClient]:
     with TestClient(app, base_url="http://127.0.0.1:9464") as test_client:
         yield test_client
     readiness.close()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    lines = [
+        value
+        for outcome in ("passed", "failed")
+        for report in terminalreporter.stats.get(outcome, [])
+        if getattr(report, "when", "") == "call"
+        for key, value in getattr(report, "user_properties", [])
+        if key == SUMMARY
+    ]
+    if lines:
+        terminalreporter.section(SUMMARY)
+        for line in lines:
+            terminalreporter.write_line(line)

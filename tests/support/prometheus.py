@@ -68,6 +68,8 @@ class PrometheusServer(ServerProcess):
         external_url: str | None = None,
         external_labels: Mapping[str, str] | None = None,
         log_level: str = "info",
+        alertmanagers: Sequence[str | Mapping[str, Any]] = (),
+        resend_delay: str | None = None,
     ) -> None:
         super().__init__()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -79,6 +81,9 @@ class PrometheusServer(ServerProcess):
         self.external_url = external_url
         self.external_labels = dict(external_labels or {})
         self.log_level = log_level
+        # each Alertmanager it sends alerts to: host:port, or a whole `alertmanagers` entry
+        self.alertmanagers = list(alertmanagers)
+        self.resend_delay = resend_delay  # how often firing alerts are sent again (Prometheus: 1m)
 
     def command(self) -> list[str]:
         data = self.dir / "data"
@@ -98,6 +103,13 @@ class PrometheusServer(ServerProcess):
             config["scrape_configs"] = [
                 {"job_name": "test", "static_configs": [{"targets": self.scrape_targets}]}
             ]
+        if self.alertmanagers:
+            config["alerting"] = {
+                "alertmanagers": [
+                    {"static_configs": [{"targets": [am]}]} if isinstance(am, str) else dict(am)
+                    for am in self.alertmanagers
+                ]
+            }
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
         return [
             PROMETHEUS,
@@ -107,6 +119,7 @@ class PrometheusServer(ServerProcess):
             "--storage.tsdb.retention.time=100y",
             "--web.enable-lifecycle",
             f"--log.level={self.log_level}",
+            *([f"--rules.alert.resend-delay={self.resend_delay}"] if self.resend_delay else []),
             *self._url_args(),
         ]
 
