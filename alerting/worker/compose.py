@@ -204,6 +204,7 @@ def _routing(
             templates=config.templates,
             source=config.source,
             warnings=warnings,
+            acknowledgements=config.acknowledgements,
         ),
         [],
     )
