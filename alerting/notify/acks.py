@@ -144,9 +144,9 @@ def after_delivery(
     is remembered for ``alerting status``."""
     step = int(extra.get("step", 0))
     if step == 0:
-        if firing:
+        if firing and extra.get("escalates"):
             store.started(nid, group_key, labels, now)
-        else:
+        elif not firing:
             store.ended(nid)
     elif reason == REASON_ESCALATION and firing:
         store.record_step(nid, receiver, now)
@@ -233,6 +233,17 @@ class Escalations:
                     )
             states[nid] = state
         return states
+
+    def keep_logs(self, items: Sequence[tuple[str, str, float]]) -> None:
+        """Keep these notification-log entries ((nid, integration, seconds) each) that long: an
+        acknowledged group sends no repeats, so nothing rewrites its entries before they would expire
+        and make the next flush take the group for one never notified."""
+        if not items:
+            return
+        pipe = self.store.r.pipeline(transaction=False)
+        for nid, integration, seconds in items:
+            pipe.pexpire(f"{self.store.n}:nflog:{nid}:{integration}", max(1000, int(seconds * 1000)))
+        pipe.execute()
 
     def poll(
         self,

@@ -399,6 +399,7 @@ def _flush_batch(
     entries = store.nflog_get_pairs([(f.nflog_id, integ.key) for f, integ, _ in pairs])
     jobs: list[Job] = []
     latest: list[tuple[str, str, float, float]] = []
+    kept: list[tuple[str, str, float]] = []
     for (f, integ, step), entry in zip(pairs, entries, strict=True):
         route, group = f.route, f.group
         state = states.get(f.nflog_id) or acks.GroupState()
@@ -409,6 +410,8 @@ def _flush_batch(
                 state, f.nflog_id, group.group_key, group.group_labels, f.firing, now
             )
             needed, why = _decide(f, integ, step, entry, state, now)
+        if state.ack is not None and entry is not None:
+            kept.append((f.nflog_id, integ.key, state.ack.expires_at - now + 2 * route.repeat_interval))
         if not needed:
             if f.alerts:
                 log.debug("notify.dedup", group_key=group.group_key, integration=integ.key, reason=why)
@@ -443,6 +446,8 @@ def _flush_batch(
             job_id=job.job_id,
         )
         jobs.append(job)
+    if escalations is not None:
+        escalations.keep_logs(kept)
     finished = []
     for f in flushed:
         next_due = f.group.due + f.route.group_interval
@@ -504,6 +509,8 @@ def _escalation_extra(route: Route, step: EscalationStep | None, state: acks.Gro
     """What a job carries about escalation: its step (0: the route's own receiver), the route's
     receiver, and what to say about an acknowledgement."""
     extra: dict[str, Any] = {"step": 0 if step is None else route.escalate.index(step) + 1}
+    if route.escalate:
+        extra["escalates"] = True
     if step is not None:
         extra["escalated_from"] = route.receiver
     note = state.note()

@@ -1,0 +1,168 @@
+"""Escalation and acknowledgement with the real worker: a critical alert pages, then the lead, then
+the incident channel; an acknowledgement stops steps and repeats until a new alert joins the group;
+a silence stops the escalation. Each receiver is a path of one webhook recorder (seconds, not minutes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support.faultkit import FakePrometheus, write_rules
+from tests.support.net import wait_until
+from tests.support.webhook import Received, WebhookRecorder
+from tests.support.worker import Worker, alerting, worker_env
+
+pytestmark = pytest.mark.faults
+
+TIERS = ("page", "lead", "incident")
+
+
+def critical_rule(name: str) -> dict[str, Any]:
+    return {"alert": name, "expr": f"{name.lower()}_metric > 0", "labels": {"severity": "critical"}}
+
+
+def escalation_config(
+    path: Path, hook: WebhookRecorder, *, steps: tuple[str, str] = ("4s", "8s"), repeat: str = "1h"
+) -> Path:
+    doc = {
+        "route": {
+            "receiver": "page",
+            "group_by": ["alertname"],
+            "group_wait": "0s",
+            "group_interval": "1s",
+            "repeat_interval": repeat,
+            "routes": [
+                {
+                    "matchers": ['severity=~"critical|P1"'],
+                    "escalate": [
+                        {"after": steps[0], "receiver": "lead"},
+                        {"after": steps[1], "receiver": "incident"},
+                    ],
+                }
+            ],
+        },
+        "receivers": [
+            {"name": name, "webhook_configs": [{"url": f"{hook.url}/{name}", "send_resolved": True}]}
+            for name in TIERS
+        ],
+    }
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    return path
+
+
+def told(hook: WebhookRecorder, group: str) -> list[tuple[str, str]]:
+    """(receiver, status) of every notification of ``group``, in the order they arrived."""
+    return [(r.path.strip("/"), r.status) for r in hook.delivered(group)]
+
+
+def wait_told(
+    hook: WebhookRecorder, group: str, receiver: str, status: str = "firing", count: int = 1
+) -> None:
+    wait_until(
+        lambda: told(hook, group).count((receiver, status)) >= count,
+        timeout=60,
+        what=f"{group} {status} at {receiver}",
+    )
+
+
+def last(hook: WebhookRecorder, group: str, receiver: str) -> Received:
+    return [r for r in hook.delivered(group) if r.path == f"/{receiver}"][-1]
+
+
+def setup(
+    tmp_path: Path, prefix: str, hook: WebhookRecorder, prom: FakePrometheus, *names: str, **config: Any
+) -> dict[str, str]:
+    rules = write_rules(
+        tmp_path / "rules" / "critical.yml",
+        [{"name": "critical", "interval": "1s", "rules": [critical_rule(n) for n in names]}],
+    )
+    routing = escalation_config(tmp_path / "alerting.yml", hook, **config)
+    return worker_env(tmp_path, rules=rules, config=routing, prefix=prefix, prometheus_url=prom.url)
+
+
+def fire(prom: FakePrometheus, name: str, *instances: str) -> None:
+    prom.vectors[f"{name.lower()}_metric > 0"] = [({"instance": i}, 1.0) for i in instances]
+
+
+def test_a_critical_alert_pages_then_the_lead_then_the_incident_channel_and_all_hear_the_resolve(
+    tmp_path: Path, prefix: str
+) -> None:
+    with FakePrometheus() as prom, WebhookRecorder() as hook:
+        env = setup(tmp_path, prefix, hook, prom, "DiskFull")
+        with Worker(env) as worker:
+            fire(prom, "DiskFull", "db1")
+            wait_told(hook, "DiskFull", "incident")
+            status = alerting("status", "--format", "json", env=env)
+            fire(prom, "DiskFull")
+            for receiver in TIERS:
+                wait_told(hook, "DiskFull", receiver, "resolved")
+            hook.settle()
+            escalated = worker.events("notify.escalated")
+
+    sequence = told(hook, "DiskFull")
+    assert sequence[:3] == [("page", "firing"), ("lead", "firing"), ("incident", "firing")]
+    assert sorted(sequence[3:]) == [("incident", "resolved"), ("lead", "resolved"), ("page", "resolved")]
+    page, lead, incident = (last(hook, "DiskFull", r) for r in TIERS)
+    assert lead.body["alerts"][0]["labels"]["instance"] == "db1"
+    first, lead_first, incident_first = (hook.at(f"/{r}")[0] for r in TIERS)
+    # No step comes before its "after" has passed since the first page.
+    assert lead_first.at - first.at >= 4 - 0.5
+    assert incident_first.at - first.at >= 8 - 0.5
+    assert [e["receiver"] for e in escalated] == ["lead", "incident"]
+    assert status.returncode == 0, status.stderr
+    report = yaml.safe_load(status.stdout)
+    (episode,) = report["escalations"]
+    assert episode["group_labels"] == {"alertname": "DiskFull"}
+    assert sorted(episode["steps"]) == ["incident", "lead"]
+    assert {page.body["receiver"], lead.body["receiver"], incident.body["receiver"]} == set(TIERS)
+
+
+def test_acknowledged_group_neither_escalates_nor_repeats_until_a_new_alert_and_a_silence_stops_escalation(
+    tmp_path: Path, prefix: str
+) -> None:
+    with FakePrometheus() as prom, WebhookRecorder() as hook:
+        env = setup(
+            tmp_path, prefix, hook, prom, "AckMe", "Control", "Hush", steps=("6s", "10s"), repeat="4s"
+        )
+        with Worker(env) as worker:
+            for name in ("AckMe", "Control", "Hush"):
+                fire(prom, name, "a")
+            wait_told(hook, "AckMe", "page")
+            acked = alerting("ack", "alertname=AckMe", "--comment", "on it", "--author", "tester", env=env)
+            assert acked.returncode == 0, acked.stderr
+            listed = alerting("ack", "list", "--format", "json", env=env)
+            wait_told(hook, "Hush", "lead")
+            silenced = alerting("silence", "add", "alertname=Hush", "--comment", "maintenance", env=env)
+            assert silenced.returncode == 0, silenced.stderr
+            worker.wait_for("notify.stage_removed", stage="silence")
+            at_silence = told(hook, "Hush")
+            # Control is neither acknowledged nor silenced: by the time it reached its last step and
+            # was repeated after that, AckMe's and Hush's next steps and repeats were due too.
+            wait_told(hook, "Control", "incident")
+            repeats = told(hook, "Control").count(("page", "firing"))
+            wait_told(hook, "Control", "page", count=repeats + 1)
+            quiet = {name: told(hook, name) for name in ("AckMe", "Hush")}
+            fire(prom, "AckMe", "a", "b")
+            wait_told(hook, "AckMe", "page", count=2)
+            wait_told(hook, "AckMe", "lead")
+
+    assert quiet["AckMe"] == [("page", "firing")]
+    assert quiet["Hush"] == at_silence
+    assert ("lead", "firing") in at_silence and ("incident", "firing") not in at_silence
+    # The new alert is notified at once, and the escalation starts over from that notification.
+    assert told(hook, "AckMe")[:2] == [("page", "firing"), ("page", "firing")]
+    assert ("lead", "firing") in told(hook, "AckMe")[2:]
+    assert ("lead", "firing") in told(hook, "Control")
+    (ack,) = yaml.safe_load(listed.stdout)
+    assert (ack["by"], ack["comment"], ack["group_labels"]) == ("tester", "on it", {"alertname": "AckMe"})
+    # The notification after the acknowledgement says who made it and when.
+    new = hook.at("/page")
+    new_page = [r for r in new if r.group == "AckMe"][1]
+    notes = {a["annotations"].get("acknowledged", "") for a in new_page.body["alerts"]}
+    assert len(new_page.body["alerts"]) == 2
+    assert all(n.startswith("acknowledged by tester via cli at ") and n.endswith("(on it)") for n in notes), (
+        notes
+    )
