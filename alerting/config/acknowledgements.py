@@ -8,7 +8,7 @@ builds the acknowledgement sources.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from typing import Any
 
@@ -16,12 +16,13 @@ from alerting.config.yamlfile import Mapping, Sequence, suggest, type_name
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position
 from alerting.routing.escalation import DEFAULT_ACK_DURATION, EscalationStep
+from alerting.transport import HTTPConfig, parse_http_config
 
 DEFAULT_EMOJI = "eyes"
 DEFAULT_PAGERDUTY_API_URL = "https://api.pagerduty.com"
 _FIELDS = ("default_duration", "slack", "pagerduty")
 _SLACK_FIELDS = ("emoji",)
-_PAGERDUTY_FIELDS = ("api_token", "api_token_file", "api_url")
+_PAGERDUTY_FIELDS = ("api_token", "api_token_file", "api_url", "http_config")
 _STEP_FIELDS = ("after", "receiver")
 
 
@@ -34,6 +35,7 @@ class AcknowledgementsSection:
     pagerduty_api_token: str | None = None  # as written: may hold ${ENV}
     pagerduty_api_token_file: str | None = None
     pagerduty_api_url: str = DEFAULT_PAGERDUTY_API_URL
+    pagerduty_http_config: HTTPConfig = field(default_factory=HTTPConfig)
 
 
 @cache
@@ -99,9 +101,13 @@ def acknowledgements_section(top: Mapping) -> tuple[AcknowledgementsSection, lis
                     "must be configured",
                     pd.key_pos["api_token_file"],
                 )
-            for key in _PAGERDUTY_FIELDS:
+            for key in ("api_token", "api_token_file", "api_url"):
                 if pd.get(key) is not None:
                     values[f"pagerduty_{key}"] = str(pd[key])
+            if pd.get("http_config") is not None:
+                values["pagerduty_http_config"] = parse_http_config(
+                    pd["http_config"], "acknowledgements.pagerduty.http_config", pd.at("http_config")
+                )
     except ConfigError as exc:
         return AcknowledgementsSection(), [exc]
     return AcknowledgementsSection(**values), []

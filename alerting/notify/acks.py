@@ -26,6 +26,7 @@ import structlog
 
 from alerting.core import rfc3339
 from alerting.notify.store import NotifyStore, nflog_id
+from alerting.ops import metrics
 from alerting.routing.escalation import REASON_ESCALATION, Acknowledgement
 from alerting.routing.matchers import Matcher, matches_all
 
@@ -169,7 +170,9 @@ class AckSource(Protocol):
 
     name: str
 
-    def acknowledged(self, store: AckStore, nid: str, group_key: str) -> AckSeen | None: ...
+    def acknowledged(
+        self, store: AckStore, nid: str, group_key: str, group_labels: Mapping[str, str]
+    ) -> AckSeen | None: ...
 
 
 @dataclass
@@ -260,7 +263,7 @@ class Escalations:
         state.polled = True
         for source in self.sources:
             try:
-                seen = source.acknowledged(self.store, nid, group_key)
+                seen = source.acknowledged(self.store, nid, group_key, labels)
             except Exception as exc:  # a source that cannot answer must not hold up notifications
                 log.warning("notify.ack_source_failed", source=source.name, group_key=group_key, msg=str(exc))
                 continue
@@ -276,6 +279,7 @@ class Escalations:
                 group_labels=dict(labels),
             )
             self.store.put(ack)
+            metrics.observe_acknowledgement(seen.source)
             log.info("notify.acknowledged", group_key=group_key, by=seen.by, source=seen.source)
             return replace(state, ack=ack)
         return state

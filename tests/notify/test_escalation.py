@@ -10,6 +10,16 @@ from typing import Any
 import pytest
 import yaml
 
+from alerting.notify.receivers.pagerduty import dedup_key
+from tests.support.fakes import (
+    PAGERDUTY_API_TOKEN,
+    PAGERDUTY_KEY,
+    SLACK_TOKEN,
+    LocalCA,
+    PagerDutyFake,
+    PagerDutyRestFake,
+    SlackFake,
+)
 from tests.support.faultkit import FakePrometheus, write_rules
 from tests.support.net import wait_until
 from tests.support.webhook import Received, WebhookRecorder
@@ -166,3 +176,47 @@ def test_acknowledged_group_neither_escalates_nor_repeats_until_a_new_alert_and_
     assert all(n.startswith("acknowledged by tester via cli at ") and n.endswith("(on it)") for n in notes), (
         notes
     )
+
+
+def test_a_slack_reaction_or_a_pagerduty_acknowledgement_stops_the_escalation(
+    tmp_path: Path, prefix: str, ca: LocalCA, slack: SlackFake, pagerduty: PagerDutyFake
+) -> None:
+    tls = {"tls_config": {"ca_file": ca.ca_file}}
+    rest = PagerDutyRestFake(pagerduty, ca.server_context)
+    with FakePrometheus() as prom, WebhookRecorder() as hook, rest.server:
+        env = setup(tmp_path, prefix, hook, prom, "SlackAck", "PagerAck", "Control", steps=("6s", "10s"))
+        routing = yaml.safe_load(Path(env["ALERTING_CONFIG"]).read_text())
+        page = routing["receivers"][0]
+        page["slack_configs"] = [
+            {"token": SLACK_TOKEN, "api_url": slack.api_url, "channel": "#pages", "http_config": tls}
+        ]
+        page["pagerduty_configs"] = [
+            {"routing_key": PAGERDUTY_KEY, "url": pagerduty.server.url + "/v2/enqueue", "http_config": tls}
+        ]
+        routing["acknowledgements"] = {
+            "slack": {"emoji": "white_check_mark"},
+            "pagerduty": {"api_token": "${PD_API_TOKEN}", "api_url": rest.server.url, "http_config": tls},
+        }
+        Path(env["ALERTING_CONFIG"]).write_text(yaml.safe_dump(routing, sort_keys=False))
+        env["PD_API_TOKEN"] = PAGERDUTY_API_TOKEN
+        with Worker(env):
+            for name in ("SlackAck", "PagerAck", "Control"):
+                fire(prom, name, "a")
+            for name in ("SlackAck", "PagerAck", "Control"):
+                wait_told(hook, name, "page")
+            wait_until(lambda: len(pagerduty.incidents) == 3, timeout=30, what="three PagerDuty incidents")
+            channel, ts = slack.first_message("SlackAck")
+            slack.react(channel, ts, "eyes", "U0SOMEONE")  # not the configured emoji
+            slack.react(channel, ts, "white_check_mark", "U0ALICE")
+            rest.acknowledge(dedup_key(hook.delivered("PagerAck")[0].body["groupKey"]), "Bob Responder")
+            wait_told(hook, "Control", "incident")
+            listed = alerting("ack", "list", "--format", "json", env=env)
+
+    assert told(hook, "SlackAck") == [("page", "firing")]
+    assert told(hook, "PagerAck") == [("page", "firing")]
+    assert ("lead", "firing") in told(hook, "Control")
+    by = {a["group_labels"]["alertname"]: (a["by"], a["source"]) for a in yaml.safe_load(listed.stdout)}
+    assert by == {
+        "SlackAck": ("slack:U0ALICE", "slack"),
+        "PagerAck": ("pagerduty:Bob Responder", "pagerduty"),
+    }
