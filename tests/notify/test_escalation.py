@@ -30,6 +30,23 @@ pytestmark = pytest.mark.faults
 TIERS = ("page", "lead", "incident")
 
 
+def broken_variants(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
+    """Copies of a good routing document, each with one mistake, and what the mistake is called."""
+
+    def variant(step: int, key: str, value: str) -> dict[str, Any]:
+        copy = yaml.safe_load(yaml.safe_dump(doc))
+        copy["route"]["routes"][0]["escalate"][step][key] = value
+        return copy
+
+    emoji = {**yaml.safe_load(yaml.safe_dump(doc)), "acknowledgements": {"slack": {"emoji": "eyess"}}}
+    return [
+        (variant(1, "receiver", "incidents"), 'undefined receiver "incidents" used in escalate'),
+        (variant(1, "after", "3s"), "escalate: after must increase from step to step"),
+        (variant(0, "after", "-4s"), 'escalate: after: not a valid duration string: "-4s"'),
+        (emoji, 'unknown emoji name "eyess"'),
+    ]
+
+
 def critical_rule(name: str) -> dict[str, Any]:
     return {"alert": name, "expr": f"{name.lower()}_metric > 0", "labels": {"severity": "critical"}}
 
@@ -102,7 +119,24 @@ def test_a_critical_alert_pages_then_the_lead_then_the_incident_channel_and_all_
 ) -> None:
     with FakePrometheus() as prom, WebhookRecorder() as hook:
         env = setup(tmp_path, prefix, hook, prom, "DiskFull")
+        config = Path(env["ALERTING_CONFIG"])
+        good = config.read_text()
         with Worker(env) as worker:
+            worker.wait_for("group.evaluated")
+            # A mistake is reported where it is, by `alerting check` and by the worker at hot reload
+            # (which keeps the last good configuration).
+            for doc, mistake in broken_variants(yaml.safe_load(good)):
+                config.write_text(yaml.safe_dump(doc, sort_keys=False))
+                checked = alerting("check", str(config), env=env)
+                assert checked.returncode != 0
+                (problem,) = [
+                    line
+                    for line in checked.stdout.splitlines() + checked.stderr.splitlines()
+                    if mistake in line
+                ]
+                assert problem.startswith(f"{config}:"), problem
+                worker.wait_for("config.invalid", msg=problem.removeprefix("error: "))
+            config.write_text(good)
             fire(prom, "DiskFull", "db1")
             wait_told(hook, "DiskFull", "incident")
             status = alerting("status", "--format", "json", env=env)

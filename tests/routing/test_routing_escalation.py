@@ -253,3 +253,12 @@ def test_unknown_emoji_name_is_rejected_with_a_suggestion(tmp_path: Path) -> Non
     assert problems == [
         'alerting.yml:3:18: acknowledgements.slack.emoji: unknown emoji name "eyess" (did you mean "eyes"?)'
     ]
+
+
+def test_shipped_config_escalates_critical_pages_to_the_lead_then_the_incident_channel() -> None:
+    config = read_config(Path(__file__).resolve().parents[2] / "alerting.yml")
+    assert config.problems == ()
+    (critical,) = [r for r in config.route.routes if r.receiver == "page"]
+    assert [(s.after, s.receiver) for s in critical.escalate] == [(900.0, "lead"), (1800.0, "incident")]
+    assert {"lead", "incident"} <= set(config.receivers)
+    assert config.acknowledgements.slack_emoji == "eyes"
