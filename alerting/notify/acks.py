@@ -142,13 +142,14 @@ def after_delivery(
 ) -> None:
     """After a logged notification: the route's own receiver told of firing alerts starts the
     episode's clock (once); told that everything resolved, it ends it. A step's first notification
-    is remembered for ``alerting status``."""
+    is remembered for ``alerting status``. The end of the episode ends its acknowledgement too."""
     step = int(extra.get("step", 0))
     if step == 0:
         if firing and extra.get("escalates"):
             store.started(nid, group_key, labels, now)
-        elif not firing:
+        elif not firing:  # the episode is over: its clock and its acknowledgement with it
             store.ended(nid)
+            store.delete(nid)
     elif reason == REASON_ESCALATION and firing:
         store.record_step(nid, receiver, now)
 
