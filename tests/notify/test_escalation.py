@@ -170,7 +170,7 @@ def test_acknowledged_group_neither_escalates_nor_repeats_until_a_new_alert_and_
 ) -> None:
     with FakePrometheus() as prom, WebhookRecorder() as hook:
         env = setup(
-            tmp_path, prefix, hook, prom, "AckMe", "Control", "Hush", steps=("6s", "10s"), repeat="4s"
+            tmp_path, prefix, hook, prom, "AckMe", "Control", "Hush", steps=("10s", "20s"), repeat="5s"
         )
         with Worker(env) as worker:
             for name in ("AckMe", "Control", "Hush"):
