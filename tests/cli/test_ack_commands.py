@@ -57,3 +57,30 @@ def test_ack_list_without_acknowledgements(env: dict[str, str]) -> None:
     listed = alerting("ack", "list", env=env)
     assert (listed.returncode, listed.stdout) == (0, "no acknowledgements\n")
     assert json.loads(alerting("ack", "list", "--format", "json", env=env).stdout) == []
+
+
+def test_status_text_lists_escalating_and_acknowledged_groups() -> None:
+    from alerting.cli.escalations import render_escalations
+
+    report = {
+        "escalations": [
+            {"group_key": '{}:{alertname="A"}', "first_notified": "T0", "steps": {"lead": "T1"}},
+            {"group_key": '{}:{alertname="B"}', "first_notified": "T0", "steps": {}},
+        ],
+        "acknowledgements": [
+            {
+                "group_key": '{}:{alertname="B"}',
+                "by": "alice",
+                "source": "cli",
+                "expires_at": "T9",
+                "comment": "x",
+            }
+        ],
+    }
+    assert render_escalations(report) == [
+        "escalating groups (first notified, steps reached):",
+        '  {}:{alertname="A"}: since T0; lead at T1',
+        '  {}:{alertname="B"}: since T0; no step reached yet',
+        "acknowledged groups:",
+        '  {}:{alertname="B"}: by alice via cli until T9 (x)',
+    ]

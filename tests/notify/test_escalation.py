@@ -4,6 +4,7 @@ a silence stops the escalation. Each receiver is a path of one webhook recorder 
 
 from __future__ import annotations
 
+import json
 import signal
 from pathlib import Path
 from typing import Any
@@ -141,6 +142,7 @@ def test_a_critical_alert_pages_then_the_lead_then_the_incident_channel_and_all_
             fire(prom, "DiskFull", "db1")
             wait_told(hook, "DiskFull", "incident")
             status = alerting("status", "--format", "json", env=env)
+            history = alerting("history", "--kind", "notification", "--format", "json", env=env)
             fire(prom, "DiskFull")
             for receiver in TIERS:
                 wait_told(hook, "DiskFull", receiver, "resolved")
@@ -158,6 +160,10 @@ def test_a_critical_alert_pages_then_the_lead_then_the_incident_channel_and_all_
     assert incident_first.at - first.at >= 8 - 0.5
     assert [e["receiver"] for e in escalated] == ["lead", "incident"]
     assert status.returncode == 0, status.stderr
+    recorded = [
+        (e["receiver"], e["outcome"]) for e in json.loads(history.stdout) if e["outcome"] == "escalated"
+    ]
+    assert recorded == [("lead", "escalated"), ("incident", "escalated")]
     report = yaml.safe_load(status.stdout)
     (episode,) = report["escalations"]
     assert episode["group_labels"] == {"alertname": "DiskFull"}
