@@ -262,3 +262,13 @@ def test_shipped_config_escalates_critical_pages_to_the_lead_then_the_incident_c
     assert [(s.after, s.receiver) for s in critical.escalate] == [(900.0, "lead"), (1800.0, "incident")]
     assert {"lead", "incident"} <= set(config.receivers)
     assert config.acknowledgements.slack_emoji == "eyes"
+
+
+def test_default_texts_say_who_acknowledged_the_group() -> None:
+    from alerting.notify import wording
+    from alerting.notify.base import Notification, NotifyAlert
+
+    note = "acknowledged by alice via slack at 2026-01-01T00:00:00.000Z"
+    alert = NotifyAlert("firing", {"alertname": "X"}, {"summary": "disk full", "acknowledged": note}, 0.0)
+    text = wording.default_text(Notification("page", "{}:{}", {"alertname": "X"}, (alert,)))
+    assert "Acknowledged by alice via slack at 2026-01-01T00:00:00.000Z" in text
