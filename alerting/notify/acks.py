@@ -7,8 +7,9 @@ Keys (``N`` is the deployment's ``<prefix>:notify``)::
                             group_key, labels, step:<receiver> (when that step's receiver was told)
 
 ``nid`` is the notification log's id of the group (a hash of its group key). The flush reads both
-for every group it flushes (:class:`Escalations`); a delivery to the route's own receiver starts the
-episode (``since``) and the notification that tells it everything resolved ends it.
+for every group it flushes (:class:`Escalations`). The flush that issues a group's first notification
+to its route's own receiver starts the episode's clock (``since``: a page that keeps failing still
+escalates), and the logged notification that tells that receiver everything resolved ends it.
 
 An acknowledgement comes from the CLI, the HTTP API, or a source the flush asks before a step or a
 repeat would go out (:class:`AckSource`: a Slack reaction, a PagerDuty incident acknowledged).
@@ -95,13 +96,19 @@ class AckStore:
             pipe.hget(self.esc_key(nid), "since")
         return {nid: float(v) for nid, v in zip(nids, pipe.execute(), strict=True) if v}
 
-    def started(self, nid: str, group_key: str, labels: Mapping[str, str], now: float) -> None:
-        """The route's own receiver was told something fires: the episode's clock starts (once)."""
-        key = self.esc_key(nid)
-        pipe = self.r.pipeline(transaction=True)
-        pipe.hsetnx(key, "since", repr(now))
-        pipe.hset(key, mapping={"group_key": group_key, "labels": json.dumps(dict(labels), sort_keys=True)})
-        pipe.expire(key, int(ESCALATION_RETENTION))
+    def start(self, groups: Sequence[tuple[str, str, Mapping[str, str]]], now: float) -> None:
+        """The route's own receiver is being told something fires: each group's clock starts (once).
+        ``groups`` holds (nid, group key, group labels)."""
+        if not groups:
+            return
+        pipe = self.r.pipeline(transaction=False)
+        for nid, group_key, labels in groups:
+            key = self.esc_key(nid)
+            pipe.hsetnx(key, "since", repr(now))
+            pipe.hset(
+                key, mapping={"group_key": group_key, "labels": json.dumps(dict(labels), sort_keys=True)}
+            )
+            pipe.expire(key, int(ESCALATION_RETENTION))
         pipe.execute()
 
     def ended(self, nid: str) -> None:
@@ -133,24 +140,19 @@ def after_delivery(
     store: AckStore,
     receiver: str,
     nid: str,
-    group_key: str,
-    labels: Mapping[str, str],
     extra: Mapping[str, Any],
     reason: str,
     firing: Sequence[str],
     now: float,
 ) -> None:
-    """After a logged notification: the route's own receiver told of firing alerts starts the
-    episode's clock (once); told that everything resolved, it ends it. A step's first notification
-    is remembered for ``alerting status``. The end of the episode ends its acknowledgement too."""
+    """After a logged notification: the route's own receiver told that everything resolved ends the
+    episode, its clock and its acknowledgement; a step's first notification is remembered for
+    ``alerting status``."""
     step = int(extra.get("step", 0))
-    if step == 0:
-        if firing and extra.get("escalates"):
-            store.started(nid, group_key, labels, now)
-        elif not firing:  # the episode is over: its clock and its acknowledgement with it
-            store.ended(nid)
-            store.delete(nid)
-    elif reason == REASON_ESCALATION and firing:
+    if step == 0 and not firing:
+        store.ended(nid)
+        store.delete(nid)
+    elif step and reason == REASON_ESCALATION and firing:
         store.record_step(nid, receiver, now)
 
 
@@ -237,6 +239,10 @@ class Escalations:
                     )
             states[nid] = state
         return states
+
+    def start_clocks(self, groups: Sequence[tuple[str, str, Mapping[str, str]]], now: float) -> None:
+        """The flush issued the first notification of these groups' episodes to their route's receiver."""
+        self.store.start(groups, now)
 
     def keep_logs(self, items: Sequence[tuple[str, str, float]]) -> None:
         """Keep these notification-log entries ((nid, integration, seconds) each) that long: an

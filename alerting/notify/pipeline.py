@@ -400,6 +400,7 @@ def _flush_batch(
     jobs: list[Job] = []
     latest: list[tuple[str, str, float, float]] = []
     kept: list[tuple[str, str, float]] = []
+    clocks: dict[str, tuple[str, str, Mapping[str, str]]] = {}  # episodes whose first notification this is
     for (f, integ, step), entry in zip(pairs, entries, strict=True):
         route, group = f.route, f.group
         state = states.get(f.nflog_id) or acks.GroupState()
@@ -446,8 +447,11 @@ def _flush_batch(
             job_id=job.job_id,
         )
         jobs.append(job)
+        if step is None and f.firing and route.escalate and state.since is None:
+            clocks[f.nflog_id] = (f.nflog_id, group.group_key, group.group_labels)
     if escalations is not None:
         escalations.keep_logs(kept)
+        escalations.start_clocks(list(clocks.values()), now)
     finished = []
     for f in flushed:
         next_due = f.group.due + f.route.group_interval
@@ -509,8 +513,6 @@ def _escalation_extra(route: Route, step: EscalationStep | None, state: acks.Gro
     """What a job carries about escalation: its step (0: the route's own receiver), the route's
     receiver, and what to say about an acknowledgement."""
     extra: dict[str, Any] = {"step": 0 if step is None else route.escalate.index(step) + 1}
-    if route.escalate:
-        extra["escalates"] = True
     if step is not None:
         extra["escalated_from"] = route.receiver
     note = state.note()
@@ -658,15 +660,7 @@ def _deliver_locked(store: NotifyStore, integ: ReceiverIntegration, job: Job, no
         job.repeat_interval,
     )
     acks.after_delivery(
-        acks.AckStore.of(store),
-        job.receiver,
-        job.nflog_id,
-        job.group_key,
-        job.group_labels,
-        job.extra,
-        job.reason,
-        job.firing,
-        now,
+        acks.AckStore.of(store), job.receiver, job.nflog_id, job.extra, job.reason, job.firing, now
     )
     if alerts:
         bound.info("notify.sent", msg=job.reason, firing=len(job.firing), resolved=len(job.resolved))
