@@ -1,11 +1,11 @@
 """Escalation and acknowledgement with the real worker: a critical alert pages, then the lead, then
-the incident channel; an acknowledgement stops steps and repeats until a new alert joins the group;
-a silence stops the escalation. Each receiver is a path of one webhook recorder (seconds, not minutes)."""
+the incident channel; an acknowledgement (CLI, Slack reaction, PagerDuty) stops steps and repeats
+until a new alert joins the group; a silence stops the escalation; mistakes in the steps are refused
+at check time and at hot reload. Each receiver is a path of one webhook recorder (seconds, not minutes)."""
 
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from alerting.notify.receivers.pagerduty import dedup_key
+from tests.support.escalation import TIERS, fire, last, setup, told, wait_told
 from tests.support.fakes import (
     PAGERDUTY_API_TOKEN,
     PAGERDUTY_KEY,
@@ -22,14 +23,12 @@ from tests.support.fakes import (
     PagerDutyRestFake,
     SlackFake,
 )
-from tests.support.faultkit import FakePrometheus, write_rules
+from tests.support.faultkit import FakePrometheus
 from tests.support.net import wait_until
-from tests.support.webhook import Received, WebhookRecorder
-from tests.support.worker import Worker, alerting, worker_env
+from tests.support.webhook import WebhookRecorder
+from tests.support.worker import Worker, alerting
 
 pytestmark = pytest.mark.faults
-
-TIERS = ("page", "lead", "incident")
 
 
 def broken_variants(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
@@ -47,73 +46,6 @@ def broken_variants(doc: dict[str, Any]) -> list[tuple[dict[str, Any], str]]:
         (variant(0, "after", "-4s"), 'escalate: after: not a valid duration string: "-4s"'),
         (emoji, 'unknown emoji name "eyess"'),
     ]
-
-
-def critical_rule(name: str) -> dict[str, Any]:
-    return {"alert": name, "expr": f"{name.lower()}_metric > 0", "labels": {"severity": "critical"}}
-
-
-def escalation_config(
-    path: Path, hook: WebhookRecorder, *, steps: tuple[str, str] = ("4s", "8s"), repeat: str = "1h"
-) -> Path:
-    doc = {
-        "route": {
-            "receiver": "page",
-            "group_by": ["alertname"],
-            "group_wait": "0s",
-            "group_interval": "1s",
-            "repeat_interval": repeat,
-            "routes": [
-                {
-                    "matchers": ['severity=~"critical|P1"'],
-                    "escalate": [
-                        {"after": steps[0], "receiver": "lead"},
-                        {"after": steps[1], "receiver": "incident"},
-                    ],
-                }
-            ],
-        },
-        "receivers": [
-            {"name": name, "webhook_configs": [{"url": f"{hook.url}/{name}", "send_resolved": True}]}
-            for name in TIERS
-        ],
-    }
-    path.write_text(yaml.safe_dump(doc, sort_keys=False))
-    return path
-
-
-def told(hook: WebhookRecorder, group: str) -> list[tuple[str, str]]:
-    """(receiver, status) of every notification of ``group``, in the order they arrived."""
-    return [(r.path.strip("/"), r.status) for r in hook.delivered(group)]
-
-
-def wait_told(
-    hook: WebhookRecorder, group: str, receiver: str, status: str = "firing", count: int = 1
-) -> None:
-    wait_until(
-        lambda: told(hook, group).count((receiver, status)) >= count,
-        timeout=60,
-        what=f"{group} {status} at {receiver}",
-    )
-
-
-def last(hook: WebhookRecorder, group: str, receiver: str) -> Received:
-    return [r for r in hook.delivered(group) if r.path == f"/{receiver}"][-1]
-
-
-def setup(
-    tmp_path: Path, prefix: str, hook: WebhookRecorder, prom: FakePrometheus, *names: str, **config: Any
-) -> dict[str, str]:
-    rules = write_rules(
-        tmp_path / "rules" / "critical.yml",
-        [{"name": "critical", "interval": "1s", "rules": [critical_rule(n) for n in names]}],
-    )
-    routing = escalation_config(tmp_path / "alerting.yml", hook, **config)
-    return worker_env(tmp_path, rules=rules, config=routing, prefix=prefix, prometheus_url=prom.url)
-
-
-def fire(prom: FakePrometheus, name: str, *instances: str) -> None:
-    prom.vectors[f"{name.lower()}_metric > 0"] = [({"instance": i}, 1.0) for i in instances]
 
 
 def test_a_critical_alert_pages_then_the_lead_then_the_incident_channel_and_all_hear_the_resolve(
@@ -261,31 +193,3 @@ def test_a_slack_reaction_or_a_pagerduty_acknowledgement_stops_the_escalation(
         "SlackAck": ("slack:U0ALICE", "slack"),
         "PagerAck": ("pagerduty:Bob Responder", "pagerduty"),
     }
-
-
-def test_two_workers_escalate_once_and_a_kill_9_between_steps_neither_loses_nor_doubles_one(
-    tmp_path: Path, prefix: str
-) -> None:
-    with FakePrometheus() as prom, WebhookRecorder() as hook:
-        env = setup(tmp_path, prefix, hook, prom, "TwoWorkers", steps=("4s", "16s"))
-        first, second = Worker(env).start(), Worker(env).start()
-        try:
-            fire(prom, "TwoWorkers", "a")
-            wait_told(hook, "TwoWorkers", "lead")
-            first.stop(signal.SIGKILL)
-            second.stop(signal.SIGKILL)
-            told_before_kill = told(hook, "TwoWorkers")
-            first = Worker(env).start()
-            wait_told(hook, "TwoWorkers", "incident")
-            fire(prom, "TwoWorkers")
-            for receiver in TIERS:
-                wait_told(hook, "TwoWorkers", receiver, "resolved")
-            hook.settle()
-        finally:
-            first.stop()
-            second.stop()
-
-    assert told_before_kill == [("page", "firing"), ("lead", "firing")]
-    sequence = told(hook, "TwoWorkers")
-    assert sequence[:3] == [("page", "firing"), ("lead", "firing"), ("incident", "firing")]
-    assert sorted(sequence[3:]) == [("incident", "resolved"), ("lead", "resolved"), ("page", "resolved")]
