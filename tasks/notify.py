@@ -21,6 +21,7 @@ from alerting.worker.app import app
 from alerting.ops.logs import bound
 from alerting.notify.base import DeliveryError
 from alerting.notify.pipeline import Job, deliver, fallback_jobs, flush_due
+from alerting.routing.escalation import REASON_ESCALATION
 from alerting.worker.runtime import get_runtime
 
 log = structlog.get_logger(__name__)
@@ -53,6 +54,7 @@ def flush_groups() -> int:
         runtime.routing(),
         time.time(),
         lock_ttl=runtime.settings.notify_lock_ttl,
+        ack_sources=runtime.ack_sources(),
     )
     for job in jobs:
         send_notification.apply_async(args=[job.to_dict()], task_id=job.job_id)
@@ -82,7 +84,7 @@ def _send(self: Any, runtime: Any, config: Any, job: Job) -> None:
     attempt = self.request.retries + 1
     started = time.monotonic()
     try:
-        deliver(
+        sent = deliver(
             runtime.redis, runtime.prefix, config, job, time.time(), lock_ttl=runtime.settings.notify_lock_ttl
         )
         metrics.observe_notification(
@@ -96,6 +98,8 @@ def _send(self: Any, runtime: Any, config: Any, job: Job) -> None:
             attempt=attempt,
             group_key=job.group_key,
         )
+        if sent and job.reason == REASON_ESCALATION:
+            _escalated(runtime, job)
     except redis.RedisError as exc:
         # Without Redis the log cannot be checked or written: sending now could duplicate; wait.
         delay = _backoff(runtime, self.request.retries)
@@ -145,3 +149,21 @@ def _send(self: Any, runtime: Any, config: Any, job: Job) -> None:
         )
         for fallback in fallback_jobs(config, job):
             send_notification.apply_async(args=[fallback.to_dict()], task_id=fallback.job_id)
+
+
+def _escalated(runtime: Any, job: Job) -> None:
+    """A group reached an escalation step and its receiver was told: log, count, record."""
+    source = str(job.extra.get("escalated_from", ""))
+    log.warning(
+        "notify.escalated",
+        msg=f"escalated from {source} to {job.receiver} (step {job.extra.get('step')})",
+        group_key=job.group_key,
+        receiver=job.receiver,
+        escalated_from=source,
+        integration=job.integration,
+        step=job.extra.get("step"),
+    )
+    metrics.observe_escalation(source, job.receiver)
+    runtime.history.record_notification(
+        job.receiver, "escalated", alerts=job.alerts, integration=job.integration, group_key=job.group_key
+    )

@@ -29,6 +29,7 @@ PURE_MODULES = frozenset(
         "tests/notify/test_notify_template.py",
         "tests/routing/test_routing_config.py",
         "tests/routing/test_routing_dedup.py",
+        "tests/routing/test_routing_escalation.py",
         "tests/routing/test_routing_matchers.py",
         "tests/routing/test_routing_properties.py",
         "tests/routing/test_routing_silences_inhibition.py",

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from alerting.api.acks import AcksAPI
 from alerting.ops import metrics
 from alerting.ops.logs import get_logger
 
@@ -73,6 +74,7 @@ def build_app(
     ]
     if alertmanager is not None:
         routes.extend(alertmanager.routes())
+        routes.extend(AcksAPI.beside(alertmanager).routes())
     if prometheus is not None:
         routes.extend(prometheus.routes())
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from alerting.cli import notify, ops, routes
+from alerting.cli import ack, notify, ops, routes
 from alerting.cli.tools import load_settings, parse_time
 from alerting.config.settings import Settings
 from alerting.config.yamlfile import load_file
@@ -344,6 +344,7 @@ def render(template: str, labels: tuple[str, ...], value: str, alertname: str) -
 routes.register(cli)
 notify.register(cli)
 ops.register(cli)
+ack.register(cli)
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import click
 import redis
 
+from alerting.cli.escalations import escalation_status, render_escalations
 from alerting.cli.tools import load_settings
 from alerting.config.settings import Settings, load_datasources
 from alerting.core import parse_group_id
@@ -139,6 +140,7 @@ def collect_status(settings: Settings, now: float | None = None) -> dict[str, An
         "datasources": datasources,
         "reload": {"ok": not problems, "problems": problems},
         "receivers": _receiver_failures(now),
+        **escalation_status(store.redis, settings.prefix, now),
     }
 
 
@@ -202,6 +204,7 @@ def render_status(report: dict[str, Any]) -> str:
     reload = report["reload"]
     lines.append("reload: ok" if reload["ok"] else f"reload: {len(reload['problems'])} problem(s)")
     lines.extend(f"  {p}" for p in reload["problems"])
+    lines.extend(render_escalations(report))
     receivers = report["receivers"]
     if "error" in receivers:
         lines.append(f"receivers: {receivers['error']}")

@@ -198,6 +198,10 @@ def _describe(route: Route, root: bool) -> str:
         parts.append("mute: " + ",".join(route.mute_time_intervals))
     if route.active_time_intervals:
         parts.append("active: " + ",".join(route.active_time_intervals))
+    if route.escalate:
+        parts.append(
+            "escalate: " + ", ".join(f"{format_duration(s.after)} -> {s.receiver}" for s in route.escalate)
+        )
     return "  ".join(parts)
 
 

@@ -17,6 +17,11 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from alerting.config.acknowledgements import (
+    AcknowledgementsSection,
+    acknowledgements_section,
+    escalation_steps,
+)
 from alerting.config.yamlfile import (
     Mapping,
     Sequence,
@@ -29,6 +34,7 @@ from alerting.config.yamlfile import (
 )
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position
+from alerting.routing.escalation import EscalationStep
 from alerting.routing.inhibit import InhibitRule
 from alerting.routing.matchers import (
     LABEL_NAME,
@@ -65,6 +71,7 @@ _TOP_FIELDS = (
     "templates",
     "datasources",
     "evaluation",
+    "acknowledgements",
 )
 _ROUTE_FIELDS = (
     "receiver",
@@ -79,6 +86,7 @@ _ROUTE_FIELDS = (
     "mute_time_intervals",
     "active_time_intervals",
     "routes",
+    "escalate",
 )
 _INHIBIT_FIELDS = (
     "source_match",
@@ -239,6 +247,7 @@ class AlertingConfig:
     templates: tuple[str, ...] = ()
     datasources: AbcMapping[str, DatasourceSpec] = field(default_factory=dict)
     evaluation: EvaluationSection = EvaluationSection()
+    acknowledgements: AcknowledgementsSection = AcknowledgementsSection()
     # The two sections of ours as written (None when absent).
     datasources_section: Any = None
     evaluation_section: Any = None
@@ -302,6 +311,7 @@ class _Parser:
         self.errors: list[ConfigError] = []
         self.route_refs: list[tuple[str, Position]] = []
         self.interval_refs: list[tuple[str, Position]] = []
+        self.escalate_refs: list[tuple[str, Position]] = []
 
     def error(self, message: str, pos: Position | None) -> None:
         self.errors.append(ConfigError(message, pos or Position(self.file)))
@@ -411,6 +421,11 @@ class _Parser:
         for name, pos in self.route_refs:
             if name not in receivers:
                 self.error(f'undefined receiver "{name}" used in route{suggest(name, receivers)}', pos)
+        for name, pos in self.escalate_refs:
+            if name not in receivers:
+                self.error(f'undefined receiver "{name}" used in escalate{suggest(name, receivers)}', pos)
+        acks, ack_problems = acknowledgements_section(top)
+        self.errors.extend(ack_problems)
         for name, pos in self.interval_refs:
             if name not in intervals:
                 self.error(f'undefined time interval "{name}" used in route{suggest(name, intervals)}', pos)
@@ -431,6 +446,7 @@ class _Parser:
             templates=templates,
             datasources=MappingProxyType(datasources),
             evaluation=evaluation,
+            acknowledgements=acks,
             datasources_section=top.get("datasources"),
             evaluation_section=top.get("evaluation"),
             evaluation_problems=tuple(evaluation_problems),
@@ -631,6 +647,7 @@ class _Parser:
             key=key,
             id=route_id,
             pos=raw.pos,
+            escalate=self.escalate(raw, parent),
         )
         children = []
         for index, (item, pos) in enumerate(self.sequence(raw, "routes", "routes")):
@@ -640,6 +657,14 @@ class _Parser:
                 if child is not None:
                     children.append(child)
         return replace(node, routes=tuple(children))
+
+    def escalate(self, raw: Mapping, parent: Route | None) -> tuple[EscalationStep, ...]:
+        if "escalate" not in raw:
+            return parent.escalate if parent else ()
+        steps, problems = escalation_steps(raw["escalate"], raw.at("escalate"))
+        self.errors.extend(problems)
+        self.escalate_refs.extend((s.receiver, s.pos or raw.at("escalate")) for s in steps)
+        return steps
 
     def group_by(self, raw: Mapping, parent: Route | None) -> tuple[tuple[str, ...], bool]:
         if not raw.get("group_by"):

@@ -61,6 +61,7 @@ class RoutingConfig:
     templates: tuple[str, ...] = ()
     source: str = ""
     warnings: tuple[str, ...] = ()
+    acknowledgements: Any = None  # alerting.config.acknowledgements.AcknowledgementsSection
     routes_by_id: Mapping[str, Route] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:

@@ -34,11 +34,13 @@ import redis
 import structlog
 
 from alerting.core import fingerprint
+from alerting.notify import acks
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.notify.live import ReceiverIntegration, RoutingConfig
 from alerting.notify.store import GroupInsert, GroupSnapshot, NotifyStore, group_id, nflog_id
 from alerting.ops.logs import context_value
 from alerting.routing.dedup import LogEntry, needs_update
+from alerting.routing.escalation import REASON_ESCALATION, EscalationStep, decide, next_step_at
 from alerting.routing.inhibit import Inhibitor
 from alerting.routing.matchers import alert_sort_key, labels_string
 from alerting.routing.route import Route
@@ -307,10 +309,12 @@ def flush_due(
     batch: int = FLUSH_BATCH,
     *,
     lock_ttl: float | None = None,
+    ack_sources: Sequence[acks.AckSource] = (),
 ) -> list[Job]:
     """Flush every aggregation group whose timer has fired; return the notifications to deliver.
 
     Groups are claimed ``batch`` at a time until none is due, so a burst is flushed in one call.
+    ``ack_sources`` are asked before an escalation step or a repeat goes out.
     """
     store = NotifyStore(redis_client, prefix)
     if not config.inhibit_rules:  # otherwise reading the inhibition sources cleans the index
@@ -327,7 +331,10 @@ def flush_due(
             inhibitor = Inhibitor(config.inhibit_rules, sources)
             silences = [s for s in store.silences(now) if s.state(now) == ACTIVE]
         ttl = LOCK_TTL if lock_ttl is None else lock_ttl
-        jobs.extend(_flush_batch(store, config, store.load_groups(gids), now, inhibitor, silences, ttl))
+        escalations = acks.Escalations(redis_client, prefix, ack_sources, _ack_duration(config))
+        jobs.extend(
+            _flush_batch(store, config, store.load_groups(gids), now, inhibitor, silences, ttl, escalations)
+        )
         if len(gids) < batch:
             break
     return jobs
@@ -357,6 +364,7 @@ def _flush_batch(
     inhibitor: Inhibitor,
     silences: list[Silence],
     lock_ttl: float,
+    escalations: acks.Escalations | None = None,
 ) -> list[Job]:
     """Stages for every group, then dedup and bookkeeping with one Redis round trip per phase."""
     flushed: list[_Flushed] = []
@@ -382,21 +390,29 @@ def _flush_batch(
                 done={fp: group.alerts[fp] for fp, a in snapshot.items() if a.status == "resolved"},
             )
         )
-    pairs = [
-        (f, integ)
-        for f in flushed
-        for integ in (
-            config.receivers[f.route.receiver].integrations if f.route.receiver in config.receivers else ()
-        )
-    ]
-    entries = store.nflog_get_pairs([(f.nflog_id, integ.key) for f, integ in pairs])
+    states = (
+        escalations.load([(f.nflog_id, f.group.group_key, f.firing) for f in flushed], now)
+        if escalations is not None
+        else {}
+    )
+    pairs = [(f, integ, step) for f in flushed for integ, step in _targets(config, f.route)]
+    entries = store.nflog_get_pairs([(f.nflog_id, integ.key) for f, integ, _ in pairs])
     jobs: list[Job] = []
     latest: list[tuple[str, str, float, float]] = []
-    for (f, integ), entry in zip(pairs, entries, strict=True):
+    kept: list[tuple[str, str, float]] = []
+    clocks: dict[str, tuple[str, str, Mapping[str, str]]] = {}  # episodes whose first notification this is
+    for (f, integ, step), entry in zip(pairs, entries, strict=True):
         route, group = f.route, f.group
-        needed, why = needs_update(
-            entry, f.firing, f.resolved, integ.send_resolved, route.repeat_interval, now
-        )
+        state = states.get(f.nflog_id) or acks.GroupState()
+        needed, why = _decide(f, integ, step, entry, state, now)
+        if needed and escalations is not None and why in (REASON_ESCALATION, "repeat interval elapsed"):
+            # Before a step or a repeat goes out: has someone acknowledged it elsewhere meanwhile?
+            state = states[f.nflog_id] = escalations.poll(
+                state, f.nflog_id, group.group_key, group.group_labels, f.firing, now
+            )
+            needed, why = _decide(f, integ, step, entry, state, now)
+        if state.ack is not None and entry is not None:
+            kept.append((f.nflog_id, integ.key, state.ack.expires_at - now + 2 * route.repeat_interval))
         if not needed:
             if f.alerts:
                 log.debug("notify.dedup", group_key=group.group_key, integration=integ.key, reason=why)
@@ -406,7 +422,7 @@ def _flush_batch(
             group_id=group.gid,
             group_key=group.group_key,
             nflog_id=f.nflog_id,
-            receiver=route.receiver,
+            receiver=integ.receiver,
             integration=integ.key,
             seq=group.due,
             group_labels=dict(group.group_labels),
@@ -415,27 +431,94 @@ def _flush_batch(
             resolved=f.resolved,
             repeat_interval=route.repeat_interval,
             reason=why,
-            extra={"external_url": config.external_url, "eval_id": eval_id},
+            extra={
+                "external_url": config.external_url,
+                "eval_id": eval_id,
+                **_escalation_extra(route, step, state),
+            },
         )
         latest.append((f.nflog_id, integ.key, group.due, max(lock_ttl, 2 * route.repeat_interval)))
         log.info(
             "notify.job",
             msg=f"{why}: {len(f.firing)} firing, {len(f.resolved)} resolved",
             group_key=group.group_key,
-            receiver=route.receiver,
+            receiver=integ.receiver,
             integration=integ.key,
             job_id=job.job_id,
         )
         jobs.append(job)
+        if step is None and f.firing and route.escalate and state.since is None:
+            clocks[f.nflog_id] = (f.nflog_id, group.group_key, group.group_labels)
+    if escalations is not None:
+        escalations.keep_logs(kept)
+        escalations.start_clocks(list(clocks.values()), now)
     finished = []
     for f in flushed:
         next_due = f.group.due + f.route.group_interval
         if next_due <= now:  # the flusher was away longer than an interval: restart the cadence from now
             next_due = now + f.route.group_interval
+        held = states.get(f.nflog_id)
+        if f.route.escalate and held is not None:  # wake up for the next escalation step
+            step_at = next_step_at(
+                f.route.escalate, held.since, now, firing=bool(f.firing), acknowledged=held.acknowledged
+            )
+            if step_at is not None:
+                next_due = min(next_due, step_at)
         # Resolved alerts have been handed on; forget them unless re-reported since the snapshot.
         finished.append((f.group.gid, f.done, next_due))
     store.finish_groups(finished, latest)
     return jobs
+
+
+def _ack_duration(config: RoutingConfig) -> float:
+    section = config.acknowledgements
+    return float(section.default_duration) if section is not None else 24 * 3600.0
+
+
+def _targets(
+    config: RoutingConfig, route: Route
+) -> Iterator[tuple[ReceiverIntegration, EscalationStep | None]]:
+    """The route's own receiver's integrations, then each escalation step's (each integration once)."""
+    seen: set[str] = set()
+    for name, step in [(route.receiver, None), *((s.receiver, s) for s in route.escalate)]:
+        receiver = config.receivers.get(name)
+        for integ in receiver.integrations if receiver is not None else ():
+            if integ.key not in seen:
+                seen.add(integ.key)
+                yield integ, step
+
+
+def _decide(
+    f: _Flushed,
+    integ: ReceiverIntegration,
+    step: EscalationStep | None,
+    entry: LogEntry | None,
+    state: acks.GroupState,
+    now: float,
+) -> tuple[bool, str]:
+    return decide(
+        step,
+        entry,
+        f.firing,
+        f.resolved,
+        integ.send_resolved,
+        f.route.repeat_interval,
+        now,
+        since=state.since,
+        acknowledged=state.acknowledged,
+    )
+
+
+def _escalation_extra(route: Route, step: EscalationStep | None, state: acks.GroupState) -> dict[str, Any]:
+    """What a job carries about escalation: its step (0: the route's own receiver), the route's
+    receiver, and what to say about an acknowledgement."""
+    extra: dict[str, Any] = {"step": 0 if step is None else route.escalate.index(step) + 1}
+    if step is not None:
+        extra["escalated_from"] = route.receiver
+    note = state.note()
+    if note:
+        extra["acknowledged"] = note
+    return extra
 
 
 # --- delivery ---------------------------------------------------------------------------------------
@@ -465,6 +548,9 @@ def _notification_id(job: Job, previous: LogEntry | None) -> str:
 
 
 def _notification(job: Job, alerts: Sequence[NotifyAlert], notification_id: str) -> Notification:
+    note = job.extra.get("acknowledged")
+    if note:  # the notification that follows an acknowledgement says who made it, and when
+        alerts = [replace(a, annotations={**a.annotations, "acknowledged": str(note)}) for a in alerts]
     return Notification(
         receiver=job.receiver,
         group_key=job.group_key,
@@ -493,11 +579,11 @@ def deliver(
     now: float,
     *,
     lock_ttl: float | None = None,
-) -> None:
+) -> bool:
     """Send one job; on success write the notification log. Raises ``DeliveryError`` on failure.
 
     Safe to call twice for the same job (a redelivered task): the second call finds the log entry
-    of the first and sends nothing.
+    of the first and sends nothing. True when a notification went out.
     """
     store = NotifyStore(redis_client, prefix)
     integ = _find_integration(config, job.receiver, job.integration)
@@ -506,9 +592,9 @@ def deliver(
     )
     if integ is None:
         bound.warning("notify.job_dropped", msg="receiver integration no longer configured")
-        return
+        return False
     with _delivery_lock(store, job, LOCK_TTL if lock_ttl is None else lock_ttl):
-        _deliver_locked(store, integ, job, now, bound)
+        return _deliver_locked(store, integ, job, now, bound)
 
 
 @contextmanager
@@ -539,29 +625,29 @@ def _delivery_lock(store: NotifyStore, job: Job, lock_ttl: float) -> Iterator[No
         store.release(job.nflog_id, job.integration, token)
 
 
-def _deliver_locked(store: NotifyStore, integ: ReceiverIntegration, job: Job, now: float, bound: Any) -> None:
+def _deliver_locked(store: NotifyStore, integ: ReceiverIntegration, job: Job, now: float, bound: Any) -> bool:
     """The delivery itself, under the group's lock: skip what was already sent or superseded,
     send, and write the notification log."""
     if job.fallback_for:
         if store.was_sent(job.job_id):
             bound.info("notify.duplicate", msg="fallback already delivered")
-            return
+            return False
         _send(integ, _notification(job, job.alerts, job.job_id))
         store.mark_sent(job.job_id, FALLBACK_SENT_TTL)
         bound.info("notify.sent", msg=f"fallback for {job.fallback_for}", alerts=len(job.alerts))
-        return
+        return True
     latest = store.latest(job.nflog_id, job.integration)
     if latest is not None and latest > job.seq:
         bound.info("notify.superseded", msg="a newer flush of this group replaced this notification")
-        return
+        return False
     entry = store.nflog_get(job.nflog_id, job.integration)
     if entry is not None and entry.seq >= job.seq:
         bound.info("notify.duplicate", msg="already delivered")
-        return
+        return False
     needed, why = needs_update(entry, job.firing, job.resolved, integ.send_resolved, job.repeat_interval, now)
     if not needed:
         bound.info("notify.dedup", msg=f"nothing new since the last notification ({why})")
-        return
+        return False
     alerts = job.alerts if integ.send_resolved else tuple(a for a in job.alerts if a.status == "firing")
     if alerts:
         _send(integ, _notification(job, alerts, _notification_id(job, entry)))
@@ -573,8 +659,12 @@ def _deliver_locked(store: NotifyStore, integ: ReceiverIntegration, job: Job, no
         LogEntry(frozenset(job.firing), frozenset(job.resolved), now, job.seq),
         job.repeat_interval,
     )
+    acks.after_delivery(
+        acks.AckStore.of(store), job.receiver, job.nflog_id, job.extra, job.reason, job.firing, now
+    )
     if alerts:
         bound.info("notify.sent", msg=job.reason, firing=len(job.firing), resolved=len(job.resolved))
+    return bool(alerts)
 
 
 def fallback_jobs(config: RoutingConfig, job: Job) -> list[Job]:

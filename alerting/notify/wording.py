@@ -100,7 +100,13 @@ def alert_description(alert: NotifyAlert) -> str:
     """The longer explanation, when there is one besides the summary."""
     notes = alert.annotations
     text = notes.get("description", "").strip()
-    return text if text and text != alert_summary(alert) else ""
+    text = text if text and text != alert_summary(alert) else ""
+    # Set on the notification that follows an acknowledgement (alerting.notify.pipeline).
+    acknowledged = notes.get("acknowledged", "").strip()
+    if acknowledged:
+        note = acknowledged[:1].upper() + acknowledged[1:]
+        text = f"{text} — {note}" if text else note
+    return text
 
 
 def format_value(value: float | None) -> str:

@@ -209,6 +209,18 @@ class _Metrics:
             ("stage",),
             registry=None,
         )
+        self.escalations = Counter(
+            "alerting_escalations_total",
+            "Groups that reached an escalation step, by the route's receiver and the step's receiver.",
+            ("receiver", "step_receiver"),
+            registry=None,
+        )
+        self.acknowledgements = Counter(
+            "alerting_acknowledgements_total",
+            "Groups acknowledged, by where the acknowledgement came from (cli, api, slack, pagerduty).",
+            ("source",),
+            registry=None,
+        )
         self.task_retries = Counter(
             "alerting_task_retries_total", "Celery task retries, by task name.", ("task",), registry=None
         )
@@ -380,6 +392,16 @@ def observe_retry(receiver: str, integration: str = "") -> None:
 def observe_suppressed(stage: str, count: int = 1) -> None:
     if count:
         _m().suppressed.labels(_reason(stage)).inc(count)
+
+
+@_never_raises
+def observe_escalation(receiver: str, step_receiver: str) -> None:
+    _m().escalations.labels(receiver, step_receiver).inc()
+
+
+@_never_raises
+def observe_acknowledgement(source: str) -> None:
+    _m().acknowledgements.labels(_reason(source)).inc()
 
 
 @_never_raises

@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from alerting.errors import Position
+from alerting.routing.escalation import EscalationStep
 from alerting.routing.matchers import Matcher, labels_string, matches_all
 
 DEFAULT_GROUP_WAIT = 30.0
@@ -36,6 +37,7 @@ class Route:
     key: str = "{}"  # Alertmanager's route key: parent key + "/" + this route's matchers
     id: str = "0"  # position in the tree ("0", "0.2", "0.2.1"), unique even when keys collide
     pos: Position | None = None
+    escalate: tuple[EscalationStep, ...] = ()  # inherited by child routes, like the timers
 
     def match(self, labels: Mapping[str, str]) -> list[Route]:
         """The routes that handle an alert with these labels ([] when this route does not match)."""

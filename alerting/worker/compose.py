@@ -205,6 +205,7 @@ def _routing(
             templates=config.templates,
             source=config.source,
             warnings=warnings,
+            acknowledgements=config.acknowledgements,
         ),
         [],
     )

@@ -17,6 +17,8 @@ import redis
 
 from alerting.config.settings import DatasourceConfig, Settings, default_datasources, load_datasources
 from alerting.errors import AlertingError, ConfigError, DatasourceError
+from alerting.notify.ack_sources import build_ack_sources
+from alerting.notify.acks import AckSource
 from alerting.notify.kvstore import STORE_KEY, RedisStore
 from alerting.notify.live import RoutingConfig
 from alerting.ops import metrics
@@ -146,6 +148,7 @@ class Runtime:
         self._lock = threading.Lock()
         self._history: HistoryWriter | None = None
         self._evaluator: Evaluator | None = None
+        self._ack_sources: tuple[RoutingConfig, list[AckSource]] | None = None
 
     def _first_to_see(self, version: str) -> bool:
         """True in the one process (of all sharing this Redis prefix) first to load ``version``."""
@@ -213,6 +216,14 @@ class Runtime:
             if self._routing is None:
                 self._routing = default_routing_config()
         return self._routing
+
+    def ack_sources(self) -> list[AckSource]:
+        """Where acknowledgements made outside the worker are read (Slack reactions, PagerDuty
+        incidents), built from the current routing."""
+        config = self.routing()
+        if self._ack_sources is None or self._ack_sources[0] is not config:
+            self._ack_sources = (config, build_ack_sources(config, self.settings.environ))
+        return self._ack_sources[1]
 
     # --- the tick -------------------------------------------------------------------------------
     @property

@@ -45,7 +45,7 @@ def make_ca(directory: Path, *hosts: str) -> LocalCA:
 
 
 # ---------------------------------------------------------------------------------------------------
-# Slack: Web API (chat.postMessage, chat.update) and incoming webhooks
+# Slack: Web API (chat.postMessage, chat.update, reactions.get) and incoming webhooks
 
 SLACK_TOKEN = "xoxb-1111-2222-test"
 SLACK_WEBHOOK_PATH = "/services/T0000/B0000/abcdefghijklmnopqrstuvwx"
@@ -87,6 +87,7 @@ class SlackFake:
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.server = FakeHTTPServer(self._handle, tls)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel id, ts) -> message
+        self.reactions: dict[tuple[str, str], dict[str, list[str]]] = {}  # -> emoji name -> user ids
         self._ts = 1700000000_000100
 
     @property
@@ -99,6 +100,16 @@ class SlackFake:
 
     def calls(self, method: str) -> list[dict[str, Any]]:
         return [r.json() for r in self.server.requests if r.path == f"/api/{method}" and r.body]
+
+    def react(self, channel: str, ts: str, name: str, user: str) -> None:
+        """Someone adds a reaction to a message, as a person in the Slack client would."""
+        self.reactions.setdefault((channel, ts), {}).setdefault(name, []).append(user)
+
+    def first_message(self, text: str) -> tuple[str, str]:
+        """(channel id, ts) of the first top-level message whose text contains ``text``."""
+        return next(
+            key for key, m in self.messages.items() if text in str(m.get("text", "")) and "thread_ts" not in m
+        )
 
     def _next_ts(self) -> str:
         self._ts += 100
@@ -114,6 +125,12 @@ class SlackFake:
         if request.headers.get("authorization") != f"Bearer {SLACK_TOKEN}":
             error = "not_authed" if "authorization" not in request.headers else "invalid_auth"
             return Reply(200, {"ok": False, "error": error})
+        if method == "reactions.get":  # a read method: form or query parameters, not JSON
+            params = {
+                **{k: v[0] for k, v in request.query.items()},
+                **{k: v[0] for k, v in request.form().items()},
+            }
+            return self._reactions(params)
         if "application/json" not in request.headers.get("content-type", ""):
             return Reply(200, {"ok": False, "error": "invalid_arguments"})
         payload = request.json()
@@ -139,6 +156,19 @@ class SlackFake:
         message = {**payload, "ts": ts, "channel": channel}
         self.messages[(channel, ts)] = message
         return Reply(200, {"ok": True, "channel": channel, "ts": ts, "message": message})
+
+    def _reactions(self, params: dict[str, str]) -> Reply:
+        channel, ts = params.get("channel", ""), params.get("timestamp", "")
+        if channel not in SLACK_CHANNELS.values():
+            return Reply(200, {"ok": False, "error": "channel_not_found"})
+        if (channel, ts) not in self.messages:
+            return Reply(200, {"ok": False, "error": "message_not_found"})
+        reactions = [
+            {"name": name, "users": list(users), "count": len(users)}
+            for name, users in self.reactions.get((channel, ts), {}).items()
+        ]
+        message = {**self.messages[(channel, ts)], **({"reactions": reactions} if reactions else {})}
+        return Reply(200, {"ok": True, "type": "message", "channel": channel, "message": message})
 
     def _update(self, payload: dict[str, Any]) -> Reply:
         channel, ts = payload.get("channel", ""), payload.get("ts", "")
@@ -219,6 +249,43 @@ class PagerDutyFake:
         elif action == "resolve" and dedup in self.incidents:
             self.incidents[dedup] = "resolved"
         return Reply(202, {"status": "success", "message": "Event processed", "dedup_key": dedup})
+
+
+PAGERDUTY_API_TOKEN = "u+pagerduty-rest-test-token"
+
+
+class PagerDutyRestFake:
+    """``GET /incidents`` of the REST API v2 over the incidents ``events`` triggered; a test
+    acknowledges one as a responder would in PagerDuty (``acknowledge``)."""
+
+    def __init__(self, events: PagerDutyFake, tls: ssl.SSLContext) -> None:  # the client wants https
+        self.events = events
+        self.server = FakeHTTPServer(self._handle, tls)
+        self.acknowledged: dict[str, str] = {}  # dedup_key -> who acknowledged
+
+    def acknowledge(self, dedup_key: str, who: str) -> None:
+        self.acknowledged[dedup_key] = who
+
+    def _handle(self, request: Request) -> Reply:
+        if request.headers.get("authorization") != f"Token token={PAGERDUTY_API_TOKEN}":
+            return Reply(401, {"error": {"message": "Unauthorized", "code": 2006}})
+        if request.method != "GET" or request.path != "/incidents":
+            return Reply(404, {"error": {"message": "Not Found", "code": 2100}})
+        key = (request.query.get("incident_key") or [""])[0]
+        statuses = request.query.get("statuses[]") or ["triggered", "acknowledged", "resolved"]
+        incidents = []
+        state = self.events.incidents.get(key)
+        if state is not None:
+            status = "acknowledged" if key in self.acknowledged and state == "triggered" else state
+            incident: dict[str, Any] = {"id": "PINC" + key[:6].upper(), "incident_key": key, "status": status}
+            if status == "acknowledged":
+                who = self.acknowledged[key]
+                incident["acknowledgements"] = [
+                    {"at": "2026-01-01T00:00:00Z", "acknowledger": {"type": "user_reference", "summary": who}}
+                ]
+            if status in statuses:
+                incidents.append(incident)
+        return Reply(200, {"incidents": incidents, "limit": 25, "offset": 0, "more": False, "total": None})
 
 
 # ---------------------------------------------------------------------------------------------------

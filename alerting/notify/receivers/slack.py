@@ -410,6 +410,22 @@ class SlackBot:
         if not resolved:
             self._remember(key, f"{answer['channel']} {answer['ts']}", THREAD_TTL)
 
+    def message_of(self, notification: Notification) -> tuple[str, str] | None:
+        """(channel, ts) of the message this integration started for the notification's group."""
+        identity = addressing(notification, self.settings)
+        return self._lookup(self._thread_key(identity["channel"], notification))
+
+    def reactions(self, channel: str, ts: str) -> dict[str, list[str]]:
+        """Reactions on one message: emoji name -> ids of the users who reacted with it."""
+        try:
+            answer = self._client.reactions_get(channel=channel, timestamp=ts, full=True)
+        except SlackApiError as exc:
+            raise _api_error(exc, "reactions.get") from None
+        except OSError as exc:
+            raise unreachable("Slack reactions.get", exc) from None
+        found = (answer.get("message") or {}).get("reactions") or []
+        return {str(r.get("name")): [str(u) for u in r.get("users") or []] for r in found}
+
     def _update(self, channel: str, ts: str, message: dict[str, Any]) -> bool:
         """Update the group's first message; False when it is gone and a new one must start."""
         try:
