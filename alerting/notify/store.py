@@ -22,6 +22,9 @@ Key scheme (``P`` is the deployment's prefix; every key lives under it)::
     P:notify:gc                         STRING  held for a minute by whoever cleans the alert index
     P:silences                          HASH    silence id -> silence JSON
 
+The notification log, fallback marks and silences are durable writes (:mod:`alerting.durable`):
+with replicas, a replica has them before the write returns.
+
 ``gid`` hashes the route's position in the tree and the group key; ``nid`` hashes the group key
 alone, so the notification log survives a config reload that only reorders routes, as Alertmanager's
 does. Timers are absolute times, so a restarted worker continues them instead of starting over.
@@ -38,6 +41,7 @@ from typing import Any
 
 import redis
 
+from alerting import durable
 from alerting.routing.dedup import LogEntry
 from alerting.routing.silences import EXPIRED, Silence
 
@@ -339,12 +343,15 @@ class NotifyStore:
         return self.nflog_get_pairs([(nid, integration)])[0]
 
     def nflog_put(self, nid: str, integration: str, entry: LogEntry, repeat_interval: float) -> None:
+        """Record a notification as sent; durable: it returns once a replica has the entry."""
         retention = min(NFLOG_MAX_RETENTION, 2 * repeat_interval)
-        self.r.set(
+        pipe = durable.pipeline(self.r, "nflog", transaction=False)
+        pipe.set(
             self._nf("nflog", nid, integration),
             json.dumps(entry.to_dict()),
             px=max(1000, int(retention * 1000)),
         )
+        pipe.execute()
 
     def latest(self, nid: str, integration: str) -> float | None:
         value = self.r.get(self._nf("latest", nid, integration))
@@ -366,12 +373,17 @@ class NotifyStore:
         return bool(self.r.exists(f"{self.p}:sent:{job_id}"))
 
     def mark_sent(self, job_id: str, ttl: float) -> None:
-        self.r.set(f"{self.p}:sent:{job_id}", "1", px=int(ttl * 1000))
+        pipe = durable.pipeline(self.r, "nflog", transaction=False)
+        pipe.set(f"{self.p}:sent:{job_id}", "1", px=int(ttl * 1000))
+        pipe.execute()
 
     # -- silences ---------------------------------------------------------------------------------
 
     def put_silence(self, silence: Silence) -> None:
-        self.r.hset(self.silence_key, silence.id, json.dumps(silence.to_dict()))
+        """Create or change a silence; durable: it returns once a replica has it."""
+        pipe = durable.pipeline(self.r, "silence", transaction=False)
+        pipe.hset(self.silence_key, silence.id, json.dumps(silence.to_dict()))
+        pipe.execute()
 
     def get_silence(self, silence_id: str) -> Silence | None:
         raw = self.r.hget(self.silence_key, silence_id)

@@ -13,6 +13,9 @@ deployments can share one Redis):
 ``{p}:beat:leader``                 string  owner id of the beat that schedules (expiring lease).
 ``{p}:lock:{name}``                 short-lived locks (e.g. the datasource-down pseudo group).
 
+Alert state, health and slot claims are durable writes (:mod:`alerting.durable`): with replicas,
+a replica has them before the write returns.
+
 ``group_id`` is ``file:group name``; the datasource-down alerts live in the pseudo group
 ``__datasources__`` with one rule key per datasource.
 """
@@ -26,6 +29,7 @@ from typing import Any
 
 import redis
 
+from alerting import durable
 from alerting.core import RuleHealth
 from alerting.rules.evaluation import Alert, State
 
@@ -108,8 +112,12 @@ class StateStore:
         keep_rules: Iterable[str] | None = None,
     ) -> None:
         """Save rules' alerts and health in one transaction. Rules not in ``keep_rules`` (when
-        given) are removed: they were deleted from the rule files."""
-        pipe = self.redis.pipeline(transaction=True)
+        given) are removed: they were deleted from the rule files.
+
+        Durable: it returns once a replica has the transaction (see :mod:`alerting.durable`); the
+        group's ``last_slot`` in it is what keeps a slot from being evaluated twice after a failover.
+        """
+        pipe = durable.pipeline(self.redis, "state")
         akey, hkey = self.key("alerts", group_id), self.key("health", group_id)
         for rule_key, rule_alerts in alerts.items():
             blob = json.dumps([alert_to_dict(a) for a in rule_alerts.values()])
@@ -152,15 +160,18 @@ class StateStore:
 
     # --- slot claims ------------------------------------------------------------------------
     def claim(self, group_id: str, slot: float, owner: str, lease: float) -> bool:
-        """Take (group, slot) for evaluation. False if another worker has it or it is done."""
-        return bool(
-            self.redis.set(
-                self.key("claim", group_id, f"{slot:.3f}"),
-                f"running:{owner}",
-                nx=True,
-                px=max(int(lease * 1000), 1000),
-            )
+        """Take (group, slot) for evaluation. False if another worker has it or it is done.
+
+        Durable (a replica has the claim before evaluation starts), so a failover mid-evaluation
+        does not hand the slot to a second worker."""
+        pipe = durable.pipeline(self.redis, "claim", transaction=False)
+        pipe.set(
+            self.key("claim", group_id, f"{slot:.3f}"),
+            f"running:{owner}",
+            nx=True,
+            px=max(int(lease * 1000), 1000),
         )
+        return bool(pipe.execute()[0])
 
     def finish_claim(self, group_id: str, slot: float, keep: float) -> None:
         self.redis.set(self.key("claim", group_id, f"{slot:.3f}"), "done", px=max(int(keep * 1000), 1000))
