@@ -76,6 +76,12 @@ def replica_count(client: redis.Redis) -> int:
     return entry.get(client)
 
 
+def forget_replicas(client: Any) -> None:
+    """Drop the cached replica count of ``client``'s pool, so the next write asks again."""
+    with _replicas_lock:
+        _replicas.pop(client.connection_pool, None)
+
+
 class DurablePipeline(Pipeline):
     """A pipeline whose ``execute`` ends with ``WAIT`` on the connection that made the writes.
 
@@ -108,6 +114,9 @@ class DurablePipeline(Pipeline):
         self.acked = None
         data = super().execute(raise_on_error)
         if self.replicas >= 1 and (self.acked or 0) < 1:
+            # The replica may be gone for good (a failover leaves the new primary without one for
+            # a while): ask INFO again at the next write instead of waiting out the cache.
+            forget_replicas(self)
             _not_replicated(self.what)
         return data
 

@@ -19,6 +19,7 @@ from tests.support.promapi import PromAPI
 PURE_MODULES = frozenset(
     {
         "tests/core/test_core.py",
+        "tests/core/test_redisconn.py",
         "tests/cli/test_check_kinds.py",
         "tests/config/test_alerting_config.py",
         "tests/config/test_config.py",
