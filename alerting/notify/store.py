@@ -18,6 +18,8 @@ Key scheme (``P`` is the deployment's prefix; every key lives under it)::
     P:notify:latest:<nid>:<integration> STRING  number of the newest flush that issued a job; older
                                                 jobs still queued are superseded by it
     P:notify:lock:<nid>:<integration>   STRING  delivery lock (random token, expires by itself)
+    P:notify:attempt:<nid>:<integration> STRING notification id of the latest send begun: the same
+                                                id again means an attempt of unknown outcome
     P:notify:sent:<job id>              STRING  a fallback delivery that already went out
     P:notify:gc                         STRING  held for a minute by whoever cleans the alert index
     P:silences                          HASH    silence id -> silence JSON
@@ -368,6 +370,16 @@ class NotifyStore:
 
     def release(self, nid: str, integration: str, token: str) -> None:
         self._release(keys=[self._nf("lock", nid, integration)], args=[token])
+
+    def mark_attempt(self, nid: str, integration: str, notification_id: str, ttl: float) -> bool:
+        """Note that a send of ``notification_id`` begins; True when one had already begun (and
+        was never logged as sent: its outcome is unknown). Durable, so a failover keeps it."""
+        pipe = durable.pipeline(self.r, "attempt", transaction=False)
+        pipe.set(
+            self._nf("attempt", nid, integration), notification_id, px=max(1000, int(ttl * 1000)), get=True
+        )
+        previous = pipe.execute()[0]
+        return _s(previous) == notification_id if previous is not None else False
 
     def was_sent(self, job_id: str) -> bool:
         return bool(self.r.exists(f"{self.p}:sent:{job_id}"))
