@@ -7,6 +7,7 @@ the next one starts from a primary with a replica again.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Iterator
@@ -17,7 +18,9 @@ import pytest
 import redis
 
 from alerting import redisconn
+from alerting.api.health import Readiness
 from alerting.notify.store import NotifyStore
+from alerting.ops import metrics
 from alerting.routing.matchers import parse_matcher
 from alerting.routing.silences import new_silence
 from tests.support.faultkit import FakePrometheus, alert_rule, webhook_env, write_rules
@@ -25,7 +28,7 @@ from tests.support.httpfake import Reply, Request
 from tests.support.net import wait_until
 from tests.support.sentinel import SentinelSet
 from tests.support.webhook import WebhookRecorder
-from tests.support.worker import Worker
+from tests.support.worker import Worker, alerting
 
 pytestmark = pytest.mark.faults
 
@@ -189,3 +192,47 @@ def test_primary_killed_while_silences_are_written_loses_none_that_were_acknowle
     redis_ha.heal(killed)
 
     assert set(written) <= kept
+
+
+def test_status_readyz_and_metrics_name_the_primary_before_and_after_a_failover(
+    tmp_path: Path, redis_ha: SentinelSet, prefix: str
+) -> None:
+    env = {
+        "ALERTING_REDIS_URL": redis_ha.url(0),
+        "CELERY_BROKER_URL": redis_ha.url(1),
+        "ALERTING_REDIS_PREFIX": prefix,
+        "ALERTING_RULES": str(tmp_path),
+        "ALERTING_CONFIG": str(tmp_path / "alerting.yml"),
+        "ALERTING_HISTORY_URL": f"sqlite:///{tmp_path / 'history.db'}",
+    }
+    readiness = Readiness(redis_url=redis_ha.url(0), broker_url=redis_ha.url(1), prefix=prefix)
+
+    def shown() -> tuple[str, str, str, float]:
+        checks = readiness.run()["checks"]
+        status = json.loads(alerting("status", "--format", "json", env=env).stdout)
+        values = metrics.snapshot(metrics.registry([metrics.PrimaryCollector(readiness.primaries)]))
+        (info,) = [
+            k for k in values if k.startswith('alerting_redis_primary_info{address="') and "state" in k
+        ]
+        return (
+            checks["redis"]["primary"],
+            checks["broker"]["primary"],
+            status["redis_primary"]["address"],
+            values['alerting_redis_connected_replicas{role="state"}'],
+        ), info
+
+    try:
+        first = f"127.0.0.1:{redis_ha.primary_port()}"
+        assert shown() == (
+            (first, first, first, 1),
+            f'alerting_redis_primary_info{{address="{first}",role="state"}}',
+        )
+        killed = redis_ha.kill_primary()
+        second = f"127.0.0.1:{redis_ha.primary_port()}"
+        after = wait_until(
+            lambda: (now := shown())[0][:3] == (second,) * 3 and now, timeout=30, what="the new primary"
+        )
+        assert after[1] == f'alerting_redis_primary_info{{address="{second}",role="state"}}'
+        redis_ha.heal(killed)
+    finally:
+        readiness.close()
