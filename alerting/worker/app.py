@@ -15,6 +15,7 @@ from alerting.config.settings import Settings
 from alerting.errors import ConfigError
 from alerting.ops import metrics
 from alerting.ops.logs import configure_logging, get_logger, prepare_celery_worker
+from alerting.worker.broker import BrokerAMQP
 
 try:
     settings = Settings.from_env()
@@ -23,7 +24,7 @@ except ConfigError as _exc:
     raise SystemExit(f"alerting: configuration error: {_exc}") from None
 # A sentinel URL (redis+sentinel://...) becomes kombu's sentinel transport with its master_name.
 broker = redisconn.celery_broker(settings.broker_url)
-app = Celery("alerting", broker=broker.url, include=["tasks.evaluate", "tasks.notify"])
+app = Celery("alerting", broker=broker.url, include=["tasks.evaluate", "tasks.notify"], amqp=BrokerAMQP)
 app.conf.update(
     timezone="UTC",
     enable_utc=True,

@@ -1,8 +1,8 @@
 """Redis behind Sentinel (one primary, one replica, three sentinels), state store and broker alike:
 ``kill -9`` of the primary at the moments that matter, and what a receiver sees afterwards.
 
-One Sentinel set-up serves the module; each test heals it (the killed node back as a replica) so
-the next one starts from a primary with a replica again.
+One Sentinel set-up serves the module; before each test it is healed (a killed node back as a
+replica), so every test starts from a primary with a replica.
 """
 
 from __future__ import annotations
@@ -34,9 +34,16 @@ pytestmark = pytest.mark.faults
 
 
 @pytest.fixture(scope="module")
-def redis_ha() -> Iterator[SentinelSet]:
-    with SentinelSet() as sentinels:
-        yield sentinels
+def sentinels() -> Iterator[SentinelSet]:
+    with SentinelSet() as started:
+        yield started
+
+
+@pytest.fixture
+def redis_ha(sentinels: SentinelSet) -> SentinelSet:
+    """The module's set-up, healed first if an earlier test killed its primary."""
+    sentinels.heal()
+    return sentinels
 
 
 def ha_env(tmp_path: Path, hook: WebhookRecorder, redis_ha: SentinelSet, **extra: str) -> dict[str, str]:
@@ -83,14 +90,13 @@ def test_primary_killed_while_an_alert_is_pending_fires_it_on_time_once(
         with Worker(env) as worker:
             prom.firing = True
             pending = worker.wait_for("alert.pending", alertname="PendingFailover")[0]
-            killed = redis_ha.kill_primary()
+            redis_ha.kill_primary()
             hook.wait_for("PendingFailover", timeout=90)
             assert_alive_and_evaluating(worker, "PendingFailover")
             prom.firing = False
             hook.wait_for("PendingFailover", "resolved", timeout=90)
             hook.settle()
             firing = worker.events("alert.firing", alertname="PendingFailover")
-        redis_ha.heal(killed)
 
     assert hook.statuses("PendingFailover") == ["firing", "resolved"]
     # The `for` clock ran on through the failover: the alert is the one that went pending first.
@@ -106,13 +112,11 @@ def test_primary_killed_right_after_a_notification_was_sent_does_not_send_it_aga
         with Worker(env) as worker:
             prom.firing = True
             worker.wait_for("notify.sent", timeout=90)
-            killed = redis_ha.kill_primary()
+            redis_ha.kill_primary()
             assert_alive_and_evaluating(worker, "SentFailover")
-            hook.settle()
             prom.firing = False
             hook.wait_for("SentFailover", "resolved", timeout=90)
             hook.settle()
-        redis_ha.heal(killed)
 
     # The notification log entry was on the replica before "sent" was logged: nothing repeats.
     assert hook.statuses("SentFailover") == ["firing", "resolved"]
@@ -139,16 +143,14 @@ def test_broker_failover_with_a_late_acked_task_in_flight_leaves_the_worker_runn
         with Worker(env) as worker:
             prom.firing = True
             assert holding.wait(90), "no notification reached the receiver"
-            killed = redis_ha.kill_primary()
+            redis_ha.kill_primary()
             worker.wait_for("celery.worker.consumer.consumer", timeout=30)  # it saw the broker go
             release.set()
             assert_alive_and_evaluating(worker, "InFlight")
-            hook.settle()
             prom.firing = False
             with told_on_failure(worker):
                 hook.wait_for("InFlight", "resolved", timeout=90)
             hook.settle()
-        redis_ha.heal(killed)
 
     assert hook.statuses("InFlight") == ["firing", "resolved"]
 
@@ -182,14 +184,13 @@ def test_primary_killed_while_silences_are_written_loses_none_that_were_acknowle
     writer.start()
     try:
         wait_until(lambda: len(written) >= 200, timeout=30, what="silences written before the fault")
-        killed = redis_ha.kill_primary()
+        redis_ha.kill_primary()
         before = len(written)
         wait_until(lambda: len(written) >= before + 200, timeout=60, what="writes after the failover")
     finally:
         stop.set()
         writer.join()
     kept = {s.id for s in store.silences(time.time())}
-    redis_ha.heal(killed)
 
     assert set(written) <= kept
 
@@ -207,7 +208,7 @@ def test_status_readyz_and_metrics_name_the_primary_before_and_after_a_failover(
     }
     readiness = Readiness(redis_url=redis_ha.url(0), broker_url=redis_ha.url(1), prefix=prefix)
 
-    def shown() -> tuple[str, str, str, float]:
+    def shown() -> tuple[tuple[str, str, str, float], str]:
         checks = readiness.run()["checks"]
         status = json.loads(alerting("status", "--format", "json", env=env).stdout)
         values = metrics.snapshot(metrics.registry([metrics.PrimaryCollector(readiness.primaries)]))
@@ -227,12 +228,11 @@ def test_status_readyz_and_metrics_name_the_primary_before_and_after_a_failover(
             (first, first, first, 1),
             f'alerting_redis_primary_info{{address="{first}",role="state"}}',
         )
-        killed = redis_ha.kill_primary()
+        redis_ha.kill_primary()
         second = f"127.0.0.1:{redis_ha.primary_port()}"
         after = wait_until(
             lambda: (now := shown())[0][:3] == (second,) * 3 and now, timeout=30, what="the new primary"
         )
         assert after[1] == f'alerting_redis_primary_info{{address="{second}",role="state"}}'
-        redis_ha.heal(killed)
     finally:
         readiness.close()

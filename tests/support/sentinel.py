@@ -2,8 +2,8 @@
 ports, with short timers (a primary is down after 1 s) so a failover takes seconds.
 
 ``kill_primary()`` is the fault: ``kill -9`` of whichever node is primary now, then wait until the
-sentinels name the other one. ``heal()`` brings the killed node back as a replica of the new primary
-and waits until it has caught up, so the next test starts from a primary with a replica again.
+sentinels name the other one. ``heal()`` brings killed nodes back as replicas of the new primary
+and waits until they have caught up and the sentinels know them again.
 """
 
 from __future__ import annotations
@@ -81,6 +81,7 @@ class SentinelSet:
         self.nodes = [RedisNode(), RedisNode()]
         self.nodes[1].replica_of = self.nodes[0].port
         self.sentinels = [SentinelProcess(self.nodes[0].port) for _ in range(3)]
+        self.killed: list[RedisNode] = []
 
     def url(self, db: int = 0) -> str:
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
@@ -129,15 +130,20 @@ class SentinelSet:
         """``kill -9`` the primary; return once the sentinels name the replica as primary."""
         killed = self.primary()
         killed.stop(signal.SIGKILL)
+        self.killed.append(killed)
         wait_until(
             lambda: self.primary_port() != killed.port, timeout=timeout, interval=0.1, what="a failover"
         )
         return killed
 
-    def heal(self, killed: RedisNode) -> None:
-        """Restart ``killed`` as a replica of the new primary; wait until everything is settled."""
-        killed.replica_of = self.primary_port()
-        killed.start()
+    def heal(self) -> None:
+        """Restart every killed node as a replica of the primary; wait until everything is settled."""
+        if not self.killed:
+            return
+        while self.killed:
+            node = self.killed.pop()
+            node.replica_of = self.primary_port()
+            node.start()
         self.wait_settled()
 
     def start(self) -> None:
