@@ -41,19 +41,23 @@ def configure(timeout: float) -> None:
 
 
 class _Replicas:
-    """A client's view of how many replicas its primary has, refreshed every REPLICAS_TTL."""
+    """A client's view of how many replicas its primary has, refreshed every REPLICAS_TTL and
+    whenever a sentinel-managed pool has moved to another primary (which starts without any)."""
 
     def __init__(self) -> None:
         self.count = 0
         self.read_at = float("-inf")
+        self.primary: Any = None
         self.lock = threading.Lock()
 
     def get(self, client: redis.Redis) -> int:
         now = time.monotonic()
-        if now - self.read_at < REPLICAS_TTL:
+        primary = getattr(client.connection_pool, "master_address", None)
+        if now - self.read_at < REPLICAS_TTL and primary == self.primary:
             return self.count
         with self.lock:
-            if now - self.read_at >= REPLICAS_TTL:
+            if now - self.read_at >= REPLICAS_TTL or primary != self.primary:
+                self.primary = primary
                 try:
                     info = client.info("replication")
                     self.count = int(info.get("connected_slaves", 0))

@@ -22,6 +22,7 @@ a replica has them before the write returns.
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -31,9 +32,23 @@ import redis
 
 from alerting import durable
 from alerting.core import RuleHealth
+from alerting.errors import AlertingError
 from alerting.rules.evaluation import Alert, State
 
 DATASOURCES_GROUP = "__datasources__"
+
+
+class NotGiven(enum.Enum):
+    """The type of NOT_GIVEN: an argument left out, where None means something."""
+
+    NOT_GIVEN = "not given"
+
+
+NOT_GIVEN = NotGiven.NOT_GIVEN
+
+
+class SlotSuperseded(AlertingError):
+    """A group's state changed since a tick read it (another tick saved first): nothing was saved."""
 
 
 def json_number(value: float) -> float | str:
@@ -110,15 +125,26 @@ class StateStore:
         health: Mapping[str, RuleHealth],
         group_health: Mapping[str, Any],
         keep_rules: Iterable[str] | None = None,
+        *,
+        after_slot: float | None | NotGiven = NOT_GIVEN,
     ) -> None:
         """Save rules' alerts and health in one transaction. Rules not in ``keep_rules`` (when
-        given) are removed: they were deleted from the rule files.
+        given) are removed: they were deleted from the rule files. With ``after_slot`` (the group's
+        last slot when the caller read its state; None for none), nothing is saved and
+        SlotSuperseded raised if the stored last slot is another by now.
 
         Durable: it returns once a replica has the transaction (see :mod:`alerting.durable`); the
         group's ``last_slot`` in it is what keeps a slot from being evaluated twice after a failover.
         """
         pipe = durable.pipeline(self.redis, "state")
         akey, hkey = self.key("alerts", group_id), self.key("health", group_id)
+        if after_slot is not NOT_GIVEN:
+            pipe.watch(hkey)  # the transaction fails if another tick saves between here and EXEC
+            raw = pipe.hget(hkey, "__group__")
+            if (json.loads(raw).get("last_slot") if raw else None) != after_slot:
+                pipe.reset()
+                raise SlotSuperseded(f"group {group_id} was saved by another tick")
+            pipe.multi()
         for rule_key, rule_alerts in alerts.items():
             blob = json.dumps([alert_to_dict(a) for a in rule_alerts.values()])
             pipe.hset(akey, rule_key, blob)
@@ -135,7 +161,10 @@ class StateStore:
             ]
             if stale_h:
                 pipe.hdel(hkey, *stale_h)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.WatchError:
+            raise SlotSuperseded(f"group {group_id} was saved by another tick") from None
 
     def delete_group(self, group_id: str) -> None:
         """Forget a group entirely (its rule file is gone)."""
