@@ -30,7 +30,8 @@ class RedisNode(RedisServer):
         self.replica_of: int | None = None
 
     def command(self) -> list[str]:
-        args = super().command()
+        # A replica (re)joining syncs at once, not after the default 5 s wait for more replicas.
+        args = [*super().command(), "--repl-diskless-sync-delay", "0"]
         if self.replica_of is not None:
             args += ["--replicaof", "127.0.0.1", str(self.replica_of)]
         return args
