@@ -20,6 +20,7 @@ PURE_MODULES = frozenset(
     {
         "tests/api/test_api_values.py",
         "tests/core/test_core.py",
+        "tests/core/test_redisconn.py",
         "tests/cli/test_check_kinds.py",
         "tests/config/test_alerting_config.py",
         "tests/config/test_config.py",

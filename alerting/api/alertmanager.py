@@ -22,13 +22,13 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import redis
 import yaml
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from alerting import durable, redisconn
 from alerting.api.access import MAX_BODY
 from alerting.api.postalerts import Posted, Refused, merge, parse_alerts
 from alerting.config.settings import Settings
@@ -352,7 +352,8 @@ class AlertmanagerAPI:
 
     @classmethod
     def from_settings(cls, settings: Settings, version: str = "unknown") -> AlertmanagerAPI:
-        client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        client = redisconn.connect(settings.redis_url, socket_timeout=5, socket_connect_timeout=5)
+        durable.configure(settings.redis_wait_timeout)
         return cls(
             NotifyStore(client, settings.prefix), settings.config_path, version=version, on_close=client.close
         )

@@ -23,8 +23,7 @@ from importlib import metadata
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import redis
-
+from alerting import redisconn
 from alerting.api.access import AccessControl
 from alerting.api.app import build_app
 from alerting.api.server import ThreadedServer
@@ -111,14 +110,14 @@ class Readiness:
         stale_after: float = 3.0,
     ) -> None:
         options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
-        self.redis = redis.Redis.from_url(redis_url, **options)
+        self.redis = redisconn.connect(redis_url, **options)
         self.store = StateStore(self.redis, prefix)
         self.broker_url = broker_url
         self.broker = (
             self.redis
             if broker_url == redis_url
-            else redis.Redis.from_url(broker_url, **options)
-            if urlsplit(broker_url).scheme in ("redis", "rediss")
+            else redisconn.connect(broker_url, **options)
+            if urlsplit(broker_url).scheme in redisconn.REDIS_SCHEMES
             else None
         )
         self.queues = queues
@@ -178,11 +177,17 @@ class Readiness:
         self.redis.ping()
         latency = (time.monotonic() - started) * 1000
         memory = self.redis.info("memory").get("used_memory", 0)
+        replication = self.redis.info("replication")
         return Check(
             "redis",
             UP,
             True,
-            {"latency_ms": round(latency, 2), "memory_used_mb": round(int(memory) / 2**20, 1)},
+            {
+                "latency_ms": round(latency, 2),
+                "memory_used_mb": round(int(memory) / 2**20, 1),
+                "primary": redisconn.primary_address(self.redis),
+                "replicas": int(replication.get("connected_slaves", 0)),
+            },
         )
 
     def check_broker(self) -> Check:
@@ -200,7 +205,12 @@ class Readiness:
             "broker",
             UP,
             True,
-            {"latency_ms": round(latency, 2), "queued_tasks": sum(depths.values()), "queues": depths},
+            {
+                "latency_ms": round(latency, 2),
+                "queued_tasks": sum(depths.values()),
+                "queues": depths,
+                "primary": redisconn.primary_address(self.broker),
+            },
         )
 
     def check_leader(self) -> Check:
@@ -251,6 +261,15 @@ class Readiness:
                 )
         return Check("evaluations", DEGRADED if stale else UP, False, {"groups": len(groups), "stale": stale})
 
+    def primaries(self) -> dict[str, tuple[str, int]]:
+        """Role (``state``, ``broker``) -> the primary's address and its replica count, asked now."""
+        out = {}
+        for role, client in (("state", self.redis), ("broker", self.broker)):
+            if client is not None:
+                replicas = int(client.info("replication").get("connected_slaves", 0))
+                out[role] = (redisconn.primary_address(client), replicas)
+        return out
+
     def queue_depths(self) -> dict[str, int]:
         return metrics.queue_depths(self.broker, self.queues) if self.broker is not None else {}
 
@@ -284,6 +303,7 @@ class HealthServer:
         self.registry = metrics_registry or metrics.registry(
             [
                 metrics.StateCollector(readiness.store),
+                metrics.PrimaryCollector(readiness.primaries),
                 metrics.QueueCollector(
                     lambda: (
                         metrics.queue_depths(readiness.broker, readiness.queues) if readiness.broker else {}

@@ -15,6 +15,7 @@ from typing import Any
 import click
 import redis
 
+from alerting import redisconn
 from alerting.cli.tools import load_settings
 from alerting.config.settings import Settings
 from alerting.durations import parse_duration
@@ -41,7 +42,7 @@ class _AckGroup(click.Group):
 
 
 def _client(settings: Settings) -> redis.Redis:
-    return redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+    return redisconn.connect(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
 
 
 def _failure(settings: Settings, exc: Exception) -> click.ClickException:

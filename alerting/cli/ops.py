@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import click
 import redis
 
+from alerting import redisconn
 from alerting.cli.escalations import escalation_status, render_escalations
 from alerting.cli.tools import load_settings
 from alerting.config.settings import Settings, load_datasources
@@ -38,7 +39,7 @@ def register(cli: click.Group) -> None:
 
 
 def _store(settings: Settings) -> StateStore:
-    client = redis.Redis.from_url(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
+    client = redisconn.connect(settings.redis_url, socket_timeout=5, socket_connect_timeout=3)
     return StateStore(client, settings.prefix)
 
 
@@ -121,19 +122,28 @@ def collect_status(settings: Settings, now: float | None = None) -> dict[str, An
     leader = store.leader()
     ttl = store.redis.pttl(store.key("beat", "leader")) if leader else None
     queues: dict[str, int] | str
-    if urlsplit(settings.broker_url).scheme in ("redis", "rediss"):
+    if urlsplit(settings.broker_url).scheme in redisconn.REDIS_SCHEMES:
         try:
-            broker = redis.Redis.from_url(settings.broker_url, socket_timeout=5, socket_connect_timeout=3)
+            broker = redisconn.connect(settings.broker_url, socket_timeout=5, socket_connect_timeout=3)
             queues = queue_depths(broker, (settings.queue,))
         except redis.RedisError as exc:
             queues = f"broker unreachable: {exc}"
     else:
         queues = "not a Redis broker: depth not available"
+    try:
+        replication = store.redis.info("replication")
+        primary: dict[str, Any] = {
+            "address": redisconn.primary_address(store.redis),
+            "replicas": int(replication.get("connected_slaves", 0)),
+        }
+    except redis.RedisError as exc:
+        primary = {"address": None, "error": redact_text(str(exc))}
     problems = [str(p) for p in ruleset.problems]
     if config_problem:
         problems.append(config_problem)
     return {
-        "redis": redact_text(settings.redis_url),
+        "redis": redact_text(redisconn.parse_redis_url(settings.redis_url).safe()),
+        "redis_primary": primary,
         "beat_leader": {"owner": leader, "lease_ttl_seconds": ttl / 1000 if ttl and ttl > 0 else None},
         "queues": queues,
         "groups": groups,
@@ -170,6 +180,12 @@ def _receiver_failures(now: float, window: float = 3600.0) -> dict[str, Any]:
 
 def render_status(report: dict[str, Any]) -> str:
     lines = [f"redis: {report['redis']}"]
+    primary = report["redis_primary"]
+    lines.append(
+        f"redis primary: {primary['address']} ({primary['replicas']} replica(s))"
+        if primary.get("address")
+        else f"redis primary: UNKNOWN ({primary.get('error')})"
+    )
     leader = report["beat_leader"]
     lines.append(
         f"beat leader: {leader['owner']} (lease {leader['lease_ttl_seconds']:.0f}s)"

@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import redis
 
+from alerting import durable, redisconn
 from alerting.cli.tools import load_settings, parse_time
 from alerting.durations import format_duration, parse_duration
 from alerting.errors import AlertingError, ConfigError
@@ -32,7 +32,8 @@ from alerting.worker.compose import check_routing_config, default_routing_config
 
 def _redis_store() -> NotifyStore:
     settings = load_settings()
-    return NotifyStore(redis.Redis.from_url(settings.redis_url), settings.prefix)
+    durable.configure(settings.redis_wait_timeout)
+    return NotifyStore(redisconn.connect(settings.redis_url), settings.prefix)
 
 
 def _iso(ts: float) -> str:

@@ -19,6 +19,7 @@ from alerting.config.env import expand
 from alerting.config.yamlfile import Mapping as PosMapping
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError
+from alerting.redisconn import parse_redis_url
 
 
 def environment() -> Mapping[str, str]:
@@ -57,6 +58,7 @@ SECONDS_SETTINGS = {
     "ALERTING_NOTIFY_LOCK_TTL": 15.0,
     "ALERTING_NOTIFY_BACKOFF_BASE": 2.0,
     "ALERTING_NOTIFY_BACKOFF_CAP": 300.0,
+    "ALERTING_REDIS_WAIT_TIMEOUT": 1.0,
 }
 
 
@@ -112,6 +114,8 @@ class Settings:
     notify_lock_ttl: float = SECONDS_SETTINGS["ALERTING_NOTIFY_LOCK_TTL"]
     notify_backoff_base: float = SECONDS_SETTINGS["ALERTING_NOTIFY_BACKOFF_BASE"]
     notify_backoff_cap: float = SECONDS_SETTINGS["ALERTING_NOTIFY_BACKOFF_CAP"]
+    # How long a write that must survive a failover waits for a replica (see alerting/durable.py).
+    redis_wait_timeout: float = SECONDS_SETTINGS["ALERTING_REDIS_WAIT_TIMEOUT"]
     # Checked by their owners (History, the HTTP server), which report them as ConfigErrors.
     history_url: str = "sqlite:///var/history.db"
     history_retention: str = "30d"
@@ -124,6 +128,11 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         env = environment() if env is None else env
         redis_url = env.get("ALERTING_REDIS_URL", cls.redis_url)
+        broker_url = env.get("CELERY_BROKER_URL", redis_url)
+        # Both take the sentinel form too; a malformed one stops the worker here, naming it.
+        parse_redis_url(redis_url, "ALERTING_REDIS_URL")
+        if broker_url.split("://", 1)[0].endswith("+sentinel"):
+            parse_redis_url(broker_url, "CELERY_BROKER_URL")
         prometheus: dict[str, Any] = {
             "url": env.get("PROMETHEUS_URL", "http://localhost:9090"),
             "timeout": env.get("PROMETHEUS_TIMEOUT", "30s"),
@@ -158,7 +167,7 @@ class Settings:
             default_interval=_duration_env(env, "ALERTING_EVALUATION_INTERVAL", "5m"),
             outage_tolerance=_duration_env(env, "ALERTING_OUTAGE_TOLERANCE", "1h"),
             query_concurrency=_int_env(env, "ALERTING_QUERY_CONCURRENCY", 8),
-            broker_url=env.get("CELERY_BROKER_URL", redis_url),
+            broker_url=broker_url,
             queue=env.get("ALERTING_CELERY_QUEUE", cls.queue),
             external_url=env.get("ALERTING_EXTERNAL_URL", ""),
             prometheus=prometheus,
@@ -169,6 +178,7 @@ class Settings:
             notify_lock_ttl=seconds_env("ALERTING_NOTIFY_LOCK_TTL", env),
             notify_backoff_base=seconds_env("ALERTING_NOTIFY_BACKOFF_BASE", env),
             notify_backoff_cap=seconds_env("ALERTING_NOTIFY_BACKOFF_CAP", env),
+            redis_wait_timeout=seconds_env("ALERTING_REDIS_WAIT_TIMEOUT", env),
             history_url=env.get("ALERTING_HISTORY_URL", cls.history_url),
             history_retention=env.get("ALERTING_HISTORY_RETENTION", cls.history_retention),
             http_addr=env.get("ALERTING_HTTP_ADDR", cls.http_addr),

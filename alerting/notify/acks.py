@@ -25,6 +25,7 @@ from typing import Any, Protocol
 import redis
 import structlog
 
+from alerting import durable
 from alerting.core import rfc3339
 from alerting.notify.store import NotifyStore, nflog_id
 from alerting.ops import metrics
@@ -63,7 +64,11 @@ class AckStore:
 
     def put(self, ack: Acknowledgement) -> str:
         nid = nflog_id(ack.group_key)
-        self.r.hset(self.acks_key, nid, json.dumps(ack.to_dict(), sort_keys=True))
+        # An acknowledgement is part of the durability contract: a failover must not bring back
+        # the pages someone said they are handling.
+        pipe = durable.pipeline(self.r, "ack", transaction=False)
+        pipe.hset(self.acks_key, nid, json.dumps(ack.to_dict(), sort_keys=True))
+        pipe.execute()
         return nid
 
     def get_many(self, nids: Sequence[str]) -> dict[str, Acknowledgement]:
@@ -75,7 +80,9 @@ class AckStore:
         }
 
     def delete(self, nid: str) -> bool:
-        return bool(self.r.hdel(self.acks_key, nid))
+        pipe = durable.pipeline(self.r, "ack", transaction=False)
+        pipe.hdel(self.acks_key, nid)
+        return bool(pipe.execute()[0])
 
     def all(self, now: float) -> list[tuple[str, Acknowledgement]]:
         """Every acknowledgement still in force, oldest first; expired ones are deleted."""
@@ -101,7 +108,7 @@ class AckStore:
         ``groups`` holds (nid, group key, group labels)."""
         if not groups:
             return
-        pipe = self.r.pipeline(transaction=False)
+        pipe = durable.pipeline(self.r, "escalation", transaction=False)
         for nid, group_key, labels in groups:
             key = self.esc_key(nid)
             pipe.hsetnx(key, "since", repr(now))
@@ -115,7 +122,9 @@ class AckStore:
         self.r.delete(self.esc_key(nid))
 
     def record_step(self, nid: str, receiver: str, now: float) -> None:
-        self.r.hset(self.esc_key(nid), f"step:{receiver}", repr(now))
+        pipe = durable.pipeline(self.r, "escalation", transaction=False)
+        pipe.hset(self.esc_key(nid), f"step:{receiver}", repr(now))
+        pipe.execute()
 
     def episodes(self) -> list[dict[str, Any]]:
         """Every group with a running escalation clock: group key, since, steps reached so far."""

@@ -36,6 +36,9 @@ class Notification:
     # The same for every attempt at this one notification (a retry, a task redelivered after a
     # worker died mid-send), different for the next one: receivers that can, drop repeats by it.
     notification_id: str = ""
+    # An earlier attempt with this notification_id began and never learnt its outcome (the worker
+    # died, or the answer was lost): a receiver that can look its sent messages up does so first.
+    earlier_attempt: bool = False
 
     @property
     def firing(self) -> tuple[NotifyAlert, ...]:

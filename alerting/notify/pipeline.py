@@ -37,7 +37,14 @@ from alerting.core import fingerprint
 from alerting.notify import acks
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.notify.live import ReceiverIntegration, RoutingConfig
-from alerting.notify.store import GroupInsert, GroupSnapshot, NotifyStore, group_id, nflog_id
+from alerting.notify.store import (
+    NFLOG_MAX_RETENTION,
+    GroupInsert,
+    GroupSnapshot,
+    NotifyStore,
+    group_id,
+    nflog_id,
+)
 from alerting.ops.logs import context_value
 from alerting.routing.dedup import LogEntry, needs_update
 from alerting.routing.escalation import REASON_ESCALATION, EscalationStep, decide, next_step_at
@@ -547,7 +554,9 @@ def _notification_id(job: Job, previous: LogEntry | None) -> str:
     return f"nf-{hashlib.sha256(basis.encode()).hexdigest()[:32]}"
 
 
-def _notification(job: Job, alerts: Sequence[NotifyAlert], notification_id: str) -> Notification:
+def _notification(
+    job: Job, alerts: Sequence[NotifyAlert], notification_id: str, earlier_attempt: bool = False
+) -> Notification:
     note = job.extra.get("acknowledged")
     if note:  # the notification that follows an acknowledgement says who made it, and when
         alerts = [replace(a, annotations={**a.annotations, "acknowledged": str(note)}) for a in alerts]
@@ -559,6 +568,7 @@ def _notification(job: Job, alerts: Sequence[NotifyAlert], notification_id: str)
         external_url=str(job.extra.get("external_url", "")),
         extra={"job_id": job.job_id, "fallback_for": job.fallback_for} if job.fallback_for else {},
         notification_id=notification_id,
+        earlier_attempt=earlier_attempt,
     )
 
 
@@ -632,7 +642,8 @@ def _deliver_locked(store: NotifyStore, integ: ReceiverIntegration, job: Job, no
         if store.was_sent(job.job_id):
             bound.info("notify.duplicate", msg="fallback already delivered")
             return False
-        _send(integ, _notification(job, job.alerts, job.job_id))
+        earlier = store.mark_attempt(job.nflog_id, job.integration, job.job_id, FALLBACK_SENT_TTL)
+        _send(integ, _notification(job, job.alerts, job.job_id, earlier))
         store.mark_sent(job.job_id, FALLBACK_SENT_TTL)
         bound.info("notify.sent", msg=f"fallback for {job.fallback_for}", alerts=len(job.alerts))
         return True
@@ -650,7 +661,12 @@ def _deliver_locked(store: NotifyStore, integ: ReceiverIntegration, job: Job, no
         return False
     alerts = job.alerts if integ.send_resolved else tuple(a for a in job.alerts if a.status == "firing")
     if alerts:
-        _send(integ, _notification(job, alerts, _notification_id(job, entry)))
+        notification_id = _notification_id(job, entry)
+        ttl = min(NFLOG_MAX_RETENTION, 2 * job.repeat_interval)
+        earlier = store.mark_attempt(job.nflog_id, job.integration, notification_id, ttl)
+        if earlier:
+            bound.info("notify.unknown_outcome", msg="an earlier attempt's outcome is unknown; sending again")
+        _send(integ, _notification(job, alerts, notification_id, earlier))
     else:
         bound.info("notify.not_sent", msg="only resolved alerts and send_resolved is off; logging them")
     store.nflog_put(

@@ -18,9 +18,14 @@ Key scheme (``P`` is the deployment's prefix; every key lives under it)::
     P:notify:latest:<nid>:<integration> STRING  number of the newest flush that issued a job; older
                                                 jobs still queued are superseded by it
     P:notify:lock:<nid>:<integration>   STRING  delivery lock (random token, expires by itself)
+    P:notify:attempt:<nid>:<integration> STRING notification id of the latest send begun: the same
+                                                id again means an attempt of unknown outcome
     P:notify:sent:<job id>              STRING  a fallback delivery that already went out
     P:notify:gc                         STRING  held for a minute by whoever cleans the alert index
     P:silences                          HASH    silence id -> silence JSON
+
+The notification log, fallback marks and silences are durable writes (:mod:`alerting.durable`):
+with replicas, a replica has them before the write returns.
 
 ``gid`` hashes the route's position in the tree and the group key; ``nid`` hashes the group key
 alone, so the notification log survives a config reload that only reorders routes, as Alertmanager's
@@ -38,6 +43,7 @@ from typing import Any
 
 import redis
 
+from alerting import durable
 from alerting.routing.dedup import LogEntry
 from alerting.routing.silences import EXPIRED, Silence
 
@@ -339,12 +345,15 @@ class NotifyStore:
         return self.nflog_get_pairs([(nid, integration)])[0]
 
     def nflog_put(self, nid: str, integration: str, entry: LogEntry, repeat_interval: float) -> None:
+        """Record a notification as sent; durable: it returns once a replica has the entry."""
         retention = min(NFLOG_MAX_RETENTION, 2 * repeat_interval)
-        self.r.set(
+        pipe = durable.pipeline(self.r, "nflog", transaction=False)
+        pipe.set(
             self._nf("nflog", nid, integration),
             json.dumps(entry.to_dict()),
             px=max(1000, int(retention * 1000)),
         )
+        pipe.execute()
 
     def latest(self, nid: str, integration: str) -> float | None:
         value = self.r.get(self._nf("latest", nid, integration))
@@ -362,16 +371,31 @@ class NotifyStore:
     def release(self, nid: str, integration: str, token: str) -> None:
         self._release(keys=[self._nf("lock", nid, integration)], args=[token])
 
+    def mark_attempt(self, nid: str, integration: str, notification_id: str, ttl: float) -> bool:
+        """Note that a send of ``notification_id`` begins; True when one had already begun (and
+        was never logged as sent: its outcome is unknown). Durable, so a failover keeps it."""
+        pipe = durable.pipeline(self.r, "attempt", transaction=False)
+        pipe.set(
+            self._nf("attempt", nid, integration), notification_id, px=max(1000, int(ttl * 1000)), get=True
+        )
+        previous = pipe.execute()[0]
+        return _s(previous) == notification_id if previous is not None else False
+
     def was_sent(self, job_id: str) -> bool:
         return bool(self.r.exists(f"{self.p}:sent:{job_id}"))
 
     def mark_sent(self, job_id: str, ttl: float) -> None:
-        self.r.set(f"{self.p}:sent:{job_id}", "1", px=int(ttl * 1000))
+        pipe = durable.pipeline(self.r, "nflog", transaction=False)
+        pipe.set(f"{self.p}:sent:{job_id}", "1", px=int(ttl * 1000))
+        pipe.execute()
 
     # -- silences ---------------------------------------------------------------------------------
 
     def put_silence(self, silence: Silence) -> None:
-        self.r.hset(self.silence_key, silence.id, json.dumps(silence.to_dict()))
+        """Create or change a silence; durable: it returns once a replica has it."""
+        pipe = durable.pipeline(self.r, "silence", transaction=False)
+        pipe.hset(self.silence_key, silence.id, json.dumps(silence.to_dict()))
+        pipe.execute()
 
     def get_silence(self, silence_id: str) -> Silence | None:
         raw = self.r.hget(self.silence_key, silence_id)

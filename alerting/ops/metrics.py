@@ -245,6 +245,13 @@ class _Metrics:
             ("kind",),
             registry=None,
         )
+        self.unreplicated = Counter(
+            "alerting_redis_unreplicated_writes_total",
+            "Writes that must survive a failover but no replica acknowledged within "
+            "ALERTING_REDIS_WAIT_TIMEOUT, by what was written (claim, state, nflog, silence, ...).",
+            ("what",),
+            registry=None,
+        )
         self.processes = Gauge(
             "alerting_worker_processes",
             "Live worker processes that have written metrics.",
@@ -419,6 +426,11 @@ def observe_reload(ok: bool, at: float | None = None) -> None:
 
 
 @_never_raises
+def observe_unreplicated(what: str) -> None:
+    _m().unreplicated.labels(what).inc()
+
+
+@_never_raises
 def observe_history_write(kind: str, ok: bool, rows: int = 1) -> None:
     m = _m()
     if ok:
@@ -566,6 +578,36 @@ class QueueCollector(Collector):
             log.warning("metrics.queue_unavailable", msg=f"cannot read queue depths: {exc}")
             return
         yield family
+
+
+class PrimaryCollector(Collector):
+    """``alerting_redis_primary_info{role, address}``: the Redis node written to now, read at scrape
+    time (asking the sentinels when the URL is a sentinel URL), so a failover shows at once; and
+    ``alerting_redis_connected_replicas{role}``, the replicas that node has."""
+
+    def __init__(self, primaries: Callable[[], dict[str, tuple[str, int]]]) -> None:
+        self.primaries = primaries
+
+    def collect(self) -> Iterator[Metric]:
+        info = GaugeMetricFamily(
+            "alerting_redis_primary_info",
+            "The Redis node written to (1), by role: state store or broker.",
+            labels=("role", "address"),
+        )
+        replicas = GaugeMetricFamily(
+            "alerting_redis_connected_replicas",
+            "Replicas connected to the primary, by role.",
+            labels=("role",),
+        )
+        try:
+            for role, (address, count) in sorted(self.primaries().items()):
+                info.add_metric((role, address), 1)
+                replicas.add_metric((role,), count)
+        except Exception as exc:
+            log.warning("metrics.primary_unavailable", msg=f"cannot tell the Redis primary: {exc}")
+            return
+        yield info
+        yield replicas
 
 
 def queue_depths(client: redis.Redis, queues: Sequence[str]) -> dict[str, int]:

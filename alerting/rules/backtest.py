@@ -18,6 +18,7 @@ from alerting.core import RuleHealth, Sample
 from alerting.errors import AlertingError
 from alerting.rules.evaluation import Alert, Transition
 from alerting.rules.model import Group, Rule
+from alerting.rules.state import NOT_GIVEN, NotGiven, SlotSuperseded
 from alerting.rules.tick import Evaluated, Evaluator, SourceFor
 from alerting.sources import Source
 
@@ -59,7 +60,14 @@ class MemoryStore:
         health: Mapping[str, RuleHealth],
         group_health: Mapping[str, Any],
         keep_rules: Iterable[str] | None = None,
+        *,
+        after_slot: float | None | NotGiven = NOT_GIVEN,
     ) -> None:
+        if (
+            after_slot is not NOT_GIVEN
+            and self._health.get(group_id, ({}, {}))[1].get("last_slot") != after_slot
+        ):
+            raise SlotSuperseded(f"group {group_id} was saved by another tick")
         stored = {**self._alerts.get(group_id, {}), **{k: dict(v) for k, v in alerts.items()}}
         rules = {**self._health.get(group_id, ({}, {}))[0], **health}
         if keep_rules is not None:

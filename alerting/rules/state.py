@@ -13,12 +13,16 @@ deployments can share one Redis):
 ``{p}:beat:leader``                 string  owner id of the beat that schedules (expiring lease).
 ``{p}:lock:{name}``                 short-lived locks (e.g. the datasource-down pseudo group).
 
+Alert state, health and slot claims are durable writes (:mod:`alerting.durable`): with replicas,
+a replica has them before the write returns.
+
 ``group_id`` is ``file:group name``; the datasource-down alerts live in the pseudo group
 ``__datasources__`` with one rule key per datasource.
 """
 
 from __future__ import annotations
 
+import enum
 import json
 import math
 from collections.abc import Iterable, Mapping
@@ -26,10 +30,25 @@ from typing import Any
 
 import redis
 
+from alerting import durable
 from alerting.core import RuleHealth
+from alerting.errors import AlertingError
 from alerting.rules.evaluation import Alert, State
 
 DATASOURCES_GROUP = "__datasources__"
+
+
+class NotGiven(enum.Enum):
+    """The type of NOT_GIVEN: an argument left out, where None means something."""
+
+    NOT_GIVEN = "not given"
+
+
+NOT_GIVEN = NotGiven.NOT_GIVEN
+
+
+class SlotSuperseded(AlertingError):
+    """A group's state changed since a tick read it (another tick saved first): nothing was saved."""
 
 
 def json_number(value: float) -> float | str:
@@ -106,11 +125,26 @@ class StateStore:
         health: Mapping[str, RuleHealth],
         group_health: Mapping[str, Any],
         keep_rules: Iterable[str] | None = None,
+        *,
+        after_slot: float | None | NotGiven = NOT_GIVEN,
     ) -> None:
         """Save rules' alerts and health in one transaction. Rules not in ``keep_rules`` (when
-        given) are removed: they were deleted from the rule files."""
-        pipe = self.redis.pipeline(transaction=True)
+        given) are removed: they were deleted from the rule files. With ``after_slot`` (the group's
+        last slot when the caller read its state; None for none), nothing is saved and
+        SlotSuperseded raised if the stored last slot is another by now.
+
+        Durable: it returns once a replica has the transaction (see :mod:`alerting.durable`); the
+        group's ``last_slot`` in it is what keeps a slot from being evaluated twice after a failover.
+        """
+        pipe = durable.pipeline(self.redis, "state")
         akey, hkey = self.key("alerts", group_id), self.key("health", group_id)
+        if after_slot is not NOT_GIVEN:
+            pipe.watch(hkey)  # the transaction fails if another tick saves between here and EXEC
+            raw = pipe.hget(hkey, "__group__")
+            if (json.loads(raw).get("last_slot") if raw else None) != after_slot:
+                pipe.reset()
+                raise SlotSuperseded(f"group {group_id} was saved by another tick")
+            pipe.multi()
         for rule_key, rule_alerts in alerts.items():
             blob = json.dumps([alert_to_dict(a) for a in rule_alerts.values()])
             pipe.hset(akey, rule_key, blob)
@@ -127,7 +161,10 @@ class StateStore:
             ]
             if stale_h:
                 pipe.hdel(hkey, *stale_h)
-        pipe.execute()
+        try:
+            pipe.execute()
+        except redis.WatchError:
+            raise SlotSuperseded(f"group {group_id} was saved by another tick") from None
 
     def delete_group(self, group_id: str) -> None:
         """Forget a group entirely (its rule file is gone)."""
@@ -152,15 +189,18 @@ class StateStore:
 
     # --- slot claims ------------------------------------------------------------------------
     def claim(self, group_id: str, slot: float, owner: str, lease: float) -> bool:
-        """Take (group, slot) for evaluation. False if another worker has it or it is done."""
-        return bool(
-            self.redis.set(
-                self.key("claim", group_id, f"{slot:.3f}"),
-                f"running:{owner}",
-                nx=True,
-                px=max(int(lease * 1000), 1000),
-            )
+        """Take (group, slot) for evaluation. False if another worker has it or it is done.
+
+        Durable (a replica has the claim before evaluation starts), so a failover mid-evaluation
+        does not hand the slot to a second worker."""
+        pipe = durable.pipeline(self.redis, "claim", transaction=False)
+        pipe.set(
+            self.key("claim", group_id, f"{slot:.3f}"),
+            f"running:{owner}",
+            nx=True,
+            px=max(int(lease * 1000), 1000),
         )
+        return bool(pipe.execute()[0])
 
     def finish_claim(self, group_id: str, slot: float, keep: float) -> None:
         self.redis.set(self.key("claim", group_id, f"{slot:.3f}"), "done", px=max(int(keep * 1000), 1000))

@@ -33,7 +33,7 @@ from alerting.rules.evaluation import (
     step,
 )
 from alerting.rules.model import Group, Rule
-from alerting.rules.state import DATASOURCES_GROUP
+from alerting.rules.state import DATASOURCES_GROUP, NOT_GIVEN, NotGiven, SlotSuperseded
 from alerting.sources import Source
 
 log = get_logger(__name__)
@@ -109,6 +109,8 @@ class Store(Protocol):
         health: Mapping[str, RuleHealth],
         group_health: Mapping[str, Any],
         keep_rules: Iterable[str] | None = None,
+        *,
+        after_slot: float | None | NotGiven = NOT_GIVEN,
     ) -> None: ...
 
     def delete_group(self, group_id: str) -> None: ...
@@ -196,11 +198,21 @@ class Evaluator:
                 },
                 {"last_slot": slot, "duration": outcome.duration, "missed": missed},
                 keep_rules=[r.key for r in group.rules],
+                # Two ticks of one group may overlap (a slow tick, a backlog after a broker
+                # failover); the one whose start state is no longer current saves nothing, so a
+                # transition is never made twice.
+                after_slot=last_slot,
             )
             expand = make_expand(slot, self.external_url, self.prometheus, DATASOURCE_DOWN.name)
             outcome.datasource_alerts = update_datasource_alerts(store, down, up, slot, expand)
             if claim:
                 store.finish_claim(group.id, slot, keep=3 * group.interval)
+        except SlotSuperseded:
+            if claim:
+                store.finish_claim(group.id, slot, keep=3 * group.interval)
+            outcome.skipped = "another tick of the group saved first"
+            outcome.rules = []
+            return outcome
         except BaseException:
             if claim:
                 store.release_claim(group.id, slot)

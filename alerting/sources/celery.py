@@ -30,9 +30,10 @@ from kombu.exceptions import KombuError
 from kombu.transport import virtual
 from kombu.utils.url import maybe_sanitize_url
 
+from alerting import redisconn
 from alerting.config.yamlfile import suggest, type_name
 from alerting.durations import parse_duration
-from alerting.errors import DatasourceError, DurationError, Position, QueryError, RuleFileError
+from alerting.errors import ConfigError, DatasourceError, DurationError, Position, QueryError, RuleFileError
 from alerting.sources import Kind, QuerySpec, Sample, reject_unknown_settings, settings_error
 
 MEASURES = ("queue_length", "workers")
@@ -127,8 +128,15 @@ class CelerySource:
             self.connect_timeout = parse_duration(str(config.get("connect_timeout", "5s")))
         except DurationError as exc:
             raise fail(f"connect_timeout: {exc}") from None
-        self.url = url
-        self._options = dict(options)
+        # Our sentinel URL form (redis+sentinel://...) becomes kombu's sentinel:// URLs and options.
+        try:
+            broker = redisconn.celery_broker(url)
+        except ConfigError as exc:
+            raise fail(f"broker_url: {exc}") from None
+        self.url = broker.url
+        self._options = {**broker.transport_options, **options}
+        self._transport = broker.transport
+        self._use_ssl = dict(broker.use_ssl) if broker.use_ssl is not None else None
         self._control_exchange = control_exchange
         self.safe_url = maybe_sanitize_url(url)  # password masked: this is what messages show
         try:
@@ -169,7 +177,11 @@ class CelerySource:
 
     def _connection(self) -> kombu.Connection:
         return kombu.Connection(
-            self.url, transport_options=self._options, connect_timeout=self.connect_timeout
+            self.url,
+            transport=self._transport,
+            ssl=self._use_ssl or False,
+            transport_options=self._options,
+            connect_timeout=self.connect_timeout,
         )
 
     def _lengths(self, conn: kombu.Connection, queues: tuple[str, ...]) -> list[int]:
@@ -218,6 +230,11 @@ class CelerySource:
                 app = celery.Celery(f"alerting-{self.name}", broker=self.url, set_as_current=False)
                 app.conf.update(
                     broker_transport_options=self._options,
+                    # Celery would take CELERY_BROKER_URL from the environment over ``broker``.
+                    broker_read_url=self.url,
+                    broker_write_url=self.url,
+                    broker_transport=self._transport,
+                    broker_use_ssl=self._use_ssl,
                     control_exchange=self._control_exchange,
                     broker_connection_timeout=self.connect_timeout,
                     broker_connection_retry=False,

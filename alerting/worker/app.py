@@ -9,18 +9,22 @@ from typing import Any
 
 from celery import Celery, signals
 
+from alerting import redisconn
 from alerting.api import health
 from alerting.config.settings import Settings
 from alerting.errors import ConfigError
 from alerting.ops import metrics
 from alerting.ops.logs import configure_logging, get_logger, prepare_celery_worker
+from alerting.worker.broker import BrokerAMQP
 
 try:
     settings = Settings.from_env()
 except ConfigError as _exc:
     # A bad setting is the operator's to fix; say which, without a traceback.
     raise SystemExit(f"alerting: configuration error: {_exc}") from None
-app = Celery("alerting", broker=settings.broker_url, include=["tasks.evaluate", "tasks.notify"])
+# A sentinel URL (redis+sentinel://...) becomes kombu's sentinel transport with its master_name.
+broker = redisconn.celery_broker(settings.broker_url)
+app = Celery("alerting", broker=broker.url, include=["tasks.evaluate", "tasks.notify"], amqp=BrokerAMQP)
 app.conf.update(
     timezone="UTC",
     enable_utc=True,
@@ -33,7 +37,13 @@ app.conf.update(
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
     # A worker killed mid-task gets its message redelivered after this (Redis broker).
-    broker_transport_options={"visibility_timeout": 600},
+    broker_transport_options={"visibility_timeout": 600, **broker.transport_options},
+    # Celery reads CELERY_BROKER_URL from the environment itself, over the ``broker`` given above;
+    # the read and write URLs win over that, so kombu gets the translated URL, never ours.
+    broker_read_url=broker.url,
+    broker_write_url=broker.url,
+    broker_transport=broker.transport,
+    broker_use_ssl=broker.use_ssl,
     beat_scheduler="alerting.worker.beat:GroupScheduler",
     beat_max_loop_interval=5,
 )

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import redis
 
+from alerting import durable, redisconn
 from alerting.config.settings import DatasourceConfig, Settings, default_datasources, load_datasources
 from alerting.errors import AlertingError, ConfigError, DatasourceError
 from alerting.notify.ack_sources import build_ack_sources
@@ -135,9 +136,10 @@ class Runtime:
     def __init__(self, settings: Settings | None = None) -> None:
         self.settings = settings or Settings.from_env()
         self.prefix = self.settings.prefix
-        self.redis = redis.Redis.from_url(
+        self.redis = redisconn.connect(
             self.settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=30
         )
+        durable.configure(self.settings.redis_wait_timeout)
         self.store = StateStore(self.redis, self.prefix)
         self.rules = RuleRegistry(self.settings.rules, self.settings.default_interval, self._first_to_see)
         self._sources: dict[str, Source] = {}

@@ -56,3 +56,19 @@ def test_eval_bench_evaluates_every_alert_beside_prometheus_with_one_and_two_wor
     for workers in (1, 2):
         assert re.search(rf"^ours, {workers} worker\(s\): \d+\.\d+ s/tick .* ratio \d+\.\d+x", out, re.M), out
     assert "scale-out: 1 worker(s) 1.00x" in out and "INVALID" not in out, out
+
+
+def test_soak_bench_reports_growth_figures_and_neither_duplicates_nor_losses() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.soak_bench", "--minutes", "0.1", "--alerts", "60", "--groups", "4"]
+        + ["--interval", "2s", "--flap-period", "4s", "--silence-every", "2s", "--converge-timeout", "60s"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = result.stdout
+    for when in ("start", "middle", "end"):
+        assert re.search(rf"^{when} +\d+:\d\d +\d+ +\d+\.\d MiB +\d+\.\d MiB +\d+$", out, re.M), out
+    assert re.search(r"^duplicates=0 lost=0 \(converged in \d+\.\d s\)$", out, re.M), out

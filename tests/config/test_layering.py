@@ -84,3 +84,32 @@ def test_each_table_entry_is_listed_under_its_own_name() -> None:
 
     assert all(name == kind.name for name, kind in KINDS.items())
     assert set(INTEGRATIONS) == set(INTEGRATION_KEYS)
+
+
+REDISCONN = ROOT / "alerting" / "redisconn.py"
+
+
+def _name(node: ast.AST) -> str:
+    return node.attr if isinstance(node, ast.Attribute) else node.id if isinstance(node, ast.Name) else ""
+
+
+def _builds_redis_clients(tree: ast.AST) -> bool:
+    """``redis.Redis(...)``, ``Redis.from_url(...)``, ``Sentinel(...)`` and the like."""
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Call):
+            continue
+        name = _name(node.func)
+        if name in ("Redis", "StrictRedis", "Sentinel", "ConnectionPool"):
+            return True
+        owner = node.func.value if isinstance(node.func, ast.Attribute) else None
+        if name == "from_url" and owner is not None and _name(owner) in ("Redis", "StrictRedis"):
+            return True
+    return False
+
+
+@pytest.mark.parametrize("path", _modules("alerting", "tasks"), ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_redis_client_is_built_by_redisconn(path: Path) -> None:
+    """One place reads Redis URLs (one server or Sentinel) and builds clients."""
+    if path == REDISCONN:
+        return
+    assert not _builds_redis_clients(ast.parse(path.read_text(), str(path))), path

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ import pytest
 import redis
 
 from alerting.errors import ConfigError
-from alerting.notify.base import DeliveryError
+from alerting.notify.base import DeliveryError, Notification
 from alerting.notify.kvstore import STORE_KEY, MemoryStore, RedisStore
 from alerting.notify.receivers import INTEGRATIONS
 from alerting.notify.receivers.slack import SlackBot, SlackWebhook, slack_integration
@@ -289,6 +290,58 @@ def test_failed_reply_is_retried_without_a_second_top_level_message(slack: Slack
     tops = [m for m in slack.messages.values() if "thread_ts" not in m]
     replies = [m for m in slack.messages.values() if "thread_ts" in m]
     assert len(tops) == 1 and len(replies) == 1
+
+
+def keyed(n: Notification, key: str, earlier_attempt: bool = False) -> Notification:
+    return replace(n, notification_id=key, earlier_attempt=earlier_attempt)
+
+
+def test_every_new_message_carries_the_idempotency_key_in_its_metadata(slack: SlackFake, ca: LocalCA) -> None:
+    integration = bot(slack, ca)
+    integration.send(keyed(notification(alert()), "nf-first"))
+    integration.send(keyed(notification(alert("resolved")), "nf-resolve"))
+
+    first, reply = slack.calls("chat.postMessage")
+    assert first["metadata"] == {"event_type": "alerting_notification", "event_payload": {"id": "nf-first"}}
+    assert reply["metadata"]["event_payload"] == {"id": "nf-resolve"}
+    assert "metadata" not in slack.calls("chat.update")[0]  # the first message keeps its own key
+
+
+def test_a_retry_after_a_lost_answer_finds_the_message_and_does_not_post_again(
+    slack: SlackFake, ca: LocalCA
+) -> None:
+    """Slack posted the message but its answer never arrived: the retry, told the earlier attempt's
+    outcome is unknown, finds the message by its key in the channel's history."""
+    integration = bot(slack, ca, timeout="1s")
+    slack.answer_delay = 3.0
+    with pytest.raises(DeliveryError) as caught:
+        integration.send(keyed(notification(alert()), "nf-lost"))
+    assert caught.value.retryable
+
+    integration.send(keyed(notification(alert()), "nf-lost", earlier_attempt=True))
+    integration.send(keyed(notification(alert("resolved")), "nf-resolved"))
+
+    (message, reply) = slack.channel("C0ALERTS")
+    assert message["metadata"]["event_payload"]["id"] == "nf-lost" and "thread_ts" not in message
+    assert reply["thread_ts"] == message["ts"]  # the found message is the group's thread
+
+
+def test_a_retry_whose_earlier_attempt_never_reached_slack_posts(slack: SlackFake, ca: LocalCA) -> None:
+    integration = bot(slack, ca, channel="C0ALERTS")
+    integration.send(keyed(notification(alert()), "nf-never", earlier_attempt=True))
+
+    assert [m["metadata"]["event_payload"]["id"] for m in slack.channel("C0ALERTS")] == ["nf-never"]
+
+
+def test_a_retried_thread_reply_that_went_out_is_not_replied_twice(slack: SlackFake, ca: LocalCA) -> None:
+    integration = bot(slack, ca)
+    integration.send(keyed(notification(alert()), "nf-1"))
+    two = notification(alert(), alert(labels={"instance": "b"}))
+    integration.send(keyed(two, "nf-2"))
+    integration.send(keyed(two, "nf-2", earlier_attempt=True))  # its outcome was never learnt
+
+    replies = [m for m in slack.channel("C0ALERTS") if "thread_ts" in m]
+    assert [m["metadata"]["event_payload"]["id"] for m in replies] == ["nf-2"]
 
 
 @pytest.mark.parametrize(

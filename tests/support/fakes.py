@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import ssl
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -82,13 +83,26 @@ def _slack_block_errors(payload: dict[str, Any]) -> str:
 
 
 class SlackFake:
-    """Slack's Web API and incoming webhooks, as far as a notifier uses them."""
+    """Slack's Web API and incoming webhooks, as far as a notifier uses them.
+
+    Messages keep their metadata, which ``conversations.history`` and ``conversations.replies``
+    return only when asked with ``include_all_metadata``, as Slack does; both take a channel ID
+    only (a name is ``channel_not_found``), and ``conversations.list`` maps names to IDs.
+    ``answer_delay`` holds back the answer to the next ``chat.postMessage`` after the message is
+    posted: the poster does not learn it went out until then (or ever, if it dies meanwhile).
+    """
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.server = FakeHTTPServer(self._handle, tls)
         self.messages: dict[tuple[str, str], dict[str, Any]] = {}  # (channel id, ts) -> message
         self.reactions: dict[tuple[str, str], dict[str, list[str]]] = {}  # -> emoji name -> user ids
         self._ts = 1700000000_000100
+        self.answer_delay = 0.0
+        self.posted = threading.Event()  # set at each chat.postMessage that posts
+
+    def channel(self, channel_id: str) -> list[dict[str, Any]]:
+        """What the channel shows, oldest first: its messages and thread replies."""
+        return [m for (c, _), m in sorted(self.messages.items(), key=lambda i: i[0][1]) if c == channel_id]
 
     @property
     def api_url(self) -> str:
@@ -131,6 +145,9 @@ class SlackFake:
                 **{k: v[0] for k, v in request.form().items()},
             }
             return self._reactions(params)
+        if method in ("conversations.history", "conversations.replies", "conversations.list"):
+            form = request.form() if request.body else {}  # a query or a form body: Slack takes both
+            return self._read(method, {k: v[-1] for k, v in {**request.query, **form}.items()})
         if "application/json" not in request.headers.get("content-type", ""):
             return Reply(200, {"ok": False, "error": "invalid_arguments"})
         payload = request.json()
@@ -155,7 +172,35 @@ class SlackFake:
         ts = self._next_ts()
         message = {**payload, "ts": ts, "channel": channel}
         self.messages[(channel, ts)] = message
-        return Reply(200, {"ok": True, "channel": channel, "ts": ts, "message": message})
+        delay, self.answer_delay = self.answer_delay, 0.0
+        self.posted.set()
+        return Reply(200, {"ok": True, "channel": channel, "ts": ts, "message": message}, delay=delay)
+
+    def _read(self, method: str, query: dict[str, str]) -> Reply:
+        if method == "conversations.list":
+            channels = sorted(
+                {(i, n.removeprefix("#")) for n, i in SLACK_CHANNELS.items() if n.startswith("#")}
+            )
+            return Reply(200, {"ok": True, "channels": [{"id": i, "name": n} for i, n in channels]})
+        channel = query.get("channel", "")
+        if channel not in SLACK_CHANNELS.values():
+            return Reply(200, {"ok": False, "error": "channel_not_found"})
+        with_metadata = query.get("include_all_metadata") in ("1", "true")
+        messages = self.channel(channel)
+        limit = int(query.get("limit", 100))
+        if (
+            method == "conversations.history"
+        ):  # the channel's own messages and broadcast replies, newest first
+            shown = [m for m in reversed(messages) if "thread_ts" not in m or m.get("reply_broadcast")][
+                :limit
+            ]
+        else:  # the thread's parent and replies, oldest first
+            thread = query.get("ts", "")
+            if (channel, thread) not in self.messages:
+                return Reply(200, {"ok": False, "error": "thread_not_found"})
+            shown = [m for m in messages if m["ts"] == thread or m.get("thread_ts") == thread][:limit]
+        out = [{k: v for k, v in m.items() if k != "metadata" or with_metadata} for m in shown]
+        return Reply(200, {"ok": True, "messages": out, "has_more": False})
 
     def _reactions(self, params: dict[str, str]) -> Reply:
         channel, ts = params.get("channel", ""), params.get("timestamp", "")

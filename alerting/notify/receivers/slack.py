@@ -8,6 +8,13 @@ Two ways to reach Slack:
   up as a stray new message. The group -> (channel, ts) map lives in the key-value store the pipeline
   passes in ``global_config["_thread_store"]`` (see :mod:`alerting.notify.kvstore`); without one, a
   process-local map is used and threads survive only as long as the process.
+  Every message carries the notification's idempotency key in Slack message metadata
+  (``event_type`` ``alerting_notification``). A retry whose earlier attempt's outcome is unknown
+  (a worker killed mid-send, an answer lost) first looks for a message with that key in the
+  channel's recent history (``conversations.history``, or ``conversations.replies`` for a thread
+  reply, with ``include_all_metadata``) and counts a hit as sent: the channel shows it once.
+  A channel given by name is resolved to its ID through ``conversations.list`` for that look-up
+  (remembered in the store); without that scope the retry is simply sent (at-least-once).
 * **Slack app token** (``app_token``/``app_token_file`` or the global ``slack_app_token``, newer
   Alertmanager fields): the bot token above, posting to ``app_url`` (or the global ``slack_app_url``).
 * **Incoming webhook** (``api_url``/``api_url_file``, or the global ``slack_api_url``): one new message
@@ -25,6 +32,7 @@ parsed), ``actions``, ``fields``.
 from __future__ import annotations
 
 import hashlib
+import re
 import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -65,6 +73,10 @@ MAX_FIELDS = 10
 BUTTON_TEXT_LIMIT = 75
 FALLBACK_LIMIT = 3000  # the notification text; Slack truncates far later, phones much earlier
 THREAD_TTL = 14 * 86400.0  # long enough for any incident; a group that fires again later starts anew
+EVENT_TYPE = "alerting_notification"  # Slack message metadata type carrying our idempotency key
+HISTORY_LIMIT = 200  # how far back (messages) a retry of unknown outcome looks for its message
+CHANNEL_ID_TTL = 7 * 86400.0
+_CHANNEL_ID = re.compile(r"^[CGD][A-Z0-9]{2,}$")
 
 # Slack error codes that mean "try again later"; every other ok:false is about the request itself.
 _TRANSIENT_ERRORS = frozenset(
@@ -383,11 +395,22 @@ class SlackBot:
         except OSError as exc:  # URLError, timeouts, TLS failures
             raise unreachable(f"Slack {method}", exc) from None
 
+    def _read(self, method: str, **params: Any) -> Any:
+        """A read method (``conversations.*``): Slack takes their arguments as form fields, not JSON."""
+        try:
+            return self._client.api_call(method, http_verb="GET", params=params)
+        except SlackApiError as exc:
+            raise _api_error(exc, method) from None
+        except OSError as exc:  # URLError, timeouts, TLS failures
+            raise unreachable(f"Slack {method}", exc) from None
+
     def send(self, notification: Notification) -> None:
         resolved = notification.status == "resolved"
         if resolved and not self.send_resolved:
             return
         message = build_message(notification, self.settings)
+        # Only new messages carry the key: an update must not relabel the group's first message.
+        tagged = {**message, **_metadata(notification)}
         identity = addressing(notification, self.settings)
         key = self._thread_key(identity["channel"], notification)
         thread = self._lookup(key)
@@ -395,20 +418,106 @@ class SlackBot:
             channel, ts = thread
             # Update first: it is idempotent, so a retry after a failed reply does no harm.
             if self._update(channel, ts, message):
-                self._call(
-                    "chat.postMessage",
-                    channel=channel,
-                    thread_ts=ts,
-                    reply_broadcast=not resolved,
-                    **message,
-                    **{k: v for k, v in identity.items() if k != "channel"},
-                )
+                if not (notification.earlier_attempt and self._posted(notification, channel, thread_ts=ts)):
+                    self._call(
+                        "chat.postMessage",
+                        channel=channel,
+                        thread_ts=ts,
+                        reply_broadcast=not resolved,
+                        **tagged,
+                        **{k: v for k, v in identity.items() if k != "channel"},
+                    )
                 if resolved:
                     self._remember(key, "", 1.0)
                 return
-        answer = self._call("chat.postMessage", **message, **identity)
+        found = self._posted(notification, identity["channel"]) if notification.earlier_attempt else None
+        if found is not None:
+            channel, ts = found
+        else:
+            answer = self._call("chat.postMessage", **tagged, **identity)
+            channel, ts = answer["channel"], answer["ts"]
+            self._remember_channel(identity["channel"], channel)
         if not resolved:
-            self._remember(key, f"{answer['channel']} {answer['ts']}", THREAD_TTL)
+            self._remember(key, f"{channel} {ts}", THREAD_TTL)
+
+    def _posted(
+        self, notification: Notification, channel: str, thread_ts: str | None = None
+    ) -> tuple[str, str] | None:
+        """(channel id, ts) of a message already carrying this notification's key, or None.
+
+        Looks through the channel's latest messages (a thread's replies for a reply). A failed
+        look-up is not a reason to keep quiet: it answers None and the message is sent."""
+        channel_id = self._channel_id(channel)
+        if channel_id is None:
+            log.info("slack_lookup_skipped", reason=f"no ID known for channel {channel}")
+            return None
+        try:
+            if thread_ts is None:
+                answer = self._read(
+                    "conversations.history",
+                    channel=channel_id,
+                    limit=HISTORY_LIMIT,
+                    include_all_metadata=True,
+                )
+            else:
+                answer = self._read(
+                    "conversations.replies",
+                    channel=channel_id,
+                    ts=thread_ts,
+                    limit=HISTORY_LIMIT,
+                    include_all_metadata=True,
+                )
+        except DeliveryError as exc:
+            log.warning("slack_lookup_failed", error=str(exc))
+            return None
+        for message in answer.get("messages") or ():
+            meta = message.get("metadata") or {}
+            payload = meta.get("event_payload") or {}
+            if meta.get("event_type") == EVENT_TYPE and payload.get("id") == notification.notification_id:
+                log.info(
+                    "slack_already_posted", ts=message.get("ts"), notification_id=notification.notification_id
+                )
+                return channel_id, str(message.get("ts"))
+        return None
+
+    def _channel_id(self, channel: str) -> str | None:
+        """The ID of ``channel`` (an ID already, one remembered, or found by conversations.list)."""
+        if _CHANNEL_ID.match(channel):
+            return channel
+        key = "slack-channel:" + hashlib.sha256(channel.encode()).hexdigest()[:40]
+        try:
+            known = self._store.get(key)
+        except Exception:  # the store is a cache here
+            known = None
+        if known:
+            return known
+        name = channel.removeprefix("#")
+        cursor = ""
+        for _ in range(20):  # 20 pages of 1000 channels
+            try:
+                answer = self._read(
+                    "conversations.list",
+                    limit=1000,
+                    types="public_channel,private_channel",
+                    exclude_archived=True,
+                    **({"cursor": cursor} if cursor else {}),
+                )
+            except DeliveryError as exc:
+                log.warning("slack_lookup_failed", error=f"cannot list channels: {exc}")
+                return None
+            for item in answer.get("channels") or ():
+                if item.get("name") == name:
+                    self._remember_channel(channel, str(item["id"]))
+                    return str(item["id"])
+            cursor = (answer.get("response_metadata") or {}).get("next_cursor") or ""
+            if not cursor:
+                break
+        return None
+
+    def _remember_channel(self, channel: str, channel_id: str) -> None:
+        if channel != channel_id:
+            key = "slack-channel:" + hashlib.sha256(channel.encode()).hexdigest()[:40]
+            self._remember(key, channel_id, CHANNEL_ID_TTL)
 
     def message_of(self, notification: Notification) -> tuple[str, str] | None:
         """(channel, ts) of the message this integration started for the notification's group."""
@@ -454,6 +563,13 @@ class SlackBot:
             self._store.set(key, value, ttl)
         except Exception as exc:  # the message is already out; failing now would send it twice
             log.warning("slack_thread_store_failed", operation="set", error=str(exc))
+
+
+def _metadata(notification: Notification) -> dict[str, Any]:
+    """Slack message metadata carrying the notification's idempotency key (none without one)."""
+    if not notification.notification_id:
+        return {}
+    return {"metadata": {"event_type": EVENT_TYPE, "event_payload": {"id": notification.notification_id}}}
 
 
 class SlackWebhook:
