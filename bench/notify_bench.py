@@ -146,29 +146,42 @@ class Tally:
         return sum(self.slack.values()) + sum(self.pagerduty.values())
 
 
-def tally(slack: SlackFake, pagerduty: PagerDutyFake) -> Tally:
-    slack_count: Counter[str] = Counter()
-    slack_alerts: dict[str, int] = {}
-    for request in list(slack.server.requests):
-        if request.path != SLACK_WEBHOOK_PATH:
-            continue
-        text = request.body.decode()
-        services = set(_SERVICE.findall(text))
-        if len(services) != 1:
-            raise AssertionError(f"a Slack message names {len(services)} services: {text[:300]}")
-        service = services.pop()
-        slack_count[service] += 1
-        firing = _FIRING.search(text)
-        slack_alerts[service] = int(firing.group(1)) if firing else 0
-    pd_count: Counter[str] = Counter()
-    pd_alerts: dict[str, int] = {}
-    for event in pagerduty.events:
-        if event.get("event_action") != "trigger":
-            continue
-        key = event["dedup_key"]
-        pd_count[key] += 1
-        pd_alerts[key] = int(event["payload"]["custom_details"]["num_firing"])
-    return Tally(slack_count, slack_alerts, pd_count, pd_alerts)
+class Tallier:
+    """Counts what the fakes accepted, reading each request once: the watcher must not take the
+    CPU the fake receivers need (re-reading every body every 50 ms grew with the storm)."""
+
+    def __init__(self, slack: SlackFake, pagerduty: PagerDutyFake) -> None:
+        self.slack, self.pagerduty = slack, pagerduty
+        self._seen = {"slack": 0, "pagerduty": 0}
+        self.current = Tally(Counter(), {}, Counter(), {})
+
+    def __call__(self) -> Tally:
+        t = self.current
+        requests = list(self.slack.server.requests)
+        for request in requests[self._seen["slack"] :]:
+            if request.path != SLACK_WEBHOOK_PATH:
+                continue
+            text = request.body.decode()
+            services = set(_SERVICE.findall(text))
+            if len(services) != 1:
+                raise AssertionError(f"a Slack message names {len(services)} services: {text[:300]}")
+            service = services.pop()
+            t.slack[service] += 1
+            firing = _FIRING.search(text)
+            t.slack_alerts[service] = int(firing.group(1)) if firing else 0
+        self._seen["slack"] = len(requests)
+        requests = list(self.pagerduty.server.requests)
+        for request in requests[self._seen["pagerduty"] :]:
+            if request.path != "/v2/enqueue":
+                continue
+            event = request.json()
+            if event.get("event_action") != "trigger":
+                continue
+            key = event["dedup_key"]
+            t.pagerduty[key] += 1
+            t.pagerduty_alerts[key] = int(event["payload"]["custom_details"]["num_firing"])
+        self._seen["pagerduty"] = len(requests)
+        return t
 
 
 def wait_delivered(
@@ -178,14 +191,15 @@ def wait_delivered(
     that did not happen within ``timeout``), and the tally after watching SETTLE seconds more."""
     deadline = started + timeout
     elapsed: float | None = None
+    tally = Tallier(slack, pagerduty)
     while time.perf_counter() < deadline:
         now = time.perf_counter()
-        if tally(slack, pagerduty).complete(groups, alerts):
+        if tally().complete(groups, alerts):
             elapsed = now - started
             break
         time.sleep(0.05)
     time.sleep(SETTLE)
-    return elapsed, tally(slack, pagerduty)
+    return elapsed, tally()
 
 
 # --- the two sides ------------------------------------------------------------------------------
