@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import queue
 import random
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +28,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
 import redis
 
 from alerting.notify.base import DeliveryError
@@ -43,6 +46,7 @@ log = get_logger(__name__)
 MAX_RETRIES = 300  # with the backoff cap, a receiver may stay down for about a day before we give up
 IDLE_CHECK = 2.0  # seconds between looks at the due index when nothing wakes the flusher
 FLUSH_GROUPS = 20  # groups claimed at a time: processes share a burst, and its first sends start early
+SWITCH_INTERVAL = 0.0005  # seconds; see Flusher.start
 OUTBOX_TAKE = 100  # abandoned or retrying jobs taken over at a time
 OUTBOX_MIN_LEASE = 30.0
 OUTBOX_TTL = 2 * 86400.0  # a job nobody could deliver for this long is forgotten (MAX_RETRIES is less)
@@ -182,7 +186,10 @@ def _failed(
 
 
 def _entry(job: Job, retries: int) -> str:
-    return json.dumps({"retries": retries, "job": job.to_dict()})
+    entry = {"retries": retries, "job": job.to_dict()}
+    if all(a.value is None or math.isfinite(a.value) for a in job.alerts):
+        return orjson.dumps(entry).decode()
+    return json.dumps(entry)  # orjson would write NaN and ±Inf as null
 
 
 class Flusher:
@@ -209,6 +216,9 @@ class Flusher:
         """Start the flusher thread, or start it again if it died."""
         if self._thread is not None and self._thread.is_alive():
             return
+        # Python hands the GIL over every 5 ms by default: each Redis answer the flusher waits for
+        # would wait that long again behind the delivery threads rendering messages.
+        sys.setswitchinterval(SWITCH_INTERVAL)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="flusher", daemon=True)
         self._thread.start()
@@ -303,7 +313,7 @@ class Flusher:
         with self._flush_lock:
             started = 0
             for entry in self.store.outbox_take(now, now + self.lease, OUTBOX_TAKE).values():
-                data = json.loads(entry)
+                data = json.loads(entry)  # rarely many: jobs given up by a process that died
                 self._submit(Job.from_dict(data["job"]), int(data.get("retries", 0)))
                 started += 1
             config = self.runtime.routing()
