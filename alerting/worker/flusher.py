@@ -16,6 +16,7 @@ that fails stays in the outbox, due again after the usual backoff (never sooner 
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import math
 import queue
@@ -43,10 +44,17 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
+# The HTTP stacks the receivers send with import parts of themselves on first use. Imported here,
+# in the worker's main process before it forks its pool, so a storm's first sends do not pay for it.
+for _module in ("httpcore", "httpcore2"):
+    with contextlib.suppress(ImportError):
+        importlib.import_module(_module)
+
 MAX_RETRIES = 300  # with the backoff cap, a receiver may stay down for about a day before we give up
 IDLE_CHECK = 2.0  # seconds between looks at the due index when nothing wakes the flusher
 FLUSH_GROUPS = 20  # groups claimed at a time: processes share a burst, and its first sends start early
 SWITCH_INTERVAL = 0.0005  # seconds; see Flusher.start
+HISTORY_DEFER = 10.0  # seconds a history row may wait for the sends under way
 OUTBOX_TAKE = 100  # abandoned or retrying jobs taken over at a time
 OUTBOX_MIN_LEASE = 30.0
 OUTBOX_TTL = 2 * 86400.0  # a job nobody could deliver for this long is forgotten (MAX_RETRIES is less)
@@ -231,6 +239,11 @@ class Flusher:
 
     def _write_history(self) -> None:
         while (item := self._records.get()) is not None:
+            # Rows wait (a while at most) until the sends under way are done: a storm writes a row
+            # per alert it carried, which is CPU its notifications need more.
+            deadline = time.monotonic() + HISTORY_DEFER
+            while self._held and time.monotonic() < deadline and not self._stop.wait(0.05):
+                pass
             receiver, outcome, fields = item
             try:
                 self.runtime.history.record_notification(receiver, outcome, **fields)
