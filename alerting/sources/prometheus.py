@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import httpx
+import orjson
 import promql_parser
 
 from alerting.durations import parse_duration
@@ -86,7 +87,8 @@ class PrometheusSource:
         except httpx.HTTPError as exc:
             raise DatasourceError(f"cannot reach {self.shown_url}: {exc}", self.name) from None
         try:
-            body = response.json()
+            # orjson: decoding the answer was the largest part of a query's cost in our own process.
+            body = orjson.loads(response.content)
         except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             snippet = response.text[:200].strip()
             raise DatasourceError(
