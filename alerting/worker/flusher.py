@@ -16,7 +16,6 @@ that fails stays in the outbox, due again after the usual backoff (never sooner 
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 import math
 import queue
@@ -29,6 +28,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+# The HTTP stacks the receivers send with (httpx's, and the PagerDuty client's) import these on
+# first use. Imported here, in the worker's main process before it forks its pool, so that a storm's
+# first sends in every pool process do not pay for it.
+import httpcore  # noqa: F401
+import httpcore2  # noqa: F401
 import orjson
 import redis
 
@@ -44,11 +48,6 @@ if TYPE_CHECKING:
 
 log = get_logger(__name__)
 
-# The HTTP stacks the receivers send with import parts of themselves on first use. Imported here,
-# in the worker's main process before it forks its pool, so a storm's first sends do not pay for it.
-for _module in ("httpcore", "httpcore2"):
-    with contextlib.suppress(ImportError):
-        importlib.import_module(_module)
 
 MAX_RETRIES = 300  # with the backoff cap, a receiver may stay down for about a day before we give up
 IDLE_CHECK = 2.0  # seconds between looks at the due index when nothing wakes the flusher
