@@ -20,7 +20,6 @@ import json
 import math
 import queue
 import random
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -52,7 +51,6 @@ log = get_logger(__name__)
 MAX_RETRIES = 300  # with the backoff cap, a receiver may stay down for about a day before we give up
 IDLE_CHECK = 2.0  # seconds between looks at the due index when nothing wakes the flusher
 FLUSH_GROUPS = 20  # groups claimed at a time: processes share a burst, and its first sends start early
-SWITCH_INTERVAL = 0.0005  # seconds; see Flusher.start
 HISTORY_DEFER = 10.0  # seconds a history row may wait for the sends under way
 OUTBOX_TAKE = 100  # abandoned or retrying jobs taken over at a time
 OUTBOX_MIN_LEASE = 30.0
@@ -223,9 +221,6 @@ class Flusher:
         """Start the flusher thread, or start it again if it died."""
         if self._thread is not None and self._thread.is_alive():
             return
-        # Python hands the GIL over every 5 ms by default: each Redis answer the flusher waits for
-        # would wait that long again behind the delivery threads rendering messages.
-        sys.setswitchinterval(SWITCH_INTERVAL)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="flusher", daemon=True)
         self._thread.start()
