@@ -227,6 +227,19 @@ class Flusher:
         if self._recorder is None or not self._recorder.is_alive():
             self._recorder = threading.Thread(target=self._write_history, name="history", daemon=True)
             self._recorder.start()
+        self._pool.submit(self._warm)
+
+    def _warm(self) -> None:
+        """Let integrations that can build their clients (TLS contexts, connection pools) now: a
+        storm's first sends would otherwise queue behind building them."""
+        try:
+            for receiver in self.runtime.routing().receivers.values():
+                for integ in receiver.integrations:
+                    warm = getattr(integ.integration, "warm", None)
+                    if warm is not None:
+                        warm()
+        except Exception as exc:  # noqa: BLE001 - the first send builds it then, and says what fails
+            log.debug("notify.warm_failed", msg=f"{type(exc).__name__}: {exc}")
 
     def _record(self, receiver: str, outcome: str, **fields: Any) -> None:
         self._records.put((receiver, outcome, fields))

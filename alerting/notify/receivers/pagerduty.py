@@ -111,6 +111,10 @@ class PagerDuty:
         self._kept: tuple[int, pagerduty.EventsApiV2Client] | None = None
         self._kept_lock = threading.Lock()
 
+    def warm(self) -> None:
+        """Build the kept client now, rather than in a storm's first send."""
+        self._shared_client()
+
     def _shared_client(self) -> pagerduty.EventsApiV2Client:
         with self._kept_lock:
             if self._kept is None or self._kept[0] != os.getpid():  # a forked child opens its own

@@ -444,6 +444,10 @@ class SlackWebhook:
         self._url = url
         self._http = http
 
+    def warm(self) -> None:
+        """Build the pooled client (its TLS context) now, rather than in a storm's first send."""
+        client_for(self._http, self.settings.timeout)
+
     def send(self, notification: Notification) -> None:
         if notification.status == "resolved" and not self.send_resolved:
             return
