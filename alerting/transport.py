@@ -604,6 +604,8 @@ def new_client(http: HTTPConfig, timeout: float | httpx.Timeout, **options: Any)
     verify = tls_context(http.tls_config)
     if http.proxy_url and not http.proxy_url.startswith(_PROXY_SCHEMES):
         raise SetupError(f"proxy_url {http.proxy_url!r} is not an http(s) or socks5 URL")
+    # Keep as many idle connections as a worker process has deliveries in flight (httpx keeps 20).
+    options.setdefault("limits", httpx.Limits(max_connections=100, max_keepalive_connections=100))
     return _Client(
         server_name=http.tls_config.server_name,
         timeout=timeout,

@@ -103,6 +103,8 @@ class Settings:
     default_interval: float = 300.0
     outage_tolerance: float = 3600.0
     query_concurrency: int = 8
+    # Deliveries each worker process keeps in flight: sends wait on receivers, not on the CPU.
+    notify_concurrency: int = 32
     broker_url: str = "redis://localhost:6379/0"
     queue: str = "alerting"
     external_url: str = ""
@@ -167,6 +169,7 @@ class Settings:
             default_interval=_duration_env(env, "ALERTING_EVALUATION_INTERVAL", "5m"),
             outage_tolerance=_duration_env(env, "ALERTING_OUTAGE_TOLERANCE", "1h"),
             query_concurrency=_int_env(env, "ALERTING_QUERY_CONCURRENCY", 8),
+            notify_concurrency=_int_env(env, "ALERTING_NOTIFY_CONCURRENCY", 32),
             broker_url=broker_url,
             queue=env.get("ALERTING_CELERY_QUEUE", cls.queue),
             external_url=env.get("ALERTING_EXTERNAL_URL", ""),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 from alerting.errors import AlertingError
@@ -40,23 +41,25 @@ class Notification:
     # died, or the answer was lost): a receiver that can look its sent messages up does so first.
     earlier_attempt: bool = False
 
-    @property
+    # The views below are computed once: a receiver's templates ask for them again and again, and
+    # each walks every alert (a notification is never changed once built).
+    @cached_property
     def firing(self) -> tuple[NotifyAlert, ...]:
         return tuple(a for a in self.alerts if a.status == "firing")
 
-    @property
+    @cached_property
     def resolved(self) -> tuple[NotifyAlert, ...]:
         return tuple(a for a in self.alerts if a.status == "resolved")
 
-    @property
+    @cached_property
     def status(self) -> str:
         return "firing" if self.firing else "resolved"
 
-    @property
+    @cached_property
     def common_labels(self) -> dict[str, str]:
         return _common([a.labels for a in self.alerts])
 
-    @property
+    @cached_property
     def common_annotations(self) -> dict[str, str]:
         return _common([a.annotations for a in self.alerts])
 

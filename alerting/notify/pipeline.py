@@ -24,12 +24,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
+import orjson
 import redis
 import structlog
 
@@ -70,36 +72,40 @@ FALLBACK_SENT_TTL = 7 * 86400.0
 
 
 def _alert_to_json(alert: NotifyAlert, fp: str, ends_at: float | None, now: float) -> str:
-    return json.dumps(
-        {
-            "labels": dict(alert.labels),
-            "annotations": dict(alert.annotations),
-            "starts_at": alert.starts_at,
-            "ends_at": ends_at,
-            "generator_url": alert.generator_url,
-            "value": alert.value,
-            "fingerprint": fp,
-            "updated_at": now,
-            # The evaluation that reported it last, so the notification's logs join its logs.
-            "eval_id": context_value("eval_id"),
-        },
-        sort_keys=True,
-    )
+    data = {
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "starts_at": alert.starts_at,
+        "ends_at": ends_at,
+        "generator_url": alert.generator_url,
+        "value": alert.value,
+        "fingerprint": fp,
+        "updated_at": now,
+        # The evaluation that reported it last, so the notification's logs join its logs.
+        "eval_id": context_value("eval_id"),
+    }
+    if alert.value is None or math.isfinite(alert.value):
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
+    return json.dumps(data, sort_keys=True)  # orjson would write NaN and ±Inf as null
 
 
-def _latest_eval_id(stored: Iterable[str]) -> str | None:
+def _loads(stored: str) -> Any:
+    try:
+        return orjson.loads(stored)
+    except orjson.JSONDecodeError:  # a value of NaN or ±Inf, which only the standard decoder reads
+        return json.loads(stored)
+
+
+def _latest_eval_id(stored: Iterable[dict[str, Any]]) -> str | None:
     """The evaluation that last touched any alert of the group (None for alerts from elsewhere)."""
-    latest: dict[str, Any] = max(
-        (json.loads(raw) for raw in stored), key=lambda d: d.get("updated_at", 0.0), default={}
-    )
+    latest: dict[str, Any] = max(stored, key=lambda d: d.get("updated_at", 0.0), default={})
     eval_id = latest.get("eval_id")
     return str(eval_id) if eval_id else None
 
 
-def _alert_at(stored: str, now: float) -> NotifyAlert:
+def _alert_at(data: dict[str, Any], now: float) -> NotifyAlert:
     """The stored alert as it stands at ``now``: resolved once its end time has passed."""
-    data = json.loads(stored)
-    ends_at = data.get("ends_at")
+    ends_at: Any = data.get("ends_at")
     resolved = ends_at is not None and ends_at <= now
     return NotifyAlert(
         status="resolved" if resolved else "firing",
@@ -317,14 +323,19 @@ def flush_due(
     *,
     lock_ttl: float | None = None,
     ack_sources: Sequence[acks.AckSource] = (),
+    on_jobs: Callable[[list[Job]], None] | None = None,
+    collect_garbage: bool = True,
 ) -> list[Job]:
     """Flush every aggregation group whose timer has fired; return the notifications to deliver.
 
-    Groups are claimed ``batch`` at a time until none is due, so a burst is flushed in one call.
+    Groups are claimed ``batch`` at a time until none is due, so a burst is flushed in one call;
+    ``on_jobs`` gets each batch's jobs as soon as they exist, so their sends start meanwhile.
+    ``collect_garbage=False`` leaves cleaning the alert index to the caller, after the sends started.
     ``ack_sources`` are asked before an escalation step or a repeat goes out.
     """
     store = NotifyStore(redis_client, prefix)
-    if not config.inhibit_rules:  # otherwise reading the inhibition sources cleans the index
+    # (With inhibit rules, reading the inhibition sources cleans the index anyway.)
+    if collect_garbage and not config.inhibit_rules:
         store.collect_garbage(now)
     jobs: list[Job] = []
     inhibitor: Inhibitor | None = None
@@ -339,9 +350,12 @@ def flush_due(
             silences = [s for s in store.silences(now) if s.state(now) == ACTIVE]
         ttl = LOCK_TTL if lock_ttl is None else lock_ttl
         escalations = acks.Escalations(redis_client, prefix, ack_sources, _ack_duration(config))
-        jobs.extend(
-            _flush_batch(store, config, store.load_groups(gids), now, inhibitor, silences, ttl, escalations)
+        batch_jobs = _flush_batch(
+            store, config, store.load_groups(gids), now, inhibitor, silences, ttl, escalations
         )
+        if on_jobs is not None and batch_jobs:
+            on_jobs(batch_jobs)
+        jobs.extend(batch_jobs)
         if len(gids) < batch:
             break
     return jobs
@@ -383,8 +397,9 @@ def _flush_batch(
             store.drop_group(group.gid, group.alerts)
             log.info("notify.group_dropped", group_key=group.group_key, reason="route no longer configured")
             continue
-        snapshot = {fp: _alert_at(raw, now) for fp, raw in group.alerts.items()}
-        eval_id = _latest_eval_id(group.alerts.values())
+        stored = {fp: _loads(raw) for fp, raw in group.alerts.items()}
+        snapshot = {fp: _alert_at(data, now) for fp, data in stored.items()}
+        eval_id = _latest_eval_id(stored.values())
         alerts = sorted(snapshot.values(), key=lambda a: alert_sort_key(a.labels))
         alerts = run_stages(FlushContext(now, config, route, group, inhibitor, silences), alerts)
         flushed.append(
@@ -607,12 +622,16 @@ def deliver(
         return _deliver_locked(store, integ, job, now, bound)
 
 
+class DeliveryBusy(DeliveryError):
+    """Another delivery holds this group's lock for this integration: the receiver said nothing."""
+
+
 @contextmanager
 def _delivery_lock(store: NotifyStore, job: Job, lock_ttl: float) -> Iterator[None]:
     """Hold the (group, integration) lock for the block, renewing it in the background."""
     token = store.acquire(job.nflog_id, job.integration, lock_ttl)
     if token is None:
-        raise DeliveryError(
+        raise DeliveryBusy(
             "another delivery to this receiver for this group is in progress", retryable=True, retry_after=1.0
         )
     done = threading.Event()

@@ -22,6 +22,12 @@ Key scheme (``P`` is the deployment's prefix; every key lives under it)::
                                                 id again means an attempt of unknown outcome
     P:notify:sent:<job id>              STRING  a fallback delivery that already went out
     P:notify:gc                         STRING  held for a minute by whoever cleans the alert index
+    P:notify:wake                       CHANNEL a group's timer was set earlier than before (its time)
+    P:notify:outbox                     ZSET    job id -> when another flusher may take the job over
+                                                (its holder keeps pushing this out while it has it)
+    P:notify:job:<job id>               STRING  a job handed to a worker process's deliveries (JSON)
+    P:notify:pause:<integration>        STRING  the receiver asked for no requests until this expires
+                                                (Retry-After)
     P:silences                          HASH    silence id -> silence JSON
 
 The notification log, fallback marks and silences are durable writes (:mod:`alerting.durable`):
@@ -41,6 +47,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
 import redis
 
 from alerting import durable
@@ -58,6 +65,7 @@ _INGEST = """
 local now = tonumber(ARGV[2])
 local wait = tonumber(ARGV[3])
 local any_create, any_overdue = false, false
+local woke = ''  -- the group's new timer, when it is earlier than before: flushers wake for it
 for i = 8, #ARGV, 4 do
   if ARGV[i + 3] == '1' then any_create = true end
   if tonumber(ARGV[i + 2]) + wait < now then any_overdue = true end
@@ -69,17 +77,19 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('HSET', KEYS[2], 'route_id', ARGV[4], 'route_key', ARGV[5], 'group_key', ARGV[6],
              'labels', ARGV[7], 'flushed', '0', 'due', string.format('%.6f', due), 'claimed', '0')
   redis.call('ZADD', KEYS[1], due, ARGV[1])
+  woke = string.format('%.6f', due)
 elseif any_overdue and redis.call('HGET', KEYS[2], 'flushed') == '0'
        and tonumber(redis.call('HGET', KEYS[2], 'claimed') or '0') < now
        and tonumber(redis.call('HGET', KEYS[2], 'due')) > now then
   -- Alertmanager flushes a never-flushed group at once when an alert's own wait is already over.
   redis.call('HSET', KEYS[2], 'due', string.format('%.6f', now))
   redis.call('ZADD', KEYS[1], now, ARGV[1])
+  woke = string.format('%.6f', now)
 end
 for i = 8, #ARGV, 4 do
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
 end
-return 1
+return woke
 """
 
 _CLAIM = """
@@ -105,6 +115,22 @@ end
 redis.call('HSET', KEYS[2], 'flushed', '1', 'due', ARGV[2], 'claimed', '0')
 redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
 return 1
+"""
+
+_OUTBOX_TAKE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
+for _, id in ipairs(ids) do
+  local job = redis.call('GET', ARGV[4] .. id)
+  if job then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    table.insert(out, id)
+    table.insert(out, job)
+  else
+    redis.call('ZREM', KEYS[1], id)
+  end
+end
+return out
 """
 
 _RELEASE = """
@@ -170,6 +196,7 @@ class NotifyStore:
         self._finish = client.register_script(_FINISH)
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
+        self._outbox_take = client.register_script(_OUTBOX_TAKE)
 
     # -- key names --------------------------------------------------------------------------------
 
@@ -187,6 +214,14 @@ class NotifyStore:
     def index_key(self) -> str:
         return f"{self.p}:alerts"
 
+    @property
+    def wake_channel(self) -> str:
+        return f"{self.p}:wake"
+
+    @property
+    def outbox_key(self) -> str:
+        return f"{self.p}:outbox"
+
     def _nf(self, kind: str, nid: str, integration: str) -> str:
         return f"{self.p}:{kind}:{nid}:{integration}"
 
@@ -195,7 +230,8 @@ class NotifyStore:
     def insert(self, inserts: Iterable[GroupInsert], now: float) -> None:
         """Put alerts into their groups, creating groups and starting their timers as needed.
 
-        One script call per group, all in one round trip.
+        One script call per group, all in one round trip; when a timer was set earlier than before,
+        one more to wake the flushers for it.
         """
         by_group: dict[str, list[GroupInsert]] = {}
         for ins in inserts:
@@ -219,7 +255,9 @@ class NotifyStore:
             self._ingest(
                 keys=[self.due_key, self.meta_key(gid), self.alerts_key(gid)], args=args, client=pipe
             )
-        pipe.execute()
+        woke = [float(_s(d)) for d in pipe.execute() if d not in (0, b"", "")]
+        if woke:
+            self.r.publish(self.wake_channel, repr(min(woke)))
 
     def claim_due(self, now: float, lease_until: float, limit: int) -> list[str]:
         """Atomically take the groups whose timer is due; no other flusher gets them until the lease ends."""
@@ -301,12 +339,13 @@ class NotifyStore:
         if not fingerprints:
             return {}
         values = self.r.hmget(self.index_key, fingerprints)
-        return {fp: json.loads(v) for fp, v in zip(fingerprints, values, strict=True) if v}
+        return {fp: orjson.loads(v) for fp, v in zip(fingerprints, values, strict=True) if v}
 
     def index_put(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
         if entries:
             self.r.hset(
-                self.index_key, mapping={fp: json.dumps(e, sort_keys=True) for fp, e in entries.items()}
+                self.index_key,
+                mapping={fp: orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for fp, e in entries.items()},
             )
 
     def collect_garbage(self, now: float, every: float = 60.0) -> None:
@@ -318,7 +357,7 @@ class NotifyStore:
         """Labels of every alert firing at ``now``; forgets resolved and stale entries as it goes."""
         active, stale = [], []
         for fp, raw in self.r.hgetall(self.index_key).items():
-            entry = json.loads(raw)
+            entry = orjson.loads(raw)
             ends_at = entry.get("ends_at")
             if ends_at is not None and ends_at <= now:
                 if ends_at < now - RESOLVED_RETENTION:
@@ -380,6 +419,53 @@ class NotifyStore:
         )
         previous = pipe.execute()[0]
         return _s(previous) == notification_id if previous is not None else False
+
+    def pause(self, integration: str, seconds: float) -> None:
+        """The receiver asked for no requests for ``seconds`` (Retry-After); its latest answer counts."""
+        self.r.set(f"{self.p}:pause:{integration}", "1", px=max(1, int(seconds * 1000)))
+
+    def paused_for(self, integration: str) -> float:
+        """Seconds until the receiver's own pause ends (0 when it asked for none)."""
+        ms = self.r.pttl(f"{self.p}:pause:{integration}")
+        return ms / 1000 if ms and ms > 0 else 0.0
+
+    # -- the outbox: jobs handed to a worker process's deliveries ---------------------------------
+
+    def outbox_put(self, jobs: Mapping[str, str], until: float, ttl: float) -> None:
+        """Record jobs (id -> JSON) a process is about to deliver; another may take them after ``until``."""
+        if not jobs:
+            return
+        # Durable: the flush that made these jobs has taken their alerts out of the group, so the
+        # outbox is where they live until delivered; a failover must not lose them.
+        pipe = durable.pipeline(self.r, "outbox", transaction=False)
+        for job_id, data in jobs.items():
+            pipe.set(f"{self.p}:job:{job_id}", data, px=max(1000, int(ttl * 1000)))
+        pipe.zadd(self.outbox_key, {job_id: until for job_id in jobs})
+        pipe.execute()
+
+    def outbox_take(self, now: float, until: float, limit: int) -> dict[str, str]:
+        """Jobs whose holder stopped renewing them (it died, or gave them back): now ours until ``until``."""
+        raw = self._outbox_take(
+            keys=[self.outbox_key], args=[repr(now), repr(until), limit, f"{self.p}:job:"]
+        )
+        return {_s(raw[i]): _s(raw[i + 1]) for i in range(0, len(raw), 2)}
+
+    def outbox_renew(self, job_ids: Iterable[str], until: float) -> None:
+        ids = list(job_ids)
+        if ids:
+            self.r.zadd(self.outbox_key, dict.fromkeys(ids, until), xx=True)
+
+    def outbox_done(self, job_ids: Iterable[str]) -> None:
+        ids = list(job_ids)
+        if ids:
+            pipe = self.r.pipeline(transaction=False)
+            pipe.zrem(self.outbox_key, *ids)
+            pipe.delete(*(f"{self.p}:job:{i}" for i in ids))
+            pipe.execute()
+
+    def outbox_next(self) -> float | None:
+        first = self.r.zrange(self.outbox_key, 0, 0, withscores=True)
+        return float(first[0][1]) if first else None
 
     def was_sent(self, job_id: str) -> bool:
         return bool(self.r.exists(f"{self.p}:sent:{job_id}"))

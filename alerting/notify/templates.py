@@ -182,7 +182,17 @@ def template_data(notification: Notification, escape: Callable[[str], str] = _sa
 
     ``escape`` is applied to every label and annotation value and URL, so a template for Slack mrkdwn
     or HTML can insert values without them turning into markup; the template's own text is untouched.
+    Built once per notification and escape: a receiver renders a dozen fields from the same data,
+    and templates cannot change it. (Kept beside the notification, which is never changed either.)
     """
+    built: dict[Any, Data] = vars(notification).setdefault("_template_data", {})
+    data = built.get(escape)
+    if data is None:
+        data = built[escape] = _template_data(notification, escape)
+    return data
+
+
+def _template_data(notification: Notification, escape: Callable[[str], str]) -> Data:
     return Data(
         Receiver=notification.receiver,
         Status=notification.status,

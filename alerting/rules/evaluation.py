@@ -98,7 +98,10 @@ def step(
         if rule.condition is not None:
             samples = [s for s in samples if rule.condition.holds(s.value)]
 
+    # Every alert of every rule passes through this loop each tick: Alerts are built directly
+    # (dataclasses.replace costs several times more) and keep the fingerprint already computed.
     current: dict[str, Alert] = {}
+    fresh: list[str] = []
     for sample in samples:
         labels = _alert_labels(rule, sample, expand)
         fp = fingerprint(labels)
@@ -108,28 +111,30 @@ def step(
                 [],
                 "vector contains metrics with the same labelset after applying alert labels",
             )
-        annotations = tuple((k, expand(v, sample.labels, sample.value)) for k, v in rule.annotations)
-        current[fp] = Alert(
-            labels=labels,
-            annotations=annotations,
-            state=State.PENDING,
-            active_at=t,
-            value=sample.value,
-            last_eval=t,
-        )
-
-    alerts: dict[str, Alert] = {}
-    events: dict[str, Transition] = {}  # at most one per alert: firing replaces pending
-    for fp, new in current.items():
+        annotations = tuple([(k, expand(v, sample.labels, sample.value)) for k, v in rule.annotations])
         old = previous.get(fp)
         if old is not None and old.state is not State.INACTIVE:
             # Known and active: refresh value and annotations; being present ends keep_firing_for.
-            alerts[fp] = replace(
-                old, value=new.value, annotations=new.annotations, keep_firing_since=None, last_eval=t
+            alert = Alert(
+                old.labels,
+                annotations,
+                old.state,
+                old.active_at,
+                sample.value,
+                old.fired_at,
+                old.resolved_at,
+                None,
+                t,
             )
-        else:
-            alerts[fp] = new  # new, or a resolved alert that came back: starts pending again
-            events[fp] = Transition("pending", new)
+        else:  # new, or a resolved alert that came back: starts pending again
+            alert = Alert(labels, annotations, State.PENDING, t, sample.value, last_eval=t)
+            fresh.append(fp)
+        alert.__dict__["fingerprint"] = fp
+        current[fp] = alert
+
+    alerts: dict[str, Alert] = dict(current)
+    # At most one event per alert: firing replaces pending.
+    events: dict[str, Transition] = {fp: Transition("pending", current[fp]) for fp in fresh}
 
     for fp, old in previous.items():
         if fp in current:

@@ -28,6 +28,7 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import orjson
 import redis
 
 from alerting import durable
@@ -114,7 +115,7 @@ class StateStore:
         raw = self.redis.hgetall(self.key("alerts", group_id))
         out: dict[str, dict[str, Alert]] = {}
         for rule_key, blob in raw.items():
-            alerts = [alert_from_dict(d) for d in json.loads(blob)]
+            alerts = [alert_from_dict(d) for d in orjson.loads(blob)]
             out[_s(rule_key)] = {a.fingerprint: a for a in alerts}
         return out
 
@@ -146,7 +147,9 @@ class StateStore:
                 raise SlotSuperseded(f"group {group_id} was saved by another tick")
             pipe.multi()
         for rule_key, rule_alerts in alerts.items():
-            blob = json.dumps([alert_to_dict(a) for a in rule_alerts.values()])
+            # orjson: every alert of the group is written each tick. (Values that JSON cannot
+            # hold, NaN and the infinities, are strings by now: see json_number.)
+            blob = orjson.dumps([alert_to_dict(a) for a in rule_alerts.values()])
             pipe.hset(akey, rule_key, blob)
         for rule_key, h in health.items():
             pipe.hset(hkey, rule_key, json.dumps(h.__dict__))
@@ -180,7 +183,7 @@ class StateStore:
         rules: dict[str, RuleHealth] = {}
         group: dict[str, Any] = {}
         for field, blob in raw.items():
-            name, data = _s(field), json.loads(blob)
+            name, data = _s(field), orjson.loads(blob)
             if name == "__group__":
                 group = data
             else:

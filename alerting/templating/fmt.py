@@ -8,6 +8,7 @@ exactly that into annotations. The digits themselves come from :mod:`.strconv`, 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +35,13 @@ class FormatLimitError(Exception):
 
 def go_float(value: float) -> str:
     """A float64 as Go's ``%v`` prints it (``15``, ``0.1234``, ``1e+06``, ``1.234567e+06``, ``+Inf``)."""
-    return format_float(value, "g")
+    if value == 0.0:  # 0.0 and -0.0 are equal keys to a cache, but Go prints -0 apart
+        return format_float(value, "g")
+    return _cached_go_float(float(value))
+
+
+# Every alert's ``$value`` is printed each tick, and the values repeat (0, 1, counts).
+_cached_go_float = functools.lru_cache(maxsize=1 << 14)(lambda value: format_float(value, "g"))
 
 
 # --- the printer -------------------------------------------------------------------------------------

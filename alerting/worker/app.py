@@ -93,8 +93,25 @@ def _stop(**_: Any) -> None:
         _server.stop()
 
 
+@signals.worker_process_init.connect
+def _start_flusher(**_: Any) -> None:
+    # In each pool process, after the fork: its own flusher thread, delivery threads and connections.
+    from alerting.worker.runtime import get_runtime
+
+    try:
+        get_runtime().flusher().start()
+    except Exception as exc:  # noqa: BLE001 - beat's flush_groups starts it again shortly
+        log.warning("notify.flusher_not_started", msg=f"{type(exc).__name__}: {exc}")
+
+
 @signals.worker_process_shutdown.connect
 def _gone(pid: int | None = None, **_: Any) -> None:
+    from alerting.worker.runtime import get_runtime
+
+    try:
+        get_runtime().flusher().stop()
+    except Exception as exc:  # noqa: BLE001 - its jobs are taken over when their leases end
+        log.warning("notify.flusher_stop_failed", msg=f"{type(exc).__name__}: {exc}")
     if pid is not None:
         metrics.process_exited(pid)
 

@@ -31,6 +31,7 @@ from alerting.rules.state import StateStore
 from alerting.rules.tick import Evaluator, Sink
 from alerting.sources import Source
 from alerting.worker.compose import default_routing_config, load_routing_config, open_source, warn_changed
+from alerting.worker.flusher import Flusher
 from alerting.worker.sink import WorkerSink
 
 log = get_logger(__name__)
@@ -151,6 +152,7 @@ class Runtime:
         self._history: HistoryWriter | None = None
         self._evaluator: Evaluator | None = None
         self._ack_sources: tuple[RoutingConfig, list[AckSource]] | None = None
+        self._flusher: Flusher | None = None
 
     def _first_to_see(self, version: str) -> bool:
         """True in the one process (of all sharing this Redis prefix) first to load ``version``."""
@@ -281,7 +283,17 @@ class Runtime:
         except AlertingError:
             return None
 
+    def flusher(self) -> Flusher:
+        """This process's flusher and delivery threads (not started: the worker starts them)."""
+        with self._lock:
+            if self._flusher is None:
+                self._flusher = Flusher(self)
+            return self._flusher
+
     def close(self) -> None:
+        if self._flusher is not None:
+            self._flusher.stop()
+            self._flusher = None
         if self._evaluator is not None:
             self._evaluator.close()
             self._evaluator = None

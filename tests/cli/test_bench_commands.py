@@ -38,6 +38,8 @@ def test_notify_bench_delivers_every_notification_without_duplicates() -> None:
     ours = next(line for line in lines if line.startswith("ours"))
     reference = next(line for line in lines if line.startswith("alertmanager"))
     assert "notifications=4 duplicates=0" in ours and "notifications=4 duplicates=0" in reference
+    assert "peak RSS" in ours and "peak RSS" in reference
+    assert re.search(r"^ratio after group_wait: \d+\.\d+x", result.stdout, re.M), result.stdout
 
 
 def test_eval_bench_evaluates_every_alert_beside_prometheus_with_one_and_two_workers() -> None:
@@ -54,7 +56,11 @@ def test_eval_bench_evaluates_every_alert_beside_prometheus_with_one_and_two_wor
     assert "rules=20 series=200 groups=1 alerts_per_tick=200" in out, out
     assert re.search(r"^prometheus: \d+\.\d+ s/tick", out, re.M), out
     for workers in (1, 2):
-        assert re.search(rf"^ours, {workers} worker\(s\): \d+\.\d+ s/tick .* ratio \d+\.\d+x", out, re.M), out
+        assert re.search(
+            rf"^ours, {workers} worker\(s\): \d+\.\d+ s/tick .* ratio \d+\.\d+x .* peak RSS \d+ MiB/process",
+            out,
+            re.M,
+        ), out
     assert "scale-out: 1 worker(s) 1.00x" in out and "INVALID" not in out, out
 
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -94,6 +96,14 @@ class PagerDutySettings:
     timeout: float = 10.0
 
 
+class _NoCopy(dict[str, Any]):
+    """A payload built for one request: the client library deep-copies every request's arguments,
+    which for a storm's notification (a hundred alerts' details) cost more than rendering it."""
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _NoCopy:
+        return self
+
+
 class PagerDuty:
     """Sends trigger and resolve events for one ``pagerduty_configs`` entry."""
 
@@ -103,8 +113,21 @@ class PagerDuty:
         self.settings = settings
         self.send_resolved = settings.send_resolved
         self._http = http
-        # Built once: the library's client is made per send, a TLS context need not be.
         self._verify = tls_context(http.tls_config) if http.tls_config != TLSConfig() else None
+        # One client per process, kept: its connections are reused from send to send, so a storm
+        # of events does not pay a TLS handshake each. (Its requests share no state but the pool.)
+        self._kept: tuple[int, pagerduty.EventsApiV2Client] | None = None
+        self._kept_lock = threading.Lock()
+
+    def warm(self) -> None:
+        """Build the kept client now, rather than in a storm's first send."""
+        self._shared_client()
+
+    def _shared_client(self) -> pagerduty.EventsApiV2Client:
+        with self._kept_lock:
+            if self._kept is None or self._kept[0] != os.getpid():  # a forked child opens its own
+                self._kept = (os.getpid(), self._client())
+            return self._kept[1]
 
     def _client(self) -> pagerduty.EventsApiV2Client:
         options: dict[str, Any] = {}
@@ -136,11 +159,13 @@ class PagerDuty:
         if resolved and not self.send_resolved:
             return
         try:
-            with self._client() as client:
-                if resolved:
-                    client.send_event("resolve", dedup_key=key)
-                else:
-                    client.send_event("trigger", dedup_key=key, **self.trigger_event(notification))
+            client = self._shared_client()
+            if resolved:
+                client.send_event("resolve", dedup_key=key)
+            else:
+                event = self.trigger_event(notification)
+                event["payload"] = _NoCopy(event["payload"])
+                client.send_event("trigger", dedup_key=key, **event)
         except pagerduty.HttpError as exc:
             raise _classify(exc.response) from None
         except SetupError as exc:

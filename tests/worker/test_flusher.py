@@ -1,0 +1,159 @@
+"""The per-process flusher: groups flushed by their timer (woken by ingest, no beat running),
+deliveries in flight per process, each notification once across processes, jobs of a dead process
+taken over from the outbox, and a receiver's Retry-After holding every send to it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+
+from alerting.config.settings import Settings
+from alerting.notify.pipeline import flush_due, ingest
+from alerting.notify.store import NotifyStore
+from alerting.worker.flusher import _entry, attempt
+from alerting.worker.runtime import Runtime
+from tests.support.net import wait_until
+from tests.support.routing_harness import alert
+from tests.support.routing_redis import REDIS_URL, isolated_redis
+from tests.support.webhook import WebhookRecorder
+
+CONFIG = """
+route:
+  receiver: hook
+  group_by: [alertname]
+  group_wait: {group_wait}
+  group_interval: 1h
+  repeat_interval: 4h
+receivers:
+  - name: hook
+    webhook_configs:
+      - url: {url}/hook
+        send_resolved: true
+"""
+
+
+@pytest.fixture
+def recorder() -> Iterator[WebhookRecorder]:
+    with WebhookRecorder() as rec:
+        yield rec
+
+
+@pytest.fixture
+def shared(tmp_path: Path, recorder: WebhookRecorder) -> Iterator[tuple[redis.Redis, Settings]]:
+    """A Redis prefix and the settings of worker processes sharing it (their flushers not started)."""
+    config = tmp_path / "alerting.yml"
+    config.write_text(CONFIG.format(url=recorder.url, group_wait="1s"))
+    with isolated_redis() as (client, prefix):
+        yield (
+            client,
+            Settings(
+                redis_url=REDIS_URL,
+                prefix=prefix,
+                rules=(str(tmp_path / "rules"),),
+                config_path=str(config),
+                history_url=f"sqlite:///{tmp_path / 'history.db'}",
+                notify_concurrency=4,
+            ),
+        )
+
+
+@pytest.fixture
+def processes(shared: tuple[redis.Redis, Settings]) -> Iterator[list[Runtime]]:
+    """Two worker processes' runtimes; whatever flushers a test starts are stopped after it."""
+    runtimes = [Runtime(shared[1]), Runtime(shared[1])]
+    yield runtimes
+    for runtime in runtimes:
+        runtime.close()
+
+
+def hand_over(client: redis.Redis, runtime: Runtime, *names: str) -> None:
+    """What an evaluation hands over: one firing alert per name, each its own group."""
+    now = time.time()
+    ingest(client, runtime.prefix, runtime.routing(), [alert(n, starts_at=now) for n in names], now)
+
+
+def next_message(listener: Any) -> Any:
+    found: list[Any] = []
+
+    def arrived() -> bool:
+        message = listener.get_message(timeout=0.2)
+        if message is not None and message["type"] == "message":
+            found.append(message["data"])
+        return bool(found)
+
+    wait_until(arrived, timeout=10, what="a message on the wake-up channel")
+    return found[0]
+
+
+def test_ingest_announces_a_new_groups_timer_on_the_wake_up_channel(
+    shared: tuple[redis.Redis, Settings], processes: list[Runtime]
+) -> None:
+    client, settings = shared
+    store = NotifyStore(client, settings.prefix)
+    listener = client.pubsub(ignore_subscribe_messages=True)
+    listener.subscribe(store.wake_channel)
+    try:
+        wait_until(lambda: client.pubsub_numsub(store.wake_channel)[0][1] == 1, timeout=10, what="subscribed")
+        before = time.time()
+        hand_over(client, processes[0], "Down")
+        due = float(next_message(listener))
+        assert due == pytest.approx(store.next_due(), abs=1e-5) and due >= before + 1
+        # The same group again: its timer is unchanged, so nothing is announced before our marker.
+        hand_over(client, processes[0], "Down")
+        client.publish(store.wake_channel, "marker")
+        assert next_message(listener) == b"marker"
+    finally:
+        listener.close()
+
+
+def test_due_groups_are_delivered_by_the_flushers_alone_each_once(
+    shared: tuple[redis.Redis, Settings], processes: list[Runtime], recorder: WebhookRecorder
+) -> None:
+    client, _ = shared
+    for runtime in processes:
+        runtime.flusher().start()
+    names = [f"Storm{i}" for i in range(12)]
+    hand_over(client, processes[0], *names)
+    wait_until(lambda: len(recorder.delivered()) >= len(names), timeout=30, what="every group's notification")
+    recorder.settle(quiet=1.5)
+    assert sorted(r.group for r in recorder.delivered()) == sorted(names)
+    assert NotifyStore(client, processes[0].prefix).outbox_next() is None  # nothing left undelivered
+
+
+def test_a_job_whose_process_died_is_taken_over_from_the_outbox_and_sent_once(
+    shared: tuple[redis.Redis, Settings], processes: list[Runtime], recorder: WebhookRecorder
+) -> None:
+    client, settings = shared
+    dead, alive = processes
+    hand_over(client, dead, "Orphan")
+    # The dead process had flushed the group and recorded the job, then stopped renewing its lease.
+    (job,) = flush_due(client, settings.prefix, dead.routing(), time.time() + 2)
+    store = NotifyStore(client, settings.prefix)
+    store.outbox_put({job.job_id: _entry(job, 0)}, time.time() - 1, 60)
+    alive.flusher().start()
+    wait_until(lambda: recorder.delivered(), timeout=30, what="the taken-over notification")
+    recorder.settle(quiet=1.5)
+    assert [r.group for r in recorder.delivered()] == ["Orphan"]
+    assert store.outbox_next() is None
+
+
+def test_a_receivers_retry_after_defers_every_send_to_that_integration(
+    shared: tuple[redis.Redis, Settings], processes: list[Runtime], recorder: WebhookRecorder
+) -> None:
+    client, settings = shared
+    runtime = processes[0]
+    hand_over(client, runtime, "First", "Second")
+    first, second = sorted(
+        flush_due(client, settings.prefix, runtime.routing(), time.time() + 2), key=lambda j: j.group_key
+    )
+    recorder.fail("/hook", 429, headers={"Retry-After": "30"})
+    refused = attempt(runtime, runtime.routing(), first, 0)
+    assert refused.retry_in is not None and refused.retry_in >= 30 and refused.error is not None
+    deferred = attempt(runtime, runtime.routing(), second, 0)
+    assert deferred.retry_in is not None and 25 < deferred.retry_in <= 30 and deferred.error is None
+    assert len(recorder.received) == 1  # the second job never reached the receiver
