@@ -147,6 +147,7 @@ class Runtime:
         self._datasources: dict[str, DatasourceConfig] | None = None
         self._routing: RoutingConfig | None = None
         self._routing_mtime: int | None = None
+        self._routing_lock = threading.Lock()
         self.config_ok = True
         self._lock = threading.Lock()
         self._history: HistoryWriter | None = None
@@ -154,10 +155,11 @@ class Runtime:
         self._ack_sources: tuple[RoutingConfig, list[AckSource]] | None = None
         self._flusher: Flusher | None = None
 
-    def _first_to_see(self, version: str) -> bool:
-        """True in the one process (of all sharing this Redis prefix) first to load ``version``."""
+    def _first_to_see(self, version: str, ttl: int = 3600) -> bool:
+        """True in the one process (of all sharing this Redis prefix) first to load ``version``
+        within ``ttl`` seconds."""
         try:
-            return bool(self.redis.set(self.store.key("log", f"rules:{version}"), 1, nx=True, ex=3600))
+            return bool(self.redis.set(self.store.key("log", f"rules:{version}"), 1, nx=True, ex=ttl))
         except redis.RedisError:
             return True
 
@@ -194,9 +196,18 @@ class Runtime:
             mtime = None
         if self._routing is not None and mtime == self._routing_mtime:
             return self._routing
+        # The flusher's threads and the task thread may all notice a change at once: one loads it.
+        with self._routing_lock:
+            if self._routing is not None and mtime == self._routing_mtime:
+                return self._routing
+            return self._load_routing(path, mtime)
+
+    def _load_routing(self, path: Path, mtime: int | None) -> RoutingConfig:
         self._routing_mtime = mtime
         if mtime is None:
-            if self._routing is None:
+            # Said once by whichever process of the worker (and of its siblings) starts first, not
+            # by every pool process; a worker started again a minute later says it again.
+            if self._routing is None and self._first_to_see(f"config-missing:{path}", ttl=60):
                 log.warning("config.missing", msg=f"{path} not found: every alert goes to the console")
             self._routing = default_routing_config()
             return self._routing
