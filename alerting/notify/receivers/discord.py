@@ -20,7 +20,7 @@ from typing import Any
 
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import Notification, NotifyAlert
-from alerting.notify.receivers import posting
+from alerting.notify.receivers import markdown, posting
 from alerting.notify.receivers.posting import Secret, deliver, truncate
 from alerting.transport import HTTPConfig
 
@@ -39,11 +39,6 @@ def escape(text: str) -> str:
     return _MARKDOWN.sub(r"\\\1", text)
 
 
-def _code(text: str) -> str:
-    # Inside inline code nothing is markdown, but a backtick would end it.
-    return "`" + text.replace("`", "'") + "`"
-
-
 @dataclass(frozen=True)
 class DiscordSettings:
     title: str = ""  # templates; "" means our default
@@ -55,7 +50,7 @@ def _alert_markdown(alert: NotifyAlert, common: Mapping[str, str]) -> str:
     line = f"**{escape(truncate(wording.alert_summary(alert), 300))}**"
     value = wording.format_value(alert.value)
     if value:
-        line += f" {_code(value)}"
+        line += f" {markdown.code(value)}"
     if alert.status == "resolved":
         line = "\u2705 " + line
     lines = [line]
@@ -64,22 +59,13 @@ def _alert_markdown(alert: NotifyAlert, common: Mapping[str, str]) -> str:
         lines.append(escape(truncate(description, 500)))
     own = [f"{k}={v}" for k, v in sorted(alert.labels.items()) if common.get(k) != v]
     if own:
-        lines.append(" ".join(_code(truncate(item, 150)) for item in own))
+        lines.append(" ".join(markdown.code(truncate(item, 150)) for item in own))
     return "\n".join(lines)
 
 
 def default_message(notification: Notification) -> str:
     """Our embed description; it always fits Discord's limit (alerts that would not are counted)."""
-    head: list[str] = []
-    where = wording.key_labels(notification)
-    if where:
-        head.append(" \u00b7 ".join(f"{escape(k)}: **{escape(truncate(v, 150))}**" for k, v in where))
-    tail: list[str] = []
-    links = [f"[{text}]({url.replace(')', '%29')})" for text, url in wording.links(notification)]
-    if links:
-        tail.append(" \u00b7 ".join(links))
-    if notification.firing:
-        tail.append("Silence: " + _code(wording.silence_command(notification)))
+    head, tail = markdown.frame(notification, title=False, escape=escape)
     alerts = list(notification.firing + notification.resolved)
     budget = DESCRIPTION_LIMIT - len("\n\n".join(head + tail)) - 60
     sections: list[str] = []

@@ -8,7 +8,7 @@ counted in an "and N more" line.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from alerting.notify import wording
 from alerting.notify.base import Notification, NotifyAlert
@@ -46,9 +46,12 @@ def _alert(alert: NotifyAlert, common: Mapping[str, str]) -> str:
     return line
 
 
-def message(notification: Notification, limit: int, *, title: bool = True, line_break: str = "\n") -> str:
-    """Our default message, at most ``limit`` characters; ``title`` leads with the bold title
-    (services that show a title of their own leave it out); ``line_break`` joins the lines."""
+def frame(
+    notification: Notification, *, title: bool = True, escape: Callable[[str], str] = escape
+) -> tuple[list[str], list[str]]:
+    """The lines around a Markdown message's alerts: before them the bold title (unless ``title``
+    is off) and the labels that say where; after them the links and the silence command.
+    ``escape`` is the service's own escaping of label values."""
     head: list[str] = []
     if title:
         head.append(f"**{escape(wording.title(notification))}**")
@@ -61,6 +64,13 @@ def message(notification: Notification, limit: int, *, title: bool = True, line_
         tail.append(" \u00b7 ".join(links))
     if notification.firing:
         tail.append("Silence: " + code(wording.silence_command(notification)))
+    return head, tail
+
+
+def message(notification: Notification, limit: int, *, title: bool = True, line_break: str = "\n") -> str:
+    """Our default message, at most ``limit`` characters; ``title`` leads with the bold title
+    (services that show a title of their own leave it out); ``line_break`` joins the lines."""
+    head, tail = frame(notification, title=title)
     alerts = list(notification.firing + notification.resolved)
     # Budget on the text before its line breaks are widened, so the result always fits.
     room = limit // len(line_break)
