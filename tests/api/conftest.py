@@ -14,6 +14,7 @@ from alerting.api.app import build_app
 from alerting.api.health import Readiness
 from alerting.notify.store import NotifyStore
 from tests.support.routing_redis import isolated_redis
+from tests.support.summary import write_summary
 
 SUMMARY = "api conformance"
 
@@ -79,15 +80,4 @@ def client(api: AlertmanagerAPI, store: NotifyStore) -> Iterator[TestClient]:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    lines = [
-        value
-        for outcome in ("passed", "failed")
-        for report in terminalreporter.stats.get(outcome, [])
-        if getattr(report, "when", "") == "call"
-        for key, value in getattr(report, "user_properties", [])
-        if key == SUMMARY
-    ]
-    if lines:
-        terminalreporter.section(SUMMARY)
-        for line in lines:
-            terminalreporter.write_line(line)
+    write_summary(terminalreporter, SUMMARY)

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.summary import write_summary
+
 SUMMARY = "conformance"
 
 
@@ -21,15 +23,4 @@ def conformance_dir() -> Path:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    lines = [
-        value
-        for outcome in ("passed", "failed")
-        for report in terminalreporter.stats.get(outcome, [])
-        if getattr(report, "when", "") == "call"
-        for key, value in getattr(report, "user_properties", [])
-        if key == SUMMARY
-    ]
-    if lines:
-        terminalreporter.section("conformance")
-        for line in lines:
-            terminalreporter.write_line(line)
+    write_summary(terminalreporter, SUMMARY)
