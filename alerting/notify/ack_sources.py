@@ -21,6 +21,7 @@ from alerting.notify.base import Notification
 from alerting.notify.live import RoutingConfig
 from alerting.notify.receivers.pagerduty import dedup_key
 from alerting.notify.receivers.slack import SlackBot
+from alerting.notify.store import NotifyStore
 from alerting.transport import HTTPConfig, TLSConfig, read_secret_file, tls_context
 
 log = structlog.get_logger(__name__)
@@ -54,12 +55,16 @@ class SlackReactions:
 
 class PagerDutyIncidents:
     """A PagerDuty incident for the group (found by the dedup key our events carry) that someone
-    acknowledged in PagerDuty acknowledges the group."""
+    acknowledged in PagerDuty acknowledges the group. Only groups a PagerDuty integration has told
+    (``integrations``: their notification-log keys) are looked up: no other group has an incident."""
 
     name = "pagerduty"
 
-    def __init__(self, token: str, url: str, http: HTTPConfig, timeout: float = 10.0) -> None:
+    def __init__(
+        self, token: str, url: str, http: HTTPConfig, integrations: Sequence[str], timeout: float = 10.0
+    ) -> None:
         self.token, self.url, self.timeout = token, url.rstrip("/"), timeout
+        self.integrations = tuple(integrations)
         self.options: dict[str, Any] = {}
         if http.tls_config != TLSConfig():
             self.options["verify"] = tls_context(http.tls_config)
@@ -69,6 +74,11 @@ class PagerDutyIncidents:
     def acknowledged(
         self, store: AckStore, nid: str, group_key: str, group_labels: Mapping[str, str]
     ) -> AckSeen | None:
+        told = NotifyStore(store.r, store.n.removesuffix(":notify")).nflog_get_pairs(
+            [(nid, integration) for integration in self.integrations]
+        )
+        if not any(told):
+            return None
         client = pagerduty.RestApiV2Client(self.token, base_url=self.url, **self.options)
         client.max_http_attempts = 1
         client.max_network_attempts = 0
@@ -124,5 +134,11 @@ def build_ack_sources(config: RoutingConfig, env: Mapping[str, str]) -> list[Ack
         token = str(expand(section.pagerduty_api_token, env).value)
     if token:
         url = str(expand(section.pagerduty_api_url, env).value)
-        sources.append(PagerDutyIncidents(token, url, section.pagerduty_http_config))
+        integrations = [
+            integ.key
+            for receiver in config.receivers.values()
+            for integ in receiver.integrations
+            if integ.kind == "pagerduty" and not integ.stands_for
+        ]
+        sources.append(PagerDutyIncidents(token, url, section.pagerduty_http_config, integrations))
     return sources
