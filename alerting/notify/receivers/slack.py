@@ -479,11 +479,16 @@ class SlackBot:
                 return channel_id, str(message.get("ts"))
         return None
 
+    @staticmethod
+    def _channel_key(channel: str) -> str:
+        """Where the ID of a channel given by name is remembered."""
+        return "slack-channel:" + hashlib.sha256(channel.encode()).hexdigest()[:40]
+
     def _channel_id(self, channel: str) -> str | None:
         """The ID of ``channel`` (an ID already, one remembered, or found by conversations.list)."""
         if _CHANNEL_ID.match(channel):
             return channel
-        key = "slack-channel:" + hashlib.sha256(channel.encode()).hexdigest()[:40]
+        key = self._channel_key(channel)
         try:
             known = self._store.get(key)
         except Exception:  # the store is a cache here
@@ -515,7 +520,7 @@ class SlackBot:
 
     def _remember_channel(self, channel: str, channel_id: str) -> None:
         if channel != channel_id:
-            key = "slack-channel:" + hashlib.sha256(channel.encode()).hexdigest()[:40]
+            key = self._channel_key(channel)
             self._remember(key, channel_id, CHANNEL_ID_TTL)
 
     def message_of(self, notification: Notification) -> tuple[str, str] | None:
