@@ -17,7 +17,7 @@ from typing import Any
 from alerting.core import RuleHealth, Sample
 from alerting.errors import AlertingError
 from alerting.rules.evaluation import Alert, Transition
-from alerting.rules.model import Group, Rule
+from alerting.rules.model import Group, Labels, Rule
 from alerting.rules.state import NOT_GIVEN, NotGiven, SlotSuperseded
 from alerting.rules.tick import Evaluated, Evaluator, SourceFor
 from alerting.sources import Source
@@ -45,6 +45,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._alerts: dict[str, dict[str, dict[str, Alert]]] = {}
         self._health: dict[str, tuple[dict[str, RuleHealth], dict[str, Any]]] = {}
+        self._recorded: dict[str, dict[str, list[Labels]]] = {}
 
     def load_group(self, group_id: str) -> dict[str, dict[str, Alert]]:
         return {key: dict(alerts) for key, alerts in self._alerts.get(group_id, {}).items()}
@@ -62,6 +63,7 @@ class MemoryStore:
         keep_rules: Iterable[str] | None = None,
         *,
         after_slot: float | None | NotGiven = NOT_GIVEN,
+        recorded: Mapping[str, Sequence[Labels]] | None = None,
     ) -> None:
         if (
             after_slot is not NOT_GIVEN
@@ -76,10 +78,16 @@ class MemoryStore:
             rules = {k: v for k, v in rules.items() if k in keep}
         self._alerts[group_id] = stored
         self._health[group_id] = (rules, dict(group_health))
+        if recorded is not None:
+            self._recorded[group_id] = {k: list(v) for k, v in recorded.items()}
+
+    def load_recorded(self, group_id: str) -> dict[str, list[Labels]]:
+        return {k: list(v) for k, v in self._recorded.get(group_id, {}).items()}
 
     def delete_group(self, group_id: str) -> None:
         self._alerts.pop(group_id, None)
         self._health.pop(group_id, None)
+        self._recorded.pop(group_id, None)
 
     def claim(self, group_id: str, slot: float, owner: str, lease: float) -> bool:
         return True

@@ -26,7 +26,7 @@ from alerting.ops import metrics
 from alerting.ops.history import History, HistoryWriter, open_history, set_history
 from alerting.ops.logs import get_logger
 from alerting.rules.loader import load_file_groups, rule_files
-from alerting.rules.model import Group, Rule
+from alerting.rules.model import AnyRule, Group
 from alerting.rules.state import StateStore
 from alerting.rules.tick import Evaluator, Sink
 from alerting.sources import Source
@@ -272,7 +272,7 @@ class Runtime:
         """An evaluator over this runtime's state store and datasources, with the settings' query
         concurrency, outage tolerance and external URL. ``measured`` counts queries in metrics."""
 
-        def source_for(rule: Rule) -> Source:
+        def source_for(rule: AnyRule) -> Source:
             source = self.source(rule.datasource, rule.kind)
             return metrics.timed(source) if measured else source
 
