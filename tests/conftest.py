@@ -38,6 +38,7 @@ PURE_MODULES = frozenset(
         "tests/routing/test_routing_tree.py",
         "tests/rules/test_evaluation.py",
         "tests/rules/test_rule_loader.py",
+        "tests/rules/test_recording.py",
         "tests/templating/test_templating.py",
         "tests/templating/test_templating_fastpaths.py",
         "tests/templating/test_templating_imports.py",

@@ -352,7 +352,7 @@ class Evaluator:
             got = [_blocked(r, a, unwritten) for r, a in zip(rules, self._queries(rules, at), strict=True)]
             written: list[Series] = []
             done: list[RecordEvaluated] = []
-            for rule, result in zip(records, got, strict=True):
+            for rule, result in zip(records, got[: len(records)], strict=True):
                 outcome = _recorded(rule, result, before.get(rule.key, ()), at, group.limit)
                 done.append(outcome)
                 written.extend(Series(labels, value, ms) for labels, value in outcome.series)
