@@ -344,7 +344,7 @@ class Evaluator:
         outcomes: list[RecordEvaluated] = []
         unwritten: set[str] = set()
         pending: list[Series] = []
-        ms = round(at * 1000)
+        ms, slot = round(at * 1000), at + group.query_offset
         for stage in range(group.stages):
             records = [r for r in group.recording if r.stage == stage]
             alerting = [(i, r) for i, r in enumerate(group.rules) if r.stage == stage]
@@ -353,7 +353,7 @@ class Evaluator:
             written: list[Series] = []
             done: list[RecordEvaluated] = []
             for rule, result in zip(records, got[: len(records)], strict=True):
-                outcome = _recorded(rule, result, before.get(rule.key, ()), at, group.limit)
+                outcome = _recorded(rule, result, before.get(rule.key, ()), slot, group.limit)
                 done.append(outcome)
                 written.extend(Series(labels, value, ms) for labels, value in outcome.series)
                 written.extend(Series(labels, STALE_NAN, ms) for labels in outcome.stale)
@@ -444,17 +444,17 @@ def _blocked(rule: AnyRule, result: Result, unwritten: set[str]) -> Result:
 
 
 def _recorded(
-    rule: RecordingRule, result: Result, before: Sequence[Labels], at: float, limit: int
+    rule: RecordingRule, result: Result, before: Sequence[Labels], slot: float, limit: int
 ) -> RecordEvaluated:
-    """One recording rule's outcome: what it records, what goes stale, its health."""
+    """One recording rule's outcome at ``slot``: what it records, what goes stale, its health."""
     if isinstance(result, Failure):
         outcome = recording.Recorded(error=result.message)
     else:
         outcome = recording.record(rule, result, limit)
     if outcome.error is not None:
-        return RecordEvaluated(rule, (), (), RuleHealth("err", outcome.error, at, 0.0))
+        return RecordEvaluated(rule, (), (), RuleHealth("err", outcome.error, slot, 0.0))
     stale = tuple(recording.gone(before, outcome.series))
-    return RecordEvaluated(rule, outcome.series, stale, RuleHealth("ok", None, at, 0.0))
+    return RecordEvaluated(rule, outcome.series, stale, RuleHealth("ok", None, slot, 0.0))
 
 
 def _still_recorded(
