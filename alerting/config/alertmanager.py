@@ -231,6 +231,8 @@ class EvaluationSection:
     query_concurrency: Any = None  # checked by Settings, which the environment may override
     query_concurrency_pos: Position | None = None
     external_url: str | None = None
+    # ALERTS and ALERTS_FOR_STATE written by remote write beside what recording rules record
+    write_alert_series: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -714,7 +716,13 @@ def _empty_mapping(pos: Position) -> Mapping:
 
 # Datasource "type" in alerting.yml -> source kind name in alerting.sources.
 DATASOURCE_TYPES = {"prometheus": "promql", "sql": "sql", "probe": "probe", "celery": "celery"}
-_EVALUATION_FIELDS = ("interval", "outage_tolerance", "query_concurrency", "external_url")
+_EVALUATION_FIELDS = (
+    "interval",
+    "outage_tolerance",
+    "query_concurrency",
+    "external_url",
+    "write_alert_series",
+)
 
 
 def _evaluation_section(top: Mapping) -> tuple[EvaluationSection, list[ConfigError]]:
@@ -731,6 +739,12 @@ def _evaluation_section(top: Mapping) -> tuple[EvaluationSection, list[ConfigErr
                     durations[key] = parse_duration(str(section[key]))
                 except DurationError as exc:
                     raise ConfigError(f"evaluation.{key}: {exc}", section.at(key)) from None
+        alert_series = section.get("write_alert_series")
+        if alert_series is not None and not isinstance(alert_series, bool):
+            raise ConfigError(
+                f"evaluation.write_alert_series must be true or false, got {alert_series!r}",
+                section.at("write_alert_series"),
+            )
     except ConfigError as exc:
         return EvaluationSection(), [exc]
     return EvaluationSection(
@@ -739,6 +753,7 @@ def _evaluation_section(top: Mapping) -> tuple[EvaluationSection, list[ConfigErr
         query_concurrency=section.get("query_concurrency"),
         query_concurrency_pos=section.at("query_concurrency") if "query_concurrency" in section else None,
         external_url=str(section["external_url"]) if "external_url" in section else None,
+        write_alert_series=alert_series,
     ), []
 
 

@@ -314,7 +314,9 @@ def observe_group(outcome: GroupOutcome) -> None:
     m.duration.labels(*labels).observe(outcome.duration)
     if outcome.missed_slots:
         m.missed.labels(*labels).inc(outcome.missed_slots)
-    failed = sum(1 for e in outcome.rules if e.health.error)
+    failed = sum(1 for e in outcome.rules if e.health.error) + sum(
+        1 for r in outcome.recorded if r.health.error
+    )
     if failed:
         m.rule_failures.labels(*labels).inc(failed)
     m.last_evaluation.labels(*labels).set(outcome.slot)
