@@ -21,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from alerting import __version__
 from alerting.ops import metrics
 from alerting.ops.logs import get_logger
 from alerting.remotewrite.config import RemoteWriteTarget
@@ -113,8 +114,10 @@ class _Sender:
         configs = self.target.write_relabel_configs
         if not configs:
             return labels
-        if labels in self._relabeled:
+        try:
             return self._relabeled[labels]
+        except KeyError:  # not seen yet (or the cache was just cleared by another thread)
+            pass
         out = relabel(dict(labels), configs)
         result = tuple(sorted(out.items())) if out else None
         if len(self._relabeled) >= _RELABEL_CACHE_SIZE:
@@ -128,17 +131,18 @@ class _Sender:
             return 0
         self._start()
         with self._cond:
-            if self._closed:
-                room = 0
-            else:
-                room = max(0, self.target.queue.capacity - len(self._queue) - self._in_flight)
-            accepted, dropped = entries[:room], entries[room:]
+            closed = self._closed
+            room = 0 if closed else self.target.queue.capacity - len(self._queue) - self._in_flight
+            accepted, dropped = entries[: max(0, room)], entries[max(0, room) :]
             self._queue.extend(accepted)
             self._urgent += sum(1 for e in accepted if e.ticket is not None)
             pending = len(self._queue) + self._in_flight
             self._cond.notify_all()
         metrics.observe_remote_write_pending(self.remote, pending)
-        if dropped:
+        if dropped and closed:
+            _settle(dropped, False)
+            metrics.observe_remote_write_dropped(self.remote, "closed", len(dropped))
+        elif dropped:
             _settle(dropped, False)
             metrics.observe_remote_write_dropped(self.remote, "queue_full", len(dropped))
             log.warning(
@@ -206,7 +210,7 @@ class _Sender:
             self._client = new_client(
                 self.target.http,
                 httpx.Timeout(self.target.remote_timeout),
-                headers={**dict(self.target.headers), **HEADERS},
+                headers={**dict(self.target.headers), **HEADERS, "User-Agent": f"alerting/{__version__}"},
             )
         except (TLSFilesError, httpx.HTTPError) as exc:
             log.error(

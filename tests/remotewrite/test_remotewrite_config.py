@@ -269,3 +269,17 @@ def test_a_file_without_remote_write_has_no_targets(tmp_path: Path) -> None:
     path = tmp_path / "alerting.yml"
     path.write_text("route: {receiver: team}\nreceivers: [{name: team}]\n")
     assert load_config(path).remote_write == ()
+
+
+def test_the_readme_example_loads() -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme[readme.index("## Remote write") :]
+    example = section[
+        section.index("```yaml") + len("```yaml") : section.index("```\n", section.index("```yaml"))
+    ]
+    (target,) = parse(example)
+    assert (target.name, target.queue.sample_age_limit, len(target.write_relabel_configs)) == (
+        "central",
+        600.0,
+        1,
+    )
