@@ -143,7 +143,13 @@ def parse_remote_write(
         target = _target(item, f"remote_write[{index}]", at)
         if target.name and target.name in names:
             raise ConfigError(f'remote_write: the name "{target.name}" is used twice', _pos(item, "name", at))
-        names[target.name] = at
+        if not target.name and target.remote in names:
+            # Metrics and logs would mix the two: unnamed targets are told apart by their URL.
+            raise ConfigError(
+                f"remote_write: {target.shown_url} is written to twice; give the entries distinct names",
+                _pos(item, "url", at),
+            )
+        names[target.remote] = at
         targets.append(target)
     return tuple(targets)
 
@@ -321,7 +327,8 @@ def _metadata(raw: Any, what: str, pos: Position | None) -> None:
     # Accepted so an entry copied from prometheus.yml loads; the worker sends no metric metadata.
     where = f"{what} metadata_config"
     metadata = _mapping(raw, where, pos)
-    _fields(metadata, _METADATA_FIELDS, where, _pos(metadata, None, pos))
+    pos = _pos(metadata, None, pos)
+    _fields(metadata, _METADATA_FIELDS, where, pos)
     _flag(metadata, "send", where, True, pos)
     _duration(metadata, "send_interval", where, 60.0, pos)
     _count(metadata, "max_samples_per_send", where, 500, pos)

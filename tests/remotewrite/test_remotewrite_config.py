@@ -218,6 +218,11 @@ CASES = [
         '"a-b" is not a valid label name',
     ),
     (
+        "remote_write: [{url: 'http://a/w'}, {url: 'http://a/w', headers: {X-A: b}}]",
+        "1:43",
+        "http://a/w is written to twice; give the entries distinct names",
+    ),
+    (
         "remote_write: [{url: '${RW_URL}'}]",
         "1:22",
         "remote_write: environment variable RW_URL is not set",

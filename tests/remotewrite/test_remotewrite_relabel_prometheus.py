@@ -1,4 +1,5 @@
-"""Our write_relabel_configs against Prometheus 2.42's own, on the same label sets.
+"""Our write_relabel_configs against Prometheus 2.42's own, on the same label sets; and which
+remote_write sections promtool 2.42 refuses.
 
 A real Prometheus scrapes a local exporter and remote-writes to a local receiver: once unrelabeled
 (the label sets as they are before relabeling) and once per case, each case to its own path. What
@@ -7,12 +8,18 @@ each path receives must be exactly what our relabel makes of the unrelabeled set
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
-from alerting.remotewrite import Labels, parse_relabel_configs, relabel
+import pytest
+import yaml
+
+from alerting.errors import ConfigError
+from alerting.remotewrite import Labels, parse_relabel_configs, parse_remote_write, relabel
 from tests.support.exporter import Exporter
 from tests.support.net import wait_until
-from tests.support.prometheus import PrometheusServer
+from tests.support.prometheus import PROMTOOL, PrometheusServer
 from tests.support.remotewrite import WriteReceiver
 
 SERIES = {
@@ -107,3 +114,99 @@ def test_our_relabeling_agrees_with_prometheus() -> None:
                     assert got == expected, (
                         f"{name}: Prometheus sent {got - expected}, we make {expected - got}"
                     )
+
+
+def rw(**fields: Any) -> list[dict[str, Any]]:
+    return [{"url": "http://127.0.0.1:9090/api/v1/write", **fields}]
+
+
+def relabeling(**step: Any) -> list[dict[str, Any]]:
+    return rw(write_relabel_configs=[step])
+
+
+# remote_write sections on which promtool 2.42 and we must agree: accepted, or refused.
+VERDICTS: dict[str, list[dict[str, Any]]] = {
+    "only a url": rw(),
+    "every field": rw(
+        name="x",
+        remote_timeout="10s",
+        headers={"X-Scope-OrgID": "a"},
+        basic_auth={"username": "u", "password": "p"},
+        follow_redirects=False,
+        queue_config={"capacity": 10, "max_shards": 2, "min_shards": 1, "max_samples_per_send": 5},
+        metadata_config={"send": False},
+        send_exemplars=False,
+    ),
+    "no url": [{"name": "x"}],
+    "an unknown field": rw(urll="x"),
+    "an unknown queue field": rw(queue_config={"capacityy": 1}),
+    "the Authorization header": rw(headers={"Authorization": "Bearer x"}),
+    "a reserved header": rw(headers={"User-Agent": "x"}),
+    "two ways to authenticate": rw(basic_auth={"username": "u"}, bearer_token="t"),
+    "a name used twice": rw(name="x") + rw(name="x"),
+    "a bad duration": rw(remote_timeout="1.5s"),
+    "replace without target": relabeling(source_labels=["a"]),
+    "replace with a bad target": relabeling(source_labels=["a"], target_label="1abc"),
+    "replace with a template target": relabeling(source_labels=["a"], target_label="x_${1}"),
+    "hashmod without modulus": relabeling(action="hashmod", source_labels=["a"], target_label="b"),
+    "hashmod with a template target": relabeling(action="hashmod", modulus=2, target_label="$1"),
+    "labelmap with a bad replacement": relabeling(action="labelmap", regex="(.*)", replacement="a-b"),
+    "lowercase with a replacement": relabeling(action="lowercase", target_label="b", replacement="x"),
+    "lowercase with a template target": relabeling(
+        action="lowercase", source_labels=["a"], target_label="b$1"
+    ),
+    "keepequal with a regex": relabeling(
+        action="keepequal", source_labels=["a"], target_label="b", regex="x"
+    ),
+    "keepequal without target": relabeling(action="keepequal", source_labels=["a"]),
+    "labeldrop with source labels": relabeling(action="labeldrop", source_labels=["a"], regex="x"),
+    "labelkeep with a replacement": relabeling(action="labelkeep", regex="x", replacement="y"),
+    "an invalid source label": relabeling(action="keep", source_labels=["a.b"]),
+    "an invalid regex": relabeling(action="keep", source_labels=["a"], regex="a(b"),
+    "an unknown action": relabeling(action="shout"),
+    "an upper-case action": relabeling(action="KEEP", source_labels=["a"], regex="x"),
+    "an empty action": relabeling(action="", source_labels=["a"]),
+}
+
+
+# Where we differ on purpose: promtool 2.42 accepts each of these and we refuse it, except
+# sample_age_limit, a later Prometheus's field that 2.42 does not know.
+DIFFERENCES: dict[str, list[dict[str, Any]]] = {
+    "exemplars we do not have": rw(send_exemplars=True),
+    "native histograms we do not have": rw(send_native_histograms=True),
+    "sigv4, which we cannot sign": rw(sigv4={"region": "eu-west-1"}),
+    "a queue that holds nothing": rw(queue_config={"capacity": 0}),
+    "a URL that is not http(s)": rw(url="ftp://127.0.0.1/write"),
+    "one URL twice, unnamed": rw() + rw(headers={"X-A": "b"}),
+    "sample_age_limit": rw(queue_config={"sample_age_limit": "5m"}),
+}
+
+
+def verdicts(section: list[dict[str, Any]], tmp_path: Path) -> tuple[str, str]:
+    """(our error, promtool's error), "" for accepted."""
+    path = tmp_path / "prometheus.yml"
+    path.write_text(yaml.safe_dump({"remote_write": section}))
+    promtool = subprocess.run(
+        [PROMTOOL, "check", "config", str(path)], capture_output=True, text=True, timeout=60
+    )
+    try:
+        parse_remote_write(section, None, env={})
+        ours = ""
+    except ConfigError as exc:
+        ours = exc.message
+    return ours, "" if promtool.returncode == 0 else promtool.stdout + promtool.stderr
+
+
+@pytest.mark.parametrize("case", list(VERDICTS))
+def test_we_refuse_a_remote_write_section_exactly_when_promtool_does(case: str, tmp_path: Path) -> None:
+    ours, theirs = verdicts(VERDICTS[case], tmp_path)
+    assert bool(ours) == bool(theirs), f"ours: {ours or 'accepted'}; promtool: {theirs or 'accepted'}"
+
+
+@pytest.mark.parametrize("case", list(DIFFERENCES))
+def test_where_we_differ_from_promtool_we_know_it(case: str, tmp_path: Path) -> None:
+    ours, theirs = verdicts(DIFFERENCES[case], tmp_path)
+    if case == "sample_age_limit":
+        assert not ours and "sample_age_limit" in theirs
+    else:
+        assert ours and not theirs, ours
