@@ -1,22 +1,25 @@
-"""Placeholder for the remote-write package (replaced when it lands): the series type only."""
+"""Prometheus remote write (1.0): the ``remote_write:`` section, relabeling, the wire format and
+the writer that sends recorded samples to each target."""
 
-from __future__ import annotations
+from alerting.remotewrite.config import QueueConfig, RemoteWriteTarget, parse_remote_write
+from alerting.remotewrite.relabel import RelabelConfig, parse_relabel_configs, relabel
+from alerting.remotewrite.series import STALE_NAN, Labels, Series, is_stale, labels_of
+from alerting.remotewrite.wire import decode, encode
+from alerting.remotewrite.writer import RemoteWriter
 
-import math
-import struct
-from dataclasses import dataclass
-
-Labels = tuple[tuple[str, str], ...]
-
-STALE_NAN: float = struct.unpack("<d", struct.pack("<Q", 0x7FF0000000000002))[0]
-
-
-def is_stale(value: float) -> bool:
-    return math.isnan(value) and struct.pack("<d", value) == struct.pack("<d", STALE_NAN)
-
-
-@dataclass(frozen=True)
-class Series:
-    labels: Labels
-    value: float
-    timestamp_ms: int
+__all__ = [
+    "Labels",
+    "Series",
+    "STALE_NAN",
+    "is_stale",
+    "labels_of",
+    "RemoteWriteTarget",
+    "QueueConfig",
+    "parse_remote_write",
+    "RelabelConfig",
+    "parse_relabel_configs",
+    "relabel",
+    "encode",
+    "decode",
+    "RemoteWriter",
+]
