@@ -34,15 +34,13 @@ from tests.support.webhook import WebhookRecorder
 from tests.support.worker import Worker, worker_env
 
 
-class Receiving(PrometheusServer):
+def receiving(**options: Any) -> PrometheusServer:
     """A Prometheus that also accepts remote writes (``/api/v1/write``)."""
+    return PrometheusServer(remote_write_receiver=True, **options)
 
-    def command(self) -> list[str]:
-        return [*super().command(), "--web.enable-remote-write-receiver"]
 
-    @property
-    def write_url(self) -> str:
-        return f"{self.url}/api/v1/write"
+def write_url(prom: PrometheusServer) -> str:
+    return f"{prom.url}/api/v1/write"
 
 
 RULES = """\
@@ -99,7 +97,7 @@ def test_what_the_worker_records_is_what_prometheus_records(tmp_path: Path) -> N
         )
         with (
             PrometheusServer(scrape_targets=[exporter.target], rule_files=[rules]) as reference,
-            Receiving(scrape_targets=[exporter.target]) as target,
+            receiving(scrape_targets=[exporter.target]) as target,
         ):
             wait_until(lambda: count(target, "g") == 3, timeout=60, what="the target to scrape")
             since = time.time()
@@ -112,7 +110,7 @@ def test_what_the_worker_records_is_what_prometheus_records(tmp_path: Path) -> N
             instants = _instants(reference, since)[:4]
             (group,) = load_paths([rules]).groups
             source = PrometheusSource("prometheus", {"url": target.url})
-            writer = RemoteWriter(parse_remote_write([{"url": target.write_url}], None))
+            writer = RemoteWriter(parse_remote_write([{"url": write_url(target)}], None))
             errors: dict[str, str | None] = {}
             try:
                 with Evaluator(MemoryStore(), lambda _rule: source, owner="t", writer=writer) as evaluator:
@@ -155,7 +153,8 @@ SLOTH = "slok__sloth__examples___gen__getting-started.yml"
 
 
 class Requests(Exporter):
-    """``http_request_duration_seconds_count`` counters growing with time: 10% of requests fail."""
+    """``http_request_duration_seconds_count`` counters growing with time: 10% of requests fail.
+    Scraped as job ``myservice``, the job the file's rules select."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -164,8 +163,8 @@ class Requests(Exporter):
     def _metrics(self, _: Request) -> Reply:
         elapsed = time.time() - self.started
         lines = [
-            f'http_request_duration_seconds_count{{job="myservice",code="500"}} {elapsed * 1.0!r}',
-            f'http_request_duration_seconds_count{{job="myservice",code="200"}} {elapsed * 9.0!r}',
+            f'http_request_duration_seconds_count{{code="500"}} {elapsed * 1.0!r}',
+            f'http_request_duration_seconds_count{{code="200"}} {elapsed * 9.0!r}',
         ]
         return Reply(200, "\n".join(lines) + "\n", headers={"Content-Type": "text/plain; version=0.0.4"})
 
@@ -187,8 +186,10 @@ def test_a_mixin_file_fires_the_same_alerts_when_the_worker_evaluates_it(
     path = conformance_dir() / "rules" / SLOTH
     exporter = requests_exporter
     with (
-        PrometheusServer(scrape_targets=[exporter.target], rule_files=[path]) as reference,
-        Receiving(scrape_targets=[exporter.target]) as target,
+        PrometheusServer(
+            scrape_targets=[exporter.target], rule_files=[path], job_name="myservice"
+        ) as reference,
+        receiving(scrape_targets=[exporter.target], job_name="myservice") as target,
         WebhookRecorder() as hook,
     ):
         wait_until(
@@ -210,7 +211,7 @@ def test_a_mixin_file_fires_the_same_alerts_when_the_worker_evaluates_it(
                     "receivers": [{"name": "hook", "webhook_configs": [{"url": f"{hook.url}/hook"}]}],
                     "datasources": {"prometheus": {"type": "prometheus", "url": target.url}},
                     "remote_write": [
-                        {"url": target.write_url, "queue_config": {"batch_send_deadline": "200ms"}}
+                        {"url": write_url(target), "queue_config": {"batch_send_deadline": "200ms"}}
                     ],
                 }
             )

@@ -72,8 +72,10 @@ class PrometheusServer(ServerProcess):
         resend_delay: str | None = None,
         remote_write_receiver: bool = False,
         remote_write: Sequence[Mapping[str, Any]] = (),
+        job_name: str = "test",
     ) -> None:
         super().__init__()
+        self.job_name = job_name  # the scrape job: the `job` label of what it scrapes
         self.url = f"http://127.0.0.1:{self.port}"
         self.backfill = backfill
         self.rule_files = list(rule_files)
@@ -106,7 +108,7 @@ class PrometheusServer(ServerProcess):
             config["global"]["external_labels"] = self.external_labels  # type: ignore[index]
         if self.scrape_targets:
             config["scrape_configs"] = [
-                {"job_name": "test", "static_configs": [{"targets": self.scrape_targets}]}
+                {"job_name": self.job_name, "static_configs": [{"targets": self.scrape_targets}]}
             ]
         if self.alertmanagers:
             config["alerting"] = {
