@@ -112,6 +112,27 @@ def test_5xx_answers_are_retried_until_the_target_accepts(receiver: WriteReceive
     assert metric("alerting_remote_write_retries_total", remote=name) == 3
 
 
+def test_a_request_that_times_out_is_sent_again(receiver: WriteReceiver) -> None:
+    receiver.server.fail_next(Reply(204, delay=3.0))  # answered, but after remote_timeout
+    targets = parse_remote_write(
+        [
+            {
+                "url": receiver.url,
+                "name": "rw-timeout",
+                "remote_timeout": "300ms",
+                "queue_config": {"min_backoff": "10ms"},
+            }
+        ],
+        None,
+    )
+    before = metric("alerting_remote_write_retries_total", remote="rw-timeout")
+    sent = samples("rw_timed_out", 2, int(time.time() * 1000))
+    with RemoteWriter(targets) as rw:
+        assert rw.write(sent, wait=30)
+    assert len(receiver.server.requests) == 2 and receiver.samples() == sent
+    assert metric("alerting_remote_write_retries_total", remote="rw-timeout") == before + 1
+
+
 def test_a_429_with_retry_after_pauses_the_target_that_long(receiver: WriteReceiver) -> None:
     receiver.server.fail_next(Reply(429, "slow down", headers={"Retry-After": "2"}))
     rw, name = writer(receiver.url, min_backoff="10ms", max_backoff="10ms")

@@ -10,6 +10,7 @@ import pytest
 
 from alerting.remotewrite import RemoteWriter, Series, labels_of, parse_remote_write
 from tests.support.httpfake import Reply
+from tests.support.logs import json_log
 from tests.support.net import wait_until
 from tests.support.remotewrite import WriteReceiver
 
@@ -96,3 +97,21 @@ def test_a_writer_built_before_a_fork_sends_from_the_child(receiver: WriteReceiv
         assert result.get(timeout=60) is True
         child.join(30)
     assert receiver.samples() == samples(1) + samples(2, 1_900_000_000_000)
+
+
+def test_a_refusal_is_logged_with_the_answer_and_without_the_url_s_credentials(
+    receiver: WriteReceiver,
+) -> None:
+    receiver.server.fail_next(Reply(400, "out of order sample"))
+    receiver.server.fail_next(Reply(503, "busy"))
+    url = receiver.url.replace("http://", "http://writer:s3cr3t-pw@")
+    with json_log() as log, writer(url, min_backoff="10ms") as rw:
+        assert not rw.write(samples(1), wait=30)
+        assert rw.write(samples(1, 1_800_000_000_000), wait=30)
+    (refused,) = log.records("remote_write.rejected")
+    assert "out of order sample" in refused["msg"] and refused["status"] == 400
+    assert "127.0.0.1" in refused["msg"]
+    (retry,) = log.records("remote_write.retry")
+    assert "HTTP 503: busy" in retry["msg"]
+    assert "s3cr3t-pw" not in log.stream.getvalue()
+    assert receiver.server.requests[0].basic_auth() == ("writer", "s3cr3t-pw")  # still sent, as credentials
