@@ -151,6 +151,24 @@ def check_paths(paths: Sequence[str | Path], settings: Settings, config: str | N
     return report
 
 
+def _recording_without_targets(report: CheckReport, settings: Settings) -> list[str]:
+    """A warning when recording rules were checked and no ``remote_write`` target takes what they
+    record (the configuration checked beside them, or else the worker's)."""
+    if not report.ruleset.recording_count:
+        return []
+    from alerting.config.alertmanager import read_config
+
+    path = report.config_files[0] if report.config_files else settings.config_path
+    if Path(path).is_file():
+        config = read_config(path)
+        if config.remote_write or config.file_problems or config.routing_problems:
+            return []
+    return [
+        f"{report.ruleset.recording_count} recording rule(s) and no remote_write target in {path}: "
+        "what they record is written nowhere, and rules reading it see no data"
+    ]
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option(
@@ -172,6 +190,7 @@ def check(paths: tuple[str, ...], web_config: str | None) -> None:
             config = settings.config_path
             targets.append(config)
     report = check_paths(targets, settings, config)
+    report.warnings.extend(_recording_without_targets(report, settings))
     web_config = web_config or (settings.web_config if not paths else None)
     if web_config:
         from alerting.api.webconfig import load_web_config
