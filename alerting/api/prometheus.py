@@ -4,7 +4,7 @@ so Grafana's Prometheus data source and other tools that read a Prometheus's rul
 
 The rules are those the worker has loaded; their state, alerts and health are what the last
 evaluation saved in Redis (:class:`~alerting.rules.state.StateStore`), so every worker answers alike.
-Recording rules are checked but never evaluated by the worker, so none is listed.
+Recording rules are listed with the alerting rules, in file order, as Prometheus lists them.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 
 from alerting.core import RuleHealth, rfc3339
 from alerting.rules.evaluation import Alert, State
-from alerting.rules.model import Group, Rule
+from alerting.rules.model import AnyRule, Group, RecordingRule, Rule
 from alerting.rules.state import StateStore
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # what Go prints for a time never set (a rule not yet evaluated)
@@ -98,6 +98,26 @@ def rule_json(rule: Rule, alerts: Mapping[str, Alert], health: RuleHealth | None
     return out
 
 
+def recording_rule_json(rule: RecordingRule, health: RuleHealth | None) -> dict[str, Any]:
+    """A recording rule as Prometheus lists it (``labels`` left out when there are none)."""
+    out: dict[str, Any] = {"name": rule.record, "query": rule.expr}
+    if rule.labels:
+        out["labels"] = dict(rule.labels)
+    out["health"] = health.health if health is not None else "unknown"
+    if health is not None and health.error:
+        out["lastError"] = health.error
+    out["evaluationTime"] = seconds(health.duration) if health is not None else 0
+    out["lastEvaluation"] = _when(health.last_slot if health is not None else None)
+    out["type"] = "recording"
+    return out
+
+
+def in_file_order(group: Group) -> list[AnyRule]:
+    """The group's alerting and recording rules, as the file lists them."""
+    rules: list[AnyRule] = [*group.rules, *group.recording]
+    return sorted(rules, key=lambda r: (r.pos.line or 0, r.pos.col or 0))
+
+
 class RuleFilter:
     """``type``, ``rule_name[]``, ``rule_group[]`` and ``file[]``: Prometheus's filters of ``/rules``."""
 
@@ -118,8 +138,9 @@ class RuleFilter:
     def wants_group(self, group: Group) -> bool:
         return (not self.groups or group.name in self.groups) and (not self.files or group.file in self.files)
 
-    def wants_rule(self, rule: Rule) -> bool:
-        return self.type != "record" and (not self.names or rule.name in self.names)
+    def wants_rule(self, rule: AnyRule) -> bool:
+        kind = "record" if isinstance(rule, RecordingRule) else "alert"
+        return self.type in ("", kind) and (not self.names or rule.name in self.names)
 
 
 class PrometheusAPI:
@@ -157,8 +178,10 @@ class PrometheusAPI:
                 continue
             alerts, health, summary = self._state(group)
             rules = [
-                rule_json(rule, alerts.get(rule.key, {}), health.get(rule.key))
-                for rule in group.rules
+                recording_rule_json(rule, health.get(rule.key))
+                if isinstance(rule, RecordingRule)
+                else rule_json(rule, alerts.get(rule.key, {}), health.get(rule.key))
+                for rule in in_file_order(group)
                 if wanted.wants_rule(rule)
             ]
             if wanted.narrows and not rules:

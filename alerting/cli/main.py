@@ -28,7 +28,7 @@ from alerting.rules.loader import (
     parse_rule_document,
     rule_files,
 )
-from alerting.rules.model import Group
+from alerting.rules.model import Group, Labels
 from alerting.rules.state import json_number
 from alerting.templating import go_float
 from alerting.worker.compose import check_config_file, config_warnings
@@ -110,7 +110,9 @@ class CheckReport:
     def summary(self) -> str:
         parts = []
         if self.rule_files or not self.config_files:
-            parts.append(f"{self.ruleset.rule_count} rules in {len(self.ruleset.groups)} groups")
+            recording = self.ruleset.recording_count
+            also = f" and {recording} recording rules" if recording else ""
+            parts.append(f"{self.ruleset.rule_count} rules{also} in {len(self.ruleset.groups)} groups")
         if self.config_files:
             parts.append(f"{len(self.config_files)} config file(s)")
         verdict = f"{len(self.problems)} problem(s)" if self.problems else "ok"
@@ -149,6 +151,24 @@ def check_paths(paths: Sequence[str | Path], settings: Settings, config: str | N
     return report
 
 
+def _recording_without_targets(report: CheckReport, settings: Settings) -> list[str]:
+    """A warning when recording rules were checked and no ``remote_write`` target takes what they
+    record (the configuration checked beside them, or else the worker's)."""
+    if not report.ruleset.recording_count:
+        return []
+    from alerting.config.alertmanager import read_config
+
+    path = report.config_files[0] if report.config_files else settings.config_path
+    if Path(path).is_file():
+        config = read_config(path)
+        if config.remote_write or config.file_problems or config.routing_problems:
+            return []
+    return [
+        f"{report.ruleset.recording_count} recording rule(s) and no remote_write target in {path}: "
+        "what they record is written nowhere, and rules reading it see no data"
+    ]
+
+
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option(
@@ -170,6 +190,7 @@ def check(paths: tuple[str, ...], web_config: str | None) -> None:
             config = settings.config_path
             targets.append(config)
     report = check_paths(targets, settings, config)
+    report.warnings.extend(_recording_without_targets(report, settings))
     web_config = web_config or (settings.web_config if not paths else None)
     if web_config:
         from alerting.api.webconfig import load_web_config
@@ -291,6 +312,18 @@ def backtest(start: str, end: str, step: str | None, rules: tuple[str, ...], fmt
                             for g, e in f.transitions
                         ],
                         "errors": [{"group": g.name, "rule": r, "error": e} for g, r, e in f.errors],
+                        "recorded": [
+                            {
+                                "group": g.name,
+                                "record": r.rule.record,
+                                "series": [
+                                    {"labels": dict(labels), "value": go_float(value)}
+                                    for labels, value in r.series
+                                ],
+                            }
+                            for g, r in f.recorded
+                            if not r.health.error
+                        ],
                     }
                     for f in frames
                 ],
@@ -305,11 +338,26 @@ def backtest(start: str, end: str, step: str | None, rules: tuple[str, ...], fmt
             click.echo(f"  -> {e.kind:<8} {g.name}/{e.alert.name} {labels}")
         for g, rule, error in frame.errors:
             click.echo(f"  !! error    {g.name}/{rule}: {error}")
+        for g, record in frame.recorded:
+            if not record.health.error:
+                click.echo(f"  == recorded {g.name}/{record.rule.record}: {_recorded_summary(record.series)}")
         if frame.alerts:
             click.echo(
                 "  "
                 + _table([_alert_row(g, a) for g, a in frame.alerts], _ALERT_HEADER).replace("\n", "\n  ")
             )
+
+
+def _recorded_summary(series: Sequence[tuple[Labels, float]], shown: int = 3) -> str:
+    """A recording rule's series at one instant, in a line: how many, and the first few."""
+    if not series:
+        return "no series"
+    parts = []
+    for labels, value in series[:shown]:
+        inner = ",".join(f'{k}="{v}"' for k, v in labels if k != "__name__")
+        parts.append(f"{{{inner}}} {go_float(value)}")
+    more = f" (+{len(series) - shown} more)" if len(series) > shown else ""
+    return f"{len(series)} series: " + ", ".join(parts) + more
 
 
 @cli.command()

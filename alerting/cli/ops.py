@@ -104,6 +104,7 @@ def collect_status(settings: Settings, now: float | None = None) -> dict[str, An
                 "missed_slots": summary.get("missed", 0),
                 "health": "unknown" if not rules else ("err" if errors else "ok"),
                 "rules": len(group.rules) if group else len(rules),
+                "recording_rules": len(group.recording) if group else 0,
                 "errors": errors,
                 "in_rule_files": group is not None,
             }

@@ -1,10 +1,12 @@
 """``alerting.yml``: Alertmanager's configuration format plus our sections, parsed once into data.
 
 Sections: ``global``, ``route``, ``receivers``, ``inhibit_rules``, ``time_intervals`` (and the older
-``mute_time_intervals``), ``templates``; plus our ``datasources:`` and ``evaluation:``. The result is
-frozen data (:class:`AlertingConfig`) with ``file:line:col`` problems; values are kept as written
-(``${ENV}`` references included): whoever uses a value expands it (see alerting.config.env) and
-decides what an unset variable means. Live integrations are built from it in alerting.worker.compose.
+``mute_time_intervals``), ``templates``; plus our ``datasources:`` and ``evaluation:``, and
+Prometheus's ``remote_write:``. The result is frozen data (:class:`AlertingConfig`) with
+``file:line:col`` problems; values are kept as written (``${ENV}`` references included): whoever uses
+a value expands it (see alerting.config.env) and decides what an unset variable means. The exception
+is ``remote_write:``, parsed into typed targets (alerting.remotewrite.config) after expansion, an
+unset variable being an error. Live integrations are built from it in alerting.worker.compose.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from collections.abc import Sequence as AbcSequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from alerting.config.acknowledgements import (
     AcknowledgementsSection,
@@ -61,6 +63,9 @@ from alerting.routing.timeintervals import (
     parse_years,
 )
 
+if TYPE_CHECKING:
+    from alerting.remotewrite import RemoteWriteTarget
+
 _TOP_FIELDS = (
     "global",
     "route",
@@ -72,6 +77,7 @@ _TOP_FIELDS = (
     "datasources",
     "evaluation",
     "acknowledgements",
+    "remote_write",
 )
 _ROUTE_FIELDS = (
     "receiver",
@@ -231,6 +237,8 @@ class EvaluationSection:
     query_concurrency: Any = None  # checked by Settings, which the environment may override
     query_concurrency_pos: Position | None = None
     external_url: str | None = None
+    # ALERTS and ALERTS_FOR_STATE written by remote write beside what recording rules record
+    write_alert_series: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -248,6 +256,7 @@ class AlertingConfig:
     datasources: AbcMapping[str, DatasourceSpec] = field(default_factory=dict)
     evaluation: EvaluationSection = EvaluationSection()
     acknowledgements: AcknowledgementsSection = AcknowledgementsSection()
+    remote_write: tuple[RemoteWriteTarget, ...] = ()  # ${ENV} expanded, unlike the rest
     # The two sections of ours as written (None when absent).
     datasources_section: Any = None
     evaluation_section: Any = None
@@ -436,6 +445,7 @@ class _Parser:
                     top.at("receivers"),
                 )
         templates = tuple(str(t) for t, _ in self.sequence(top, "templates", "templates"))
+        remote_write = self.remote_write(top)
         return AlertingConfig(
             source=self.file,
             route=route or Route(receiver=""),
@@ -447,12 +457,27 @@ class _Parser:
             datasources=MappingProxyType(datasources),
             evaluation=evaluation,
             acknowledgements=acks,
+            remote_write=remote_write,
             datasources_section=top.get("datasources"),
             evaluation_section=top.get("evaluation"),
             evaluation_problems=tuple(evaluation_problems),
             datasource_problems=tuple(datasource_problems),
             routing_problems=tuple(self.errors),
         )
+
+    def remote_write(self, top: Mapping) -> tuple[RemoteWriteTarget, ...]:
+        if top.get("remote_write") is None:
+            return ()
+        # Imported here: settings imports this module, and the remotewrite package imports the
+        # metrics, which import settings.
+        from alerting.config.settings import environment
+        from alerting.remotewrite.config import parse_remote_write
+
+        try:
+            return parse_remote_write(top["remote_write"], top.at("remote_write"), env=environment())
+        except ConfigError as exc:
+            self.errors.append(exc)
+            return ()
 
     def global_section(self, top: Mapping) -> dict[str, Any]:
         if top.get("global") is None:
@@ -714,7 +739,13 @@ def _empty_mapping(pos: Position) -> Mapping:
 
 # Datasource "type" in alerting.yml -> source kind name in alerting.sources.
 DATASOURCE_TYPES = {"prometheus": "promql", "sql": "sql", "probe": "probe", "celery": "celery"}
-_EVALUATION_FIELDS = ("interval", "outage_tolerance", "query_concurrency", "external_url")
+_EVALUATION_FIELDS = (
+    "interval",
+    "outage_tolerance",
+    "query_concurrency",
+    "external_url",
+    "write_alert_series",
+)
 
 
 def _evaluation_section(top: Mapping) -> tuple[EvaluationSection, list[ConfigError]]:
@@ -731,6 +762,12 @@ def _evaluation_section(top: Mapping) -> tuple[EvaluationSection, list[ConfigErr
                     durations[key] = parse_duration(str(section[key]))
                 except DurationError as exc:
                     raise ConfigError(f"evaluation.{key}: {exc}", section.at(key)) from None
+        alert_series = section.get("write_alert_series")
+        if alert_series is not None and not isinstance(alert_series, bool):
+            raise ConfigError(
+                f"evaluation.write_alert_series must be true or false, got {alert_series!r}",
+                section.at("write_alert_series"),
+            )
     except ConfigError as exc:
         return EvaluationSection(), [exc]
     return EvaluationSection(
@@ -739,6 +776,7 @@ def _evaluation_section(top: Mapping) -> tuple[EvaluationSection, list[ConfigErr
         query_concurrency=section.get("query_concurrency"),
         query_concurrency_pos=section.at("query_concurrency") if "query_concurrency" in section else None,
         external_url=str(section["external_url"]) if "external_url" in section else None,
+        write_alert_series=alert_series,
     ), []
 
 

@@ -92,6 +92,15 @@ def _int_env(env: Mapping[str, str], name: str, default: int) -> int:
     return value
 
 
+def _bool_env(env: Mapping[str, str], name: str) -> bool:
+    text = env.get(name, "").strip().lower()
+    if text in ("", "0", "false", "no"):
+        return False
+    if text in ("1", "true", "yes"):
+        return True
+    raise ConfigError(f"{name}: expected true or false, got {text!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     """Process-wide settings, read once from the environment."""
@@ -105,6 +114,8 @@ class Settings:
     query_concurrency: int = 8
     # Deliveries each worker process keeps in flight: sends wait on receivers, not on the CPU.
     notify_concurrency: int = 32
+    # ALERTS and ALERTS_FOR_STATE sent to the remote_write targets, as Prometheus keeps them
+    write_alert_series: bool = False
     broker_url: str = "redis://localhost:6379/0"
     queue: str = "alerting"
     external_url: str = ""
@@ -170,6 +181,7 @@ class Settings:
             outage_tolerance=_duration_env(env, "ALERTING_OUTAGE_TOLERANCE", "1h"),
             query_concurrency=_int_env(env, "ALERTING_QUERY_CONCURRENCY", 8),
             notify_concurrency=_int_env(env, "ALERTING_NOTIFY_CONCURRENCY", 32),
+            write_alert_series=_bool_env(env, "ALERTING_WRITE_ALERT_SERIES"),
             broker_url=broker_url,
             queue=env.get("ALERTING_CELERY_QUEUE", cls.queue),
             external_url=env.get("ALERTING_EXTERNAL_URL", ""),
@@ -215,6 +227,8 @@ class Settings:
             changes["query_concurrency"] = value
         if section.external_url is not None and "ALERTING_EXTERNAL_URL" not in env:
             changes["external_url"] = section.external_url
+        if section.write_alert_series is not None and "ALERTING_WRITE_ALERT_SERIES" not in env:
+            changes["write_alert_series"] = section.write_alert_series
         return replace(self, **changes) if changes else self
 
 

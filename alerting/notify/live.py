@@ -62,6 +62,7 @@ class RoutingConfig:
     source: str = ""
     warnings: tuple[str, ...] = ()
     acknowledgements: Any = None  # alerting.config.acknowledgements.AcknowledgementsSection
+    remote_write: tuple[Any, ...] = ()  # alerting.remotewrite.RemoteWriteTarget, one per entry
     routes_by_id: Mapping[str, Route] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:

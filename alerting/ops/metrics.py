@@ -252,6 +252,40 @@ class _Metrics:
             ("what",),
             registry=None,
         )
+        w = ("remote",)
+        self.remote_samples = Counter(
+            "alerting_remote_write_samples_total",
+            "Samples for a remote_write target, by outcome: sent (the target accepted them) or dropped.",
+            (*w, "outcome"),
+            registry=None,
+        )
+        self.remote_dropped = Counter(
+            "alerting_remote_write_samples_dropped_total",
+            "Samples never delivered to a remote_write target, by reason (queue_full, rejected: the "
+            "target answered 4xx, too_old: past sample_age_limit, closed: queued at shutdown).",
+            (*w, "reason"),
+            registry=None,
+        )
+        self.remote_retries = Counter(
+            "alerting_remote_write_retries_total",
+            "Requests to a remote_write target sent again after a failure (5xx, 429, no answer).",
+            w,
+            registry=None,
+        )
+        self.remote_pending = Gauge(
+            "alerting_remote_write_pending_samples",
+            "Samples held for a remote_write target (queued or being sent), summed over live processes.",
+            w,
+            multiprocess_mode="livesum",
+            registry=None,
+        )
+        self.remote_last_success = Gauge(
+            "alerting_remote_write_last_success_timestamp_seconds",
+            "Time of the last request a remote_write target accepted.",
+            w,
+            multiprocess_mode="max",
+            registry=None,
+        )
         self.processes = Gauge(
             "alerting_worker_processes",
             "Live worker processes that have written metrics.",
@@ -314,7 +348,9 @@ def observe_group(outcome: GroupOutcome) -> None:
     m.duration.labels(*labels).observe(outcome.duration)
     if outcome.missed_slots:
         m.missed.labels(*labels).inc(outcome.missed_slots)
-    failed = sum(1 for e in outcome.rules if e.health.error)
+    failed = sum(1 for e in outcome.rules if e.health.error) + sum(
+        1 for r in outcome.recorded if r.health.error
+    )
     if failed:
         m.rule_failures.labels(*labels).inc(failed)
     m.last_evaluation.labels(*labels).set(outcome.slot)
@@ -437,6 +473,33 @@ def observe_history_write(kind: str, ok: bool, rows: int = 1) -> None:
         m.history_writes.labels(kind).inc(rows)
     else:
         m.history_failures.labels(kind).inc()
+
+
+@_never_raises
+def observe_remote_write_sent(remote: str, count: int, at: float | None = None) -> None:
+    """``count`` samples a remote_write target accepted (2xx) at ``at`` (now by default)."""
+    m = _m()
+    m.remote_samples.labels(remote, "sent").inc(count)
+    m.remote_last_success.labels(remote).set(time.time() if at is None else at)
+
+
+@_never_raises
+def observe_remote_write_dropped(remote: str, reason: str, count: int) -> None:
+    """``count`` samples that will never reach a remote_write target, and why."""
+    if count:
+        m = _m()
+        m.remote_samples.labels(remote, "dropped").inc(count)
+        m.remote_dropped.labels(remote, _reason(reason)).inc(count)
+
+
+@_never_raises
+def observe_remote_write_retry(remote: str) -> None:
+    _m().remote_retries.labels(remote).inc()
+
+
+@_never_raises
+def observe_remote_write_pending(remote: str, count: int) -> None:
+    _m().remote_pending.labels(remote).set(count)
 
 
 def reason_for(exc: BaseException) -> str:

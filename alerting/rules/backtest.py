@@ -11,15 +11,15 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from alerting.core import RuleHealth, Sample
 from alerting.errors import AlertingError
 from alerting.rules.evaluation import Alert, Transition
-from alerting.rules.model import Group, Rule
+from alerting.rules.model import AnyRule, Group, Labels
 from alerting.rules.state import NOT_GIVEN, NotGiven, SlotSuperseded
-from alerting.rules.tick import Evaluated, Evaluator, SourceFor
+from alerting.rules.tick import Evaluated, Evaluator, GroupOutcome, RecordEvaluated, SourceFor
 from alerting.sources import Source
 
 
@@ -31,6 +31,8 @@ class Frame:
     alerts: list[tuple[Group, Alert]]
     transitions: list[tuple[Group, Transition]]
     errors: list[tuple[Group, str, str]]  # (group, rule name, error)
+    # What each recording rule evaluated at this instant recorded (its series, or its error)
+    recorded: list[tuple[Group, RecordEvaluated]] = field(default_factory=list)
 
 
 def times(start: float, end: float, step: float) -> list[float]:
@@ -45,6 +47,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._alerts: dict[str, dict[str, dict[str, Alert]]] = {}
         self._health: dict[str, tuple[dict[str, RuleHealth], dict[str, Any]]] = {}
+        self._recorded: dict[str, dict[str, list[Labels]]] = {}
 
     def load_group(self, group_id: str) -> dict[str, dict[str, Alert]]:
         return {key: dict(alerts) for key, alerts in self._alerts.get(group_id, {}).items()}
@@ -62,6 +65,7 @@ class MemoryStore:
         keep_rules: Iterable[str] | None = None,
         *,
         after_slot: float | None | NotGiven = NOT_GIVEN,
+        recorded: Mapping[str, Sequence[Labels]] | None = None,
     ) -> None:
         if (
             after_slot is not NOT_GIVEN
@@ -76,10 +80,16 @@ class MemoryStore:
             rules = {k: v for k, v in rules.items() if k in keep}
         self._alerts[group_id] = stored
         self._health[group_id] = (rules, dict(group_health))
+        if recorded is not None:
+            self._recorded[group_id] = {k: list(v) for k, v in recorded.items()}
+
+    def load_recorded(self, group_id: str) -> dict[str, list[Labels]]:
+        return {k: list(v) for k, v in self._recorded.get(group_id, {}).items()}
 
     def delete_group(self, group_id: str) -> None:
         self._alerts.pop(group_id, None)
         self._health.pop(group_id, None)
+        self._recorded.pop(group_id, None)
 
     def claim(self, group_id: str, slot: float, owner: str, lease: float) -> bool:
         return True
@@ -122,7 +132,8 @@ def _failed(exc: AlertingError) -> Answer:
 def _prefetch(group: Group, source_for: SourceFor, grid: list[float]) -> dict[str, _Replay]:
     """Per rule key, its answers over ``grid``; PromQL rules are fetched with range queries."""
     replays: dict[str, _Replay] = {}
-    for rule in group.rules:
+    rules: list[AnyRule] = [*group.rules, *group.recording]
+    for rule in rules:
         try:
             source = source_for(rule)
         except AlertingError as exc:
@@ -132,7 +143,7 @@ def _prefetch(group: Group, source_for: SourceFor, grid: list[float]) -> dict[st
     return replays
 
 
-def _answers(source: Source, rule: Rule, offset: float, grid: list[float]) -> Answer:
+def _answers(source: Source, rule: AnyRule, offset: float, grid: list[float]) -> Answer:
     range_query = getattr(source, "query_range", None)
     if range_query is None or not grid or not isinstance(rule.query, str):
         return lambda at: source.query(rule.query, at)
@@ -152,8 +163,11 @@ def replay_group(
     step: float | None = None,
     prometheus: Source | None = None,
     external_url: str = "",
-) -> Iterator[tuple[float, list[Evaluated]]]:
-    """Each instant of the replay and the group's rules as a tick at that instant left them."""
+) -> Iterator[tuple[float, GroupOutcome]]:
+    """Each instant of the replay and the group's tick at that instant.
+
+    Recording rules are evaluated and reported, not written: a rule reading what one records sees
+    what the datasource holds for that past instant."""
     grid = times(start, end, step or group.interval)
     replays = _prefetch(group, source_for, grid)
     # Memory holds the state; the replay's instants are the slots, however far apart (so no
@@ -169,7 +183,7 @@ def replay_group(
     )
     with evaluator:
         for t in grid:
-            yield t, evaluator.tick(group, t, claim=False).rules
+            yield t, evaluator.tick(group, t, claim=False)
 
 
 def backtest(
@@ -183,11 +197,11 @@ def backtest(
     progress: Callable[[int], None] | None = None,
 ) -> list[Frame]:
     """Every evaluation instant of every group, with all groups' alerts as of that instant."""
-    timelines: list[dict[float, list[Evaluated]]] = []
+    timelines: list[dict[float, GroupOutcome]] = []
     for group in groups:
         timeline = {}
-        for t, evaluated in replay_group(group, source_for, start, end, step, prometheus, external_url):
-            timeline[t] = evaluated
+        for t, outcome in replay_group(group, source_for, start, end, step, prometheus, external_url):
+            timeline[t] = outcome
             if progress:
                 progress(1)
         timelines.append(timeline)
@@ -196,14 +210,19 @@ def backtest(
     for t in sorted({t for timeline in timelines for t in timeline}):
         transitions: list[tuple[Group, Transition]] = []
         errors: list[tuple[Group, str, str]] = []
+        recorded: list[tuple[Group, RecordEvaluated]] = []
         for index, (group, timeline) in enumerate(zip(groups, timelines, strict=True)):
             if t not in timeline:
                 continue
-            latest[index] = timeline[t]
-            for item in timeline[t]:
+            latest[index] = timeline[t].rules
+            for item in timeline[t].rules:
                 transitions.extend((group, e) for e in item.events)
                 if item.health.error:
                     errors.append((group, item.rule.name, item.health.error))
+            for record in timeline[t].recorded:
+                recorded.append((group, record))
+                if record.health.error:
+                    errors.append((group, record.rule.record, record.health.error))
         alerts = [
             (group, alert)
             for group, evaluated in zip(groups, latest, strict=True)
@@ -211,5 +230,5 @@ def backtest(
             for alert in item.alerts.values()
             if not alert.resolved
         ]
-        frames.append(Frame(t, alerts, transitions, errors))
+        frames.append(Frame(t, alerts, transitions, errors, recorded))
     return frames

@@ -1,14 +1,14 @@
 """Load Prometheus-format rule files (plus our SQL/probe/Celery extensions) with precise errors.
 
 A file with any error is rejected whole and every problem in it is reported; other files still
-load. Recording rules are skipped with one warning per file: they belong to Prometheus.
+load. Recording rules are kept beside the alerting rules of their group, in file order.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +24,8 @@ from alerting.config.yamlfile import (
 )
 from alerting.durations import parse_duration
 from alerting.errors import DurationError, Position, RuleFileError, TemplateError
-from alerting.rules.model import CONDITION_OPS, Condition, Group, Labels, Rule, rule_key
+from alerting.rules import recording
+from alerting.rules.model import CONDITION_OPS, Condition, Group, Labels, RecordingRule, Rule, rule_key
 from alerting.sources import kind_for_field, kinds
 
 _LABEL_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
@@ -66,7 +67,12 @@ class RuleSet:
 
     @property
     def rule_count(self) -> int:
+        """Alerting rules (recording rules are :attr:`recording_count`)."""
         return sum(len(g.rules) for g in self.groups)
+
+    @property
+    def recording_count(self) -> int:
+        return sum(len(g.recording) for g in self.groups)
 
 
 def rule_files(paths: Iterable[str | Path]) -> tuple[list[Path], list[RuleFileError]]:
@@ -120,12 +126,7 @@ def parse_rule_document(
     """:func:`load_file_groups` for a document already read from ``file``."""
     parser = _FileParser(file, default_interval)
     parser.parse(doc)
-    warnings = []
-    if parser.recording:
-        warnings.append(
-            f"{file}: skipped {parser.recording} recording rule(s); recording rules belong in Prometheus"
-        )
-    return parser.groups, parser.problems, warnings
+    return parser.groups, parser.problems, []
 
 
 class _FileParser:
@@ -134,7 +135,6 @@ class _FileParser:
         self.default_interval = default_interval
         self.groups: list[Group] = []
         self.problems: list[RuleFileError] = []
-        self.recording = 0
 
     def parse(self, doc: Any) -> None:
         if doc is None:
@@ -195,7 +195,7 @@ class _FileParser:
         if not isinstance(datasource, str):
             raise RuleFileError("datasource must be a datasource name", raw.at("datasource"))
         rules_raw = expect_sequence(_sequence(raw, "rules"), raw.at("rules"), "rules", RuleFileError)
-        rules: list[Rule] = []
+        ordered: list[Rule | RecordingRule] = []
         taken: set[str] = set()
         for item, pos in zip(rules_raw, rules_raw.item_pos, strict=True):
             try:
@@ -208,20 +208,21 @@ class _FileParser:
             except RuleFileError as exc:
                 self.problems.append(exc)
                 continue
-            if rule is not None:
-                rules.append(_with_key(rule, taken))
+            ordered.append(replace(rule, key=rule_key(rule.name, rule.labels, taken)))
+        staged = [replace(r, stage=s) for r, s in zip(ordered, _stages(ordered), strict=True)]
         return Group(
             name=name,
             file=self.file,
             interval=interval,
-            rules=tuple(rules),
+            rules=tuple(r for r in staged if isinstance(r, Rule)),
             query_offset=query_offset,
             limit=limit,
             labels=group_labels,
             pos=raw.pos,
+            recording=tuple(r for r in staged if isinstance(r, RecordingRule)),
         )
 
-    def _rule(self, raw: Mapping, group_labels: Labels, group_ds: str, group: str) -> Rule | None:
+    def _rule(self, raw: Mapping, group_labels: Labels, group_ds: str, group: str) -> Rule | RecordingRule:
         check_fields(raw, _PROM_RULE_FIELDS + _EXT_RULE_FIELDS, "a rule", RuleFileError)
         for key in ("alert", "record"):
             if key in raw and raw.text(key) is None:
@@ -233,9 +234,7 @@ class _FileParser:
         if name and record:
             raise RuleFileError("only one of 'record' and 'alert' must be set", raw.pos)
         if record:
-            self._recording_rule(raw, record)
-            self.recording += 1
-            return None
+            return self._recording_rule(raw, record, group_labels, group_ds)
         if not name:
             raise RuleFileError("one of 'record' or 'alert' must be set", raw.pos)
         query_fields = [f for f in raw if kind_for_field(f) is not None]
@@ -288,31 +287,44 @@ class _FileParser:
             pos=raw.pos,
         )
 
-    def _recording_rule(self, raw: Mapping, name: str) -> None:
-        """Check a recording rule as Prometheus does, so a file loads here exactly when it loads
-        there; the rule itself is not kept."""
+    def _recording_rule(self, raw: Mapping, name: str, group_labels: Labels, group_ds: str) -> RecordingRule:
+        """A recording rule, checked as Prometheus checks it (so a file loads here exactly when it
+        loads there). It queries its own ``datasource`` (our extension), the group's, or Prometheus."""
         if not _METRIC_NAME.match(name):
             raise RuleFileError(f"invalid recording rule name: {name!r}", raw.at("record"))
         for key in _EXT_RULE_FIELDS:
-            if key in raw:
+            if key in raw and key != "datasource":
                 raise RuleFileError(f"invalid field '{key}' in recording rule", raw.key_pos[key])
         if raw.get("annotations"):
             raise RuleFileError("invalid field 'annotations' in recording rule", raw.key_pos["annotations"])
         for key in ("for", "keep_firing_for"):
             if _duration(raw, key, 0.0):
                 raise RuleFileError(f"invalid field '{key}' in recording rule", raw.key_pos[key])
-        _labels(raw, "labels", "label")
+        labels = dict(group_labels)
+        labels.update(_labels(raw, "labels", "label"))
         if "expr" not in raw:
             raise RuleFileError("field 'expr' must be set in rule", raw.pos)
         kind = kind_for_field("expr")
         assert kind is not None
-        kind.check(_query_text(raw, "expr"), raw.at("expr"))
+        expr = kind.check(_query_text(raw, "expr"), raw.at("expr"))
+        datasource = raw.get("datasource", group_ds)
+        if not isinstance(datasource, str):
+            raise RuleFileError("datasource must be a datasource name", raw.at("datasource"))
+        return RecordingRule(
+            record=name,
+            expr=expr,
+            datasource=datasource or kind.default_datasource,
+            labels=tuple(sorted(labels.items())),
+            pos=raw.pos,
+        )
 
 
-def _with_key(rule: Rule, taken: set[str]) -> Rule:
-    from dataclasses import replace
-
-    return replace(rule, key=rule_key(rule.name, rule.labels, taken))
+def _stages(rules: list[Rule | RecordingRule]) -> list[int]:
+    exprs = [r.query if isinstance(r, RecordingRule) or r.kind == "promql" else None for r in rules]
+    records = [r.record if isinstance(r, RecordingRule) else None for r in rules]
+    if not any(records):
+        return [0] * len(rules)
+    return recording.stages(exprs, records)
 
 
 def _sequence(parent: Mapping, key: str) -> Any:

@@ -56,12 +56,49 @@ class Rule:
     pos: Position = field(default=Position("<memory>"), compare=False)
     key: str = ""
 
+    # Evaluation order within the group: a rule reading a series that an earlier recording rule of
+    # the group records is evaluated in a later stage, once that series is written (0: first).
+    stage: int = field(default=0, compare=False)
+
     @property
     def query_text(self) -> str:
         """The query as a human reads it (PromQL or SQL text, or a short spec)."""
         if isinstance(self.query, str):
             return self.query
         return " ".join(f"{k}={v}" for k, v in sorted(dict(self.query).items()))
+
+
+@dataclass(frozen=True)
+class RecordingRule:
+    """One recording rule: its PromQL result is written back, each series named ``record``.
+
+    ``labels`` are the group's and the rule's (the rule's win); ``stage`` orders it as for
+    :class:`Rule`.
+    """
+
+    record: str
+    expr: str
+    datasource: str
+    labels: Labels = ()
+    pos: Position = field(default=Position("<memory>"), compare=False)
+    key: str = ""
+    stage: int = field(default=0, compare=False)
+
+    @property
+    def name(self) -> str:
+        return self.record
+
+    @property
+    def kind(self) -> str:
+        return "promql"
+
+    @property
+    def query(self) -> str:
+        return self.expr
+
+    @property
+    def query_text(self) -> str:
+        return self.expr
 
 
 @dataclass(frozen=True)
@@ -76,6 +113,12 @@ class Group:
     limit: int = 0
     labels: Labels = ()
     pos: Position = field(default=Position("<memory>"), compare=False)
+    recording: tuple[RecordingRule, ...] = ()
+
+    @property
+    def stages(self) -> int:
+        """How many stages a tick of the group runs in (1 unless rules read what others record)."""
+        return 1 + max([r.stage for r in self.rules] + [r.stage for r in self.recording], default=0)
 
     @property
     def id(self) -> str:
@@ -118,3 +161,6 @@ def rule_key(name: str, labels: Labels, taken: set[str]) -> str:
         key = f"{base}#{n}"
     taken.add(key)
     return key
+
+
+AnyRule = Rule | RecordingRule

@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import json
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -35,6 +35,7 @@ from alerting import durable
 from alerting.core import RuleHealth
 from alerting.errors import AlertingError
 from alerting.rules.evaluation import Alert, State
+from alerting.rules.model import Labels
 
 DATASOURCES_GROUP = "__datasources__"
 
@@ -128,8 +129,10 @@ class StateStore:
         keep_rules: Iterable[str] | None = None,
         *,
         after_slot: float | None | NotGiven = NOT_GIVEN,
+        recorded: Mapping[str, Sequence[Labels]] | None = None,
     ) -> None:
-        """Save rules' alerts and health in one transaction. Rules not in ``keep_rules`` (when
+        """Save rules' alerts and health in one transaction (and, when given, the series each
+        recording rule has out, replacing what was stored). Rules not in ``keep_rules`` (when
         given) are removed: they were deleted from the rule files. With ``after_slot`` (the group's
         last slot when the caller read its state; None for none), nothing is saved and
         SlotSuperseded raised if the stored last slot is another by now.
@@ -154,6 +157,11 @@ class StateStore:
         for rule_key, h in health.items():
             pipe.hset(hkey, rule_key, json.dumps(h.__dict__))
         pipe.hset(hkey, "__group__", json.dumps(dict(group_health)))
+        if recorded is not None:
+            rkey = self.key("recorded", group_id)
+            pipe.delete(rkey)
+            if recorded:
+                pipe.hset(rkey, mapping={k: orjson.dumps(v) for k, v in recorded.items()})
         if keep_rules is not None:
             keep = set(keep_rules)
             stale = [k for k in (_s(f) for f in self.redis.hkeys(akey)) if k not in keep]
@@ -171,7 +179,17 @@ class StateStore:
 
     def delete_group(self, group_id: str) -> None:
         """Forget a group entirely (its rule file is gone)."""
-        self.redis.delete(self.key("alerts", group_id), self.key("health", group_id))
+        self.redis.delete(
+            self.key("alerts", group_id), self.key("health", group_id), self.key("recorded", group_id)
+        )
+
+    def load_recorded(self, group_id: str) -> dict[str, list[Labels]]:
+        """Per recording rule key, the label sets of the series it recorded last (for staleness)."""
+        raw = self.redis.hgetall(self.key("recorded", group_id))
+        return {
+            _s(key): [tuple((str(k), str(v)) for k, v in labels) for labels in orjson.loads(blob)]
+            for key, blob in raw.items()
+        }
 
     def groups(self) -> list[str]:
         prefix = self.key("alerts", "")

@@ -22,6 +22,8 @@ from alerting import templating
 from alerting.core import RuleHealth, Sample, group_name
 from alerting.errors import AlertingError, DatasourceError, QueryError
 from alerting.ops.logs import get_logger
+from alerting.remotewrite import STALE_NAN, Series
+from alerting.rules import recording
 from alerting.rules.evaluation import (
     Alert,
     Expand,
@@ -32,7 +34,7 @@ from alerting.rules.evaluation import (
     restart_pending,
     step,
 )
-from alerting.rules.model import Group, Rule
+from alerting.rules.model import AnyRule, Group, Labels, RecordingRule, Rule
 from alerting.rules.state import DATASOURCES_GROUP, NOT_GIVEN, NotGiven, SlotSuperseded
 from alerting.sources import Source
 
@@ -56,7 +58,8 @@ DATASOURCE_DOWN = Rule(
 )
 
 _T = TypeVar("_T")
-SourceFor = Callable[[Rule], Source]
+SourceFor = Callable[[AnyRule], Source]
+Result = Sequence[Sample] | Failure
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,19 @@ class Evaluated:
     alerts: dict[str, Alert]
     events: list[Transition]
     health: RuleHealth
+
+
+@dataclass(frozen=True)
+class RecordEvaluated:
+    """One recording rule's outcome in a tick: the series it recorded (labels with ``__name__``,
+    value) and those it marked stale, or its error. ``written`` is False when a write this tick's
+    later rules waited for was not accepted."""
+
+    rule: RecordingRule
+    series: tuple[tuple[Labels, float], ...]
+    stale: tuple[Labels, ...]
+    health: RuleHealth
+    written: bool = True
 
 
 @dataclass
@@ -81,6 +97,7 @@ class GroupOutcome:
     # The shared AlertingDatasourceDown alerts this tick stepped (kept apart from the group's rules:
     # they belong to every group that uses the datasource).
     datasource_alerts: list[Evaluated] = field(default_factory=list)
+    recorded: list[RecordEvaluated] = field(default_factory=list)
 
     @property
     def handed_off(self) -> list[Evaluated]:
@@ -92,6 +109,12 @@ class Sink(Protocol):
     """Where a tick's outcome goes once its state is saved (history, console, notifications)."""
 
     def hand_off(self, outcome: GroupOutcome) -> None: ...
+
+
+class Writer(Protocol):
+    """Where recorded series (and, when asked, the ALERTS series) are written: remote write."""
+
+    def write(self, series: Sequence[Series], *, wait: float | None = None) -> bool: ...
 
 
 class Store(Protocol):
@@ -111,7 +134,10 @@ class Store(Protocol):
         keep_rules: Iterable[str] | None = None,
         *,
         after_slot: float | None | NotGiven = NOT_GIVEN,
+        recorded: Mapping[str, Sequence[Labels]] | None = None,
     ) -> None: ...
+
+    def load_recorded(self, group_id: str) -> dict[str, list[Labels]]: ...
 
     def delete_group(self, group_id: str) -> None: ...
 
@@ -128,8 +154,10 @@ class Evaluator:
     """Evaluates groups, one slot at a time, across any number of workers sharing the store.
 
     Built once per process from its dependencies; ``owner`` names this process in slot claims,
-    ``prometheus`` answers templates' ``query`` function. Query threads are its own, created on
-    first use and never carried across a fork.
+    ``prometheus`` answers templates' ``query`` function, ``writer`` takes what recording rules
+    record (and the ALERTS series, with ``alert_series``); ``write_wait`` bounds how long rules
+    reading a series recorded earlier in their group wait for it to be written. Query threads are
+    its own, created on first use and never carried across a fork.
     """
 
     def __init__(
@@ -143,8 +171,14 @@ class Evaluator:
         outage_tolerance: float = 3600.0,
         external_url: str = "",
         prometheus: Source | None = None,
+        writer: Writer | None = None,
+        alert_series: bool = False,
+        write_wait: float = 30.0,
     ) -> None:
         self.store = store
+        self.writer = writer
+        self.alert_series = alert_series and writer is not None
+        self.write_wait = write_wait
         self.source_for = source_for
         self.sink = sink
         self.owner = owner
@@ -179,30 +213,48 @@ class Evaluator:
                 outcome.missed_slots = max(0, round((slot - last_slot) / group.interval) - 1)
                 if slot - last_slot > self.outage_tolerance:
                     previous = {k: restart_pending(v, slot) for k, v in previous.items()}
-            results: list[Sequence[Sample] | Failure] = []
-            answers = self._queries(group, slot - group.query_offset)
+            at = slot - group.query_offset
+            results: list[Result] = []
+            later: list[Series] = []  # written once the state is saved (no rule waits for them)
+            recorded: dict[str, list[Labels]] | None = None
+            answers: Iterable[Result]
+            if group.recording or self.alert_series:
+                before = store.load_recorded(group.id)
+                answers, outcome.recorded, later = self._staged(group, at, before)
+                recorded = _still_recorded(group, before, outcome.recorded)
+                later.extend(_stale(_gone_rules(group, before), at))
+            else:
+                answers = self._queries(group.rules, at)
             outcome.rules = step_group(group, previous, _kept(answers, results), slot, self.expander(slot))
+            if self.alert_series:
+                later.extend(alert_series(outcome.rules, previous, at))
             outcome.rules.extend(_retired(group, previous, slot))
             down, up = datasources_down(group, results)
             outcome.datasources_down = sorted(down)
             outcome.duration = time.monotonic() - started
             missed = int(group_health.get("missed", 0)) + outcome.missed_slots
-            live = {r.key for r in group.rules}
+            live = {r.key for r in group.rules} | {r.key for r in group.recording}
             store.save_group(
                 group.id,
                 {e.rule.key: e.alerts for e in outcome.rules if e.rule.key in live},
                 {
-                    e.rule.key: replace(e.health, duration=outcome.duration)
-                    for e in outcome.rules
-                    if e.rule.key in live
+                    key: replace(health, duration=outcome.duration)
+                    for key, health in [
+                        *((e.rule.key, e.health) for e in outcome.rules),
+                        *((e.rule.key, e.health) for e in outcome.recorded),
+                    ]
+                    if key in live
                 },
                 {"last_slot": slot, "duration": outcome.duration, "missed": missed},
-                keep_rules=[r.key for r in group.rules],
+                keep_rules=live,
                 # Two ticks of one group may overlap (a slow tick, a backlog after a broker
                 # failover); the one whose start state is no longer current saves nothing, so a
                 # transition is never made twice.
                 after_slot=last_slot,
+                recorded=recorded,
             )
+            if later and self.writer is not None:
+                self.writer.write(later)
             expand = make_expand(slot, self.external_url, self.prometheus, DATASOURCE_DOWN.name)
             outcome.datasource_alerts = update_datasource_alerts(store, down, up, slot, expand)
             if claim:
@@ -228,8 +280,16 @@ class Evaluator:
         group = Group(name=name, file="", interval=1.0, rules=())
         with self.store.lock(f"retire:{group_id}", timeout=30):
             previous = self.store.load_group(group_id)
+            gone = self.store.load_recorded(group_id)
             outcome = GroupOutcome(group, now, rules=_retired(group, previous, now))
             self.store.delete_group(group_id)
+        if self.writer is not None:
+            # What the group recorded (and its ALERTS series) end here, as when Prometheus drops it.
+            ended = _stale(gone, now)
+            if self.alert_series:
+                ended.extend(alert_series(outcome.rules, previous, now))
+            if ended:
+                self.writer.write(ended)
         if outcome.rules:
             log.info(
                 "group.retired",
@@ -245,15 +305,15 @@ class Evaluator:
         return lambda rule: make_expand(slot, self.external_url, self.prometheus, rule.name)
 
     # --- queries --------------------------------------------------------------------------------
-    def _queries(self, group: Group, at: float) -> Iterator[Sequence[Sample] | Failure]:
-        """Every rule of the group queried at ``at`` (bounded concurrency); failures become Failure.
+    def _queries(self, rules: Sequence[AnyRule], at: float) -> Iterator[Result]:
+        """Every rule queried at ``at`` (bounded concurrency); failures become Failure.
 
         Results come in rule order, each as soon as it is in, so the first rules are stepped while
         the queries of the later ones are still out.
         """
         source_for = self.source_for
 
-        def one(rule: Rule) -> Sequence[Sample] | Failure:
+        def one(rule: AnyRule) -> Result:
             try:
                 return source_for(rule).query(rule.query, at)
             except DatasourceError as exc:
@@ -266,9 +326,46 @@ class Evaluator:
                 log.exception("query.crashed", msg=f"query crashed: {exc!r}", rule=rule.name)
                 return Failure(f"internal error: {type(exc).__name__}: {exc}")
 
-        if self.concurrency <= 1 or len(group.rules) <= 1:
-            return (one(r) for r in group.rules)
-        return self._query_pool().map(one, group.rules)
+        if self.concurrency <= 1 or len(rules) <= 1:
+            return (one(r) for r in rules)
+        return self._query_pool().map(one, rules)
+
+    def _staged(
+        self, group: Group, at: float, before: Mapping[str, Sequence[Labels]]
+    ) -> tuple[list[Result], list[RecordEvaluated], list[Series]]:
+        """A group with recording rules, stage by stage: the alerting rules' answers in rule
+        order, each recording rule's outcome, and the series left to write.
+
+        What a stage records is written, and accepted, before the next stage queries: the next
+        stage holds the rules that read it. A rule whose input could not be written fails this tick
+        (it freezes) rather than see the series missing.
+        """
+        answers: list[Result] = [Failure("not evaluated")] * len(group.rules)
+        outcomes: list[RecordEvaluated] = []
+        unwritten: set[str] = set()
+        pending: list[Series] = []
+        ms, slot = round(at * 1000), at + group.query_offset
+        for stage in range(group.stages):
+            records = [r for r in group.recording if r.stage == stage]
+            alerting = [(i, r) for i, r in enumerate(group.rules) if r.stage == stage]
+            rules: list[AnyRule] = [*records, *(r for _, r in alerting)]
+            got = [_blocked(r, a, unwritten) for r, a in zip(rules, self._queries(rules, at), strict=True)]
+            written: list[Series] = []
+            done: list[RecordEvaluated] = []
+            for rule, result in zip(records, got[: len(records)], strict=True):
+                outcome = _recorded(rule, result, before.get(rule.key, ()), slot, group.limit)
+                done.append(outcome)
+                written.extend(Series(labels, value, ms) for labels, value in outcome.series)
+                written.extend(Series(labels, STALE_NAN, ms) for labels in outcome.stale)
+            for (index, _), result in zip(alerting, got[len(records) :], strict=True):
+                answers[index] = result
+            if stage == group.stages - 1 or self.writer is None:
+                pending.extend(written)
+            elif written and not self.writer.write(written, wait=self.write_wait):
+                unwritten.update(r.record for r in records)
+                done = [replace(o, written=False) for o in done]
+            outcomes.extend(done)
+        return answers, outcomes, pending
 
     def _query_pool(self) -> ThreadPoolExecutor:
         # Threads are reused across ticks; a forked child (Celery's prefork) starts its own, as the
@@ -333,6 +430,84 @@ def step_group(
             "err" if outcome.error else "ok", outcome.error, slot, durations[index] if durations else 0.0
         )
         out.append(Evaluated(rule, outcome.alerts, outcome.events, health))
+    return out
+
+
+def _blocked(rule: AnyRule, result: Result, unwritten: set[str]) -> Result:
+    """``result``, unless ``rule`` reads a series of this tick that could not be written."""
+    if not unwritten or isinstance(result, Failure) or not isinstance(rule.query, str):
+        return result
+    missing = sorted(name for name in unwritten if recording.reads(rule.query, name))
+    if not missing:
+        return result
+    return Failure(f"reads {', '.join(missing)}, recorded this tick but not written (remote write failed)")
+
+
+def _recorded(
+    rule: RecordingRule, result: Result, before: Sequence[Labels], slot: float, limit: int
+) -> RecordEvaluated:
+    """One recording rule's outcome at ``slot``: what it records, what goes stale, its health."""
+    if isinstance(result, Failure):
+        outcome = recording.Recorded(error=result.message)
+    else:
+        outcome = recording.record(rule, result, limit)
+    if outcome.error is not None:
+        return RecordEvaluated(rule, (), (), RuleHealth("err", outcome.error, slot, 0.0))
+    stale = tuple(recording.gone(before, outcome.series))
+    return RecordEvaluated(rule, outcome.series, stale, RuleHealth("ok", None, slot, 0.0))
+
+
+def _still_recorded(
+    group: Group, before: Mapping[str, Sequence[Labels]], outcomes: Sequence[RecordEvaluated]
+) -> dict[str, list[Labels]]:
+    """Per live recording rule, the series it has out (a failed rule keeps what it had)."""
+    live = {r.key for r in group.recording}
+    out = {key: list(labels) for key, labels in before.items() if key in live}
+    for item in outcomes:
+        if item.health.error is None:
+            out[item.rule.key] = [labels for labels, _ in item.series]
+    return out
+
+
+def _gone_rules(group: Group, before: Mapping[str, Sequence[Labels]]) -> dict[str, Sequence[Labels]]:
+    """What recording rules removed from the group had recorded."""
+    live = {r.key for r in group.recording}
+    return {key: labels for key, labels in before.items() if key not in live}
+
+
+def _stale(recorded: Mapping[str, Sequence[Labels]], at: float) -> list[Series]:
+    ms = round(at * 1000)
+    return [Series(labels, STALE_NAN, ms) for series in recorded.values() for labels in series]
+
+
+def alert_series(
+    evaluated: Sequence[Evaluated], previous: Mapping[str, Mapping[str, Alert]], at: float
+) -> list[Series]:
+    """Prometheus's ``ALERTS`` (1 per pending or firing alert, with ``alertstate``) and
+    ``ALERTS_FOR_STATE`` (the alert's start, for rules with a ``for``) as of this tick, plus stale
+    markers for those the rules had out last tick and no longer have. A rule whose query failed
+    writes nothing, as in Prometheus."""
+    ms = round(at * 1000)
+    out: list[Series] = []
+    for item in evaluated:
+        if item.health.error is not None:
+            continue
+        now = _alert_samples(item.rule, item.alerts.values())
+        out.extend(Series(labels, value, ms) for labels, value in now.items())
+        was = _alert_samples(item.rule, previous.get(item.rule.key, {}).values())
+        out.extend(Series(labels, STALE_NAN, ms) for labels in was if labels not in now)
+    return out
+
+
+def _alert_samples(rule: Rule, alerts: Iterable[Alert]) -> dict[Labels, float]:
+    out: dict[Labels, float] = {}
+    for alert in alerts:
+        if alert.state is State.INACTIVE:
+            continue
+        base = [(k, v) for k, v in alert.labels if k not in ("__name__", "alertstate")]
+        out[tuple(sorted([*base, ("__name__", "ALERTS"), ("alertstate", str(alert.state))]))] = 1.0
+        if rule.for_ > 0:
+            out[tuple(sorted([*base, ("__name__", "ALERTS_FOR_STATE")]))] = float(int(alert.active_at))
     return out
 
 

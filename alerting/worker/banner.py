@@ -64,16 +64,26 @@ def summary(runtime: Runtime, http_url: str | None) -> tuple[str, dict[str, Any]
     for group in groups:
         by_file[group.file].append(group.name)
     rules = sum(len(g.rules) for g in groups)
-    datasources = datasource_states(runtime, {r.datasource for g in groups for r in g.rules})
+    used = {r.datasource for g in groups for r in g.rules} | {
+        r.datasource for g in groups for r in g.recording
+    }
+    datasources = datasource_states(runtime, used)
     receivers = receiver_states(runtime)
     settings = runtime.settings
-    lines = [f"ready: {rules} rules in {len(groups)} groups from {len(by_file)} files"]
+    recording = sum(len(g.recording) for g in groups)
+    also = f" and {recording} recording rules" if recording else ""
+    lines = [f"ready: {rules} rules{also} in {len(groups)} groups from {len(by_file)} files"]
     for path, names in sorted(by_file.items()):
         lines.append(f"  rules        {path}: {', '.join(names)}")
     for problem in runtime.rules.problems:
         lines.append(f"  rules        PROBLEM {problem}")
     for name, state in datasources.items():
         lines.append(f"  datasource   {name}: {state}")
+    targets = [t.shown_url for t in runtime.routing().remote_write]
+    for url in targets:
+        lines.append(f"  remote write {url}")
+    if recording and not targets:
+        lines.append("  remote write NONE: what recording rules record is written nowhere (remote_write:)")
     width = max((len(n) for n in receivers), default=0)
     for name, state in receivers.items():
         lines.append(f"  receiver     {name:<{width}}  {state}")
@@ -84,6 +94,8 @@ def summary(runtime: Runtime, http_url: str | None) -> tuple[str, dict[str, Any]
         "rule_files": sorted(by_file),
         "groups": len(groups),
         "rules": rules,
+        "recording_rules": recording,
+        "remote_write": targets,
         "datasources": datasources,
         "receivers": receivers,
         "http": http_url,

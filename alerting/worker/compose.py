@@ -206,6 +206,7 @@ def _routing(
             source=config.source,
             warnings=warnings,
             acknowledgements=config.acknowledgements,
+            remote_write=config.remote_write,
         ),
         [],
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import redis
@@ -25,8 +25,9 @@ from alerting.notify.live import RoutingConfig
 from alerting.ops import metrics
 from alerting.ops.history import History, HistoryWriter, open_history, set_history
 from alerting.ops.logs import get_logger
+from alerting.remotewrite import RemoteWriter, Series
 from alerting.rules.loader import load_file_groups, rule_files
-from alerting.rules.model import Group, Rule
+from alerting.rules.model import AnyRule, Group
 from alerting.rules.state import StateStore
 from alerting.rules.tick import Evaluator, Sink
 from alerting.sources import Source
@@ -154,6 +155,7 @@ class Runtime:
         self._evaluator: Evaluator | None = None
         self._ack_sources: tuple[RoutingConfig, list[AckSource]] | None = None
         self._flusher: Flusher | None = None
+        self._writer: RemoteWriter | None = None
 
     def _first_to_see(self, version: str, ttl: int = 3600) -> bool:
         """True in the one process (of all sharing this Redis prefix) first to load ``version``
@@ -272,7 +274,7 @@ class Runtime:
         """An evaluator over this runtime's state store and datasources, with the settings' query
         concurrency, outage tolerance and external URL. ``measured`` counts queries in metrics."""
 
-        def source_for(rule: Rule) -> Source:
+        def source_for(rule: AnyRule) -> Source:
             source = self.source(rule.datasource, rule.kind)
             return metrics.timed(source) if measured else source
 
@@ -285,7 +287,23 @@ class Runtime:
             outage_tolerance=self.settings.outage_tolerance,
             external_url=self.settings.external_url,
             prometheus=self.prometheus(),
+            writer=_FollowingWriter(self),
+            alert_series=self.settings.write_alert_series,
         )
+
+    def remote_writer(self) -> RemoteWriter:
+        """The writer to alerting.yml's ``remote_write`` targets; rebuilt when they change (what
+        the previous one still had queued is given a moment to go out)."""
+        targets = tuple(self.routing().remote_write)
+        with self._lock:
+            previous = self._writer
+            if previous is not None and previous.targets == targets:
+                return previous
+            self._writer = RemoteWriter(targets)
+        if previous is not None:
+            previous.flush(timeout=5)
+            previous.close()
+        return self._writer
 
     def prometheus(self) -> Source | None:
         """The datasource named ``prometheus``, which templates' ``query`` asks; None without one."""
@@ -308,11 +326,29 @@ class Runtime:
         if self._evaluator is not None:
             self._evaluator.close()
             self._evaluator = None
+        if self._writer is not None:
+            self._writer.flush(timeout=10)  # recorded samples still queued go out before exit
+            self._writer.close()
+            self._writer = None
         if self._history is not None:
             self._history.close()
         for source in self._sources.values():
             source.close()
         self._sources.clear()
+
+
+class _FollowingWriter:
+    """The evaluator's writer: whatever ``remote_write`` says now (it may change on reload). A
+    rule waiting for what its group recorded waits up to the targets' ``remote_timeout``."""
+
+    def __init__(self, runtime: Runtime) -> None:
+        self.runtime = runtime
+
+    def write(self, series: Sequence[Series], *, wait: float | None = None) -> bool:
+        writer = self.runtime.remote_writer()
+        if wait is not None:
+            wait = max((t.remote_timeout for t in writer.targets), default=wait)
+        return writer.write(series, wait=wait)
 
 
 _runtime: Runtime | None = None

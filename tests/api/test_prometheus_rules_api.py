@@ -36,6 +36,9 @@ groups:
         expr: label_replace(vector(1), "service", "db", "", "")
         labels: {severity: page}
         annotations: {summary: "{{ $labels.service }} down"}
+      - record: demo:value
+        expr: label_replace(vector(2), "service", "db", "", "")
+        labels: {source: recorded}
       - alert: Slow
         expr: vector(2.5) > 1
         for: 1h
@@ -165,9 +168,9 @@ def names(client: TestClient, query: str) -> list[tuple[str, list[str]]]:
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("", [("demo", ["Always", "Slow", "Never"]), ("other", ["Twice"])]),
+        ("", [("demo", ["Always", "demo:value", "Slow", "Never"]), ("other", ["Twice"])]),
         ("?type=alert", [("demo", ["Always", "Slow", "Never"]), ("other", ["Twice"])]),
-        ("?type=record", [("demo", []), ("other", [])]),
+        ("?type=record", [("demo", ["demo:value"]), ("other", [])]),
         ("?rule_name[]=Slow&rule_name[]=Twice", [("demo", ["Slow"]), ("other", ["Twice"])]),
         ("?rule_group[]=other", [("other", ["Twice"])]),
         ("?rule_name[]=Slow&rule_group[]=other", []),
@@ -183,7 +186,7 @@ def test_rules_are_filtered_by_type_name_group_and_file(
 def test_a_filter_by_file_names_the_rule_file(api_client: tuple[TestClient, StateStore, list[Any]]) -> None:
     client, _, groups = api_client
     assert names(client, f"?file[]={groups[0].file}") == [
-        ("demo", ["Always", "Slow", "Never"]),
+        ("demo", ["Always", "demo:value", "Slow", "Never"]),
         ("other", ["Twice"]),
     ]
 
@@ -236,7 +239,11 @@ def test_a_failing_rule_shows_its_error_and_its_frozen_alerts(
             "value": "2.5e-01",
         }
     ]
-    assert [r["health"] for r in group["rules"][1:]] == ["unknown", "unknown"]
+    assert [r["health"] for r in group["rules"][1:]] == [
+        "unknown",
+        "unknown",
+        "unknown",
+    ]  # the others, recording rule too
     assert "lastError" not in group["rules"][1]
     assert client.get("/api/v1/alerts").json()["data"]["alerts"] == rule["alerts"]
 

@@ -106,3 +106,29 @@ def test_evaluating_commands_say_when_given_an_alertmanager_configuration(
     result = run(tmp_path, *command, "--rules", str(tmp_path / "alertmanager.yml"))
     assert result.exit_code == 1
     assert "an Alertmanager configuration, not a rule file" in result.stderr
+
+
+RECORDING = RULES + "      - record: job:up:sum\n        expr: sum by (job) (up)\n"
+
+
+def test_recording_rules_are_counted_and_need_a_remote_write_target(tmp_path: Path) -> None:
+    rules = tmp_path / "rules.yml"
+    rules.write_text(RECORDING)
+    alone = run(tmp_path, "check", str(rules))
+    assert (alone.exit_code, alone.stdout) == (0, "1 rules and 1 recording rules in 1 groups: ok\n")
+    assert "1 recording rule(s) and no remote_write target" in alone.stderr
+    config = tmp_path / "am.yml"
+    config.write_text(ALERTMANAGER + "remote_write:\n  - url: http://127.0.0.1:9/api/v1/write\n")
+    both = run(tmp_path, "check", str(rules), str(config))
+    assert both.exit_code == 0
+    assert "remote_write" not in both.stderr
+
+
+def test_a_bad_remote_write_entry_is_reported_where_it_is(tmp_path: Path) -> None:
+    config = tmp_path / "am.yml"
+    config.write_text(
+        ALERTMANAGER + "remote_write:\n  - url: http://127.0.0.1:9/api/v1/write\n    remote_timeot: 5s\n"
+    )
+    result = run(tmp_path, "check", str(config))
+    assert result.exit_code == 1
+    assert f"{config}:11:5:" in result.stdout and "remote_timeot" in result.stdout

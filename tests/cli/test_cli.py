@@ -165,6 +165,31 @@ def test_backtest_table_shows_transitions(prometheus: PrometheusServer, tmp_path
     )
 
 
+def test_backtest_reports_what_recording_rules_would_have_recorded(
+    prometheus: PrometheusServer, tmp_path: Path
+) -> None:
+    (tmp_path / "r.yml").write_text(
+        RULES + "      - record: host:busy:doubled\n        expr: busy * 2\n        labels: {team: core}\n"
+    )
+    args = ["backtest", "--from", str(T0), "--to", str(T0 + 60), "--rules", str(tmp_path)]
+    result = alerting(*args, env={"PROMETHEUS_URL": prometheus.url})
+    assert result.returncode == 0, result.stderr
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    recorded = '== recorded cli/host:busy:doubled: 1 series: {host="web1",team="core"} 10'
+    assert lines.count(recorded) == 2  # at both instants
+    as_json = alerting(*args, "--format", "json", env={"PROMETHEUS_URL": prometheus.url})
+    frames = json.loads(as_json.stdout)
+    assert frames[0]["recorded"] == [
+        {
+            "group": "cli",
+            "record": "host:busy:doubled",
+            "series": [
+                {"labels": {"__name__": "host:busy:doubled", "host": "web1", "team": "core"}, "value": "10"}
+            ],
+        }
+    ]
+
+
 def test_backtest_rejects_a_bad_step() -> None:
     result = alerting("backtest", "--from", "0", "--to", "60", "--step", "1.5m")
     assert result.returncode == 2 and 'not a valid duration string: "1.5m"' in result.stderr

@@ -58,6 +58,20 @@ def test_evaluation_section_sets_defaults_and_environment_wins(tmp_path: Path) -
     assert env_wins.default_interval == 30.0
 
 
+def test_alert_series_are_off_unless_the_file_or_the_environment_asks(tmp_path: Path) -> None:
+    config = tmp_path / "alerting.yml"
+    assert Settings.from_env({"ALERTING_CONFIG": str(config)}).write_alert_series is False
+    config.write_text("evaluation:\n  write_alert_series: true\n")
+    assert Settings.from_env({"ALERTING_CONFIG": str(config)}).write_alert_series is True
+    env = {"ALERTING_CONFIG": str(config), "ALERTING_WRITE_ALERT_SERIES": "false"}
+    assert Settings.from_env(env).write_alert_series is False
+    with pytest.raises(ConfigError, match="ALERTING_WRITE_ALERT_SERIES: expected true or false"):
+        Settings.from_env({"ALERTING_WRITE_ALERT_SERIES": "maybe"})
+    config.write_text("evaluation:\n  write_alert_series: sometimes\n")
+    with pytest.raises(ConfigError, match=r"alerting.yml:2:23: evaluation.write_alert_series must be true"):
+        Settings.from_env({"ALERTING_CONFIG": str(config)})
+
+
 def test_bad_evaluation_section_points_at_the_value(tmp_path: Path) -> None:
     config = tmp_path / "alerting.yml"
     config.write_text("evaluation:\n  interval: soon\n")

@@ -76,9 +76,14 @@ def test_good_file_loads_with_defaults_and_group_labels(tmp_path: Path) -> None:
     assert (high.for_, high.keep_firing_for) == (300, 600)
     assert dict(high.labels) == {"team": "core", "severity": "critical"}  # rule labels win
     assert (stuck.kind, stuck.datasource, stuck.on_error) == ("sql", "appdb", "firing")
-    assert result.warnings == [
-        f"{tmp_path / 'good.yml'}: skipped 1 recording rule(s); recording rules belong in Prometheus"
-    ]
+    (errors,) = api.recording
+    assert (errors.record, errors.expr, errors.datasource) == (
+        "job:errors:rate5m",
+        "sum by (job) (rate(errors_total[5m]))",
+        "prometheus",
+    )
+    assert dict(errors.labels) == {"team": "core", "severity": "low"}  # the group's labels
+    assert result.warnings == []
 
 
 RULE = "groups:\n  - name: g\n    rules:\n      - alert: A\n"

@@ -11,6 +11,7 @@ import base64
 import json
 import ssl
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]  # lower-cased names
     body: bytes
+    at: float = 0.0  # time.monotonic() when the server had read it: for pauses between requests
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -92,6 +94,7 @@ class FakeHTTPServer:
                     parse_qs(parts.query),
                     {k.lower(): v for k, v in self.headers.items()},
                     self.rfile.read(length) if length else b"",
+                    time.monotonic(),
                 )
                 reply = fake._answer(request)
                 if reply.delay:

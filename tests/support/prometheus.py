@@ -70,8 +70,12 @@ class PrometheusServer(ServerProcess):
         log_level: str = "info",
         alertmanagers: Sequence[str | Mapping[str, Any]] = (),
         resend_delay: str | None = None,
+        remote_write_receiver: bool = False,
+        remote_write: Sequence[Mapping[str, Any]] = (),
+        job_name: str = "test",
     ) -> None:
         super().__init__()
+        self.job_name = job_name  # the scrape job: the `job` label of what it scrapes
         self.url = f"http://127.0.0.1:{self.port}"
         self.backfill = backfill
         self.rule_files = list(rule_files)
@@ -84,6 +88,9 @@ class PrometheusServer(ServerProcess):
         # each Alertmanager it sends alerts to: host:port, or a whole `alertmanagers` entry
         self.alertmanagers = list(alertmanagers)
         self.resend_delay = resend_delay  # how often firing alerts are sent again (Prometheus: 1m)
+        # accept samples on /api/v1/write (--web.enable-remote-write-receiver)
+        self.remote_write_receiver = remote_write_receiver
+        self.remote_write = [dict(entry) for entry in remote_write]  # its own remote_write entries
 
     def command(self) -> list[str]:
         data = self.dir / "data"
@@ -101,7 +108,7 @@ class PrometheusServer(ServerProcess):
             config["global"]["external_labels"] = self.external_labels  # type: ignore[index]
         if self.scrape_targets:
             config["scrape_configs"] = [
-                {"job_name": "test", "static_configs": [{"targets": self.scrape_targets}]}
+                {"job_name": self.job_name, "static_configs": [{"targets": self.scrape_targets}]}
             ]
         if self.alertmanagers:
             config["alerting"] = {
@@ -110,6 +117,8 @@ class PrometheusServer(ServerProcess):
                     for am in self.alertmanagers
                 ]
             }
+        if self.remote_write:
+            config["remote_write"] = self.remote_write
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
         return [
             PROMETHEUS,
@@ -120,6 +129,7 @@ class PrometheusServer(ServerProcess):
             "--web.enable-lifecycle",
             f"--log.level={self.log_level}",
             *([f"--rules.alert.resend-delay={self.resend_delay}"] if self.resend_delay else []),
+            *(["--web.enable-remote-write-receiver"] if self.remote_write_receiver else []),
             *self._url_args(),
         ]
 
@@ -128,6 +138,11 @@ class PrometheusServer(ServerProcess):
             return []
         # Keep the API at the root even when the external URL has a path (it is only advertised).
         return [f"--web.external-url={self.external_url}", "--web.route-prefix=/"]
+
+    @property
+    def write_url(self) -> str:
+        """Where remote write sends samples (with ``remote_write_receiver``)."""
+        return f"{self.url}/api/v1/write"
 
     def is_ready(self) -> bool:
         return httpx.get(f"{self.url}/-/ready", timeout=1).status_code == 200
