@@ -112,6 +112,12 @@ def _gone(pid: int | None = None, **_: Any) -> None:
         get_runtime().flusher().stop()
     except Exception as exc:  # noqa: BLE001 - its jobs are taken over when their leases end
         log.warning("notify.flusher_stop_failed", msg=f"{type(exc).__name__}: {exc}")
+    # Recorded samples still queued in this process go out before it exits (a pool process being
+    # recycled, or the worker stopping); what cannot go in time is counted as dropped.
+    try:
+        get_runtime().flush_writes(timeout=10)
+    except Exception as exc:  # noqa: BLE001 - shutting down either way
+        log.warning("remote_write.flush_failed", msg=f"{type(exc).__name__}: {exc}")
     if pid is not None:
         metrics.process_exited(pid)
 

@@ -305,6 +305,15 @@ class Runtime:
             previous.close()
         return self._writer
 
+    def flush_writes(self, timeout: float) -> None:
+        """Send what this process's remote writer still holds (if it has one), up to ``timeout``."""
+        writer = self._writer
+        if writer is not None and not writer.flush(timeout=timeout):
+            log.warning(
+                "remote_write.unflushed",
+                msg=f"recorded samples still queued after {timeout:g}s at shutdown are dropped",
+            )
+
     def prometheus(self) -> Source | None:
         """The datasource named ``prometheus``, which templates' ``query`` asks; None without one."""
         try:
@@ -327,7 +336,7 @@ class Runtime:
             self._evaluator.close()
             self._evaluator = None
         if self._writer is not None:
-            self._writer.flush(timeout=10)  # recorded samples still queued go out before exit
+            self.flush_writes(timeout=10)
             self._writer.close()
             self._writer = None
         if self._history is not None:

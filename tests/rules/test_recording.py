@@ -338,3 +338,15 @@ def test_without_alert_series_nothing_is_written_for_alerting_rules(tmp_path: Pa
         ev.tick(group, T0, claim=False)
     names = {dict(s.labels)["__name__"] for c, _ in db.calls for s in c}
     assert names == {"job:errors:sum"}
+
+
+def test_a_retried_tick_writes_the_very_same_samples(tmp_path: Path) -> None:
+    group = load(tmp_path)
+    writes = []
+    for _attempt in range(2):  # e.g. a worker killed after writing, its slot evaluated again elsewhere
+        db = SeriesStore()
+        db.raw["errors"] = [Sample({"job": "api"}, 9.0), Sample({"job": "web"}, 1.5)]
+        with evaluator(db) as ev:
+            ev.tick(group, T0, claim=False)
+        writes.append([s for calls, _ in db.calls for s in calls])
+    assert writes[0] == writes[1] and len(writes[0]) == 3
