@@ -161,14 +161,6 @@ def _tick(args: tuple[list[int], float]) -> Share:
     )
 
 
-def _close_worker(_: int) -> bool:
-    """Stop this process's sender thread (the pool's processes are terminated, not exited)."""
-    time.sleep(0.01)  # long enough that one process cannot take every task before the others start
-    if _writer is not None:
-        _writer.close()
-    return True
-
-
 @dataclass(frozen=True)
 class Run:
     workers: int
@@ -226,7 +218,6 @@ def run_ours(
                         problems.append(f"{r.errors} rule(s) failed; first error: {r.first_error}")
                     if r.dropped or not r.flushed:
                         problems.append(f"{r.dropped} sample(s) dropped, flushed={r.flushed}")
-            pool.map(_close_worker, range(4 * workers), chunksize=1)
     finally:
         _cleanup(prefix)
     return Run(workers, times, cpus, recorded, sent, problems, rss)
