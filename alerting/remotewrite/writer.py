@@ -5,7 +5,8 @@ Delivery is at least once: a batch is sent again after a connection error, a tim
 ``min_backoff`` and ``max_backoff``), so a sample may arrive twice; a retried sample keeps its
 timestamp and value, which a Prometheus-style receiver stores once. Any other 4xx is the target's
 final word on that batch (Prometheus answers 400 for out-of-order samples): it is dropped, counted
-and logged, and later batches go on. One sender per target keeps each series' samples in order.
+and logged, and later batches go on. One sender per target keeps each series' samples in order
+within a process; across a worker's processes it does not (see "Remote write" in the README).
 """
 
 from __future__ import annotations

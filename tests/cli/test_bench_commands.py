@@ -78,3 +78,27 @@ def test_soak_bench_reports_growth_figures_and_neither_duplicates_nor_losses() -
     for when in ("start", "middle", "end"):
         assert re.search(rf"^{when} +\d+:\d\d +\d+ +\d+\.\d MiB +\d+\.\d MiB +\d+$", out, re.M), out
     assert re.search(r"^duplicates=0 lost=0 \(converged in \d+\.\d s\)$", out, re.M), out
+
+
+def test_record_bench_writes_every_recorded_series_beside_prometheus() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.record_bench", "--rules", "100", "--workers", "1", "2"]
+        + ["--ticks", "1", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    out = result.stdout
+    assert "rules=100 series=1000 groups=1 samples_per_tick=1000" in out, out
+    assert re.search(r"^prometheus: \d+\.\d+ s/tick", out, re.M), out
+    for workers in (1, 2):
+        assert re.search(
+            rf"^ours, {workers} worker\(s\): \d+\.\d+ s/tick written .* ratio \d+\.\d+x "
+            r"+per recorded sample \d+\.\d+ us +peak RSS \d+ MiB/process$",
+            out,
+            re.M,
+        ), out
+    assert "written: 1000 recorded series in the remote-write target (expected 1000)" in out, out
+    assert "INVALID" not in out, out
