@@ -142,12 +142,12 @@ def step(
         if old.state is State.PENDING:
             continue  # a pending alert that disappears is deleted silently
         if old.state is State.INACTIVE:
-            if old.resolved_at is not None and t - old.resolved_at > RESOLVED_RETENTION:
+            if old.resolved_at is not None and _ms(t - old.resolved_at) > _ms(RESOLVED_RETENTION):
                 continue
             alerts[fp] = old
             continue
         since = old.keep_firing_since if old.keep_firing_since is not None else t
-        if rule.keep_firing_for > 0 and t - since < rule.keep_firing_for:
+        if rule.keep_firing_for > 0 and _ms(t - since) < _ms(rule.keep_firing_for):
             alerts[fp] = replace(old, keep_firing_since=since, last_eval=t)
             continue
         resolved = replace(old, state=State.INACTIVE, resolved_at=t, keep_firing_since=None, last_eval=t)
@@ -155,7 +155,7 @@ def step(
         events[fp] = Transition("resolved", resolved)
 
     for fp, alert in alerts.items():
-        if alert.state is State.PENDING and t - alert.active_at >= rule.for_:
+        if alert.state is State.PENDING and _ms(t - alert.active_at) >= _ms(rule.for_):
             fired = replace(alert, state=State.FIRING, fired_at=t)
             alerts[fp] = fired
             events[fp] = Transition("firing", fired)
@@ -166,6 +166,13 @@ def step(
         # rule freezes instead, like any other evaluation error.
         return Step(dict(previous), [], f"exceeded limit of {limit} with {active} alerts")
     return Step(alerts, list(events.values()), error)
+
+
+def _ms(seconds: float) -> int:
+    """A span in whole milliseconds. Times are unix seconds with millisecond slots, computed as grid
+    plus offset; their float differences can be off by a hair (0.0999999 for 100ms), and Prometheus
+    compares such spans exactly, in integer time: so do we, or an alert would fire one tick late."""
+    return round(seconds * 1000)
 
 
 def _alert_labels(rule: Rule, sample: Sample, expand: Expand) -> Labels:

@@ -484,7 +484,7 @@ def alert_series(
     evaluated: Sequence[Evaluated], previous: Mapping[str, Mapping[str, Alert]], at: float
 ) -> list[Series]:
     """Prometheus's ``ALERTS`` (1 per pending or firing alert, with ``alertstate``) and
-    ``ALERTS_FOR_STATE`` (the alert's start, for rules with a ``for``) as of this tick, plus stale
+    ``ALERTS_FOR_STATE`` (the alert's start, in whole seconds) as of this tick, plus stale
     markers for those the rules had out last tick and no longer have. A rule whose query failed
     writes nothing, as in Prometheus."""
     ms = round(at * 1000)
@@ -492,22 +492,22 @@ def alert_series(
     for item in evaluated:
         if item.health.error is not None:
             continue
-        now = _alert_samples(item.rule, item.alerts.values())
+        now = _alert_samples(item.alerts.values())
         out.extend(Series(labels, value, ms) for labels, value in now.items())
-        was = _alert_samples(item.rule, previous.get(item.rule.key, {}).values())
+        was = _alert_samples(previous.get(item.rule.key, {}).values())
         out.extend(Series(labels, STALE_NAN, ms) for labels in was if labels not in now)
     return out
 
 
-def _alert_samples(rule: Rule, alerts: Iterable[Alert]) -> dict[Labels, float]:
+def _alert_samples(alerts: Iterable[Alert]) -> dict[Labels, float]:
     out: dict[Labels, float] = {}
     for alert in alerts:
         if alert.state is State.INACTIVE:
             continue
         base = [(k, v) for k, v in alert.labels if k not in ("__name__", "alertstate")]
         out[tuple(sorted([*base, ("__name__", "ALERTS"), ("alertstate", str(alert.state))]))] = 1.0
-        if rule.for_ > 0:
-            out[tuple(sorted([*base, ("__name__", "ALERTS_FOR_STATE")]))] = float(int(alert.active_at))
+        # Prometheus 2.42 writes it for every active alert, whether or not its rule has a `for`.
+        out[tuple(sorted([*base, ("__name__", "ALERTS_FOR_STATE")]))] = float(int(alert.active_at))
     return out
 
 

@@ -195,3 +195,16 @@ def test_limit_exceeded_is_an_error_that_freezes_instead_of_resolving() -> None:
     out = step(rule(), first.alerts, A + B, 60, plain, limit=1)
     assert out.error == "exceeded limit of 1 with 2 alerts"
     assert out.alerts == first.alerts
+
+
+def test_for_is_reached_on_millisecond_slots_as_prometheus_compares_it() -> None:
+    """Slot times are unix seconds with milliseconds, computed as grid + offset; two of them 100 ms
+    apart can differ by 0.0999999 in floats. Prometheus compares spans in integer time, so a
+    ``for: 100ms`` alert fires at the second evaluation."""
+    first_slot = 1797919979 + 0.955
+    second_slot = (1797919979 + 0.1) + 0.955
+    assert second_slot - first_slot < 0.1  # the float hair this is about
+    rule = Rule(name="A", kind="promql", query="x", datasource="p", for_=0.1, key="A{}")
+    first = step(rule, {}, [Sample({}, 1.0)], first_slot, lambda text, labels, value: text)
+    second = step(rule, first.alerts, [Sample({}, 1.0)], second_slot, lambda text, labels, value: text)
+    assert [e.kind for e in second.events] == ["firing"]

@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,3 +242,72 @@ def test_a_mixin_file_fires_the_same_alerts_when_the_worker_evaluates_it(
     assert ours == expected
     assert len(expected) == 2  # the page and the ticket of the SLO
     assert {dict(a)["sloth_severity"] for a in ours} == {"page", "ticket"}
+
+
+ALERT_RULES = """\
+groups:
+  - name: alerts
+    interval: 1s
+    rules:
+      - alert: Steady
+        expr: label_replace(vector(1), "service", "db", "", "")
+        labels: {severity: page}
+      - alert: Waiting
+        expr: vector(2)
+        for: 1h
+      - alert: Flapping
+        expr: vector(3) and on() (vector(time()) % 4 < 2)
+        for: 1s
+"""
+
+
+def test_alert_series_are_the_ones_prometheus_keeps(tmp_path: Path) -> None:
+    """``ALERTS`` and ``ALERTS_FOR_STATE`` written by the worker (``write_alert_series``) hold what
+    Prometheus's own evaluation of the same rules keeps, instant by instant: states, labels, the
+    alerts' start times, and series ending (stale) when an alert does."""
+    rules = tmp_path / "alerts.yml"
+    rules.write_text(ALERT_RULES)
+    with (
+        PrometheusServer(rule_files=[rules]) as reference,
+        receiving() as target,
+    ):
+
+        def evaluated() -> list[float]:
+            """The instants Prometheus evaluated at, from its first one: it writes no ALERTS for
+            its first evaluations (until it has restored `for` state), but Steady's
+            ALERTS_FOR_STATE holds the second that first evaluation was in."""
+            data = reference.get("/api/v1/query", query='ALERTS_FOR_STATE{alertname="Steady"}[1m]')
+            points = sorted((float(t), float(v)) for series in data["result"] for t, v in series["values"])
+            if not points:
+                return []
+            first = points[0][0] - math.floor(points[0][0] - points[0][1])
+            return [first + i for i in range(round(points[-1][0] - first) + 1)]
+
+        wait_until(lambda: len(evaluated()) >= 8, timeout=60, what="eight evaluations by Prometheus")
+        instants = evaluated()[:8]  # from its first evaluation on, so the alerts start alike
+        (group,) = load_paths([rules]).groups
+        source = PrometheusSource("prometheus", {"url": target.url})
+        writer = RemoteWriter(parse_remote_write([{"url": write_url(target)}], None))
+        try:
+            with Evaluator(
+                MemoryStore(), lambda _rule: source, owner="t", writer=writer, alert_series=True
+            ) as evaluator:
+                for at in instants:
+                    evaluator.tick(group, at, claim=False)
+            assert writer.flush(timeout=30)
+        finally:
+            writer.close()
+            source.close()
+        end = instants[-1] + 0.001
+        # Compared from Prometheus's first written instant on (before it, it writes nothing).
+        steady = raw_samples(reference, 'ALERTS{alertname="Steady"}', end)
+        since = min(t for _labels, t in steady)
+        wanted = {round(t * 1000) for t in instants if round(t * 1000) >= since}
+        assert len(wanted) >= 4
+        for name in ("ALERTS", "ALERTS_FOR_STATE"):
+            theirs = {k: v for k, v in raw_samples(reference, name, end).items() if k[1] in wanted}
+            ours = {k: v for k, v in raw_samples(target, name, end).items() if k[1] in wanted}
+            assert ours == theirs, name
+            states = {dict(labels).get("alertstate") for labels, _t in theirs}
+            if name == "ALERTS":
+                assert states == {"pending", "firing"}  # both states, and Flapping's ends, were seen
