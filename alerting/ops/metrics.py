@@ -127,6 +127,12 @@ class _Metrics:
             g,
             registry=None,
         )
+        self.recorded = Counter(
+            "alerting_recorded_samples_total",
+            "Samples recording rules recorded (stale markers included) in completed group evaluations.",
+            g,
+            registry=None,
+        )
         self.skipped = Counter(
             "alerting_group_evaluations_skipped_total",
             "Ticks that did nothing: the slot was already claimed or not newer than the last one.",
@@ -353,6 +359,9 @@ def observe_group(outcome: GroupOutcome) -> None:
     )
     if failed:
         m.rule_failures.labels(*labels).inc(failed)
+    recorded = sum(len(r.series) + len(r.stale) for r in outcome.recorded)
+    if recorded:
+        m.recorded.labels(*labels).inc(recorded)
     m.last_evaluation.labels(*labels).set(outcome.slot)
     m.interval.labels(*labels).set(group.interval)
     down = set(outcome.datasources_down)

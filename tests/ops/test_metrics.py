@@ -156,6 +156,25 @@ def test_a_tick_counts_missed_slots_rule_failures_and_datasource_health(
     assert sample("alerting_group_evaluation_failures_total", **labels, reason="redis") == 1
 
 
+def test_recording_rules_count_what_they_recorded_and_their_failures(
+    tmp_path: Path, prom_api: PromAPI, redis_client: redis.Redis, prefix: str
+) -> None:
+    store = StateStore(redis_client, prefix)
+    rules = (
+        "      - record: job:x:sum\n        expr: sum by (job) (x)\n"
+        "      - record: job:bad:sum\n        expr: rejected_sum\n"
+    )
+    group = make_group(tmp_path, rules)
+    labels = {"group": group.name, "file": group.file}
+    prom_api.vectors["sum by (job) (x)"] = [({"job": "a"}, 1.0), ({"job": "b"}, 2.0)]
+    metrics.observe_group(tick(store, group, prom_api.url, T0))
+    assert sample("alerting_recorded_samples_total", **labels) == 2
+    assert sample("alerting_rule_evaluation_failures_total", **labels) == 1
+    prom_api.vectors["sum by (job) (x)"] = [({"job": "a"}, 1.5)]
+    metrics.observe_group(tick(store, group, prom_api.url, T0 + 60))
+    assert sample("alerting_recorded_samples_total", **labels) == 4  # one sample and one stale marker
+
+
 def test_alerts_by_state_are_read_from_redis_at_scrape_time(
     tmp_path: Path, prom_api: PromAPI, redis_client: redis.Redis, prefix: str
 ) -> None:
