@@ -52,9 +52,10 @@ def _report(group: Group, outcome: GroupOutcome) -> None:
     if outcome.skipped:
         log.debug("group.skipped", msg=outcome.skipped, group=group.name, slot=outcome.slot)
         return
-    errors = [e for e in outcome.rules if e.health.error]
-    for item in errors:
-        log.warning("rule.error", msg=item.health.error, group=group.name, rule=item.rule.name)
+    errors = [(e.rule.name, e.health.error) for e in outcome.rules if e.health.error]
+    errors += [(r.rule.record, r.health.error) for r in outcome.recorded if r.health.error]
+    for name, error in errors:
+        log.warning("rule.error", msg=error, group=group.name, rule=name)
     if outcome.missed_slots:
         log.warning(
             "group.missed_slots",
@@ -64,10 +65,11 @@ def _report(group: Group, outcome: GroupOutcome) -> None:
         )
     log.info(
         "group.evaluated",
-        msg=f"evaluated {len(outcome.rules)} rules in {outcome.duration:.3f}s",
+        msg=f"evaluated {len(outcome.rules) + len(outcome.recorded)} rules in {outcome.duration:.3f}s",
         group=group.name,
         slot=outcome.slot,
         duration=round(outcome.duration, 4),
         errors=len(errors),
         datasources_down=outcome.datasources_down,
+        recorded=sum(len(r.series) for r in outcome.recorded),
     )

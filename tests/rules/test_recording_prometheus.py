@@ -225,7 +225,7 @@ def test_a_mixin_file_fires_the_same_alerts_when_the_worker_evaluates_it(
             prometheus_url=target.url,
             ALERTING_EVALUATION_INTERVAL="1s",
         )
-        with Worker(env):
+        with Worker(env) as worker:
             expected = firing(reference.get("/api/v1/alerts")["alerts"])
             wait_until(
                 lambda: firing([a for r in hook.delivered() for a in r.body["alerts"]]) >= expected,
@@ -238,6 +238,9 @@ def test_a_mixin_file_fires_the_same_alerts_when_the_worker_evaluates_it(
                 timeout=30,
                 what="the chained recording rule's series",
             )
+            # the worker's log says how much each tick recorded: the SLI group, 8 series
+            sli = "sloth-slo-sli-recordings-myservice-requests-availability"
+            assert {e["recorded"] for e in worker.events("group.evaluated", group=sli)} >= {8}
     ours = firing([a for r in hook.delivered() for a in r.body["alerts"]])
     assert ours == expected
     assert len(expected) == 2  # the page and the ticket of the SLO
