@@ -106,12 +106,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     ):
         exporter.values.update({'probe_value{target="a"}': 1.0, 'probe_value{target="b"}': 2.0})
         with (
-            # The worker's two processes each queue their own ticks' samples during an outage and send
-            # them in whichever order they reconnect: a receiver must store samples older than the
-            # latest of their series (Prometheus refuses them by default; see README, Remote write).
-            PrometheusServer(
-                scrape_targets=[exporter.target], remote_write_receiver=True, out_of_order_time_window="10m"
-            ) as prom,
+            # No out-of-order window: Prometheus refuses a sample older than its series' latest, so
+            # every outage tick arriving shows the worker's processes send one queue in order.
+            PrometheusServer(scrape_targets=[exporter.target], remote_write_receiver=True) as prom,
             TCPProxy("127.0.0.1", prom.port) as proxy,
         ):
             config = tmp_path / "alerting.yml"

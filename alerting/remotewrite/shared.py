@@ -1,0 +1,436 @@
+"""One remote_write target's queue in Redis, shared by every process and worker over that Redis and
+prefix: writers append to one list, one lease holder sends it in the order written, and what is
+queued outlives the process that wrote it.
+
+A group's ticks run in whichever process is free, but never overlap (tick N is saved before N+1
+starts), so the list's order is each series' time order, and one sender keeps it on the wire: the
+receiver never sees a sample older than one it already has. Keys, under
+``{prefix}:remotewrite:{remote}`` (``remote``: the target's name, else a hash of its URL):
+
+* the list itself: one entry per write, oldest first: ``<seq>|`` then a small header (flags, the
+  time it was queued, its sample count) and its samples as an uncompressed WriteRequest (protobuf
+  keeps a stale marker's NaN bits);
+* ``:meta``, a hash: ``seq``, the last entry's number; ``samples``, what is queued (``capacity``
+  bounds it);
+* ``:sender``, the lease: a token of the one process sending, for ``_LEASE`` seconds plus the
+  target's ``remote_timeout`` (one request never outlasts it), renewed while it sends and waits;
+* ``:wake``, a list of at most one item a writer pushes so the holder, blocked on it, looks now;
+* ``:done:<seq>``, for an entry a writer waits on: ``1`` (accepted) or ``0`` (dropped), pushed by
+  the holder when it settles the entry, kept a minute.
+
+The holder reads entries from the head without taking them, sends, and only then removes what the
+target settled, in a script that first checks it still holds the lease and that the head is the
+entry it read: a sender that lost its lease removes nothing, and its batch is sent again by the
+next one (at least once; a repeat has the same timestamp and value).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import struct
+import threading
+import time
+import uuid
+import weakref
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import redis
+
+from alerting import durable
+from alerting.ops import metrics
+from alerting.ops.logs import get_logger
+from alerting.remotewrite.sending import Queued, Target, accepted, refused
+from alerting.remotewrite.series import Labels, Series
+from alerting.remotewrite.wire import decode_message, encode_message
+
+__all__ = ["SharedQueue"]
+
+log = get_logger(__name__)
+
+# How long a sender's lease lasts past its last renewal, before the target's remote_timeout is
+# added: a killed sender's queue waits this long for the next one.
+_LEASE = 10.0
+_RENEW_EVERY = _LEASE / 4
+# How often a process that does not send tries to take the lease.
+_TRY_EVERY = 2.0
+# One blocking Redis call at most this long, so it stays within the client's socket timeout.
+_BLOCK = 2.0
+# How long a waited entry's outcome is kept for a writer that gave up waiting.
+_DONE_TTL = 60
+_JOIN_TIMEOUT = 5.0
+
+_WAITED = 1
+# flags, queued at (Unix ms), sample count
+_HEADER = struct.Struct(">BqI")
+
+_APPEND = """
+local n = tonumber(ARGV[1])
+local queued = tonumber(redis.call('HGET', KEYS[2], 'samples') or '0')
+if queued + n > tonumber(ARGV[2]) then return -1 end
+local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
+redis.call('HINCRBY', KEYS[2], 'samples', n)
+redis.call('RPUSH', KEYS[1], seq .. '|' .. ARGV[3])
+if redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], '1') end
+return seq
+"""
+
+# KEYS: lease, queue, meta, then one done key per waited entry; ARGV: token, entries, samples,
+# the head's "<seq>|", then one outcome per done key.
+_SETTLE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+local head = redis.call('LINDEX', KEYS[2], 0)
+if not head or string.sub(head, 1, #ARGV[4]) ~= ARGV[4] then return 0 end
+redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
+local left = redis.call('HINCRBY', KEYS[3], 'samples', -tonumber(ARGV[3]))
+if left < 0 or redis.call('LLEN', KEYS[2]) == 0 then redis.call('HSET', KEYS[3], 'samples', 0) end
+for i = 4, #KEYS do
+  redis.call('RPUSH', KEYS[i], ARGV[i + 1])
+  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[#ARGV]))
+end
+return 1
+"""
+
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
+
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('del', KEYS[1])
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class _Head:
+    """One queued entry as read from the list, its samples still encoded."""
+
+    seq: int
+    waited: bool
+    queued_at: float  # Unix seconds
+    count: int
+    payload: bytes
+
+    @classmethod
+    def parse(cls, raw: bytes) -> _Head:
+        seq, _, rest = raw.partition(b"|")
+        flags, queued_ms, count = _HEADER.unpack_from(rest)
+        return cls(int(seq), bool(flags & _WAITED), queued_ms / 1000, count, rest[_HEADER.size :])
+
+
+@dataclass(slots=True)
+class _Sample:
+    labels: Labels
+    value: float
+    timestamp_ms: int
+    entry: int  # index of its entry in the batch
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _chunks(items: list[_Sample], size: int) -> Iterator[list[_Sample]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+class SharedQueue:
+    """A target's queue in Redis: ``put`` from any process; one thread per process takes part in
+    the lease, and the one holding it sends."""
+
+    def __init__(self, target: Target, client: redis.Redis, prefix: str) -> None:
+        self.sending = target
+        self.target = target.target
+        self.remote = target.remote
+        self.redis = client
+        self.key = f"{prefix}:remotewrite:{self.remote}"
+        self._meta, self._lease, self._wake = f"{self.key}:meta", f"{self.key}:sender", f"{self.key}:wake"
+        self._append = client.register_script(_APPEND)
+        self._settle = client.register_script(_SETTLE)
+        self._renew_script = client.register_script(_RENEW)
+        self._release_script = client.register_script(_RELEASE)
+        self._lease_ms = int((_LEASE + self.target.remote_timeout) * 1000)
+        self._closed = False
+        self._reset()
+        _live_queues.add(self)
+        # Sending from the start, not from the first write: a queue left by a process that died is
+        # sent even if this one has nothing to write.
+        self._start()
+
+    def _reset(self) -> None:
+        """A fresh state: at construction, and in a forked child, where the parent's thread and lease
+        are not this process's."""
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._token: str | None = None
+        self._renewed = 0.0
+        self._pid = os.getpid()
+
+    def done_key(self, seq: int) -> str:
+        return f"{self.key}:done:{seq}"
+
+    # -- the writer's side ------------------------------------------------------------------------
+
+    def put(self, series: list[Series], waiting: bool) -> Queued:
+        """Append ``series`` as one entry, or drop it whole when it does not fit within ``capacity``
+        (a tick's samples are kept or lost together)."""
+        if not series:
+            return Queued(True, accepted)
+        if self._closed:
+            self.sending.refused_new("closed", len(series))
+            return Queued(False, refused)
+        self._start()
+        entry = _HEADER.pack(_WAITED if waiting else 0, int(time.time() * 1000), len(series))
+        entry += encode_message(series)
+        try:
+            # Queued samples are the only copy of what was recorded: the append waits for a replica
+            # as the evaluation state does (see alerting.durable).
+            pipe = durable.pipeline(self.redis, "remote_write", transaction=False)
+            self._append(
+                keys=[self.key, self._meta, self._wake],
+                args=[len(series), self.target.queue.capacity, entry],
+                client=pipe,
+            )
+            (seq,) = pipe.execute()
+        except redis.RedisError as exc:
+            log.warning(
+                "remote_write.unqueued",
+                msg=f"remote_write {self.remote}: cannot queue {len(series)} samples in Redis: {exc}",
+                remote=self.remote,
+            )
+            self.sending.refused_new("redis", len(series))
+            return Queued(False, refused)
+        if int(seq) < 0:
+            self.sending.refused_new("queue_full", len(series))
+            return Queued(False, refused)
+        if not waiting:
+            return Queued(True, accepted)
+        return Queued(True, lambda deadline: self._outcome(int(seq), deadline))
+
+    def _outcome(self, seq: int, deadline: float) -> bool:
+        """True once the sender says the target accepted entry ``seq``; False when it dropped some
+        of it, or ``deadline`` passed first."""
+        key = self.done_key(seq)
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                got = self.redis.blpop([key], timeout=max(0.01, min(remaining, _BLOCK)))
+            except redis.RedisError as exc:
+                log.warning(
+                    "remote_write.wait_failed",
+                    msg=f"remote_write {self.remote}: cannot learn whether entry {seq} was sent: {exc}",
+                    remote=self.remote,
+                )
+                return False
+            if got is not None:
+                return _text(got[1]) == "1"
+        return False
+
+    def flush(self, deadline: float) -> bool:
+        """Hand over: this process stops sending (after the request under way, by ``deadline``) and
+        gives up the lease, so another takes the queue at once. Nothing queued is lost by this
+        process stopping; a later ``put`` starts its sender again."""
+        self._halt(deadline)
+        return True
+
+    def close(self) -> None:
+        """Stop sending and give up the lease; what is queued stays in Redis for the next sender."""
+        self._closed = True
+        self._halt(time.monotonic() + _JOIN_TIMEOUT)
+
+    def _halt(self, deadline: float) -> None:
+        if self._pid != os.getpid():
+            return
+        with self._lock:
+            thread, stop = self._thread, self._stop
+            self._thread, self._stop = None, threading.Event()
+        if thread is None:
+            return
+        stop.set()
+        with contextlib.suppress(redis.RedisError):  # else it sees the stop after its current wait
+            self.redis.rpush(self._wake, "1")  # out of its wait at once
+        if thread is not threading.current_thread():
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+    def _start(self) -> None:
+        if self._pid != os.getpid():
+            self._reset()
+        if self._thread is not None:
+            return
+        with self._lock:
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(
+                    target=self._run, args=(self._stop,), name=f"remote-write-{self.remote}", daemon=True
+                )
+                self._thread.start()
+
+    # -- the lease --------------------------------------------------------------------------------
+
+    def _hold(self) -> bool:
+        """Keep the lease, or take it if it is free."""
+        if self._token is not None and self._renew():
+            return True
+        now = time.monotonic()
+        token = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        if not self.redis.set(self._lease, token, nx=True, px=self._lease_ms):
+            return False
+        self._token, self._renewed = token, now
+        log.info(
+            "remote_write.sending",
+            msg=f"remote_write {self.remote}: this process sends the shared queue",
+            remote=self.remote,
+        )
+        return True
+
+    def _renew(self) -> bool:
+        """True while this process still holds the lease (renewed when due); never takes it anew,
+        so a batch read under one lease is never sent under another."""
+        if self._token is None:
+            return False
+        now = time.monotonic()
+        if now - self._renewed < _RENEW_EVERY:
+            return True
+        try:
+            held = bool(self._renew_script(keys=[self._lease], args=[self._token, self._lease_ms]))
+        except redis.RedisError:
+            return False  # unknown: stop this batch; the main loop asks again
+        if held:
+            self._renewed = now
+        else:
+            self._lost()
+        return held
+
+    def _lost(self) -> None:
+        self._token = None
+        metrics.observe_remote_write_pending(self.remote, 0)  # the new holder reports it
+        log.info(
+            "remote_write.lease_lost",
+            msg=f"remote_write {self.remote}: another process sends the shared queue now",
+            remote=self.remote,
+        )
+
+    def _release(self) -> None:
+        token, self._token = self._token, None
+        if token is None:
+            return
+        metrics.observe_remote_write_pending(self.remote, 0)
+        with contextlib.suppress(redis.RedisError):  # else it lapses on its own
+            self._release_script(keys=[self._lease], args=[token])
+
+    # -- the sender thread ------------------------------------------------------------------------
+
+    def _run(self, stop: threading.Event) -> None:
+        client = self.sending.client()
+        if client is None:
+            return
+        try:
+            while not stop.is_set():
+                try:
+                    if self._hold():
+                        self._serve(client, stop)
+                    else:
+                        stop.wait(_TRY_EVERY)
+                except redis.RedisError as exc:
+                    log.warning(
+                        "remote_write.redis_error",
+                        msg=f"remote_write {self.remote}: {type(exc).__name__}: {exc}",
+                        remote=self.remote,
+                    )
+                    stop.wait(_TRY_EVERY)
+        finally:
+            self._release()
+            client.close()
+
+    def _sleep(self, seconds: float) -> None:
+        """Wait for a writer's signal, at most ``seconds`` (and never past the next renewal)."""
+        self.redis.blpop([self._wake], timeout=max(0.01, min(seconds, _RENEW_EVERY, _BLOCK)))
+
+    def _serve(self, client: httpx.Client, stop: threading.Event) -> None:
+        """One look at the queue: send a batch if one is due, else wait for a writer."""
+        q = self.target.queue
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.lrange(self.key, 0, q.max_samples_per_send - 1)
+        pipe.hget(self._meta, "samples")
+        raw, queued = pipe.execute()
+        if stop.is_set():
+            return
+        queued = int(queued or 0)
+        metrics.observe_remote_write_pending(self.remote, queued)
+        if not raw:
+            self._sleep(_RENEW_EVERY)
+            return
+        heads = [_Head.parse(r) for r in raw]
+        batch: list[_Head] = []
+        total = 0
+        for head in heads:
+            if batch and total + head.count > q.max_samples_per_send:
+                break
+            batch.append(head)
+            total += head.count
+        due = heads[0].queued_at + q.batch_send_deadline
+        urgent = any(h.waited for h in heads) or queued >= q.max_samples_per_send
+        if not urgent and time.time() < due:
+            self._sleep(due - time.time())
+            return
+        samples = [
+            _Sample(s.labels, s.value, s.timestamp_ms, index)
+            for index, head in enumerate(batch)
+            for s in decode_message(head.payload)
+        ]
+        ok = [True] * len(batch)
+
+        def pause(seconds: float) -> bool:
+            # Renews the lease through a long Retry-After; stops when closed or the lease is gone.
+            until = time.monotonic() + seconds
+            while (left := until - time.monotonic()) > 0:
+                if stop.wait(min(left, _RENEW_EVERY)) or not self._renew():
+                    return False
+            return True
+
+        for chunk in _chunks(samples, q.max_samples_per_send):
+            done = self.sending.deliver(client, chunk, pause=pause, proceed=self._renew)
+            if done is None:
+                return  # stopped, or the lease is gone: the entries stay for the next sender
+            for sample in done.dropped:
+                ok[sample.entry] = False
+        self._remove(batch, ok, total, queued)
+
+    def _remove(self, batch: list[_Head], ok: list[bool], total: int, queued: int) -> None:
+        """Take the settled entries off the head, and tell whoever waits on them how they went."""
+        waited = [(head, good) for head, good in zip(batch, ok, strict=True) if head.waited]
+        removed = self._settle(
+            keys=[self._lease, self.key, self._meta, *(self.done_key(h.seq) for h, _ in waited)],
+            args=[
+                self._token or "",
+                len(batch),
+                total,
+                f"{batch[0].seq}|",
+                *("1" if good else "0" for _, good in waited),
+                _DONE_TTL,
+            ],
+        )
+        if not removed:
+            self._lost()
+            return
+        metrics.observe_remote_write_pending(self.remote, max(0, queued - total))
+
+
+_live_queues: weakref.WeakSet[SharedQueue] = weakref.WeakSet()
+
+
+def _reset_in_child() -> None:
+    # A lock held by one of the parent's threads at the fork would stay held in the child forever.
+    for queue in list(_live_queues):
+        queue._reset()
+
+
+os.register_at_fork(after_in_child=_reset_in_child)
