@@ -7,11 +7,12 @@ starts), so the list's order is each series' time order, and one sender keeps it
 receiver never sees a sample older than one it already has. Keys, under
 ``{prefix}:remotewrite:{remote}`` (``remote``: the target's name, else a hash of its URL):
 
-* the list itself: one entry per write, oldest first: ``<seq>|`` then a small header (flags, the
+* ``:queue``, the list: one entry per write, oldest first: ``<seq>|`` then a small header (flags, the
   time it was queued, its sample count) and its samples as an uncompressed WriteRequest (protobuf
   keeps a stale marker's NaN bits);
 * ``:meta``, a hash: ``seq``, the last entry's number; ``samples``, what is queued (``capacity``
-  bounds it);
+  bounds it); ``urgent``, the last entry someone waits for (entries up to it are sent without
+  waiting for a batch); ``settled``, the last entry the sender removed;
 * ``:sender``, the lease: a token of the one process sending, for ``_LEASE`` seconds plus the
   target's ``remote_timeout`` (one request never outlasts it), renewed while it sends and waits;
 * ``:wake``, a list of at most one item a writer pushes so the holder, blocked on it, looks now;
@@ -62,6 +63,8 @@ _BLOCK = 2.0
 # How long a waited entry's outcome is kept for a writer that gave up waiting.
 _DONE_TTL = 60
 _JOIN_TIMEOUT = 5.0
+# How often a flush looks whether the sender is done.
+_FLUSH_POLL = 0.05
 
 _WAITED = 1
 # flags, queued at (Unix ms), sample count
@@ -74,12 +77,13 @@ if queued + n > tonumber(ARGV[2]) then return -1 end
 local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
 redis.call('HINCRBY', KEYS[2], 'samples', n)
 redis.call('RPUSH', KEYS[1], seq .. '|' .. ARGV[3])
+if ARGV[4] == '1' then redis.call('HSET', KEYS[2], 'urgent', seq) end
 if redis.call('LLEN', KEYS[3]) == 0 then redis.call('RPUSH', KEYS[3], '1') end
 return seq
 """
 
 # KEYS: lease, queue, meta, then one done key per waited entry; ARGV: token, entries, samples,
-# the head's "<seq>|", then one outcome per done key.
+# the head's "<seq>|", the last entry's seq, how long an outcome is kept, then one outcome per done key.
 _SETTLE = """
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local head = redis.call('LINDEX', KEYS[2], 0)
@@ -87,11 +91,22 @@ if not head or string.sub(head, 1, #ARGV[4]) ~= ARGV[4] then return 0 end
 redis.call('LTRIM', KEYS[2], tonumber(ARGV[2]), -1)
 local left = redis.call('HINCRBY', KEYS[3], 'samples', -tonumber(ARGV[3]))
 if left < 0 or redis.call('LLEN', KEYS[2]) == 0 then redis.call('HSET', KEYS[3], 'samples', 0) end
+redis.call('HSET', KEYS[3], 'settled', ARGV[5])
 for i = 4, #KEYS do
-  redis.call('RPUSH', KEYS[i], ARGV[i + 1])
-  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[#ARGV]))
+  redis.call('RPUSH', KEYS[i], ARGV[i + 3])
+  redis.call('EXPIRE', KEYS[i], tonumber(ARGV[6]))
 end
 return 1
+"""
+
+# KEYS: meta, wake. Everything queued now is sent without waiting for a batch; returns the last seq.
+_HURRY = """
+local seq = tonumber(redis.call('HGET', KEYS[1], 'seq') or '0')
+if tonumber(redis.call('HGET', KEYS[1], 'urgent') or '0') < seq then
+  redis.call('HSET', KEYS[1], 'urgent', seq)
+end
+if redis.call('LLEN', KEYS[2]) == 0 then redis.call('RPUSH', KEYS[2], '1') end
+return seq
 """
 
 _RENEW = """
@@ -120,7 +135,9 @@ class _Head:
     payload: bytes
 
     @classmethod
-    def parse(cls, raw: bytes) -> _Head:
+    def parse(cls, raw: bytes | str) -> _Head:
+        if isinstance(raw, str):
+            raise TypeError("the shared remote-write queue needs a Redis client without decode_responses")
         seq, _, rest = raw.partition(b"|")
         flags, queued_ms, count = _HEADER.unpack_from(rest)
         return cls(int(seq), bool(flags & _WAITED), queued_ms / 1000, count, rest[_HEADER.size :])
@@ -143,6 +160,69 @@ def _chunks(items: list[_Sample], size: int) -> Iterator[list[_Sample]]:
         yield items[start : start + size]
 
 
+class _Lease:
+    """One run of a sender thread's claim to send a queue: taken with SET NX under a token of its
+    own, renewed while held, given back at the end. A run never takes it anew once it lost it
+    mid-batch, so a batch read under one lease is never sent under another."""
+
+    def __init__(self, client: redis.Redis, key: str, ms: int, remote: str) -> None:
+        self.redis, self.key, self.ms, self.remote = client, key, ms, remote
+        self.token: str | None = None
+        self._renewed = 0.0
+        self._renew = client.register_script(_RENEW)
+        self._release = client.register_script(_RELEASE)
+
+    def hold(self) -> bool:
+        """Keep the lease, or take it if it is free."""
+        if self.token is not None and self.renew():
+            return True
+        now = time.monotonic()
+        token = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        if not self.redis.set(self.key, token, nx=True, px=self.ms):
+            return False
+        self.token, self._renewed = token, now
+        log.info(
+            "remote_write.sending",
+            msg=f"remote_write {self.remote}: this process sends the shared queue",
+            remote=self.remote,
+        )
+        return True
+
+    def renew(self) -> bool:
+        """True while the lease is still held (renewed when due); never takes it anew."""
+        if self.token is None:
+            return False
+        now = time.monotonic()
+        if now - self._renewed < _RENEW_EVERY:
+            return True
+        try:
+            held = bool(self._renew(keys=[self.key], args=[self.token, self.ms]))
+        except redis.RedisError:
+            return False  # unknown: this batch stops; the sender's loop asks again
+        if held:
+            self._renewed = now
+        else:
+            self.lost()
+        return held
+
+    def lost(self) -> None:
+        self.token = None
+        metrics.observe_remote_write_pending(self.remote, 0)  # the new holder reports it
+        log.info(
+            "remote_write.lease_lost",
+            msg=f"remote_write {self.remote}: another process sends the shared queue now",
+            remote=self.remote,
+        )
+
+    def release(self) -> None:
+        token, self.token = self.token, None
+        if token is None:
+            return
+        metrics.observe_remote_write_pending(self.remote, 0)
+        with contextlib.suppress(redis.RedisError):  # else it lapses on its own
+            self._release(keys=[self.key], args=[token])
+
+
 class SharedQueue:
     """A target's queue in Redis: ``put`` from any process; one thread per process takes part in
     the lease, and the one holding it sends."""
@@ -152,12 +232,16 @@ class SharedQueue:
         self.target = target.target
         self.remote = target.remote
         self.redis = client
-        self.key = f"{prefix}:remotewrite:{self.remote}"
-        self._meta, self._lease, self._wake = f"{self.key}:meta", f"{self.key}:sender", f"{self.key}:wake"
+        self._base = f"{prefix}:remotewrite:{self.remote}"
+        # Every key ends in a part of its own (done keys in a number): no target's name makes one
+        # target's key another's.
+        self.key = f"{self._base}:queue"
+        self._meta = f"{self._base}:meta"
+        self._lease = f"{self._base}:sender"
+        self._wake = f"{self._base}:wake"
         self._append = client.register_script(_APPEND)
         self._settle = client.register_script(_SETTLE)
-        self._renew_script = client.register_script(_RENEW)
-        self._release_script = client.register_script(_RELEASE)
+        self._hurry = client.register_script(_HURRY)
         self._lease_ms = int((_LEASE + self.target.remote_timeout) * 1000)
         self._closed = False
         self._reset()
@@ -172,12 +256,10 @@ class SharedQueue:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._token: str | None = None
-        self._renewed = 0.0
         self._pid = os.getpid()
 
     def done_key(self, seq: int) -> str:
-        return f"{self.key}:done:{seq}"
+        return f"{self._base}:done:{seq}"
 
     # -- the writer's side ------------------------------------------------------------------------
 
@@ -198,7 +280,7 @@ class SharedQueue:
             pipe = durable.pipeline(self.redis, "remote_write", transaction=False)
             self._append(
                 keys=[self.key, self._meta, self._wake],
-                args=[len(series), self.target.queue.capacity, entry],
+                args=[len(series), self.target.queue.capacity, entry, int(waiting)],
                 client=pipe,
             )
             (seq,) = pipe.execute()
@@ -236,10 +318,35 @@ class SharedQueue:
         return False
 
     def flush(self, deadline: float) -> bool:
-        """Hand over: this process stops sending (after the request under way, by ``deadline``) and
-        gives up the lease, so another takes the queue at once. Nothing queued is lost by this
-        process stopping; a later ``put`` starts its sender again."""
+        """Have what is queued sent now, wait until ``deadline`` for whichever process sends to
+        settle it, then hand over: stop sending and give up the lease, so another process takes the
+        queue at once. True: nothing is lost by this process stopping, since what is still queued
+        waits in Redis for the next sender (logged)."""
+        if self._thread is None:
+            return True  # this process never wrote nor sent here
+        left = 0
+        try:
+            last = int(self._hurry(keys=[self._meta, self._wake]))
+            while (remaining := deadline - time.monotonic()) > 0:
+                settled, samples = self.redis.hmget(self._meta, ["settled", "samples"])
+                left = int(samples or 0)
+                if not left or int(settled or 0) >= last:
+                    break
+                time.sleep(min(remaining, _FLUSH_POLL))
+        except redis.RedisError as exc:
+            log.warning(
+                "remote_write.flush_failed",
+                msg=f"remote_write {self.remote}: cannot see what is still queued: {exc}",
+                remote=self.remote,
+            )
         self._halt(deadline)
+        if left:
+            log.info(
+                "remote_write.left_queued",
+                msg=f"remote_write {self.remote}: {left} samples stay queued in Redis for the next sender",
+                remote=self.remote,
+                samples=left,
+            )
         return True
 
     def close(self) -> None:
@@ -273,70 +380,18 @@ class SharedQueue:
                 )
                 self._thread.start()
 
-    # -- the lease --------------------------------------------------------------------------------
-
-    def _hold(self) -> bool:
-        """Keep the lease, or take it if it is free."""
-        if self._token is not None and self._renew():
-            return True
-        now = time.monotonic()
-        token = f"{os.uname().nodename}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        if not self.redis.set(self._lease, token, nx=True, px=self._lease_ms):
-            return False
-        self._token, self._renewed = token, now
-        log.info(
-            "remote_write.sending",
-            msg=f"remote_write {self.remote}: this process sends the shared queue",
-            remote=self.remote,
-        )
-        return True
-
-    def _renew(self) -> bool:
-        """True while this process still holds the lease (renewed when due); never takes it anew,
-        so a batch read under one lease is never sent under another."""
-        if self._token is None:
-            return False
-        now = time.monotonic()
-        if now - self._renewed < _RENEW_EVERY:
-            return True
-        try:
-            held = bool(self._renew_script(keys=[self._lease], args=[self._token, self._lease_ms]))
-        except redis.RedisError:
-            return False  # unknown: stop this batch; the main loop asks again
-        if held:
-            self._renewed = now
-        else:
-            self._lost()
-        return held
-
-    def _lost(self) -> None:
-        self._token = None
-        metrics.observe_remote_write_pending(self.remote, 0)  # the new holder reports it
-        log.info(
-            "remote_write.lease_lost",
-            msg=f"remote_write {self.remote}: another process sends the shared queue now",
-            remote=self.remote,
-        )
-
-    def _release(self) -> None:
-        token, self._token = self._token, None
-        if token is None:
-            return
-        metrics.observe_remote_write_pending(self.remote, 0)
-        with contextlib.suppress(redis.RedisError):  # else it lapses on its own
-            self._release_script(keys=[self._lease], args=[token])
-
     # -- the sender thread ------------------------------------------------------------------------
 
     def _run(self, stop: threading.Event) -> None:
         client = self.sending.client()
         if client is None:
             return
+        lease = _Lease(self.redis, self._lease, self._lease_ms, self.remote)
         try:
             while not stop.is_set():
                 try:
-                    if self._hold():
-                        self._serve(client, stop)
+                    if lease.hold():
+                        self._serve(client, stop, lease)
                     else:
                         stop.wait(_TRY_EVERY)
                 except redis.RedisError as exc:
@@ -347,44 +402,48 @@ class SharedQueue:
                     )
                     stop.wait(_TRY_EVERY)
         finally:
-            self._release()
+            lease.release()
             client.close()
 
     def _sleep(self, seconds: float) -> None:
         """Wait for a writer's signal, at most ``seconds`` (and never past the next renewal)."""
         self.redis.blpop([self._wake], timeout=max(0.01, min(seconds, _RENEW_EVERY, _BLOCK)))
 
-    def _serve(self, client: httpx.Client, stop: threading.Event) -> None:
+    def _serve(self, client: httpx.Client, stop: threading.Event, lease: _Lease) -> None:
         """One look at the queue: send a batch if one is due, else wait for a writer."""
         q = self.target.queue
+        # The head alone says whether a batch is due; the batch is read only when it is.
         pipe = self.redis.pipeline(transaction=False)
-        pipe.lrange(self.key, 0, q.max_samples_per_send - 1)
-        pipe.hget(self._meta, "samples")
-        raw, queued = pipe.execute()
-        if stop.is_set():
-            return
+        pipe.lindex(self.key, 0)
+        pipe.hmget(self._meta, ["samples", "urgent"])
+        first, (queued, urgent) = pipe.execute()
         queued = int(queued or 0)
         metrics.observe_remote_write_pending(self.remote, queued)
-        if not raw:
+        if stop.is_set():
+            return
+        if first is None:
             self._sleep(_RENEW_EVERY)
             return
-        heads = [_Head.parse(r) for r in raw]
+        head = _Head.parse(first)
+        due = head.queued_at + q.batch_send_deadline
+        now = time.time()
+        if now < due and queued < q.max_samples_per_send and int(urgent or 0) < head.seq:
+            self._sleep(due - now)
+            return
         batch: list[_Head] = []
         total = 0
-        for head in heads:
-            if batch and total + head.count > q.max_samples_per_send:
+        for raw in self.redis.lrange(self.key, 0, q.max_samples_per_send - 1):
+            entry = _Head.parse(raw)
+            if batch and total + entry.count > q.max_samples_per_send:
                 break
-            batch.append(head)
-            total += head.count
-        due = heads[0].queued_at + q.batch_send_deadline
-        urgent = any(h.waited for h in heads) or queued >= q.max_samples_per_send
-        if not urgent and time.time() < due:
-            self._sleep(due - time.time())
-            return
+            batch.append(entry)
+            total += entry.count
+        if not batch or batch[0].seq != head.seq:
+            return  # another sender moved the head: look again under the lease
         samples = [
             _Sample(s.labels, s.value, s.timestamp_ms, index)
-            for index, head in enumerate(batch)
-            for s in decode_message(head.payload)
+            for index, entry in enumerate(batch)
+            for s in decode_message(entry.payload)
         ]
         ok = [True] * len(batch)
 
@@ -392,34 +451,35 @@ class SharedQueue:
             # Renews the lease through a long Retry-After; stops when closed or the lease is gone.
             until = time.monotonic() + seconds
             while (left := until - time.monotonic()) > 0:
-                if stop.wait(min(left, _RENEW_EVERY)) or not self._renew():
+                if stop.wait(min(left, _RENEW_EVERY)) or not lease.renew():
                     return False
             return True
 
         for chunk in _chunks(samples, q.max_samples_per_send):
-            done = self.sending.deliver(client, chunk, pause=pause, proceed=self._renew)
+            done = self.sending.deliver(client, chunk, pause=pause, proceed=lease.renew)
             if done is None:
                 return  # stopped, or the lease is gone: the entries stay for the next sender
             for sample in done.dropped:
                 ok[sample.entry] = False
-        self._remove(batch, ok, total, queued)
+        self._remove(lease, batch, ok, total, queued)
 
-    def _remove(self, batch: list[_Head], ok: list[bool], total: int, queued: int) -> None:
+    def _remove(self, lease: _Lease, batch: list[_Head], ok: list[bool], total: int, queued: int) -> None:
         """Take the settled entries off the head, and tell whoever waits on them how they went."""
-        waited = [(head, good) for head, good in zip(batch, ok, strict=True) if head.waited]
+        waited = [(entry, good) for entry, good in zip(batch, ok, strict=True) if entry.waited]
         removed = self._settle(
-            keys=[self._lease, self.key, self._meta, *(self.done_key(h.seq) for h, _ in waited)],
+            keys=[self._lease, self.key, self._meta, *(self.done_key(e.seq) for e, _ in waited)],
             args=[
-                self._token or "",
+                lease.token or "",
                 len(batch),
                 total,
                 f"{batch[0].seq}|",
-                *("1" if good else "0" for _, good in waited),
+                batch[-1].seq,
                 _DONE_TTL,
+                *("1" if good else "0" for _, good in waited),
             ],
         )
         if not removed:
-            self._lost()
+            lease.lost()
             return
         metrics.observe_remote_write_pending(self.remote, max(0, queued - total))
 

@@ -14,7 +14,7 @@ import pytest
 import redis
 
 from alerting.ops import metrics
-from alerting.remotewrite import RemoteWriter, Series, labels_of, parse_remote_write
+from alerting.remotewrite import STALE_NAN, RemoteWriter, Series, is_stale, labels_of, parse_remote_write
 from tests.support.httpfake import Reply, Request
 from tests.support.logs import json_log
 from tests.support.net import REDIS_URL, wait_until
@@ -42,7 +42,7 @@ class Shared:
 
     def queued(self) -> int:
         """Entries in the target's list in Redis."""
-        return int(self.client.llen(f"{self.prefix}:remotewrite:{self.name}"))
+        return int(self.client.llen(f"{self.prefix}:remotewrite:{self.name}:queue"))
 
     def metric(self, name: str, **labels: str) -> float:
         inner = ",".join(f'{k}="{v}"' for k, v in sorted({"remote": self.name, **labels}.items()))
@@ -133,3 +133,23 @@ def test_what_a_stopped_writer_left_queued_is_sent_by_the_next_one(shared: Share
         wait_until(lambda: len(shared.receiver.samples()) == 2, what="the queued samples")
         wait_until(lambda: shared.queued() == 0, what="the queue emptied")
     assert shared.receiver.samples() == tick(1, "x") + tick(2, "x")
+
+
+def test_a_flush_has_the_queue_sent_now_and_hands_the_lease_over(shared: Shared) -> None:
+    with json_log() as log, shared.writer(batch_send_deadline="1h") as a:
+        wait_until(lambda: log.records("remote_write.sending"), what="a to take the lease")
+        with shared.writer(batch_send_deadline="1h") as b:
+            assert b.write(tick(1, "x"))
+            assert a.flush(30)  # not an hour later
+            assert shared.receiver.samples() == tick(1, "x")
+            wait_until(lambda: len(log.records("remote_write.sending")) == 2, what="b to take the lease")
+            assert b.write(tick(2, "x"), wait=30)
+    assert shared.receiver.samples() == tick(1, "x") + tick(2, "x")
+
+
+def test_a_stale_marker_keeps_its_bits_through_the_queue(shared: Shared) -> None:
+    labels = labels_of("rw_shared", {"s": "x"})
+    with shared.writer() as rw:
+        assert rw.write([Series(labels, 1.0, T0), Series(labels, STALE_NAN, T0 + 1000)], wait=30)
+    first, marker = shared.receiver.samples()
+    assert first == Series(labels, 1.0, T0) and is_stale(marker.value) and marker.timestamp_ms == T0 + 1000
