@@ -73,7 +73,7 @@ _HEADER = struct.Struct(">BqI")
 _APPEND = """
 local n = tonumber(ARGV[1])
 local queued = tonumber(redis.call('HGET', KEYS[2], 'samples') or '0')
-if queued + n > tonumber(ARGV[2]) then return -1 end
+if queued + n > tonumber(ARGV[2]) then return -1 - math.max(0, tonumber(ARGV[2]) - queued) end
 local seq = redis.call('HINCRBY', KEYS[2], 'seq', 1)
 redis.call('HINCRBY', KEYS[2], 'samples', n)
 redis.call('RPUSH', KEYS[1], seq .. '|' .. ARGV[3])
@@ -264,26 +264,21 @@ class SharedQueue:
     # -- the writer's side ------------------------------------------------------------------------
 
     def put(self, series: list[Series], waiting: bool) -> Queued:
-        """Append ``series`` as one entry, or drop it whole when it does not fit within ``capacity``
-        (a tick's samples are kept or lost together)."""
+        """Append ``series`` as one entry, or as much of it as fits within ``capacity`` (the rest is
+        dropped)."""
         if not series:
             return Queued(True, accepted)
         if self._closed:
             self.sending.refused_new("closed", len(series))
             return Queued(False, refused)
         self._start()
-        entry = _HEADER.pack(_WAITED if waiting else 0, int(time.time() * 1000), len(series))
-        entry += encode_message(series)
+        kept = series
         try:
-            # Queued samples are the only copy of what was recorded: the append waits for a replica
-            # as the evaluation state does (see alerting.durable).
-            pipe = durable.pipeline(self.redis, "remote_write", transaction=False)
-            self._append(
-                keys=[self.key, self._meta, self._wake],
-                args=[len(series), self.target.queue.capacity, entry, int(waiting)],
-                client=pipe,
-            )
-            (seq,) = pipe.execute()
+            while kept:
+                seq = self._append_entry(kept, waiting)
+                if seq > 0:
+                    break
+                kept = kept[: -1 - seq]  # what the queue had room for when it answered
         except redis.RedisError as exc:
             log.warning(
                 "remote_write.unqueued",
@@ -292,12 +287,27 @@ class SharedQueue:
             )
             self.sending.refused_new("redis", len(series))
             return Queued(False, refused)
-        if int(seq) < 0:
-            self.sending.refused_new("queue_full", len(series))
-            return Queued(False, refused)
+        if len(kept) < len(series):
+            self.sending.refused_new("queue_full", len(series) - len(kept))
+            return Queued(False, refused)  # the write is incomplete: no need to wait for the rest
         if not waiting:
             return Queued(True, accepted)
-        return Queued(True, lambda deadline: self._outcome(int(seq), deadline))
+        return Queued(True, lambda deadline: self._outcome(seq, deadline))
+
+    def _append_entry(self, series: list[Series], waiting: bool) -> int:
+        """The new entry's seq; when ``series`` does not fit, ``-1 - room`` (room: what would)."""
+        entry = _HEADER.pack(_WAITED if waiting else 0, int(time.time() * 1000), len(series))
+        entry += encode_message(series)
+        # Queued samples are the only copy of what was recorded: the append waits for a replica as
+        # the evaluation state does (see alerting.durable).
+        pipe = durable.pipeline(self.redis, "remote_write", transaction=False)
+        self._append(
+            keys=[self.key, self._meta, self._wake],
+            args=[len(series), self.target.queue.capacity, entry, int(waiting)],
+            client=pipe,
+        )
+        (seq,) = pipe.execute()
+        return int(seq)
 
     def _outcome(self, seq: int, deadline: float) -> bool:
         """True once the sender says the target accepted entry ``seq``; False when it dropped some
