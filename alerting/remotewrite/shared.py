@@ -16,6 +16,7 @@ receiver never sees a sample older than one it already has. Keys, under
 * ``:sender``, the lease: a token of the one process sending, for ``_LEASE`` seconds plus the
   target's ``remote_timeout`` (one request never outlasts it), renewed while it sends and waits;
 * ``:wake``, a list of at most one item a writer pushes so the holder, blocked on it, looks now;
+* ``:free``, where a sender giving the lease up says so to the processes waiting to take it;
 * ``:done:<seq>``, for an entry a writer waits on: ``1`` (accepted) or ``0`` (dropped), pushed by
   the holder when it settles the entry, kept a minute.
 
@@ -116,9 +117,14 @@ end
 return 0
 """
 
+# KEYS: lease, free. A released lease says so on ``free``, where a process that does not send waits.
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('del', KEYS[1])
+  redis.call('del', KEYS[1])
+  redis.call('DEL', KEYS[2])
+  redis.call('RPUSH', KEYS[2], '1')
+  redis.call('EXPIRE', KEYS[2], 10)
+  return 1
 end
 return 0
 """
@@ -165,8 +171,8 @@ class _Lease:
     own, renewed while held, given back at the end. A run never takes it anew once it lost it
     mid-batch, so a batch read under one lease is never sent under another."""
 
-    def __init__(self, client: redis.Redis, key: str, ms: int, remote: str) -> None:
-        self.redis, self.key, self.ms, self.remote = client, key, ms, remote
+    def __init__(self, client: redis.Redis, key: str, free: str, ms: int, remote: str) -> None:
+        self.redis, self.key, self.free, self.ms, self.remote = client, key, free, ms, remote
         self.token: str | None = None
         self._renewed = 0.0
         self._renew = client.register_script(_RENEW)
@@ -220,7 +226,7 @@ class _Lease:
             return
         metrics.observe_remote_write_pending(self.remote, 0)
         with contextlib.suppress(redis.RedisError):  # else it lapses on its own
-            self._release(keys=[self.key], args=[token])
+            self._release(keys=[self.key, self.free], args=[token])
 
 
 class SharedQueue:
@@ -239,6 +245,7 @@ class SharedQueue:
         self._meta = f"{self._base}:meta"
         self._lease = f"{self._base}:sender"
         self._wake = f"{self._base}:wake"
+        self._free = f"{self._base}:free"
         self._append = client.register_script(_APPEND)
         self._settle = client.register_script(_SETTLE)
         self._hurry = client.register_script(_HURRY)
@@ -373,8 +380,14 @@ class SharedQueue:
         if thread is None:
             return
         stop.set()
-        with contextlib.suppress(redis.RedisError):  # else it sees the stop after its current wait
-            self.redis.rpush(self._wake, "1")  # out of its wait at once
+        # Out of its wait at once, whether it sends (wake) or waits for the lease (free); else it
+        # sees the stop after its current wait.
+        with contextlib.suppress(redis.RedisError):
+            pipe = self.redis.pipeline(transaction=False)
+            pipe.rpush(self._wake, "1")
+            pipe.rpush(self._free, "1")
+            pipe.expire(self._free, 10)
+            pipe.execute()
         if thread is not threading.current_thread():
             thread.join(max(0.0, deadline - time.monotonic()))
 
@@ -396,14 +409,16 @@ class SharedQueue:
         client = self.sending.client()
         if client is None:
             return
-        lease = _Lease(self.redis, self._lease, self._lease_ms, self.remote)
+        lease = _Lease(self.redis, self._lease, self._free, self._lease_ms, self.remote)
         try:
             while not stop.is_set():
                 try:
                     if lease.hold():
                         self._serve(client, stop, lease)
                     else:
-                        stop.wait(_TRY_EVERY)
+                        # Until a sender gives the lease up (at once), or now and then in case it
+                        # died (its lease lapses).
+                        self.redis.blpop([self._free], timeout=_TRY_EVERY)
                 except redis.RedisError as exc:
                     log.warning(
                         "remote_write.redis_error",
