@@ -153,3 +153,13 @@ def test_a_stale_marker_keeps_its_bits_through_the_queue(shared: Shared) -> None
         assert rw.write([Series(labels, 1.0, T0), Series(labels, STALE_NAN, T0 + 1000)], wait=30)
     first, marker = shared.receiver.samples()
     assert first == Series(labels, 1.0, T0) and is_stale(marker.value) and marker.timestamp_ms == T0 + 1000
+
+
+def test_a_sender_that_vanished_without_a_word_is_replaced_when_its_lease_lapses(shared: Shared) -> None:
+    lease = f"{shared.prefix}:remotewrite:{shared.name}:sender"
+    shared.client.set(lease, "a-process-killed-while-sending", px=1500)
+    with json_log() as log, shared.writer() as rw:
+        assert rw.write(tick(1, "x"))
+        wait_until(lambda: log.records("remote_write.sending"), what="the lease taken over")
+        wait_until(lambda: shared.receiver.samples() == tick(1, "x"), what="the queued sample")
+    assert shared.client.get(lease) is None  # given up again on close
