@@ -268,7 +268,8 @@ class _Metrics:
         self.remote_dropped = Counter(
             "alerting_remote_write_samples_dropped_total",
             "Samples never delivered to a remote_write target, by reason (queue_full, rejected: the "
-            "target answered 4xx, too_old: past sample_age_limit, closed: queued at shutdown).",
+            "target answered 4xx, too_old: past sample_age_limit, closed: queued at shutdown, redis: not "
+            "queued, Redis did not answer).",
             (*w, "reason"),
             registry=None,
         )
@@ -280,7 +281,8 @@ class _Metrics:
         )
         self.remote_pending = Gauge(
             "alerting_remote_write_pending_samples",
-            "Samples held for a remote_write target (queued or being sent), summed over live processes.",
+            "Samples held for a remote_write target (queued or being sent), summed over live processes; "
+            "a queue shared in Redis is reported by the one process sending it.",
             w,
             multiprocess_mode="livesum",
             registry=None,

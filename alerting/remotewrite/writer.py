@@ -1,12 +1,16 @@
-"""Sending samples to remote_write targets: one bounded queue and one sender thread per target.
+"""Sending samples to remote_write targets: a queue and one sender thread per target.
+
+With a Redis client the queue of each target is one list in Redis shared by every process and
+worker using that Redis (:mod:`alerting.remotewrite.shared`): one process at a time sends it, in the
+order it was written, and it outlives the process that wrote it. Without one (tests, ``alerting
+eval``, the benchmark) each process keeps a bounded queue in memory, in order within the process.
 
 Delivery is at least once: a batch is sent again after a connection error, a timeout, a 5xx or a
 429 (after ``Retry-After`` when the target gives one, else after an exponential backoff between
 ``min_backoff`` and ``max_backoff``), so a sample may arrive twice; a retried sample keeps its
 timestamp and value, which a Prometheus-style receiver stores once. Any other 4xx is the target's
 final word on that batch (Prometheus answers 400 for out-of-order samples): it is dropped, counted
-and logged, and later batches go on. One sender per target keeps each series' samples in order
-within a process; across a worker's processes it does not (see "Remote write" in the README).
+and logged, and later batches go on (:mod:`alerting.remotewrite.sending`).
 """
 
 from __future__ import annotations
@@ -21,29 +25,25 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import redis
 
-from alerting import __version__
 from alerting.ops import metrics
 from alerting.ops.logs import get_logger
 from alerting.remotewrite.config import RemoteWriteTarget
-from alerting.remotewrite.relabel import relabel
+from alerting.remotewrite.sending import Queued, Target, accepted
 from alerting.remotewrite.series import Labels, Series
-from alerting.remotewrite.wire import HEADERS, encode
-from alerting.transport import TLSFilesError, new_client, retry_after
+from alerting.remotewrite.shared import SharedQueue
 
 __all__ = ["RemoteWriter"]
 
 log = get_logger(__name__)
 
-# Label sets relabeled per target, remembered so a series written every tick is relabeled once.
-_RELABEL_CACHE_SIZE = 10_000
-# How much of a target's refusal is logged.
-_ANSWER_CHARS = 512
 _JOIN_TIMEOUT = 5.0
 
 
 class _Ticket:
-    """The samples of one waiting ``write``: settled one by one as targets accept or drop them."""
+    """The samples of one waiting ``write`` to one target: settled one by one as it accepts or
+    drops them."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -65,6 +65,9 @@ class _Ticket:
             if self._pending <= 0:
                 self.settled.set()
 
+    def wait(self, deadline: float) -> bool:
+        return self.settled.wait(max(0.0, deadline - time.monotonic())) and self.ok
+
 
 @dataclass(slots=True)
 class _Entry:
@@ -84,15 +87,15 @@ def _settle(entries: Sequence[_Entry], ok: bool) -> None:
         ticket.settle(count, ok)
 
 
-class _Sender:
-    """One target's queue and the thread that empties it."""
+class _MemoryQueue:
+    """One target's queue in this process's memory and the thread that empties it."""
 
-    def __init__(self, target: RemoteWriteTarget) -> None:
-        self.target = target
+    def __init__(self, target: Target) -> None:
+        self.sending = target
+        self.target = target.target
         self.remote = target.remote
-        self._relabeled: dict[Labels, Labels | None] = {}
         self._reset()
-        _live_senders.add(self)
+        _live_queues.add(self)
 
     def _reset(self) -> None:
         """A fresh state: at construction, and in a forked child, where the parent's thread, lock
@@ -106,54 +109,32 @@ class _Sender:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid = os.getpid()
-        self._client: httpx.Client | None = None
 
     # -- the writer's side ------------------------------------------------------------------------
 
-    def labels_for(self, labels: Labels) -> Labels | None:
-        """``labels`` after the target's write_relabel_configs (None: not sent there)."""
-        configs = self.target.write_relabel_configs
-        if not configs:
-            return labels
-        try:
-            return self._relabeled[labels]
-        except KeyError:  # not seen yet (or the cache was just cleared by another thread)
-            pass
-        out = relabel(dict(labels), configs)
-        result = tuple(sorted(out.items())) if out else None
-        if len(self._relabeled) >= _RELABEL_CACHE_SIZE:
-            self._relabeled.clear()
-        self._relabeled[labels] = result
-        return result
-
-    def put(self, entries: list[_Entry]) -> int:
-        """Queue what fits within ``capacity``; the rest is dropped. Returns how many were queued."""
-        if not entries:
-            return 0
+    def put(self, series: list[Series], waiting: bool) -> Queued:
+        """Queue what fits within ``capacity``; the rest is dropped."""
+        if not series:
+            return Queued(True, accepted)
+        ticket = _Ticket() if waiting else None
+        now = time.monotonic()
+        entries = [_Entry(s.labels, s.value, s.timestamp_ms, now, ticket) for s in series]
+        if ticket is not None:
+            ticket.add(len(entries))
         self._start()
         with self._cond:
             closed = self._closed
             room = 0 if closed else self.target.queue.capacity - len(self._queue) - self._in_flight
-            accepted, dropped = entries[: max(0, room)], entries[max(0, room) :]
-            self._queue.extend(accepted)
-            self._urgent += sum(1 for e in accepted if e.ticket is not None)
+            kept, dropped = entries[: max(0, room)], entries[max(0, room) :]
+            self._queue.extend(kept)
+            self._urgent += sum(1 for e in kept if e.ticket is not None)
             pending = len(self._queue) + self._in_flight
             self._cond.notify_all()
         metrics.observe_remote_write_pending(self.remote, pending)
-        if dropped and closed:
+        if dropped:
             _settle(dropped, False)
-            metrics.observe_remote_write_dropped(self.remote, "closed", len(dropped))
-        elif dropped:
-            _settle(dropped, False)
-            metrics.observe_remote_write_dropped(self.remote, "queue_full", len(dropped))
-            log.warning(
-                "remote_write.queue_full",
-                msg=f"remote_write {self.remote}: queue full ({self.target.queue.capacity} samples),"
-                f" {len(dropped)} new samples dropped",
-                remote=self.remote,
-                dropped=len(dropped),
-            )
-        return len(accepted)
+            self.sending.refused_new("closed" if closed else "queue_full", len(dropped))
+        return Queued(not dropped, ticket.wait if ticket is not None else accepted)
 
     def flush(self, deadline: float) -> bool:
         """Send what is queued now, without waiting for full batches; True once all of it is settled."""
@@ -207,18 +188,8 @@ class _Sender:
     # -- the sender thread ------------------------------------------------------------------------
 
     def _run(self) -> None:
-        try:
-            self._client = new_client(
-                self.target.http,
-                httpx.Timeout(self.target.remote_timeout),
-                headers={**dict(self.target.headers), **HEADERS, "User-Agent": f"alerting/{__version__}"},
-            )
-        except (TLSFilesError, httpx.HTTPError) as exc:
-            log.error(
-                "remote_write.setup_failed",
-                msg=f"remote_write {self.remote}: cannot build its HTTP client: {exc}",
-                remote=self.remote,
-            )
+        client = self.sending.client()
+        if client is None:
             self.close()
             return
         try:
@@ -227,7 +198,7 @@ class _Sender:
                 if batch is None:
                     return
                 try:
-                    self._deliver(batch)
+                    self._deliver(client, batch)
                 finally:
                     with self._cond:
                         self._in_flight = 0
@@ -235,7 +206,7 @@ class _Sender:
                         self._cond.notify_all()
                     metrics.observe_remote_write_pending(self.remote, pending)
         finally:
-            self._client.close()
+            client.close()
 
     def _next_batch(self) -> list[_Entry] | None:
         q = self.target.queue
@@ -258,77 +229,23 @@ class _Sender:
             self._in_flight = len(batch)
             return batch
 
-    def _too_old(self, batch: list[_Entry]) -> list[_Entry]:
-        """``batch`` without samples past ``sample_age_limit`` (those are counted and settled)."""
-        limit = self.target.queue.sample_age_limit
-        if not limit:
-            return batch
-        oldest_ms = time.time() * 1000 - limit * 1000
-        fresh = [e for e in batch if e.timestamp_ms >= oldest_ms]
-        if len(fresh) < len(batch):
-            old = [e for e in batch if e.timestamp_ms < oldest_ms]
-            _settle(old, False)
-            metrics.observe_remote_write_dropped(self.remote, "too_old", len(old))
-        return fresh
-
-    def _deliver(self, batch: list[_Entry]) -> None:
-        assert self._client is not None
-        q = self.target.queue
-        backoff = q.min_backoff
-        while True:
-            batch = self._too_old(batch)
-            if not batch:
-                return
-            body = encode(Series(e.labels, e.value, e.timestamp_ms) for e in batch)
-            pause: float | None = None
-            try:
-                response = self._client.post(self.target.url, content=body)
-            except httpx.HTTPError as exc:
-                problem = f"{type(exc).__name__}: {exc}"
-            else:
-                if response.is_success:
-                    _settle(batch, True)
-                    metrics.observe_remote_write_sent(self.remote, len(batch))
-                    return
-                status = response.status_code
-                problem = f"HTTP {status}: {response.text[:_ANSWER_CHARS]}"
-                if status < 500 and not (status == 429 and q.retry_on_http_429):
-                    _settle(batch, False)
-                    metrics.observe_remote_write_dropped(self.remote, "rejected", len(batch))
-                    log.warning(
-                        "remote_write.rejected",
-                        msg=f"remote_write {self.remote} ({self.target.shown_url}) refused"
-                        f" {len(batch)} samples, which are dropped: {problem}",
-                        remote=self.remote,
-                        status=status,
-                        samples=len(batch),
-                    )
-                    return
-                pause = retry_after(response.headers)
-            if pause is None:
-                pause = backoff
-                backoff = min(max(backoff * 2, q.min_backoff), q.max_backoff)
-            log.info(
-                "remote_write.retry",
-                msg=f"remote_write {self.remote} ({self.target.shown_url}): {problem};"
-                f" sending {len(batch)} samples again in {pause:.3g}s",
-                remote=self.remote,
-                samples=len(batch),
-            )
-            metrics.observe_remote_write_retry(self.remote)
-            if self._stop.wait(pause):
-                _settle(batch, False)
-                metrics.observe_remote_write_dropped(self.remote, "closed", len(batch))
-                return
+    def _deliver(self, client: httpx.Client, batch: list[_Entry]) -> None:
+        done = self.sending.deliver(client, batch, pause=lambda seconds: not self._stop.wait(seconds))
+        if done is None:  # closed while retrying
+            _settle(batch, False)
+            metrics.observe_remote_write_dropped(self.remote, "closed", len(batch))
+            return
+        _settle(done.accepted, True)
+        _settle(done.dropped, False)
 
 
-_live_senders: weakref.WeakSet[_Sender] = weakref.WeakSet()
+_live_queues: weakref.WeakSet[_MemoryQueue] = weakref.WeakSet()
 
 
 def _reset_in_child() -> None:
     # A lock held by one of the parent's threads at the fork would stay held in the child forever.
-    for sender in list(_live_senders):
-        sender._reset()
+    for queue in list(_live_queues):
+        queue._reset()
 
 
 os.register_at_fork(after_in_child=_reset_in_child)
@@ -338,12 +255,23 @@ class RemoteWriter:
     """Writes samples to every configured target (none: every write is accepted and goes nowhere).
 
     Built once and shared; threads start on the first write in each process, so a writer built
-    before Celery's prefork pool forks works in every child.
+    before Celery's prefork pool forks works in every child. Given ``redis``, each target's queue is
+    the list ``{prefix}:remotewrite:{remote}`` there, shared with every writer over that Redis and
+    prefix; without it, each process queues in memory.
     """
 
-    def __init__(self, targets: Sequence[RemoteWriteTarget]) -> None:
+    def __init__(
+        self,
+        targets: Sequence[RemoteWriteTarget],
+        *,
+        redis: redis.Redis | None = None,
+        prefix: str = "alerting",
+    ) -> None:
         self.targets: tuple[RemoteWriteTarget, ...] = tuple(targets)
-        self._senders = tuple(_Sender(t) for t in self.targets)
+        self._sending = tuple(Target(t) for t in self.targets)
+        self._queues: tuple[_MemoryQueue | SharedQueue, ...] = tuple(
+            _MemoryQueue(t) if redis is None else SharedQueue(t, redis, prefix) for t in self._sending
+        )
 
     def write(self, series: Sequence[Series], *, wait: float | None = None) -> bool:
         """Queue ``series`` for every target.
@@ -353,34 +281,29 @@ class RemoteWriter:
         this blocks until every target accepted them (True), or one dropped some, or time ran out
         (False).
         """
-        if not self._senders or not series:
+        if not self._queues or not series:
             return True
-        ticket = _Ticket() if wait is not None else None
-        now = time.monotonic()
-        complete = True
-        for sender in self._senders:
-            entries = []
-            for one in series:
-                labels = sender.labels_for(one.labels)
-                if labels is not None:
-                    entries.append(_Entry(labels, one.value, one.timestamp_ms, now, ticket))
-            if ticket is not None:
-                ticket.add(len(entries))
-            if sender.put(entries) < len(entries):
-                complete = False
-        if ticket is None:
+        queued = [
+            queue.put(sending.relabeled(series), wait is not None)
+            for sending, queue in zip(self._sending, self._queues, strict=True)
+        ]
+        complete = all(q.complete for q in queued)
+        if wait is None:
             return complete
-        return ticket.settled.wait(max(0.0, wait or 0.0)) and ticket.ok and complete
+        deadline = time.monotonic() + max(0.0, wait)
+        return all([q.wait(deadline) for q in queued]) and complete
 
     def flush(self, timeout: float) -> bool:
-        """Deliver what is queued (at shutdown): True if every target settled it within ``timeout``."""
+        """Deliver what is queued (at shutdown): True if every target settled it within ``timeout``
+        (a queue in Redis has nothing to lose here: what it holds waits there for the next sender)."""
         deadline = time.monotonic() + timeout
-        return all([sender.flush(deadline) for sender in self._senders])
+        return all([queue.flush(deadline) for queue in self._queues])
 
     def close(self) -> None:
-        """Stop every sender thread; samples still queued are dropped (counted as ``closed``)."""
-        for sender in self._senders:
-            sender.close()
+        """Stop every sender thread; samples still queued in memory are dropped (counted as
+        ``closed``), those queued in Redis stay there."""
+        for queue in self._queues:
+            queue.close()
 
     def __enter__(self) -> RemoteWriter:
         return self

@@ -299,7 +299,7 @@ class Runtime:
             previous = self._writer
             if previous is not None and previous.targets == targets:
                 return previous
-            self._writer = RemoteWriter(targets)
+            self._writer = RemoteWriter(targets, redis=self.redis, prefix=self.prefix)
         if previous is not None:
             previous.flush(timeout=5)
             previous.close()

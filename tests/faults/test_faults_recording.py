@@ -8,6 +8,7 @@ story, each waiting on what Prometheus holds, what the worker logs or what a web
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ class Setup:
     exporter: Exporter
     hook: WebhookRecorder
     api: str  # the worker's HTTP API
+    prefix: str  # the worker's Redis key prefix
 
     def raw(self, selector: str, since: float) -> dict[str, list[float]]:
         """Raw sample times of ``selector`` since ``since``, per series (by its ``target``)."""
@@ -81,6 +83,14 @@ class Setup:
     def retries(self) -> int:
         return len(self.worker.events("remote_write.retry"))
 
+    def queued(self) -> int:
+        """Writes queued in Redis for the target."""
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            return int(client.llen(f"{self.prefix}:remotewrite:proxied:queue"))
+        finally:
+            client.close()
+
 
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
@@ -106,12 +116,9 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     ):
         exporter.values.update({'probe_value{target="a"}': 1.0, 'probe_value{target="b"}': 2.0})
         with (
-            # The worker's two processes each queue their own ticks' samples during an outage and send
-            # them in whichever order they reconnect: a receiver must store samples older than the
-            # latest of their series (Prometheus refuses them by default; see README, Remote write).
-            PrometheusServer(
-                scrape_targets=[exporter.target], remote_write_receiver=True, out_of_order_time_window="10m"
-            ) as prom,
+            # No out-of-order window: Prometheus refuses a sample older than its series' latest, so
+            # every outage tick arriving shows the worker's processes send one queue in order.
+            PrometheusServer(scrape_targets=[exporter.target], remote_write_receiver=True) as prom,
             TCPProxy("127.0.0.1", prom.port) as proxy,
         ):
             config = tmp_path / "alerting.yml"
@@ -158,7 +165,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
                 ALERTING_HTTP_ADDR=f"127.0.0.1:{port}",
             )
             with Worker(env) as worker:
-                yield Setup(worker, prom, proxy, exporter, hook, f"http://127.0.0.1:{port}")
+                yield Setup(worker, prom, proxy, exporter, hook, f"http://127.0.0.1:{port}", prefix)
     client = redis.Redis.from_url(REDIS_URL)
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
     if keys:
@@ -234,3 +241,47 @@ def test_a_series_no_longer_recorded_gets_a_stale_marker_and_keeps_its_past(setu
     (series,) = data["result"]
     times = [float(t) for t, _ in series["values"]]
     assert min(times) <= dropped < max(times) + 1 and max(times) < gone, (dropped, gone, times)
+
+
+def test_samples_queued_when_the_worker_is_killed_arrive_after_it_restarts_in_order(setup: Setup) -> None:
+    worker = setup.worker
+    a = f'{RECORD}{{target="a"}}'
+    wait_until(lambda: len(setup.instant(a)) == 1, timeout=30, what="a recorded")
+    cut = time.time()
+    setup.proxy.cut()
+    failing = len(worker.events("rule.error", rule="RecordedProbe", msg=NOT_WRITTEN))
+    wait_until(
+        lambda: len(worker.events("rule.error", rule="RecordedProbe", msg=NOT_WRITTEN)) >= failing + 3,
+        timeout=60,
+        what="three ticks failing the reader",
+    )
+    wait_until(lambda: setup.queued() >= 3, timeout=30, what="ticks queued in Redis")
+    worker.stop(signal.SIGKILL)  # the whole process group: the pool, beat, the lease holder
+    before_kill = setup.evaluated_slots(cut)
+    assert len(before_kill) >= 3, before_kill
+    assert setup.queued() >= 3  # what the killed worker queued is still there
+
+    worker.start()
+    # The restarted worker evaluates during the outage too, behind the killed worker's queue.
+    started = len(worker.events("group.evaluated", group="recorded"))
+    wait_until(
+        lambda: len(worker.events("group.evaluated", group="recorded")) >= started + 2,
+        timeout=60,
+        what="two ticks of the restarted worker",
+    )
+    restored = time.time()
+    setup.proxy.restore()
+    outage = [s for s in setup.evaluated_slots(cut) if s < restored]
+    assert set(before_kill) < set(outage)
+
+    def every_tick_arrived() -> bool:
+        return set(outage) <= set(setup.raw(a, cut).get("a", []))
+
+    try:
+        wait_until(every_tick_arrived, timeout=90, what="the samples queued before and after the kill")
+    except TimeoutError:
+        missing = sorted(set(outage) - set(setup.raw(a, cut).get("a", [])))
+        rejected = [e["msg"][:300] for e in worker.events("remote_write.rejected")]
+        raise AssertionError(f"outage ticks {outage}; missing {missing}; refused: {rejected}") from None
+    assert not worker.events("remote_write.rejected")  # nothing arrived out of order
+    wait_until(lambda: setup.queued() == 0, timeout=30, what="the queue emptied")

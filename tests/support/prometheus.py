@@ -73,7 +73,6 @@ class PrometheusServer(ServerProcess):
         remote_write_receiver: bool = False,
         remote_write: Sequence[Mapping[str, Any]] = (),
         job_name: str = "test",
-        out_of_order_time_window: str | None = None,
     ) -> None:
         super().__init__()
         self.job_name = job_name  # the scrape job: the `job` label of what it scrapes
@@ -92,8 +91,6 @@ class PrometheusServer(ServerProcess):
         # accept samples on /api/v1/write (--web.enable-remote-write-receiver)
         self.remote_write_receiver = remote_write_receiver
         self.remote_write = [dict(entry) for entry in remote_write]  # its own remote_write entries
-        # how far back a sample older than its series' latest is still stored (2.39+; None: refused)
-        self.out_of_order_time_window = out_of_order_time_window
 
     def command(self) -> list[str]:
         data = self.dir / "data"
@@ -122,8 +119,6 @@ class PrometheusServer(ServerProcess):
             }
         if self.remote_write:
             config["remote_write"] = self.remote_write
-        if self.out_of_order_time_window:
-            config["storage"] = {"tsdb": {"out_of_order_time_window": self.out_of_order_time_window}}
         (self.dir / "prometheus.yml").write_text(yaml.safe_dump(config))
         return [
             PROMETHEUS,
