@@ -138,6 +138,18 @@ class SentinelSet:
             client.close()
         return int(port)
 
+    def primary_ports(self) -> set[int]:
+        """The primary's port as each sentinel names it now: one port once they all agree (after a
+        failover the sentinels that did not lead it learn of it a moment later)."""
+        ports = set()
+        for sentinel in self.sentinels:
+            client = sentinel.client()
+            try:
+                ports.add(int(client.sentinel_get_master_addr_by_name(MASTER)[1]))
+            finally:
+                client.close()
+        return ports
+
     def primary(self) -> RedisNode:
         port = self.primary_port()
         return next(n for n in self.nodes if n.port == port)
