@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from kombu import Connection
 
 from alerting import redisconn
 from tests.faults.test_faults_sentinel import assert_alive_and_evaluating, ha_env, one_rule, told_on_failure
@@ -65,6 +66,37 @@ def test_a_client_without_the_ca_is_refused_saying_the_certificate_failed(redis_
     # One reason per sentinel, each naming its address and the certificate check.
     assert message.count("CERTIFICATE_VERIFY_FAILED") == 3
     assert all(f"127.0.0.1:{sentinel.port}" in message for sentinel in redis_ha.sentinels)
+
+
+def test_without_ssl_options_the_state_store_and_the_broker_trust_the_systems_cas_over_tls(
+    redis_ha: SentinelSet, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A URL with no ``ssl_*`` option at all still means TLS to the primary, the broker's too."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(redis_ha.ca_file))  # OpenSSL's default trust store
+    url = redis_ha.url(1, ssl_ca_certs="")
+    assert "?" not in url
+    client = redisconn.connect(url, socket_timeout=5)
+    broker = redisconn.celery_broker(url)
+    assert broker.use_ssl is not None
+    try:
+        assert written_and_read(client, f"{prefix}:system-cas")
+        with Connection(
+            broker.url,
+            transport=broker.transport,
+            transport_options=dict(broker.transport_options),
+            ssl=dict(broker.use_ssl),
+        ) as connection:
+            queue = connection.SimpleQueue(f"{prefix}-tls")
+            try:
+                queue.put({"over": "tls"})
+                message = queue.get(timeout=10)
+                message.ack()
+            finally:
+                queue.close()
+    finally:
+        client.close()
+
+    assert message.payload == {"over": "tls"}
 
 
 @pytest.mark.parametrize("fault", ["SENTINEL FAILOVER", "kill -9 of the primary"])
