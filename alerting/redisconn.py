@@ -62,9 +62,12 @@ def _cert_reqs(text: str) -> str:
 
 def _positive(kind: Callable[[str], float]) -> Callable[[str], Any]:
     def read(text: str) -> Any:
-        value = kind(text)
-        if value < 0:
-            raise ValueError("expected a number >= 0")
+        try:
+            value: float | None = kind(text)
+        except ValueError:
+            value = None
+        if value is None or value < 0:
+            raise ValueError(f"expected a{'' if kind is float else ' whole'} number >= 0")
         return value
 
     return read

@@ -45,7 +45,8 @@ def test_a_plain_url_is_one_server_and_its_password_is_hidden() -> None:
         ("rediss+sentinel://h1/main/0?ssl_cert_reqs=yes", "expected none, optional or required"),
         ("rediss+sentinel://h1/main/0?ssl_check_hostname=maybe", "ssl_check_hostname='maybe'"),
         ("redis+sentinel://h1/main/0?ssl_cert_reqs=none", "is for TLS: use rediss+sentinel://"),
-        ("redis+sentinel://h1/main/0?socket_timeout=soon", "socket_timeout='soon'"),
+        ("redis+sentinel://h1/main/0?socket_timeout=soon", "socket_timeout='soon': expected a number"),
+        ("redis+sentinel://h1/main/0?max_connections=1.5", "expected a whole number >= 0"),
     ],
 )
 def test_a_malformed_url_is_a_configuration_error_naming_the_setting(url: str, says: str) -> None:
