@@ -4,17 +4,23 @@ ports, with short timers (a primary is down after 1 s) so a failover takes secon
 ``kill_primary()`` is the fault: ``kill -9`` of whichever node is primary now, then wait until the
 sentinels name the other one. ``heal()`` brings killed nodes back as replicas of the new primary
 and waits until they have caught up and the sentinels know them again.
+
+``SentinelSet(tls=True)`` runs every node and sentinel over TLS only, with certificates from one
+throwaway CA: clients, replication and the sentinels' own links to the nodes and to each other.
+With ``auth_clients=True`` every one of them also wants a client certificate from that CA.
 """
 
 from __future__ import annotations
 
 import signal
-from typing import Self
+from pathlib import Path
+from typing import Any, Self
 
 import redis
+import trustme
 
 from tests.support.net import wait_until
-from tests.support.redis_server import REDIS_SERVER, RedisServer
+from tests.support.redis_server import REDIS_SERVER, RedisServer, tls_settings, write_tls_files
 from tests.support.serverprocess import ServerProcess
 
 MASTER = "alerting-primary"
@@ -25,8 +31,8 @@ FAILOVER_TIMEOUT_MS = 4000
 class RedisNode(RedisServer):
     """A data node: a RedisServer that may start as a replica of another."""
 
-    def __init__(self) -> None:
-        super().__init__(appendonly=True)
+    def __init__(self, tls: bool = False, ca: trustme.CA | None = None, auth_clients: bool = False) -> None:
+        super().__init__(appendonly=True, tls=tls, ca=ca, auth_clients=auth_clients)
         self.replica_of: int | None = None
 
     def command(self) -> list[str]:
@@ -41,17 +47,28 @@ class SentinelProcess(ServerProcess):
     name = "sentinel"
     ready_timeout = 30.0
 
-    def __init__(self, primary_port: int) -> None:
+    def __init__(self, primary_port: int, ca: trustme.CA | None = None, auth_clients: bool = False) -> None:
+        """With ``ca``, TLS only: to its clients, to the nodes and to the other sentinels."""
         super().__init__()
         self.primary_port = primary_port
+        self.tls = ca is not None
+        self.auth_clients = auth_clients
+        if ca is not None:
+            write_tls_files(ca, self.dir)
 
     def command(self) -> list[str]:
         config = self.dir / "sentinel.conf"
         if not config.exists():  # sentinel rewrites its file with what it learns; keep that
+            listen = [f"port {self.port}"]
+            if self.tls:
+                # tls-replication makes the sentinel's own connections (to the nodes, to the other
+                # sentinels) TLS too.
+                listen = ["port 0", f"tls-port {self.port}"]
+                listen += [f"{name} {value}" for name, value in tls_settings(self.dir, self.auth_clients)]
             config.write_text(
                 "\n".join(
                     [
-                        f"port {self.port}",
+                        *listen,
                         "bind 127.0.0.1",
                         f"dir {self.dir}",
                         f"sentinel monitor {MASTER} 127.0.0.1 {self.primary_port} 2",
@@ -65,7 +82,18 @@ class SentinelProcess(ServerProcess):
         return [REDIS_SERVER, str(config), "--sentinel"]
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=2, decode_responses=True)
+        return redis.Redis(
+            "127.0.0.1", self.port, socket_timeout=2, decode_responses=True, **self.tls_options()
+        )
+
+    def tls_options(self) -> dict[str, Any]:
+        """redis-py's options for a client this sentinel accepts (none without TLS)."""
+        if not self.tls:
+            return {}
+        options: dict[str, Any] = {"ssl": True, "ssl_ca_certs": str(self.dir / "ca.pem")}
+        if self.auth_clients:
+            options.update(ssl_certfile=str(self.dir / "cert.pem"), ssl_keyfile=str(self.dir / "key.pem"))
+        return options
 
     def is_ready(self) -> bool:
         client = self.client()
@@ -76,17 +104,30 @@ class SentinelProcess(ServerProcess):
 
 
 class SentinelSet:
-    """``with SentinelSet() as redis_ha: redis_ha.url(db)``."""
+    """``with SentinelSet() as redis_ha: redis_ha.url(db)``; ``SentinelSet(tls=True)`` for TLS."""
 
-    def __init__(self) -> None:
-        self.nodes = [RedisNode(), RedisNode()]
+    def __init__(self, tls: bool = False, auth_clients: bool = False) -> None:
+        self.tls = tls
+        self.ca = trustme.CA() if tls else None
+        self.nodes = [RedisNode(tls, self.ca, auth_clients) for _ in range(2)]
         self.nodes[1].replica_of = self.nodes[0].port
-        self.sentinels = [SentinelProcess(self.nodes[0].port) for _ in range(3)]
+        self.sentinels = [SentinelProcess(self.nodes[0].port, self.ca, auth_clients) for _ in range(3)]
         self.killed: list[RedisNode] = []
 
-    def url(self, db: int = 0) -> str:
+    @property
+    def ca_file(self) -> Path:
+        """The CA every node and sentinel's certificate comes from (with ``tls``)."""
+        return self.sentinels[0].dir / "ca.pem"
+
+    def url(self, db: int = 0, **query: str) -> str:
+        """The sentinel URL: with ``tls``, ``rediss+sentinel://`` and the options a client needs (the
+        CA, and a client certificate when the set wants one). ``query`` adds options; an option
+        given as "" is left out."""
         hosts = ",".join(f"127.0.0.1:{s.port}" for s in self.sentinels)
-        return f"redis+sentinel://{hosts}/{MASTER}/{db}"
+        tls = {k: str(v) for k, v in self.sentinels[0].tls_options().items() if k != "ssl"}
+        options = {k: v for k, v in {**tls, **query}.items() if v}
+        tail = "?" + "&".join(f"{k}={v}" for k, v in options.items()) if options else ""
+        return f"{'rediss' if self.tls else 'redis'}+sentinel://{hosts}/{MASTER}/{db}{tail}"
 
     def primary_port(self) -> int:
         """The primary's port as the sentinels name it now."""
@@ -96,6 +137,18 @@ class SentinelSet:
         finally:
             client.close()
         return int(port)
+
+    def primary_ports(self) -> set[int]:
+        """The primary's port as each sentinel names it now: one port once they all agree (after a
+        failover the sentinels that did not lead it learn of it a moment later)."""
+        ports = set()
+        for sentinel in self.sentinels:
+            client = sentinel.client()
+            try:
+                ports.add(int(client.sentinel_get_master_addr_by_name(MASTER)[1]))
+            finally:
+                client.close()
+        return ports
 
     def primary(self) -> RedisNode:
         port = self.primary_port()
