@@ -215,7 +215,7 @@ class Evaluator:
                     previous = {k: restart_pending(v, slot) for k, v in previous.items()}
             at = slot - group.query_offset
             results: list[Result] = []
-            later: list[Series] = []  # written once the state is saved (no rule waits for them)
+            later: list[Series] = []  # written without waiting (no rule of this tick reads them)
             recorded: dict[str, list[Labels]] | None = None
             answers: Iterable[Result]
             if group.recording or self.alert_series:
@@ -234,6 +234,12 @@ class Evaluator:
             outcome.duration = time.monotonic() - started
             missed = int(group_health.get("missed", 0)) + outcome.missed_slots
             live = {r.key for r in group.rules} | {r.key for r in group.recording}
+            if later and self.writer is not None:
+                # Queued before the state is saved: the next tick of the group starts only after
+                # the save, so its samples queue after these (a series' samples stay in order). A
+                # tick that dies between here and the save is evaluated again and writes the same
+                # samples, which a receiver stores once.
+                self.writer.write(later)
             store.save_group(
                 group.id,
                 {e.rule.key: e.alerts for e in outcome.rules if e.rule.key in live},
@@ -253,8 +259,6 @@ class Evaluator:
                 after_slot=last_slot,
                 recorded=recorded,
             )
-            if later and self.writer is not None:
-                self.writer.write(later)
             expand = make_expand(slot, self.external_url, self.prometheus, DATASOURCE_DOWN.name)
             outcome.datasource_alerts = update_datasource_alerts(store, down, up, slot, expand)
             if claim:

@@ -187,7 +187,7 @@ def test_a_dependent_rule_sees_the_value_recorded_in_the_same_tick(tmp_path: Pat
     first, last = outcome.recorded
     assert first.series == ((((("__name__", "job:errors:sum"), ("job", "api"), ("team", "core"))), 9.0),)
     assert last.series == (((("__name__", "job:errors:max"), ("team", "core")), 9.0),)
-    # stage 0's series were written and waited for; the last stage's are written after the save
+    # stage 0's series were written and waited for; the last stage's are queued without waiting
     assert [(len(s), wait is not None) for s, wait in db.calls] == [(1, True), (1, False)]
     assert all(s.timestamp_ms == int(T0 * 1000) for calls, _ in db.calls for s in calls)
 
