@@ -206,7 +206,8 @@ def _check_fields(raw: Mapping[str, Any], allowed: Iterable[str], what: str, pos
             raise ConfigError(f'unknown field "{key}" in {what}{hint}', _key_pos(raw, key, pos))
 
 
-def _mapping(raw: Any, what: str, pos: Position | None) -> Mapping[str, Any]:
+def optional_mapping(raw: Any, what: str, pos: Position | None) -> Mapping[str, Any]:
+    """A section that may be left out (None reads as empty) but must be a mapping when given."""
     if raw is None:
         return {}
     if not isinstance(raw, Mapping):
@@ -241,7 +242,7 @@ def _one_of(raw: Mapping[str, Any], keys: tuple[str, str], what: str, pos: Posit
 
 def parse_tls_config(raw: Any, what: str = "tls_config", pos: Position | None = None) -> TLSConfig:
     """Parse a ``tls_config`` mapping (None: verification against the system trust store)."""
-    tls = _mapping(raw, what, pos)
+    tls = optional_mapping(raw, what, pos)
     pos = _pos(tls, None, pos)
     _check_fields(tls, _TLS_FIELDS, what, pos)
     values = {key: _string(tls, key, what, pos) for key in _TLS_FIELDS if key != "insecure_skip_verify"}
@@ -265,7 +266,7 @@ def parse_tls_config(raw: Any, what: str = "tls_config", pos: Position | None = 
 
 
 def _basic_auth(raw: Any, what: str, pos: Position | None) -> BasicAuth:
-    basic = _mapping(raw, f"{what} basic_auth", pos)
+    basic = optional_mapping(raw, f"{what} basic_auth", pos)
     where = f"{what} basic_auth"
     pos = _pos(basic, None, pos)
     _check_fields(basic, _BASIC_FIELDS, where, pos)
@@ -278,7 +279,7 @@ def _basic_auth(raw: Any, what: str, pos: Position | None) -> BasicAuth:
 
 
 def _authorization(raw: Any, what: str, pos: Position | None) -> Authorization:
-    authz = _mapping(raw, f"{what} authorization", pos)
+    authz = optional_mapping(raw, f"{what} authorization", pos)
     where = f"{what} authorization"
     pos = _pos(authz, None, pos)
     _check_fields(authz, _AUTHORIZATION_FIELDS, where, pos)
@@ -295,7 +296,7 @@ def _authorization(raw: Any, what: str, pos: Position | None) -> Authorization:
 
 def _oauth2(raw: Any, what: str, pos: Position | None) -> OAuth2:
     where = f"{what} oauth2"
-    oauth = _mapping(raw, where, pos)
+    oauth = optional_mapping(raw, where, pos)
     pos = _pos(oauth, None, pos)
     _check_fields(oauth, _OAUTH2_FIELDS, where, pos)
     _one_of(oauth, ("client_secret", "client_secret_file"), where, pos)
@@ -308,7 +309,7 @@ def _oauth2(raw: Any, what: str, pos: Position | None) -> OAuth2:
     scopes = oauth.get("scopes") or []
     if not isinstance(scopes, list) or not all(isinstance(s, str) for s in scopes):
         raise ConfigError(f"{where}: scopes must be a list of strings", _pos(oauth, "scopes", pos))
-    params = _mapping(
+    params = optional_mapping(
         oauth.get("endpoint_params"), f"{where} endpoint_params", _pos(oauth, "endpoint_params", pos)
     )
     return OAuth2(
@@ -342,7 +343,7 @@ def parse_http_config(
     Rejects what Prometheus rejects: unknown fields, two ways to authenticate, a Basic
     ``authorization``, a secret given inline and as a file, an unknown TLS version.
     """
-    http = _mapping(raw, what, pos)
+    http = optional_mapping(raw, what, pos)
     pos = _pos(http, None, pos)
     _check_fields(http, (*HTTP_CONFIG_FIELDS, *beside), what, pos)
     _one_of(http, ("bearer_token", "bearer_token_file"), what, pos)

@@ -88,14 +88,8 @@ def rule_json(rule: Rule, alerts: Mapping[str, Alert], health: RuleHealth | None
         "labels": dict(rule.labels),
         "annotations": dict(rule.annotations),
         "alerts": [alert_json(a) for a in active],
-        "health": health.health if health is not None else "unknown",
     }
-    if health is not None and health.error:
-        out["lastError"] = health.error
-    out["evaluationTime"] = seconds(health.duration) if health is not None else 0
-    out["lastEvaluation"] = _when(health.last_slot if health is not None else None)
-    out["type"] = "alerting"
-    return out
+    return {**out, **_health_fields(health), "type": "alerting"}
 
 
 def recording_rule_json(rule: RecordingRule, health: RuleHealth | None) -> dict[str, Any]:
@@ -103,12 +97,16 @@ def recording_rule_json(rule: RecordingRule, health: RuleHealth | None) -> dict[
     out: dict[str, Any] = {"name": rule.record, "query": rule.expr}
     if rule.labels:
         out["labels"] = dict(rule.labels)
-    out["health"] = health.health if health is not None else "unknown"
+    return {**out, **_health_fields(health), "type": "recording"}
+
+
+def _health_fields(health: RuleHealth | None) -> dict[str, Any]:
+    """A rule's health, last error (only when there is one) and last evaluation, in that order."""
+    out: dict[str, Any] = {"health": health.health if health is not None else "unknown"}
     if health is not None and health.error:
         out["lastError"] = health.error
     out["evaluationTime"] = seconds(health.duration) if health is not None else 0
     out["lastEvaluation"] = _when(health.last_slot if health is not None else None)
-    out["type"] = "recording"
     return out
 
 

@@ -20,7 +20,13 @@ from alerting.config.env import expand
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError, Position
 from alerting.remotewrite.relabel import RelabelConfig, parse_relabel_configs
-from alerting.transport import HTTP_CONFIG_FIELDS, HTTPConfig, check_tls_files, parse_http_config
+from alerting.transport import (
+    HTTP_CONFIG_FIELDS,
+    HTTPConfig,
+    check_tls_files,
+    optional_mapping,
+    parse_http_config,
+)
 
 __all__ = ["QueueConfig", "RemoteWriteTarget", "parse_remote_write"]
 
@@ -173,14 +179,6 @@ def _fields(raw: Mapping[str, Any], allowed: tuple[str, ...], what: str, pos: Po
             )
 
 
-def _mapping(raw: Any, what: str, pos: Position | None) -> Mapping[str, Any]:
-    if raw is None:
-        return {}
-    if not isinstance(raw, Mapping):
-        raise ConfigError(f"{what} must be a mapping, got {yamlfile.type_name(raw)}", pos)
-    return raw
-
-
 def _text(raw: Mapping[str, Any], key: str, what: str, pos: Position | None) -> str:
     value = raw.get(key)
     if value is None:
@@ -277,7 +275,7 @@ def _target(raw: Any, what: str, pos: Position | None) -> RemoteWriteTarget:
 
 
 def _headers(raw: Any, what: str, pos: Position | None) -> tuple[tuple[str, str], ...]:
-    headers = _mapping(raw, f"{what} headers", pos)
+    headers = optional_mapping(raw, f"{what} headers", pos)
     out = []
     for key, value in headers.items():
         at = _key_pos(headers, key, pos)
@@ -301,7 +299,7 @@ def _headers(raw: Any, what: str, pos: Position | None) -> tuple[tuple[str, str]
 
 def _queue(raw: Any, what: str, pos: Position | None) -> QueueConfig:
     where = f"{what} queue_config"
-    queue = _mapping(raw, where, pos)
+    queue = optional_mapping(raw, where, pos)
     pos = _pos(queue, None, pos)
     _fields(queue, _QUEUE_FIELDS, where, pos)
     d = QueueConfig()
@@ -326,7 +324,7 @@ def _queue(raw: Any, what: str, pos: Position | None) -> QueueConfig:
 def _metadata(raw: Any, what: str, pos: Position | None) -> None:
     # Accepted so an entry copied from prometheus.yml loads; the worker sends no metric metadata.
     where = f"{what} metadata_config"
-    metadata = _mapping(raw, where, pos)
+    metadata = optional_mapping(raw, where, pos)
     pos = _pos(metadata, None, pos)
     _fields(metadata, _METADATA_FIELDS, where, pos)
     _flag(metadata, "send", where, True, pos)
