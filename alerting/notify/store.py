@@ -403,6 +403,28 @@ class NotifyStore:
         ok = self.r.set(self._nf("lock", nid, integration), token, nx=True, px=int(ttl * 1000))
         return token if ok else None
 
+    def acquire_and_read(
+        self, nid: str, integration: str, ttl: float
+    ) -> tuple[str | None, float | None, LogEntry | None]:
+        """:meth:`acquire`, then :meth:`latest` and :meth:`nflog_get`, in one round trip.
+
+        Redis runs a connection's commands in order, so both are read after the lock is taken, as
+        when asked one by one; without the lock they are not looked at.
+        """
+        token = secrets.token_hex(8)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.set(self._nf("lock", nid, integration), token, nx=True, px=int(ttl * 1000))
+        pipe.get(self._nf("latest", nid, integration))
+        pipe.get(self._nf("nflog", nid, integration))
+        ok, latest, entry = pipe.execute()
+        if not ok:
+            return None, None, None
+        return (
+            token,
+            float(latest) if latest else None,
+            LogEntry.from_dict(json.loads(entry)) if entry else None,
+        )
+
     def extend(self, nid: str, integration: str, token: str, ttl: float) -> bool:
         """Push a held lock's expiry ``ttl`` seconds out; False when it is no longer ours."""
         return bool(self._extend(keys=[self._nf("lock", nid, integration)], args=[token, int(ttl * 1000)]))
