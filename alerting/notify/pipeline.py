@@ -73,7 +73,8 @@ FALLBACK_SENT_TTL = 7 * 86400.0
 # --- alerts as stored in a group --------------------------------------------------------------------
 
 
-def _alert_to_json(alert: NotifyAlert, fp: str, ends_at: float | None, now: float) -> str:
+def _alert_to_json(alert: NotifyAlert, fp: str, ends_at: float | None, now: float) -> bytes:
+    # Bytes, as Redis stores them: handed over as they are, without decoding and encoding again.
     data = {
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
@@ -87,8 +88,8 @@ def _alert_to_json(alert: NotifyAlert, fp: str, ends_at: float | None, now: floa
         "eval_id": context_value("eval_id"),
     }
     if alert.value is None or math.isfinite(alert.value):
-        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
-    return json.dumps(data, sort_keys=True)  # orjson would write NaN and ±Inf as null
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    return json.dumps(data, sort_keys=True).encode()  # orjson would write NaN and ±Inf as null
 
 
 def _loads(stored: str) -> Any:
@@ -155,6 +156,8 @@ def ingest(
     known = store.index_get(prints)
     inserts: list[GroupInsert] = []
     index: dict[str, dict[str, Any]] = {}
+    # A rule's alerts mostly share their groups: each group's key and id are worked out once per call.
+    groups: dict[tuple[Any, ...], tuple[str, str]] = {}
     for alert, fp in zip(alerts, prints, strict=True):
         resolved = _is_resolved(alert, now)
         ends_at = (alert.ends_at if alert.ends_at is not None else now) if resolved else alert.ends_at
@@ -166,10 +169,15 @@ def ingest(
         index[fp] = {"labels": dict(alert.labels), "ends_at": ends_at, "seen": now}
         for route in config.match(alert.labels):
             group_labels = route.group_labels(alert.labels)
-            key = route.group_key(group_labels)
+            known_group = (route.id, *group_labels.items())
+            found = groups.get(known_group)
+            if found is None:
+                key = route.group_key(group_labels)
+                found = groups[known_group] = (key, group_id(route.id, key))
+            key, gid = found
             inserts.append(
                 GroupInsert(
-                    gid=group_id(route.id, key),
+                    gid=gid,
                     route_id=route.id,
                     route_key=route.key,
                     group_key=key,

@@ -167,7 +167,7 @@ class GroupInsert:
     group_labels: Mapping[str, str]
     group_wait: float
     fingerprint: str
-    alert_json: str
+    alert_json: bytes  # UTF-8
     starts_at: float
     create: bool  # False for a resolved alert re-reported after its group already closed
 
