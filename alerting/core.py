@@ -41,18 +41,19 @@ def fingerprint(labels: Mapping[str, str] | Iterable[tuple[str, str]]) -> str:
     each followed by a 0xff byte), as 16 hex digits: the same id from evaluation to notification,
     in logs, webhooks and the API."""
     pairs = labels.items() if isinstance(labels, Mapping) else labels
-    return _fnv(tuple(sorted(pairs)))
+    # The cache is keyed by the very bytes FNV runs over (0xff never occurs in UTF-8, so different
+    # label sets give different keys): a flat bytes object is a third of the memory of a tuple of
+    # pairs, and a worker evaluating 100,000 alerts keeps one per alert.
+    parts = [part.encode() for pair in sorted(pairs) for part in pair]
+    return _fnv(b"\xff".join(parts) + b"\xff" if parts else b"")
 
 
 @functools.lru_cache(maxsize=1 << 17)
-def _fnv(pairs: tuple[tuple[str, str], ...]) -> str:
+def _fnv(data: bytes) -> str:
     # Cached: a rule reports the same label sets tick after tick, and FNV runs byte by byte here.
     h = _FNV_OFFSET
-    for name, value in pairs:
-        for part in (name, value):
-            for byte in part.encode():
-                h = ((h ^ byte) * _FNV_PRIME) & _MASK
-            h = ((h ^ 0xFF) * _FNV_PRIME) & _MASK
+    for byte in data:
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK
     return f"{h:016x}"
 
 

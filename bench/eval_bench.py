@@ -164,8 +164,18 @@ def _tick(args: tuple[list[int], float]) -> Share:
             if evaluated.health.error:
                 errors += 1
                 first_error = first_error or evaluated.health.error
-    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return Share(alerts, time.process_time() - cpu, usage, errors, first_error)
+    return Share(alerts, time.process_time() - cpu, peak_rss_kib(), errors, first_error)
+
+
+def peak_rss_kib() -> int:
+    """This process's own peak resident memory (VmHWM). Not ``ru_maxrss``: Linux carries that over
+    ``exec``, so a spawned worker reported the benchmark process it was forked from before
+    exec-ing Python (with its exporter's series and the parsed rule file)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0])
+    except (OSError, IndexError, ValueError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def _pid(_: int) -> int:

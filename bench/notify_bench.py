@@ -43,6 +43,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from alerting.core import rfc3339  # noqa: E402
 from alerting.durations import parse_duration  # noqa: E402
 from alerting.notify.base import NotifyAlert  # noqa: E402
 from alerting.notify.pipeline import ingest  # noqa: E402
@@ -329,7 +330,9 @@ def run_alertmanager(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Re
         config_path = am_dir / "alertmanager.yml"
         routing_file(config_path, slack, pagerduty, ca, args.group_wait)
         with Alertmanager(config_path, am_dir) as am:
-            now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+            # To the millisecond, as our side's starts_at is: truncated to the second, an alert could
+            # look older than the group_wait at once, and Alertmanager flushes such a group at once.
+            now = rfc3339(time.time())
             alerts = [
                 {
                     "labels": alert_labels(i, args.alerts, args.groups),

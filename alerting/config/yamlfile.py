@@ -141,6 +141,120 @@ def _build(node: yaml.Node, file: str, error: type[LocatedError], ctor: yaml.Saf
     return ctor.construct_object(node, deep=True)
 
 
+_MERGE_TAG = "tag:yaml.org,2002:merge"
+_VALUE_TAG = "tag:yaml.org,2002:value"
+_STR_TAG = "tag:yaml.org,2002:str"
+# What reading the event stream raises, as opposed to building values from it.
+_SYNTAX_ERRORS = (yaml.reader.ReaderError, yaml.scanner.ScannerError, yaml.parser.ParserError)
+
+
+class _NodesNeeded(Exception):
+    """The document has anchors, aliases or merge keys: it is built from PyYAML's node tree."""
+
+
+class _Stream:
+    """Builds a document straight from the parser's events, as :func:`_build` builds it from the
+    node tree, without that tree: a 10,000-rule file's nodes (each with its marks), held all at
+    once, were most of a worker's peak memory. Documents that need the tree (anchors, aliases,
+    merge keys) are built from it instead.
+
+    Errors come in the same order as from the tree: YAML syntax errors anywhere in the document
+    first, then "expected a single document", then the first error found while building it.
+    """
+
+    def __init__(self, loader: _Loader, file: str, error: type[LocatedError]) -> None:
+        self.loader = loader
+        self.file = file
+        self.error = error
+
+    def _mark(self, event: Any) -> Position:
+        mark = event.start_mark
+        return Position(self.file, mark.line + 1, mark.column + 1)
+
+    def document(self, first_document: bool) -> Any:
+        loader = self.loader
+        loader.get_event()  # the stream start
+        if loader.check_event(yaml.StreamEndEvent):
+            return None
+        loader.get_event()  # the document start
+        root = loader.peek_event()
+        failed: Exception | None = None
+        try:
+            value = self._value(key=False)
+        except (_NodesNeeded, RecursionError, *_SYNTAX_ERRORS):
+            raise
+        except Exception as exc:  # noqa: BLE001 - whatever building raised, raised after the syntax check
+            failed, value = exc, None
+            # The tree was composed whole before it was built: a syntax error further on wins.
+            while not loader.check_event(yaml.DocumentEndEvent):
+                self._check(loader.get_event())
+        loader.get_event()  # the document end
+        if not first_document:
+            if not loader.check_event(yaml.StreamEndEvent):
+                event = loader.get_event()
+                raise yaml.composer.ComposerError(
+                    "expected a single document in the stream",
+                    root.start_mark,
+                    "but found another document",
+                    event.start_mark,
+                )
+            loader.get_event()  # the stream end
+        if failed is not None:
+            raise failed
+        return value
+
+    def _check(self, event: Any) -> None:
+        if isinstance(event, yaml.AliasEvent) or getattr(event, "anchor", None) is not None:
+            raise _NodesNeeded
+
+    def _value(self, *, key: bool) -> Any:
+        loader = self.loader
+        event: Any = loader.get_event()
+        self._check(event)
+        if isinstance(event, yaml.ScalarEvent):
+            tag = event.tag
+            if tag is None or tag == "!":
+                tag = loader.resolve(yaml.ScalarNode, event.value, event.implicit)
+            if key and tag == _MERGE_TAG:
+                raise _NodesNeeded
+            if key and tag == _VALUE_TAG:
+                tag = _STR_TAG  # as PyYAML's flatten_mapping reads a "=" key
+            start: Any = event.start_mark
+            end: Any = event.end_mark
+            node = yaml.ScalarNode(tag, event.value, start, end, style=event.style)
+            value = loader.construct_object(node, deep=True)
+            loader.constructed_objects.pop(node, None)  # kept there until the load ends, otherwise
+            return value
+        if isinstance(event, yaml.SequenceStartEvent):
+            seq = Sequence()
+            seq.pos, seq.item_pos = self._mark(event), []
+            while not loader.check_event(yaml.SequenceEndEvent):
+                seq.item_pos.append(self._mark(loader.peek_event()))
+                seq.append(self._value(key=False))
+            loader.get_event()
+            return seq
+        out = Mapping()
+        out.pos, out.key_pos, out.value_pos, out.scalar_text = self._mark(event), {}, {}, {}
+        while not loader.check_event(yaml.MappingEndEvent):
+            key_event = loader.peek_event()
+            name = self._value(key=True)
+            if not isinstance(name, str):
+                name = "" if name is None else str(name).lower() if isinstance(name, bool) else str(name)
+            if name in out:
+                raise self.error(
+                    f'mapping key "{name}" already defined at line {out.key_pos[name].line}',
+                    self._mark(key_event),
+                )
+            value_event = loader.peek_event()
+            out[name] = self._value(key=False)
+            out.key_pos[name] = self._mark(key_event)
+            out.value_pos[name] = self._mark(value_event)
+            if isinstance(value_event, yaml.ScalarEvent):
+                out.scalar_text[name] = value_event.value
+        loader.get_event()
+        return out
+
+
 def load_text(text: str, file: str, error: type[LocatedError], *, first_document: bool = False) -> Any:
     """Parse YAML text; syntax errors become ``error`` with the position YAML reports.
 
@@ -158,6 +272,11 @@ def load_text(text: str, file: str, error: type[LocatedError], *, first_document
             f"YAML syntax error: character #x{exc.character:04X} is not allowed", Position(file, line, col)
         ) from None
     try:
+        try:
+            return _Stream(loader, file, error).document(first_document)
+        except _NodesNeeded:
+            loader.dispose()
+            loader = _Loader(text)
         if first_document:
             loader.get_event()  # the stream start
             node = loader.compose_document() if not loader.check_event(yaml.StreamEndEvent) else None

@@ -25,7 +25,9 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -71,7 +73,8 @@ FALLBACK_SENT_TTL = 7 * 86400.0
 # --- alerts as stored in a group --------------------------------------------------------------------
 
 
-def _alert_to_json(alert: NotifyAlert, fp: str, ends_at: float | None, now: float) -> str:
+def _alert_to_json(alert: NotifyAlert, fp: str, ends_at: float | None, now: float) -> bytes:
+    # Bytes, as Redis stores them: handed over as they are, without decoding and encoding again.
     data = {
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
@@ -85,8 +88,8 @@ def _alert_to_json(alert: NotifyAlert, fp: str, ends_at: float | None, now: floa
         "eval_id": context_value("eval_id"),
     }
     if alert.value is None or math.isfinite(alert.value):
-        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
-    return json.dumps(data, sort_keys=True)  # orjson would write NaN and ±Inf as null
+        return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+    return json.dumps(data, sort_keys=True).encode()  # orjson would write NaN and ±Inf as null
 
 
 def _loads(stored: str) -> Any:
@@ -119,6 +122,20 @@ def _alert_at(data: dict[str, Any], now: float) -> NotifyAlert:
     )
 
 
+def _sort_key(alert: NotifyAlert) -> tuple[Any, ...]:
+    """``alert_sort_key`` (Alertmanager's order: job, instance, then the whole label set), with its
+    first comparisons as plain values, so that sorting a group calls the comparison function only for
+    alerts those leave tied (a storm's alerts differ by instance)."""
+    labels = alert.labels
+    job, instance = labels.get("job"), labels.get("instance")
+    return (
+        (0, job) if job is not None else (1, ""),
+        (0, instance) if instance is not None else (1, ""),
+        len(labels),
+        alert_sort_key(labels),
+    )
+
+
 def _is_resolved(alert: NotifyAlert, now: float) -> bool:
     if alert.status == "resolved":
         return True
@@ -139,6 +156,8 @@ def ingest(
     known = store.index_get(prints)
     inserts: list[GroupInsert] = []
     index: dict[str, dict[str, Any]] = {}
+    # A rule's alerts mostly share their groups: each group's key and id are worked out once per call.
+    groups: dict[tuple[Any, ...], tuple[str, str]] = {}
     for alert, fp in zip(alerts, prints, strict=True):
         resolved = _is_resolved(alert, now)
         ends_at = (alert.ends_at if alert.ends_at is not None else now) if resolved else alert.ends_at
@@ -150,10 +169,15 @@ def ingest(
         index[fp] = {"labels": dict(alert.labels), "ends_at": ends_at, "seen": now}
         for route in config.match(alert.labels):
             group_labels = route.group_labels(alert.labels)
-            key = route.group_key(group_labels)
+            known_group = (route.id, *group_labels.items())
+            found = groups.get(known_group)
+            if found is None:
+                key = route.group_key(group_labels)
+                found = groups[known_group] = (key, group_id(route.id, key))
+            key, gid = found
             inserts.append(
                 GroupInsert(
-                    gid=group_id(route.id, key),
+                    gid=gid,
                     route_id=route.id,
                     route_key=route.key,
                     group_key=key,
@@ -400,7 +424,7 @@ def _flush_batch(
         stored = {fp: _loads(raw) for fp, raw in group.alerts.items()}
         snapshot = {fp: _alert_at(data, now) for fp, data in stored.items()}
         eval_id = _latest_eval_id(stored.values())
-        alerts = sorted(snapshot.values(), key=lambda a: alert_sort_key(a.labels))
+        alerts = sorted(snapshot.values(), key=_sort_key)
         alerts = run_stages(FlushContext(now, config, route, group, inhibitor, silences), alerts)
         flushed.append(
             _Flushed(
@@ -618,45 +642,101 @@ def deliver(
     if integ is None:
         bound.warning("notify.job_dropped", msg="receiver integration no longer configured")
         return False
-    with _delivery_lock(store, job, LOCK_TTL if lock_ttl is None else lock_ttl):
-        return _deliver_locked(store, integ, job, now, bound)
+    with _delivery_lock(store, job, LOCK_TTL if lock_ttl is None else lock_ttl) as (latest, entry):
+        return _deliver_locked(store, integ, job, now, bound, latest, entry)
 
 
 class DeliveryBusy(DeliveryError):
     """Another delivery holds this group's lock for this integration: the receiver said nothing."""
 
 
+class _LockRenewer:
+    """One thread per process renewing every delivery lock held in it, each every third of its TTL,
+    however long its receiver takes. (A thread per delivery cost a thread start and join per send.)
+
+    A renewal racing a release is harmless: extending checks the lock's token in Redis, so it never
+    touches a lock released meanwhile or taken by someone else since.
+    """
+
+    def __init__(self) -> None:
+        self._held: dict[int, tuple[NotifyStore, str, str, str, float, float]] = {}
+        self._next_id = 0
+        self._wake = threading.Condition()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def hold(self, store: NotifyStore, nid: str, integration: str, token: str, ttl: float) -> int:
+        with self._wake:
+            self._next_id += 1
+            handle = self._next_id
+            self._held[handle] = (store, nid, integration, token, ttl, time.monotonic() + ttl / 3)
+            # A process forked from one that had the thread running has no thread: start its own.
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._pid = os.getpid()
+                self._thread = threading.Thread(target=self._run, name="delivery-lock", daemon=True)
+                self._thread.start()
+            self._wake.notify()
+            return handle
+
+    def drop(self, handle: int) -> None:
+        with self._wake:
+            self._held.pop(handle, None)
+
+    def _run(self) -> None:
+        while True:
+            with self._wake:
+                now = time.monotonic()
+                due = [(h, item) for h, item in self._held.items() if item[5] <= now]
+                if not due:
+                    wait = min((item[5] for item in self._held.values()), default=now + 60.0) - now
+                    self._wake.wait(max(0.0, wait))
+                    continue
+            for handle, (store, nid, integration, token, ttl, _) in due:
+                try:
+                    kept = store.extend(nid, integration, token, ttl)
+                except redis.RedisError:
+                    kept = True  # Redis away for a moment: try again next time; the TTL covers the gap
+                with self._wake:
+                    if handle in self._held:
+                        if kept:
+                            self._held[handle] = (store, nid, integration, token, ttl, now + ttl / 3)
+                        else:  # no longer ours: stop renewing it
+                            del self._held[handle]
+
+
+_renewer = _LockRenewer()
+
+
 @contextmanager
-def _delivery_lock(store: NotifyStore, job: Job, lock_ttl: float) -> Iterator[None]:
-    """Hold the (group, integration) lock for the block, renewing it in the background."""
-    token = store.acquire(job.nflog_id, job.integration, lock_ttl)
+def _delivery_lock(
+    store: NotifyStore, job: Job, lock_ttl: float
+) -> Iterator[tuple[float | None, LogEntry | None]]:
+    """Hold the (group, integration) lock for the block, renewing it in the background; the block
+    gets the newest flush number issued and the notification log entry, both read under the lock."""
+    token, latest, entry = store.acquire_and_read(job.nflog_id, job.integration, lock_ttl)
     if token is None:
         raise DeliveryBusy(
             "another delivery to this receiver for this group is in progress", retryable=True, retry_after=1.0
         )
-    done = threading.Event()
-
-    def renew() -> None:
-        while not done.wait(lock_ttl / 3):
-            try:
-                if not store.extend(job.nflog_id, job.integration, token, lock_ttl):
-                    return
-            except redis.RedisError:
-                pass  # Redis away for a moment: try again next time; the TTL covers the gap
-
-    renewer = threading.Thread(target=renew, name="delivery-lock", daemon=True)
-    renewer.start()
+    handle = _renewer.hold(store, job.nflog_id, job.integration, token, lock_ttl)
     try:
-        yield
+        yield latest, entry
     finally:
-        done.set()
-        renewer.join()
+        _renewer.drop(handle)
         store.release(job.nflog_id, job.integration, token)
 
 
-def _deliver_locked(store: NotifyStore, integ: ReceiverIntegration, job: Job, now: float, bound: Any) -> bool:
+def _deliver_locked(
+    store: NotifyStore,
+    integ: ReceiverIntegration,
+    job: Job,
+    now: float,
+    bound: Any,
+    latest: float | None,
+    entry: LogEntry | None,
+) -> bool:
     """The delivery itself, under the group's lock: skip what was already sent or superseded,
-    send, and write the notification log."""
+    send, and write the notification log. ``latest`` and ``entry`` were read under the lock."""
     if job.fallback_for:
         if store.was_sent(job.job_id):
             bound.info("notify.duplicate", msg="fallback already delivered")
@@ -666,11 +746,9 @@ def _deliver_locked(store: NotifyStore, integ: ReceiverIntegration, job: Job, no
         store.mark_sent(job.job_id, FALLBACK_SENT_TTL)
         bound.info("notify.sent", msg=f"fallback for {job.fallback_for}", alerts=len(job.alerts))
         return True
-    latest = store.latest(job.nflog_id, job.integration)
     if latest is not None and latest > job.seq:
         bound.info("notify.superseded", msg="a newer flush of this group replaced this notification")
         return False
-    entry = store.nflog_get(job.nflog_id, job.integration)
     if entry is not None and entry.seq >= job.seq:
         bound.info("notify.duplicate", msg="already delivered")
         return False

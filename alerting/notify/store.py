@@ -167,7 +167,7 @@ class GroupInsert:
     group_labels: Mapping[str, str]
     group_wait: float
     fingerprint: str
-    alert_json: str
+    alert_json: bytes  # UTF-8
     starts_at: float
     create: bool  # False for a resolved alert re-reported after its group already closed
 
@@ -402,6 +402,28 @@ class NotifyStore:
         token = secrets.token_hex(8)
         ok = self.r.set(self._nf("lock", nid, integration), token, nx=True, px=int(ttl * 1000))
         return token if ok else None
+
+    def acquire_and_read(
+        self, nid: str, integration: str, ttl: float
+    ) -> tuple[str | None, float | None, LogEntry | None]:
+        """:meth:`acquire`, then :meth:`latest` and :meth:`nflog_get`, in one round trip.
+
+        Redis runs a connection's commands in order, so both are read after the lock is taken, as
+        when asked one by one; without the lock they are not looked at.
+        """
+        token = secrets.token_hex(8)
+        pipe = self.r.pipeline(transaction=False)
+        pipe.set(self._nf("lock", nid, integration), token, nx=True, px=int(ttl * 1000))
+        pipe.get(self._nf("latest", nid, integration))
+        pipe.get(self._nf("nflog", nid, integration))
+        ok, latest, entry = pipe.execute()
+        if not ok:
+            return None, None, None
+        return (
+            token,
+            float(latest) if latest else None,
+            LogEntry.from_dict(json.loads(entry)) if entry else None,
+        )
 
     def extend(self, nid: str, integration: str, token: str, ttl: float) -> bool:
         """Push a held lock's expiry ``ttl`` seconds out; False when it is no longer ours."""

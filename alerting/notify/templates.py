@@ -22,6 +22,7 @@ from alerting.notify.entries import config_error, string
 from alerting.notify.wording import alert_list_text, title
 from alerting.templating import GoMap, GoStruct
 from alerting.templating.funcs import DEFAULT_FUNCS
+from alerting.templating.options import Limits
 from alerting.templating.parser import ParseError, parse
 from alerting.templating.values import GoList, GoTime
 
@@ -214,6 +215,7 @@ NOTIFY_FUNCS: dict[str, Callable[..., Any]] = {
     "trimSpace": lambda text: str(text).strip(),
 }
 _DEFAULT_FUNC = "alertingDefault"
+_MAX_OUTPUT = Limits().max_output
 
 
 Defaults = Mapping[str, Callable[[], str]]
@@ -246,6 +248,10 @@ def render(
     ``escape`` applies to the data (label and annotation values, URLs), never to the template text,
     so a Slack template may still write ``<!here>`` on purpose while a label cannot.
     """
+    if "{{" not in text and len(text) <= _MAX_OUTPUT:
+        # Text without an action is its own output; building the data for it cost a notification's
+        # whole template data (every alert, escaped) for a constant such as a channel name.
+        return text
     table = {**_shared(notification), **(defaults or {})}
 
     def default(name: str) -> str:

@@ -49,11 +49,28 @@ def level(labels: Mapping[str, str], default: str = "error") -> str:
     return _LEVELS.get(severity(labels).strip().lower(), default)
 
 
+_RANK = {"critical": 0, "error": 1, "warning": 2, "info": 3}
+
+
 def notification_severity(notification: Notification) -> str:
     """The most urgent severity among the group's firing alerts (all alerts when none fire)."""
-    alerts = notification.firing or notification.alerts
-    order = ["critical", "error", "warning", "info"]
-    best = min(alerts, key=lambda a: order.index(level(a.labels, "info")), default=None)
+    # Asked several times per message (header, colour, PagerDuty's severity): kept beside the
+    # notification, which never changes, as its template data is.
+    kept = vars(notification)
+    found: str | None = kept.get("_severity")
+    if found is None:
+        found = kept["_severity"] = _most_urgent(notification.firing or notification.alerts)
+    return found
+
+
+def _most_urgent(alerts: tuple[NotifyAlert, ...]) -> str:
+    best, best_rank = None, len(_RANK)
+    for alert in alerts:  # the first of the most urgent, as min() picks it; nothing beats critical
+        rank = _RANK[level(alert.labels, "info")]
+        if rank < best_rank:
+            best, best_rank = alert, rank
+            if rank == 0:
+                break
     return severity(best.labels) if best else ""
 
 

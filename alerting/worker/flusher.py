@@ -53,6 +53,9 @@ MAX_RETRIES = 300  # with the backoff cap, a receiver may stay down for about a 
 IDLE_CHECK = 2.0  # seconds between looks at the due index when nothing wakes the flusher
 FLUSH_GROUPS = 20  # groups claimed at a time: processes share a burst, and its first sends start early
 HISTORY_DEFER = 10.0  # seconds a history row may wait for the sends under way
+# History rows wait until no send has been under way in this process for this long: a storm's
+# groups come due over a while, and the gaps between its sends are not the end of it.
+HISTORY_QUIET = 1.0
 OUTBOX_TAKE = 100  # abandoned or retrying jobs taken over at a time
 OUTBOX_MIN_LEASE = 30.0
 OUTBOX_TTL = 2 * 86400.0  # a job nobody could deliver for this long is forgotten (MAX_RETRIES is less)
@@ -218,10 +221,14 @@ def _failed(
 
 
 def _entry(job: Job, retries: int) -> str:
-    entry = {"retries": retries, "job": job.to_dict()}
     if all(a.value is None or math.isfinite(a.value) for a in job.alerts):
-        return orjson.dumps(entry).decode()
-    return json.dumps(entry)  # orjson would write NaN and ±Inf as null
+        try:
+            # orjson writes the dataclasses as they are: the same JSON as ``to_dict``'s, without
+            # building it in dicts first (a storm writes every alert of every job here).
+            return orjson.dumps({"retries": retries, "job": job}).decode()
+        except TypeError:  # a mapping other than a dict somewhere: the general way
+            return orjson.dumps({"retries": retries, "job": job.to_dict()}).decode()
+    return json.dumps({"retries": retries, "job": job.to_dict()})  # orjson would write NaN as null
 
 
 class Flusher:
@@ -239,7 +246,8 @@ class Flusher:
         self._thread: threading.Thread | None = None
         # History rows are written by one thread of their own, so that a delivery thread is free for
         # the next send as soon as its receiver answered (a storm writes a row per alert carried).
-        self._records: queue.SimpleQueue[tuple[str, str, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._records: queue.SimpleQueue[tuple[float, str, str, dict[str, Any]] | None] = queue.SimpleQueue()
+        self._busy_at = 0.0  # time.monotonic() when a send was last under way
         self._recorder: threading.Thread | None = None
 
     # -- the thread ------------------------------------------------------------------------------
@@ -269,16 +277,23 @@ class Flusher:
             log.debug("notify.warm_failed", msg=f"{type(exc).__name__}: {exc}")
 
     def _record(self, receiver: str, outcome: str, **fields: Any) -> None:
-        self._records.put((receiver, outcome, fields))
+        self._records.put((time.monotonic(), receiver, outcome, fields))
+
+    def _busy(self) -> bool:
+        if self._held:
+            self._busy_at = time.monotonic()
+            return True
+        return time.monotonic() - self._busy_at < HISTORY_QUIET
 
     def _write_history(self) -> None:
         while (item := self._records.get()) is not None:
-            # Rows wait (a while at most) until the sends under way are done: a storm writes a row
-            # per alert it carried, which is CPU its notifications need more.
-            deadline = time.monotonic() + HISTORY_DEFER
-            while self._held and time.monotonic() < deadline and not self._stop.wait(0.05):
+            # Rows wait (HISTORY_DEFER at most from when they were recorded) until the storm's sends
+            # are over: a storm writes a row per alert it carried, which is CPU (about a millisecond
+            # per hundred rows) its notifications need more.
+            queued, receiver, outcome, fields = item
+            deadline = queued + HISTORY_DEFER
+            while self._busy() and time.monotonic() < deadline and not self._stop.wait(0.05):
                 pass
-            receiver, outcome, fields = item
             try:
                 self.runtime.history.record_notification(receiver, outcome, **fields)
             except Exception as exc:  # noqa: BLE001 - the history reports its own failures; go on
@@ -419,5 +434,6 @@ class Flusher:
                 job_id=job.job_id,
             )
         finally:
+            self._busy_at = time.monotonic()
             with self._held_lock:
                 self._held.pop(job.job_id, None)

@@ -42,6 +42,22 @@ def test_notify_bench_delivers_every_notification_without_duplicates() -> None:
     assert re.search(r"^ratio after group_wait: \d+\.\d+x", result.stdout, re.M), result.stdout
 
 
+def test_notify_cpu_delivers_every_notification_of_one_process() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "bench.notify_cpu", "--alerts", "20", "--groups", "2", "--rounds", "1"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert re.search(
+        r"^flush and delivery of 4 notifications: \d+\.\d+ s, CPU \d+\.\d+ s = \d+\.\d+ ms per notification",
+        result.stdout,
+        re.M,
+    ), result.stdout
+
+
 def test_eval_bench_evaluates_every_alert_beside_prometheus_with_one_and_two_workers() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "bench.eval_bench", "--rules", "20", "--workers", "1", "2"]
