@@ -68,6 +68,7 @@ FLUSH_BATCH = 1000
 # The default; the worker passes its settings' ALERTING_NOTIFY_LOCK_TTL as ``lock_ttl``.
 LOCK_TTL = 15.0
 FALLBACK_SENT_TTL = 7 * 86400.0
+REASON_IN_FLIGHT = "changed while a notification was in flight"
 
 
 # --- alerts as stored in a group --------------------------------------------------------------------
@@ -442,12 +443,12 @@ def _flush_batch(
         else {}
     )
     pairs = [(f, integ, step) for f in flushed for integ, step in _targets(config, f.route)]
-    entries = store.nflog_get_pairs([(f.nflog_id, integ.key) for f, integ, _ in pairs])
+    logged = store.nflog_and_issued([(f.nflog_id, integ.key) for f, integ, _ in pairs])
     jobs: list[Job] = []
     latest: list[tuple[str, str, float, float]] = []
     kept: list[tuple[str, str, float]] = []
     clocks: dict[str, tuple[str, str, Mapping[str, str]]] = {}  # episodes whose first notification this is
-    for (f, integ, step), entry in zip(pairs, entries, strict=True):
+    for (f, integ, step), (entry, issued) in zip(pairs, logged, strict=True):
         route, group = f.route, f.group
         state = states.get(f.nflog_id) or acks.GroupState()
         needed, why = _decide(f, integ, step, entry, state, now)
@@ -459,6 +460,12 @@ def _flush_batch(
             needed, why = _decide(f, integ, step, entry, state, now)
         if state.ack is not None and entry is not None:
             kept.append((f.nflog_id, integ.key, state.ack.expires_at - now + 2 * route.repeat_interval))
+        if not needed and f.alerts and issued is not None and (entry is None or entry.seq < issued):
+            # A job issued earlier has not been delivered yet (a slow receiver, retries, a
+            # failover): the log cannot say what it will have told, so what the group holds now
+            # goes out behind it; delivery compares with the log as it is then and sends only what
+            # is news (Alertmanager flushes a group only once its last notification is done).
+            needed, why = True, REASON_IN_FLIGHT
         if not needed:
             if f.alerts:
                 log.debug("notify.dedup", group_key=group.group_key, integration=integ.key, reason=why)

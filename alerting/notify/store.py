@@ -380,6 +380,21 @@ class NotifyStore:
         values = self.r.mget([self._nf("nflog", nid, i) for nid, i in pairs])
         return [LogEntry.from_dict(json.loads(v)) if v else None for v in values]
 
+    def nflog_and_issued(self, pairs: list[tuple[str, str]]) -> list[tuple[LogEntry | None, float | None]]:
+        """Per (nid, integration): its log entry and the number of the newest flush that issued a
+        job for it (None when none is remembered), in one round trip."""
+        if not pairs:
+            return []
+        keys = [self._nf("nflog", nid, i) for nid, i in pairs] + [
+            self._nf("latest", nid, i) for nid, i in pairs
+        ]
+        values = self.r.mget(keys)
+        entries, issued = values[: len(pairs)], values[len(pairs) :]
+        return [
+            (LogEntry.from_dict(json.loads(e)) if e else None, float(n) if n else None)
+            for e, n in zip(entries, issued, strict=True)
+        ]
+
     def nflog_get(self, nid: str, integration: str) -> LogEntry | None:
         return self.nflog_get_pairs([(nid, integration)])[0]
 

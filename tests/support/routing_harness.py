@@ -48,6 +48,9 @@ class Harness:
     def flush(self, now: float) -> list[Job]:
         return flush_due(self.client, self.prefix, self.config, now)
 
+    def deliver(self, job: Job, now: float) -> bool:
+        return deliver(self.client, self.prefix, self.config, job, now)
+
     def tick(self, now: float) -> list[Job]:
         """Flush what is due at ``now`` and deliver every job at once."""
         jobs = self.flush(now)
