@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -198,31 +199,49 @@ class Run:
         return min(self.ticks)
 
 
+def timed_ticks(
+    workers: int,
+    initializer: Callable[..., None],
+    initargs: tuple[Any, ...],
+    tick: Callable[[tuple[list[int], float]], Any],
+    groups: int,
+    ticks: int,
+) -> list[tuple[float, list[Any]]]:
+    """``ticks`` ticks, the groups split round-robin across ``workers`` processes: per tick, its
+    wall time and each process's result of ``tick((its group indexes, at))``.
+
+    The processes are spawned, not forked: a forked child would count the benchmark's own memory
+    (the exporter's series, the parsed rule file) as its resident set, where a worker's pool process
+    forks from a Celery main process holding neither."""
+    shares = [list(range(w, groups, workers)) for w in range(workers)]
+    out: list[tuple[float, list[Any]]] = []
+    with multiprocessing.get_context("spawn").Pool(
+        workers, initializer=initializer, initargs=initargs
+    ) as pool:
+        # Spawned processes take a while to start: time ticks only once every one is up.
+        for _ in range(100):
+            if len(set(pool.map(_pid, range(4 * workers), chunksize=1))) == workers:
+                break
+        for _ in range(ticks):
+            at = time.time()
+            started = time.perf_counter()
+            results = pool.map(tick, [(share, at) for share in shares], chunksize=1)
+            out.append((time.perf_counter() - started, results))
+    return out
+
+
 def run_ours(rules_file: Path, prom_url: str, workers: int, ticks: int, concurrency: int, groups: int) -> Run:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    shares = [list(range(w, groups, workers)) for w in range(workers)]
     times, cpus, alerts, errors, first_error, rss = [], [], [], [], "", 0
     try:
-        # Spawned, not forked: a forked child would count the benchmark's own memory (the exporter's
-        # series, the parsed rule file) as its resident set, where a worker's pool process forks
-        # from a Celery main process holding neither.
-        with multiprocessing.get_context("spawn").Pool(
-            workers, initializer=_init_worker, initargs=(str(rules_file), prom_url, prefix, concurrency)
-        ) as pool:
-            # Spawned processes take a while to start: time ticks only once every one is up.
-            for _ in range(100):
-                if len(set(pool.map(_pid, range(4 * workers), chunksize=1))) == workers:
-                    break
-            for _ in range(ticks):
-                at = time.time()
-                started = time.perf_counter()
-                results = pool.map(_tick, [(share, at) for share in shares], chunksize=1)
-                times.append(time.perf_counter() - started)
-                cpus.append(sum(r.cpu for r in results))
-                alerts.append(sum(r.alerts for r in results))
-                errors.append(sum(r.errors for r in results))
-                first_error = first_error or next((r.first_error for r in results if r.first_error), "")
-                rss = max(rss, *(r.rss_kib for r in results))
+        initargs = (str(rules_file), prom_url, prefix, concurrency)
+        for seconds, results in timed_ticks(workers, _init_worker, initargs, _tick, groups, ticks):
+            times.append(seconds)
+            cpus.append(sum(r.cpu for r in results))
+            alerts.append(sum(r.alerts for r in results))
+            errors.append(sum(r.errors for r in results))
+            first_error = first_error or next((r.first_error for r in results if r.first_error), "")
+            rss = max(rss, *(r.rss_kib for r in results))
     finally:
         _cleanup(prefix)
     return Run(workers, times, cpus, alerts, errors, first_error, rss)

@@ -24,9 +24,7 @@ sample and the peak RSS of a worker process.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -55,10 +53,11 @@ from bench.eval_bench import (  # noqa: E402
     SERIES_PER_RULE,
     _cleanup,
     _count,
-    _pid,
     own_process_name,
+    peak_rss_kib,
     prometheus_rounds,
     stop_rule_evaluation,
+    timed_ticks,
 )
 from tests.support.exporter import Exporter  # noqa: E402
 from tests.support.net import wait_until  # noqa: E402
@@ -148,7 +147,7 @@ def _tick(args: tuple[list[int], float]) -> Share:
     flushed = _writer.flush(FLUSH_TIMEOUT)
     cpu = time.process_time() - cpu
     sent_after, dropped_after = _sent_and_dropped()
-    usage = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    usage = peak_rss_kib()
     return Share(
         recorded,
         round(sent_after - sent),
@@ -187,7 +186,6 @@ def run_ours(
     groups: int,
 ) -> Run:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
-    shares = [list(range(w, groups, workers)) for w in range(workers)]
     times: list[float] = []
     cpus: list[float] = []
     recorded: list[int] = []
@@ -195,29 +193,18 @@ def run_ours(
     problems: list[str] = []
     rss = 0
     try:
-        # Spawned, not forked, as in eval_bench: the RSS printed is a worker process's own.
-        with multiprocessing.get_context("spawn").Pool(
-            workers,
-            initializer=_init_worker,
-            initargs=(str(rules_file), prom_url, write_url, prefix, concurrency, queue),
-        ) as pool:
-            for _ in range(100):
-                if len(set(pool.map(_pid, range(4 * workers), chunksize=1))) == workers:
-                    break
-            for _ in range(ticks):
-                at = time.time()
-                started = time.perf_counter()
-                results = pool.map(_tick, [(share, at) for share in shares], chunksize=1)
-                times.append(time.perf_counter() - started)
-                cpus.append(sum(r.cpu for r in results))
-                recorded.append(sum(r.recorded for r in results))
-                sent.append(sum(r.sent for r in results))
-                rss = max(rss, *(r.rss_kib for r in results))
-                for r in results:
-                    if r.errors:
-                        problems.append(f"{r.errors} rule(s) failed; first error: {r.first_error}")
-                    if r.dropped or not r.flushed:
-                        problems.append(f"{r.dropped} sample(s) dropped, flushed={r.flushed}")
+        initargs = (str(rules_file), prom_url, write_url, prefix, concurrency, queue)
+        for seconds, results in timed_ticks(workers, _init_worker, initargs, _tick, groups, ticks):
+            times.append(seconds)
+            cpus.append(sum(r.cpu for r in results))
+            recorded.append(sum(r.recorded for r in results))
+            sent.append(sum(r.sent for r in results))
+            rss = max(rss, *(r.rss_kib for r in results))
+            for r in results:
+                if r.errors:
+                    problems.append(f"{r.errors} rule(s) failed; first error: {r.first_error}")
+                if r.dropped or not r.flushed:
+                    problems.append(f"{r.dropped} sample(s) dropped, flushed={r.flushed}")
     finally:
         _cleanup(prefix)
     return Run(workers, times, cpus, recorded, sent, problems, rss)
