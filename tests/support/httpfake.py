@@ -84,6 +84,10 @@ class FakeHTTPServer:
 
         class _Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes; without TCP_NODELAY the body waits for the
+            # client's delayed ACK (~40 ms per request on a kept-alive connection), which no real
+            # service adds and which held each of a client's sending threads in the benchmarks.
+            disable_nagle_algorithm = True
 
             def _serve(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
