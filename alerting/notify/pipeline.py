@@ -69,6 +69,7 @@ FLUSH_BATCH = 1000
 LOCK_TTL = 15.0
 FALLBACK_SENT_TTL = 7 * 86400.0
 REASON_IN_FLIGHT = "changed while a notification was in flight"
+REASON_AFTER_UNKNOWN = "resolved after a notification of unknown outcome"
 
 
 # --- alerts as stored in a group --------------------------------------------------------------------
@@ -760,6 +761,17 @@ def _deliver_locked(
         bound.info("notify.duplicate", msg="already delivered")
         return False
     needed, why = needs_update(entry, job.firing, job.resolved, integ.send_resolved, job.repeat_interval, now)
+    if (
+        not needed
+        and entry is None
+        and job.resolved
+        and integ.send_resolved
+        and store.attempted(job.nflog_id, job.integration)
+    ):
+        # A send began and was never logged (the worker died, or Redis failed over, after the
+        # receiver had it): the receiver may have been told these alerts fired, so it is told they
+        # resolved rather than left with a page that never clears.
+        needed, why = True, REASON_AFTER_UNKNOWN
     if not needed:
         bound.info("notify.dedup", msg=f"nothing new since the last notification ({why})")
         return False

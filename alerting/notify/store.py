@@ -457,6 +457,10 @@ class NotifyStore:
         previous = pipe.execute()[0]
         return _s(previous) == notification_id if previous is not None else False
 
+    def attempted(self, nid: str, integration: str) -> bool:
+        """Whether a send to this (group, integration) began and is remembered (see mark_attempt)."""
+        return bool(self.r.exists(self._nf("attempt", nid, integration)))
+
     def pause(self, integration: str, seconds: float) -> None:
         """The receiver asked for no requests for ``seconds`` (Retry-After); its latest answer counts."""
         self.r.set(f"{self.p}:pause:{integration}", "1", px=max(1, int(seconds * 1000)))

@@ -98,3 +98,19 @@ def test_the_same_news_in_flight_twice_is_sent_once(env: Harness, recorder: Webh
     for job in [first, *again, first]:  # in any order, redelivered too
         env.deliver(job, T0 + 331)
     assert told(recorder) == [{"a": "firing"}]
+
+
+def test_a_resolve_after_a_notification_whose_log_write_was_lost_is_still_told(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    """The receiver accepted the first notification, then the worker died (or Redis failed over)
+    before the notification log was written: the resolve still goes out."""
+    env.ingest(T0, alert("Down", instance="a"))
+    (first,) = env.flush(T0 + 30)
+    assert env.deliver(first, T0 + 31)
+    for key in env.client.scan_iter(f"{env.prefix}:notify:nflog:*"):
+        env.client.delete(key)  # the log write that never happened
+    env.ingest(T0 + 60, alert("Down", instance="a", ends_at=T0 + 60))
+    for job in env.flush(T0 + 330):
+        env.deliver(job, T0 + 331)
+    assert told(recorder) == [{"a": "firing"}, {"a": "resolved"}]
