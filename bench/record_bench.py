@@ -39,7 +39,6 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alerting.durations import parse_duration  # noqa: E402
 from alerting.ops import metrics  # noqa: E402
 from alerting.remotewrite import RemoteWriter, parse_remote_write  # noqa: E402
 from alerting.rules import load_paths  # noqa: E402
@@ -52,15 +51,13 @@ from bench.eval_bench import (  # noqa: E402
     RULES_PER_GROUP,
     SERIES_PER_RULE,
     _cleanup,
-    _count,
     own_process_name,
     peak_rss_kib,
-    prometheus_rounds,
-    stop_rule_evaluation,
+    prometheus_reference,
+    reference_line,
     timed_ticks,
 )
 from tests.support.exporter import Exporter  # noqa: E402
-from tests.support.net import wait_until  # noqa: E402
 from tests.support.prometheus import PrometheusServer  # noqa: E402
 
 RECORD = "rec:bench_value:sum"
@@ -257,15 +254,7 @@ def main(argv: list[str] | None = None) -> None:
             ) as prom,
             PrometheusServer(remote_write_receiver=True) as target,
         ):
-            wait_until(
-                lambda: _count(prom.url) == series, timeout=300, interval=1, what="the first complete scrape"
-            )
-            seconds = parse_duration(args.interval)
-            theirs = prometheus_rounds(
-                prom.url, args.rounds, timeout=120 + 5 * seconds * args.rounds, poll=min(2.0, seconds / 2)
-            )
-            stop_rule_evaluation(prom)
-            time.sleep(min(10.0, seconds))  # let Prometheus finish whatever evaluation was in flight
+            theirs = prometheus_reference(prom, series, args.interval, args.rounds)
             runs = [
                 run_ours(
                     rules_file, prom.url, target.write_url, w, args.ticks, args.concurrency, queue, n_groups
@@ -279,10 +268,7 @@ def main(argv: list[str] | None = None) -> None:
         f"query_concurrency={args.concurrency} max_samples_per_send={args.max_samples_per_send} "
         f"cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.2f} wall={time.monotonic() - started:.0f}s"
     )
-    print(
-        f"prometheus: {reference:.3f} s/tick (sum of groups' evaluationTime, best of "
-        f"{len(theirs)} rounds: {', '.join(f'{t:.3f}' for t in theirs)})"
-    )
+    print(reference_line(theirs))
     for run in runs:
         print(
             f"ours, {run.workers} worker(s): {run.best:.3f} s/tick written (best of {len(run.ticks)}: "
