@@ -12,6 +12,7 @@ import redis
 from tests.support.fakes import LocalCA, PagerDutyFake, SlackFake, TwilioFake, make_ca
 from tests.support.net import REDIS_URL, remove_queues
 from tests.support.promapi import PromAPI
+from tests.support.webhook import WebhookRecorder
 
 # Test modules that need no server, no subprocess and no network: `make test-fast` runs just these
 # (marked `pure`), the whole suite runs everything. A module listed here that starts using Redis
@@ -113,3 +114,10 @@ def twilio(ca: LocalCA) -> Iterator[TwilioFake]:
     fake = TwilioFake(ca.server_context)
     with fake.server:
         yield fake
+
+
+@pytest.fixture
+def recorder() -> Iterator[WebhookRecorder]:
+    """A webhook receiver recording every notification (see tests/support/webhook.py)."""
+    with WebhookRecorder() as rec:
+        yield rec

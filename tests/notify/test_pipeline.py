@@ -75,12 +75,6 @@ receivers:
 
 
 @pytest.fixture
-def recorder() -> Iterator[WebhookRecorder]:
-    with WebhookRecorder() as rec:
-        yield rec
-
-
-@pytest.fixture
 def env(tmp_path: Path, recorder: WebhookRecorder) -> Iterator[Harness]:
     with isolated_redis() as (client, prefix):
         yield Harness(client, prefix, load_config(tmp_path, CONFIG, url=recorder.url))

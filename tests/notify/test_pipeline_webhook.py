@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +14,6 @@ from alerting.notify.receivers.webhook import go_time, payload, webhook_integrat
 from tests.support.fakes import LocalCA, make_ca
 from tests.support.routing_harness import T0, alert
 from tests.support.webhook import WebhookRecorder
-
-
-@pytest.fixture
-def recorder() -> Iterator[WebhookRecorder]:
-    with WebhookRecorder() as rec:
-        yield rec
 
 
 def notification(*alerts: Any) -> Notification:

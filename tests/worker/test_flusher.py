@@ -38,12 +38,6 @@ receivers:
 
 
 @pytest.fixture
-def recorder() -> Iterator[WebhookRecorder]:
-    with WebhookRecorder() as rec:
-        yield rec
-
-
-@pytest.fixture
 def shared(tmp_path: Path, recorder: WebhookRecorder) -> Iterator[tuple[redis.Redis, Settings]]:
     """A Redis prefix and the settings of worker processes sharing it (their flushers not started)."""
     config = tmp_path / "alerting.yml"
