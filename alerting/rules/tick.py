@@ -218,7 +218,9 @@ class Evaluator:
             later: list[Series] = []  # written without waiting (no rule of this tick reads them)
             recorded: dict[str, list[Labels]] | None = None
             answers: Iterable[Result]
-            if group.recording or self.alert_series:
+            # The recorded-series state is read only for groups that record, or did until now
+            # (their removed rules' series get stale markers once).
+            if group.recording or group_health.get("recording"):
                 before = store.load_recorded(group.id)
                 answers, outcome.recorded, later = self._staged(group, at, before)
                 recorded = _still_recorded(group, before, outcome.recorded)
@@ -251,7 +253,12 @@ class Evaluator:
                     ]
                     if key in live
                 },
-                {"last_slot": slot, "duration": outcome.duration, "missed": missed},
+                {
+                    "last_slot": slot,
+                    "duration": outcome.duration,
+                    "missed": missed,
+                    "recording": bool(recorded),
+                },
                 keep_rules=live,
                 # Two ticks of one group may overlap (a slow tick, a backlog after a broker
                 # failover); the one whose start state is no longer current saves nothing, so a

@@ -272,6 +272,28 @@ def test_a_removed_recording_rule_marks_its_series_stale(tmp_path: Path) -> None
     assert stale == ["job:errors:max"]
 
 
+def test_a_group_whose_recording_rules_are_all_removed_marks_their_series_stale(tmp_path: Path) -> None:
+    group = load(tmp_path)
+    db = SeriesStore()
+    db.raw["errors"] = [Sample({"job": "api"}, 1.0)]
+    store = MemoryStore()
+    with evaluator(db, store) as ev:
+        ev.tick(group, T0, claim=False)
+    alerts_only = (
+        "groups:\n  - name: g\n    interval: 1m\n    rules:\n      - alert: Up\n        expr: up == 0\n"
+    )
+    db.calls.clear()
+    with evaluator(db, store) as ev:
+        ev.tick(load(tmp_path, alerts_only), T0 + 60, claim=False)
+        stale = sorted(
+            dict(s.labels)["__name__"] for calls, _ in db.calls for s in calls if is_stale(s.value)
+        )
+        assert stale == ["job:errors:max", "job:errors:sum"]
+        db.calls.clear()
+        ev.tick(load(tmp_path, alerts_only), T0 + 120, claim=False)
+    assert db.calls == []  # once
+
+
 def test_a_retired_group_marks_everything_it_recorded_stale(tmp_path: Path) -> None:
     group = load(tmp_path)
     db = SeriesStore()
