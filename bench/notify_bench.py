@@ -43,7 +43,7 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from alerting.core import rfc3339  # noqa: E402
+from alerting.core import fingerprint, rfc3339  # noqa: E402
 from alerting.durations import parse_duration  # noqa: E402
 from alerting.notify.base import NotifyAlert  # noqa: E402
 from alerting.notify.pipeline import ingest  # noqa: E402
@@ -117,6 +117,20 @@ def alert_labels(i: int, alerts: int, groups: int) -> dict[str, str]:
 
 def annotations(i: int) -> dict[str, str]:
     return {"summary": f"host-{i:06d} is down", "description": "Instance has not answered for 5 minutes."}
+
+
+def evaluated_alert(i: int, alerts: int, groups: int, now: float) -> NotifyAlert:
+    """Alert ``i`` as the evaluator hands it to ``ingest``: with the fingerprint its evaluation keyed
+    its state by (computed then, as part of evaluating the rule, so not part of the hand-over)."""
+    labels = alert_labels(i, alerts, groups)
+    return NotifyAlert(
+        status="firing",
+        labels=labels,
+        annotations=annotations(i),
+        starts_at=now,
+        generator_url="http://prometheus.example/graph",
+        fingerprint=fingerprint(labels),
+    )
 
 
 # --- counting what the fakes accepted -----------------------------------------------------------
@@ -295,16 +309,7 @@ def run_ours(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Result:
                 _wait(lambda: client.exists(f"{prefix}:beat:leader"), 60, "the worker's beat", worker)
                 time.sleep(2)  # a first flush has run: the pool is warm
                 now = time.time()
-                alerts = [
-                    NotifyAlert(
-                        status="firing",
-                        labels=alert_labels(i, args.alerts, args.groups),
-                        annotations=annotations(i),
-                        starts_at=now,
-                        generator_url="http://prometheus.example/graph",
-                    )
-                    for i in range(args.alerts)
-                ]
+                alerts = [evaluated_alert(i, args.alerts, args.groups, now) for i in range(args.alerts)]
                 started = time.perf_counter()
                 for start in range(0, len(alerts), INGEST_BATCH):
                     ingest(client, prefix, config, alerts[start : start + INGEST_BATCH], time.time())

@@ -28,11 +28,10 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerting.config.settings import Settings  # noqa: E402
-from alerting.notify.base import NotifyAlert  # noqa: E402
 from alerting.notify.pipeline import ingest  # noqa: E402
 from alerting.ops.logs import configure_logging  # noqa: E402
 from alerting.worker.runtime import Runtime  # noqa: E402
-from bench.notify_bench import REDIS_URL, alert_labels, annotations, routing_file  # noqa: E402
+from bench.notify_bench import REDIS_URL, evaluated_alert, routing_file  # noqa: E402
 from tests.support.fakes import PagerDutyFake, SlackFake, make_ca  # noqa: E402
 
 
@@ -46,8 +45,9 @@ def _serve(workdir: Path, conn: Connection) -> None:
         conn.recv()
 
 
-def _round(base: Settings, alerts: int, groups: int, client: redis.Redis) -> tuple[int, float, float]:
-    """One flush of every group: (notifications logged, seconds, CPU seconds of this process)."""
+def _round(base: Settings, alerts: int, groups: int, client: redis.Redis) -> tuple[int, float, float, float]:
+    """One flush of every group: (notifications logged, seconds, user and system CPU seconds of
+    this process)."""
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     runtime = Runtime(dataclasses.replace(base, prefix=prefix))
     try:
@@ -55,16 +55,7 @@ def _round(base: Settings, alerts: int, groups: int, client: redis.Redis) -> tup
         flusher = runtime.flusher()
         flusher._warm()  # as the worker does when its flusher starts
         now = time.time()
-        batch = [
-            NotifyAlert(
-                status="firing",
-                labels=alert_labels(i, alerts, groups),
-                annotations=annotations(i),
-                starts_at=now,
-                generator_url="http://prometheus.example/graph",
-            )
-            for i in range(alerts)
-        ]
+        batch = [evaluated_alert(i, alerts, groups, now) for i in range(alerts)]
         for start in range(0, alerts, 100):
             ingest(client, prefix, config, batch[start : start + 100], now)
         started, before = time.perf_counter(), os.times()
@@ -74,7 +65,7 @@ def _round(base: Settings, alerts: int, groups: int, client: redis.Redis) -> tup
         elapsed, after = time.perf_counter() - started, os.times()
         sent = sum(1 for _ in client.scan_iter(match=f"{prefix}:notify:nflog:*", count=10000))
         flusher.stop()
-        return sent, elapsed, (after.user - before.user) + (after.system - before.system)
+        return sent, elapsed, after.user - before.user, after.system - before.system
     finally:
         runtime.close()
         keys = list(client.scan_iter(match=f"{prefix}:*", count=10000))
@@ -108,10 +99,11 @@ def main(argv: list[str] | None = None) -> None:
             f"cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.2f}"
         )
         for _ in range(args.rounds):
-            sent, elapsed, cpu = _round(base, args.alerts, args.groups, client)
+            sent, elapsed, user, system = _round(base, args.alerts, args.groups, client)
+            cpu = user + system
             print(
-                f"flush and delivery of {sent} notifications: {elapsed:.3f} s, CPU {cpu:.3f} s "
-                f"= {1000 * cpu / max(sent, 1):.2f} ms per notification"
+                f"flush and delivery of {sent} notifications: {elapsed:.3f} s, CPU {cpu:.3f} s (user "
+                f"{user:.3f}, system {system:.3f}) = {1000 * cpu / max(sent, 1):.2f} ms per notification"
             )
     finally:
         here.send("stop")

@@ -45,6 +45,7 @@ from alerting.notify.store import (
     NFLOG_MAX_RETENTION,
     GroupInsert,
     GroupSnapshot,
+    Held,
     NotifyStore,
     group_id,
     nflog_id,
@@ -75,7 +76,9 @@ REASON_AFTER_UNKNOWN = "resolved after a notification of unknown outcome"
 # --- alerts as stored in a group --------------------------------------------------------------------
 
 
-def _alert_to_json(alert: NotifyAlert, fp: str, ends_at: float | None, now: float) -> bytes:
+def _alert_to_json(
+    alert: NotifyAlert, fp: str, ends_at: float | None, now: float, eval_id: str | None
+) -> bytes:
     # Bytes, as Redis stores them: handed over as they are, without decoding and encoding again.
     data = {
         "labels": dict(alert.labels),
@@ -87,7 +90,7 @@ def _alert_to_json(alert: NotifyAlert, fp: str, ends_at: float | None, now: floa
         "fingerprint": fp,
         "updated_at": now,
         # The evaluation that reported it last, so the notification's logs join its logs.
-        "eval_id": context_value("eval_id"),
+        "eval_id": eval_id,
     }
     if alert.value is None or math.isfinite(alert.value):
         return orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
@@ -154,12 +157,14 @@ def ingest(
     if not alerts:
         return
     store = NotifyStore(redis_client, prefix)
-    prints = [fingerprint(a.labels) for a in alerts]
+    # The evaluator hands over each alert with its label set's fingerprint (it keys the alert's
+    # state by it); alerts from elsewhere (the API) come without one.
+    prints = [a.fingerprint or fingerprint(a.labels) for a in alerts]
     known = store.index_get(prints)
-    inserts: list[GroupInsert] = []
-    index: dict[str, dict[str, Any]] = {}
+    eval_id = context_value("eval_id")
     # A rule's alerts mostly share their groups: each group's key and id are worked out once per call.
-    groups: dict[tuple[Any, ...], tuple[str, str]] = {}
+    groups: dict[tuple[Any, ...], GroupInsert] = {}
+    placed = 0
     for alert, fp in zip(alerts, prints, strict=True):
         resolved = _is_resolved(alert, now)
         ends_at = (alert.ends_at if alert.ends_at is not None else now) if resolved else alert.ends_at
@@ -167,33 +172,29 @@ def ingest(
         # A resolved alert is re-reported every tick for a while; once its group has closed there is
         # nothing left to tell anyone, so it must not reopen a group and start another group_wait.
         create = not (resolved and before is not None and before.get("ends_at") == ends_at)
-        stored = _alert_to_json(alert, fp, ends_at, now)
-        index[fp] = {"labels": dict(alert.labels), "ends_at": ends_at, "seen": now}
+        stored = _alert_to_json(alert, fp, ends_at, now, eval_id)
+        indexed = orjson.dumps(
+            {"ends_at": ends_at, "labels": dict(alert.labels), "seen": now}, option=orjson.OPT_SORT_KEYS
+        )
+        item = GroupInsert.item(fp, create, alert.starts_at, indexed, stored)
         for route in config.match(alert.labels):
             group_labels = route.group_labels(alert.labels)
             known_group = (route.id, *group_labels.items())
-            found = groups.get(known_group)
-            if found is None:
+            group = groups.get(known_group)
+            if group is None:
                 key = route.group_key(group_labels)
-                found = groups[known_group] = (key, group_id(route.id, key))
-            key, gid = found
-            inserts.append(
-                GroupInsert(
-                    gid=gid,
+                group = groups[known_group] = GroupInsert(
+                    gid=group_id(route.id, key),
                     route_id=route.id,
                     route_key=route.key,
                     group_key=key,
                     group_labels=group_labels,
                     group_wait=route.group_wait,
-                    fingerprint=fp,
-                    alert_json=stored,
-                    starts_at=alert.starts_at,
-                    create=create,
                 )
-            )
-    store.insert(inserts, now)
-    store.index_put(index)
-    log.debug("notify.ingested", alerts=len(alerts), placements=len(inserts))
+            group.alerts.append(item)
+            placed += 1
+    store.insert(list(groups.values()), now)
+    log.debug("notify.ingested", alerts=len(alerts), placements=placed)
 
 
 # --- jobs -------------------------------------------------------------------------------------------
@@ -636,11 +637,15 @@ def deliver(
     now: float,
     *,
     lock_ttl: float | None = None,
+    outbox: Sequence[str] = (),
 ) -> bool:
-    """Send one job; on success write the notification log. Raises ``DeliveryError`` on failure.
+    """Send one job; on success write the notification log. Raises ``DeliveryError`` on failure,
+    ``ReceiverPaused`` while the receiver's pause lasts.
 
     Safe to call twice for the same job (a redelivered task): the second call finds the log entry
-    of the first and sends nothing. True when a notification went out.
+    of the first and sends nothing. True when a notification went out. When it returns (the job is
+    settled: sent, or found sent, superseded or no longer needed), the ``outbox`` entries named are
+    removed, in the round trip that writes the log.
     """
     store = NotifyStore(redis_client, prefix)
     integ = _find_integration(config, job.receiver, job.integration)
@@ -649,13 +654,27 @@ def deliver(
     )
     if integ is None:
         bound.warning("notify.job_dropped", msg="receiver integration no longer configured")
+        store.outbox_done(outbox)
         return False
-    with _delivery_lock(store, job, LOCK_TTL if lock_ttl is None else lock_ttl) as (latest, entry):
-        return _deliver_locked(store, integ, job, now, bound, latest, entry)
+    with _delivery_lock(store, job, LOCK_TTL if lock_ttl is None else lock_ttl, outbox) as locked:
+        sent = _deliver_locked(store, integ, job, now, bound, locked)
+    if locked.log is not None:
+        acks.after_delivery(
+            acks.AckStore.of(store), job.receiver, job.nflog_id, job.extra, job.reason, job.firing, now
+        )
+    return sent
 
 
 class DeliveryBusy(DeliveryError):
     """Another delivery holds this group's lock for this integration: the receiver said nothing."""
+
+
+class ReceiverPaused(Exception):  # noqa: N818 - a state, not a failure: nothing went wrong
+    """The receiver asked for a pause (Retry-After) that has not ended: nothing was sent."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"the receiver asked for a pause; {seconds:.1f}s left")
+        self.seconds = seconds
 
 
 class _LockRenewer:
@@ -677,13 +696,18 @@ class _LockRenewer:
         with self._wake:
             self._next_id += 1
             handle = self._next_id
-            self._held[handle] = (store, nid, integration, token, ttl, time.monotonic() + ttl / 3)
+            renew_at = time.monotonic() + ttl / 3
+            # The thread sleeps until the first renewal due: woken only when this one comes sooner
+            # (a wake-up per delivery costs a storm's deliveries a thread switch each).
+            sooner = renew_at < min((item[5] for item in self._held.values()), default=math.inf)
+            self._held[handle] = (store, nid, integration, token, ttl, renew_at)
             # A process forked from one that had the thread running has no thread: start its own.
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
                 self._pid = os.getpid()
                 self._thread = threading.Thread(target=self._run, name="delivery-lock", daemon=True)
                 self._thread.start()
-            self._wake.notify()
+            elif sooner:
+                self._wake.notify()
             return handle
 
     def drop(self, handle: int) -> None:
@@ -715,36 +739,56 @@ class _LockRenewer:
 _renewer = _LockRenewer()
 
 
+@dataclass
+class _Locked:
+    """A delivery under its lock: what was read when it was taken, and the log entry to write."""
+
+    held: Held
+    log: LogEntry | None = None
+
+
 @contextmanager
-def _delivery_lock(
-    store: NotifyStore, job: Job, lock_ttl: float
-) -> Iterator[tuple[float | None, LogEntry | None]]:
+def _delivery_lock(store: NotifyStore, job: Job, lock_ttl: float, outbox: Sequence[str]) -> Iterator[_Locked]:
     """Hold the (group, integration) lock for the block, renewing it in the background; the block
-    gets the newest flush number issued and the notification log entry, both read under the lock."""
-    token, latest, entry = store.acquire_and_read(job.nflog_id, job.integration, lock_ttl)
-    if token is None:
+    gets what was read under the lock (the newest flush number issued, the notification log entry,
+    the receiver's pause). When the block ends normally, the log entry it set is written, the
+    ``outbox`` entries are removed and the lock is released, in one round trip; when it raises,
+    the lock is only released."""
+    held = store.acquire_and_read(job.nflog_id, job.integration, lock_ttl)
+    if held is None:
         raise DeliveryBusy(
             "another delivery to this receiver for this group is in progress", retryable=True, retry_after=1.0
         )
-    handle = _renewer.hold(store, job.nflog_id, job.integration, token, lock_ttl)
+    handle = _renewer.hold(store, job.nflog_id, job.integration, held.token, lock_ttl)
+    locked = _Locked(held)
+    settled = False
     try:
-        yield latest, entry
+        yield locked
+        settled = True
     finally:
         _renewer.drop(handle)
-        store.release(job.nflog_id, job.integration, token)
+        if settled:
+            store.settle(
+                job.nflog_id,
+                job.integration,
+                held.token,
+                entry=locked.log,
+                repeat_interval=job.repeat_interval,
+                outbox=outbox,
+            )
+        else:
+            store.release(job.nflog_id, job.integration, held.token)
 
 
 def _deliver_locked(
-    store: NotifyStore,
-    integ: ReceiverIntegration,
-    job: Job,
-    now: float,
-    bound: Any,
-    latest: float | None,
-    entry: LogEntry | None,
+    store: NotifyStore, integ: ReceiverIntegration, job: Job, now: float, bound: Any, locked: _Locked
 ) -> bool:
     """The delivery itself, under the group's lock: skip what was already sent or superseded,
-    send, and write the notification log. ``latest`` and ``entry`` were read under the lock."""
+    send, and set the notification log entry the lock's release writes. True when a notification
+    went out."""
+    if locked.held.paused > 0:
+        raise ReceiverPaused(locked.held.paused)
+    latest, entry = locked.held.latest, locked.held.entry
     if job.fallback_for:
         if store.was_sent(job.job_id):
             bound.info("notify.duplicate", msg="fallback already delivered")
@@ -785,15 +829,7 @@ def _deliver_locked(
         _send(integ, _notification(job, alerts, notification_id, earlier))
     else:
         bound.info("notify.not_sent", msg="only resolved alerts and send_resolved is off; logging them")
-    store.nflog_put(
-        job.nflog_id,
-        job.integration,
-        LogEntry(frozenset(job.firing), frozenset(job.resolved), now, job.seq),
-        job.repeat_interval,
-    )
-    acks.after_delivery(
-        acks.AckStore.of(store), job.receiver, job.nflog_id, job.extra, job.reason, job.firing, now
-    )
+    locked.log = LogEntry(frozenset(job.firing), frozenset(job.resolved), now, job.seq)
     if alerts:
         bound.info("notify.sent", msg=job.reason, firing=len(job.firing), resolved=len(job.resolved))
     return bool(alerts)

@@ -44,7 +44,7 @@ import hashlib
 import json
 import secrets
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
@@ -60,16 +60,25 @@ SOURCE_STALE_AFTER = 3600.0  # an alert not reported for this long no longer inh
 SILENCE_RETENTION = 120 * 3600.0  # expired silences stay listable this long
 
 _INGEST = """
--- ARGV: gid, now, group_wait, route_id, route_key, group_key, labels, then per alert:
---       fingerprint, alert JSON, starts_at, create ("1"/"0")
+-- KEYS: due index, group meta, group alerts, alert index
+-- ARGV: gid, now, group_wait, route_id, route_key, group_key, labels, then one per alert:
+--       fingerprint LF create ("1"/"0") starts_at LF index entry JSON LF alert JSON
 local now = tonumber(ARGV[2])
 local wait = tonumber(ARGV[3])
 local any_create, any_overdue = false, false
-local woke = ''  -- the group's new timer, when it is earlier than before: flushers wake for it
-for i = 8, #ARGV, 4 do
-  if ARGV[i + 3] == '1' then any_create = true end
-  if tonumber(ARGV[i + 2]) + wait < now then any_overdue = true end
+local alerts = {}
+for i = 8, #ARGV do
+  local item = ARGV[i]
+  local a = string.find(item, '\\n', 1, true)
+  local b = string.find(item, '\\n', a + 1, true)
+  local c = string.find(item, '\\n', b + 1, true)
+  local fp = string.sub(item, 1, a - 1)
+  if string.sub(item, a + 1, a + 1) == '1' then any_create = true end
+  if tonumber(string.sub(item, a + 2, b - 1)) + wait < now then any_overdue = true end
+  redis.call('HSET', KEYS[4], fp, string.sub(item, b + 1, c - 1))
+  alerts[#alerts + 1] = {fp, string.sub(item, c + 1)}
 end
+local woke = ''  -- the group's new timer, when it is earlier than before: flushers wake for it
 if redis.call('EXISTS', KEYS[2]) == 0 then
   if not any_create then return 0 end
   local due = now + wait
@@ -86,12 +95,11 @@ elseif any_overdue and redis.call('HGET', KEYS[2], 'flushed') == '0'
   redis.call('ZADD', KEYS[1], now, ARGV[1])
   woke = string.format('%.6f', now)
 end
-for i = 8, #ARGV, 4 do
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+for _, alert in ipairs(alerts) do
+  redis.call('HSET', KEYS[3], alert[1], alert[2])
 end
 return woke
 """
-
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
 for _, id in ipairs(ids) do
@@ -157,8 +165,40 @@ def nflog_id(group_key: str) -> str:
 
 
 @dataclass(frozen=True)
+class Held:
+    """A delivery lock taken, and what was read under it."""
+
+    token: str
+    latest: float | None  # the number of the newest flush that issued a job for it
+    entry: LogEntry | None  # the notification log
+    paused: float  # seconds until the receiver's own pause (Retry-After) ends; 0 without one
+
+
+def execute(pipe: Any) -> list[Any]:
+    """Run a pipeline that calls scripts without first asking Redis whether it holds them (redis-py
+    asks with SCRIPT EXISTS, a round trip of its own, on every run). A script Redis no longer holds
+    (it restarted, or failed over to a replica that never ran it) answers NOSCRIPT: that call alone
+    is run again once the script is loaded, after the rest. Each script is atomic on its own and the
+    pipelines here put no command after a script that depends on it, so the order stays sound.
+    """
+    scripts = {script.sha: script for script in pipe.scripts}
+    pipe.scripts.clear()
+    stack = [args for args, _ in pipe.command_stack]
+    results = pipe.execute(raise_on_error=False)
+    for i, result in enumerate(results):
+        if isinstance(result, redis.exceptions.NoScriptError) and stack[i][1] in scripts:
+            client = scripts[stack[i][1]].registered_client
+            client.script_load(scripts[stack[i][1]].script)
+            results[i] = client.execute_command(*stack[i])
+    for result in results:
+        if isinstance(result, Exception):
+            raise result
+    return results
+
+
+@dataclass
 class GroupInsert:
-    """One alert going into one aggregation group."""
+    """Alerts going into one aggregation group."""
 
     gid: str
     route_id: str
@@ -166,10 +206,17 @@ class GroupInsert:
     group_key: str
     group_labels: Mapping[str, str]
     group_wait: float
-    fingerprint: str
-    alert_json: bytes  # UTF-8
-    starts_at: float
-    create: bool  # False for a resolved alert re-reported after its group already closed
+    alerts: list[bytes] = field(default_factory=list)  # each made by ``GroupInsert.item``
+
+    @staticmethod
+    def item(fingerprint: str, create: bool, starts_at: float, indexed: bytes, stored: bytes) -> bytes:
+        """One alert for the group, as the ingest script reads it: its fingerprint, whether it may
+        open a group (False for a resolved alert re-reported after its group already closed), its
+        start, its alert index entry and its stored JSON, in one argument (a script argument costs
+        the client more than its length: a storm hands over hundreds of thousands)."""
+        # Neither JSON holds a raw line feed (it is escaped), nor does a fingerprint.
+        flag = b"1" if create else b"0"
+        return b"%s\n%s%r\n%s\n%s" % (fingerprint.encode(), flag, starts_at, indexed, stored)
 
 
 @dataclass(frozen=True)
@@ -228,34 +275,27 @@ class NotifyStore:
     # -- aggregation groups -----------------------------------------------------------------------
 
     def insert(self, inserts: Iterable[GroupInsert], now: float) -> None:
-        """Put alerts into their groups, creating groups and starting their timers as needed.
+        """Put alerts into their groups (and the alert index), creating groups and starting their
+        timers as needed.
 
         One script call per group, all in one round trip; when a timer was set earlier than before,
         one more to wake the flushers for it.
         """
-        by_group: dict[str, list[GroupInsert]] = {}
-        for ins in inserts:
-            by_group.setdefault(ins.gid, []).append(ins)
         pipe = self.r.pipeline(transaction=False)
-        for gid, items in by_group.items():
-            first = items[0]
+        for group in inserts:
             args: list[Any] = [
-                gid,
+                group.gid,
                 repr(now),
-                repr(first.group_wait),
-                first.route_id,
-                first.route_key,
-                first.group_key,
-                json.dumps(dict(first.group_labels), sort_keys=True),
+                repr(group.group_wait),
+                group.route_id,
+                group.route_key,
+                group.group_key,
+                json.dumps(dict(group.group_labels), sort_keys=True),
+                *group.alerts,
             ]
-            for ins in items:
-                args.extend(
-                    [ins.fingerprint, ins.alert_json, repr(ins.starts_at), "1" if ins.create else "0"]
-                )
-            self._ingest(
-                keys=[self.due_key, self.meta_key(gid), self.alerts_key(gid)], args=args, client=pipe
-            )
-        woke = [float(_s(d)) for d in pipe.execute() if d not in (0, b"", "")]
+            keys = [self.due_key, self.meta_key(group.gid), self.alerts_key(group.gid), self.index_key]
+            self._ingest(keys=keys, args=args, client=pipe)
+        woke = [float(_s(d)) for d in execute(pipe) if d not in (0, b"", "")]
         if woke:
             self.r.publish(self.wake_channel, repr(min(woke)))
 
@@ -310,7 +350,7 @@ class NotifyStore:
             self._finish(
                 keys=[self.due_key, self.meta_key(gid), self.alerts_key(gid)], args=args, client=pipe
             )
-        pipe.execute()
+        execute(pipe)
 
     def drop_group(self, gid: str, fingerprints: Iterable[str] = ()) -> None:
         """Remove a group without flushing it.
@@ -340,13 +380,6 @@ class NotifyStore:
             return {}
         values = self.r.hmget(self.index_key, fingerprints)
         return {fp: orjson.loads(v) for fp, v in zip(fingerprints, values, strict=True) if v}
-
-    def index_put(self, entries: Mapping[str, Mapping[str, Any]]) -> None:
-        if entries:
-            self.r.hset(
-                self.index_key,
-                mapping={fp: orjson.dumps(e, option=orjson.OPT_SORT_KEYS) for fp, e in entries.items()},
-            )
 
     def collect_garbage(self, now: float, every: float = 60.0) -> None:
         """Forget resolved and stale alerts in the index, at most once per ``every`` seconds overall."""
@@ -418,12 +451,11 @@ class NotifyStore:
         ok = self.r.set(self._nf("lock", nid, integration), token, nx=True, px=int(ttl * 1000))
         return token if ok else None
 
-    def acquire_and_read(
-        self, nid: str, integration: str, ttl: float
-    ) -> tuple[str | None, float | None, LogEntry | None]:
-        """:meth:`acquire`, then :meth:`latest` and :meth:`nflog_get`, in one round trip.
+    def acquire_and_read(self, nid: str, integration: str, ttl: float) -> Held | None:
+        """:meth:`acquire`, then :meth:`latest`, :meth:`nflog_get` and the receiver's pause (see
+        :meth:`pause`), in one round trip; None when another holds the lock.
 
-        Redis runs a connection's commands in order, so both are read after the lock is taken, as
+        Redis runs a connection's commands in order, so all are read after the lock is taken, as
         when asked one by one; without the lock they are not looked at.
         """
         token = secrets.token_hex(8)
@@ -431,14 +463,44 @@ class NotifyStore:
         pipe.set(self._nf("lock", nid, integration), token, nx=True, px=int(ttl * 1000))
         pipe.get(self._nf("latest", nid, integration))
         pipe.get(self._nf("nflog", nid, integration))
-        ok, latest, entry = pipe.execute()
+        pipe.pttl(self._pause_key(integration))
+        ok, latest, entry, pause_ms = pipe.execute()
         if not ok:
-            return None, None, None
-        return (
-            token,
-            float(latest) if latest else None,
-            LogEntry.from_dict(json.loads(entry)) if entry else None,
+            return None
+        return Held(
+            token=token,
+            latest=float(latest) if latest else None,
+            entry=LogEntry.from_dict(json.loads(entry)) if entry else None,
+            paused=pause_ms / 1000 if pause_ms and pause_ms > 0 else 0.0,
         )
+
+    def settle(
+        self,
+        nid: str,
+        integration: str,
+        token: str,
+        *,
+        entry: LogEntry | None = None,
+        repeat_interval: float = 0.0,
+        outbox: Iterable[str] = (),
+    ) -> None:
+        """Release a delivery lock; before that, in the same round trip, write the notification log
+        (``entry``, as :meth:`nflog_put`, durable) and take the delivered jobs out of the outbox.
+
+        Redis runs the commands in order and replicates them in order: whoever takes the lock next,
+        here or on a promoted replica, finds the log entry written.
+        """
+        pipe = durable.pipeline(self.r, "nflog", transaction=False)
+        if entry is not None:
+            retention = min(NFLOG_MAX_RETENTION, 2 * repeat_interval)
+            pipe.set(
+                self._nf("nflog", nid, integration),
+                json.dumps(entry.to_dict()),
+                px=max(1000, int(retention * 1000)),
+            )
+        self._outbox_done_on(pipe, list(outbox))
+        self._release(keys=[self._nf("lock", nid, integration)], args=[token], client=pipe)
+        execute(pipe)
 
     def extend(self, nid: str, integration: str, token: str, ttl: float) -> bool:
         """Push a held lock's expiry ``ttl`` seconds out; False when it is no longer ours."""
@@ -461,14 +523,12 @@ class NotifyStore:
         """Whether a send to this (group, integration) began and is remembered (see mark_attempt)."""
         return bool(self.r.exists(self._nf("attempt", nid, integration)))
 
+    def _pause_key(self, integration: str) -> str:
+        return f"{self.p}:pause:{integration}"
+
     def pause(self, integration: str, seconds: float) -> None:
         """The receiver asked for no requests for ``seconds`` (Retry-After); its latest answer counts."""
-        self.r.set(f"{self.p}:pause:{integration}", "1", px=max(1, int(seconds * 1000)))
-
-    def paused_for(self, integration: str) -> float:
-        """Seconds until the receiver's own pause ends (0 when it asked for none)."""
-        ms = self.r.pttl(f"{self.p}:pause:{integration}")
-        return ms / 1000 if ms and ms > 0 else 0.0
+        self.r.set(self._pause_key(integration), "1", px=max(1, int(seconds * 1000)))
 
     # -- the outbox: jobs handed to a worker process's deliveries ---------------------------------
 
@@ -500,9 +560,13 @@ class NotifyStore:
         ids = list(job_ids)
         if ids:
             pipe = self.r.pipeline(transaction=False)
+            self._outbox_done_on(pipe, ids)
+            pipe.execute()
+
+    def _outbox_done_on(self, pipe: Any, ids: list[str]) -> None:
+        if ids:
             pipe.zrem(self.outbox_key, *ids)
             pipe.delete(*(f"{self.p}:job:{i}" for i in ids))
-            pipe.execute()
 
     def outbox_next(self) -> float | None:
         first = self.r.zrange(self.outbox_key, 0, 0, withscores=True)

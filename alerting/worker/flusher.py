@@ -37,7 +37,7 @@ import redis
 
 from alerting.notify.base import DeliveryError
 from alerting.notify.live import RoutingConfig
-from alerting.notify.pipeline import DeliveryBusy, Job, deliver, fallback_jobs, flush_due
+from alerting.notify.pipeline import DeliveryBusy, Job, ReceiverPaused, deliver, fallback_jobs, flush_due
 from alerting.notify.store import NotifyStore
 from alerting.ops import metrics
 from alerting.ops.logs import bound, get_logger
@@ -79,6 +79,7 @@ class Outcome:
     retry_in: float | None = None  # try again after this many seconds; None: finished
     error: Exception | None = None  # why it is tried again (None: deferred, nothing failed)
     fallbacks: tuple[Job, ...] = ()  # the notification, permanently failed, for the fallback receiver
+    settled: bool = False  # the job has left the outbox already
 
 
 def attempt(
@@ -90,8 +91,8 @@ def attempt(
 ) -> Outcome:
     """One delivery attempt of ``job`` (number ``retries + 1``), counted, recorded and logged.
 
-    Shared by the flusher's delivery threads and the ``tasks.send_notification`` task. ``record``
-    writes the history row (the runtime's history by default).
+    ``record`` writes the history row (the runtime's history by default). A job that is settled
+    (sent, or found no longer needed) leaves the outbox in the round trip that writes its log.
     """
     settings = runtime.settings
     record = record or runtime.history.record_notification
@@ -102,17 +103,24 @@ def attempt(
         context["eval_id"] = job.extra["eval_id"]
     with bound(**context):
         try:
-            paused = store.paused_for(job.integration)
-            if paused > 0:
-                log.info(
-                    "notify.deferred",
-                    msg=f"the receiver asked for a pause; sending in {paused:.1f}s",
-                    job_id=job.job_id,
-                    integration=job.integration,
-                )
-                return Outcome(retry_in=paused)
             now = time.time()
-            sent = deliver(runtime.redis, runtime.prefix, config, job, now, lock_ttl=settings.notify_lock_ttl)
+            sent = deliver(
+                runtime.redis,
+                runtime.prefix,
+                config,
+                job,
+                now,
+                lock_ttl=settings.notify_lock_ttl,
+                outbox=[job.job_id],
+            )
+        except ReceiverPaused as paused:
+            log.info(
+                "notify.deferred",
+                msg=f"the receiver asked for a pause; sending in {paused.seconds:.1f}s",
+                job_id=job.job_id,
+                integration=job.integration,
+            )
+            return Outcome(retry_in=paused.seconds)
         except redis.RedisError as exc:
             # Without Redis the log cannot be checked or written: sending now could duplicate; wait.
             delay = backoff(retries, base=settings.notify_backoff_base, cap=settings.notify_backoff_cap)
@@ -137,7 +145,7 @@ def attempt(
         )
         if sent and job.reason == REASON_ESCALATION:
             _escalated(job, record)
-        return Outcome()
+        return Outcome(settled=True)
 
 
 def _escalated(job: Job, record: Callable[..., Any]) -> None:
@@ -419,7 +427,8 @@ class Flusher:
             if outcome.fallbacks:
                 self._dispatch(list(outcome.fallbacks))
             if outcome.retry_in is None:
-                self.store.outbox_done([job.job_id])
+                if not outcome.settled:
+                    self.store.outbox_done([job.job_id])
             else:
                 # Due again at the retry time, for whichever flusher is awake then (no renewal).
                 tries = retries + 1 if outcome.error is not None else retries

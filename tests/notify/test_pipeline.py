@@ -503,3 +503,21 @@ def test_every_attempt_at_one_notification_carries_the_same_idempotency_key(tmp_
             env.tick(T0 + later)  # the last of these sends the hourly reminder
     keys = [r.headers["idempotency-key"] for r in receiver.requests]
     assert len(keys) == 4 and keys[0] == keys[1] and len({keys[0], keys[2], keys[3]}) == 3
+
+
+def test_scripts_redis_lost_are_loaded_again(env: Harness, recorder: WebhookRecorder) -> None:
+    """Redis forgets its scripts when it restarts or fails over to a replica that never ran them:
+    the pipelines that call them (ingest, a flush's bookkeeping, a delivery's release) load them
+    again and carry on, and the lock a delivery took is released."""
+    env.client.script_flush()
+    env.ingest(T0, alert("Down", instance="a"))
+    env.client.script_flush()
+    (job,) = env.flush(T0 + 30)
+    env.client.script_flush()
+    assert env.deliver(job, T0 + 30)
+    assert statuses(recorder, "/team") == [{"a": "firing"}]
+    assert env.client.keys(f"{env.prefix}:notify:lock:*") == []
+    env.client.script_flush()
+    env.ingest(T0 + 60, alert("Down", starts_at=T0 + 60, instance="b"))
+    assert [j.reason for j in env.tick(T0 + 330)] == ["new firing alerts"]
+    assert statuses(recorder, "/team")[-1] == {"a": "firing", "b": "firing"}
