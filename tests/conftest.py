@@ -29,6 +29,7 @@ PURE_MODULES = frozenset(
         "tests/config/test_layering.py",
         "tests/conformance/test_alertmanager_files.py",
         "tests/notify/test_notify_template.py",
+        "tests/notify/test_stored_alerts.py",
         "tests/routing/test_routing_config.py",
         "tests/routing/test_routing_dedup.py",
         "tests/routing/test_routing_escalation.py",

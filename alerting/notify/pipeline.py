@@ -111,11 +111,18 @@ def _latest_eval_id(stored: Iterable[dict[str, Any]]) -> str | None:
     return str(eval_id) if eval_id else None
 
 
+_new_alert = object.__new__
+
+
 def _alert_at(data: dict[str, Any], now: float) -> NotifyAlert:
     """The stored alert as it stands at ``now``: resolved once its end time has passed."""
     ends_at: Any = data.get("ends_at")
     resolved = ends_at is not None and ends_at <= now
-    return NotifyAlert(
+    # Every field set at once, without the frozen dataclass's ``__init__`` (which sets them one by
+    # one through ``object.__setattr__``): a flush builds every alert of every due group here, and
+    # this is a third of the cost. The object is the same as the constructor's (it compares equal).
+    alert: NotifyAlert = _new_alert(NotifyAlert)
+    alert.__dict__.update(
         status="resolved" if resolved else "firing",
         labels=data["labels"],
         annotations=data.get("annotations", {}),
@@ -125,6 +132,7 @@ def _alert_at(data: dict[str, Any], now: float) -> NotifyAlert:
         fingerprint=data["fingerprint"],
         value=data.get("value"),
     )
+    return alert
 
 
 def _sort_key(alert: NotifyAlert) -> tuple[Any, ...]:

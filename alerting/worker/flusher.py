@@ -16,6 +16,7 @@ that fails stays in the outbox, due again after the usual backoff (never sooner 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import queue
@@ -228,12 +229,20 @@ def _failed(
     return Outcome(fallbacks=tuple(fallback_jobs(config, job)))
 
 
-def _entry(job: Job, retries: int) -> str:
+def _entry(job: Job, retries: int, alerts_json: dict[int, orjson.Fragment] | None = None) -> str:
+    """The outbox entry of ``job``. ``alerts_json`` keeps the alerts written per alerts tuple: a
+    group's jobs (one per integration) carry the same tuple, written once for all of them."""
     if all(a.value is None or math.isfinite(a.value) for a in job.alerts):
         try:
             # orjson writes the dataclasses as they are: the same JSON as ``to_dict``'s, without
             # building it in dicts first (a storm writes every alert of every job here).
-            return orjson.dumps({"retries": retries, "job": job}).decode()
+            cache = {} if alerts_json is None else alerts_json
+            alerts = cache.get(id(job.alerts))
+            if alerts is None:
+                alerts = cache[id(job.alerts)] = orjson.Fragment(orjson.dumps(job.alerts))
+            data = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)}
+            data["alerts"] = alerts
+            return orjson.dumps({"retries": retries, "job": data}).decode()
         except TypeError:  # a mapping other than a dict somewhere: the general way
             return orjson.dumps({"retries": retries, "job": job.to_dict()}).decode()
     return json.dumps({"retries": retries, "job": job.to_dict()})  # orjson would write NaN as null
@@ -404,8 +413,9 @@ class Flusher:
 
     def _dispatch(self, jobs: list[Job]) -> None:
         """Record the jobs in the outbox, then start their sends."""
+        written: dict[int, orjson.Fragment] = {}
         self.store.outbox_put(
-            {job.job_id: _entry(job, 0) for job in jobs}, time.time() + self.lease, OUTBOX_TTL
+            {job.job_id: _entry(job, 0, written) for job in jobs}, time.time() + self.lease, OUTBOX_TTL
         )
         for job in jobs:
             self._submit(job, 0)

@@ -4,8 +4,11 @@ taken over from the outbox, and a receiver's Retry-After holding every send to i
 
 from __future__ import annotations
 
+import json
+import math
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +16,8 @@ import pytest
 import redis
 
 from alerting.config.settings import Settings
-from alerting.notify.pipeline import flush_due, ingest
+from alerting.notify.base import NotifyAlert
+from alerting.notify.pipeline import Job, flush_due, ingest
 from alerting.notify.store import NotifyStore
 from alerting.worker.flusher import _entry, attempt
 from alerting.worker.runtime import Runtime
@@ -151,3 +155,46 @@ def test_a_receivers_retry_after_defers_every_send_to_that_integration(
     deferred = attempt(runtime, runtime.routing(), second, 0)
     assert deferred.retry_in is not None and 25 < deferred.retry_in <= 30 and deferred.error is None
     assert len(recorder.received) == 1  # the second job never reached the receiver
+
+
+def test_outbox_entries_read_back_as_the_jobs_they_were_written_from() -> None:
+    """A group's jobs share their alerts, written once for all of them; each entry still reads back
+    as its own job (and a value JSON cannot hold natively takes the general way)."""
+    alerts = tuple(
+        NotifyAlert(
+            status="firing" if i else "resolved",
+            labels={"alertname": "Down", "instance": f"host-{i}"},
+            annotations={"summary": f"host-{i} is down"},
+            starts_at=1700000000.0 + i,
+            ends_at=None if i else 1700000100.5,
+            generator_url="http://prometheus.example/graph",
+            fingerprint=f"{i:016x}",
+            value=float(i),
+        )
+        for i in range(3)
+    )
+    slack = Job(
+        job_id="nf-1",
+        group_id="g",
+        group_key='{}:{alertname="Down"}',
+        nflog_id="n",
+        receiver="oncall",
+        integration="oncall/slack/0",
+        seq=1700000030.25,
+        group_labels={"alertname": "Down"},
+        alerts=alerts,
+        firing=("0000000000000001", "0000000000000002"),
+        resolved=("0000000000000000",),
+        repeat_interval=14400.0,
+        reason="first notification",
+        extra={"external_url": "http://alerting.example", "step": 0},
+    )
+    pager = replace(slack, job_id="nf-2", integration="oncall/pagerduty/0")
+    nan = replace(slack, job_id="nf-3", alerts=(replace(alerts[1], value=math.nan),))
+    written: dict[int, Any] = {}
+    for job in (slack, pager):
+        entry = json.loads(_entry(job, 2, written))
+        assert entry["retries"] == 2 and Job.from_dict(entry["job"]) == job
+    assert len(written) == 1  # the shared alerts, written once
+    back = Job.from_dict(json.loads(_entry(nan, 0, written))["job"])
+    assert math.isnan(back.alerts[0].value or 0.0) and replace(back, alerts=nan.alerts) == nan

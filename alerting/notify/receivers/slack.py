@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx
+import orjson
 import structlog
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
@@ -599,7 +600,9 @@ class SlackWebhook:
         try:
             # The process's pooled client: a storm of messages reuses its connections (no TLS
             # handshake per message), where slack-sdk's webhook client opened one per message.
-            response = client_for(self._http, self.settings.timeout).post(self._url, json=body)
+            response = client_for(self._http, self.settings.timeout).post(
+                self._url, content=orjson.dumps(body), headers=_JSON
+            )
         except httpx.HTTPError as exc:
             raise unreachable("Slack webhook", exc) from None
         status = response.status_code
@@ -613,6 +616,9 @@ class SlackWebhook:
         if status >= 500:
             raise DeliveryError(f"Slack webhook answered {status}: {answer}", retryable=True)
         raise DeliveryError(f"Slack webhook rejected the message ({status}): {answer}", retryable=False)
+
+
+_JSON = {"Content-Type": "application/json"}
 
 
 def _ssl_context(http: HTTPConfig) -> ssl.SSLContext | None:

@@ -1,0 +1,60 @@
+"""Alerts as a group stores them, read back as the stages and receivers see them."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from alerting.notify.base import NotifyAlert
+from alerting.notify.pipeline import _alert_at, _alert_to_json, _loads
+
+NOW = 1_700_000_000.0
+
+
+def reported(ends_at: float | None, value: float | None = 1.5) -> NotifyAlert:
+    return NotifyAlert(
+        status="firing",
+        labels={"alertname": "Down", "instance": "a"},
+        annotations={"summary": "a is down"},
+        starts_at=NOW - 600,
+        ends_at=ends_at,
+        generator_url="http://prometheus.example/graph",
+        fingerprint="00000000000000aa",
+        value=value,
+    )
+
+
+@pytest.mark.parametrize(
+    ("ends_at", "status", "shown_end"),
+    [
+        (None, "firing", None),
+        (NOW + 60, "firing", None),
+        (NOW, "resolved", NOW),
+        (NOW - 5, "resolved", NOW - 5),
+    ],
+)
+def test_a_stored_alert_reads_back_as_the_constructor_builds_it(
+    ends_at: float | None, status: str, shown_end: float | None
+) -> None:
+    alert = reported(ends_at)
+    back = _alert_at(_loads(_alert_to_json(alert, alert.fingerprint, ends_at, NOW, "ev-1")), NOW)
+    expected = NotifyAlert(
+        status=status,
+        labels=alert.labels,
+        annotations=alert.annotations,
+        starts_at=alert.starts_at,
+        ends_at=shown_end,
+        generator_url=alert.generator_url,
+        fingerprint=alert.fingerprint,
+        value=alert.value,
+    )
+    assert back == expected and repr(back) == repr(expected)
+    with pytest.raises(AttributeError):
+        back.status = "firing"  # type: ignore[misc]  # as frozen as the constructor's
+
+
+def test_a_value_json_cannot_hold_natively_reads_back() -> None:
+    alert = reported(None, value=math.inf)
+    back = _alert_at(_loads(_alert_to_json(alert, alert.fingerprint, None, NOW, None)), NOW)
+    assert back.value == math.inf and back.status == "firing"
