@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from alerting import httppool
 from alerting.config import yamlfile
 from alerting.errors import AlertingError, ConfigError, Position
 
@@ -607,6 +608,8 @@ def new_client(http: HTTPConfig, timeout: float | httpx.Timeout, **options: Any)
         raise SetupError(f"proxy_url {http.proxy_url!r} is not an http(s) or socks5 URL")
     # Keep as many idle connections as a worker process has deliveries in flight (httpx keeps 20).
     options.setdefault("limits", httpx.Limits(max_connections=100, max_keepalive_connections=100))
+    if not http.proxy_url:  # (a proxy, and the environment's proxies, go through httpx's own)
+        options.setdefault("transport", httppool.transport(verify))
     return _Client(
         server_name=http.tls_config.server_name,
         timeout=timeout,

@@ -97,7 +97,7 @@ def _alert_to_json(
     return json.dumps(data, sort_keys=True).encode()  # orjson would write NaN and ±Inf as null
 
 
-def _loads(stored: str) -> Any:
+def _loads(stored: bytes | str) -> Any:
     try:
         return orjson.loads(stored)
     except orjson.JSONDecodeError:  # a value of NaN or ±Inf, which only the standard decoder reads
@@ -405,7 +405,7 @@ class _Flushed:
     alerts: tuple[NotifyAlert, ...]
     firing: tuple[str, ...]
     resolved: tuple[str, ...]
-    done: Mapping[str, str]  # resolved alerts handed on: stored JSON, for compare-and-delete
+    done: Mapping[str, bytes | str]  # resolved alerts handed on: stored JSON, for compare-and-delete
 
     @property
     def nflog_id(self) -> str:

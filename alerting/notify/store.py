@@ -228,7 +228,9 @@ class GroupSnapshot:
     group_labels: Mapping[str, str]
     due: float
     flushed: bool
-    alerts: Mapping[str, str]  # fingerprint -> stored JSON, exactly as read (for compare-and-delete)
+    # fingerprint -> stored JSON, exactly as read (for compare-and-delete): bytes, unless the client
+    # decodes answers
+    alerts: Mapping[str, bytes | str]
 
 
 class NotifyStore:
@@ -324,14 +326,14 @@ class NotifyStore:
                     group_labels=json.loads(m["labels"]),
                     due=float(m["due"]),
                     flushed=m.get("flushed") == "1",
-                    alerts={_s(k): _s(v) for k, v in alerts.items()},
+                    alerts={_s(k): v for k, v in alerts.items()},
                 )
             )
         return out
 
     def finish_groups(
         self,
-        groups: Iterable[tuple[str, Mapping[str, str], float]],
+        groups: Iterable[tuple[str, Mapping[str, bytes | str], float]],
         latest: Iterable[tuple[str, str, float, float]] = (),
     ) -> None:
         """After a flush: record the jobs issued, and for each group drop the resolved alerts handed

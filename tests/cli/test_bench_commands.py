@@ -52,7 +52,8 @@ def test_notify_cpu_delivers_every_notification_of_one_process() -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert re.search(
-        r"^flush and delivery of 4 notifications: \d+\.\d+ s, CPU \d+\.\d+ s = \d+\.\d+ ms per notification",
+        r"^flush and delivery of 4 notifications: \d+\.\d+ s, CPU \d+\.\d+ s "
+        r"\(user \d+\.\d+, system \d+\.\d+\) = \d+\.\d+ ms per notification",
         result.stdout,
         re.M,
     ), result.stdout

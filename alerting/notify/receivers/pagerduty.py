@@ -27,7 +27,7 @@ import httpx
 import pagerduty
 import structlog
 
-from alerting import __version__
+from alerting import __version__, httppool
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.transport import (
@@ -135,6 +135,8 @@ class PagerDuty:
             options["verify"] = self._verify
         if self._http.proxy_url:
             options["proxy"] = self._http.proxy_url
+        else:  # the transport every receiver sends with (see alerting.httppool)
+            options["transport"] = httppool.transport2(self._verify or tls_context(self._http.tls_config))
         client = pagerduty.EventsApiV2Client(
             self.settings.routing_key, base_url=self.settings.base_url, **options
         )

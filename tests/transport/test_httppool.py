@@ -1,0 +1,178 @@
+"""The pooled standard-library transport under httpx: what it owns (connections, their reuse, the
+errors httpx callers handle) against a raw local server that does exactly what each test needs."""
+
+from __future__ import annotations
+
+import gzip
+import socket
+import ssl
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from alerting import httppool
+from tests.support.fakes import make_ca
+from tests.support.net import wait_until
+
+Answer = Callable[[socket.socket, bytes], bool]  # writes the answer; False closes the connection
+
+
+def _read_request(conn: socket.socket) -> bytes:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = conn.recv(65536)
+        if not chunk:
+            return b""
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        (
+            int(line.split(b":")[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length")
+        ),
+        0,
+    )
+    while len(body) < length:
+        body += conn.recv(65536)
+    return head
+
+
+@contextmanager
+def raw_server(answer: Answer) -> Iterator[tuple[str, list[int]]]:
+    """A server on 127.0.0.1 answering each request with ``answer``; yields its URL and the number
+    of requests seen on each connection it accepted, in order (a connection it has closed counts
+    its requests negated)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    seen: list[int] = []
+
+    def serve(conn: socket.socket, index: int) -> None:
+        with conn:
+            while _read_request(conn):
+                seen[index] += 1
+                if not answer(conn, b""):
+                    break
+        seen[index] = -seen[index]
+
+    def accept() -> None:
+        while True:
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                return
+            seen.append(0)
+            threading.Thread(target=serve, args=(conn, len(seen) - 1), daemon=True).start()
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{listener.getsockname()[1]}", seen
+    finally:
+        listener.close()
+
+
+def ok(body: bytes = b"ok", headers: bytes = b"") -> Answer:
+    def answer(conn: socket.socket, _: bytes) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), headers, body))
+        return True
+
+    return answer
+
+
+def client(timeout: float = 5.0) -> httpx.Client:
+    return httpx.Client(transport=httppool.transport(ssl.create_default_context()), timeout=timeout)
+
+
+def test_a_connection_is_reused_for_the_next_request() -> None:
+    with raw_server(ok()) as (url, seen), client() as http:
+        for _ in range(3):
+            assert http.post(url + "/hook", content=b"{}").text == "ok"
+        assert seen == [3]
+
+
+def test_an_idle_connection_the_server_closed_is_replaced_without_failing_the_request() -> None:
+    def once(conn: socket.socket, _: bytes) -> bool:
+        ok()(conn, b"")
+        return False  # answer, then hang up: the pooled connection is dead when reused
+
+    with raw_server(once) as (url, seen), client() as http:
+        assert http.post(url, content=b"1").status_code == 200
+        wait_until(lambda: seen == [-1], timeout=5, what="the server to hang up")
+        assert http.post(url, content=b"2").status_code == 200
+        wait_until(lambda: seen == [-1, -1], timeout=5, what="the second request, on a new connection")
+
+
+def test_an_answer_that_says_connection_close_is_not_pooled() -> None:
+    with raw_server(ok(headers=b"Connection: close\r\n")) as (url, seen), client() as http:
+        http.get(url)
+        http.get(url)
+    assert len(seen) == 2
+
+
+def test_a_gzip_answer_is_decoded_and_repeated_headers_are_kept() -> None:
+    body = gzip.compress(b'{"ok": true}')
+    headers = b"Content-Encoding: gzip\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n"
+    with raw_server(ok(body, headers)) as (url, _), client() as http:
+        answer = http.get(url)
+    assert answer.json() == {"ok": True}
+    assert answer.headers.get_list("set-cookie") == ["a=1", "b=2"]
+
+
+def test_a_chunked_answer_is_read_whole() -> None:
+    def chunked(conn: socket.socket, _: bytes) -> bool:
+        conn.sendall(
+            b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
+        )
+        return True
+
+    with raw_server(chunked) as (url, _), client() as http:
+        answer = http.post(url, json={"a": 1})
+    assert (answer.status_code, answer.text, answer.reason_phrase) == (202, "abcde", "Accepted")
+
+
+def test_a_server_that_does_not_answer_is_a_read_timeout() -> None:
+    silent = threading.Event()
+    with raw_server(lambda conn, _: silent.wait(5) or True) as (url, _), client(0.3) as http:
+        with pytest.raises(httpx.ReadTimeout):  # noqa: SIM117 - the server must outlive the request
+            http.post(url, content=b"{}")
+        silent.set()
+
+
+def test_a_refused_connection_is_a_connect_error() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        port = probe.getsockname()[1]
+    with client() as http, pytest.raises(httpx.ConnectError):
+        http.get(f"http://127.0.0.1:{port}/")
+
+
+def test_a_server_that_hangs_up_without_answering_is_a_protocol_error() -> None:
+    with (
+        raw_server(lambda conn, _: False) as (url, _),
+        client() as http,
+        pytest.raises(httpx.RemoteProtocolError),
+    ):
+        http.post(url, content=b"{}")
+
+
+def test_an_unknown_certificate_is_a_connect_error(tmp_path: Path) -> None:
+    # A TLS server whose certificate nobody trusts: the handshake fails before any request.
+    ca = make_ca(tmp_path)
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def accept() -> None:
+        try:
+            conn, _ = listener.accept()
+            with ca.server_context.wrap_socket(conn, server_side=True):
+                pass
+        except (OSError, ssl.SSLError):
+            pass
+
+    threading.Thread(target=accept, daemon=True).start()
+    try:
+        with client() as http, pytest.raises(httpx.ConnectError):
+            http.get(f"https://127.0.0.1:{listener.getsockname()[1]}/")
+    finally:
+        listener.close()
