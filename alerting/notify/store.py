@@ -66,7 +66,13 @@ _INGEST = """
 local now = tonumber(ARGV[2])
 local wait = tonumber(ARGV[3])
 local any_create, any_overdue = false, false
-local alerts = {}
+local indexed, alerts = {}, {}
+-- Fields are set a few hundred at a time (one HSET each), within what unpack can pass on.
+local function hset_all(key, pairs)
+  for i = 1, #pairs, 400 do
+    redis.call('HSET', key, unpack(pairs, i, math.min(i + 399, #pairs)))
+  end
+end
 for i = 8, #ARGV do
   local item = ARGV[i]
   local a = string.find(item, '\\n', 1, true)
@@ -75,9 +81,12 @@ for i = 8, #ARGV do
   local fp = string.sub(item, 1, a - 1)
   if string.sub(item, a + 1, a + 1) == '1' then any_create = true end
   if tonumber(string.sub(item, a + 2, b - 1)) + wait < now then any_overdue = true end
-  redis.call('HSET', KEYS[4], fp, string.sub(item, b + 1, c - 1))
-  alerts[#alerts + 1] = {fp, string.sub(item, c + 1)}
+  indexed[#indexed + 1] = fp
+  indexed[#indexed + 1] = string.sub(item, b + 1, c - 1)
+  alerts[#alerts + 1] = fp
+  alerts[#alerts + 1] = string.sub(item, c + 1)
 end
+hset_all(KEYS[4], indexed)
 local woke = ''  -- the group's new timer, when it is earlier than before: flushers wake for it
 if redis.call('EXISTS', KEYS[2]) == 0 then
   if not any_create then return 0 end
@@ -95,9 +104,7 @@ elseif any_overdue and redis.call('HGET', KEYS[2], 'flushed') == '0'
   redis.call('ZADD', KEYS[1], now, ARGV[1])
   woke = string.format('%.6f', now)
 end
-for _, alert in ipairs(alerts) do
-  redis.call('HSET', KEYS[3], alert[1], alert[2])
-end
+hset_all(KEYS[3], alerts)
 return woke
 """
 _CLAIM = """
