@@ -521,3 +521,17 @@ def test_scripts_redis_lost_are_loaded_again(env: Harness, recorder: WebhookReco
     env.ingest(T0 + 60, alert("Down", starts_at=T0 + 60, instance="b"))
     assert [j.reason for j in env.tick(T0 + 330)] == ["new firing alerts"]
     assert statuses(recorder, "/team")[-1] == {"a": "firing", "b": "firing"}
+
+
+def test_a_thousand_alerts_handed_over_at_once_all_reach_the_group_and_the_index(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    """One rule's evaluation can report thousands of alerts of one group in one call: every one is
+    stored (the ingest script sets them a few hundred at a time) and indexed."""
+    env.ingest(T0, *(alert("Down", instance=f"host-{i:04d}") for i in range(1001)))
+    env.tick(T0 + 30)
+    (body,) = [d.body for d in recorder.at("/team")]
+    assert sorted(a["labels"]["instance"] for a in body["alerts"]) == [f"host-{i:04d}" for i in range(1001)]
+    store = NotifyStore(env.client, env.prefix)
+    prints = [fingerprint({"alertname": "Down", "instance": f"host-{i:04d}"}) for i in range(1001)]
+    assert len(store.index_get(prints)) == 1001
