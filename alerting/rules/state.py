@@ -100,12 +100,35 @@ def alert_from_dict(data: Mapping[str, Any]) -> Alert:
     )
 
 
+def _read_back_alike(alerts: Mapping[str, Alert]) -> bool:
+    """Whether reading these alerts' JSON gives them back as they are: values that JSON carries
+    exactly (a float value, not NaN, which is read back as a NaN of its own; numbers for times)."""
+    for alert in alerts.values():
+        value = alert.value
+        if type(value) is not float or value != value:
+            return False
+        for t in (
+            alert.active_at,
+            alert.fired_at,
+            alert.resolved_at,
+            alert.keep_firing_since,
+            alert.last_eval,
+        ):
+            if t is not None and (type(t) not in (float, int) or t != t):
+                return False
+    return True
+
+
 class StateStore:
     """Redis-backed alert state, slot claims and rule health."""
 
     def __init__(self, client: redis.Redis, prefix: str = "alerting") -> None:
         self.redis = client
         self.prefix = prefix
+        # Per group, per rule: the JSON this store last saved and the alerts it was made from. A
+        # group's next tick reads the same bytes back (unless another worker saved since) and gets
+        # those alerts without decoding them again; any other bytes are decoded.
+        self._saved: dict[str, dict[str, tuple[bytes, dict[str, Alert]]]] = {}
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -114,10 +137,16 @@ class StateStore:
     def load_group(self, group_id: str) -> dict[str, dict[str, Alert]]:
         """Every rule's alerts in one round trip: rule key -> fingerprint -> alert."""
         raw = self.redis.hgetall(self.key("alerts", group_id))
+        saved = self._saved.get(group_id, {})
         out: dict[str, dict[str, Alert]] = {}
         for rule_key, blob in raw.items():
+            key = _s(rule_key)
+            known = saved.get(key)
+            if known is not None and known[0] == blob:
+                out[key] = dict(known[1])
+                continue
             alerts = [alert_from_dict(d) for d in orjson.loads(blob)]
-            out[_s(rule_key)] = {a.fingerprint: a for a in alerts}
+            out[key] = {a.fingerprint: a for a in alerts}
         return out
 
     def save_group(
@@ -149,11 +178,14 @@ class StateStore:
                 pipe.reset()
                 raise SlotSuperseded(f"group {group_id} was saved by another tick")
             pipe.multi()
+        written: dict[str, tuple[bytes, dict[str, Alert]]] = {}
         for rule_key, rule_alerts in alerts.items():
             # orjson: every alert of the group is written each tick. (Values that JSON cannot
             # hold, NaN and the infinities, are strings by now: see json_number.)
             blob = orjson.dumps([alert_to_dict(a) for a in rule_alerts.values()])
             pipe.hset(akey, rule_key, blob)
+            if _read_back_alike(rule_alerts):
+                written[rule_key] = (blob, dict(rule_alerts))
         for rule_key, h in health.items():
             pipe.hset(hkey, rule_key, json.dumps(h.__dict__))
         pipe.hset(hkey, "__group__", json.dumps(dict(group_health)))
@@ -176,9 +208,13 @@ class StateStore:
             pipe.execute()
         except redis.WatchError:
             raise SlotSuperseded(f"group {group_id} was saved by another tick") from None
+        if keep_rules is None:
+            written = {**self._saved.get(group_id, {}), **written}
+        self._saved[group_id] = written
 
     def delete_group(self, group_id: str) -> None:
         """Forget a group entirely (its rule file is gone)."""
+        self._saved.pop(group_id, None)
         self.redis.delete(
             self.key("alerts", group_id), self.key("health", group_id), self.key("recorded", group_id)
         )
