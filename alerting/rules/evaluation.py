@@ -99,7 +99,7 @@ def step(
             samples = [s for s in samples if rule.condition.holds(s.value)]
 
     # Every alert of every rule passes through this loop each tick: Alerts are built directly
-    # (dataclasses.replace costs several times more, see _built) and keep the fingerprint already
+    # (dataclasses.replace costs several times more, see make_alert) and keep the fingerprint already
     # computed.
     current: dict[str, Alert] = {}
     fresh: list[str] = []
@@ -116,7 +116,7 @@ def step(
         old = previous.get(fp)
         if old is not None and old.state is not State.INACTIVE:
             # Known and active: refresh value and annotations; being present ends keep_firing_for.
-            alert = _built(
+            alert = make_alert(
                 old.labels,
                 annotations,
                 old.state,
@@ -124,11 +124,12 @@ def step(
                 sample.value,
                 old.fired_at,
                 old.resolved_at,
+                None,
                 t,
                 fp,
             )
         else:  # new, or a resolved alert that came back: starts pending again
-            alert = _built(labels, annotations, State.PENDING, t, sample.value, None, None, t, fp)
+            alert = make_alert(labels, annotations, State.PENDING, t, sample.value, None, None, None, t, fp)
             fresh.append(fp)
         current[fp] = alert
 
@@ -168,37 +169,37 @@ def step(
     return Step(alerts, list(events.values()), error)
 
 
-def _built(
+def make_alert(
     labels: Labels,
     annotations: Labels,
     state: State,
     active_at: float,
     value: float,
-    fired_at: float | None,
-    resolved_at: float | None,
-    last_eval: float,
-    fingerprint: str,
+    fired_at: float | None = None,
+    resolved_at: float | None = None,
+    keep_firing_since: float | None = None,
+    last_eval: float = 0.0,
+    fingerprint: str | None = None,
 ) -> Alert:
-    """``Alert(labels, ..., keep_firing_since=None, last_eval)`` with its fingerprint known, built as
-    the dataclass builds it, field by field in order, but in one step: a frozen dataclass sets each
-    field through ``object.__setattr__``, and every alert of every tick is built here."""
+    """``Alert(...)``, with its fingerprint when known, built as the dataclass builds it (field by
+    field, in order) but in one step: a frozen dataclass sets each field through
+    ``object.__setattr__``, and every alert of every tick is built here, by the state machine and
+    by the state store reading it back."""
+    fields = {
+        "labels": labels,
+        "annotations": annotations,
+        "state": state,
+        "active_at": active_at,
+        "value": value,
+        "fired_at": fired_at,
+        "resolved_at": resolved_at,
+        "keep_firing_since": keep_firing_since,
+        "last_eval": last_eval,
+    }
+    if fingerprint is not None:
+        fields["fingerprint"] = fingerprint
     alert = _new(Alert)
-    _set(
-        alert,
-        "__dict__",
-        {
-            "labels": labels,
-            "annotations": annotations,
-            "state": state,
-            "active_at": active_at,
-            "value": value,
-            "fired_at": fired_at,
-            "resolved_at": resolved_at,
-            "keep_firing_since": None,
-            "last_eval": last_eval,
-            "fingerprint": fingerprint,
-        },
-    )
+    _set(alert, "__dict__", fields)
     return alert
 
 

@@ -32,9 +32,9 @@ import orjson
 import redis
 
 from alerting import durable
-from alerting.core import RuleHealth
+from alerting.core import RuleHealth, fingerprint
 from alerting.errors import AlertingError
-from alerting.rules.evaluation import Alert, State
+from alerting.rules.evaluation import Alert, State, make_alert
 from alerting.rules.model import Labels
 
 DATASOURCES_GROUP = "__datasources__"
@@ -87,36 +87,20 @@ def alert_from_dict(data: Mapping[str, Any]) -> Alert:
     # Every alert of every group passes through here on each tick: list comprehensions and a dict
     # lookup of the state instead of generators and the enum's own (slower) lookup.
     state = data["state"]
-    return Alert(
-        labels=tuple(sorted(data["labels"].items())),
-        annotations=tuple([(k, v) for k, v in data["annotations"]]),
-        state=_STATES[state] if state in _STATES else State(state),
-        active_at=data["active_at"],
-        value=_unnum(data["value"]),
-        fired_at=data.get("fired_at"),
-        resolved_at=data.get("resolved_at"),
-        keep_firing_since=data.get("keep_firing_since"),
-        last_eval=data.get("last_eval", 0.0),
+    get = data.get
+    labels = tuple(sorted(data["labels"].items()))
+    return make_alert(
+        labels,
+        tuple([(k, v) for k, v in data["annotations"]]),
+        _STATES[state] if state in _STATES else State(state),
+        data["active_at"],
+        _unnum(data["value"]),
+        get("fired_at"),
+        get("resolved_at"),
+        get("keep_firing_since"),
+        get("last_eval", 0.0),
+        fingerprint(labels),  # the store keys alerts by it as it reads them
     )
-
-
-def _read_back_alike(alerts: Mapping[str, Alert]) -> bool:
-    """Whether reading these alerts' JSON gives them back as they are: values that JSON carries
-    exactly (a float value, not NaN, which is read back as a NaN of its own; numbers for times)."""
-    for alert in alerts.values():
-        value = alert.value
-        if type(value) is not float or value != value:
-            return False
-        for t in (
-            alert.active_at,
-            alert.fired_at,
-            alert.resolved_at,
-            alert.keep_firing_since,
-            alert.last_eval,
-        ):
-            if t is not None and (type(t) not in (float, int) or t != t):
-                return False
-    return True
 
 
 class StateStore:
@@ -125,10 +109,6 @@ class StateStore:
     def __init__(self, client: redis.Redis, prefix: str = "alerting") -> None:
         self.redis = client
         self.prefix = prefix
-        # Per group, per rule: the JSON this store last saved and the alerts it was made from. A
-        # group's next tick reads the same bytes back (unless another worker saved since) and gets
-        # those alerts without decoding them again; any other bytes are decoded.
-        self._saved: dict[str, dict[str, tuple[bytes, dict[str, Alert]]]] = {}
 
     def key(self, *parts: str) -> str:
         return ":".join((self.prefix, *parts))
@@ -137,16 +117,10 @@ class StateStore:
     def load_group(self, group_id: str) -> dict[str, dict[str, Alert]]:
         """Every rule's alerts in one round trip: rule key -> fingerprint -> alert."""
         raw = self.redis.hgetall(self.key("alerts", group_id))
-        saved = self._saved.get(group_id, {})
         out: dict[str, dict[str, Alert]] = {}
         for rule_key, blob in raw.items():
-            key = _s(rule_key)
-            known = saved.get(key)
-            if known is not None and known[0] == blob:
-                out[key] = dict(known[1])
-                continue
             alerts = [alert_from_dict(d) for d in orjson.loads(blob)]
-            out[key] = {a.fingerprint: a for a in alerts}
+            out[_s(rule_key)] = {a.fingerprint: a for a in alerts}
         return out
 
     def save_group(
@@ -181,13 +155,10 @@ class StateStore:
         # One HSET per hash, every rule's field in it: the transaction is as atomic either way,
         # and a group's hundred rules are one command to write instead of a hundred.
         blobs: dict[Any, bytes] = {}  # Any: redis-py's field type, a union of str and bytes
-        written: dict[str, tuple[bytes, dict[str, Alert]]] = {}
         for rule_key, rule_alerts in alerts.items():
             # orjson: every alert of the group is written each tick. (Values that JSON cannot
             # hold, NaN and the infinities, are strings by now: see json_number.)
-            blob = blobs[rule_key] = orjson.dumps([alert_to_dict(a) for a in rule_alerts.values()])
-            if _read_back_alike(rule_alerts):
-                written[rule_key] = (blob, dict(rule_alerts))
+            blobs[rule_key] = orjson.dumps([alert_to_dict(a) for a in rule_alerts.values()])
         if blobs:
             pipe.hset(akey, mapping=blobs)
         fields: dict[Any, str] = {rule_key: json.dumps(h.__dict__) for rule_key, h in health.items()}
@@ -212,13 +183,9 @@ class StateStore:
             pipe.execute()
         except redis.WatchError:
             raise SlotSuperseded(f"group {group_id} was saved by another tick") from None
-        if keep_rules is None:
-            written = {**self._saved.get(group_id, {}), **written}
-        self._saved[group_id] = written
 
     def delete_group(self, group_id: str) -> None:
         """Forget a group entirely (its rule file is gone)."""
-        self._saved.pop(group_id, None)
         self.redis.delete(
             self.key("alerts", group_id), self.key("health", group_id), self.key("recorded", group_id)
         )
