@@ -55,6 +55,8 @@ class SlotSuperseded(AlertingError):
 
 def json_number(value: float) -> float | str:
     """A float for JSON: NaN and infinities as Prometheus spells them."""
+    if -math.inf < value < math.inf:  # finite (NaN compares false), as almost every value is
+        return value
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
