@@ -32,9 +32,9 @@ import orjson
 import redis
 
 from alerting import durable
-from alerting.core import RuleHealth
+from alerting.core import RuleHealth, fingerprint
 from alerting.errors import AlertingError
-from alerting.rules.evaluation import Alert, State
+from alerting.rules.evaluation import Alert, State, make_alert
 from alerting.rules.model import Labels
 
 DATASOURCES_GROUP = "__datasources__"
@@ -55,6 +55,8 @@ class SlotSuperseded(AlertingError):
 
 def json_number(value: float) -> float | str:
     """A float for JSON: NaN and infinities as Prometheus spells them."""
+    if -math.inf < value < math.inf:  # finite (NaN compares false), as almost every value is
+        return value
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):
@@ -87,16 +89,19 @@ def alert_from_dict(data: Mapping[str, Any]) -> Alert:
     # Every alert of every group passes through here on each tick: list comprehensions and a dict
     # lookup of the state instead of generators and the enum's own (slower) lookup.
     state = data["state"]
-    return Alert(
-        labels=tuple(sorted(data["labels"].items())),
-        annotations=tuple([(k, v) for k, v in data["annotations"]]),
-        state=_STATES[state] if state in _STATES else State(state),
-        active_at=data["active_at"],
-        value=_unnum(data["value"]),
-        fired_at=data.get("fired_at"),
-        resolved_at=data.get("resolved_at"),
-        keep_firing_since=data.get("keep_firing_since"),
-        last_eval=data.get("last_eval", 0.0),
+    get = data.get
+    labels = tuple(sorted(data["labels"].items()))
+    return make_alert(
+        labels,
+        tuple([(k, v) for k, v in data["annotations"]]),
+        _STATES[state] if state in _STATES else State(state),
+        data["active_at"],
+        _unnum(data["value"]),
+        get("fired_at"),
+        get("resolved_at"),
+        get("keep_firing_since"),
+        get("last_eval", 0.0),
+        fingerprint(labels),  # the store keys alerts by it as it reads them
     )
 
 
@@ -149,14 +154,18 @@ class StateStore:
                 pipe.reset()
                 raise SlotSuperseded(f"group {group_id} was saved by another tick")
             pipe.multi()
+        # One HSET per hash, every rule's field in it: the transaction is as atomic either way,
+        # and a group's hundred rules are one command to write instead of a hundred.
+        blobs: dict[Any, bytes] = {}  # Any: redis-py's field type, a union of str and bytes
         for rule_key, rule_alerts in alerts.items():
             # orjson: every alert of the group is written each tick. (Values that JSON cannot
             # hold, NaN and the infinities, are strings by now: see json_number.)
-            blob = orjson.dumps([alert_to_dict(a) for a in rule_alerts.values()])
-            pipe.hset(akey, rule_key, blob)
-        for rule_key, h in health.items():
-            pipe.hset(hkey, rule_key, json.dumps(h.__dict__))
-        pipe.hset(hkey, "__group__", json.dumps(dict(group_health)))
+            blobs[rule_key] = orjson.dumps([alert_to_dict(a) for a in rule_alerts.values()])
+        if blobs:
+            pipe.hset(akey, mapping=blobs)
+        fields: dict[Any, str] = {rule_key: json.dumps(h.__dict__) for rule_key, h in health.items()}
+        fields["__group__"] = json.dumps(dict(group_health))
+        pipe.hset(hkey, mapping=fields)
         if recorded is not None:
             rkey = self.key("recorded", group_id)
             pipe.delete(rkey)

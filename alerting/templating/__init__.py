@@ -165,6 +165,13 @@ def _alert_plan(full: str) -> _Plan | None:
     return tuple(plan)
 
 
+@functools.lru_cache(maxsize=4096)
+def _text_plan(text: str) -> _Plan | None:
+    """The plan of annotation or label ``text`` (see _alert_plan), found by the text itself: the
+    rule's own string, whose hash Python keeps, rather than the prefixed copy made per alert."""
+    return _alert_plan(ALERT_PREFIX + text)
+
+
 def _single_arg(node: ActionNode) -> tuple[str, tuple[str, ...]] | None:
     """("var" or "field", identifiers) when the action's pipeline is one bare variable or field."""
     cmds = node.pipe.cmds
@@ -273,16 +280,16 @@ def expand_alert(
     ``query(expr)`` runs an instant query at that time and returns objects with ``labels`` and
     ``value``. Never raises: a failure renders as ``<error expanding template: ...>``.
     """
-    name = "__alert_" + alertname
-    full = ALERT_PREFIX + text
     try:
-        plan = _alert_plan(full)
+        plan = _text_plan(text)
         if plan is not None:
             fast = _run_plan(plan, labels, float(value), external_url, (limits or _LIMITS).max_output)
             if fast is not None:
                 return fast
     except Exception:  # noqa: BLE001, S110 - the interpreter below gives the answer, or its error
         pass
+    name = "__alert_" + alertname
+    full = ALERT_PREFIX + text
     data = AlertData(
         Labels=GoMap(dict(labels)),
         ExternalLabels=GoMap(dict(external_labels or {})),

@@ -6,7 +6,10 @@ import math
 from collections.abc import Mapping, Sequence
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
+from alerting.core import fingerprint
 from alerting.rules.evaluation import Alert, Failure, State, step
 from alerting.rules.model import Condition, Rule
 from alerting.sources import Sample
@@ -208,3 +211,47 @@ def test_for_is_reached_on_millisecond_slots_as_prometheus_compares_it() -> None
     first = step(rule, {}, [Sample({}, 1.0)], first_slot, lambda text, labels, value: text)
     second = step(rule, first.alerts, [Sample({}, 1.0)], second_slot, lambda text, labels, value: text)
     assert [e.kind for e in second.events] == ["firing"]
+
+
+def _fnv_1a(labels: Mapping[str, str]) -> str:
+    """Alertmanager's fingerprint, spelled out: FNV-1a 64 over each name and value (sorted by name)
+    in UTF-8, each followed by a 0xff byte."""
+    h = 14695981039346656037
+    for name, value in sorted(labels.items()):
+        for byte in name.encode() + b"\xff" + value.encode() + b"\xff":
+            h = ((h ^ byte) * 1099511628211) % (1 << 64)
+    return f"{h:016x}"
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        {},
+        {"alertname": "Up", "instance": "web1:9100"},
+        {"a": "", "b": ""},  # empty values
+        {"a": "x\x00y", "b\x00": "z"},  # NULs of their own
+        {"a": "é", "ü": "日本"},  # beyond ASCII
+        {"a": "\xff", "b": "ÿ"},
+    ],
+)
+def test_an_alert_is_identified_by_the_fnv_1a_of_its_labels(labels: dict[str, str]) -> None:
+    pairs = tuple(sorted(labels.items()))
+    alert = Alert(labels=pairs, annotations=(), state=State.FIRING, active_at=0.0, value=1.0)
+    assert fingerprint(labels) == fingerprint(pairs) == alert.fingerprint == _fnv_1a(labels)
+
+
+@given(st.dictionaries(st.text(max_size=8), st.text(max_size=8), max_size=6))
+def test_any_label_set_is_identified_by_the_fnv_1a_of_its_labels(labels: dict[str, str]) -> None:
+    assert fingerprint(tuple(labels.items())) == fingerprint(labels) == _fnv_1a(labels)
+
+
+def test_the_alerts_a_step_builds_are_the_dataclass_s_own() -> None:
+    r = rule(**{"for_": 60.0, "annotations": (("summary", "$job at $value"),)})
+    first = step(r, {}, A, 0.0, plain).alerts
+    second = step(r, first, A, 30.0, plain).alerts
+    for built in (*first.values(), *second.values()):
+        again = Alert(**{k: v for k, v in vars(built).items() if k != "fingerprint"})
+        assert built == again and hash(built) == hash(again)
+        assert list(vars(built)) == [*vars(again), "fingerprint"] and built.fingerprint == again.fingerprint
+        with pytest.raises(AttributeError):
+            built.value = 2.0  # type: ignore[misc]
