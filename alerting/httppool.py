@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import http.client
 import select
-import socket
 import ssl
 import threading
 from collections.abc import Iterable
@@ -35,20 +34,15 @@ class _TLSConnection(http.client.HTTPSConnection):
 
     def __init__(
         self, host: str, port: int, *, context: ssl.SSLContext, server_name: str, timeout: float | None
-    ):
+    ) -> None:
         super().__init__(host, port, context=context, timeout=timeout)
-        self._server_name = server_name
+        self._tls = context
+        self._server_name = server_name or host
 
     def connect(self) -> None:
-        sock = socket.create_connection((self.host, self.port), self.timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self._server_name or self.host)  # type: ignore[attr-defined]
-
-
-class _PlainConnection(http.client.HTTPConnection):
-    def connect(self) -> None:
-        super().connect()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        # As http.client's own, which also turns Nagle's algorithm off, then TLS for the named server.
+        http.client.HTTPConnection.connect(self)
+        self.sock = self._tls.wrap_socket(self.sock, server_hostname=self._server_name)
 
 
 def _closed(conn: http.client.HTTPConnection) -> bool:
@@ -104,7 +98,7 @@ class StdlibTransport:
         if scheme == "https":
             conn = _TLSConnection(host, port, context=self._context, server_name=server_name, timeout=connect)
         else:
-            conn = _PlainConnection(host, port, timeout=connect)
+            conn = http.client.HTTPConnection(host, port, timeout=connect)
         lib = self._lib
         try:
             conn.connect()
