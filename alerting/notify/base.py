@@ -63,12 +63,23 @@ class Notification:
     def common_annotations(self) -> dict[str, str]:
         return _common([a.annotations for a in self.alerts])
 
+    @cached_property
+    def annotation_names(self) -> frozenset[str]:
+        """Every annotation name some alert has."""
+        return frozenset(name for a in self.alerts for name in a.annotations)
+
 
 def _common(maps: list[Mapping[str, str]]) -> dict[str, str]:
     if not maps:
         return {}
-    first = dict(maps[0])
-    return {k: v for k, v in first.items() if all(m.get(k) == v for m in maps[1:])}
+    # Narrowed map by map: what the alerts do not share drops out at once, so a group's alerts,
+    # which differ in a label or two and in every summary, are each looked at for what is left.
+    common = dict(maps[0])
+    for m in maps[1:]:
+        if not common:
+            break
+        common = {k: v for k, v in common.items() if m.get(k) == v}
+    return common
 
 
 class DeliveryError(AlertingError):

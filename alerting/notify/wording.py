@@ -140,6 +140,8 @@ def is_web_link(url: str) -> bool:
 
 
 def _annotation_link(notification: Notification, *keys: str) -> str:
+    if notification.annotation_names.isdisjoint(keys):  # as for most groups: no alert has one
+        return ""
     for source in (notification.common_annotations, *(a.annotations for a in notification.alerts)):
         for key in keys:
             url = source.get(key, "")

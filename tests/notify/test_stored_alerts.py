@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from alerting.notify.base import NotifyAlert
+from alerting.notify.base import Notification, NotifyAlert
 from alerting.notify.pipeline import _alert_at, _alert_to_json, _loads
 
 NOW = 1_700_000_000.0
@@ -50,3 +50,32 @@ def test_a_value_json_cannot_hold_natively_reads_back() -> None:
     alert = reported(None, value=math.inf)
     back = _alert_at(_loads(_alert_to_json(alert, alert.fingerprint, None, NOW, None)), NOW)
     assert back.value == math.inf and back.status == "firing"
+
+
+def test_a_notifications_common_labels_are_the_pairs_every_alert_has_alike() -> None:
+    def with_labels(**labels: str) -> NotifyAlert:
+        return replace(
+            reported(None), labels=labels, annotations={"runbook_url": "http://r"} if "a" in labels else {}
+        )
+
+    views = Notification(
+        receiver="team",
+        group_key="{}",
+        group_labels={},
+        alerts=(
+            with_labels(job="api", env="prod", a="1"),
+            with_labels(job="api", env="prod", a="2"),
+            with_labels(job="api", env="dev"),
+            with_labels(job="api", env="prod", extra="x"),
+        ),
+    )
+    assert views.common_labels == {"job": "api"}
+    assert views.common_annotations == {}
+    assert views.annotation_names == {"runbook_url"}
+    one = Notification(
+        receiver="team", group_key="{}", group_labels={}, alerts=(with_labels(job="api", a="1"),)
+    )
+    assert one.common_labels == {"job": "api", "a": "1"} and one.common_annotations == {
+        "runbook_url": "http://r"
+    }
+    assert Notification(receiver="team", group_key="{}", group_labels={}, alerts=()).common_labels == {}
