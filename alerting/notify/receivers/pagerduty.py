@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import orjson
 import pagerduty
 import structlog
 
@@ -96,12 +97,23 @@ class PagerDutySettings:
     timeout: float = 10.0
 
 
-class _NoCopy(dict[str, Any]):
-    """A payload built for one request: the client library deep-copies every request's arguments,
-    which for a storm's notification (a hundred alerts' details) cost more than rendering it."""
+def _trigger(client: pagerduty.EventsApiV2Client, dedup_key: str, event: Mapping[str, Any]) -> None:
+    """Send a trigger event through the client, its body written by orjson.
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> _NoCopy:
-        return self
+    The client's own ``send_event`` has its JSON written by the standard library. That took 0.3 ms
+    for a storm's notification (a hundred alerts' details, 17 KB), against orjson's 0.02 ms, and
+    the client deep-copies every request's arguments besides. Its request, retries, authentication
+    (the routing key, added here as it adds it to a JSON body) and answer checks are the same.
+    """
+    body = {"event_action": "trigger", **event, "dedup_key": dedup_key, **client.auth_method.auth_param}
+    context = "submitting an event to the events API"
+    answer = pagerduty.successful_response(
+        client.post("/v2/enqueue", content=orjson.dumps(body), headers={"Content-Type": "application/json"}),
+        context=context,
+    )
+    decoded = pagerduty.try_decoding(answer)
+    if not isinstance(decoded, dict) or "dedup_key" not in decoded:
+        raise pagerduty.ServerHttpError(f"{context}: the answer is not an event's dedup_key", answer)
 
 
 class PagerDuty:
@@ -165,9 +177,7 @@ class PagerDuty:
             if resolved:
                 client.send_event("resolve", dedup_key=key)
             else:
-                event = self.trigger_event(notification)
-                event["payload"] = _NoCopy(event["payload"])
-                client.send_event("trigger", dedup_key=key, **event)
+                _trigger(client, key, self.trigger_event(notification))
         except pagerduty.HttpError as exc:
             raise _classify(exc.response) from None
         except SetupError as exc:
