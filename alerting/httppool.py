@@ -114,9 +114,8 @@ class StdlibTransport:
         lib = self._lib
         url = request.url
         scheme = url.scheme
-        origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80), "")
-        if scheme == "https":
-            origin = (*origin[:3], str(request.extensions.get("sni_hostname") or ""))
+        server_name = str(request.extensions.get("sni_hostname") or "") if scheme == "https" else ""
+        origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80), server_name)
         timeout = request.extensions.get("timeout", {})
         body = request.read()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]

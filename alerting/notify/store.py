@@ -442,18 +442,19 @@ class NotifyStore:
 
     def nflog_put(self, nid: str, integration: str, entry: LogEntry, repeat_interval: float) -> None:
         """Record a notification as sent; durable: it returns once a replica has the entry."""
-        retention = min(NFLOG_MAX_RETENTION, 2 * repeat_interval)
         pipe = durable.pipeline(self.r, "nflog", transaction=False)
+        self._nflog_put_on(pipe, nid, integration, entry, repeat_interval)
+        pipe.execute()
+
+    def _nflog_put_on(
+        self, pipe: Any, nid: str, integration: str, entry: LogEntry, repeat_interval: float
+    ) -> None:
+        retention = min(NFLOG_MAX_RETENTION, 2 * repeat_interval)
         pipe.set(
             self._nf("nflog", nid, integration),
             json.dumps(entry.to_dict()),
             px=max(1000, int(retention * 1000)),
         )
-        pipe.execute()
-
-    def latest(self, nid: str, integration: str) -> float | None:
-        value = self.r.get(self._nf("latest", nid, integration))
-        return float(value) if value else None
 
     def acquire(self, nid: str, integration: str, ttl: float) -> str | None:
         token = secrets.token_hex(8)
@@ -461,8 +462,8 @@ class NotifyStore:
         return token if ok else None
 
     def acquire_and_read(self, nid: str, integration: str, ttl: float) -> Held | None:
-        """:meth:`acquire`, then :meth:`latest`, :meth:`nflog_get` and the receiver's pause (see
-        :meth:`pause`), in one round trip; None when another holds the lock.
+        """:meth:`acquire`, then the newest flush number issued, :meth:`nflog_get` and the receiver's
+        pause (see :meth:`pause`), in one round trip; None when another holds the lock.
 
         Redis runs a connection's commands in order, so all are read after the lock is taken, as
         when asked one by one; without the lock they are not looked at.
@@ -501,12 +502,7 @@ class NotifyStore:
         """
         pipe = durable.pipeline(self.r, "nflog", transaction=False)
         if entry is not None:
-            retention = min(NFLOG_MAX_RETENTION, 2 * repeat_interval)
-            pipe.set(
-                self._nf("nflog", nid, integration),
-                json.dumps(entry.to_dict()),
-                px=max(1000, int(retention * 1000)),
-            )
+            self._nflog_put_on(pipe, nid, integration, entry, repeat_interval)
         self._outbox_done_on(pipe, list(outbox))
         self._release(keys=[self._nf("lock", nid, integration)], args=[token], client=pipe)
         execute(pipe)
