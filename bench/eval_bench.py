@@ -51,6 +51,7 @@ from alerting.sources.prometheus import PrometheusSource  # noqa: E402
 from tests.support.exporter import Exporter  # noqa: E402
 from tests.support.net import wait_until  # noqa: E402
 from tests.support.prometheus import PrometheusServer  # noqa: E402
+from tests.support.routing_redis import delete_matching  # noqa: E402
 
 SERIES_PER_RULE = 10
 RULES_PER_GROUP = 100
@@ -291,10 +292,7 @@ def profile_tick(rules_file: Path, prom_url: str, concurrency: int, top: int = 3
 
 
 def _cleanup(prefix: str) -> None:
-    client = redis.Redis.from_url(REDIS_URL)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=10000))
-    for start in range(0, len(keys), 1000):
-        client.delete(*keys[start : start + 1000])
+    delete_matching(redis.Redis.from_url(REDIS_URL), f"{prefix}:*")
 
 
 # --- the run ------------------------------------------------------------------------------------

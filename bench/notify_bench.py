@@ -58,6 +58,7 @@ from tests.support.fakes import (  # noqa: E402
     make_ca,
 )
 from tests.support.routing_alertmanager import Alertmanager  # noqa: E402
+from tests.support.routing_redis import delete_matching  # noqa: E402
 from tests.support.worker import Worker  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -371,10 +372,7 @@ def _wait(predicate: Callable[[], Any], timeout: float, what: str, worker: Worke
 
 
 def _cleanup(client: redis.Redis, prefix: str, queue: str) -> None:
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=10000))
-    keys += list(client.scan_iter(match=f"*{queue}*", count=10000))
-    for start in range(0, len(keys), 1000):
-        client.delete(*keys[start : start + 1000])
+    delete_matching(client, f"{prefix}:*", f"*{queue}*")
 
 
 # --- the run ------------------------------------------------------------------------------------

@@ -33,6 +33,7 @@ from alerting.ops.logs import configure_logging  # noqa: E402
 from alerting.worker.runtime import Runtime  # noqa: E402
 from bench.notify_bench import REDIS_URL, evaluated_alert, routing_file  # noqa: E402
 from tests.support.fakes import PagerDutyFake, SlackFake, make_ca  # noqa: E402
+from tests.support.routing_redis import delete_matching  # noqa: E402
 
 
 def _serve(workdir: Path, conn: Connection) -> None:
@@ -68,9 +69,7 @@ def _round(base: Settings, alerts: int, groups: int, client: redis.Redis) -> tup
         return sent, elapsed, after.user - before.user, after.system - before.system
     finally:
         runtime.close()
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=10000))
-        for start in range(0, len(keys), 1000):
-            client.delete(*keys[start : start + 1000])
+        delete_matching(client, f"{prefix}:*")
 
 
 def main(argv: list[str] | None = None) -> None:

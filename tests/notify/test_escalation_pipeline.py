@@ -4,17 +4,12 @@ a page that keeps failing still escalates, and that an acknowledgement ends with
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from alerting.notify.acks import AckStore, acknowledge
 from alerting.notify.base import DeliveryError
 from alerting.notify.pipeline import deliver
 from alerting.routing.matchers import parse_matchers
-from tests.support.routing_harness import T0, Harness, alert, load_config
-from tests.support.routing_redis import isolated_redis
+from tests.support.routing_harness import T0, Harness, alert
 from tests.support.webhook import WebhookRecorder
 
 CONFIG = """
@@ -37,12 +32,6 @@ receivers:
   - name: incident
     webhook_configs: [{{url: "{url}/incident"}}]
 """
-
-
-@pytest.fixture
-def env(tmp_path: Path, recorder: WebhookRecorder) -> Iterator[Harness]:
-    with isolated_redis() as (client, prefix):
-        yield Harness(client, prefix, load_config(tmp_path, CONFIG, url=recorder.url))
 
 
 def tick(env: Harness, now: float) -> list[str]:

@@ -6,7 +6,6 @@ import io
 import json
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -72,12 +71,6 @@ receivers:
           authorization:
             credentials: tok
 """
-
-
-@pytest.fixture
-def env(tmp_path: Path, recorder: WebhookRecorder) -> Iterator[Harness]:
-    with isolated_redis() as (client, prefix):
-        yield Harness(client, prefix, load_config(tmp_path, CONFIG, url=recorder.url))
 
 
 def statuses(recorder: WebhookRecorder, path: str) -> list[dict[str, str]]:

@@ -4,15 +4,10 @@ again: what changed meanwhile is still told, once, after it; nothing is told twi
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
-from pathlib import Path
-
-import pytest
 
 from alerting.notify.pipeline import REASON_IN_FLIGHT
 from tests.support.httpfake import Reply, Request
-from tests.support.routing_harness import T0, Harness, alert, load_config
-from tests.support.routing_redis import isolated_redis
+from tests.support.routing_harness import T0, Harness, alert
 from tests.support.webhook import WebhookRecorder
 
 CONFIG = """
@@ -28,12 +23,6 @@ receivers:
       - url: {url}/team
         send_resolved: true
 """
-
-
-@pytest.fixture
-def env(tmp_path: Path, recorder: WebhookRecorder) -> Iterator[Harness]:
-    with isolated_redis() as (client, prefix):
-        yield Harness(client, prefix, load_config(tmp_path, CONFIG, url=recorder.url))
 
 
 def told(recorder: WebhookRecorder) -> list[dict[str, str]]:

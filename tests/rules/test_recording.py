@@ -176,6 +176,13 @@ def evaluator(db: SeriesStore, store: MemoryStore | None = None, **options: Any)
     return Evaluator(store or MemoryStore(), lambda _rule: db, owner="t", writer=db, **options)
 
 
+def seeded(tmp_path: Path) -> tuple[Group, SeriesStore, MemoryStore]:
+    """The mixed group, a datasource with one raw series, and an empty state store."""
+    db = SeriesStore()
+    db.raw["errors"] = [Sample({"job": "api"}, 1.0)]
+    return load(tmp_path), db, MemoryStore()
+
+
 def test_a_dependent_rule_sees_the_value_recorded_in_the_same_tick(tmp_path: Path) -> None:
     group = load(tmp_path)
     db = SeriesStore()
@@ -212,10 +219,7 @@ def test_a_series_no_longer_recorded_gets_a_stale_marker_once(tmp_path: Path) ->
 
 
 def test_a_failed_query_records_nothing_and_marks_nothing_stale(tmp_path: Path) -> None:
-    group = load(tmp_path)
-    db = SeriesStore()
-    db.raw["errors"] = [Sample({"job": "api"}, 1.0)]
-    store = MemoryStore()
+    group, db, store = seeded(tmp_path)
     with evaluator(db, store) as ev:
         ev.tick(group, T0, claim=False)
         original = db.query
@@ -257,10 +261,7 @@ def test_a_rule_whose_input_was_not_written_freezes_instead_of_resolving(tmp_pat
 
 
 def test_a_removed_recording_rule_marks_its_series_stale(tmp_path: Path) -> None:
-    group = load(tmp_path)
-    db = SeriesStore()
-    db.raw["errors"] = [Sample({"job": "api"}, 1.0)]
-    store = MemoryStore()
+    group, db, store = seeded(tmp_path)
     with evaluator(db, store) as ev:
         ev.tick(group, T0, claim=False)
     trimmed = MIXED.split("      - record: job:errors:max")[0]
@@ -273,10 +274,7 @@ def test_a_removed_recording_rule_marks_its_series_stale(tmp_path: Path) -> None
 
 
 def test_a_group_whose_recording_rules_are_all_removed_marks_their_series_stale(tmp_path: Path) -> None:
-    group = load(tmp_path)
-    db = SeriesStore()
-    db.raw["errors"] = [Sample({"job": "api"}, 1.0)]
-    store = MemoryStore()
+    group, db, store = seeded(tmp_path)
     with evaluator(db, store) as ev:
         ev.tick(group, T0, claim=False)
     alerts_only = (
@@ -295,10 +293,7 @@ def test_a_group_whose_recording_rules_are_all_removed_marks_their_series_stale(
 
 
 def test_a_retired_group_marks_everything_it_recorded_stale(tmp_path: Path) -> None:
-    group = load(tmp_path)
-    db = SeriesStore()
-    db.raw["errors"] = [Sample({"job": "api"}, 1.0)]
-    store = MemoryStore()
+    group, db, store = seeded(tmp_path)
     with evaluator(db, store) as ev:
         ev.tick(group, T0, claim=False)
         db.calls.clear()

@@ -18,7 +18,12 @@ def isolated_redis() -> Iterator[tuple[redis.Redis, str]]:
     try:
         yield client, prefix
     finally:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
+        delete_matching(client, f"{prefix}:*")
         client.close()
+
+
+def delete_matching(client: redis.Redis, *patterns: str) -> None:
+    """Delete every key matching one of ``patterns``, a thousand per command."""
+    keys = [key for pattern in patterns for key in client.scan_iter(match=pattern, count=10000)]
+    for start in range(0, len(keys), 1000):
+        client.delete(*keys[start : start + 1000])
