@@ -18,7 +18,7 @@ from alerting import httppool
 from tests.support.fakes import make_ca
 from tests.support.net import wait_until
 
-Answer = Callable[[socket.socket, bytes], bool]  # writes the answer; False closes the connection
+Answer = Callable[[socket.socket], bool]  # writes the answer; False closes the connection
 
 
 def _read_request(conn: socket.socket) -> bytes:
@@ -54,7 +54,7 @@ def raw_server(answer: Answer) -> Iterator[tuple[str, list[int]]]:
         with conn:
             while _read_request(conn):
                 seen[index] += 1
-                if not answer(conn, b""):
+                if not answer(conn):
                     break
         seen[index] = -seen[index]
 
@@ -75,7 +75,7 @@ def raw_server(answer: Answer) -> Iterator[tuple[str, list[int]]]:
 
 
 def ok(body: bytes = b"ok", headers: bytes = b"") -> Answer:
-    def answer(conn: socket.socket, _: bytes) -> bool:
+    def answer(conn: socket.socket) -> bool:
         conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n%s\r\n%s" % (len(body), headers, body))
         return True
 
@@ -94,8 +94,8 @@ def test_a_connection_is_reused_for_the_next_request() -> None:
 
 
 def test_an_idle_connection_the_server_closed_is_replaced_without_failing_the_request() -> None:
-    def once(conn: socket.socket, _: bytes) -> bool:
-        ok()(conn, b"")
+    def once(conn: socket.socket) -> bool:
+        ok()(conn)
         return False  # answer, then hang up: the pooled connection is dead when reused
 
     with raw_server(once) as (url, seen), client() as http:
@@ -122,7 +122,7 @@ def test_a_gzip_answer_is_decoded_and_repeated_headers_are_kept() -> None:
 
 
 def test_a_chunked_answer_is_read_whole() -> None:
-    def chunked(conn: socket.socket, _: bytes) -> bool:
+    def chunked(conn: socket.socket) -> bool:
         conn.sendall(
             b"HTTP/1.1 202 Accepted\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
         )
@@ -135,7 +135,7 @@ def test_a_chunked_answer_is_read_whole() -> None:
 
 def test_a_server_that_does_not_answer_is_a_read_timeout() -> None:
     silent = threading.Event()
-    with raw_server(lambda conn, _: silent.wait(5) or True) as (url, _), client(0.3) as http:
+    with raw_server(lambda conn: silent.wait(5) or True) as (url, _), client(0.3) as http:
         with pytest.raises(httpx.ReadTimeout):  # noqa: SIM117 - the server must outlive the request
             http.post(url, content=b"{}")
         silent.set()
@@ -150,7 +150,7 @@ def test_a_refused_connection_is_a_connect_error() -> None:
 
 def test_a_server_that_hangs_up_without_answering_is_a_protocol_error() -> None:
     with (
-        raw_server(lambda conn, _: False) as (url, _),
+        raw_server(lambda conn: False) as (url, _),
         client() as http,
         pytest.raises(httpx.RemoteProtocolError),
     ):
