@@ -22,6 +22,7 @@ Alertmanager honours Prometheus's).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -29,7 +30,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
@@ -47,6 +47,7 @@ from alerting.notify.store import (
     GroupSnapshot,
     Held,
     NotifyStore,
+    OutboxWrite,
     group_id,
     nflog_id,
 )
@@ -62,6 +63,7 @@ from alerting.routing.timeintervals import in_any
 log = structlog.get_logger(__name__)
 
 CLAIM_LEASE = 60.0  # a flusher that dies holding groups gives them back after this long
+RETRY_UNCLAIMED = 1.0  # seconds before groups a flush failed on are due again
 FLUSH_BATCH = 1000
 # A delivery's lock on its (group, integration) expires this many seconds after its holder last
 # renewed it; the holder renews it every third of that while the send runs, however long the
@@ -359,12 +361,15 @@ def flush_due(
     lock_ttl: float | None = None,
     ack_sources: Sequence[acks.AckSource] = (),
     on_jobs: Callable[[list[Job]], None] | None = None,
+    outbox: Callable[[list[Job]], OutboxWrite] | None = None,
     collect_garbage: bool = True,
 ) -> list[Job]:
     """Flush every aggregation group whose timer has fired; return the notifications to deliver.
 
     Groups are claimed ``batch`` at a time until none is due, so a burst is flushed in one call;
     ``on_jobs`` gets each batch's jobs as soon as they exist, so their sends start meanwhile.
+    ``outbox`` says how a batch's jobs go in the outbox; they are put there in the round trip that
+    finishes their groups. A batch that fails before that gives its groups back, due again shortly.
     ``collect_garbage=False`` leaves cleaning the alert index to the caller, after the sends started.
     ``ack_sources`` are asked before an escalation step or a repeat goes out.
     """
@@ -385,9 +390,16 @@ def flush_due(
             silences = [s for s in store.silences(now) if s.state(now) == ACTIVE]
         ttl = LOCK_TTL if lock_ttl is None else lock_ttl
         escalations = acks.Escalations(redis_client, prefix, ack_sources, _ack_duration(config))
-        batch_jobs = _flush_batch(
-            store, config, store.load_groups(gids), now, inhibitor, silences, ttl, escalations
-        )
+        try:
+            batch_jobs = _flush_batch(
+                store, config, store.load_groups(gids), now, inhibitor, silences, ttl, escalations, outbox
+            )
+        except Exception:
+            # Not flushed: due again in a moment rather than when the claim's lease ends (a group
+            # finished before the failure is no longer claimed, and is left alone).
+            with contextlib.suppress(redis.RedisError):
+                store.unclaim(gids, now + CLAIM_LEASE, now + RETRY_UNCLAIMED)
+            raise
         if on_jobs is not None and batch_jobs:
             on_jobs(batch_jobs)
         jobs.extend(batch_jobs)
@@ -421,6 +433,7 @@ def _flush_batch(
     silences: list[Silence],
     lock_ttl: float,
     escalations: acks.Escalations | None = None,
+    outbox: Callable[[list[Job]], OutboxWrite] | None = None,
 ) -> list[Job]:
     """Stages for every group, then dedup and bookkeeping with one Redis round trip per phase."""
     flushed: list[_Flushed] = []
@@ -529,7 +542,7 @@ def _flush_batch(
                 next_due = min(next_due, step_at)
         # Resolved alerts have been handed on; forget them unless re-reported since the snapshot.
         finished.append((f.group.gid, f.done, next_due))
-    store.finish_groups(finished, latest)
+    store.finish_groups(finished, latest, outbox(jobs) if outbox is not None and jobs else None)
     return jobs
 
 
@@ -755,7 +768,7 @@ class _Locked:
     log: LogEntry | None = None
 
 
-@contextmanager
+@contextlib.contextmanager
 def _delivery_lock(store: NotifyStore, job: Job, lock_ttl: float, outbox: Sequence[str]) -> Iterator[_Locked]:
     """Hold the (group, integration) lock for the block, renewing it in the background; the block
     gets what was read under the lock (the newest flush number issued, the notification log entry,

@@ -109,11 +109,30 @@ return woke
 """
 _CLAIM = """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local out = {}
 for _, id in ipairs(ids) do
-  redis.call('ZADD', KEYS[1], ARGV[2], id)
-  redis.call('HSET', ARGV[4] .. id, 'claimed', ARGV[2])
+  if redis.call('EXISTS', ARGV[4] .. id) == 1 then
+    redis.call('ZADD', KEYS[1], ARGV[2], id)
+    redis.call('HSET', ARGV[4] .. id, 'claimed', ARGV[2])
+    out[#out + 1] = id
+  else  -- a timer left behind by a group that is gone: nothing to flush
+    redis.call('ZREM', KEYS[1], id)
+  end
 end
-return ids
+return out
+"""
+
+_UNCLAIM = """
+-- ARGV: the lease the claims were taken with, when the groups are due again, the group key
+--       prefix, then group ids
+for i = 4, #ARGV do
+  local meta = ARGV[3] .. ARGV[i]
+  if redis.call('HGET', meta, 'claimed') == ARGV[1] then
+    redis.call('HSET', meta, 'claimed', '0')
+    redis.call('ZADD', KEYS[1], ARGV[2], ARGV[i])
+  end
+end
+return 0
 """
 
 _FINISH = """
@@ -227,6 +246,16 @@ class GroupInsert:
 
 
 @dataclass(frozen=True)
+class OutboxWrite:
+    """Jobs to put in the outbox: id -> JSON, taken over by another process after ``until``,
+    forgotten after ``ttl`` seconds."""
+
+    jobs: Mapping[str, str]
+    until: float
+    ttl: float
+
+
+@dataclass(frozen=True)
 class GroupSnapshot:
     gid: str
     route_id: str
@@ -249,6 +278,7 @@ class NotifyStore:
         self.silence_key = f"{prefix}:silences"
         self._ingest = client.register_script(_INGEST)
         self._claim = client.register_script(_CLAIM)
+        self._unclaim = client.register_script(_UNCLAIM)
         self._finish = client.register_script(_FINISH)
         self._release = client.register_script(_RELEASE)
         self._extend = client.register_script(_EXTEND)
@@ -313,6 +343,12 @@ class NotifyStore:
         ids = self._claim(keys=[self.due_key], args=[repr(now), repr(lease_until), limit, f"{self.p}:group:"])
         return [i.decode() if isinstance(i, bytes) else i for i in ids]
 
+    def unclaim(self, gids: list[str], lease_until: float, due: float) -> None:
+        """Give back groups claimed with ``lease_until`` that could not be flushed, due again at
+        ``due`` rather than when the lease ends. A group claimed by someone else since is left alone."""
+        if gids:
+            self._unclaim(keys=[self.due_key], args=[repr(lease_until), repr(due), f"{self.p}:group:", *gids])
+
     def load_groups(self, gids: list[str]) -> list[GroupSnapshot]:
         pipe = self.r.pipeline(transaction=False)
         for gid in gids:
@@ -342,14 +378,21 @@ class NotifyStore:
         self,
         groups: Iterable[tuple[str, Mapping[str, bytes | str], float]],
         latest: Iterable[tuple[str, str, float, float]] = (),
+        outbox: OutboxWrite | None = None,
     ) -> None:
         """After a flush: record the jobs issued, and for each group drop the resolved alerts handed
         on (unless re-reported meanwhile) and set its next timer, or remove it when it is empty.
 
         ``groups`` holds (gid, {fingerprint: stored JSON}, next due); ``latest`` holds
-        (nid, integration, flush number, ttl) of each job issued.
+        (nid, integration, flush number, ttl) of each job issued. ``outbox`` puts the jobs in the
+        outbox (see :meth:`outbox_put`) in the same round trip, before the groups let go of the
+        alerts they carry: no moment exists when a job is in neither place.
         """
-        pipe = self.r.pipeline(transaction=False)
+        if outbox is not None and outbox.jobs:
+            pipe: Any = durable.pipeline(self.r, "outbox", transaction=False)
+            self._outbox_put_on(pipe, outbox)
+        else:
+            pipe = self.r.pipeline(transaction=False)
         for nid, integration, seq, ttl in latest:
             pipe.set(self._nf("latest", nid, integration), repr(seq), px=max(1000, int(ttl * 1000)))
         for gid, delete, next_due in groups:
@@ -544,10 +587,13 @@ class NotifyStore:
         # Durable: the flush that made these jobs has taken their alerts out of the group, so the
         # outbox is where they live until delivered; a failover must not lose them.
         pipe = durable.pipeline(self.r, "outbox", transaction=False)
-        for job_id, data in jobs.items():
-            pipe.set(f"{self.p}:job:{job_id}", data, px=max(1000, int(ttl * 1000)))
-        pipe.zadd(self.outbox_key, {job_id: until for job_id in jobs})
+        self._outbox_put_on(pipe, OutboxWrite(jobs, until, ttl))
         pipe.execute()
+
+    def _outbox_put_on(self, pipe: Any, write: OutboxWrite) -> None:
+        for job_id, data in write.jobs.items():
+            pipe.set(f"{self.p}:job:{job_id}", data, px=max(1000, int(write.ttl * 1000)))
+        pipe.zadd(self.outbox_key, dict.fromkeys(write.jobs, write.until))
 
     def outbox_take(self, now: float, until: float, limit: int) -> dict[str, str]:
         """Jobs whose holder stopped renewing them (it died, or gave them back): now ours until ``until``."""

@@ -39,7 +39,7 @@ import redis
 from alerting.notify.base import DeliveryError
 from alerting.notify.live import RoutingConfig
 from alerting.notify.pipeline import DeliveryBusy, Job, ReceiverPaused, deliver, fallback_jobs, flush_due
-from alerting.notify.store import NotifyStore
+from alerting.notify.store import NotifyStore, OutboxWrite
 from alerting.ops import metrics
 from alerting.ops.logs import bound, get_logger
 from alerting.routing.escalation import REASON_ESCALATION
@@ -353,9 +353,10 @@ class Flusher:
                     self.flush(now)
                     target = self._next_wake()
                 if time.monotonic() >= renew_at:
+                    # Under the lock: a job given back for a retry meanwhile must not have its
+                    # retry time pushed out to the end of a lease.
                     with self._held_lock:
-                        held = list(self._held)
-                    self.store.outbox_renew(held, time.time() + self.lease)
+                        self.store.outbox_renew(list(self._held), time.time() + self.lease)
                     renew_at = time.monotonic() + self.lease / 3
                 message = pubsub.get_message(timeout=max(0.0, min(target - time.time(), IDLE_CHECK)))
                 while message is not None:
@@ -404,21 +405,30 @@ class Flusher:
                 FLUSH_GROUPS,
                 lock_ttl=self.runtime.settings.notify_lock_ttl,
                 ack_sources=self.runtime.ack_sources(),
-                on_jobs=self._dispatch,
+                on_jobs=self._start,
+                outbox=self._outbox,
                 collect_garbage=False,
             )
             if not config.inhibit_rules:  # once the sends are under way, not before
                 self.store.collect_garbage(now)
             return started + len(jobs)
 
-    def _dispatch(self, jobs: list[Job]) -> None:
-        """Record the jobs in the outbox, then start their sends."""
+    def _outbox(self, jobs: list[Job]) -> OutboxWrite:
+        """The outbox entries of new jobs, held by this process for a lease."""
         written: dict[int, orjson.Fragment] = {}
-        self.store.outbox_put(
+        return OutboxWrite(
             {job.job_id: _entry(job, 0, written) for job in jobs}, time.time() + self.lease, OUTBOX_TTL
         )
+
+    def _start(self, jobs: list[Job]) -> None:
         for job in jobs:
             self._submit(job, 0)
+
+    def _dispatch(self, jobs: list[Job]) -> None:
+        """Record the jobs in the outbox, then start their sends."""
+        write = self._outbox(jobs)
+        self.store.outbox_put(write.jobs, write.until, write.ttl)
+        self._start(jobs)
 
     def _submit(self, job: Job, retries: int) -> None:
         with self._held_lock:
@@ -440,11 +450,14 @@ class Flusher:
                 if not outcome.settled:
                     self.store.outbox_done([job.job_id])
             else:
-                # Due again at the retry time, for whichever flusher is awake then (no renewal).
+                # Due again at the retry time, for whichever flusher is awake then: no longer held
+                # here (neither renewed, nor skipped as under way when a flush takes it back).
                 tries = retries + 1 if outcome.error is not None else retries
-                self.store.outbox_put(
-                    {job.job_id: _entry(job, tries)}, time.time() + outcome.retry_in, OUTBOX_TTL
-                )
+                with self._held_lock:
+                    self._held.pop(job.job_id, None)
+                    self.store.outbox_put(
+                        {job.job_id: _entry(job, tries)}, time.time() + outcome.retry_in, OUTBOX_TTL
+                    )
                 self.store.r.publish(self.store.wake_channel, repr(time.time() + outcome.retry_in))
         except Exception as exc:  # noqa: BLE001 - left in the outbox: taken over when its lease ends
             log.warning(

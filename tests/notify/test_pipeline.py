@@ -16,10 +16,11 @@ from alerting.notify import pipeline
 from alerting.notify.base import DeliveryError, Notification
 from alerting.notify.pipeline import Job, deliver, fallback_jobs, flush_due, ingest
 from alerting.notify.receivers.console import ConsoleIntegration
-from alerting.notify.store import NotifyStore
+from alerting.notify.store import NotifyStore, OutboxWrite
 from alerting.routing.matchers import parse_matchers
 from alerting.routing.silences import expire, new_silence
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
+from tests.support.redis_server import RedisServer
 from tests.support.routing_harness import T0, Harness, alert, load_config
 from tests.support.routing_redis import REDIS_URL, isolated_redis
 from tests.support.webhook import WebhookRecorder
@@ -409,6 +410,49 @@ def test_a_burst_of_due_groups_is_flushed_in_one_call(env: Harness, recorder: We
     assert flush_due(env.client, env.prefix, env.config, T0 + 31, batch=7) == []
 
 
+def test_a_flush_that_fails_gives_its_groups_back_at_once_and_loses_nothing(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    """A flush that fails halfway (here: writing its jobs to the outbox) leaves the groups holding
+    their alerts, due again a second later instead of when the claim's lease ends; a flush whose
+    outbox write succeeds finds the jobs there when their sends start."""
+
+    def broken(_jobs: list[Job]) -> OutboxWrite:
+        raise redis.ConnectionError("Redis went away mid-flush")
+
+    env.ingest(T0, alert("Down", instance="a"))
+    env.tick(T0 + 30)
+    env.ingest(T0 + 40, alert("Down", ends_at=T0 + 40, instance="a"))
+    with pytest.raises(redis.ConnectionError):
+        flush_due(env.client, env.prefix, env.config, T0 + 330, outbox=broken)
+    store = NotifyStore(env.client, env.prefix)
+    assert store.next_due() == T0 + 331
+
+    seen: list[bool] = []
+
+    def outbox(jobs: list[Job]) -> OutboxWrite:
+        return OutboxWrite({j.job_id: json.dumps(j.to_dict()) for j in jobs}, T0 + 90, 3600)
+
+    def started(jobs: list[Job]) -> None:
+        seen.extend(env.client.exists(f"{env.prefix}:notify:job:{j.job_id}") == 1 for j in jobs)
+
+    assert flush_due(env.client, env.prefix, env.config, T0 + 330.5, outbox=outbox) == []  # not yet
+    (job,) = flush_due(env.client, env.prefix, env.config, T0 + 331, outbox=outbox, on_jobs=started)
+    assert seen == [True]
+    assert job.resolved == (fingerprint({"alertname": "Down", "instance": "a"}),)
+    assert env.deliver(job, T0 + 331)
+    assert statuses(recorder, "/team") == [{"a": "firing"}, {"a": "resolved"}]
+
+
+def test_a_timer_left_without_its_group_is_dropped_by_the_next_flush(env: Harness) -> None:
+    store = NotifyStore(env.client, env.prefix)
+    env.client.zadd(store.due_key, {"vanished": T0})
+    env.ingest(T0, alert("Down", instance="a"))
+    (job,) = env.flush(T0 + 30)
+    assert job.firing and env.client.zscore(store.due_key, "vanished") is None
+    assert env.client.exists(store.meta_key("vanished")) == 0
+
+
 def test_alert_index_forgets_long_resolved_alerts(env: Harness) -> None:
     store = NotifyStore(env.client, env.prefix)
     env.ingest(T0, alert("Old", instance="a"), alert("Live", instance="b"))
@@ -498,22 +542,27 @@ def test_every_attempt_at_one_notification_carries_the_same_idempotency_key(tmp_
     assert len(keys) == 4 and keys[0] == keys[1] and len({keys[0], keys[2], keys[3]}) == 3
 
 
-def test_scripts_redis_lost_are_loaded_again(env: Harness, recorder: WebhookRecorder) -> None:
+def test_scripts_redis_lost_are_loaded_again(tmp_path: Path, recorder: WebhookRecorder) -> None:
     """Redis forgets its scripts when it restarts or fails over to a replica that never ran them:
     the pipelines that call them (ingest, a flush's bookkeeping, a delivery's release) load them
-    again and carry on, and the lock a delivery took is released."""
-    env.client.script_flush()
-    env.ingest(T0, alert("Down", instance="a"))
-    env.client.script_flush()
-    (job,) = env.flush(T0 + 30)
-    env.client.script_flush()
-    assert env.deliver(job, T0 + 30)
-    assert statuses(recorder, "/team") == [{"a": "firing"}]
-    assert env.client.keys(f"{env.prefix}:notify:lock:*") == []
-    env.client.script_flush()
-    env.ingest(T0 + 60, alert("Down", starts_at=T0 + 60, instance="b"))
-    assert [j.reason for j in env.tick(T0 + 330)] == ["new firing alerts"]
-    assert statuses(recorder, "/team")[-1] == {"a": "firing", "b": "firing"}
+    again and carry on, and the lock a delivery took is released. (On a Redis server of its own:
+    SCRIPT FLUSH empties the whole server's script cache, under the tests running beside it.)"""
+    with RedisServer(appendonly=False) as server:
+        client = server.client()
+        env = Harness(client, "scripts", load_config(tmp_path, CONFIG, url=recorder.url))
+        client.script_flush()
+        env.ingest(T0, alert("Down", instance="a"))
+        client.script_flush()
+        (job,) = env.flush(T0 + 30)
+        client.script_flush()
+        assert env.deliver(job, T0 + 30)
+        assert statuses(recorder, "/team") == [{"a": "firing"}]
+        assert client.keys("scripts:notify:lock:*") == []
+        client.script_flush()
+        env.ingest(T0 + 60, alert("Down", starts_at=T0 + 60, instance="b"))
+        assert [j.reason for j in env.tick(T0 + 330)] == ["new firing alerts"]
+        assert statuses(recorder, "/team")[-1] == {"a": "firing", "b": "firing"}
+        client.close()
 
 
 def test_a_thousand_alerts_handed_over_at_once_all_reach_the_group_and_the_index(

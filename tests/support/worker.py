@@ -151,5 +151,22 @@ class Worker:
         if exc_type is not None:
             # The failure report shows captured output: the worker's last words explain most waits
             # that timed out.
+            print("--- the worker's alert, notification and warning lines, whatever their age ---")
+            print("\n".join(line for line in self.lines[:-150] if _telling(line))[-20000:])
             print(f"--- last lines of the worker ({len(self.lines)} in all) ---")
             print("\n".join(self.lines[-150:]))
+
+
+def _telling(line: str) -> bool:
+    """A log line that explains what became of alerts and notifications (the evaluations' and the
+    beat's routine lines would bury them)."""
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return True  # not ours: a traceback, say
+    if not isinstance(data, dict):
+        return True
+    event = str(data.get("event", ""))
+    if event.startswith(("alert.", "notify.", "rules.")):
+        return True
+    return data.get("level") in ("WARN", "ERROR", "CRITICAL")
