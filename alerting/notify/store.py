@@ -43,6 +43,7 @@ from __future__ import annotations
 import hashlib
 import json
 import secrets
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -200,6 +201,20 @@ class Held:
     paused: float  # seconds until the receiver's own pause (Retry-After) ends; 0 without one
 
 
+_registered: weakref.WeakKeyDictionary[redis.Redis, dict[str, Any]] = weakref.WeakKeyDictionary()
+
+
+def _scripts(client: redis.Redis) -> dict[str, Any]:
+    """The store's scripts registered with ``client``, once per client: a store is made per
+    delivery, and registering hashes each script's text."""
+    scripts = _registered.get(client)
+    if scripts is None:
+        texts = (_INGEST, _CLAIM, _UNCLAIM, _FINISH, _RELEASE, _EXTEND, _OUTBOX_TAKE)
+        scripts = {text: client.register_script(text) for text in texts}
+        _registered[client] = scripts  # two threads may both register: the same scripts either way
+    return scripts
+
+
 def execute(pipe: Any) -> list[Any]:
     """Run a pipeline that calls scripts without first asking Redis whether it holds them (redis-py
     asks with SCRIPT EXISTS, a round trip of its own, on every run). A script Redis no longer holds
@@ -276,13 +291,14 @@ class NotifyStore:
         self.r = client
         self.p = f"{prefix}:notify"
         self.silence_key = f"{prefix}:silences"
-        self._ingest = client.register_script(_INGEST)
-        self._claim = client.register_script(_CLAIM)
-        self._unclaim = client.register_script(_UNCLAIM)
-        self._finish = client.register_script(_FINISH)
-        self._release = client.register_script(_RELEASE)
-        self._extend = client.register_script(_EXTEND)
-        self._outbox_take = client.register_script(_OUTBOX_TAKE)
+        scripts = _scripts(client)
+        self._ingest = scripts[_INGEST]
+        self._claim = scripts[_CLAIM]
+        self._unclaim = scripts[_UNCLAIM]
+        self._finish = scripts[_FINISH]
+        self._release = scripts[_RELEASE]
+        self._extend = scripts[_EXTEND]
+        self._outbox_take = scripts[_OUTBOX_TAKE]
 
     # -- key names --------------------------------------------------------------------------------
 

@@ -57,6 +57,7 @@ HISTORY_DEFER = 10.0  # seconds a history row may wait for the sends under way
 # History rows wait until no send has been under way in this process for this long: a storm's
 # groups come due over a while, and the gaps between its sends are not the end of it.
 HISTORY_QUIET = 1.0
+INDEX_CLEAN_LATEST = 300.0  # seconds the alert index's cleaning may wait for a quiet moment
 OUTBOX_TAKE = 100  # abandoned or retrying jobs taken over at a time
 OUTBOX_MIN_LEASE = 30.0
 OUTBOX_TTL = 2 * 86400.0  # a job nobody could deliver for this long is forgotten (MAX_RETRIES is less)
@@ -265,6 +266,7 @@ class Flusher:
         # the next send as soon as its receiver answered (a storm writes a row per alert carried).
         self._records: queue.SimpleQueue[tuple[float, str, str, dict[str, Any]] | None] = queue.SimpleQueue()
         self._busy_at = 0.0  # time.monotonic() when a send was last under way
+        self._cleaned_at = time.time()  # when this process last had the alert index cleaned
         self._recorder: threading.Thread | None = None
 
     # -- the thread ------------------------------------------------------------------------------
@@ -409,7 +411,11 @@ class Flusher:
                 outbox=self._outbox,
                 collect_garbage=False,
             )
-            if not config.inhibit_rules:  # once the sends are under way, not before
+            # Cleaning the alert index reads all of it: in a quiet moment (a flush that started no
+            # send; the flusher looks every few seconds), unless it has waited too long already.
+            quiet = not jobs and not self._held
+            if not config.inhibit_rules and (quiet or now - self._cleaned_at >= INDEX_CLEAN_LATEST):
+                self._cleaned_at = now
                 self.store.collect_garbage(now)
             return started + len(jobs)
 

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from alerting.config.settings import Settings
+from alerting.core import fingerprint
 from alerting.notify.base import NotifyAlert
 from alerting.notify.pipeline import Job, flush_due, ingest
 from alerting.notify.store import NotifyStore
@@ -155,6 +156,28 @@ def test_a_receivers_retry_after_defers_every_send_to_that_integration(
     deferred = attempt(runtime, runtime.routing(), second, 0)
     assert deferred.retry_in is not None and 25 < deferred.retry_in <= 30 and deferred.error is None
     assert len(recorder.received) == 1  # the second job never reached the receiver
+
+
+def test_the_alert_index_is_cleaned_when_no_send_is_starting(
+    shared: tuple[redis.Redis, Settings], processes: list[Runtime], recorder: WebhookRecorder
+) -> None:
+    """Cleaning the index reads every alert in it: a flush that starts sends leaves it for the
+    next quiet flush (one that starts none), which forgets alerts resolved long ago."""
+    client, settings = shared
+    flusher = processes[0].flusher()
+    store = NotifyStore(client, settings.prefix)
+    long_ago = time.time() - 3600
+    gone = alert("Gone", starts_at=long_ago - 60, ends_at=long_ago)
+    ingest(client, settings.prefix, processes[0].routing(), [gone], long_ago)
+    hand_over(client, processes[0], "Busy")
+    assert len(store.index_get([fingerprint(gone.labels)])) == 1
+    assert flusher.flush(time.time() + 2) == 1  # "Busy" goes out
+    assert len(store.index_get([fingerprint(gone.labels)])) == 1
+    wait_until(lambda: recorder.delivered(), timeout=30, what="the notification")
+    wait_until(lambda: not flusher._held, timeout=30, what="the send to finish")
+    assert flusher.flush(time.time() + 2) == 0
+    assert store.index_get([fingerprint(gone.labels)]) == {}
+    flusher.stop()
 
 
 def test_outbox_entries_read_back_as_the_jobs_they_were_written_from() -> None:
