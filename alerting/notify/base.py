@@ -72,14 +72,21 @@ class Notification:
 def _common(maps: list[Mapping[str, str]]) -> dict[str, str]:
     if not maps:
         return {}
-    # Narrowed map by map: what the alerts do not share drops out at once, so a group's alerts,
-    # which differ in a label or two and in every summary, are each looked at for what is left.
-    common = dict(maps[0])
-    for m in maps[1:]:
-        if not common:
-            break
-        common = {k: v for k, v in common.items() if m.get(k) == v}
-    return common
+    # The shared (name, value) pairs, intersected map by map in C (a group's alerts differ in a
+    # label or two and in every summary, so little is left after the first few), then written in
+    # the first map's order.
+    try:
+        shared = maps[0].items() & maps[1].items() if len(maps) > 1 else maps[0].items()
+        for m in maps[2:]:
+            if not shared:
+                break
+            shared &= m.items()
+    except TypeError:  # a value that cannot be hashed: compared one by one instead
+        common = dict(maps[0])
+        for m in maps[1:]:
+            common = {k: v for k, v in common.items() if m.get(k) == v}
+        return common
+    return {k: v for k, v in maps[0].items() if (k, v) in shared}
 
 
 class DeliveryError(AlertingError):

@@ -6,8 +6,10 @@ import math
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from alerting.notify.base import Notification, NotifyAlert
+from alerting.notify.base import Notification, NotifyAlert, _common
 from alerting.notify.pipeline import _alert_at, _alert_to_json, _loads
 
 NOW = 1_700_000_000.0
@@ -79,3 +81,16 @@ def test_a_notifications_common_labels_are_the_pairs_every_alert_has_alike() -> 
         "runbook_url": "http://r"
     }
     assert Notification(receiver="team", group_key="{}", group_labels={}, alerts=()).common_labels == {}
+
+
+_names = st.sampled_from(["job", "env", "instance", "severity", "team"])
+_values = st.sampled_from(["", "a", "b", "api"])
+
+
+@given(st.lists(st.dictionaries(_names, _values), max_size=6))
+def test_common_pairs_are_those_every_map_has_alike_in_the_first_maps_order(
+    maps: list[dict[str, str]],
+) -> None:
+    expected = {k: v for k, v in maps[0].items() if all(k in m and m[k] == v for m in maps)} if maps else {}
+    found = _common(maps)
+    assert found == expected and list(found) == list(expected)
