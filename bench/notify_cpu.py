@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from alerting.config.settings import Settings  # noqa: E402
 from alerting.notify.pipeline import ingest  # noqa: E402
 from alerting.ops.logs import configure_logging  # noqa: E402
-from alerting.worker.runtime import Runtime  # noqa: E402
+from alerting.worker.runtime import Runtime, settle_heap  # noqa: E402
 from bench.notify_bench import REDIS_URL, evaluated_alert, routing_file  # noqa: E402
 from tests.support.fakes import PagerDutyFake, SlackFake, make_ca  # noqa: E402
 from tests.support.routing_redis import delete_matching  # noqa: E402
@@ -55,6 +55,7 @@ def _round(base: Settings, alerts: int, groups: int, client: redis.Redis) -> tup
         config = runtime.routing()
         flusher = runtime.flusher()
         flusher._warm()  # as the worker does when its flusher starts
+        settle_heap()  # as the worker does once its process is set up
         now = time.time()
         batch = [evaluated_alert(i, alerts, groups, now) for i in range(alerts)]
         for start in range(0, alerts, 100):

@@ -96,12 +96,13 @@ def _stop(**_: Any) -> None:
 @signals.worker_process_init.connect
 def _start_flusher(**_: Any) -> None:
     # In each pool process, after the fork: its own flusher thread, delivery threads and connections.
-    from alerting.worker.runtime import get_runtime
+    from alerting.worker.runtime import get_runtime, settle_heap
 
     try:
         get_runtime().flusher().start()
     except Exception as exc:  # noqa: BLE001 - beat's flush_groups starts it again shortly
         log.warning("notify.flusher_not_started", msg=f"{type(exc).__name__}: {exc}")
+    settle_heap()
 
 
 @signals.worker_process_shutdown.connect
