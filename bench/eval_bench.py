@@ -43,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tests.support.prometheus  # noqa: E402
 from alerting.durations import parse_duration  # noqa: E402
+from alerting.ops.heap import settle_heap  # noqa: E402
 from alerting.rules import load_paths  # noqa: E402
 from alerting.rules.model import Group  # noqa: E402
 from alerting.rules.state import StateStore  # noqa: E402
@@ -160,6 +161,7 @@ def _init_worker(rules_file: str, prom_url: str, prefix: str, concurrency: int) 
     store = StateStore(redis.Redis.from_url(REDIS_URL), prefix)
     source = PrometheusSource("prometheus", {"url": prom_url, "timeout": "60s"})
     _evaluator = Evaluator(store, lambda _rule: source, owner="bench", concurrency=concurrency)
+    settle_heap()  # as a worker process does once it is set up
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerting.config.settings import Settings  # noqa: E402
 from alerting.notify.pipeline import ingest  # noqa: E402
+from alerting.ops.heap import settle_heap  # noqa: E402
 from alerting.ops.logs import configure_logging  # noqa: E402
-from alerting.worker.runtime import Runtime, settle_heap  # noqa: E402
+from alerting.worker.runtime import Runtime  # noqa: E402
 from bench.notify_bench import REDIS_URL, evaluated_alert, routing_file  # noqa: E402
 from tests.support.fakes import PagerDutyFake, SlackFake, make_ca  # noqa: E402
 from tests.support.routing_redis import delete_matching  # noqa: E402

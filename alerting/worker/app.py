@@ -96,7 +96,8 @@ def _stop(**_: Any) -> None:
 @signals.worker_process_init.connect
 def _start_flusher(**_: Any) -> None:
     # In each pool process, after the fork: its own flusher thread, delivery threads and connections.
-    from alerting.worker.runtime import get_runtime, settle_heap
+    from alerting.ops.heap import settle_heap
+    from alerting.worker.runtime import get_runtime
 
     try:
         get_runtime().flusher().start()

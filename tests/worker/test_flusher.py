@@ -22,8 +22,9 @@ from alerting.core import fingerprint
 from alerting.notify.base import NotifyAlert
 from alerting.notify.pipeline import Job, flush_due, ingest
 from alerting.notify.store import NotifyStore
+from alerting.ops.heap import settle_heap
 from alerting.worker.flusher import _entry, attempt
-from alerting.worker.runtime import Runtime, settle_heap
+from alerting.worker.runtime import Runtime
 from tests.support.net import wait_until
 from tests.support.routing_harness import alert
 from tests.support.routing_redis import REDIS_URL, isolated_redis
