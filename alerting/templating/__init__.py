@@ -120,7 +120,6 @@ _Plan = tuple[tuple[int, str], ...]
 _PLAN_NAME = "__alert_"
 
 
-@functools.lru_cache(maxsize=4096)
 def _alert_plan(full: str) -> _Plan | None:
     """The plan of an alert template made only of text, ``{{ $labels.x }}``, ``{{ $value }}`` and
     ``{{ $externalURL }}`` (or their ``.Labels.x``/``.Value``/``.ExternalURL`` spelling); None for any
