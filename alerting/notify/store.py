@@ -265,7 +265,7 @@ class OutboxWrite:
     """Jobs to put in the outbox: id -> JSON, taken over by another process after ``until``,
     forgotten after ``ttl`` seconds."""
 
-    jobs: Mapping[str, str]
+    jobs: Mapping[str, bytes | str]
     until: float
     ttl: float
 
@@ -596,7 +596,7 @@ class NotifyStore:
 
     # -- the outbox: jobs handed to a worker process's deliveries ---------------------------------
 
-    def outbox_put(self, jobs: Mapping[str, str], until: float, ttl: float) -> None:
+    def outbox_put(self, jobs: Mapping[str, bytes | str], until: float, ttl: float) -> None:
         """Record jobs (id -> JSON) a process is about to deliver; another may take them after ``until``."""
         if not jobs:
             return

@@ -230,23 +230,24 @@ def _failed(
     return Outcome(fallbacks=tuple(fallback_jobs(config, job)))
 
 
-def _entry(job: Job, retries: int, alerts_json: dict[int, orjson.Fragment] | None = None) -> str:
-    """The outbox entry of ``job``. ``alerts_json`` keeps the alerts written per alerts tuple: a
-    group's jobs (one per integration) carry the same tuple, written once for all of them."""
-    if all(a.value is None or math.isfinite(a.value) for a in job.alerts):
-        try:
-            # orjson writes the dataclasses as they are: the same JSON as ``to_dict``'s, without
-            # building it in dicts first (a storm writes every alert of every job here).
-            cache = {} if alerts_json is None else alerts_json
-            alerts = cache.get(id(job.alerts))
-            if alerts is None:
-                alerts = cache[id(job.alerts)] = orjson.Fragment(orjson.dumps(job.alerts))
-            data = {f.name: getattr(job, f.name) for f in dataclasses.fields(job)}
-            data["alerts"] = alerts
-            return orjson.dumps({"retries": retries, "job": data}).decode()
-        except TypeError:  # a mapping other than a dict somewhere: the general way
-            return orjson.dumps({"retries": retries, "job": job.to_dict()}).decode()
-    return json.dumps({"retries": retries, "job": job.to_dict()})  # orjson would write NaN as null
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name not in ("alerts", "stored"))
+
+
+def _entry(job: Job, retries: int) -> bytes:
+    """The outbox entry of ``job``. A job the flush made carries its alerts as their group stored
+    them (``Job.stored``), and they go in as they are; any other is written out."""
+    try:
+        data = {name: getattr(job, name) for name in _ENTRY_FIELDS}
+        if job.stored:
+            data["stored"] = orjson.Fragment(job.stored)
+            return orjson.dumps({"retries": retries, "job": data})
+        if all(a.value is None or math.isfinite(a.value) for a in job.alerts):
+            # orjson writes the dataclasses as they are: the same JSON as ``to_dict``'s.
+            data["alerts"] = job.alerts
+            return orjson.dumps({"retries": retries, "job": data})
+    except TypeError:  # a mapping other than a dict somewhere: the general way
+        pass
+    return json.dumps({"retries": retries, "job": job.to_dict()}).encode()  # orjson writes NaN as null
 
 
 class Flusher:
@@ -284,8 +285,13 @@ class Flusher:
         self._pool.submit(self._warm)
 
     def _warm(self) -> None:
-        """Let integrations that can build their clients (TLS contexts, connection pools) now: a
-        storm's first sends would otherwise queue behind building them."""
+        """Start the delivery threads, and let integrations that can build their clients (TLS
+        contexts, connection pools) now: a storm's first sends would otherwise queue behind
+        starting threads (the pool starts one per send until it has them all) and building clients."""
+        threads = self.runtime.settings.notify_concurrency
+        gathered = threading.Barrier(threads)
+        for _ in range(threads):  # each holds its thread until all are there, so each has its own
+            self._pool.submit(gathered.wait, 5.0)
         try:
             for receiver in self.runtime.routing().receivers.values():
                 for integ in receiver.integrations:
@@ -421,10 +427,7 @@ class Flusher:
 
     def _outbox(self, jobs: list[Job]) -> OutboxWrite:
         """The outbox entries of new jobs, held by this process for a lease."""
-        written: dict[int, orjson.Fragment] = {}
-        return OutboxWrite(
-            {job.job_id: _entry(job, 0, written) for job in jobs}, time.time() + self.lease, OUTBOX_TTL
-        )
+        return OutboxWrite({job.job_id: _entry(job, 0) for job in jobs}, time.time() + self.lease, OUTBOX_TTL)
 
     def _start(self, jobs: list[Job]) -> None:
         for job in jobs:

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from alerting.notify.base import Notification, NotifyAlert, _common
-from alerting.notify.pipeline import _alert_at, _alert_to_json, _loads
+from alerting.notify.pipeline import _alert_at, _alert_to_json, _loads, _loads_all
 
 NOW = 1_700_000_000.0
 
@@ -52,6 +52,24 @@ def test_a_value_json_cannot_hold_natively_reads_back() -> None:
     alert = reported(None, value=math.inf)
     back = _alert_at(_loads(_alert_to_json(alert, alert.fingerprint, None, NOW, None)), NOW)
     assert back.value == math.inf and back.status == "firing"
+
+
+@given(st.lists(st.sampled_from([None, 0.5, -2.0, math.nan, math.inf]), max_size=6))
+def test_a_groups_alerts_decoded_together_read_as_each_decoded_alone(values: list[float | None]) -> None:
+    raws = [
+        _alert_to_json(reported(None, value=v), f"{i:016x}", None, NOW, None) for i, v in enumerate(values)
+    ]
+    together = [_alert_at(data, NOW) for data in _loads_all(raws)]
+    alone = [_alert_at(_loads(raw), NOW) for raw in raws]
+    assert repr(together) == repr(alone)  # repr: NaN is not equal to itself
+
+
+def test_a_damaged_stored_value_does_not_shift_the_others() -> None:
+    """Two objects in one stored value would shift every later alert by one when decoded joined."""
+    raws = [b'{"n": 1}', b'{"n": 2},{"n": 3}', b'{"n": 4}']
+    with pytest.raises(ValueError):
+        _loads_all(raws)  # decoded one at a time, the damaged one says so
+    assert _loads_all([b'{"n": 1}', '{"n": 2}']) == [{"n": 1}, {"n": 2}]  # text as well as bytes
 
 
 def test_a_notifications_common_labels_are_the_pairs_every_alert_has_alike() -> None:

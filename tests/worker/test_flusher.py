@@ -21,7 +21,7 @@ from alerting.config.settings import Settings
 from alerting.core import fingerprint
 from alerting.notify.base import NotifyAlert
 from alerting.notify.pipeline import Job, flush_due, ingest
-from alerting.notify.store import NotifyStore
+from alerting.notify.store import NotifyStore, OutboxWrite
 from alerting.ops.heap import settle_heap
 from alerting.worker.flusher import _entry, attempt
 from alerting.worker.runtime import Runtime
@@ -183,9 +183,23 @@ def test_the_alert_index_is_cleaned_when_no_send_is_starting(
     flusher.stop()
 
 
+def test_a_started_flusher_has_its_delivery_threads_before_anything_is_due(processes: list[Runtime]) -> None:
+    """A storm's first sends do not each start a thread: they are all there once the flusher starts."""
+    flusher = processes[0].flusher()
+    flusher.start()
+    try:
+        wait_until(
+            lambda: len(flusher._pool._threads) == processes[0].settings.notify_concurrency,
+            timeout=10,
+            what="every delivery thread started",
+        )
+    finally:
+        flusher.stop()
+
+
 def test_outbox_entries_read_back_as_the_jobs_they_were_written_from() -> None:
-    """A group's jobs share their alerts, written once for all of them; each entry still reads back
-    as its own job (and a value JSON cannot hold natively takes the general way)."""
+    """An outbox entry reads back as the job it was written from, in either form: a job read back
+    (no stored alerts) is written out, and a value JSON cannot hold natively takes the general way."""
     alerts = tuple(
         NotifyAlert(
             status="firing" if i else "resolved",
@@ -215,15 +229,45 @@ def test_outbox_entries_read_back_as_the_jobs_they_were_written_from() -> None:
         reason="first notification",
         extra={"external_url": "http://alerting.example", "step": 0},
     )
-    pager = replace(slack, job_id="nf-2", integration="oncall/pagerduty/0")
+    entry = json.loads(_entry(slack, 2))
+    assert entry["retries"] == 2 and Job.from_dict(entry["job"]) == slack
     nan = replace(slack, job_id="nf-3", alerts=(replace(alerts[1], value=math.nan),))
-    written: dict[int, Any] = {}
-    for job in (slack, pager):
-        entry = json.loads(_entry(job, 2, written))
-        assert entry["retries"] == 2 and Job.from_dict(entry["job"]) == job
-    assert len(written) == 1  # the shared alerts, written once
-    back = Job.from_dict(json.loads(_entry(nan, 0, written))["job"])
+    back = Job.from_dict(json.loads(_entry(nan, 0))["job"])
     assert math.isnan(back.alerts[0].value or 0.0) and replace(back, alerts=nan.alerts) == nan
+
+
+def test_a_flushed_jobs_entry_carries_its_alerts_as_stored_and_reads_back_as_the_job(
+    shared: tuple[redis.Redis, Settings], processes: list[Runtime]
+) -> None:
+    """The jobs a flush makes go in the outbox with their alerts as the group stored them (not
+    encoded again): each entry reads back as its job, with the flush's order, a resolved alert and
+    a value only the standard JSON decoder reads (NaN)."""
+    client, _ = shared
+    runtime = processes[0]
+    now = time.time()
+    handed = [
+        replace(alert("Down", instance="b", starts_at=now - 5), value=math.nan),
+        replace(alert("Down", instance="a", starts_at=now - 9), value=2.5),
+        replace(alert("Down", instance="c", starts_at=now - 20, ends_at=now - 1), value=1.0),
+    ]
+    ingest(client, runtime.prefix, runtime.routing(), handed, now)
+    made: list[Job] = []
+
+    def outbox(jobs: list[Job]) -> OutboxWrite:
+        made.extend(jobs)
+        return OutboxWrite({job.job_id: _entry(job, 0) for job in jobs}, now + 60, 600)
+
+    flush_due(client, runtime.prefix, runtime.routing(), now + 2, outbox=outbox)
+    (job,) = made
+    statuses = [(a.labels["instance"], a.status) for a in job.alerts]
+    assert statuses == [("a", "firing"), ("b", "firing"), ("c", "resolved")]
+    written = NotifyStore(client, runtime.prefix).outbox_take(now + 61, now + 120, 10)[job.job_id]
+    entry = json.loads(written)
+    assert "stored" in entry["job"] and "alerts" not in entry["job"]
+    back = Job.from_dict(entry["job"])
+    assert math.isnan(back.alerts[1].value or 0.0)
+    assert replace(back, alerts=job.alerts) == job
+    assert [replace(a, value=0.0) for a in back.alerts] == [replace(a, value=0.0) for a in job.alerts]
 
 
 def test_a_settled_heap_keeps_no_garbage_and_sets_the_rest_aside() -> None:
