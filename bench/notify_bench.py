@@ -174,6 +174,7 @@ class Tallier:
         self.slack, self.pagerduty = slack, pagerduty
         self._seen = {"slack": 0, "pagerduty": 0}
         self.current = Tally(Counter(), {}, Counter(), {})
+        self.last_at = 0.0  # time.monotonic() when the fakes had read the latest notification counted
 
     def __call__(self) -> Tally:
         t = self.current
@@ -189,6 +190,7 @@ class Tallier:
             t.slack[service] += 1
             firing = _FIRING.search(text)
             t.slack_alerts[service] = int(firing.group(1)) if firing else 0
+            self.last_at = max(self.last_at, request.at)
         self._seen["slack"] = len(requests)
         requests = list(self.pagerduty.server.requests)
         for request in requests[self._seen["pagerduty"] :]:
@@ -200,6 +202,7 @@ class Tallier:
             key = event["dedup_key"]
             t.pagerduty[key] += 1
             t.pagerduty_alerts[key] = int(event["payload"]["custom_details"]["num_firing"])
+            self.last_at = max(self.last_at, request.at)
         self._seen["pagerduty"] = len(requests)
         return t
 
@@ -207,15 +210,16 @@ class Tallier:
 def wait_delivered(
     slack: SlackFake, pagerduty: PagerDutyFake, groups: int, alerts: int, started: float, timeout: float
 ) -> tuple[float | None, Tally]:
-    """Seconds from ``started`` until every group reached both receivers with all its alerts (None if
-    that did not happen within ``timeout``), and the tally after watching SETTLE seconds more."""
+    """Seconds from ``started`` (``time.monotonic()``) until every group reached both receivers with
+    all its alerts (None if that did not happen within ``timeout``), and the tally after watching
+    SETTLE seconds more. The end is when the fakes read the notification that completed it (their
+    own timestamp), not when this loop, looking every 50 ms, noticed."""
     deadline = started + timeout
     elapsed: float | None = None
     tally = Tallier(slack, pagerduty)
-    while time.perf_counter() < deadline:
-        now = time.perf_counter()
+    while time.monotonic() < deadline:
         if tally().complete(groups, alerts):
-            elapsed = now - started
+            elapsed = tally.last_at - started
             break
         time.sleep(0.05)
     time.sleep(SETTLE)
@@ -311,10 +315,10 @@ def run_ours(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Result:
                 time.sleep(2)  # a first flush has run: the pool is warm
                 now = time.time()
                 alerts = [evaluated_alert(i, args.alerts, args.groups, now) for i in range(args.alerts)]
-                started = time.perf_counter()
+                started = time.monotonic()
                 for start in range(0, len(alerts), INGEST_BATCH):
                     ingest(client, prefix, config, alerts[start : start + INGEST_BATCH], time.time())
-                handed_over = time.perf_counter() - started
+                handed_over = time.monotonic() - started
                 elapsed, seen = wait_delivered(
                     slack, pagerduty, args.groups, args.alerts, started, args.timeout
                 )
@@ -350,10 +354,10 @@ def run_alertmanager(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Re
             ]
             batches = [alerts[s : s + AM_BATCH] for s in range(0, len(alerts), AM_BATCH)]
             with httpx.Client(base_url=am.url, timeout=30) as http, ThreadPoolExecutor(4) as pool:
-                started = time.perf_counter()
+                started = time.monotonic()
                 # Prometheus keeps several batches in flight, one per Alertmanager; four is generous.
                 list(pool.map(lambda b: http.post("/api/v2/alerts", json=b).raise_for_status(), batches))
-                handed_over = time.perf_counter() - started
+                handed_over = time.monotonic() - started
                 elapsed, seen = wait_delivered(
                     slack, pagerduty, args.groups, args.alerts, started, args.timeout
                 )
