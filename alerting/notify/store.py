@@ -173,6 +173,13 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) 
 return 0
 """
 
+# KEYS: the lock, the newest flush number issued, the notification log entry, the receiver's pause;
+# ARGV: the token, the TTL in ms. Nothing is read unless the lock is taken.
+_ACQUIRE = """
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
+return {redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]), redis.call('PTTL', KEYS[4])}
+"""
+
 _EXTEND = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
 return 0
@@ -209,7 +216,7 @@ def _scripts(client: redis.Redis) -> dict[str, Any]:
     delivery, and registering hashes each script's text."""
     scripts = _registered.get(client)
     if scripts is None:
-        texts = (_INGEST, _CLAIM, _UNCLAIM, _FINISH, _RELEASE, _EXTEND, _OUTBOX_TAKE)
+        texts = (_INGEST, _CLAIM, _UNCLAIM, _FINISH, _RELEASE, _ACQUIRE, _EXTEND, _OUTBOX_TAKE)
         scripts = {text: client.register_script(text) for text in texts}
         _registered[client] = scripts  # two threads may both register: the same scripts either way
     return scripts
@@ -297,6 +304,7 @@ class NotifyStore:
         self._unclaim = scripts[_UNCLAIM]
         self._finish = scripts[_FINISH]
         self._release = scripts[_RELEASE]
+        self._acquire = scripts[_ACQUIRE]
         self._extend = scripts[_EXTEND]
         self._outbox_take = scripts[_OUTBOX_TAKE]
 
@@ -522,20 +530,19 @@ class NotifyStore:
 
     def acquire_and_read(self, nid: str, integration: str, ttl: float) -> Held | None:
         """:meth:`acquire`, then the newest flush number issued, :meth:`nflog_get` and the receiver's
-        pause (see :meth:`pause`), in one round trip; None when another holds the lock.
-
-        Redis runs a connection's commands in order, so all are read after the lock is taken, as
-        when asked one by one; without the lock they are not looked at.
-        """
+        pause (see :meth:`pause`), in one script; None when another holds the lock (and then
+        nothing is read)."""
         token = secrets.token_hex(8)
-        pipe = self.r.pipeline(transaction=False)
-        pipe.set(self._nf("lock", nid, integration), token, nx=True, px=int(ttl * 1000))
-        pipe.get(self._nf("latest", nid, integration))
-        pipe.get(self._nf("nflog", nid, integration))
-        pipe.pttl(self._pause_key(integration))
-        ok, latest, entry, pause_ms = pipe.execute()
-        if not ok:
+        keys = [
+            self._nf("lock", nid, integration),
+            self._nf("latest", nid, integration),
+            self._nf("nflog", nid, integration),
+            self._pause_key(integration),
+        ]
+        read = self._acquire(keys=keys, args=[token, int(ttl * 1000)])
+        if read is None:
             return None
+        latest, entry, pause_ms = read
         return Held(
             token=token,
             latest=float(latest) if latest else None,
