@@ -246,12 +246,9 @@ class Job:
     reason: str = ""
     fallback_for: str = ""  # set on jobs re-sent to a fallback receiver after a permanent failure
     extra: Mapping[str, Any] = field(default_factory=dict)
-    # The alerts as their group stored them when the flush read them (``stored_alerts``), for the
-    # outbox entry: written as read, not encoded again. Empty on jobs read back from the outbox.
-    stored: bytes = field(default=b"", compare=False, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k not in ("alerts", "stored")}
+        data = {k: v for k, v in self.__dict__.items() if k != "alerts"}
         data["group_labels"] = dict(self.group_labels)
         data["firing"], data["resolved"] = list(self.firing), list(self.resolved)
         data["extra"] = dict(self.extra)
@@ -273,10 +270,16 @@ class Job:
         return cls(**values)
 
 
+# How a flush's jobs go in the outbox: given the jobs and each one's alerts as stored (job id ->
+# ``stored_alerts``), the write that puts them there.
+Outbox = Callable[[list[Job], Mapping[str, bytes]], OutboxWrite]
+
+
 def stored_alerts(alerts: Iterable[NotifyAlert], stored: Mapping[str, bytes | str], now: float) -> bytes:
     """``alerts`` (read from their group at ``now``) as the group stores them, in their order: a
-    JSON object that ``Job.from_dict`` turns back into the same alerts. A storm's outbox entries
-    carry every alert it flushed; written this way they are joined, not encoded again."""
+    JSON object that ``Job.from_dict`` turns back into the same alerts (as an outbox entry's
+    ``stored``). A storm's outbox entries carry every alert it flushed; written this way they are
+    joined, not encoded again."""
     raws = (stored[a.fingerprint] for a in alerts)
     joined = b",".join(raw if isinstance(raw, bytes) else raw.encode() for raw in raws)
     return b'{"at":%s,"alerts":[%s]}' % (repr(now).encode(), joined)
@@ -395,7 +398,7 @@ def flush_due(
     lock_ttl: float | None = None,
     ack_sources: Sequence[acks.AckSource] = (),
     on_jobs: Callable[[list[Job]], None] | None = None,
-    outbox: Callable[[list[Job]], OutboxWrite] | None = None,
+    outbox: Outbox | None = None,
     collect_garbage: bool = True,
 ) -> list[Job]:
     """Flush every aggregation group whose timer has fired; return the notifications to deliver.
@@ -467,7 +470,7 @@ def _flush_batch(
     silences: list[Silence],
     lock_ttl: float,
     escalations: acks.Escalations | None = None,
-    outbox: Callable[[list[Job]], OutboxWrite] | None = None,
+    outbox: Outbox | None = None,
 ) -> list[Job]:
     """Stages for every group, then dedup and bookkeeping with one Redis round trip per phase."""
     flushed: list[_Flushed] = []
@@ -505,7 +508,8 @@ def _flush_batch(
     latest: list[tuple[str, str, float, float]] = []
     kept: list[tuple[str, str, float]] = []
     clocks: dict[str, tuple[str, str, Mapping[str, str]]] = {}  # episodes whose first notification this is
-    as_stored: dict[int, bytes] = {}  # a group's alerts as stored, once for all its jobs
+    as_stored: dict[str, bytes] = {}  # job id -> its alerts as stored (shared by a group's jobs)
+    stored_of: dict[int, bytes] = {}
     for (f, integ, step), (entry, issued) in zip(pairs, logged, strict=True):
         route, group = f.route, f.group
         state = states.get(f.nflog_id) or acks.GroupState()
@@ -528,8 +532,6 @@ def _flush_batch(
             if f.alerts:
                 log.debug("notify.dedup", group_key=group.group_key, integration=integ.key, reason=why)
             continue
-        if outbox is not None and id(f) not in as_stored:
-            as_stored[id(f)] = stored_alerts(f.alerts, group.alerts, now)
         job = Job(
             job_id=_job_id(group.gid, integ.key, group.due),
             group_id=group.gid,
@@ -549,8 +551,11 @@ def _flush_batch(
                 "eval_id": eval_id,
                 **_escalation_extra(route, step, state),
             },
-            stored=as_stored[id(f)] if outbox is not None else b"",
         )
+        if outbox is not None:
+            if id(f) not in stored_of:
+                stored_of[id(f)] = stored_alerts(f.alerts, group.alerts, now)
+            as_stored[job.job_id] = stored_of[id(f)]
         latest.append((f.nflog_id, integ.key, group.due, max(lock_ttl, 2 * route.repeat_interval)))
         log.info(
             "notify.job",
@@ -580,7 +585,7 @@ def _flush_batch(
                 next_due = min(next_due, step_at)
         # Resolved alerts have been handed on; forget them unless re-reported since the snapshot.
         finished.append((f.group.gid, f.done, next_due))
-    store.finish_groups(finished, latest, outbox(jobs) if outbox is not None and jobs else None)
+    store.finish_groups(finished, latest, outbox(jobs, as_stored) if outbox is not None and jobs else None)
     return jobs
 
 

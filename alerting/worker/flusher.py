@@ -23,7 +23,7 @@ import queue
 import random
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -230,16 +230,16 @@ def _failed(
     return Outcome(fallbacks=tuple(fallback_jobs(config, job)))
 
 
-_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name not in ("alerts", "stored"))
+_ENTRY_FIELDS = tuple(f.name for f in dataclasses.fields(Job) if f.name != "alerts")
 
 
-def _entry(job: Job, retries: int) -> bytes:
-    """The outbox entry of ``job``. A job the flush made carries its alerts as their group stored
-    them (``Job.stored``), and they go in as they are; any other is written out."""
+def _entry(job: Job, retries: int, stored: bytes = b"") -> bytes:
+    """The outbox entry of ``job``. Given its alerts as their group stored them (``stored_alerts``,
+    which the flush has at hand), they go in as they are; else they are written out."""
     try:
         data = {name: getattr(job, name) for name in _ENTRY_FIELDS}
-        if job.stored:
-            data["stored"] = orjson.Fragment(job.stored)
+        if stored:
+            data["stored"] = orjson.Fragment(stored)
             return orjson.dumps({"retries": retries, "job": data})
         if all(a.value is None or math.isfinite(a.value) for a in job.alerts):
             # orjson writes the dataclasses as they are: the same JSON as ``to_dict``'s.
@@ -425,9 +425,12 @@ class Flusher:
                 self.store.collect_garbage(now)
             return started + len(jobs)
 
-    def _outbox(self, jobs: list[Job]) -> OutboxWrite:
-        """The outbox entries of new jobs, held by this process for a lease."""
-        return OutboxWrite({job.job_id: _entry(job, 0) for job in jobs}, time.time() + self.lease, OUTBOX_TTL)
+    def _outbox(self, jobs: list[Job], stored: Mapping[str, bytes] | None = None) -> OutboxWrite:
+        """The outbox entries of new jobs (with their alerts as stored, by job id, when the flush
+        has them), held by this process for a lease."""
+        stored = stored or {}
+        entries = {job.job_id: _entry(job, 0, stored.get(job.job_id, b"")) for job in jobs}
+        return OutboxWrite(entries, time.time() + self.lease, OUTBOX_TTL)
 
     def _start(self, jobs: list[Job]) -> None:
         for job in jobs:

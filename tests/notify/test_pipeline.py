@@ -6,6 +6,7 @@ import io
 import json
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -417,7 +418,7 @@ def test_a_flush_that_fails_gives_its_groups_back_at_once_and_loses_nothing(
     their alerts, due again a second later instead of when the claim's lease ends; a flush whose
     outbox write succeeds finds the jobs there when their sends start."""
 
-    def broken(_jobs: list[Job]) -> OutboxWrite:
+    def broken(_jobs: list[Job], _stored: Mapping[str, bytes]) -> OutboxWrite:
         raise redis.ConnectionError("Redis went away mid-flush")
 
     env.ingest(T0, alert("Down", instance="a"))
@@ -430,7 +431,7 @@ def test_a_flush_that_fails_gives_its_groups_back_at_once_and_loses_nothing(
 
     seen: list[bool] = []
 
-    def outbox(jobs: list[Job]) -> OutboxWrite:
+    def outbox(jobs: list[Job], _stored: Mapping[str, bytes]) -> OutboxWrite:
         return OutboxWrite({j.job_id: json.dumps(j.to_dict()) for j in jobs}, T0 + 90, 3600)
 
     def started(jobs: list[Job]) -> None:
