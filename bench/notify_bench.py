@@ -14,9 +14,10 @@ receivers file, sending to its own pair of fakes; the alerts are posted to its A
 
 Prints, for each side, the seconds from the first alert handed over until the fakes had accepted a
 notification for every group on both receivers carrying every alert, the part of it after
-``group_wait`` (what the pipeline itself takes) and its ratio to Alertmanager's, the number of
-duplicate notifications (a group notified twice on one receiver) seen a few seconds after that, and
-the peak resident memory of each side (for ours, every process of the worker together).
+``group_wait`` (what the pipeline itself takes) and its ratio to Alertmanager's, the CPU each side
+spent in that part and its ratio, the number of duplicate notifications (a group notified twice on
+one receiver) seen a few seconds after that, and the peak resident memory of each side (for ours,
+every process of the worker together).
 
     python -m bench.notify_bench --alerts 100000 --groups 1000 --repeat 1   # the storm case
 """
@@ -207,23 +208,47 @@ class Tallier:
         return t
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """What ``wait_delivered`` saw."""
+
+    elapsed: float | None  # seconds until every notification was read (None: not within the timeout)
+    tally: Tally  # what the fakes had accepted a while after that
+    cpu: float | None  # CPU seconds the side spent from just before group_wait ended until then
+
+
 def wait_delivered(
-    slack: SlackFake, pagerduty: PagerDutyFake, groups: int, alerts: int, started: float, timeout: float
-) -> tuple[float | None, Tally]:
-    """Seconds from ``started`` (``time.monotonic()``) until every group reached both receivers with
-    all its alerts (None if that did not happen within ``timeout``), and the tally after watching
-    SETTLE seconds more. The end is when the fakes read the notification that completed it (their
-    own timestamp), not when this loop, looking every 50 ms, noticed."""
+    slack: SlackFake,
+    pagerduty: PagerDutyFake,
+    groups: int,
+    alerts: int,
+    started: float,
+    timeout: float,
+    *,
+    group_wait: float,
+    pid: int,
+) -> Delivered:
+    """Watch the fakes until every group reached both receivers with all its alerts (given
+    ``started``, ``time.monotonic()`` at the first alert handed over), then SETTLE seconds more.
+
+    The end is when the fakes read the notification that completed it (their own timestamp), not
+    when this loop, looking every 50 ms, noticed. The CPU is that of process ``pid`` and every
+    process below it, from a tenth of a second before ``group_wait`` ended until the loop noticed
+    the end: what the side spent on the notifications themselves, less noisy than the time."""
     deadline = started + timeout
+    time.sleep(max(0.0, started + group_wait - 0.1 - time.monotonic()))  # nothing is due before
+    cpu_before = cpu_seconds(pid)
     elapsed: float | None = None
+    cpu: float | None = None
     tally = Tallier(slack, pagerduty)
     while time.monotonic() < deadline:
         if tally().complete(groups, alerts):
+            cpu = cpu_seconds(pid) - cpu_before
             elapsed = tally.last_at - started
             break
         time.sleep(0.05)
     time.sleep(SETTLE)
-    return elapsed, tally()
+    return Delivered(elapsed, tally(), cpu)
 
 
 # --- memory ------------------------------------------------------------------------------------
@@ -243,21 +268,29 @@ class PeakRSS:
         return f"peak RSS {self.total:.0f} MiB ({self.processes} processes, largest {self.largest:.0f} MiB)"
 
 
-def peak_rss(pid: int) -> PeakRSS:
-    """Read while the processes still run (a process's high-water mark goes with it)."""
+def _tree(pid: int) -> list[int]:
+    """``pid`` and every process below it, as they are now."""
     children: dict[int, list[int]] = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                status = (entry / "status").read_text()
+                stat = (entry / "stat").read_text()
             except OSError:
                 continue
-            ppid = int(re.search(r"^PPid:\s+(\d+)", status, re.M).group(1))  # type: ignore[union-attr]
+            ppid = int(stat[stat.rindex(")") + 2 :].split()[1])  # the field after the state
             children.setdefault(ppid, []).append(int(entry.name))
-    todo, sizes = [pid], []
+    todo, found = [pid], []
     while todo:
         current = todo.pop()
+        found.append(current)
         todo.extend(children.get(current, []))
+    return found
+
+
+def peak_rss(pid: int) -> PeakRSS:
+    """Read while the processes still run (a process's high-water mark goes with it)."""
+    sizes = []
+    for current in _tree(pid):
         try:
             found = re.search(r"^VmHWM:\s+(\d+) kB", Path(f"/proc/{current}/status").read_text(), re.M)
         except OSError:
@@ -267,6 +300,19 @@ def peak_rss(pid: int) -> PeakRSS:
     return PeakRSS(sum(sizes), max(sizes, default=0.0), len(sizes))
 
 
+def cpu_seconds(pid: int) -> float:
+    """User and system CPU seconds spent so far by ``pid`` and every process below it."""
+    total = 0
+    for current in _tree(pid):
+        try:
+            stat = Path(f"/proc/{current}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        total += int(fields[11]) + int(fields[12])  # utime and stime, in clock ticks
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 # --- the two sides ------------------------------------------------------------------------------
 
 
@@ -274,10 +320,17 @@ def peak_rss(pid: int) -> PeakRSS:
 class Result:
     """One run of one side."""
 
-    elapsed: float | None  # None: not every alert reached both receivers within the timeout
+    delivered: Delivered
     handed_over: float  # seconds to hand every alert to the pipeline (ingest / POST)
-    seen: Tally
     rss: PeakRSS
+
+    @property
+    def elapsed(self) -> float | None:  # None: not every alert reached both receivers in time
+        return self.delivered.elapsed
+
+    @property
+    def seen(self) -> Tally:
+        return self.delivered.tally
 
     def describe(self, groups: int, alerts: int) -> str:
         if self.elapsed is not None:
@@ -319,17 +372,24 @@ def run_ours(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Result:
                 for start in range(0, len(alerts), INGEST_BATCH):
                     ingest(client, prefix, config, alerts[start : start + INGEST_BATCH], time.time())
                 handed_over = time.monotonic() - started
-                elapsed, seen = wait_delivered(
-                    slack, pagerduty, args.groups, args.alerts, started, args.timeout
-                )
                 assert worker.process is not None
+                seen = wait_delivered(
+                    slack,
+                    pagerduty,
+                    args.groups,
+                    args.alerts,
+                    started,
+                    args.timeout,
+                    group_wait=parse_duration(args.group_wait),
+                    pid=worker.process.pid,
+                )
                 rss = peak_rss(worker.process.pid)
                 errors = [e for e in worker.events() if e.get("level") in ("ERROR", "CRITICAL")]
                 if errors:
                     print(f"worker errors: {errors[:3]}", file=sys.stderr)
         finally:
             _cleanup(client, prefix, queue)
-    return Result(elapsed, handed_over, seen, rss)
+    return Result(seen, handed_over, rss)
 
 
 def run_alertmanager(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Result:
@@ -358,12 +418,19 @@ def run_alertmanager(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Re
                 # Prometheus keeps several batches in flight, one per Alertmanager; four is generous.
                 list(pool.map(lambda b: http.post("/api/v2/alerts", json=b).raise_for_status(), batches))
                 handed_over = time.monotonic() - started
-                elapsed, seen = wait_delivered(
-                    slack, pagerduty, args.groups, args.alerts, started, args.timeout
-                )
                 assert am.process is not None
+                seen = wait_delivered(
+                    slack,
+                    pagerduty,
+                    args.groups,
+                    args.alerts,
+                    started,
+                    args.timeout,
+                    group_wait=parse_duration(args.group_wait),
+                    pid=am.process.pid,
+                )
                 rss = peak_rss(am.process.pid)
-    return Result(elapsed, handed_over, seen, rss)
+    return Result(seen, handed_over, rss)
 
 
 def _wait(predicate: Callable[[], Any], timeout: float, what: str, worker: Worker) -> None:
@@ -410,18 +477,22 @@ def main(argv: list[str] | None = None) -> None:
         f"notifications_expected={2 * args.groups} worker_concurrency={args.concurrency} "
         f"cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.2f}"
     )
-    best_ours = _report("ours (celery worker)", ours, args)
+    best_ours, cpu_ours = _report("ours (celery worker)", ours, args)
     if theirs:
-        best_theirs = _report("alertmanager 0.25", theirs, args)
+        best_theirs, cpu_theirs = _report("alertmanager 0.25", theirs, args)
         if best_ours and best_theirs:
             wait = parse_duration(args.group_wait)
             print(
                 f"ratio after group_wait: {(best_ours - wait) / (best_theirs - wait):.2f}x  "
                 f"ratio including group_wait: {best_ours / best_theirs:.2f}x"
             )
+        if cpu_ours and cpu_theirs:
+            print(f"CPU ratio after group_wait: {cpu_ours / cpu_theirs:.2f}x")
 
 
-def _report(name: str, runs: list[Result], args: argparse.Namespace) -> float | None:
+def _report(name: str, runs: list[Result], args: argparse.Namespace) -> tuple[float | None, float | None]:
+    """Print one side's runs; return its best time and its least CPU after group_wait (None when
+    no run completed)."""
     done = [r.elapsed for r in runs if r.elapsed is not None]
     best = min(done) if done else None
     wait = parse_duration(args.group_wait)
@@ -434,9 +505,11 @@ def _report(name: str, runs: list[Result], args: argparse.Namespace) -> float | 
         f"duplicates={max(r.seen.duplicates for r in runs)}  "
         f"{max(runs, key=lambda r: r.rss.total).rss.describe()}"
     )
+    cpus = [r.delivered.cpu for r in runs if r.delivered.cpu is not None]
     if best is not None:
-        print(f"  after group_wait: {best - wait:.2f} s")
-    return best
+        spent = f"; CPU {min(cpus):.2f} s (runs: {', '.join(f'{c:.2f}' for c in cpus)})" if cpus else ""
+        print(f"  after group_wait: {best - wait:.2f} s{spent}")
+    return best, min(cpus) if cpus else None
 
 
 if __name__ == "__main__":

@@ -40,6 +40,12 @@ def test_notify_bench_delivers_every_notification_without_duplicates() -> None:
     assert "notifications=4 duplicates=0" in ours and "notifications=4 duplicates=0" in reference
     assert "peak RSS" in ours and "peak RSS" in reference
     assert re.search(r"^ratio after group_wait: \d+\.\d+x", result.stdout, re.M), result.stdout
+    # Each side's CPU after group_wait (ours flushed and sent: some clock ticks at least; four
+    # notifications can take Alertmanager less than one), and their ratio when both have one.
+    spent = [float(c) for c in re.findall(r"^  after group_wait: .*; CPU (\d+\.\d+) s", result.stdout, re.M)]
+    assert len(spent) == 2 and spent[0] > 0, result.stdout
+    ratio = re.search(r"^CPU ratio after group_wait: \d+\.\d+x", result.stdout, re.M)
+    assert (ratio is not None) == (spent[1] > 0), result.stdout
 
 
 def test_notify_cpu_delivers_every_notification_of_one_process() -> None:
