@@ -218,24 +218,18 @@ class Delivered:
 
 
 def wait_delivered(
-    slack: SlackFake,
-    pagerduty: PagerDutyFake,
-    groups: int,
-    alerts: int,
-    started: float,
-    timeout: float,
-    *,
-    group_wait: float,
-    pid: int,
+    slack: SlackFake, pagerduty: PagerDutyFake, args: argparse.Namespace, started: float, pid: int
 ) -> Delivered:
-    """Watch the fakes until every group reached both receivers with all its alerts (given
-    ``started``, ``time.monotonic()`` at the first alert handed over), then SETTLE seconds more.
+    """Watch the fakes until every one of ``args.groups`` groups reached both receivers with all
+    ``args.alerts`` alerts (given ``started``, ``time.monotonic()`` at the first alert handed over;
+    at most ``args.timeout`` seconds), then SETTLE seconds more.
 
     The end is when the fakes read the notification that completed it (their own timestamp), not
     when this loop, looking every 50 ms, noticed. The CPU is that of process ``pid`` and every
     process below it, from a tenth of a second before ``group_wait`` ended until the loop noticed
     the end: what the side spent on the notifications themselves, less noisy than the time."""
-    deadline = started + timeout
+    groups, alerts, deadline = args.groups, args.alerts, started + args.timeout
+    group_wait = parse_duration(args.group_wait)
     time.sleep(max(0.0, started + group_wait - 0.1 - time.monotonic()))  # nothing is due before
     cpu_before = cpu_seconds(pid)
     elapsed: float | None = None
@@ -373,16 +367,7 @@ def run_ours(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Result:
                     ingest(client, prefix, config, alerts[start : start + INGEST_BATCH], time.time())
                 handed_over = time.monotonic() - started
                 assert worker.process is not None
-                seen = wait_delivered(
-                    slack,
-                    pagerduty,
-                    args.groups,
-                    args.alerts,
-                    started,
-                    args.timeout,
-                    group_wait=parse_duration(args.group_wait),
-                    pid=worker.process.pid,
-                )
+                seen = wait_delivered(slack, pagerduty, args, started, worker.process.pid)
                 rss = peak_rss(worker.process.pid)
                 errors = [e for e in worker.events() if e.get("level") in ("ERROR", "CRITICAL")]
                 if errors:
@@ -419,16 +404,7 @@ def run_alertmanager(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Re
                 list(pool.map(lambda b: http.post("/api/v2/alerts", json=b).raise_for_status(), batches))
                 handed_over = time.monotonic() - started
                 assert am.process is not None
-                seen = wait_delivered(
-                    slack,
-                    pagerduty,
-                    args.groups,
-                    args.alerts,
-                    started,
-                    args.timeout,
-                    group_wait=parse_duration(args.group_wait),
-                    pid=am.process.pid,
-                )
+                seen = wait_delivered(slack, pagerduty, args, started, am.process.pid)
                 rss = peak_rss(am.process.pid)
     return Result(seen, handed_over, rss)
 
