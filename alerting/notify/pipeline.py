@@ -270,8 +270,8 @@ class Job:
         return cls(**values)
 
 
-# How a flush's jobs go in the outbox: given the jobs and each one's alerts as stored (job id ->
-# ``stored_alerts``), the write that puts them there.
+# How a flush's jobs go in the outbox: given the jobs and their groups' alerts as stored (group id
+# -> ``stored_alerts``; a group's jobs carry the same alerts), the write that puts them there.
 Outbox = Callable[[list[Job], Mapping[str, bytes]], OutboxWrite]
 
 
@@ -508,8 +508,7 @@ def _flush_batch(
     latest: list[tuple[str, str, float, float]] = []
     kept: list[tuple[str, str, float]] = []
     clocks: dict[str, tuple[str, str, Mapping[str, str]]] = {}  # episodes whose first notification this is
-    as_stored: dict[str, bytes] = {}  # job id -> its alerts as stored (shared by a group's jobs)
-    stored_of: dict[int, bytes] = {}
+    as_stored: dict[str, bytes] = {}  # group id -> its jobs' alerts as stored
     for (f, integ, step), (entry, issued) in zip(pairs, logged, strict=True):
         route, group = f.route, f.group
         state = states.get(f.nflog_id) or acks.GroupState()
@@ -552,10 +551,8 @@ def _flush_batch(
                 **_escalation_extra(route, step, state),
             },
         )
-        if outbox is not None:
-            if id(f) not in stored_of:
-                stored_of[id(f)] = stored_alerts(f.alerts, group.alerts, now)
-            as_stored[job.job_id] = stored_of[id(f)]
+        if outbox is not None and group.gid not in as_stored:
+            as_stored[group.gid] = stored_alerts(f.alerts, group.alerts, now)
         latest.append((f.nflog_id, integ.key, group.due, max(lock_ttl, 2 * route.repeat_interval)))
         log.info(
             "notify.job",

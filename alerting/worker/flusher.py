@@ -426,10 +426,10 @@ class Flusher:
             return started + len(jobs)
 
     def _outbox(self, jobs: list[Job], stored: Mapping[str, bytes] | None = None) -> OutboxWrite:
-        """The outbox entries of new jobs (with their alerts as stored, by job id, when the flush
+        """The outbox entries of new jobs (with their alerts as stored, by group id, when the flush
         has them), held by this process for a lease."""
         stored = stored or {}
-        entries = {job.job_id: _entry(job, 0, stored.get(job.job_id, b"")) for job in jobs}
+        entries = {job.job_id: _entry(job, 0, stored.get(job.group_id, b"")) for job in jobs}
         return OutboxWrite(entries, time.time() + self.lease, OUTBOX_TTL)
 
     def _start(self, jobs: list[Job]) -> None:

@@ -255,7 +255,7 @@ def test_a_flushed_jobs_entry_carries_its_alerts_as_stored_and_reads_back_as_the
 
     def outbox(jobs: list[Job], stored: Mapping[str, bytes]) -> OutboxWrite:
         made.extend(jobs)
-        return OutboxWrite({job.job_id: _entry(job, 0, stored[job.job_id]) for job in jobs}, now + 60, 600)
+        return OutboxWrite({job.job_id: _entry(job, 0, stored[job.group_id]) for job in jobs}, now + 60, 600)
 
     flush_due(client, runtime.prefix, runtime.routing(), now + 2, outbox=outbox)
     (job,) = made
