@@ -647,19 +647,16 @@ def _find_integration(config: RoutingConfig, receiver: str, key: str) -> Receive
     return next((i for i in found.integrations if i.key == key), None)
 
 
-def _notification_id(job: Job, previous: LogEntry | None) -> str:
+def _what(job: Job) -> str:
+    """What a job tells its receiver, in a word: its firing and resolved alerts."""
+    return "\x00".join([",".join(sorted(job.firing)), ",".join(sorted(job.resolved))])
+
+
+def _notification_id(job: Job, what: str, previous: LogEntry | None) -> str:
     """The same for every attempt at telling the receiver the same thing after the same last logged
     notification: a retry, or a new flush after a worker died mid-send without logging. A later
     notification (its predecessor logged) or other alerts give another id."""
-    basis = "\x00".join(
-        [
-            job.nflog_id,
-            job.integration,
-            ",".join(sorted(job.firing)),
-            ",".join(sorted(job.resolved)),
-            repr(previous.seq) if previous else "-",
-        ]
-    )
+    basis = "\x00".join([job.nflog_id, job.integration, what, repr(previous.seq) if previous else "-"])
     return f"nf-{hashlib.sha256(basis.encode()).hexdigest()[:32]}"
 
 
@@ -717,8 +714,9 @@ def deliver(
         bound.warning("notify.job_dropped", msg="receiver integration no longer configured")
         store.outbox_done(outbox)
         return False
-    with _delivery_lock(store, job, LOCK_TTL if lock_ttl is None else lock_ttl, outbox) as locked:
-        sent = _deliver_locked(store, integ, job, now, bound, locked)
+    what = _what(job)
+    with _delivery_lock(store, job, what, LOCK_TTL if lock_ttl is None else lock_ttl, outbox) as locked:
+        sent = _deliver_locked(store, integ, job, what, now, bound, locked)
     if locked.log is not None:
         acks.after_delivery(
             acks.AckStore.of(store), job.receiver, job.nflog_id, job.extra, job.reason, job.firing, now
@@ -806,16 +804,23 @@ class _Locked:
 
     held: Held
     log: LogEntry | None = None
+    sending: bool = False  # a send has begun: the attempt mark stays
 
 
 @contextlib.contextmanager
-def _delivery_lock(store: NotifyStore, job: Job, lock_ttl: float, outbox: Sequence[str]) -> Iterator[_Locked]:
+def _delivery_lock(
+    store: NotifyStore, job: Job, what: str, lock_ttl: float, outbox: Sequence[str]
+) -> Iterator[_Locked]:
     """Hold the (group, integration) lock for the block, renewing it in the background; the block
     gets what was read under the lock (the newest flush number issued, the notification log entry,
-    the receiver's pause). When the block ends normally, the log entry it set is written, the
-    ``outbox`` entries are removed and the lock is released, in one round trip; when it raises,
-    the lock is only released."""
-    held = store.acquire_and_read(job.nflog_id, job.integration, lock_ttl)
+    the receiver's pause). Taking it marks the attempt at sending ``what`` (see
+    ``NotifyStore.acquire_and_read``): a worker that dies mid-send leaves the mark behind. When the
+    block ends normally, the log entry it set is written, the ``outbox`` entries are removed and the
+    lock is released, in one script; when it raises, the lock is only released. Either way, a block
+    that sent nothing puts back the mark it found."""
+    mark = "" if job.fallback_for else hashlib.sha256(what.encode()).hexdigest()
+    mark_ttl = min(NFLOG_MAX_RETENTION, 2 * job.repeat_interval)
+    held = store.acquire_and_read(job.nflog_id, job.integration, lock_ttl, mark=mark, mark_ttl=mark_ttl)
     if held is None:
         raise DeliveryBusy(
             "another delivery to this receiver for this group is in progress", retryable=True, retry_after=1.0
@@ -828,28 +833,33 @@ def _delivery_lock(store: NotifyStore, job: Job, lock_ttl: float, outbox: Sequen
         settled = True
     finally:
         _renewer.drop(handle)
-        if settled:
-            store.settle(
-                job.nflog_id,
-                job.integration,
-                held.token,
-                entry=locked.log,
-                repeat_interval=job.repeat_interval,
-                outbox=outbox,
-            )
-        else:
-            store.release(job.nflog_id, job.integration, held.token)
+        store.settle(
+            job.nflog_id,
+            job.integration,
+            held.token,
+            entry=locked.log if settled else None,
+            repeat_interval=job.repeat_interval,
+            outbox=outbox if settled else (),
+            take_back=None if locked.sending else held,
+        )
 
 
 def _deliver_locked(
-    store: NotifyStore, integ: ReceiverIntegration, job: Job, now: float, bound: Any, locked: _Locked
+    store: NotifyStore,
+    integ: ReceiverIntegration,
+    job: Job,
+    what: str,
+    now: float,
+    bound: Any,
+    locked: _Locked,
 ) -> bool:
     """The delivery itself, under the group's lock: skip what was already sent or superseded,
     send, and set the notification log entry the lock's release writes. True when a notification
     went out."""
-    if locked.held.paused > 0:
-        raise ReceiverPaused(locked.held.paused)
-    latest, entry = locked.held.latest, locked.held.entry
+    held = locked.held
+    if held.paused > 0:
+        raise ReceiverPaused(held.paused)
+    latest, entry = held.latest, held.entry
     if job.fallback_for:
         if store.was_sent(job.job_id):
             bound.info("notify.duplicate", msg="fallback already delivered")
@@ -866,13 +876,7 @@ def _deliver_locked(
         bound.info("notify.duplicate", msg="already delivered")
         return False
     needed, why = needs_update(entry, job.firing, job.resolved, integ.send_resolved, job.repeat_interval, now)
-    if (
-        not needed
-        and entry is None
-        and job.resolved
-        and integ.send_resolved
-        and store.attempted(job.nflog_id, job.integration)
-    ):
+    if not needed and entry is None and job.resolved and integ.send_resolved and held.attempted:
         # A send began and was never logged (the worker died, or Redis failed over, after the
         # receiver had it): the receiver may have been told these alerts fired, so it is told they
         # resolved rather than left with a page that never clears.
@@ -882,12 +886,10 @@ def _deliver_locked(
         return False
     alerts = job.alerts if integ.send_resolved else tuple(a for a in job.alerts if a.status == "firing")
     if alerts:
-        notification_id = _notification_id(job, entry)
-        ttl = min(NFLOG_MAX_RETENTION, 2 * job.repeat_interval)
-        earlier = store.mark_attempt(job.nflog_id, job.integration, notification_id, ttl)
-        if earlier:
+        if held.earlier:
             bound.info("notify.unknown_outcome", msg="an earlier attempt's outcome is unknown; sending again")
-        _send(integ, _notification(job, alerts, notification_id, earlier))
+        locked.sending = True
+        _send(integ, _notification(job, alerts, _notification_id(job, what, entry), held.earlier))
     else:
         bound.info("notify.not_sent", msg="only resolved alerts and send_resolved is off; logging them")
     locked.log = LogEntry(frozenset(job.firing), frozenset(job.resolved), now, job.seq)

@@ -168,16 +168,46 @@ end
 return out
 """
 
-_RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0
-"""
-
-# KEYS: the lock, the newest flush number issued, the notification log entry, the receiver's pause;
-# ARGV: the token, the TTL in ms. Nothing is read unless the lock is taken.
+# KEYS: the lock, the newest flush number issued, the notification log entry, the receiver's pause,
+# the attempt mark; ARGV: the token, the lock's TTL in ms, what is to be sent ('' to mark nothing),
+# the mark's TTL in ms. Nothing is read unless the lock is taken. The mark names what is to be sent
+# and the log entry it follows; it is made only while the receiver is not paused, and the mark it
+# replaced (and that one's TTL) comes back, so that it can be put back when nothing is sent after all.
 _ACQUIRE = """
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return false end
-return {redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3]), redis.call('PTTL', KEYS[4])}
+local entry = redis.call('GET', KEYS[3])
+local paused = redis.call('PTTL', KEYS[4])
+local mark, before, before_ttl = false, false, -2
+if ARGV[3] ~= '' and paused <= 0 then
+  mark = 'at-' .. redis.sha1hex(ARGV[3] .. '|' .. (entry or '-'))
+  before_ttl = redis.call('PTTL', KEYS[5])
+  before = redis.call('SET', KEYS[5], mark, 'PX', ARGV[4], 'GET')
+end
+return {redis.call('GET', KEYS[2]), entry, paused, mark, before, before_ttl}
+"""
+
+# KEYS: the lock, the notification log entry, the attempt mark, the outbox; ARGV: the token, the
+# entry to write ('' for none), its TTL in ms, a mark to take back ('' for none), the mark it
+# replaced ('' for none), that one's TTL in ms (-1: none), the prefix of job keys, then the ids of
+# jobs to take out of the outbox. The log and the outbox are written whoever holds the lock now;
+# the lock is released, and the mark taken back, only if they are still ours.
+_SETTLE = """
+if ARGV[2] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3]) end
+if ARGV[4] ~= '' and redis.call('GET', KEYS[3]) == ARGV[4] then
+  if ARGV[5] == '' then
+    redis.call('DEL', KEYS[3])
+  elseif tonumber(ARGV[6]) > 0 then
+    redis.call('SET', KEYS[3], ARGV[5], 'PX', ARGV[6])
+  else
+    redis.call('SET', KEYS[3], ARGV[5])
+  end
+end
+for i = 8, #ARGV do
+  redis.call('ZREM', KEYS[4], ARGV[i])
+  redis.call('DEL', ARGV[7] .. ARGV[i])
+end
+if redis.call('GET', KEYS[1]) == ARGV[1] then redis.call('DEL', KEYS[1]) end
+return 0
 """
 
 _EXTEND = """
@@ -206,6 +236,20 @@ class Held:
     latest: float | None  # the number of the newest flush that issued a job for it
     entry: LogEntry | None  # the notification log
     paused: float  # seconds until the receiver's own pause (Retry-After) ends; 0 without one
+    mark: str | None = None  # the attempt mark made (see acquire_and_read)
+    marked_before: str | None = None  # the mark it replaced, if there was one
+    marked_before_ttl: int = -1  # that one's TTL in ms (-1: none)
+
+    @property
+    def earlier(self) -> bool:
+        """An attempt at sending the same notification after the same log entry began before, and
+        was never logged as sent: its outcome is unknown."""
+        return self.mark is not None and self.marked_before == self.mark
+
+    @property
+    def attempted(self) -> bool:
+        """A send to this (group, integration) began before and is remembered, never logged."""
+        return self.marked_before is not None
 
 
 _registered: weakref.WeakKeyDictionary[redis.Redis, dict[str, Any]] = weakref.WeakKeyDictionary()
@@ -216,7 +260,7 @@ def _scripts(client: redis.Redis) -> dict[str, Any]:
     delivery, and registering hashes each script's text."""
     scripts = _registered.get(client)
     if scripts is None:
-        texts = (_INGEST, _CLAIM, _UNCLAIM, _FINISH, _RELEASE, _ACQUIRE, _EXTEND, _OUTBOX_TAKE)
+        texts = (_INGEST, _CLAIM, _UNCLAIM, _FINISH, _SETTLE, _ACQUIRE, _EXTEND, _OUTBOX_TAKE)
         scripts = {text: client.register_script(text) for text in texts}
         _registered[client] = scripts  # two threads may both register: the same scripts either way
     return scripts
@@ -303,7 +347,7 @@ class NotifyStore:
         self._claim = scripts[_CLAIM]
         self._unclaim = scripts[_UNCLAIM]
         self._finish = scripts[_FINISH]
-        self._release = scripts[_RELEASE]
+        self._settle = scripts[_SETTLE]
         self._acquire = scripts[_ACQUIRE]
         self._extend = scripts[_EXTEND]
         self._outbox_take = scripts[_OUTBOX_TAKE]
@@ -528,26 +572,48 @@ class NotifyStore:
         ok = self.r.set(self._nf("lock", nid, integration), token, nx=True, px=int(ttl * 1000))
         return token if ok else None
 
-    def acquire_and_read(self, nid: str, integration: str, ttl: float) -> Held | None:
+    def _run(self, script: Any, keys: list[str], args: list[Any], durable_as: str = "") -> Any:
+        """Run one of the store's scripts; with ``durable_as``, as a durable write of that name (see
+        ``alerting.durable``: it returns once a replica has it, when the primary has replicas)."""
+        if durable_as and durable.replica_count(self.r) > 0:
+            pipe = durable.pipeline(self.r, durable_as, transaction=False)
+            script(keys=keys, args=args, client=pipe)
+            return execute(pipe)[0]
+        return script(keys=keys, args=args)
+
+    def acquire_and_read(
+        self, nid: str, integration: str, ttl: float, *, mark: str = "", mark_ttl: float = 0.0
+    ) -> Held | None:
         """:meth:`acquire`, then the newest flush number issued, :meth:`nflog_get` and the receiver's
         pause (see :meth:`pause`), in one script; None when another holds the lock (and then
-        nothing is read)."""
+        nothing is read).
+
+        Given ``mark`` (what is about to be sent, as a digest), it also notes, for ``mark_ttl``
+        seconds, that a send of it after the log entry read begins (unless the receiver's pause
+        lasts): durable, so that a failover keeps it. ``Held.earlier`` then says whether the same
+        send began before and was never logged; ``settle(take_back=...)`` puts back the mark it
+        replaced when nothing is sent after all."""
         token = secrets.token_hex(8)
         keys = [
             self._nf("lock", nid, integration),
             self._nf("latest", nid, integration),
             self._nf("nflog", nid, integration),
             self._pause_key(integration),
+            self._nf("attempt", nid, integration),
         ]
-        read = self._acquire(keys=keys, args=[token, int(ttl * 1000)])
+        args = [token, int(ttl * 1000), mark, max(1000, int(mark_ttl * 1000))]
+        read = self._run(self._acquire, keys, args, "attempt" if mark else "")
         if read is None:
             return None
-        latest, entry, pause_ms = read
+        latest, entry, pause_ms, made, before, before_ttl = read
         return Held(
             token=token,
             latest=float(latest) if latest else None,
-            entry=LogEntry.from_dict(json.loads(entry)) if entry else None,
+            entry=LogEntry.from_dict(orjson.loads(entry)) if entry else None,
             paused=pause_ms / 1000 if pause_ms and pause_ms > 0 else 0.0,
+            mark=_s(made) if made else None,
+            marked_before=_s(before) if before else None,
+            marked_before_ttl=int(before_ttl),
         )
 
     def settle(
@@ -559,40 +625,51 @@ class NotifyStore:
         entry: LogEntry | None = None,
         repeat_interval: float = 0.0,
         outbox: Iterable[str] = (),
+        take_back: Held | None = None,
     ) -> None:
-        """Release a delivery lock; before that, in the same round trip, write the notification log
-        (``entry``, as :meth:`nflog_put`, durable) and take the delivered jobs out of the outbox.
+        """Release a delivery lock; before that, in the same script, write the notification log
+        (``entry``, as :meth:`nflog_put`, durable), take the delivered jobs out of the outbox, and
+        put back the attempt mark that ``take_back`` (the lock as taken) replaced, if it is still
+        the one it made: nothing was sent after all.
 
-        Redis runs the commands in order and replicates them in order: whoever takes the lock next,
-        here or on a promoted replica, finds the log entry written.
+        Redis runs the script at once and replicates it as one: whoever takes the lock next, here
+        or on a promoted replica, finds the log entry written.
         """
-        pipe = durable.pipeline(self.r, "nflog", transaction=False)
-        if entry is not None:
-            self._nflog_put_on(pipe, nid, integration, entry, repeat_interval)
-        self._outbox_done_on(pipe, list(outbox))
-        self._release(keys=[self._nf("lock", nid, integration)], args=[token], client=pipe)
-        execute(pipe)
+        ids = list(outbox)
+        retention = min(NFLOG_MAX_RETENTION, 2 * repeat_interval)
+        undo = take_back if take_back is not None and take_back.mark else None
+        keys = [
+            self._nf("lock", nid, integration),
+            self._nf("nflog", nid, integration),
+            self._nf("attempt", nid, integration),
+            self.outbox_key,
+        ]
+        args = [
+            token,
+            orjson.dumps(entry.to_dict()) if entry is not None else "",
+            max(1000, int(retention * 1000)),
+            undo.mark if undo else "",
+            (undo.marked_before or "") if undo else "",
+            undo.marked_before_ttl if undo else -1,
+            f"{self.p}:job:",
+            *ids,
+        ]
+        self._run(self._settle, keys, args, "nflog" if entry is not None or ids else "")
 
     def extend(self, nid: str, integration: str, token: str, ttl: float) -> bool:
         """Push a held lock's expiry ``ttl`` seconds out; False when it is no longer ours."""
         return bool(self._extend(keys=[self._nf("lock", nid, integration)], args=[token, int(ttl * 1000)]))
 
-    def release(self, nid: str, integration: str, token: str) -> None:
-        self._release(keys=[self._nf("lock", nid, integration)], args=[token])
-
     def mark_attempt(self, nid: str, integration: str, notification_id: str, ttl: float) -> bool:
         """Note that a send of ``notification_id`` begins; True when one had already begun (and
-        was never logged as sent: its outcome is unknown). Durable, so a failover keeps it."""
+        was never logged as sent: its outcome is unknown). Durable, so a failover keeps it. (A
+        delivery's own sends are marked as its lock is taken: see :meth:`acquire_and_read`.)"""
         pipe = durable.pipeline(self.r, "attempt", transaction=False)
         pipe.set(
             self._nf("attempt", nid, integration), notification_id, px=max(1000, int(ttl * 1000)), get=True
         )
         previous = pipe.execute()[0]
         return _s(previous) == notification_id if previous is not None else False
-
-    def attempted(self, nid: str, integration: str) -> bool:
-        """Whether a send to this (group, integration) began and is remembered (see mark_attempt)."""
-        return bool(self.r.exists(self._nf("attempt", nid, integration)))
 
     def _pause_key(self, integration: str) -> str:
         return f"{self.p}:pause:{integration}"

@@ -10,7 +10,9 @@ import pytest
 import redis
 
 from alerting import durable
+from alerting.notify.store import NotifyStore
 from alerting.ops import metrics
+from alerting.routing.dedup import LogEntry
 from tests.support.logs import json_log
 from tests.support.net import wait_until
 from tests.support.sentinel import RedisNode
@@ -81,3 +83,43 @@ def test_a_replica_that_does_not_answer_in_time_is_counted_and_logged(
     assert pipe.acked == 0
     assert unreplicated("test-slow") == before + 1
     assert [r["what"] for r in log.records("redis.not_replicated")] == ["test-slow"]
+
+
+def test_a_delivery_marks_its_attempt_and_logs_its_notification_on_the_replica_before_going_on(
+    primary_and_replica: tuple[RedisNode, RedisNode],
+) -> None:
+    """The attempt mark made as a delivery's lock is taken, and the log entry written as it is
+    released, are each on the replica when the call returns (a failover then keeps them)."""
+    primary, replica = primary_and_replica
+    store, copy = NotifyStore(primary.client(), "durable"), NotifyStore(replica.client(), "durable")
+    held = store.acquire_and_read("nid", "team/webhook/0", 30.0, mark="digest", mark_ttl=60.0)
+    assert held is not None and held.mark is not None
+    assert copy.r.get(store._nf("attempt", "nid", "team/webhook/0")) == held.mark.encode()
+
+    entry = LogEntry(frozenset({"fp"}), frozenset(), 1000.0, 1.0)
+    store.settle("nid", "team/webhook/0", held.token, entry=entry, repeat_interval=3600.0)
+    assert copy.nflog_get("nid", "team/webhook/0") == entry
+
+
+def test_a_delivery_whose_replica_is_silent_is_counted_for_its_mark_and_its_log_entry(
+    primary_and_replica: tuple[RedisNode, RedisNode],
+) -> None:
+    primary, replica = primary_and_replica
+    client = primary.client()
+    store = NotifyStore(client, "silent")
+    durable.forget_replicas(client)
+    before = unreplicated("attempt"), unreplicated("nflog")
+    assert replica.process is not None
+    replica.process.send_signal(signal.SIGSTOP)
+    durable.configure(0.2)
+    try:
+        held = store.acquire_and_read("nid", "team/webhook/0", 30.0, mark="digest", mark_ttl=60.0)
+        assert held is not None
+        entry = LogEntry(frozenset({"fp"}), frozenset(), 1000.0, 1.0)
+        store.settle("nid", "team/webhook/0", held.token, entry=entry, repeat_interval=3600.0)
+    finally:
+        durable.configure(durable.DEFAULT_TIMEOUT)
+        replica.process.send_signal(signal.SIGCONT)
+
+    assert (unreplicated("attempt"), unreplicated("nflog")) == (before[0] + 1, before[1] + 1)
+    assert store.nflog_get("nid", "team/webhook/0") == entry

@@ -337,6 +337,38 @@ def test_newer_flush_supersedes_a_queued_retry(env: Harness, recorder: WebhookRe
     assert statuses(recorder, "/team") == [{"a": "firing", "b": "firing"}]
 
 
+def test_a_send_whose_outcome_is_unknown_is_followed_by_its_resolve(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    """The firing notification's send began and nothing was logged (the receiver failed it here; a
+    worker that died mid-send leaves the same trace). When the alert resolves before a retry got
+    through, the receiver still hears that it resolved, rather than keep a page that never clears."""
+    recorder.fail("/team", 500)
+    env.ingest(T0, alert("Down", instance="a"))
+    (firing,) = env.flush(T0 + 30)
+    with pytest.raises(DeliveryError):
+        deliver(env.client, env.prefix, env.config, firing, T0 + 31)
+    env.ingest(T0 + 100, alert("Down", ends_at=T0 + 100, instance="a"))
+    (resolved,) = env.flush(T0 + 330)
+    deliver(env.client, env.prefix, env.config, firing, T0 + 331)  # superseded: nothing goes out
+    assert env.deliver(resolved, T0 + 332)
+    assert statuses(recorder, "/team") == [{"a": "resolved"}]
+
+
+def test_a_delivery_that_sent_nothing_leaves_no_trace_of_an_attempt(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    """A queued notification superseded before it went out sent nothing: when its alert resolves
+    without ever having been announced, the receiver hears nothing about it."""
+    env.ingest(T0, alert("Down", instance="a"))
+    (firing,) = env.flush(T0 + 30)
+    env.ingest(T0 + 100, alert("Down", ends_at=T0 + 100, instance="a"))
+    (resolved,) = env.flush(T0 + 330)
+    assert not deliver(env.client, env.prefix, env.config, firing, T0 + 331)
+    assert not env.deliver(resolved, T0 + 332)
+    assert recorder.at("/team") == []
+
+
 def test_permanent_failure_goes_to_the_fallback_receiver(env: Harness, recorder: WebhookRecorder) -> None:
     recorder.fail("/pager", 400)
     env.ingest(T0, alert("Crit", severity="critical", instance="a"))
