@@ -20,7 +20,7 @@ import redis
 from alerting.config.settings import Settings
 from alerting.core import fingerprint
 from alerting.notify.base import NotifyAlert
-from alerting.notify.pipeline import Job, flush_due, ingest
+from alerting.notify.pipeline import Job, _alert_at, flush_due, ingest
 from alerting.notify.store import NotifyStore, OutboxWrite
 from alerting.ops.heap import settle_heap
 from alerting.worker.flusher import _entry, attempt
@@ -281,9 +281,28 @@ def test_a_settled_heap_keeps_no_garbage_and_sets_the_rest_aside() -> None:
     a.other, b.other = b, a  # type: ignore[attr-defined]
     dropped = weakref.ref(a)
     del a, b
+    thresholds = gc.get_threshold()
     try:
         settle_heap()
         assert dropped() is None
         assert gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+        gc.set_threshold(*thresholds)
+
+
+def test_a_storms_alerts_held_in_a_settled_process_bring_about_no_full_collection() -> None:
+    """Alerts decoded in a flush live until delivered: in a settled process, holding a hundred
+    thousand of them costs no full collection (each would walk every alert held so far)."""
+    thresholds = gc.get_threshold()
+    try:
+        settle_heap()
+        full = gc.get_stats()[2]["collections"]
+        held = [
+            _alert_at({"labels": {"instance": str(i)}, "starts_at": 1.0, "fingerprint": str(i)}, 2.0)
+            for i in range(100_000)
+        ]
+        assert len(held) == 100_000 and gc.get_stats()[2]["collections"] == full
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*thresholds)
