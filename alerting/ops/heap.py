@@ -7,9 +7,9 @@ import gc
 # Allocations a young collection waits for (Python's default is 700). An alert storm decodes every
 # alert it flushes into objects that live until they are delivered: at the default, the collector's
 # counters reach a full collection every 70,000 of those, and each walks every alert held so far
-# (100,000 alerts held in a process cost 7 full collections, an eighth of the time it took to make
-# them). At 10,000 young collections are rarer and larger (the same objects walked, as often) and a
-# storm's alerts rarely bring one full collection about.
+# (making 200,000 alerts in a process took 7 full collections and 0.80 s, against 0.60-0.65 s
+# without them). At 10,000, young collections are rarer and larger (the same objects walked, as
+# often), and a storm's alerts rarely bring a full collection about.
 YOUNG_THRESHOLD = 10_000
 
 
