@@ -14,7 +14,7 @@ import redis
 
 from alerting.core import fingerprint
 from alerting.notify import pipeline
-from alerting.notify.base import DeliveryError, Notification
+from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.notify.pipeline import Job, deliver, fallback_jobs, flush_due, ingest
 from alerting.notify.receivers.console import ConsoleIntegration
 from alerting.notify.store import NotifyStore, OutboxWrite
@@ -324,15 +324,22 @@ def test_failed_send_keeps_the_log_untouched_and_retry_delivers_once(
     assert env.tick(T0 + 330) == []
 
 
-def test_newer_flush_supersedes_a_queued_retry(env: Harness, recorder: WebhookRecorder) -> None:
+def _failed_then_flushed_again(env: Harness, recorder: WebhookRecorder, later: NotifyAlert) -> Job:
+    """The group's first notification fails; ``later`` comes in, and the group's next flush issues
+    a job (returned) before the failed one's retry comes round (and is dropped: superseded)."""
     recorder.fail("/team", 500)
     env.ingest(T0, alert("Down", instance="a"))
     (old,) = env.flush(T0 + 30)
     with pytest.raises(DeliveryError):
         deliver(env.client, env.prefix, env.config, old, T0 + 31)
-    env.ingest(T0 + 100, alert("Down", starts_at=T0 + 100, instance="b"))
+    env.ingest(T0 + 100, later)
     (new,) = env.flush(T0 + 330)
-    deliver(env.client, env.prefix, env.config, old, T0 + 331)  # the old retry comes round: dropped
+    assert not deliver(env.client, env.prefix, env.config, old, T0 + 331)
+    return new
+
+
+def test_newer_flush_supersedes_a_queued_retry(env: Harness, recorder: WebhookRecorder) -> None:
+    new = _failed_then_flushed_again(env, recorder, alert("Down", starts_at=T0 + 100, instance="b"))
     deliver(env.client, env.prefix, env.config, new, T0 + 331)
     assert statuses(recorder, "/team") == [{"a": "firing", "b": "firing"}]
 
@@ -343,14 +350,7 @@ def test_a_send_whose_outcome_is_unknown_is_followed_by_its_resolve(
     """The firing notification's send began and nothing was logged (the receiver failed it here; a
     worker that died mid-send leaves the same trace). When the alert resolves before a retry got
     through, the receiver still hears that it resolved, rather than keep a page that never clears."""
-    recorder.fail("/team", 500)
-    env.ingest(T0, alert("Down", instance="a"))
-    (firing,) = env.flush(T0 + 30)
-    with pytest.raises(DeliveryError):
-        deliver(env.client, env.prefix, env.config, firing, T0 + 31)
-    env.ingest(T0 + 100, alert("Down", ends_at=T0 + 100, instance="a"))
-    (resolved,) = env.flush(T0 + 330)
-    deliver(env.client, env.prefix, env.config, firing, T0 + 331)  # superseded: nothing goes out
+    resolved = _failed_then_flushed_again(env, recorder, alert("Down", ends_at=T0 + 100, instance="a"))
     assert env.deliver(resolved, T0 + 332)
     assert statuses(recorder, "/team") == [{"a": "resolved"}]
 
