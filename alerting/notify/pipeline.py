@@ -42,7 +42,6 @@ from alerting.notify import acks
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.notify.live import ReceiverIntegration, RoutingConfig
 from alerting.notify.store import (
-    NFLOG_MAX_RETENTION,
     GroupInsert,
     GroupSnapshot,
     Held,
@@ -819,8 +818,9 @@ def _delivery_lock(
     lock is released, in one script; when it raises, the lock is only released. Either way, a block
     that sent nothing puts back the mark it found."""
     mark = "" if job.fallback_for else hashlib.sha256(what.encode()).hexdigest()
-    mark_ttl = min(NFLOG_MAX_RETENTION, 2 * job.repeat_interval)
-    held = store.acquire_and_read(job.nflog_id, job.integration, lock_ttl, mark=mark, mark_ttl=mark_ttl)
+    held = store.acquire_and_read(
+        job.nflog_id, job.integration, lock_ttl, mark=mark, repeat_interval=job.repeat_interval
+    )
     if held is None:
         raise DeliveryBusy(
             "another delivery to this receiver for this group is in progress", retryable=True, retry_after=1.0

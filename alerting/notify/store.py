@@ -216,6 +216,12 @@ return 0
 """
 
 
+def _retention_ms(repeat_interval: float) -> int:
+    """How long a notification log entry (and the attempt mark of a send it follows) is kept, in
+    ms: two repeat intervals, at most ``NFLOG_MAX_RETENTION``."""
+    return max(1000, int(min(NFLOG_MAX_RETENTION, 2 * repeat_interval) * 1000))
+
+
 def _hash(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
@@ -375,6 +381,11 @@ class NotifyStore:
     @property
     def outbox_key(self) -> str:
         return f"{self.p}:outbox"
+
+    @property
+    def job_prefix(self) -> str:
+        """Outbox jobs live under this prefix and their id."""
+        return f"{self.p}:job:"
 
     def _nf(self, kind: str, nid: str, integration: str) -> str:
         return f"{self.p}:{kind}:{nid}:{integration}"
@@ -560,11 +571,10 @@ class NotifyStore:
     def _nflog_put_on(
         self, pipe: Any, nid: str, integration: str, entry: LogEntry, repeat_interval: float
     ) -> None:
-        retention = min(NFLOG_MAX_RETENTION, 2 * repeat_interval)
         pipe.set(
             self._nf("nflog", nid, integration),
             json.dumps(entry.to_dict()),
-            px=max(1000, int(retention * 1000)),
+            px=_retention_ms(repeat_interval),
         )
 
     def acquire(self, nid: str, integration: str, ttl: float) -> str | None:
@@ -582,17 +592,17 @@ class NotifyStore:
         return script(keys=keys, args=args)
 
     def acquire_and_read(
-        self, nid: str, integration: str, ttl: float, *, mark: str = "", mark_ttl: float = 0.0
+        self, nid: str, integration: str, ttl: float, *, mark: str = "", repeat_interval: float = 0.0
     ) -> Held | None:
         """:meth:`acquire`, then the newest flush number issued, :meth:`nflog_get` and the receiver's
         pause (see :meth:`pause`), in one script; None when another holds the lock (and then
         nothing is read).
 
-        Given ``mark`` (what is about to be sent, as a digest), it also notes, for ``mark_ttl``
-        seconds, that a send of it after the log entry read begins (unless the receiver's pause
-        lasts): durable, so that a failover keeps it. ``Held.earlier`` then says whether the same
-        send began before and was never logged; ``settle(take_back=...)`` puts back the mark it
-        replaced when nothing is sent after all."""
+        Given ``mark`` (what is about to be sent, as a digest), it also notes that a send of it
+        after the log entry read begins (unless the receiver's pause lasts), kept as long as that
+        send's log entry would be (two ``repeat_interval``): durable, so that a failover keeps it.
+        ``Held.earlier`` then says whether the same send began before and was never logged;
+        ``settle(take_back=...)`` puts back the mark it replaced when nothing is sent after all."""
         token = secrets.token_hex(8)
         keys = [
             self._nf("lock", nid, integration),
@@ -601,7 +611,7 @@ class NotifyStore:
             self._pause_key(integration),
             self._nf("attempt", nid, integration),
         ]
-        args = [token, int(ttl * 1000), mark, max(1000, int(mark_ttl * 1000))]
+        args = [token, int(ttl * 1000), mark, _retention_ms(repeat_interval)]
         read = self._run(self._acquire, keys, args, "attempt" if mark else "")
         if read is None:
             return None
@@ -636,7 +646,6 @@ class NotifyStore:
         or on a promoted replica, finds the log entry written.
         """
         ids = list(outbox)
-        retention = min(NFLOG_MAX_RETENTION, 2 * repeat_interval)
         undo = take_back if take_back is not None and take_back.mark else None
         keys = [
             self._nf("lock", nid, integration),
@@ -647,11 +656,11 @@ class NotifyStore:
         args = [
             token,
             orjson.dumps(entry.to_dict()) if entry is not None else "",
-            max(1000, int(retention * 1000)),
+            _retention_ms(repeat_interval),
             undo.mark if undo else "",
             (undo.marked_before or "") if undo else "",
             undo.marked_before_ttl if undo else -1,
-            f"{self.p}:job:",
+            self.job_prefix,
             *ids,
         ]
         self._run(self._settle, keys, args, "nflog" if entry is not None or ids else "")
@@ -692,14 +701,12 @@ class NotifyStore:
 
     def _outbox_put_on(self, pipe: Any, write: OutboxWrite) -> None:
         for job_id, data in write.jobs.items():
-            pipe.set(f"{self.p}:job:{job_id}", data, px=max(1000, int(write.ttl * 1000)))
+            pipe.set(f"{self.job_prefix}{job_id}", data, px=max(1000, int(write.ttl * 1000)))
         pipe.zadd(self.outbox_key, dict.fromkeys(write.jobs, write.until))
 
     def outbox_take(self, now: float, until: float, limit: int) -> dict[str, str]:
         """Jobs whose holder stopped renewing them (it died, or gave them back): now ours until ``until``."""
-        raw = self._outbox_take(
-            keys=[self.outbox_key], args=[repr(now), repr(until), limit, f"{self.p}:job:"]
-        )
+        raw = self._outbox_take(keys=[self.outbox_key], args=[repr(now), repr(until), limit, self.job_prefix])
         return {_s(raw[i]): _s(raw[i + 1]) for i in range(0, len(raw), 2)}
 
     def outbox_renew(self, job_ids: Iterable[str], until: float) -> None:
@@ -717,7 +724,7 @@ class NotifyStore:
     def _outbox_done_on(self, pipe: Any, ids: list[str]) -> None:
         if ids:
             pipe.zrem(self.outbox_key, *ids)
-            pipe.delete(*(f"{self.p}:job:{i}" for i in ids))
+            pipe.delete(*(f"{self.job_prefix}{i}" for i in ids))
 
     def outbox_next(self) -> float | None:
         first = self.r.zrange(self.outbox_key, 0, 0, withscores=True)

@@ -92,7 +92,7 @@ def test_a_delivery_marks_its_attempt_and_logs_its_notification_on_the_replica_b
     released, are each on the replica when the call returns (a failover then keeps them)."""
     primary, replica = primary_and_replica
     store, copy = NotifyStore(primary.client(), "durable"), NotifyStore(replica.client(), "durable")
-    held = store.acquire_and_read("nid", "team/webhook/0", 30.0, mark="digest", mark_ttl=60.0)
+    held = store.acquire_and_read("nid", "team/webhook/0", 30.0, mark="digest", repeat_interval=30.0)
     assert held is not None and held.mark is not None
     assert copy.r.get(store._nf("attempt", "nid", "team/webhook/0")) == held.mark.encode()
 
@@ -113,7 +113,7 @@ def test_a_delivery_whose_replica_is_silent_is_counted_for_its_mark_and_its_log_
     replica.process.send_signal(signal.SIGSTOP)
     durable.configure(0.2)
     try:
-        held = store.acquire_and_read("nid", "team/webhook/0", 30.0, mark="digest", mark_ttl=60.0)
+        held = store.acquire_and_read("nid", "team/webhook/0", 30.0, mark="digest", repeat_interval=30.0)
         assert held is not None
         entry = LogEntry(frozenset({"fp"}), frozenset(), 1000.0, 1.0)
         store.settle("nid", "team/webhook/0", held.token, entry=entry, repeat_interval=3600.0)
