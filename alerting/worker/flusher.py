@@ -2,7 +2,8 @@
 
 Each worker process runs one ``Flusher``: a thread that sleeps until the earliest timer in the due
 index, woken early when ingest announces an earlier one on the wake-up channel, then claims the due
-groups and hands their notifications to a pool of delivery threads (``ALERTING_NOTIFY_CONCURRENCY``).
+groups and hands their notifications to a pool of delivery threads (``ALERTING_NOTIFY_CONCURRENCY``),
+a few of them at a time while receivers answer promptly (``admission``).
 Group claims, delivery locks and the notification log work exactly as for the Celery tasks, so two
 processes, or a job handed over twice, send nothing twice.
 
@@ -43,6 +44,7 @@ from alerting.notify.store import NotifyStore, OutboxWrite
 from alerting.ops import metrics
 from alerting.ops.logs import bound, get_logger
 from alerting.routing.escalation import REASON_ESCALATION
+from alerting.worker.admission import Admission
 
 if TYPE_CHECKING:
     from alerting.worker.runtime import Runtime
@@ -61,6 +63,10 @@ INDEX_CLEAN_LATEST = 300.0  # seconds the alert index's cleaning may wait for a 
 OUTBOX_TAKE = 100  # abandoned or retrying jobs taken over at a time
 OUTBOX_MIN_LEASE = 30.0
 OUTBOX_TTL = 2 * 86400.0  # a job nobody could deliver for this long is forgotten (MAX_RETRIES is less)
+# Deliveries running at once while receivers answer promptly, and how long the oldest of them may be
+# under way before more start beside it (up to ALERTING_NOTIFY_CONCURRENCY): see ``admission``.
+PROMPT_DELIVERIES = 8
+PROMPT_PATIENCE = 0.1
 
 
 def backoff(retries: int, retry_after: float | None = None, *, base: float, cap: float) -> float:
@@ -257,7 +263,11 @@ class Flusher:
         self.runtime = runtime
         self.store = NotifyStore(runtime.redis, runtime.prefix)
         self.lease = max(OUTBOX_MIN_LEASE, 2 * runtime.settings.notify_lock_ttl)
-        self._pool = ThreadPoolExecutor(runtime.settings.notify_concurrency, thread_name_prefix="delivery")
+        most = runtime.settings.notify_concurrency
+        self._pool = ThreadPoolExecutor(most, thread_name_prefix="delivery")
+        self._deliveries: Admission[tuple[Job, int]] = Admission(
+            self._pool, self._deliver, steady=PROMPT_DELIVERIES, most=most, patience=PROMPT_PATIENCE
+        )
         self._held: dict[str, int] = {}  # job id -> retries, for jobs taken and not yet finished
         self._held_lock = threading.Lock()
         self._flush_lock = threading.Lock()
@@ -331,6 +341,10 @@ class Flusher:
     def stop(self, timeout: float = 5.0) -> None:
         """Stop flushing; give back the jobs not started yet, wait ``timeout`` for sends under way."""
         self._stop.set()
+        waiting = [job.job_id for job, _ in self._deliveries.close()]  # given back below, not waited for
+        with self._held_lock:
+            for job_id in waiting:
+                self._held.pop(job_id, None)
         self._pool.shutdown(wait=False, cancel_futures=True)
         deadline = time.monotonic() + timeout
         if self._thread is not None:
@@ -338,7 +352,7 @@ class Flusher:
         while self._held and time.monotonic() < deadline:
             time.sleep(0.05)
         with self._held_lock:
-            left = list(self._held)
+            left = list(self._held) + waiting
         self._records.put(None)
         if self._recorder is not None:
             self._recorder.join(max(0.0, deadline - time.monotonic()))
@@ -448,12 +462,13 @@ class Flusher:
                 return  # already ours, and under way
             self._held[job.job_id] = retries
         try:
-            self._pool.submit(self._deliver, job, retries)
+            self._deliveries.submit((job, retries))
         except RuntimeError:  # stopping: the job stays in the outbox for whoever is still running
             with self._held_lock:
                 self._held.pop(job.job_id, None)
 
-    def _deliver(self, job: Job, retries: int) -> None:
+    def _deliver(self, item: tuple[Job, int]) -> None:
+        job, retries = item
         try:
             outcome = attempt(self.runtime, self.runtime.routing(), job, retries, self._record)
             if outcome.fallbacks:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import math
+import threading
 import time
 import weakref
 from collections.abc import Iterator, Mapping
@@ -23,8 +24,10 @@ from alerting.notify.base import NotifyAlert
 from alerting.notify.pipeline import Job, _alert_at, flush_due, ingest
 from alerting.notify.store import NotifyStore, OutboxWrite
 from alerting.ops.heap import settle_heap
+from alerting.worker import flusher as flusher_module
 from alerting.worker.flusher import _entry, attempt
 from alerting.worker.runtime import Runtime
+from tests.support.httpfake import Reply, Request
 from tests.support.net import wait_until
 from tests.support.routing_harness import alert
 from tests.support.routing_redis import REDIS_URL, isolated_redis
@@ -195,6 +198,66 @@ def test_a_started_flusher_has_its_delivery_threads_before_anything_is_due(proce
         )
     finally:
         flusher.stop()
+
+
+class InFlight:
+    """A webhook answer that counts the requests under way at once: each is held until ``until``
+    requests have been under way together (at most 10 s), then ``hold`` seconds more."""
+
+    def __init__(self, until: int, hold: float = 0.0) -> None:
+        self.hold, self.until = hold, until
+        self.now = self.most = 0
+        self._lock = threading.Lock()
+        self._together = threading.Event()
+
+    def __call__(self, request: Request) -> Reply:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+            if self.now >= self.until:
+                self._together.set()
+        self._together.wait(10)
+        time.sleep(self.hold)
+        with self._lock:
+            self.now -= 1
+        return Reply(200, "ok")
+
+
+def storm_to(
+    recorder: WebhookRecorder, settings: Settings, answer: InFlight, groups: int, concurrency: int
+) -> None:
+    """``groups`` groups flushed at once by a process allowed ``concurrency`` deliveries, each
+    answered by ``answer``, until every one was accepted."""
+    recorder.answer = answer
+    runtime = Runtime(replace(settings, notify_concurrency=concurrency))
+    try:
+        names = [f"Down{i:02d}" for i in range(groups)]
+        hand_over(runtime.redis, runtime, *names)
+        assert runtime.flusher().flush(time.time() + 2) == groups
+        wait_until(lambda: len(recorder.delivered()) == groups, timeout=60, what="every notification")
+    finally:
+        runtime.close()
+
+
+def test_a_receiver_that_keeps_its_sends_waiting_gets_as_many_at_once_as_allowed(
+    shared: tuple[redis.Redis, Settings], recorder: WebhookRecorder
+) -> None:
+    """Sends that take a while (a receiver far away, or slow) are not held to the few a prompt
+    receiver gets: once the oldest has waited a moment, the rest start beside it."""
+    answer = InFlight(until=16)
+    storm_to(recorder, shared[1], answer, groups=24, concurrency=16)
+    assert answer.most == 16
+
+
+def test_a_prompt_receiver_gets_a_few_sends_at_a_time(
+    shared: tuple[redis.Redis, Settings], recorder: WebhookRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """While sends come back before the oldest has waited its patience (30 s here, so that a slow
+    test machine changes nothing), a process keeps PROMPT_DELIVERIES of them running, not all it may."""
+    monkeypatch.setattr(flusher_module, "PROMPT_PATIENCE", 30.0)
+    answer = InFlight(until=flusher_module.PROMPT_DELIVERIES, hold=0.05)
+    storm_to(recorder, shared[1], answer, groups=24, concurrency=16)
+    assert answer.most == flusher_module.PROMPT_DELIVERIES
 
 
 def test_outbox_entries_read_back_as_the_jobs_they_were_written_from() -> None:

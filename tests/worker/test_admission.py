@@ -1,0 +1,106 @@
+"""How many deliveries a process runs at once: ``steady`` while they finish promptly, more (up to
+the pool's size) while the oldest running one has been under way longer than ``patience``."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from alerting.worker.admission import Admission
+from tests.support.net import wait_until
+
+
+class Sends:
+    """Stand-in deliveries that count how many run at once; each waits for ``gate`` if given."""
+
+    def __init__(self, gate: threading.Event | None = None) -> None:
+        self.gate = gate
+        self.done: list[int] = []
+        self.now = 0
+        self.most = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, item: int) -> None:
+        with self._lock:
+            self.now += 1
+            self.most = max(self.most, self.now)
+        try:
+            if self.gate is not None:
+                self.gate.wait(30)
+            if item < 0:
+                raise ValueError("a delivery that crashed")
+        finally:
+            with self._lock:
+                self.now -= 1
+                self.done.append(item)
+
+
+@pytest.fixture
+def pool() -> Iterator[ThreadPoolExecutor]:
+    pool = ThreadPoolExecutor(6)
+    yield pool
+    pool.shutdown(wait=True, cancel_futures=True)
+
+
+def test_prompt_deliveries_run_a_few_at_a_time_and_all_of_them_run(pool: ThreadPoolExecutor) -> None:
+    sends = Sends()
+    admission = Admission(pool, sends, steady=2, most=6, patience=30.0)
+    for item in range(200):
+        admission.submit(item)
+    wait_until(lambda: len(sends.done) == 200, timeout=30, what="every delivery")
+    assert sorted(sends.done) == list(range(200))
+    assert sends.most <= 2
+    wait_until(lambda: admission.running == 0, timeout=10, what="the slots to be given back")
+
+
+def test_deliveries_kept_waiting_open_more_slots_up_to_the_most(pool: ThreadPoolExecutor) -> None:
+    gate = threading.Event()
+    sends = Sends(gate)
+    admission = Admission(pool, sends, steady=2, most=6, patience=0.05)
+    for item in range(10):
+        admission.submit(item)
+    wait_until(lambda: sends.now == 6, timeout=10, what="six deliveries under way at once")
+    assert admission.waiting == 4
+    gate.set()
+    wait_until(lambda: len(sends.done) == 10, timeout=30, what="every delivery")
+    assert sends.most == 6
+
+
+def test_until_the_oldest_has_waited_its_patience_the_rest_wait(pool: ThreadPoolExecutor) -> None:
+    gate = threading.Event()
+    sends = Sends(gate)
+    admission = Admission(pool, sends, steady=2, most=6, patience=30.0)
+    for item in range(5):
+        admission.submit(item)
+    wait_until(lambda: sends.now == 2, timeout=10, what="two deliveries under way")
+    assert admission.waiting == 3 and admission.running == 2
+    gate.set()
+    wait_until(lambda: len(sends.done) == 5, timeout=30, what="every delivery")
+    assert sends.most == 2
+
+
+def test_a_delivery_that_crashes_does_not_stop_the_ones_behind_it(pool: ThreadPoolExecutor) -> None:
+    sends = Sends()
+    admission = Admission(pool, sends, steady=1, most=6, patience=30.0)
+    for item in (-1, 1, -2, 2):
+        admission.submit(item)
+    wait_until(lambda: len(sends.done) == 4, timeout=10, what="every delivery")
+    assert sends.done == [-1, 1, -2, 2]
+
+
+def test_closing_gives_back_what_waits_and_refuses_more(pool: ThreadPoolExecutor) -> None:
+    gate = threading.Event()
+    sends = Sends(gate)
+    admission = Admission(pool, sends, steady=1, most=6, patience=30.0)
+    for item in range(4):
+        admission.submit(item)
+    wait_until(lambda: sends.now == 1, timeout=10, what="a delivery under way")
+    assert admission.close() == [1, 2, 3]
+    with pytest.raises(RuntimeError):
+        admission.submit(4)
+    gate.set()
+    wait_until(lambda: admission.running == 0, timeout=10, what="the running delivery to finish")
+    assert sends.done == [0]
