@@ -1,5 +1,5 @@
-"""How many deliveries a process runs at once: a few while receivers answer promptly, up to many
-while they keep their sends waiting.
+"""How many deliveries a process runs at once: a few while the process is busy, up to many while
+its sends are kept waiting by receivers.
 
 A storm to receivers that answer within milliseconds keeps the process's interpreter busy: its
 deliveries take turns holding it, and every send beyond a handful that runs at the same time adds
@@ -7,10 +7,13 @@ hand-overs between threads, not progress (at 10,000 alerts, 32 at a time cost ab
 CPU than 8). A receiver that takes a tenth of a second or more to answer (most on the internet do)
 needs the opposite: many sends in flight, each of them waiting.
 
-So deliveries start ``steady`` at a time. A thread that finishes one takes the next waiting
-delivery itself. Once the oldest of the running deliveries has been under way for ``patience``,
-another starts beside them, and so on while it stays that way, up to ``most``: a slow or hung
-receiver holds the others up for ``patience`` at most, and then they all run side by side.
+So deliveries start ``steady`` at a time; a thread that finishes one takes the next waiting
+delivery itself. While deliveries wait, a watcher looks every ``patience``: if the oldest running
+delivery has been under way that long and the process has used less than ``busy`` of a CPU
+meanwhile (its sends are waiting on receivers, not on the CPU), twice as many may run, up to
+``most``; once the process is busy again, ``steady``. A slow or hung receiver holds the others up
+for about ``patience``. The time a send takes is no measure of its own: in a busy process it is
+mostly the wait for the interpreter, which more threads would only lengthen.
 """
 
 from __future__ import annotations
@@ -29,19 +32,30 @@ log = get_logger(__name__)
 
 T = TypeVar("T")
 
+BUSY = 0.5  # share of one CPU above which a process counts as busy (the interpreter runs on one)
+
 
 class Admission(Generic[T]):
     """Runs ``run(item)`` for each submitted item on ``pool`` (which has ``most`` threads), as
     described in the module docstring."""
 
     def __init__(
-        self, pool: ThreadPoolExecutor, run: Callable[[T], None], *, steady: int, most: int, patience: float
+        self,
+        pool: ThreadPoolExecutor,
+        run: Callable[[T], None],
+        *,
+        steady: int,
+        most: int,
+        patience: float,
+        busy: float = BUSY,
     ) -> None:
         self._pool = pool
         self._run = run
         self.most = max(1, most)
         self.steady = max(1, min(steady, self.most))
         self.patience = patience
+        self.busy = busy
+        self._limit = self.steady  # how many may run now
         self._cond = threading.Condition()
         self._waiting: deque[T] = deque()
         # One entry per running delivery: its slot -> time.monotonic() when it started. A delivery
@@ -60,18 +74,16 @@ class Admission(Generic[T]):
         return len(self._waiting)
 
     def submit(self, item: T) -> None:
-        """Run ``item`` now if a steady slot is free, else after the deliveries ahead of it.
+        """Run ``item`` now if fewer deliveries run than may, else after those ahead of it.
         Raises ``RuntimeError`` once closed."""
         with self._cond:
             if self._closed:
                 raise RuntimeError("deliveries are closed")
-            if len(self._running) >= self.steady:
-                self._waiting.append(item)
-                if len(self._waiting) == 1:  # the watcher sleeps while nothing waits
-                    self._watch_locked()
-                return
-            slot = self._begin_locked()
-        self._start(slot, item)
+            self._waiting.append(item)
+            if len(self._running) < self._limit:
+                self._start_allowed_locked()
+            elif len(self._waiting) == 1:  # the watcher sleeps while nothing waits
+                self._watch_locked()
 
     def close(self) -> list[T]:
         """Start nothing more; returns what was still waiting (the running deliveries finish)."""
@@ -89,15 +101,6 @@ class Admission(Generic[T]):
         self._running[slot] = time.monotonic()
         return slot
 
-    def _start(self, slot: int, item: T) -> None:
-        try:
-            self._pool.submit(self._work, slot, item)
-        except RuntimeError:  # the pool is shut down: so are we
-            with self._cond:
-                self._running.pop(slot, None)
-                self._closed = True
-            raise
-
     def _work(self, slot: int, item: T) -> None:
         while True:
             try:
@@ -106,7 +109,7 @@ class Admission(Generic[T]):
                 log.error("notify.delivery_crashed", msg=f"{type(exc).__name__}: {exc}")
             with self._cond:
                 del self._running[slot]
-                if self._closed or not self._waiting:
+                if self._closed or not self._waiting or len(self._running) >= self._limit:
                     return
                 item = self._waiting.popleft()
                 slot = self._begin_locked()
@@ -119,22 +122,33 @@ class Admission(Generic[T]):
         self._watcher.start()
 
     def _watch(self) -> None:
-        """While deliveries wait: start another each time the oldest running one has been under
-        way for ``patience`` (or when none runs at all)."""
+        """While deliveries wait: every ``patience``, let more run or fewer (see the module
+        docstring), and start as many as may run."""
         with self._cond:
+            since, used = time.monotonic(), time.process_time()
             while not self._closed:
-                timeout: float | None = None
-                if self._waiting and len(self._running) < self.most:
-                    oldest = next(iter(self._running.values()), None)
-                    overdue = 0.0 if oldest is None else time.monotonic() - oldest - self.patience
-                    if overdue >= 0:
-                        slot, item = self._begin_locked(), self._waiting.popleft()
-                        try:
-                            self._pool.submit(self._work, slot, item)
-                        except RuntimeError:
-                            self._running.pop(slot, None)
-                            self._waiting.appendleft(item)
-                            self._closed = True
-                        continue
-                    timeout = -overdue
-                self._cond.wait(timeout)
+                if not self._waiting:
+                    self._limit = self.steady
+                    self._cond.wait()  # until a delivery waits again
+                    since, used = time.monotonic(), time.process_time()
+                    continue
+                self._cond.wait(self.patience)
+                now, cpu = time.monotonic(), time.process_time()
+                share = (cpu - used) / max(now - since, 1e-3)
+                since, used = now, cpu
+                oldest = next(iter(self._running.values()), None)
+                if share >= self.busy:
+                    self._limit = self.steady
+                elif oldest is None or now - oldest >= self.patience:
+                    self._limit = min(self.most, 2 * self._limit)
+                self._start_allowed_locked()
+
+    def _start_allowed_locked(self) -> None:
+        while not self._closed and self._waiting and len(self._running) < self._limit:
+            slot, item = self._begin_locked(), self._waiting.popleft()
+            try:
+                self._pool.submit(self._work, slot, item)
+            except RuntimeError:  # the pool is shut down: so are we (``close`` returns the item)
+                self._running.pop(slot, None)
+                self._waiting.appendleft(item)
+                self._closed = True

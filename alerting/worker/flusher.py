@@ -3,7 +3,7 @@
 Each worker process runs one ``Flusher``: a thread that sleeps until the earliest timer in the due
 index, woken early when ingest announces an earlier one on the wake-up channel, then claims the due
 groups and hands their notifications to a pool of delivery threads (``ALERTING_NOTIFY_CONCURRENCY``),
-a few of them at a time while receivers answer promptly (``admission``).
+a few of them at a time while the process is busy (``admission``).
 Group claims, delivery locks and the notification log work exactly as for the Celery tasks, so two
 processes, or a job handed over twice, send nothing twice.
 
@@ -63,8 +63,9 @@ INDEX_CLEAN_LATEST = 300.0  # seconds the alert index's cleaning may wait for a 
 OUTBOX_TAKE = 100  # abandoned or retrying jobs taken over at a time
 OUTBOX_MIN_LEASE = 30.0
 OUTBOX_TTL = 2 * 86400.0  # a job nobody could deliver for this long is forgotten (MAX_RETRIES is less)
-# Deliveries running at once while receivers answer promptly, and how long the oldest of them may be
-# under way before more start beside it (up to ALERTING_NOTIFY_CONCURRENCY): see ``admission``.
+# Deliveries running at once while the process is busy, and how long the oldest of them may be under
+# way, with the process mostly idle, before more may run (up to ALERTING_NOTIFY_CONCURRENCY): see
+# ``admission``.
 PROMPT_DELIVERIES = 8
 PROMPT_PATIENCE = 0.1
 

@@ -1,9 +1,10 @@
-"""How many deliveries a process runs at once: ``steady`` while they finish promptly, more (up to
-the pool's size) while the oldest running one has been under way longer than ``patience``."""
+"""How many deliveries a process runs at once: ``steady`` while they finish promptly or keep the
+process busy, more (up to the pool's size) while they wait on receivers with the process idle."""
 
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -16,8 +17,9 @@ from tests.support.net import wait_until
 class Sends:
     """Stand-in deliveries that count how many run at once; each waits for ``gate`` if given."""
 
-    def __init__(self, gate: threading.Event | None = None) -> None:
+    def __init__(self, gate: threading.Event | None = None, work: float = 0.0) -> None:
         self.gate = gate
+        self.work = work  # seconds of CPU each one spends
         self.done: list[int] = []
         self.now = 0
         self.most = 0
@@ -30,6 +32,9 @@ class Sends:
         try:
             if self.gate is not None:
                 self.gate.wait(30)
+            spent = time.thread_time()
+            while time.thread_time() - spent < self.work:
+                pass
             if item < 0:
                 raise ValueError("a delivery that crashed")
         finally:
@@ -67,6 +72,17 @@ def test_deliveries_kept_waiting_open_more_slots_up_to_the_most(pool: ThreadPool
     gate.set()
     wait_until(lambda: len(sends.done) == 10, timeout=30, what="every delivery")
     assert sends.most == 6
+
+
+def test_deliveries_that_keep_the_process_busy_open_no_more_slots(pool: ThreadPoolExecutor) -> None:
+    """More threads cannot make CPU-bound work go faster: they would only take turns."""
+    sends = Sends(work=0.2)
+    # Busy from a fifth of a CPU on: two spinning threads get that much on a loaded machine too.
+    admission = Admission(pool, sends, steady=2, most=6, patience=0.05, busy=0.2)
+    for item in range(8):
+        admission.submit(item)
+    wait_until(lambda: len(sends.done) == 8, timeout=60, what="every delivery")
+    assert sends.most == 2
 
 
 def test_until_the_oldest_has_waited_its_patience_the_rest_wait(pool: ThreadPoolExecutor) -> None:

@@ -243,7 +243,7 @@ def test_a_receiver_that_keeps_its_sends_waiting_gets_as_many_at_once_as_allowed
     shared: tuple[redis.Redis, Settings], recorder: WebhookRecorder
 ) -> None:
     """Sends that take a while (a receiver far away, or slow) are not held to the few a prompt
-    receiver gets: once the oldest has waited a moment, the rest start beside it."""
+    receiver gets: once the oldest has waited a moment with the process idle, more start."""
     answer = InFlight(until=16)
     storm_to(recorder, shared[1], answer, groups=24, concurrency=16)
     assert answer.most == 16
