@@ -61,17 +61,24 @@ def test_prompt_deliveries_run_a_few_at_a_time_and_all_of_them_run(pool: ThreadP
     wait_until(lambda: admission.running == 0, timeout=10, what="the slots to be given back")
 
 
-def test_deliveries_kept_waiting_open_more_slots_up_to_the_most(pool: ThreadPoolExecutor) -> None:
+@pytest.mark.parametrize(
+    ("patience", "under_way"),
+    [(30.0, 2), (0.05, 6)],
+    ids=["before their patience, the rest wait", "after it, up to the most"],
+)
+def test_deliveries_kept_waiting_with_the_process_idle_open_more_slots_after_their_patience(
+    pool: ThreadPoolExecutor, patience: float, under_way: int
+) -> None:
     gate = threading.Event()
     sends = Sends(gate)
-    admission = Admission(pool, sends, steady=2, most=6, patience=0.05)
+    admission = Admission(pool, sends, steady=2, most=6, patience=patience)
     for item in range(10):
         admission.submit(item)
-    wait_until(lambda: sends.now == 6, timeout=10, what="six deliveries under way at once")
-    assert admission.waiting == 4
+    wait_until(lambda: sends.now == under_way, timeout=10, what=f"{under_way} deliveries under way at once")
+    assert admission.waiting == 10 - under_way
     gate.set()
     wait_until(lambda: len(sends.done) == 10, timeout=30, what="every delivery")
-    assert sends.most == 6
+    assert sends.most == under_way
 
 
 def test_deliveries_that_keep_the_process_busy_open_no_more_slots(pool: ThreadPoolExecutor) -> None:
@@ -82,19 +89,6 @@ def test_deliveries_that_keep_the_process_busy_open_no_more_slots(pool: ThreadPo
     for item in range(8):
         admission.submit(item)
     wait_until(lambda: len(sends.done) == 8, timeout=60, what="every delivery")
-    assert sends.most == 2
-
-
-def test_until_the_oldest_has_waited_its_patience_the_rest_wait(pool: ThreadPoolExecutor) -> None:
-    gate = threading.Event()
-    sends = Sends(gate)
-    admission = Admission(pool, sends, steady=2, most=6, patience=30.0)
-    for item in range(5):
-        admission.submit(item)
-    wait_until(lambda: sends.now == 2, timeout=10, what="two deliveries under way")
-    assert admission.waiting == 3 and admission.running == 2
-    gate.set()
-    wait_until(lambda: len(sends.done) == 5, timeout=30, what="every delivery")
     assert sends.most == 2
 
 
