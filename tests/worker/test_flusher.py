@@ -260,6 +260,47 @@ def test_a_prompt_receiver_gets_a_few_sends_at_a_time(
     assert answer.most == flusher_module.PROMPT_DELIVERIES
 
 
+def test_a_stopping_process_gives_back_at_once_the_jobs_it_had_not_started(
+    shared: tuple[redis.Redis, Settings],
+    processes: list[Runtime],
+    recorder: WebhookRecorder,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A warm shutdown finishes the sends under way and hands the jobs still waiting their turn to
+    the other processes, which send them; each group is told once."""
+    monkeypatch.setattr(flusher_module, "PROMPT_PATIENCE", 30.0)  # no more than the steady few start
+    client, settings = shared
+    arrived: list[str] = []
+    release = threading.Event()
+
+    def answer(request: Request) -> Reply:
+        arrived.append(request.path)
+        release.wait(30)
+        return Reply(200, "ok")
+
+    recorder.answer = answer
+    stopping = Runtime(replace(settings, notify_concurrency=16))
+    try:
+        names = [f"Down{i:02d}" for i in range(24)]
+        hand_over(client, stopping, *names)
+        flusher = stopping.flusher()
+        assert flusher.flush(time.time() + 2) == 24
+        steady = flusher_module.PROMPT_DELIVERIES
+        wait_until(lambda: len(arrived) == steady, timeout=30, what="the first sends under way")
+        stop = threading.Thread(target=flusher.stop, kwargs={"timeout": 30})
+        stop.start()
+        release.set()
+        stop.join(60)
+        assert not stop.is_alive()
+        assert processes[1].flusher().flush(time.time()) == len(names) - steady
+        wait_until(lambda: len(recorder.delivered()) == len(names), timeout=60, what="every notification")
+        recorder.settle(quiet=2.0)
+        assert sorted(r.group for r in recorder.delivered()) == names
+    finally:
+        release.set()
+        stopping.close()
+
+
 def test_outbox_entries_read_back_as_the_jobs_they_were_written_from() -> None:
     """An outbox entry reads back as the job it was written from, in either form: a job read back
     (no stored alerts) is written out, and a value JSON cannot hold natively takes the general way."""
