@@ -568,7 +568,7 @@ def auth(http: HTTPConfig) -> httpx.Auth | None:
 # --- clients ----------------------------------------------------------------------------------
 
 
-class _Client(httpx.Client):
+class _Client(httppool.LeanRequests, httpx.Client):
     """An httpx client that sends ``server_name`` in SNI (and checks the certificate against it)."""
 
     def __init__(self, *, server_name: str, **options: Any) -> None:

@@ -85,6 +85,16 @@ def test_resolve_closes_the_incident_the_trigger_opened(pagerduty: PagerDutyFake
     assert set(pagerduty.events[2]) == {"routing_key", "event_action", "dedup_key"}
 
 
+def test_a_cookie_the_events_api_sets_is_not_sent_back(pagerduty: PagerDutyFake, ca: LocalCA) -> None:
+    n = notification(alert())
+    accepted = {"status": "success", "message": "Event processed", "dedup_key": dedup_key(n.group_key)}
+    pagerduty.server.fail_next(Reply(202, accepted, {"Set-Cookie": "AWSALB=abc; Path=/"}))
+    pd = integration(pagerduty, ca)
+    pd.send(n)
+    pd.send(n)
+    assert [r.headers.get("cookie") for r in pagerduty.server.requests] == [None, None]
+
+
 def test_dedup_key_is_stable_and_distinct_per_group() -> None:
     a, b = '{}:{alertname="A"}', '{}:{alertname="B"}'
     assert dedup_key(a) == dedup_key(a)

@@ -248,6 +248,33 @@ def test_one_pooled_client_per_destination_reuses_its_connection() -> None:
     assert connections == 1 and [r.path for r in server.requests] == ["/a", "/b"]
 
 
+def test_a_cookie_an_answer_sets_is_not_sent_back(server: FakeHTTPServer) -> None:
+    """Like Alertmanager's and Prometheus's clients, ours keep no cookie jar; a request's own
+    cookies still go out."""
+    server.fail_next(Reply(200, "ok", {"Set-Cookie": "session=abc; Path=/"}))
+    with new_client(HTTPConfig(), 5.0) as client:
+        assert client.get(server.url + "/first").headers["set-cookie"].startswith("session=abc")
+        client.get(server.url + "/second")
+        client.send(client.build_request("GET", server.url + "/third", cookies={"mine": "1"}))
+        with pytest.raises(ValueError, match="no cookies"):
+            client.cookies = {"session": "abc"}
+    assert [r.headers.get("cookie") for r in server.requests] == [None, None, "mine=1"]
+
+
+def test_relative_urls_join_the_base_url_however_many_and_after_it_changes() -> None:
+    paths = [f"/api/{i}" for i in range(100)]  # more than a client remembers joined
+    with FakeHTTPServer(ok) as first, FakeHTTPServer(ok) as second:
+        client = new_client(HTTPConfig(), 5.0, base_url=first.url + "/prefix")
+        for path in paths + paths:
+            client.post(path, data={"query": "up"}, params={"n": path})
+        client.base_url = httpx.URL(second.url + "/other")
+        client.get("/api/0")
+        client.get(second.url + "/absolute")
+        client.close()
+    assert [(r.path, r.query["n"][0]) for r in first.requests] == [(f"/prefix{p}", p) for p in paths + paths]
+    assert [r.path for r in second.requests] == ["/other/api/0", "/absolute"]
+
+
 def test_a_forked_child_does_not_share_the_parents_clients() -> None:
     http = HTTPConfig(proxy_url="")
     parent = client_for(http, 3.0)

@@ -25,6 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import httpx2
 import orjson
 import pagerduty
 import structlog
@@ -98,6 +99,12 @@ class PagerDutySettings:
     timeout: float = 10.0
 
 
+class _EventsClient(httppool.LeanRequests, pagerduty.EventsApiV2Client):
+    """The library's Events API client, with httpx's per-request work trimmed (see ``LeanRequests``)."""
+
+    _lean_lib = httpx2
+
+
 def _trigger(client: pagerduty.EventsApiV2Client, dedup_key: str, event: Mapping[str, Any]) -> None:
     """Send a trigger event through the client, its body written by orjson.
 
@@ -150,9 +157,7 @@ class PagerDuty:
             options["proxy"] = self._http.proxy_url
         else:  # the transport every receiver sends with (see alerting.httppool)
             options["transport"] = httppool.transport2(self._verify or tls_context(self._http.tls_config))
-        client = pagerduty.EventsApiV2Client(
-            self.settings.routing_key, base_url=self.settings.base_url, **options
-        )
+        client = _EventsClient(self.settings.routing_key, base_url=self.settings.base_url, **options)
         # The client would retry 429 forever and 5xx up to six times, sleeping in between. Our
         # delivery task owns backoff, so allow at most one quick retry per status and none for
         # network errors; the failure then comes back to us as a DeliveryError.
