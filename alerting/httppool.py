@@ -25,7 +25,7 @@ from typing import Any
 import httpx
 import httpx2
 
-MAX_IDLE = 100  # idle connections kept per origin: as many as a process has deliveries in flight
+MAX_IDLE = 128  # idle connections kept per origin: as many as a process has deliveries in flight
 
 
 class _TLSConnection(http.client.HTTPSConnection):

@@ -607,7 +607,9 @@ def new_client(http: HTTPConfig, timeout: float | httpx.Timeout, **options: Any)
     if http.proxy_url and not http.proxy_url.startswith(_PROXY_SCHEMES):
         raise SetupError(f"proxy_url {http.proxy_url!r} is not an http(s) or socks5 URL")
     # Keep as many idle connections as a worker process has deliveries in flight (httpx keeps 20).
-    options.setdefault("limits", httpx.Limits(max_connections=100, max_keepalive_connections=100))
+    options.setdefault(
+        "limits", httpx.Limits(max_connections=httppool.MAX_IDLE, max_keepalive_connections=httppool.MAX_IDLE)
+    )
     if not http.proxy_url:  # (a proxy, and the environment's proxies, go through httpx's own)
         options.setdefault("transport", httppool.transport(verify))
     return _Client(

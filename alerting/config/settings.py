@@ -112,8 +112,10 @@ class Settings:
     default_interval: float = 300.0
     outage_tolerance: float = 3600.0
     query_concurrency: int = 8
-    # Deliveries each worker process keeps in flight: sends wait on receivers, not on the CPU.
-    notify_concurrency: int = 32
+    # Deliveries each worker process keeps in flight at most: sends wait on receivers, not on the
+    # CPU. Alertmanager sends every group's notification at once; a storm's hundred groups per
+    # process to receivers a few tenths of a second away go out in one wave.
+    notify_concurrency: int = 128
     # ALERTS and ALERTS_FOR_STATE sent to the remote_write targets, as Prometheus keeps them
     write_alert_series: bool = False
     broker_url: str = "redis://localhost:6379/0"
@@ -180,7 +182,7 @@ class Settings:
             default_interval=_duration_env(env, "ALERTING_EVALUATION_INTERVAL", "5m"),
             outage_tolerance=_duration_env(env, "ALERTING_OUTAGE_TOLERANCE", "1h"),
             query_concurrency=_int_env(env, "ALERTING_QUERY_CONCURRENCY", 8),
-            notify_concurrency=_int_env(env, "ALERTING_NOTIFY_CONCURRENCY", 32),
+            notify_concurrency=_int_env(env, "ALERTING_NOTIFY_CONCURRENCY", 128),
             write_alert_series=_bool_env(env, "ALERTING_WRITE_ALERT_SERIES"),
             broker_url=broker_url,
             queue=env.get("ALERTING_CELERY_QUEUE", cls.queue),

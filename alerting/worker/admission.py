@@ -10,10 +10,13 @@ needs the opposite: many sends in flight, each of them waiting.
 So deliveries start ``steady`` at a time; a thread that finishes one takes the next waiting
 delivery itself. While deliveries wait, a watcher looks every ``patience``: if the oldest running
 delivery has been under way that long and the process has used less than ``busy`` of a CPU
-meanwhile (its sends are waiting on receivers, not on the CPU), twice as many may run, up to
-``most``; once the process is busy again, ``steady``. A slow or hung receiver holds the others up
-for about ``patience``. The time a send takes is no measure of its own: in a busy process it is
-mostly the wait for the interpreter, which more threads would only lengthen.
+meanwhile (its sends are waiting on receivers, not on the CPU), every delivery waiting may start
+(a storm's groups come due together, and each waits on its receiver alike), and up to twice as many
+as before, up to ``most``. The limit stays there while the deliveries go on, so that those the next
+flushes make start at once; it goes back to ``steady`` when the process is busy, or once it has run
+out of deliveries. A slow or hung receiver holds the others up for about ``patience``. The time a
+send takes is no measure of its own: in a busy process it is mostly the wait for the interpreter,
+which more threads would only lengthen.
 """
 
 from __future__ import annotations
@@ -79,6 +82,8 @@ class Admission(Generic[T]):
         with self._cond:
             if self._closed:
                 raise RuntimeError("deliveries are closed")
+            if not self._running and not self._waiting:  # an idle process: start over from steady
+                self._limit = self.steady
             self._waiting.append(item)
             if len(self._running) < self._limit:
                 self._start_allowed_locked()
@@ -122,13 +127,12 @@ class Admission(Generic[T]):
         self._watcher.start()
 
     def _watch(self) -> None:
-        """While deliveries wait: every ``patience``, let more run or fewer (see the module
-        docstring), and start as many as may run."""
+        """While deliveries wait, or more than ``steady`` may run: every ``patience``, let more run
+        or fewer (see the module docstring), and start as many as may run."""
         with self._cond:
             since, used = time.monotonic(), time.process_time()
             while not self._closed:
-                if not self._waiting:
-                    self._limit = self.steady
+                if not self._waiting and self._limit == self.steady:
                     self._cond.wait()  # until a delivery waits again
                     since, used = time.monotonic(), time.process_time()
                     continue
@@ -137,10 +141,11 @@ class Admission(Generic[T]):
                 share = (cpu - used) / max(now - since, 1e-3)
                 since, used = now, cpu
                 oldest = next(iter(self._running.values()), None)
-                if share >= self.busy:
-                    self._limit = self.steady
-                elif oldest is None or now - oldest >= self.patience:
-                    self._limit = min(self.most, 2 * self._limit)
+                if share >= self.busy or not (self._running or self._waiting):
+                    self._limit = self.steady  # busy, or out of deliveries: the episode is over
+                elif self._waiting and (oldest is None or now - oldest >= self.patience):
+                    wanted = max(2 * self._limit, len(self._running) + len(self._waiting))
+                    self._limit = min(self.most, wanted)
                 self._start_allowed_locked()
 
     def _start_allowed_locked(self) -> None:

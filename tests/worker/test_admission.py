@@ -81,6 +81,43 @@ def test_deliveries_kept_waiting_with_the_process_idle_open_more_slots_after_the
     assert sends.most == under_way
 
 
+def test_after_their_patience_every_delivery_waiting_starts_at_once(pool: ThreadPoolExecutor) -> None:
+    """A storm's groups come due together: once the first sends are seen waiting on their receiver,
+    the rest all start, not twice as many per look."""
+    gate = threading.Event()
+    sends = Sends(gate)
+    admission = Admission(pool, sends, steady=1, most=6, patience=1.0)
+    for item in range(6):
+        admission.submit(item)
+    wait_until(lambda: sends.now > 1, timeout=10, what="more than one delivery under way")
+    # The next look is a second away: all six are under way well before it.
+    wait_until(lambda: sends.now == 6, timeout=0.5, what="every delivery under way")
+    gate.set()
+    wait_until(lambda: len(sends.done) == 6, timeout=10, what="every delivery")
+
+
+def test_while_deliveries_go_on_the_next_ones_start_at_once_then_steady_again_once_idle(
+    pool: ThreadPoolExecutor,
+) -> None:
+    gate = threading.Event()
+    sends = Sends(gate)
+    admission = Admission(pool, sends, steady=2, most=6, patience=1.0)
+    for item in range(3):
+        admission.submit(item)
+    wait_until(lambda: sends.now == 3, timeout=10, what="three deliveries under way")
+    admission.submit(3)  # the next flush's: more may run now (four), so it does not wait a second
+    wait_until(lambda: sends.now == 4, timeout=0.5, what="the fourth delivery under way")
+    gate.set()
+    wait_until(lambda: len(sends.done) == 4 and admission.running == 0, timeout=10, what="every delivery")
+    gate.clear()
+    for item in range(4, 8):  # a new episode, on an idle process: steady again
+        admission.submit(item)
+    wait_until(lambda: sends.now == 2, timeout=10, what="two deliveries under way")
+    assert admission.waiting == 2
+    gate.set()
+    wait_until(lambda: len(sends.done) == 8, timeout=10, what="every delivery")
+
+
 def test_deliveries_that_keep_the_process_busy_open_no_more_slots(pool: ThreadPoolExecutor) -> None:
     """More threads cannot make CPU-bound work go faster: they would only take turns."""
     sends = Sends(work=0.2)
