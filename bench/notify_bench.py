@@ -20,6 +20,7 @@ one receiver) seen a few seconds after that, and the peak resident memory of eac
 every process of the worker together).
 
     python -m bench.notify_bench --alerts 100000 --groups 1000 --repeat 1   # the storm case
+    python -m bench.notify_bench --answer-delay 0.2   # receivers 0.2 s away (most are, on the internet)
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,7 @@ from tests.support.fakes import (  # noqa: E402
     SlackFake,
     make_ca,
 )
+from tests.support.httpfake import Handler  # noqa: E402
 from tests.support.routing_alertmanager import Alertmanager  # noqa: E402
 from tests.support.routing_redis import delete_matching  # noqa: E402
 from tests.support.worker import Worker  # noqa: E402
@@ -336,13 +338,27 @@ class Result:
         )
 
 
+def fakes(ca: LocalCA, answer_delay: float) -> tuple[SlackFake, PagerDutyFake]:
+    """A fresh pair of fakes, each holding every answer back ``answer_delay`` seconds (a receiver
+    that far away). They still note a notification as accepted when they have read it."""
+    slack, pagerduty = SlackFake(ca.server_context), PagerDutyFake(ca.server_context)
+    if answer_delay > 0:
+        for fake in (slack.server, pagerduty.server):
+            fake.handler = _held_back(fake.handler, answer_delay)
+    return slack, pagerduty
+
+
+def _held_back(answer: Handler, delay: float) -> Handler:
+    return lambda request: replace(answer(request), delay=delay)
+
+
 def run_ours(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Result:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     queue = f"bench-q-{uuid.uuid4().hex[:8]}"
     client = redis.Redis.from_url(REDIS_URL)
     rules = workdir / "no-rules"
     rules.mkdir(exist_ok=True)
-    slack, pagerduty = SlackFake(ca.server_context), PagerDutyFake(ca.server_context)
+    slack, pagerduty = fakes(ca, args.answer_delay)
     with slack.server, pagerduty.server:
         config_path = workdir / "alerting.yml"
         routing_file(config_path, slack, pagerduty, ca, args.group_wait)
@@ -380,7 +396,7 @@ def run_ours(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Result:
 def run_alertmanager(args: argparse.Namespace, workdir: Path, ca: LocalCA) -> Result:
     am_dir = workdir / f"alertmanager-{uuid.uuid4().hex[:8]}"
     am_dir.mkdir()
-    slack, pagerduty = SlackFake(ca.server_context), PagerDutyFake(ca.server_context)
+    slack, pagerduty = fakes(ca, args.answer_delay)
     with slack.server, pagerduty.server:
         config_path = am_dir / "alertmanager.yml"
         routing_file(config_path, slack, pagerduty, ca, args.group_wait)
@@ -435,6 +451,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=2, help="worker processes (prefork children)")
     parser.add_argument("--repeat", type=int, default=2, help="runs of each side (best is reported)")
     parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument(
+        "--answer-delay",
+        type=float,
+        default=0.0,
+        help="seconds both sides' fakes hold each answer back (receivers that far away)",
+    )
     parser.add_argument("--no-alertmanager", action="store_true", help="skip the reference")
     args = parser.parse_args(argv)
 
@@ -451,6 +473,7 @@ def main(argv: list[str] | None = None) -> None:
     print(
         f"alerts={args.alerts} groups={args.groups} group_wait={args.group_wait} "
         f"notifications_expected={2 * args.groups} worker_concurrency={args.concurrency} "
+        f"answer_delay={args.answer_delay:g}s "
         f"cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.2f}"
     )
     best_ours, cpu_ours = _report("ours (celery worker)", ours, args)

@@ -13,7 +13,8 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e
 
 
-def test_notify_bench_delivers_every_notification_without_duplicates() -> None:
+@pytest.mark.parametrize("answer_delay", ["0", "0.3"], ids=["prompt receivers", "receivers far away"])
+def test_notify_bench_delivers_every_notification_without_duplicates(answer_delay: str) -> None:
     result = subprocess.run(
         [
             sys.executable,
@@ -27,6 +28,8 @@ def test_notify_bench_delivers_every_notification_without_duplicates() -> None:
             "1",
             "--group-wait",
             "1s",
+            "--answer-delay",
+            answer_delay,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -35,6 +38,7 @@ def test_notify_bench_delivers_every_notification_without_duplicates() -> None:
     )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     lines = result.stdout.splitlines()
+    assert f"answer_delay={float(answer_delay):g}s" in lines[0], lines[0]
     ours = next(line for line in lines if line.startswith("ours"))
     reference = next(line for line in lines if line.startswith("alertmanager"))
     assert "notifications=4 duplicates=0" in ours and "notifications=4 duplicates=0" in reference
