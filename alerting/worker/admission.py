@@ -10,13 +10,14 @@ needs the opposite: many sends in flight, each of them waiting.
 So deliveries start ``steady`` at a time; a thread that finishes one takes the next waiting
 delivery itself. While deliveries wait, a watcher looks every ``patience``: if the oldest running
 delivery has been under way that long and the process has used less than ``busy`` of a CPU
-meanwhile (its sends are waiting on receivers, not on the CPU), every delivery waiting may start
-(a storm's groups come due together, and each waits on its receiver alike), and up to twice as many
-as before, up to ``most``. The limit stays there while the deliveries go on, so that those the next
-flushes make start at once; it goes back to ``steady`` when the process is busy, or once it has run
-out of deliveries. A slow or hung receiver holds the others up for about ``patience``. The time a
-send takes is no measure of its own: in a busy process it is mostly the wait for the interpreter,
-which more threads would only lengthen.
+meanwhile (its sends are waiting on receivers, not on the CPU), twice as many may run, up to
+``most``; with the process all but idle (under half of ``busy``), every delivery waiting may start
+at once (a storm's groups come due together, and each waits on its receiver alike). The limit stays
+there while the deliveries go on, so that those the next flushes make start at once; it goes back
+to ``steady`` when the process is busy, or once it has run out of deliveries. A slow or hung
+receiver holds the others up for about ``patience``. The time a send takes is no measure of its
+own: in a busy process it is mostly the wait for the interpreter, which more threads would only
+lengthen.
 """
 
 from __future__ import annotations
@@ -144,7 +145,9 @@ class Admission(Generic[T]):
                 if share >= self.busy or not (self._running or self._waiting):
                     self._limit = self.steady  # busy, or out of deliveries: the episode is over
                 elif self._waiting and (oldest is None or now - oldest >= self.patience):
-                    wanted = max(2 * self._limit, len(self._running) + len(self._waiting))
+                    wanted = 2 * self._limit
+                    if share < self.busy / 2:  # all but idle: every send is waiting on its receiver
+                        wanted = max(wanted, len(self._running) + len(self._waiting))
                     self._limit = min(self.most, wanted)
                 self._start_allowed_locked()
 
