@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pytest
 
@@ -43,6 +44,14 @@ class Sends:
                 self.done.append(item)
 
 
+def submitted(pool: ThreadPoolExecutor, items: Iterable[int], sends: Sends, **options: Any) -> Admission[int]:
+    """An admission of ``options`` running ``sends``, with ``items`` submitted to it."""
+    admission = Admission(pool, sends, **options)
+    for item in items:
+        admission.submit(item)
+    return admission
+
+
 @pytest.fixture
 def pool() -> Iterator[ThreadPoolExecutor]:
     pool = ThreadPoolExecutor(6)
@@ -52,9 +61,7 @@ def pool() -> Iterator[ThreadPoolExecutor]:
 
 def test_prompt_deliveries_run_a_few_at_a_time_and_all_of_them_run(pool: ThreadPoolExecutor) -> None:
     sends = Sends()
-    admission = Admission(pool, sends, steady=2, most=6, patience=30.0)
-    for item in range(200):
-        admission.submit(item)
+    admission = submitted(pool, range(200), sends, steady=2, most=6, patience=30.0)
     wait_until(lambda: len(sends.done) == 200, timeout=30, what="every delivery")
     assert sorted(sends.done) == list(range(200))
     assert sends.most <= 2
@@ -71,9 +78,7 @@ def test_deliveries_kept_waiting_with_the_process_idle_open_more_slots_after_the
 ) -> None:
     gate = threading.Event()
     sends = Sends(gate)
-    admission = Admission(pool, sends, steady=2, most=6, patience=patience)
-    for item in range(10):
-        admission.submit(item)
+    admission = submitted(pool, range(10), sends, steady=2, most=6, patience=patience)
     wait_until(lambda: sends.now == under_way, timeout=10, what=f"{under_way} deliveries under way at once")
     assert admission.waiting == 10 - under_way
     gate.set()
@@ -86,9 +91,7 @@ def test_after_their_patience_every_delivery_waiting_starts_at_once(pool: Thread
     the rest all start, not twice as many per look."""
     gate = threading.Event()
     sends = Sends(gate)
-    admission = Admission(pool, sends, steady=1, most=6, patience=1.0)
-    for item in range(6):
-        admission.submit(item)
+    submitted(pool, range(6), sends, steady=1, most=6, patience=1.0)
     wait_until(lambda: sends.now > 1, timeout=10, what="more than one delivery under way")
     # The next look is a second away: all six are under way well before it.
     wait_until(lambda: sends.now == 6, timeout=0.5, what="every delivery under way")
@@ -101,9 +104,7 @@ def test_while_deliveries_go_on_the_next_ones_start_at_once_then_steady_again_on
 ) -> None:
     gate = threading.Event()
     sends = Sends(gate)
-    admission = Admission(pool, sends, steady=2, most=6, patience=1.0)
-    for item in range(3):
-        admission.submit(item)
+    admission = submitted(pool, range(3), sends, steady=2, most=6, patience=1.0)
     wait_until(lambda: sends.now == 3, timeout=10, what="three deliveries under way")
     admission.submit(3)  # the next flush's: more may run now (four), so it does not wait a second
     wait_until(lambda: sends.now == 4, timeout=0.5, what="the fourth delivery under way")
@@ -122,18 +123,14 @@ def test_deliveries_that_keep_the_process_busy_open_no_more_slots(pool: ThreadPo
     """More threads cannot make CPU-bound work go faster: they would only take turns."""
     sends = Sends(work=0.2)
     # Busy from a fifth of a CPU on: two spinning threads get that much on a loaded machine too.
-    admission = Admission(pool, sends, steady=2, most=6, patience=0.05, busy=0.2)
-    for item in range(8):
-        admission.submit(item)
+    submitted(pool, range(8), sends, steady=2, most=6, patience=0.05, busy=0.2)
     wait_until(lambda: len(sends.done) == 8, timeout=60, what="every delivery")
     assert sends.most == 2
 
 
 def test_a_delivery_that_crashes_does_not_stop_the_ones_behind_it(pool: ThreadPoolExecutor) -> None:
     sends = Sends()
-    admission = Admission(pool, sends, steady=1, most=6, patience=30.0)
-    for item in (-1, 1, -2, 2):
-        admission.submit(item)
+    submitted(pool, (-1, 1, -2, 2), sends, steady=1, most=6, patience=30.0)
     wait_until(lambda: len(sends.done) == 4, timeout=10, what="every delivery")
     assert sends.done == [-1, 1, -2, 2]
 
@@ -141,9 +138,7 @@ def test_a_delivery_that_crashes_does_not_stop_the_ones_behind_it(pool: ThreadPo
 def test_closing_gives_back_what_waits_and_refuses_more(pool: ThreadPoolExecutor) -> None:
     gate = threading.Event()
     sends = Sends(gate)
-    admission = Admission(pool, sends, steady=1, most=6, patience=30.0)
-    for item in range(4):
-        admission.submit(item)
+    admission = submitted(pool, range(4), sends, steady=1, most=6, patience=30.0)
     wait_until(lambda: sends.now == 1, timeout=10, what="a delivery under way")
     assert admission.close() == [1, 2, 3]
     with pytest.raises(RuntimeError):
