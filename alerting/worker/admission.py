@@ -77,6 +77,11 @@ class Admission(Generic[T]):
     def waiting(self) -> int:
         return len(self._waiting)
 
+    @property
+    def limit(self) -> int:
+        """How many may run now."""
+        return self._limit
+
     def submit(self, item: T) -> None:
         """Run ``item`` now if fewer deliveries run than may, else after those ahead of it.
         Raises ``RuntimeError`` once closed."""

@@ -119,6 +119,20 @@ def test_while_deliveries_go_on_the_next_ones_start_at_once_then_steady_again_on
     wait_until(lambda: len(sends.done) == 8, timeout=10, what="every delivery")
 
 
+def test_once_the_deliveries_running_keep_the_process_busy_the_next_ones_wait(
+    pool: ThreadPoolExecutor,
+) -> None:
+    gate = threading.Event()
+    sends = Sends(gate, work=1.0)  # kept waiting by the receiver, then a second of CPU each
+    admission = submitted(pool, range(3), sends, steady=1, most=6, patience=0.1, busy=0.2)
+    wait_until(lambda: sends.now == 3, timeout=10, what="three deliveries under way")
+    gate.set()  # all three now spin: the next look finds the process busy
+    wait_until(lambda: admission.limit == 1, timeout=10, what="the limit back to steady")
+    admission.submit(3)
+    assert admission.waiting == 1
+    wait_until(lambda: len(sends.done) == 4, timeout=60, what="every delivery")
+
+
 def test_deliveries_that_keep_the_process_busy_open_no_more_slots(pool: ThreadPoolExecutor) -> None:
     """More threads cannot make CPU-bound work go faster: they would only take turns."""
     sends = Sends(work=0.2)
