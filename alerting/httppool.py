@@ -163,16 +163,19 @@ def _raw(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
 
 
 class _NoCookies(httpx.Cookies):
+    """A jar that keeps nothing an answer sets (see ``LeanRequests``)."""
+
     def extract_cookies(self, response: Any) -> None:
         return None
 
 
-class _NoCookies2(httpx2.Cookies):
+class NoCookies2(httpx2.Cookies):
+    """The same for an ``httpx2`` client."""
+
     def extract_cookies(self, response: Any) -> None:
         return None
 
 
-_NO_COOKIES = {httpx: _NoCookies(), httpx2: _NoCookies2()}
 MERGED_URLS = 64  # request URLs a client remembers as parsed, joined to its base URL
 
 
@@ -191,11 +194,11 @@ class LeanRequests:
 
     base_url: Any
     _merge_url: Callable[[Any], Any]
-    _lean_lib: ModuleType = httpx
+    _no_cookies: Any = _NoCookies()  # an httpx2 client's class sets ``NoCookies2()``
 
     @property
     def cookies(self) -> Any:
-        return _NO_COOKIES[self._lean_lib]
+        return self._no_cookies
 
     @cookies.setter
     def cookies(self, cookies: Any) -> None:

@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-import httpx2
 import orjson
 import pagerduty
 import structlog
@@ -102,7 +101,7 @@ class PagerDutySettings:
 class _EventsClient(httppool.LeanRequests, pagerduty.EventsApiV2Client):
     """The library's Events API client, with httpx's per-request work trimmed (see ``LeanRequests``)."""
 
-    _lean_lib = httpx2
+    _no_cookies = httppool.NoCookies2()
 
 
 def _trigger(client: pagerduty.EventsApiV2Client, dedup_key: str, event: Mapping[str, Any]) -> None:
