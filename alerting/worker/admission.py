@@ -60,7 +60,9 @@ class Admission(Generic[T]):
         self.patience = patience
         self.busy = busy
         self._limit = self.steady  # how many may run now
-        self._cond = threading.Condition()
+        lock = threading.Lock()
+        self._cond = threading.Condition(lock)  # the watcher's: a delivery waits, or we close
+        self._fewer = threading.Condition(lock)  # ``wait_fewer``'s: a waiting delivery started
         self._waiting: deque[T] = deque()
         # One entry per running delivery: its slot -> time.monotonic() when it started. A delivery
         # that starts is added at the end, so the first entry is always the oldest one running.
@@ -96,6 +98,13 @@ class Admission(Generic[T]):
             elif len(self._waiting) == 1:  # the watcher sleeps while nothing waits
                 self._watch_locked()
 
+    def wait_fewer(self, than: int, timeout: float) -> None:
+        """Return once fewer than ``than`` deliveries wait to start (or we are closed), or after
+        ``timeout`` seconds: for whoever submits, to hold back more work until this process can
+        start it soon."""
+        with self._fewer:
+            self._fewer.wait_for(lambda: self._closed or len(self._waiting) < than, timeout)
+
     def close(self) -> list[T]:
         """Start nothing more; returns what was still waiting (the running deliveries finish)."""
         with self._cond:
@@ -103,6 +112,7 @@ class Admission(Generic[T]):
             left = list(self._waiting)
             self._waiting.clear()
             self._cond.notify_all()
+            self._fewer.notify_all()
         return left
 
     # -- inside ----------------------------------------------------------------------------------
@@ -124,6 +134,7 @@ class Admission(Generic[T]):
                     return
                 item = self._waiting.popleft()
                 slot = self._begin_locked()
+                self._fewer.notify_all()
 
     def _watch_locked(self) -> None:
         if self._watcher is not None and self._watcher.is_alive():
@@ -159,6 +170,7 @@ class Admission(Generic[T]):
     def _start_allowed_locked(self) -> None:
         while not self._closed and self._waiting and len(self._running) < self._limit:
             slot, item = self._begin_locked(), self._waiting.popleft()
+            self._fewer.notify_all()
             try:
                 self._pool.submit(self._work, slot, item)
             except RuntimeError:  # the pool is shut down: so are we (``close`` returns the item)

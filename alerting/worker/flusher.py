@@ -3,7 +3,8 @@
 Each worker process runs one ``Flusher``: a thread that sleeps until the earliest timer in the due
 index, woken early when ingest announces an earlier one on the wake-up channel, then claims the due
 groups and hands their notifications to a pool of delivery threads (``ALERTING_NOTIFY_CONCURRENCY``),
-a few of them at a time while the process is busy (``admission``).
+a few of them at a time while the process is busy (``admission``). It claims the next batch of due
+groups only once its sends are nearly all under way, leaving the rest to the other processes.
 Group claims, delivery locks and the notification log work exactly as for the Celery tasks, so two
 processes, or a job handed over twice, send nothing twice.
 
@@ -68,6 +69,13 @@ OUTBOX_TTL = 2 * 86400.0  # a job nobody could deliver for this long is forgotte
 # ``admission``.
 PROMPT_DELIVERIES = 8
 PROMPT_PATIENCE = 0.1
+# A flush claims the next batch of due groups once fewer than PACE_BACKLOG of this process's sends
+# wait to start (or after PACE_MOST seconds): what the process could not start soon stays due for
+# the others. A storm's groups are then shared by how fast each process delivers, not by how fast it
+# claims (claiming ahead left one process with a third more notifications than the other, and the
+# storm waited for it).
+PACE_BACKLOG = PROMPT_DELIVERIES
+PACE_MOST = 0.5
 
 
 def backoff(retries: int, retry_after: float | None = None, *, base: float, cap: float) -> float:
@@ -450,6 +458,7 @@ class Flusher:
     def _start(self, jobs: list[Job]) -> None:
         for job in jobs:
             self._submit(job, 0)
+        self._deliveries.wait_fewer(PACE_BACKLOG, PACE_MOST)
 
     def _dispatch(self, jobs: list[Job]) -> None:
         """Record the jobs in the outbox, then start their sends."""

@@ -160,3 +160,34 @@ def test_closing_gives_back_what_waits_and_refuses_more(pool: ThreadPoolExecutor
     gate.set()
     wait_until(lambda: admission.running == 0, timeout=10, what="the running delivery to finish")
     assert sends.done == [0]
+
+
+def test_waiting_for_fewer_waiting_returns_once_deliveries_have_started(pool: ThreadPoolExecutor) -> None:
+    gate = threading.Event()
+    sends = Sends(gate)
+    admission = submitted(pool, range(6), sends, steady=2, most=6, patience=30.0)
+    returned = threading.Event()
+    waiter = threading.Thread(target=lambda: (admission.wait_fewer(3, timeout=30), returned.set()))
+    waiter.start()
+    wait_until(lambda: sends.now == 2, timeout=10, what="two deliveries under way")
+    assert not returned.is_set() and admission.waiting == 4
+    gate.set()  # the first two finish, their threads take the next ones, and the queue shrinks
+    wait_until(returned.is_set, timeout=10, what="wait_fewer to return")
+    assert admission.waiting < 3
+    waiter.join(10)
+
+
+def test_waiting_for_fewer_deliveries_waiting_ends_when_closed_or_after_the_timeout(
+    pool: ThreadPoolExecutor,
+) -> None:
+    gate = threading.Event()
+    sends = Sends(gate)
+    admission = submitted(pool, range(6), sends, steady=1, most=6, patience=30.0)
+    admission.wait_fewer(1, timeout=0.05)  # returns, though five still wait
+    assert admission.waiting == 5
+    closing = threading.Timer(0.2, admission.close)
+    closing.start()
+    admission.wait_fewer(1, timeout=30)  # returns once closed, long before its timeout
+    assert admission.waiting == 0
+    closing.join(10)
+    gate.set()

@@ -260,6 +260,69 @@ def test_a_prompt_receiver_gets_a_few_sends_at_a_time(
     assert answer.most == flusher_module.PROMPT_DELIVERIES
 
 
+class Held:
+    """A webhook answer held until ``gate`` opens, counting the requests that came meanwhile."""
+
+    def __init__(self) -> None:
+        self.gate = threading.Event()
+        self.came = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, request: Request) -> Reply:
+        with self._lock:
+            self.came += 1
+        self.gate.wait(30)
+        return Reply(200, "ok")
+
+
+def test_a_process_with_sends_backed_up_leaves_the_groups_still_due_to_other_processes(
+    shared: tuple[redis.Redis, Settings], recorder: WebhookRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process claims due groups a batch at a time, and the next batch only once fewer than
+    PACE_BACKLOG of its sends wait to start: what it could not start soon, another process takes."""
+    monkeypatch.setattr(flusher_module, "PROMPT_PATIENCE", 30.0)  # no more sends at once than steady
+    monkeypatch.setattr(flusher_module, "PACE_MOST", 30.0)
+    answer = Held()
+    recorder.answer = answer
+    client, settings = shared
+    store = NotifyStore(client, settings.prefix)
+    first, second = (Runtime(replace(settings, notify_concurrency=16)) for _ in range(2))
+    flushes: list[threading.Thread] = []
+    try:
+        names = [f"Down{i:02d}" for i in range(3 * flusher_module.FLUSH_GROUPS)]
+        hand_over(client, first, *names)
+        due = time.time() + 2
+        started: list[int] = []
+
+        def still_due() -> int:
+            return int(client.zcount(store.due_key, "-inf", repr(due)))
+
+        for runtime, left in ((first, 2), (second, 1)):
+            flush = threading.Thread(target=lambda r=runtime: started.append(r.flusher().flush(due)))
+            flush.start()
+            flushes.append(flush)
+            wait_until(
+                lambda left=left: still_due() == left * flusher_module.FLUSH_GROUPS,
+                timeout=10,
+                what=f"{left} batches of groups left due",
+            )
+        # Each process holds one batch, its first sends held by the receiver; the third stays due
+        # for whichever can start it first.
+        wait_until(lambda: answer.came == 2 * flusher_module.PROMPT_DELIVERIES, timeout=10, what="sends")
+        assert still_due() == flusher_module.FLUSH_GROUPS
+        answer.gate.set()
+        for flush in flushes:
+            flush.join(30)
+        assert len(started) == 2 and sum(started) == len(names)
+        wait_until(lambda: len(recorder.delivered()) == len(names), timeout=60, what="every notification")
+        recorder.settle(quiet=1.0)
+        assert sorted(r.group for r in recorder.delivered()) == sorted(names)
+    finally:
+        answer.gate.set()
+        first.close()
+        second.close()
+
+
 def test_a_stopping_process_gives_back_at_once_the_jobs_it_had_not_started(
     shared: tuple[redis.Redis, Settings],
     processes: list[Runtime],
