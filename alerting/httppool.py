@@ -18,6 +18,7 @@ import http.client
 import select
 import ssl
 import threading
+import time
 from collections.abc import Callable, Iterable
 from types import ModuleType
 from typing import Any
@@ -26,6 +27,16 @@ import httpx
 import httpx2
 
 MAX_IDLE = 128  # idle connections kept per origin: as many as a process has deliveries in flight
+
+# The threads of this process waiting for an answer to a request they sent, and since when
+# (time.monotonic()).
+_awaiting: dict[int, float] = {}
+
+
+def awaiting_since(thread: int) -> float | None:
+    """Since when the thread ``thread`` (a ``threading.get_ident()``) has been waiting for the
+    answer to a request it sent on one of these transports; None while it is not."""
+    return _awaiting.get(thread)
 
 
 class _TLSConnection(http.client.HTTPSConnection):
@@ -128,8 +139,13 @@ class StdlibTransport:
             for name, value in headers:
                 conn.putheader(name, value)
             conn.endheaders(body or None)
-            answer = conn.getresponse()
-            content = answer.read()
+            me = threading.get_ident()
+            _awaiting[me] = time.monotonic()
+            try:
+                answer = conn.getresponse()
+                content = answer.read()
+            finally:
+                del _awaiting[me]
         except TimeoutError as exc:
             conn.close()
             raise lib.ReadTimeout(str(exc) or "timed out waiting for the answer") from exc

@@ -14,10 +14,12 @@ meanwhile (its sends are waiting on receivers, not on the CPU), twice as many ma
 ``most``; with the process all but idle (under half of ``busy``), every delivery waiting may start
 at once (a storm's groups come due together, and each waits on its receiver alike). The limit stays
 there while the deliveries go on, so that those the next flushes make start at once; it goes back
-to ``steady`` when the process is busy, or once it has run out of deliveries. A slow or hung
-receiver holds the others up for about ``patience``. The time a send takes is no measure of its
-own: in a busy process it is mostly the wait for the interpreter, which more threads would only
-lengthen.
+to ``steady`` once the process has run out of deliveries, and when the process is busy, to
+``steady`` besides the deliveries held up outside it: those whose thread has been waiting for its
+receiver's answer for half their ``patience`` or longer (``held_since`` says since when a thread
+waits; the HTTP transport's ``awaiting_since``). A slow or hung receiver holds the others up for
+about ``patience``. The time a send takes, as a whole, is no measure of its own: in a busy process
+it is mostly the wait for the interpreter, which more threads would only lengthen.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class Admission(Generic[T]):
         most: int,
         patience: float,
         busy: float = BUSY,
+        held_since: Callable[[int], float | None] | None = None,
     ) -> None:
         self._pool = pool
         self._run = run
@@ -59,6 +62,7 @@ class Admission(Generic[T]):
         self.steady = max(1, min(steady, self.most))
         self.patience = patience
         self.busy = busy
+        self._held_since = held_since
         self._limit = self.steady  # how many may run now
         lock = threading.Lock()
         self._cond = threading.Condition(lock)  # the watcher's: a delivery waits, or we close
@@ -67,6 +71,7 @@ class Admission(Generic[T]):
         # One entry per running delivery: its slot -> time.monotonic() when it started. A delivery
         # that starts is added at the end, so the first entry is always the oldest one running.
         self._running: dict[int, float] = {}
+        self._threads: dict[int, int] = {}  # slot -> the thread running it (``threading.get_ident()``)
         self._slots = itertools.count()
         self._closed = False
         self._watcher: threading.Thread | None = None
@@ -123,6 +128,9 @@ class Admission(Generic[T]):
         return slot
 
     def _work(self, slot: int, item: T) -> None:
+        me = threading.get_ident()
+        with self._cond:
+            self._threads[slot] = me
         while True:
             try:
                 self._run(item)
@@ -130,10 +138,12 @@ class Admission(Generic[T]):
                 log.error("notify.delivery_crashed", msg=f"{type(exc).__name__}: {exc}")
             with self._cond:
                 del self._running[slot]
+                del self._threads[slot]
                 if self._closed or not self._waiting or len(self._running) >= self._limit:
                     return
                 item = self._waiting.popleft()
                 slot = self._begin_locked()
+                self._threads[slot] = me
                 self._fewer.notify_all()
 
     def _watch_locked(self) -> None:
@@ -158,14 +168,29 @@ class Admission(Generic[T]):
                 share = (cpu - used) / max(now - since, 1e-3)
                 since, used = now, cpu
                 oldest = next(iter(self._running.values()), None)
-                if share >= self.busy or not (self._running or self._waiting):
-                    self._limit = self.steady  # busy, or out of deliveries: the episode is over
+                held = self._held_locked(now)
+                if not (self._running or self._waiting):
+                    self._limit = self.steady  # out of deliveries: the episode is over
+                elif share >= self.busy:  # busy: ``steady`` at work, besides those held up outside
+                    self._limit = min(self.most, self.steady + held)
                 elif self._waiting and (oldest is None or now - oldest >= self.patience):
-                    wanted = 2 * self._limit
+                    wanted = max(2 * self._limit, self.steady + held)
                     if share < self.busy / 2:  # all but idle: every send is waiting on its receiver
                         wanted = max(wanted, len(self._running) + len(self._waiting))
                     self._limit = min(self.most, wanted)
                 self._start_allowed_locked()
+
+    def _held_locked(self, now: float) -> int:
+        """How many running deliveries have been held up outside the process (waiting on their
+        receiver's answer) for half their patience or longer."""
+        if self._held_since is None:
+            return 0
+        held = 0
+        for thread in self._threads.values():
+            since = self._held_since(thread)
+            if since is not None and now - since >= self.patience / 2:
+                held += 1
+        return held
 
     def _start_allowed_locked(self) -> None:
         while not self._closed and self._waiting and len(self._running) < self._limit:

@@ -38,6 +38,7 @@ import httpcore2  # noqa: F401
 import orjson
 import redis
 
+from alerting import httppool
 from alerting.notify.base import DeliveryError
 from alerting.notify.live import RoutingConfig
 from alerting.notify.pipeline import DeliveryBusy, Job, ReceiverPaused, deliver, fallback_jobs, flush_due
@@ -275,7 +276,12 @@ class Flusher:
         most = runtime.settings.notify_concurrency
         self._pool = ThreadPoolExecutor(most, thread_name_prefix="delivery")
         self._deliveries: Admission[tuple[Job, int]] = Admission(
-            self._pool, self._deliver, steady=PROMPT_DELIVERIES, most=most, patience=PROMPT_PATIENCE
+            self._pool,
+            self._deliver,
+            steady=PROMPT_DELIVERIES,
+            most=most,
+            patience=PROMPT_PATIENCE,
+            held_since=httppool.awaiting_since,
         )
         self._held: dict[str, int] = {}  # job id -> retries, for jobs taken and not yet finished
         self._held_lock = threading.Lock()

@@ -7,6 +7,7 @@ import base64
 import os
 import ssl
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from email.utils import formatdate
@@ -16,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from alerting import httppool
 from alerting.config.yamlfile import load_text
 from alerting.errors import ConfigError
 from alerting.transport import (
@@ -32,6 +34,7 @@ from alerting.transport import (
 )
 from tests.support.fakes import LocalCA, make_ca
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
+from tests.support.net import wait_until
 
 
 def ok(_: Request) -> Reply:
@@ -259,6 +262,34 @@ def test_a_cookie_an_answer_sets_is_not_sent_back(server: FakeHTTPServer) -> Non
         with pytest.raises(ValueError, match="no cookies"):
             client.cookies = {"session": "abc"}
     assert [r.headers.get("cookie") for r in server.requests] == [None, None, "mine=1"]
+
+
+def test_a_thread_waiting_for_an_answer_is_known_as_such_until_it_has_it() -> None:
+    """What the deliveries' admission reads to tell a send held up by its receiver from one at work."""
+    sent, answer = threading.Event(), threading.Event()
+
+    def held(_: Request) -> Reply:
+        sent.set()
+        answer.wait(30)
+        return Reply(200, "ok")
+
+    caller: list[int] = []
+
+    def request(client: Any, url: str) -> None:
+        caller.append(threading.get_ident())
+        client.get(url)
+
+    with FakeHTTPServer(held) as server, new_client(HTTPConfig(), 10.0) as client:
+        before = time.monotonic()
+        thread = threading.Thread(target=request, args=(client, server.url + "/slow"))
+        thread.start()
+        assert sent.wait(10)
+        since = wait_until(lambda: httppool.awaiting_since(caller[0]), timeout=10, what="the wait noted")
+        assert isinstance(since, float) and before <= since <= time.monotonic()
+        assert httppool.awaiting_since(threading.get_ident()) is None  # this thread sent nothing
+        answer.set()
+        thread.join(10)
+        assert httppool.awaiting_since(caller[0]) is None
 
 
 def test_relative_urls_join_the_base_url_however_many_and_after_it_changes() -> None:

@@ -142,6 +142,36 @@ def test_deliveries_that_keep_the_process_busy_open_no_more_slots(pool: ThreadPo
     assert sends.most == 2
 
 
+def test_a_busy_process_keeps_steady_deliveries_at_work_besides_those_held_up_by_receivers(
+    pool: ThreadPoolExecutor,
+) -> None:
+    """One send waits on a receiver that does not answer while the others keep the process busy:
+    they still run ``steady`` (two) at a time beside it, not one."""
+    gate = threading.Event()
+    outside: dict[int, float] = {}  # thread -> since when it waits on the receiver
+    sends = Sends(work=0.1)
+    held = 100
+
+    def run(item: int) -> None:
+        if item != held:
+            sends(item)
+            return
+        outside[threading.get_ident()] = time.monotonic()
+        gate.wait(30)
+        del outside[threading.get_ident()]
+
+    admission = Admission(pool, run, steady=2, most=6, patience=0.05, busy=0.2, held_since=outside.get)
+    try:
+        for item in (held, *range(6)):
+            admission.submit(item)
+        wait_until(lambda: len(sends.done) == 6, timeout=20, what="the deliveries not held up")
+        assert sends.most == 2
+        assert admission.running == 1  # the one held up, still waiting for its answer
+    finally:
+        gate.set()
+    wait_until(lambda: admission.running == 0, timeout=10, what="the one held up to finish")
+
+
 def test_a_delivery_that_crashes_does_not_stop_the_ones_behind_it(pool: ThreadPoolExecutor) -> None:
     sends = Sends()
     submitted(pool, (-1, 1, -2, 2), sends, steady=1, most=6, patience=30.0)
