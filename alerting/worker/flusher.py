@@ -442,7 +442,7 @@ class Flusher:
                 FLUSH_GROUPS,
                 lock_ttl=self.runtime.settings.notify_lock_ttl,
                 ack_sources=self.runtime.ack_sources(),
-                on_jobs=self._start,
+                on_jobs=self._start_flushed,
                 outbox=self._outbox,
                 collect_garbage=False,
             )
@@ -464,6 +464,10 @@ class Flusher:
     def _start(self, jobs: list[Job]) -> None:
         for job in jobs:
             self._submit(job, 0)
+
+    def _start_flushed(self, jobs: list[Job]) -> None:
+        """Start a flushed batch's sends; return when the flush may claim the next batch."""
+        self._start(jobs)
         self._deliveries.wait_fewer(PACE_BACKLOG, PACE_MOST)
 
     def _dispatch(self, jobs: list[Job]) -> None:

@@ -52,6 +52,16 @@ def submitted(pool: ThreadPoolExecutor, items: Iterable[int], sends: Sends, **op
     return admission
 
 
+def gated(
+    pool: ThreadPoolExecutor, count: int, **options: Any
+) -> tuple[threading.Event, Sends, Admission[int]]:
+    """``count`` deliveries held until the returned gate opens, submitted to an admission of
+    ``options``."""
+    gate = threading.Event()
+    sends = Sends(gate)
+    return gate, sends, submitted(pool, range(count), sends, **options)
+
+
 @pytest.fixture
 def pool() -> Iterator[ThreadPoolExecutor]:
     pool = ThreadPoolExecutor(6)
@@ -76,9 +86,7 @@ def test_prompt_deliveries_run_a_few_at_a_time_and_all_of_them_run(pool: ThreadP
 def test_deliveries_kept_waiting_with_the_process_idle_open_more_slots_after_their_patience(
     pool: ThreadPoolExecutor, patience: float, under_way: int
 ) -> None:
-    gate = threading.Event()
-    sends = Sends(gate)
-    admission = submitted(pool, range(10), sends, steady=2, most=6, patience=patience)
+    gate, sends, admission = gated(pool, 10, steady=2, most=6, patience=patience)
     wait_until(lambda: sends.now == under_way, timeout=10, what=f"{under_way} deliveries under way at once")
     assert admission.waiting == 10 - under_way
     gate.set()
@@ -89,9 +97,7 @@ def test_deliveries_kept_waiting_with_the_process_idle_open_more_slots_after_the
 def test_after_their_patience_every_delivery_waiting_starts_at_once(pool: ThreadPoolExecutor) -> None:
     """A storm's groups come due together: once the first sends are seen waiting on their receiver,
     the rest all start, not twice as many per look."""
-    gate = threading.Event()
-    sends = Sends(gate)
-    submitted(pool, range(6), sends, steady=1, most=6, patience=1.0)
+    gate, sends, _ = gated(pool, 6, steady=1, most=6, patience=1.0)
     wait_until(lambda: sends.now > 1, timeout=10, what="more than one delivery under way")
     # The next look is a second away: all six are under way well before it.
     wait_until(lambda: sends.now == 6, timeout=0.5, what="every delivery under way")
@@ -102,9 +108,7 @@ def test_after_their_patience_every_delivery_waiting_starts_at_once(pool: Thread
 def test_while_deliveries_go_on_the_next_ones_start_at_once_then_steady_again_once_idle(
     pool: ThreadPoolExecutor,
 ) -> None:
-    gate = threading.Event()
-    sends = Sends(gate)
-    admission = submitted(pool, range(3), sends, steady=2, most=6, patience=1.0)
+    gate, sends, admission = gated(pool, 3, steady=2, most=6, patience=1.0)
     wait_until(lambda: sends.now == 3, timeout=10, what="three deliveries under way")
     admission.submit(3)  # the next flush's: more may run now (four), so it does not wait a second
     wait_until(lambda: sends.now == 4, timeout=0.5, what="the fourth delivery under way")
@@ -180,9 +184,7 @@ def test_a_delivery_that_crashes_does_not_stop_the_ones_behind_it(pool: ThreadPo
 
 
 def test_closing_gives_back_what_waits_and_refuses_more(pool: ThreadPoolExecutor) -> None:
-    gate = threading.Event()
-    sends = Sends(gate)
-    admission = submitted(pool, range(4), sends, steady=1, most=6, patience=30.0)
+    gate, sends, admission = gated(pool, 4, steady=1, most=6, patience=30.0)
     wait_until(lambda: sends.now == 1, timeout=10, what="a delivery under way")
     assert admission.close() == [1, 2, 3]
     with pytest.raises(RuntimeError):
@@ -193,9 +195,7 @@ def test_closing_gives_back_what_waits_and_refuses_more(pool: ThreadPoolExecutor
 
 
 def test_waiting_for_fewer_waiting_returns_once_deliveries_have_started(pool: ThreadPoolExecutor) -> None:
-    gate = threading.Event()
-    sends = Sends(gate)
-    admission = submitted(pool, range(6), sends, steady=2, most=6, patience=30.0)
+    gate, sends, admission = gated(pool, 6, steady=2, most=6, patience=30.0)
     returned = threading.Event()
     waiter = threading.Thread(target=lambda: (admission.wait_fewer(3, timeout=30), returned.set()))
     waiter.start()
@@ -210,9 +210,7 @@ def test_waiting_for_fewer_waiting_returns_once_deliveries_have_started(pool: Th
 def test_waiting_for_fewer_deliveries_waiting_ends_when_closed_or_after_the_timeout(
     pool: ThreadPoolExecutor,
 ) -> None:
-    gate = threading.Event()
-    sends = Sends(gate)
-    admission = submitted(pool, range(6), sends, steady=1, most=6, patience=30.0)
+    gate, sends, admission = gated(pool, 6, steady=1, most=6, patience=30.0)
     admission.wait_fewer(1, timeout=0.05)  # returns, though five still wait
     assert admission.waiting == 5
     closing = threading.Timer(0.2, admission.close)

@@ -323,6 +323,52 @@ def test_a_process_with_sends_backed_up_leaves_the_groups_still_due_to_other_pro
         second.close()
 
 
+def test_a_notification_handed_on_by_a_delivery_starts_without_waiting_for_the_backlog(
+    shared: tuple[redis.Redis, Settings], recorder: WebhookRecorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only a flush waits for fewer sends to be waiting before it goes on: a delivery that hands
+    its notification on (to the fallback receiver, after a permanent failure) goes on at once."""
+    monkeypatch.setattr(flusher_module, "PROMPT_PATIENCE", 30.0)
+    monkeypatch.setattr(flusher_module, "PACE_MOST", 30.0)
+    answer = Held()
+    recorder.answer = answer
+    client, settings = shared
+    runtime = Runtime(replace(settings, notify_concurrency=16))
+    try:
+        names = [f"Down{i:02d}" for i in range(flusher_module.FLUSH_GROUPS)]
+        hand_over(client, runtime, *names)
+        flusher = runtime.flusher()
+        flush = threading.Thread(target=flusher.flush, args=(time.time() + 2,))
+        flush.start()
+        wait_until(lambda: answer.came == flusher_module.PROMPT_DELIVERIES, timeout=10, what="sends")
+        assert flush.is_alive()  # waiting for its backlog: twelve sends wait to start
+        handed_on = Job(
+            job_id="nf-handed-on",
+            group_id="g",
+            group_key='{}:{alertname="HandedOn"}',
+            nflog_id="n",
+            receiver="hook",
+            integration="hook/webhook/0",
+            seq=time.time(),
+            group_labels={"alertname": "HandedOn"},
+            alerts=(alert("HandedOn", starts_at=time.time()),),
+            firing=(alert("HandedOn").fingerprint,),
+            resolved=(),
+            repeat_interval=3600.0,
+            reason="first notification",
+        )
+        dispatch = threading.Thread(target=flusher._dispatch, args=([handed_on],))
+        dispatch.start()
+        dispatch.join(3)  # the held sends time out after 10 s; nothing else frees a slot before
+        assert not dispatch.is_alive()
+        answer.gate.set()
+        flush.join(30)
+        wait_until(lambda: len(recorder.delivered()) == len(names) + 1, timeout=60, what="every notification")
+    finally:
+        answer.gate.set()
+        runtime.close()
+
+
 def test_a_stopping_process_gives_back_at_once_the_jobs_it_had_not_started(
     shared: tuple[redis.Redis, Settings],
     processes: list[Runtime],
