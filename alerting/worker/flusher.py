@@ -68,7 +68,7 @@ OUTBOX_TTL = 2 * 86400.0  # a job nobody could deliver for this long is forgotte
 # Deliveries running at once while the process is busy, and how long the oldest of them may be under
 # way, with the process mostly idle, before more may run (up to ALERTING_NOTIFY_CONCURRENCY): see
 # ``admission``.
-PROMPT_DELIVERIES = 8
+PROMPT_DELIVERIES = 4
 PROMPT_PATIENCE = 0.1
 # A flush claims the next batch of due groups once fewer than PACE_BACKLOG of this process's sends
 # wait to start (or after PACE_MOST seconds): what the process could not start soon stays due for

@@ -176,6 +176,40 @@ def test_a_busy_process_keeps_steady_deliveries_at_work_besides_those_held_up_by
     wait_until(lambda: admission.running == 0, timeout=10, what="the one held up to finish")
 
 
+def test_a_delivery_held_up_by_its_receiver_lets_another_start_half_way_to_the_next_look(
+    pool: ThreadPoolExecutor,
+) -> None:
+    """A send that waits on a slow receiver holds the others up for half a patience, not a whole
+    one; half-way, only that many more start (the whole look, with the process idle, would start
+    every one waiting)."""
+    gate = threading.Event()
+    outside: dict[int, float] = {}  # thread -> since when it waits on the receiver
+    sends = Sends(gate)
+    held = 100
+
+    def run(item: int) -> None:
+        if item != held:
+            sends(item)
+            return
+        outside[threading.get_ident()] = time.monotonic() - 60  # waiting on its answer for long
+        gate.wait(30)
+        del outside[threading.get_ident()]
+
+    admission = Admission(pool, run, steady=1, most=6, patience=4.0, held_since=outside.get)
+    try:
+        for item in (held, *range(4)):
+            admission.submit(item)
+        assert admission.running == 1
+        # Half-way is two seconds away, the whole look four.
+        wait_until(lambda: sends.now == 1, timeout=3.5, what="a delivery beside the one held up")
+        assert admission.running == 2
+        assert admission.waiting == 3
+        wait_until(lambda: sends.now == 4, timeout=10, what="every delivery, at the whole look")
+    finally:
+        gate.set()
+    wait_until(lambda: admission.running == 0, timeout=10, what="every delivery to finish")
+
+
 def test_a_delivery_that_crashes_does_not_stop_the_ones_behind_it(pool: ThreadPoolExecutor) -> None:
     sends = Sends()
     submitted(pool, (-1, 1, -2, 2), sends, steady=1, most=6, patience=30.0)
