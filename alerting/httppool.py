@@ -33,6 +33,27 @@ MAX_IDLE = 128  # idle connections kept per origin: as many as a process has del
 _awaiting: dict[int, float] = {}
 
 
+# Called with a thread's ident as it begins waiting for an answer (see ``on_awaiting``); replaced
+# as a whole when one is added or removed, so that a send reads it without a lock.
+_listeners: tuple[Callable[[int], None], ...] = ()
+_listeners_lock = threading.Lock()
+
+
+def on_awaiting(listener: Callable[[int], None]) -> Callable[[], None]:
+    """Have ``listener(thread)`` called in each thread that has sent a request on one of these
+    transports and begins waiting for the answer; returns what removes it again."""
+    global _listeners
+    with _listeners_lock:
+        _listeners = (*_listeners, listener)
+
+    def remove() -> None:
+        global _listeners
+        with _listeners_lock:
+            _listeners = tuple(known for known in _listeners if known is not listener)
+
+    return remove
+
+
 def awaiting_since(thread: int) -> float | None:
     """Since when the thread ``thread`` (a ``threading.get_ident()``) has been waiting for the
     answer to a request it sent on one of these transports; None while it is not."""
@@ -142,6 +163,8 @@ class StdlibTransport:
             me = threading.get_ident()
             _awaiting[me] = time.monotonic()
             try:
+                for listener in _listeners:
+                    listener(me)
                 answer = conn.getresponse()
                 content = answer.read()
             finally:

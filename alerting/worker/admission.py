@@ -20,8 +20,17 @@ receiver's answer for half their ``patience`` or longer (``held_since`` says sin
 waits; the HTTP transport's ``awaiting_since``). Half-way between two looks, the watcher lets one
 more delivery start for each one held up since, and changes nothing else: a slow or hung receiver
 holds the others up for about half a ``patience``, while the share of CPU is still measured over a
-whole one. The time a send takes, as a whole, is no measure of its own: in a busy process it is
-mostly the wait for the interpreter, which more threads would only lengthen.
+whole one.
+
+Once a look has found a delivery held up, the receivers are slow: from then on (until a look finds
+none), a delivery is no longer at work as soon as it has sent its request and waits for the answer,
+however short that wait has been so far. The transport says when a thread begins to wait
+(``on_awaiting``), and the next delivery waiting starts then, not at a look; a storm to receivers
+far away starts as fast as the CPU allows. Before any is held up, a send waiting on its answer
+still counts at work: receivers that answer within milliseconds keep the process busy.
+
+The time a send takes, as a whole, is no measure of its own: in a busy process it is mostly the
+wait for the interpreter, which more threads would only lengthen.
 """
 
 from __future__ import annotations
@@ -57,6 +66,7 @@ class Admission(Generic[T]):
         patience: float,
         busy: float = BUSY,
         held_since: Callable[[int], float | None] | None = None,
+        on_awaiting: Callable[[Callable[[int], None]], Callable[[], None]] | None = None,
     ) -> None:
         self._pool = pool
         self._run = run
@@ -77,6 +87,10 @@ class Admission(Generic[T]):
         self._slots = itertools.count()
         self._closed = False
         self._watcher: threading.Thread | None = None
+        # Set at a look that found a delivery held up outside: the receivers are slow, and a
+        # delivery that begins waiting on its answer is no longer counted at work from then on.
+        self._slow = False
+        self._unlisten = on_awaiting(self._awaits) if on_awaiting is not None else None
 
     @property
     def running(self) -> int:
@@ -98,7 +112,7 @@ class Admission(Generic[T]):
             if self._closed:
                 raise RuntimeError("deliveries are closed")
             if not self._running and not self._waiting:  # an idle process: start over from steady
-                self._limit = self.steady
+                self._limit, self._slow = self.steady, False
             self._waiting.append(item)
             if len(self._running) < self._limit:
                 self._start_allowed_locked()
@@ -116,6 +130,8 @@ class Admission(Generic[T]):
         """Start nothing more; returns what was still waiting (the running deliveries finish)."""
         with self._cond:
             self._closed = True
+            if self._unlisten is not None:
+                self._unlisten()
             left = list(self._waiting)
             self._waiting.clear()
             self._cond.notify_all()
@@ -173,13 +189,15 @@ class Admission(Generic[T]):
                 share = (cpu - used) / max(now - since, 1e-3)
                 since, used = now, cpu
                 oldest = next(iter(self._running.values()), None)
-                held = self._held_locked(now)
+                held, outside = self._outside_locked(now)
+                self._slow = held > 0
+                away = outside if self._slow else held  # not at work: waiting on receivers
                 if not (self._running or self._waiting):
                     self._limit = self.steady  # out of deliveries: the episode is over
                 elif share >= self.busy:  # busy: ``steady`` at work, besides those held up outside
-                    self._limit = min(self.most, self.steady + held)
+                    self._limit = min(self.most, self.steady + away)
                 elif self._waiting and (oldest is None or now - oldest >= self.patience):
-                    wanted = max(2 * self._limit, self.steady + held)
+                    wanted = max(2 * self._limit, self.steady + away)
                     if share < self.busy / 2:  # all but idle: every send is waiting on its receiver
                         wanted = max(wanted, len(self._running) + len(self._waiting))
                     self._limit = min(self.most, wanted)
@@ -190,22 +208,37 @@ class Admission(Generic[T]):
         since (the limit only rises here; the next look sets it as a whole)."""
         if self._closed or not self._waiting:
             return
-        held = self._held_locked(time.monotonic())
-        if self.steady + held > self._limit:
-            self._limit = min(self.most, self.steady + held)
+        held, outside = self._outside_locked(time.monotonic())
+        self._slow = self._slow or held > 0
+        wanted = self.steady + (outside if self._slow else held)
+        if wanted > self._limit:
+            self._limit = min(self.most, wanted)
             self._start_allowed_locked()
 
-    def _held_locked(self, now: float) -> int:
+    def _awaits(self, thread: int) -> None:
+        """``thread`` has sent a request and begins waiting for the answer. While the receivers are
+        slow, that delivery is no longer at work: the next one waiting starts now, not at a look."""
+        if not self._slow or not self._waiting:
+            return
+        with self._cond:
+            if self._closed or not self._slow or not self._waiting or thread not in self._threads.values():
+                return
+            self._limit = min(self.most, max(self._limit, len(self._running) + 1))
+            self._start_allowed_locked()
+
+    def _outside_locked(self, now: float) -> tuple[int, int]:
         """How many running deliveries have been held up outside the process (waiting on their
-        receiver's answer) for half their patience or longer."""
+        receiver's answer) for half their patience or longer, and how many wait on it at all."""
+        held = outside = 0
         if self._held_since is None:
-            return 0
-        held = 0
+            return held, outside
         for thread in self._threads.values():
             since = self._held_since(thread)
-            if since is not None and now - since >= self.patience / 2:
-                held += 1
-        return held
+            if since is not None:
+                outside += 1
+                if now - since >= self.patience / 2:
+                    held += 1
+        return held, outside
 
     def _start_allowed_locked(self) -> None:
         while not self._closed and self._waiting and len(self._running) < self._limit:

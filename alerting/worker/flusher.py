@@ -282,6 +282,7 @@ class Flusher:
             most=most,
             patience=PROMPT_PATIENCE,
             held_since=httppool.awaiting_since,
+            on_awaiting=httppool.on_awaiting,
         )
         self._held: dict[str, int] = {}  # job id -> retries, for jobs taken and not yet finished
         self._held_lock = threading.Lock()

@@ -292,6 +292,28 @@ def test_a_thread_waiting_for_an_answer_is_known_as_such_until_it_has_it() -> No
         assert httppool.awaiting_since(caller[0]) is None
 
 
+def test_listeners_hear_of_each_thread_that_begins_waiting_for_an_answer_until_removed() -> None:
+    """What lets the deliveries' admission start the next send as soon as one waits on a slow
+    receiver: the listener runs in the sending thread, with its wait already noted."""
+    heard: list[tuple[int, float | None]] = []
+
+    def listener(thread: int) -> None:
+        heard.append((thread, httppool.awaiting_since(thread)))
+
+    remove = httppool.on_awaiting(listener)
+    try:
+        with FakeHTTPServer(ok) as server, new_client(HTTPConfig(), 5.0) as client:
+            client.get(server.url + "/first")
+            client.get(server.url + "/second")
+            remove()
+            client.get(server.url + "/third")
+    finally:
+        remove()
+    me = threading.get_ident()
+    assert [thread for thread, _ in heard] == [me, me]
+    assert all(isinstance(since, float) for _, since in heard)
+
+
 def test_relative_urls_join_the_base_url_however_many_and_after_it_changes() -> None:
     paths = [f"/api/{i}" for i in range(100)]  # more than a client remembers joined
     with FakeHTTPServer(ok) as first, FakeHTTPServer(ok) as second:

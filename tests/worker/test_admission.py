@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -208,6 +208,49 @@ def test_a_delivery_held_up_by_its_receiver_lets_another_start_half_way_to_the_n
     finally:
         gate.set()
     wait_until(lambda: admission.running == 0, timeout=10, what="every delivery to finish")
+
+
+def test_once_receivers_are_slow_a_delivery_that_begins_waiting_on_its_answer_lets_the_next_start(
+    pool: ThreadPoolExecutor,
+) -> None:
+    """Before any send is held up, a send waiting on its answer still counts at work (receivers
+    that answer within milliseconds keep the process busy). Once one is held up, every send that
+    begins waiting lets the next start at once, without waiting for a look."""
+    gate = threading.Event()
+    outside: dict[int, float] = {}  # thread -> since when it waits on the receiver
+    listeners: list[Callable[[int], None]] = []
+    began = threading.Event()
+    held = 100
+
+    def on_awaiting(listener: Callable[[int], None]) -> Callable[[], None]:
+        listeners.append(listener)
+        return lambda: listeners.remove(listener)
+
+    def run(item: int) -> None:  # as the HTTP transport does: noted as waiting, listeners told
+        me = threading.get_ident()
+        outside[me] = time.monotonic() - (60 if item == held else 0)
+        for listener in listeners:
+            listener(me)
+        began.set()
+        gate.wait(30)
+        del outside[me]
+
+    admission = Admission(
+        pool, run, steady=1, most=6, patience=4.0, held_since=outside.get, on_awaiting=on_awaiting
+    )
+    try:
+        for item in (held, *range(4)):
+            admission.submit(item)
+        began.wait(10)
+        assert admission.running == 1  # no look yet: nothing is known to be slow
+        # Half-way (two seconds on) the one held up is seen, and the rest follow one another; the
+        # whole look is four seconds away.
+        wait_until(lambda: admission.running == 5, timeout=3.5, what="every delivery under way")
+    finally:
+        gate.set()
+    wait_until(lambda: admission.running == 0, timeout=10, what="every delivery to finish")
+    admission.close()
+    assert listeners == []
 
 
 def test_a_delivery_that_crashes_does_not_stop_the_ones_behind_it(pool: ThreadPoolExecutor) -> None:
