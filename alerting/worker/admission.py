@@ -205,7 +205,8 @@ class Admission(Generic[T]):
 
     def _admit_held_locked(self) -> None:
         """Between looks: one more delivery may start for each one held up outside the process
-        since (the limit only rises here; the next look sets it as a whole)."""
+        since (once the receivers are slow, for each one waiting on its answer at all). The limit
+        only rises here; the next look sets it as a whole."""
         if self._closed or not self._waiting:
             return
         held, outside = self._outside_locked(time.monotonic())
