@@ -341,7 +341,7 @@ def test_a_notification_handed_on_by_a_delivery_starts_without_waiting_for_the_b
         flush = threading.Thread(target=flusher.flush, args=(time.time() + 2,))
         flush.start()
         wait_until(lambda: answer.came == flusher_module.PROMPT_DELIVERIES, timeout=10, what="sends")
-        assert flush.is_alive()  # waiting for its backlog: twelve sends wait to start
+        assert flush.is_alive()  # waiting for its backlog: the rest of the batch waits to start
         handed_on = Job(
             job_id="nf-handed-on",
             group_id="g",
