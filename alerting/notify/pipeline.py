@@ -47,6 +47,7 @@ from alerting.notify.store import (
     Held,
     NotifyStore,
     OutboxWrite,
+    Taking,
     group_id,
     nflog_id,
 )
@@ -695,6 +696,7 @@ def deliver(
     *,
     lock_ttl: float | None = None,
     outbox: Sequence[str] = (),
+    handoff: Handoff | None = None,
 ) -> bool:
     """Send one job; on success write the notification log. Raises ``DeliveryError`` on failure,
     ``ReceiverPaused`` while the receiver's pause lasts.
@@ -702,7 +704,8 @@ def deliver(
     Safe to call twice for the same job (a redelivered task): the second call finds the log entry
     of the first and sends nothing. True when a notification went out. When it returns (the job is
     settled: sent, or found sent, superseded or no longer needed), the ``outbox`` entries named are
-    removed, in the round trip that writes the log.
+    removed, in the round trip that writes the log. With ``handoff``, the lock of the job its
+    thread delivers next is taken in that round trip too (see ``Handoff``).
     """
     store = NotifyStore(redis_client, prefix)
     integ = _find_integration(config, job.receiver, job.integration)
@@ -711,10 +714,13 @@ def deliver(
     )
     if integ is None:
         bound.warning("notify.job_dropped", msg="receiver integration no longer configured")
+        if handoff is not None:
+            release_prepared(store, handoff, job)
         store.outbox_done(outbox)
         return False
     what = _what(job)
-    with _delivery_lock(store, job, what, LOCK_TTL if lock_ttl is None else lock_ttl, outbox) as locked:
+    ttl = LOCK_TTL if lock_ttl is None else lock_ttl
+    with _delivery_lock(store, job, what, ttl, outbox, handoff) as locked:
         sent = _deliver_locked(store, integ, job, what, now, bound, locked)
     if locked.log is not None:
         acks.after_delivery(
@@ -806,9 +812,50 @@ class _Locked:
     sending: bool = False  # a send has begun: the attempt mark stays
 
 
+class Handoff(Protocol):
+    """How a delivery thread that runs one job after another takes the next one's lock in the round
+    trip that releases the last one's (one round trip per delivery instead of two). The next job is
+    taken from those waiting as the thread would take it anyway, right after this one."""
+
+    def next_job(self) -> Job | None:
+        """The job this thread delivers right after the one under way, taken now; None when it
+        delivers none next."""
+        ...
+
+    def prepare(self, job: Job, held: Held | None) -> None:
+        """Keep the lock taken for ``job`` until its delivery begins (None: it was not taken)."""
+        ...
+
+    def prepared(self, job: Job) -> Held | None:
+        """The lock taken for ``job`` ahead of its delivery, given out once."""
+        ...
+
+
+def release_prepared(store: NotifyStore, handoff: Handoff, job: Job) -> None:
+    """Let go of a lock taken for ``job`` ahead of a delivery that will not use it, putting its
+    attempt mark back: nothing was sent."""
+    held = handoff.prepared(job)
+    if held is not None:
+        store.settle(
+            job.nflog_id, job.integration, held.token, repeat_interval=job.repeat_interval, take_back=held
+        )
+
+
+def _taking(job: Job, what: str, lock_ttl: float) -> Taking:
+    """The lock a delivery of ``job`` takes, with its attempt mark (none for a fallback, which has
+    marks of its own)."""
+    mark = "" if job.fallback_for else hashlib.sha256(what.encode()).hexdigest()
+    return Taking(job.nflog_id, job.integration, lock_ttl, mark, job.repeat_interval)
+
+
 @contextlib.contextmanager
 def _delivery_lock(
-    store: NotifyStore, job: Job, what: str, lock_ttl: float, outbox: Sequence[str]
+    store: NotifyStore,
+    job: Job,
+    what: str,
+    lock_ttl: float,
+    outbox: Sequence[str],
+    handoff: Handoff | None = None,
 ) -> Iterator[_Locked]:
     """Hold the (group, integration) lock for the block, renewing it in the background; the block
     gets what was read under the lock (the newest flush number issued, the notification log entry,
@@ -816,11 +863,16 @@ def _delivery_lock(
     ``NotifyStore.acquire_and_read``): a worker that dies mid-send leaves the mark behind. When the
     block ends normally, the log entry it set is written, the ``outbox`` entries are removed and the
     lock is released, in one script; when it raises, the lock is only released. Either way, a block
-    that sent nothing puts back the mark it found."""
-    mark = "" if job.fallback_for else hashlib.sha256(what.encode()).hexdigest()
-    held = store.acquire_and_read(
-        job.nflog_id, job.integration, lock_ttl, mark=mark, repeat_interval=job.repeat_interval
-    )
+    that sent nothing puts back the mark it found.
+
+    With ``handoff``, the lock may have been taken already (by the delivery before, on this
+    thread), and the next job's is taken in the round trip that releases this one."""
+    taking = _taking(job, what, lock_ttl)
+    held = handoff.prepared(job) if handoff is not None else None
+    if held is None:
+        held = store.acquire_and_read(
+            taking.nid, taking.integration, lock_ttl, mark=taking.mark, repeat_interval=job.repeat_interval
+        )
     if held is None:
         raise DeliveryBusy(
             "another delivery to this receiver for this group is in progress", retryable=True, retry_after=1.0
@@ -833,7 +885,8 @@ def _delivery_lock(
         settled = True
     finally:
         _renewer.drop(handle)
-        store.settle(
+        following = handoff.next_job() if handoff is not None else None
+        taken = store.settle(
             job.nflog_id,
             job.integration,
             held.token,
@@ -841,7 +894,10 @@ def _delivery_lock(
             repeat_interval=job.repeat_interval,
             outbox=outbox if settled else (),
             take_back=None if locked.sending else held,
+            then=_taking(following, _what(following), lock_ttl) if following is not None else None,
         )
+        if handoff is not None and following is not None:
+            handoff.prepare(following, taken)
 
 
 def _deliver_locked(

@@ -258,6 +258,33 @@ class Held:
         return self.marked_before is not None
 
 
+@dataclass(frozen=True)
+class Taking:
+    """A delivery lock about to be taken (see ``NotifyStore.acquire_and_read``)."""
+
+    nid: str
+    integration: str
+    ttl: float
+    mark: str = ""
+    repeat_interval: float = 0.0
+
+
+def _held(token: str, read: Any) -> Held | None:
+    """The acquire script's answer as a ``Held`` (None: another holds the lock)."""
+    if read is None:
+        return None
+    latest, entry, pause_ms, made, before, before_ttl = read
+    return Held(
+        token=token,
+        latest=float(latest) if latest else None,
+        entry=LogEntry.from_dict(orjson.loads(entry)) if entry else None,
+        paused=pause_ms / 1000 if pause_ms and pause_ms > 0 else 0.0,
+        mark=_s(made) if made else None,
+        marked_before=_s(before) if before else None,
+        marked_before_ttl=int(before_ttl),
+    )
+
+
 _registered: weakref.WeakKeyDictionary[redis.Redis, dict[str, Any]] = weakref.WeakKeyDictionary()
 
 
@@ -603,7 +630,12 @@ class NotifyStore:
         send's log entry would be (two ``repeat_interval``): durable, so that a failover keeps it.
         ``Held.earlier`` then says whether the same send began before and was never logged;
         ``settle(take_back=...)`` puts back the mark it replaced when nothing is sent after all."""
-        token = secrets.token_hex(8)
+        taking = Taking(nid, integration, ttl, mark, repeat_interval)
+        keys, args = self._acquire_call(taking)
+        return _held(args[0], self._run(self._acquire, keys, args, "attempt" if mark else ""))
+
+    def _acquire_call(self, taking: Taking) -> tuple[list[str], list[Any]]:
+        nid, integration = taking.nid, taking.integration
         keys = [
             self._nf("lock", nid, integration),
             self._nf("latest", nid, integration),
@@ -611,20 +643,8 @@ class NotifyStore:
             self._pause_key(integration),
             self._nf("attempt", nid, integration),
         ]
-        args = [token, int(ttl * 1000), mark, _retention_ms(repeat_interval)]
-        read = self._run(self._acquire, keys, args, "attempt" if mark else "")
-        if read is None:
-            return None
-        latest, entry, pause_ms, made, before, before_ttl = read
-        return Held(
-            token=token,
-            latest=float(latest) if latest else None,
-            entry=LogEntry.from_dict(orjson.loads(entry)) if entry else None,
-            paused=pause_ms / 1000 if pause_ms and pause_ms > 0 else 0.0,
-            mark=_s(made) if made else None,
-            marked_before=_s(before) if before else None,
-            marked_before_ttl=int(before_ttl),
-        )
+        token = secrets.token_hex(8)
+        return keys, [token, int(taking.ttl * 1000), taking.mark, _retention_ms(taking.repeat_interval)]
 
     def settle(
         self,
@@ -636,7 +656,8 @@ class NotifyStore:
         repeat_interval: float = 0.0,
         outbox: Iterable[str] = (),
         take_back: Held | None = None,
-    ) -> None:
+        then: Taking | None = None,
+    ) -> Held | None:
         """Release a delivery lock; before that, in the same script, write the notification log
         (``entry``, as :meth:`nflog_put`, durable), take the delivered jobs out of the outbox, and
         put back the attempt mark that ``take_back`` (the lock as taken) replaced, if it is still
@@ -644,6 +665,10 @@ class NotifyStore:
 
         Redis runs the script at once and replicates it as one: whoever takes the lock next, here
         or on a promoted replica, finds the log entry written.
+
+        ``then`` names the lock the same thread takes next (its next delivery): it is taken, as
+        :meth:`acquire_and_read` takes it, in the same round trip, after the release, and returned
+        (None when another holds it, or without ``then``).
         """
         ids = list(outbox)
         undo = take_back if take_back is not None and take_back.mark else None
@@ -663,7 +688,16 @@ class NotifyStore:
             self.job_prefix,
             *ids,
         ]
-        self._run(self._settle, keys, args, "nflog" if entry is not None or ids else "")
+        durable_as = "nflog" if entry is not None or ids else ""
+        if then is None:
+            self._run(self._settle, keys, args, durable_as)
+            return None
+        # One round trip for both, and one WAIT for both writes when the primary has replicas.
+        then_keys, then_args = self._acquire_call(then)
+        pipe = durable.pipeline(self.r, durable_as or "attempt", transaction=False)
+        self._settle(keys=keys, args=args, client=pipe)
+        self._acquire(keys=then_keys, args=then_args, client=pipe)
+        return _held(then_args[0], execute(pipe)[1])
 
     def extend(self, nid: str, integration: str, token: str, ttl: float) -> bool:
         """Push a held lock's expiry ``ttl`` seconds out; False when it is no longer ours."""

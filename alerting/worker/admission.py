@@ -84,6 +84,7 @@ class Admission(Generic[T]):
         # that starts is added at the end, so the first entry is always the oldest one running.
         self._running: dict[int, float] = {}
         self._threads: dict[int, int] = {}  # slot -> the thread running it (``threading.get_ident()``)
+        self._next: dict[int, T] = {}  # thread -> the item it runs next, taken by ``take_next``
         self._slots = itertools.count()
         self._closed = False
         self._watcher: threading.Thread | None = None
@@ -126,6 +127,20 @@ class Admission(Generic[T]):
         with self._fewer:
             self._fewer.wait_for(lambda: self._closed or len(self._waiting) < than, timeout)
 
+    def take_next(self) -> T | None:
+        """For ``run`` while it runs an item: the item its thread runs next, taken now from those
+        waiting, as the thread would take it once ``run`` returns (None: it will take none). The
+        thread runs it next, even once closed."""
+        me = threading.get_ident()
+        with self._cond:
+            if self._closed or not self._waiting or me in self._next or len(self._running) - 1 >= self._limit:
+                return None
+            if me not in self._threads.values():  # not one of our deliveries' threads
+                return None
+            item = self._next[me] = self._waiting.popleft()
+            self._fewer.notify_all()
+            return item
+
     def close(self) -> list[T]:
         """Start nothing more; returns what was still waiting (the running deliveries finish)."""
         with self._cond:
@@ -157,12 +172,16 @@ class Admission(Generic[T]):
             with self._cond:
                 del self._running[slot]
                 del self._threads[slot]
-                if self._closed or not self._waiting or len(self._running) >= self._limit:
+                taken = self._next.pop(me, None)
+                if taken is not None:
+                    item = taken
+                elif self._closed or not self._waiting or len(self._running) >= self._limit:
                     return
-                item = self._waiting.popleft()
+                else:
+                    item = self._waiting.popleft()
+                    self._fewer.notify_all()
                 slot = self._begin_locked()
                 self._threads[slot] = me
-                self._fewer.notify_all()
 
     def _watch_locked(self) -> None:
         if self._watcher is not None and self._watcher.is_alive():

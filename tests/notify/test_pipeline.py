@@ -8,16 +8,18 @@ import threading
 import time
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
 
+from alerting import durable
 from alerting.core import fingerprint
 from alerting.notify import pipeline
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.notify.pipeline import Job, deliver, fallback_jobs, flush_due, ingest
 from alerting.notify.receivers.console import ConsoleIntegration
-from alerting.notify.store import NotifyStore, OutboxWrite
+from alerting.notify.store import Held, NotifyStore, OutboxWrite, Taking
 from alerting.routing.matchers import parse_matchers
 from alerting.routing.silences import expire, new_silence
 from tests.support.httpfake import FakeHTTPServer, Reply, Request
@@ -610,3 +612,85 @@ def test_a_thousand_alerts_handed_over_at_once_all_reach_the_group_and_the_index
     store = NotifyStore(env.client, env.prefix)
     prints = [fingerprint({"alertname": "Down", "instance": f"host-{i:04d}"}) for i in range(1001)]
     assert len(store.index_get(prints)) == 1001
+
+
+class _CountingConnection(redis.Connection):
+    """A connection that counts what it sends at once: one per round trip (a pipeline sends its
+    commands together)."""
+
+    sent = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        type(self).sent += 1
+        super().send_packed_command(command, check_health)
+
+
+class _NextOnThisThread:
+    """A delivery thread's side of ``pipeline.Handoff``: it delivers ``jobs`` one after another."""
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.waiting = list(jobs)
+        self.held: dict[str, Held | None] = {}
+
+    def next_job(self) -> Job | None:
+        return self.waiting.pop(0) if self.waiting else None
+
+    def prepare(self, job: Job, held: Held | None) -> None:
+        self.held[job.job_id] = held
+
+    def prepared(self, job: Job) -> Held | None:
+        return self.held.pop(job.job_id, None)
+
+
+@pytest.mark.parametrize(
+    "handoff", [False, True], ids=["each takes its lock", "the next lock taken in the release"]
+)
+def test_a_thread_delivering_one_job_after_another_takes_the_next_lock_as_it_releases_the_last(
+    tmp_path: Path, recorder: WebhookRecorder, handoff: bool
+) -> None:
+    """One round trip fewer per delivery, and the same notifications, logs and locks."""
+    text = "route: {{receiver: hook, group_by: [alertname]}}\nreceivers:\n  - name: hook\n"
+    text += "    webhook_configs: [{{url: '{url}/hook'}}]\n"
+    with isolated_redis() as (client, prefix):
+        env = Harness(client, prefix, load_config(tmp_path, text, url=recorder.url))
+        env.ingest(T0, alert("Down", instance="a"), alert("Full", instance="b"), alert("Slow", instance="c"))
+        jobs = env.flush(T0 + 30)
+        assert len(jobs) == 3
+        pool = redis.ConnectionPool.from_url(REDIS_URL, connection_class=_CountingConnection)
+        counting = redis.Redis(connection_pool=pool)
+        counting.ping()
+        durable.replica_count(counting)  # asked once per client: the scripts below are the only traffic
+        _CountingConnection.sent = 0
+        thread = _NextOnThisThread(jobs[1:]) if handoff else None
+        for job in jobs:
+            assert deliver(counting, prefix, env.config, job, T0 + 31, handoff=thread)
+        round_trips = _CountingConnection.sent
+        counting.close()
+        pool.disconnect()
+        store = NotifyStore(client, prefix)
+        for job in jobs:
+            assert store.nflog_get(job.nflog_id, job.integration) is not None
+            assert client.exists(f"{prefix}:notify:lock:{job.nflog_id}:{job.integration}") == 0
+    assert round_trips == (4 if handoff else 6)
+    names = sorted(post.body["commonLabels"]["alertname"] for post in recorder.received)
+    assert names == ["Down", "Full", "Slow"]
+
+
+def test_a_lock_taken_for_the_next_job_is_none_when_another_holds_it(tmp_path: Path) -> None:
+    with isolated_redis() as (client, prefix):
+        store = NotifyStore(client, prefix)
+        mine = store.acquire_and_read("n1", "hook/webhook/0", 15.0, mark="m1", repeat_interval=60)
+        theirs = store.acquire_and_read("n2", "hook/webhook/0", 15.0, mark="m2", repeat_interval=60)
+        assert mine is not None and theirs is not None
+        after = store.settle(
+            "n1", "hook/webhook/0", mine.token, then=Taking("n2", "hook/webhook/0", 15.0, "m2", 60)
+        )
+        assert after is None  # n2 is still theirs
+        assert store.acquire_and_read("n1", "hook/webhook/0", 15.0) is not None  # n1 was released
+        store.settle("n2", "hook/webhook/0", theirs.token)
+        taken = store.settle(
+            "n1", "hook/webhook/0", "not-the-token", then=Taking("n2", "hook/webhook/0", 15.0, "m2", 60)
+        )
+        assert (
+            taken is not None and taken.mark is not None and taken.earlier
+        )  # m2 was marked before, never logged

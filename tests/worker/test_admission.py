@@ -296,3 +296,46 @@ def test_waiting_for_fewer_deliveries_waiting_ends_when_closed_or_after_the_time
     assert admission.waiting == 0
     closing.join(10)
     gate.set()
+
+
+def test_a_delivery_can_take_the_item_its_thread_runs_next_and_that_one_runs_next_on_it(
+    pool: ThreadPoolExecutor,
+) -> None:
+    """What a delivery takes with ``take_next`` is what its thread runs right after it, whatever
+    else would have started, and nothing is taken while the slots are full or nothing waits."""
+    admission: Admission[int]
+    ran: list[tuple[int, int, int | None]] = []  # (item, thread, what it took next)
+
+    def run(item: int) -> None:
+        taken = admission.take_next() if item % 2 == 0 else None
+        ran.append((item, threading.get_ident(), taken))
+
+    admission = Admission(pool, run, steady=1, most=6, patience=30.0)
+    for item in range(6):
+        admission.submit(item)
+    wait_until(lambda: len(ran) == 6, timeout=10, what="every delivery")
+    assert [item for item, _, _ in ran] == list(range(6))
+    for (_item, thread, taken), (following, next_thread, _) in zip(ran, ran[1:], strict=False):
+        if taken is not None:
+            assert (taken, next_thread) == (following, thread)
+    assert [taken for _, _, taken in ran] == [1, None, 3, None, 5, None]
+    assert admission.take_next() is None  # not from a thread running one of its deliveries
+
+
+def test_nothing_is_taken_next_once_closed_or_while_nothing_waits(pool: ThreadPoolExecutor) -> None:
+    gate = threading.Event()
+    took: list[int | None] = []
+    admission: Admission[int]
+
+    def run(item: int) -> None:
+        gate.wait(30)
+        took.append(admission.take_next())
+
+    admission = Admission(pool, run, steady=1, most=6, patience=30.0)
+    for item in range(3):
+        admission.submit(item)
+    wait_until(lambda: admission.running == 1, timeout=10, what="a delivery under way")
+    assert admission.close() == [1, 2]
+    gate.set()
+    wait_until(lambda: admission.running == 0, timeout=10, what="it to finish")
+    assert took == [None]
