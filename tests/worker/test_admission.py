@@ -305,14 +305,17 @@ def test_a_delivery_can_take_the_item_its_thread_runs_next_and_that_one_runs_nex
     else would have started, and nothing is taken while the slots are full or nothing waits."""
     admission: Admission[int]
     ran: list[tuple[int, int, int | None]] = []  # (item, thread, what it took next)
+    submitted_all = threading.Event()
 
     def run(item: int) -> None:
+        submitted_all.wait(10)  # the first one starts as it is submitted: let the rest wait first
         taken = admission.take_next() if item % 2 == 0 else None
         ran.append((item, threading.get_ident(), taken))
 
     admission = Admission(pool, run, steady=1, most=6, patience=30.0)
     for item in range(6):
         admission.submit(item)
+    submitted_all.set()
     wait_until(lambda: len(ran) == 6, timeout=10, what="every delivery")
     assert [item for item, _, _ in ran] == list(range(6))
     for (_item, thread, taken), (following, next_thread, _) in zip(ran, ran[1:], strict=False):
