@@ -714,8 +714,6 @@ def deliver(
     )
     if integ is None:
         bound.warning("notify.job_dropped", msg="receiver integration no longer configured")
-        if handoff is not None:
-            release_prepared(store, handoff, job)
         store.outbox_done(outbox)
         return False
     what = _what(job)
@@ -827,7 +825,9 @@ class Handoff(Protocol):
         ...
 
     def prepared(self, job: Job) -> Held | None:
-        """The lock taken for ``job`` ahead of its delivery, given out once."""
+        """The lock taken for ``job`` ahead of its delivery, given out once. One that a delivery
+        did not take (its receiver was removed, its attempt failed first) is the handoff's to let
+        go of, with ``release_prepared``."""
         ...
 
 
@@ -867,12 +867,9 @@ def _delivery_lock(
 
     With ``handoff``, the lock may have been taken already (by the delivery before, on this
     thread), and the next job's is taken in the round trip that releases this one."""
-    taking = _taking(job, what, lock_ttl)
     held = handoff.prepared(job) if handoff is not None else None
     if held is None:
-        held = store.acquire_and_read(
-            taking.nid, taking.integration, lock_ttl, mark=taking.mark, repeat_interval=job.repeat_interval
-        )
+        held = store.take(_taking(job, what, lock_ttl))
     if held is None:
         raise DeliveryBusy(
             "another delivery to this receiver for this group is in progress", retryable=True, retry_after=1.0

@@ -630,9 +630,12 @@ class NotifyStore:
         send's log entry would be (two ``repeat_interval``): durable, so that a failover keeps it.
         ``Held.earlier`` then says whether the same send began before and was never logged;
         ``settle(take_back=...)`` puts back the mark it replaced when nothing is sent after all."""
-        taking = Taking(nid, integration, ttl, mark, repeat_interval)
+        return self.take(Taking(nid, integration, ttl, mark, repeat_interval))
+
+    def take(self, taking: Taking) -> Held | None:
+        """:meth:`acquire_and_read` of the lock ``taking`` names."""
         keys, args = self._acquire_call(taking)
-        return _held(args[0], self._run(self._acquire, keys, args, "attempt" if mark else ""))
+        return _held(args[0], self._run(self._acquire, keys, args, "attempt" if taking.mark else ""))
 
     def _acquire_call(self, taking: Taking) -> tuple[list[str], list[Any]]:
         nid, integration = taking.nid, taking.integration

@@ -543,7 +543,7 @@ class Flusher:
                 job_id=job.job_id,
             )
         finally:
-            if job.job_id in self._prepared:  # the attempt ended before its delivery took it
+            if job.job_id in self._prepared:  # its delivery did not take it (see ``Handoff.prepared``)
                 with contextlib.suppress(redis.RedisError):  # else it expires with its TTL
                     release_prepared(self.store, self, job)
             self._busy_at = time.monotonic()
