@@ -19,6 +19,7 @@ from alerting.config.env import expand
 from alerting.config.yamlfile import Mapping as PosMapping
 from alerting.durations import parse_duration
 from alerting.errors import ConfigError, DurationError
+from alerting.ops import affinity
 from alerting.redisconn import parse_redis_url
 
 
@@ -116,6 +117,8 @@ class Settings:
     # CPU. Alertmanager sends every group's notification at once; a storm's hundred groups per
     # process to receivers a few tenths of a second away go out in one wave.
     notify_concurrency: int = 128
+    # ALERTING_CPU_AFFINITY: "auto" puts each pool process's threads on one CPU (alerting/ops/affinity.py)
+    cpu_affinity: str = "auto"
     # ALERTS and ALERTS_FOR_STATE sent to the remote_write targets, as Prometheus keeps them
     write_alert_series: bool = False
     broker_url: str = "redis://localhost:6379/0"
@@ -183,6 +186,7 @@ class Settings:
             outage_tolerance=_duration_env(env, "ALERTING_OUTAGE_TOLERANCE", "1h"),
             query_concurrency=_int_env(env, "ALERTING_QUERY_CONCURRENCY", 8),
             notify_concurrency=_int_env(env, "ALERTING_NOTIFY_CONCURRENCY", 128),
+            cpu_affinity=affinity.parse(env.get("ALERTING_CPU_AFFINITY", cls.cpu_affinity)),
             write_alert_series=_bool_env(env, "ALERTING_WRITE_ALERT_SERIES"),
             broker_url=broker_url,
             queue=env.get("ALERTING_CELERY_QUEUE", cls.queue),
