@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alerting.config.settings import Settings  # noqa: E402
 from alerting.notify.pipeline import ingest  # noqa: E402
+from alerting.ops import affinity  # noqa: E402
 from alerting.ops.heap import settle_heap  # noqa: E402
 from alerting.ops.logs import configure_logging  # noqa: E402
 from alerting.worker.runtime import Runtime  # noqa: E402
@@ -79,6 +80,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--alerts", type=int, default=10000)
     parser.add_argument("--groups", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=4, help="flushes measured, each on a fresh prefix")
+    parser.add_argument(
+        "--affinity",
+        choices=affinity.CHOICES,
+        default=Settings.cpu_affinity,
+        help="this process's threads on one CPU, as the worker's pool processes (ALERTING_CPU_AFFINITY)",
+    )
     args = parser.parse_args(argv)
 
     configure_logging("WARNING", "console")
@@ -88,6 +95,8 @@ def main(argv: list[str] | None = None) -> None:
     fakes.start()
     try:
         here.recv()
+        # On one CPU, as a pool process of the worker (the fakes' process, started before, is not).
+        cpu = affinity.pin_process(args.affinity, 1)
         base = Settings(
             redis_url=REDIS_URL,
             rules=(str(workdir / "no-rules"),),
@@ -97,7 +106,8 @@ def main(argv: list[str] | None = None) -> None:
         client = redis.Redis.from_url(REDIS_URL)
         print(
             f"alerts={args.alerts} groups={args.groups} notifications_expected={2 * args.groups} "
-            f"cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.2f}"
+            f"cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.2f} "
+            f"pinned={'no' if cpu is None else f'CPU {cpu}'}"
         )
         for _ in range(args.rounds):
             sent, elapsed, user, system = _round(base, args.alerts, args.groups, client)
