@@ -42,7 +42,9 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import tests.support.prometheus  # noqa: E402
+from alerting.config.settings import Settings  # noqa: E402
 from alerting.durations import parse_duration  # noqa: E402
+from alerting.ops import affinity  # noqa: E402
 from alerting.ops.heap import settle_heap  # noqa: E402
 from alerting.rules import load_paths  # noqa: E402
 from alerting.rules.model import Group  # noqa: E402
@@ -153,10 +155,22 @@ _groups: list[Group] = []
 _evaluator: Evaluator | None = None
 
 
-def _init_worker(rules_file: str, prom_url: str, prefix: str, concurrency: int) -> None:
-    """Once per worker process, as a real worker does at start: rules loaded, clients opened, the
-    evaluator built (without a sink: the hand-off to notifications is not measured here)."""
+def _init_worker(
+    rules_file: str,
+    prom_url: str,
+    prefix: str,
+    concurrency: int,
+    cpu_affinity: str = "off",
+    slots: Any = None,
+) -> None:
+    """Once per worker process, as a real worker does at start: put on one CPU (``slots`` counts the
+    processes started, as a pool's index), rules loaded, clients opened, the evaluator built (without
+    a sink: the hand-off to notifications is not measured here)."""
     global _groups, _evaluator
+    if slots is not None:
+        with slots.get_lock():
+            index, slots.value = slots.value, slots.value + 1
+        affinity.pin_process(cpu_affinity, index)
     _groups = load_paths([rules_file]).groups
     store = StateStore(redis.Redis.from_url(REDIS_URL), prefix)
     source = PrometheusSource("prometheus", {"url": prom_url, "timeout": "60s"})
@@ -253,11 +267,20 @@ def timed_ticks(
     return out
 
 
-def run_ours(rules_file: Path, prom_url: str, workers: int, ticks: int, concurrency: int, groups: int) -> Run:
+def run_ours(
+    rules_file: Path,
+    prom_url: str,
+    workers: int,
+    ticks: int,
+    concurrency: int,
+    groups: int,
+    cpu_affinity: str,
+) -> Run:
     prefix = f"bench-{uuid.uuid4().hex[:8]}"
     times, cpus, alerts, errors, first_error, rss = [], [], [], [], "", 0
+    slots = multiprocessing.get_context("spawn").Value("i", 0)
     try:
-        initargs = (str(rules_file), prom_url, prefix, concurrency)
+        initargs = (str(rules_file), prom_url, prefix, concurrency, cpu_affinity, slots)
         for seconds, results in timed_ticks(workers, _init_worker, initargs, _tick, groups, ticks):
             times.append(seconds)
             cpus.append(sum(r.cpu for r in results))
@@ -311,6 +334,12 @@ def main(argv: list[str] | None = None) -> None:
         "--interval", default="15s", help="Prometheus's scrape and rule evaluation interval (a duration)"
     )
     parser.add_argument("--profile", action="store_true", help="also print a cProfile of one tick")
+    parser.add_argument(
+        "--affinity",
+        choices=affinity.CHOICES,
+        default=Settings.cpu_affinity,
+        help="each process's threads on one CPU, as the worker's pool processes (ALERTING_CPU_AFFINITY)",
+    )
     args = parser.parse_args(argv)
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-"))
@@ -336,7 +365,7 @@ def main(argv: list[str] | None = None) -> None:
         ) as prom:
             theirs = prometheus_reference(prom, series, args.interval, args.rounds)
             runs = [
-                run_ours(rules_file, prom.url, w, args.ticks, args.concurrency, n_groups)
+                run_ours(rules_file, prom.url, w, args.ticks, args.concurrency, n_groups, args.affinity)
                 for w in args.workers
             ]
             profile = profile_tick(rules_file, prom.url, args.concurrency) if args.profile else ""
@@ -344,7 +373,8 @@ def main(argv: list[str] | None = None) -> None:
     expected = args.rules * SERIES_PER_RULE
     print(
         f"rules={args.rules} series={series} groups={n_groups} alerts_per_tick={expected} "
-        f"query_concurrency={args.concurrency} cpus={os.cpu_count()} loadavg={os.getloadavg()[0]:.2f} "
+        f"query_concurrency={args.concurrency} affinity={args.affinity} cpus={os.cpu_count()} "
+        f"loadavg={os.getloadavg()[0]:.2f} "
         f"wall={time.monotonic() - started:.0f}s"
     )
     print(reference_line(theirs))
