@@ -33,7 +33,14 @@ def _allowed(pid: int | str, tid: int | str) -> set[int]:
 
 
 def _threads_allowed(pid: int) -> list[set[int]]:
-    return [_allowed(pid, tid) for tid in os.listdir(f"/proc/{pid}/task")]
+    """Each thread's CPUs, for the threads of ``pid`` still there once listed."""
+    out = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            out.append(_allowed(pid, tid))
+        except FileNotFoundError:  # the thread ended in between
+            continue
+    return out
 
 
 @pytest.mark.pure
