@@ -695,9 +695,15 @@ class NotifyStore:
         if then is None:
             self._run(self._settle, keys, args, durable_as)
             return None
-        # One round trip for both, and one WAIT for both writes when the primary has replicas.
+        # One round trip for both, and one WAIT for both writes when the primary has replicas and
+        # either needs it (as each would on its own: see ``_run``).
         then_keys, then_args = self._acquire_call(then)
-        pipe = durable.pipeline(self.r, durable_as or "attempt", transaction=False)
+        durable_as = durable_as or ("attempt" if then.mark else "")
+        pipe: Any = (
+            durable.pipeline(self.r, durable_as, transaction=False)
+            if durable_as
+            else self.r.pipeline(transaction=False)
+        )
         self._settle(keys=keys, args=args, client=pipe)
         self._acquire(keys=then_keys, args=then_args, client=pipe)
         return _held(then_args[0], execute(pipe)[1])

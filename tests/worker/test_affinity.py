@@ -19,26 +19,13 @@ from tests.support.worker import ROOT, Worker, worker_env
 ALLOWED = sorted(os.sched_getaffinity(0))
 
 
-def _allowed(pid: int | str, tid: int | str) -> set[int]:
-    """The CPUs thread ``tid`` of process ``pid`` may run on, as the kernel reports them."""
-    status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
-    listed = next(
-        line.split(":", 1)[1].strip() for line in status.splitlines() if line.startswith("Cpus_allowed_list")
-    )
-    cpus: set[int] = set()
-    for part in listed.split(","):
-        low, _, high = part.partition("-")
-        cpus.update(range(int(low), int(high or low) + 1))
-    return cpus
-
-
 def _threads_allowed(pid: int) -> list[set[int]]:
-    """Each thread's CPUs, for the threads of ``pid`` still there once listed."""
+    """The CPUs each thread of ``pid`` may run on, for the threads still there once listed."""
     out = []
     for tid in os.listdir(f"/proc/{pid}/task"):
         try:
-            out.append(_allowed(pid, tid))
-        except FileNotFoundError:  # the thread ended in between
+            out.append(os.sched_getaffinity(int(tid)))
+        except ProcessLookupError:  # the thread ended in between
             continue
     return out
 
