@@ -395,6 +395,8 @@ def flush_due(
     now: float,
     batch: int = FLUSH_BATCH,
     *,
+    share: int = 1,
+    least: int = 1,
     lock_ttl: float | None = None,
     ack_sources: Sequence[acks.AckSource] = (),
     on_jobs: Callable[[list[Job]], None] | None = None,
@@ -404,7 +406,10 @@ def flush_due(
     """Flush every aggregation group whose timer has fired; return the notifications to deliver.
 
     Groups are claimed ``batch`` at a time until none is due, so a burst is flushed in one call;
-    ``on_jobs`` gets each batch's jobs as soon as they exist, so their sends start meanwhile.
+    with ``share``, a claim takes at most that share of the groups due (one ``share``-th of
+    them, though ``least`` when there are as many), so that claims shrink as a burst runs out and
+    processes flushing it at once finish together. ``on_jobs`` gets each batch's jobs as soon as
+    they exist, so their sends start meanwhile.
     ``outbox`` says how a batch's jobs go in the outbox; they are put there in the round trip that
     finishes their groups. A batch that fails before that gives its groups back, due again shortly.
     ``collect_garbage=False`` leaves cleaning the alert index to the caller, after the sends started.
@@ -417,10 +422,11 @@ def flush_due(
     jobs: list[Job] = []
     inhibitor: Inhibitor | None = None
     silences: list[Silence] = []
-    while True:
-        gids = store.claim_due(now, now + CLAIM_LEASE, batch)
-        if not gids:
-            break
+    left = 1
+    while left:
+        gids, left = store.claim_due(now, now + CLAIM_LEASE, batch, share, least)
+        if not gids:  # only timers of groups that are gone
+            continue
         if inhibitor is None:  # read once per call, and only when some group is due
             sources = store.active_sources(now) if config.inhibit_rules else []
             inhibitor = Inhibitor(config.inhibit_rules, sources)
@@ -440,8 +446,6 @@ def flush_due(
         if on_jobs is not None and batch_jobs:
             on_jobs(batch_jobs)
         jobs.extend(batch_jobs)
-        if len(gids) < batch:
-            break
     return jobs
 
 

@@ -109,7 +109,11 @@ hset_all(KEYS[3], alerts)
 return woke
 """
 _CLAIM = """
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+-- ARGV: now, the lease, the most groups to take, the group key prefix, n (take at most an n-th of
+--       the groups due) and the fewest to take; returns the ids taken and how many are left due
+local due = redis.call('ZCOUNT', KEYS[1], '-inf', ARGV[1])
+local take = math.min(tonumber(ARGV[3]), math.max(math.ceil(due / tonumber(ARGV[5])), tonumber(ARGV[6])))
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, take)
 local out = {}
 for _, id in ipairs(ids) do
   if redis.call('EXISTS', ARGV[4] .. id) == 1 then
@@ -120,7 +124,7 @@ for _, id in ipairs(ids) do
     redis.call('ZREM', KEYS[1], id)
   end
 end
-return out
+return {out, due - #ids}
 """
 
 _UNCLAIM = """
@@ -444,10 +448,17 @@ class NotifyStore:
         if woke:
             self.r.publish(self.wake_channel, repr(min(woke)))
 
-    def claim_due(self, now: float, lease_until: float, limit: int) -> list[str]:
-        """Atomically take the groups whose timer is due; no other flusher gets them until the lease ends."""
-        ids = self._claim(keys=[self.due_key], args=[repr(now), repr(lease_until), limit, f"{self.p}:group:"])
-        return [i.decode() if isinstance(i, bytes) else i for i in ids]
+    def claim_due(
+        self, now: float, lease_until: float, limit: int, share: int = 1, least: int = 1
+    ) -> tuple[list[str], int]:
+        """Atomically take groups whose timer is due (no other flusher gets them until the lease
+        ends): ``limit`` at most, and at most one ``share``-th of those due, but ``least`` when
+        there are as many. Returns the ids taken and how many groups are left due."""
+        ids, left = self._claim(
+            keys=[self.due_key],
+            args=[repr(now), repr(lease_until), limit, f"{self.p}:group:", share, least],
+        )
+        return [_s(i) for i in ids], int(left)
 
     def unclaim(self, gids: list[str], lease_until: float, due: float) -> None:
         """Give back groups claimed with ``lease_until`` that could not be flushed, due again at

@@ -68,6 +68,11 @@ log = get_logger(__name__)
 MAX_RETRIES = 300  # with the backoff cap, a receiver may stay down for about a day before we give up
 IDLE_CHECK = 2.0  # seconds between looks at the due index when nothing wakes the flusher
 FLUSH_GROUPS = 20  # groups claimed at a time: processes share a burst, and its first sends start early
+# ... and at most a CLAIM_SHARE-th of the groups due, though CLAIM_LEAST when there are as many. A
+# burst's last claims are then small: the processes flushing it run out of work together, instead
+# of one delivering its last 20 groups alone while the others have nothing left to do.
+CLAIM_SHARE = 4
+CLAIM_LEAST = 4
 HISTORY_DEFER = 10.0  # seconds a history row may wait for the sends under way
 # History rows wait until no send has been under way in this process for this long: a storm's
 # groups come due over a while, and the gaps between its sends are not the end of it.
@@ -457,6 +462,8 @@ class Flusher:
                 config,
                 now,
                 FLUSH_GROUPS,
+                share=CLAIM_SHARE,
+                least=CLAIM_LEAST,
                 lock_ttl=self.runtime.settings.notify_lock_ttl,
                 ack_sources=self.runtime.ack_sources(),
                 on_jobs=self._start_flushed,

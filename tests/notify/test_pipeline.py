@@ -445,6 +445,30 @@ def test_a_burst_of_due_groups_is_flushed_in_one_call(env: Harness, recorder: We
     assert flush_due(env.client, env.prefix, env.config, T0 + 31, batch=7) == []
 
 
+def test_a_burst_is_claimed_in_shares_that_shrink_as_it_runs_out(
+    env: Harness, recorder: WebhookRecorder
+) -> None:
+    """With ``share``, each claim takes a share of the groups still due (never more than
+    ``batch``, never fewer than ``least`` while as many are due): a burst's last claims are small,
+    so processes flushing it at once run out of work together. Every group is flushed once."""
+    env.ingest(T0, *(alert(f"Burst{i:02d}", instance="a") for i in range(50)))
+    claimed: list[int] = []
+    jobs = flush_due(
+        env.client,
+        env.prefix,
+        env.config,
+        T0 + 30,
+        batch=10,
+        share=4,
+        least=3,
+        on_jobs=lambda batch: claimed.append(len({j.group_key for j in batch})),
+    )
+    # 50 due: 10 (the batch), then a quarter of 40, 30, 22, 16 and 12, then 3 of 9, 6 and 3.
+    assert claimed == [10, 10, 8, 6, 4, 3, 3, 3, 3]
+    assert sorted(j.group_key for j in jobs) == [f'{{}}:{{alertname="Burst{i:02d}"}}' for i in range(50)]
+    assert flush_due(env.client, env.prefix, env.config, T0 + 31, batch=10, share=4, least=3) == []
+
+
 def test_a_flush_that_fails_gives_its_groups_back_at_once_and_loses_nothing(
     env: Harness, recorder: WebhookRecorder
 ) -> None:

@@ -282,6 +282,7 @@ def test_a_process_with_sends_backed_up_leaves_the_groups_still_due_to_other_pro
     PACE_BACKLOG of its sends wait to start: what it could not start soon, another process takes."""
     monkeypatch.setattr(flusher_module, "PROMPT_PATIENCE", 30.0)  # no more sends at once than steady
     monkeypatch.setattr(flusher_module, "PACE_MOST", 30.0)
+    monkeypatch.setattr(flusher_module, "CLAIM_SHARE", 1)  # whole batches, whatever is due
     answer = Held()
     recorder.answer = answer
     client, settings = shared
