@@ -62,8 +62,8 @@ SILENCE_RETENTION = 120 * 3600.0  # expired silences stay listable this long
 
 _INGEST = """
 -- KEYS: due index, group meta, group alerts, alert index
--- ARGV: gid, now, group_wait, route_id, route_key, group_key, labels, then one per alert:
---       fingerprint LF create ("1"/"0") starts_at LF index entry JSON LF alert JSON
+-- ARGV: gid, now, group_wait, route_id, route_key, group_key, labels, the wake-up channel, then one
+--       per alert: fingerprint LF create ("1"/"0") starts_at LF index entry JSON LF alert JSON
 local now = tonumber(ARGV[2])
 local wait = tonumber(ARGV[3])
 local any_create, any_overdue = false, false
@@ -74,7 +74,7 @@ local function hset_all(key, pairs)
     redis.call('HSET', key, unpack(pairs, i, math.min(i + 399, #pairs)))
   end
 end
-for i = 8, #ARGV do
+for i = 9, #ARGV do
   local item = ARGV[i]
   local a = string.find(item, '\\n', 1, true)
   local b = string.find(item, '\\n', a + 1, true)
@@ -88,7 +88,7 @@ for i = 8, #ARGV do
   alerts[#alerts + 1] = string.sub(item, c + 1)
 end
 hset_all(KEYS[4], indexed)
-local woke = ''  -- the group's new timer, when it is earlier than before: flushers wake for it
+local woke = nil  -- the group's new timer, when it is earlier than before
 if redis.call('EXISTS', KEYS[2]) == 0 then
   if not any_create then return 0 end
   local due = now + wait
@@ -96,17 +96,25 @@ if redis.call('EXISTS', KEYS[2]) == 0 then
   redis.call('HSET', KEYS[2], 'route_id', ARGV[4], 'route_key', ARGV[5], 'group_key', ARGV[6],
              'labels', ARGV[7], 'flushed', '0', 'due', string.format('%.6f', due), 'claimed', '0')
   redis.call('ZADD', KEYS[1], due, ARGV[1])
-  woke = string.format('%.6f', due)
+  woke = due
 elseif any_overdue and redis.call('HGET', KEYS[2], 'flushed') == '0'
        and tonumber(redis.call('HGET', KEYS[2], 'claimed') or '0') < now
        and tonumber(redis.call('HGET', KEYS[2], 'due')) > now then
   -- Alertmanager flushes a never-flushed group at once when an alert's own wait is already over.
   redis.call('HSET', KEYS[2], 'due', string.format('%.6f', now))
   redis.call('ZADD', KEYS[1], now, ARGV[1])
-  woke = string.format('%.6f', now)
+  woke = now
 end
 hset_all(KEYS[3], alerts)
-return woke
+if woke then
+  -- A flusher sleeps until the earliest timer: only a new earliest one needs to wake it.
+  local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+  if first[1] == ARGV[1] or tonumber(first[2]) >= woke then
+    redis.call('PUBLISH', ARGV[8], string.format('%.6f', woke))
+    return 1
+  end
+end
+return 0
 """
 _CLAIM = """
 -- ARGV: now, the lease, the most groups to take, the group key prefix, n (take at most an n-th of
@@ -427,8 +435,8 @@ class NotifyStore:
         """Put alerts into their groups (and the alert index), creating groups and starting their
         timers as needed.
 
-        One script call per group, all in one round trip; when a timer was set earlier than before,
-        one more to wake the flushers for it.
+        One script call per group, all in one round trip. A timer set earlier than every other is
+        announced on the wake-up channel by the script itself (flushers sleep until the earliest).
         """
         pipe = self.r.pipeline(transaction=False)
         for group in inserts:
@@ -440,13 +448,12 @@ class NotifyStore:
                 group.route_key,
                 group.group_key,
                 json.dumps(dict(group.group_labels), sort_keys=True),
+                self.wake_channel,
                 *group.alerts,
             ]
             keys = [self.due_key, self.meta_key(group.gid), self.alerts_key(group.gid), self.index_key]
             self._ingest(keys=keys, args=args, client=pipe)
-        woke = [float(_s(d)) for d in execute(pipe) if d not in (0, b"", "")]
-        if woke:
-            self.r.publish(self.wake_channel, repr(min(woke)))
+        execute(pipe)
 
     def claim_due(
         self, now: float, lease_until: float, limit: int, share: int = 1, least: int = 1

@@ -110,10 +110,33 @@ def test_ingest_announces_a_new_groups_timer_on_the_wake_up_channel(
         assert due == pytest.approx(store.next_due(), abs=1e-5) and due >= before + 1
         # The same group again: its timer is unchanged, so nothing is announced before our marker.
         hand_over(client, processes[0], "Down")
+        # A new group whose timer comes after Down's: a flusher sleeping until Down's finds it then.
+        hand_over(client, processes[0], "Later")
         client.publish(store.wake_channel, "marker")
         assert next_message(listener) == b"marker"
     finally:
         listener.close()
+
+
+def test_groups_whose_timers_were_not_announced_are_flushed_when_due(
+    shared: tuple[redis.Redis, Settings], processes: list[Runtime], recorder: WebhookRecorder
+) -> None:
+    """Only a timer earlier than every other is announced: the flushers, asleep until the earliest,
+    go on to each later one as it comes due, none of them early."""
+    client, _ = shared
+    for runtime in processes:
+        runtime.flusher().start()
+    handed: dict[str, float] = {}
+    for name in ("First", "Second", "Third"):
+        handed[name] = time.time()
+        hand_over(client, processes[0], name)
+        time.sleep(0.3)  # a later timer for each
+    wait_until(lambda: len(recorder.delivered()) >= len(handed), timeout=30, what="every notification")
+    recorder.settle(quiet=1.5)
+    delivered = recorder.delivered()
+    assert sorted(r.group for r in delivered) == sorted(handed)
+    for request in delivered:
+        assert request.at >= handed[request.group] + 1.0  # not before its group_wait
 
 
 def test_due_groups_are_delivered_by_the_flushers_alone_each_once(
