@@ -406,12 +406,12 @@ def flush_due(
     """Flush every aggregation group whose timer has fired; return the notifications to deliver.
 
     Groups are claimed ``batch`` at a time until none is due, so a burst is flushed in one call;
-    with ``share``, a claim takes at most that share of the groups due (one ``share``-th of
-    them, though ``least`` when there are as many), so that claims shrink as a burst runs out and
-    processes flushing it at once finish together. ``on_jobs`` gets each batch's jobs as soon as
-    they exist, so their sends start meanwhile.
-    ``outbox`` says how a batch's jobs go in the outbox; they are put there in the round trip that
-    finishes their groups. A batch that fails before that gives its groups back, due again shortly.
+    with ``share`` n, a claim takes at most an n-th of the groups due (but ``least`` while as
+    many are due), so that claims shrink as a burst runs out and processes flushing it at once
+    finish together. ``on_jobs`` gets each batch's jobs as soon as they exist, so their sends
+    start meanwhile. ``outbox`` says how a batch's jobs go in the outbox; they are put there in
+    the round trip that finishes their groups. A batch that fails before that gives its groups
+    back, due again shortly.
     ``collect_garbage=False`` leaves cleaning the alert index to the caller, after the sends started.
     ``ack_sources`` are asked before an escalation step or a repeat goes out.
     """

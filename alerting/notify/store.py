@@ -463,7 +463,7 @@ class NotifyStore:
         there are as many. Returns the ids taken and how many groups are left due."""
         ids, left = self._claim(
             keys=[self.due_key],
-            args=[repr(now), repr(lease_until), limit, f"{self.p}:group:", share, least],
+            args=[repr(now), repr(lease_until), limit, f"{self.p}:group:", max(1, share), least],
         )
         return [_s(i) for i in ids], int(left)
 
