@@ -91,29 +91,26 @@ hset_all(KEYS[4], indexed)
 local woke = nil  -- the group's new timer, when it is earlier than before
 if redis.call('EXISTS', KEYS[2]) == 0 then
   if not any_create then return 0 end
-  local due = now + wait
-  if any_overdue then due = now end
+  woke = now + wait
+  if any_overdue then woke = now end
   redis.call('HSET', KEYS[2], 'route_id', ARGV[4], 'route_key', ARGV[5], 'group_key', ARGV[6],
-             'labels', ARGV[7], 'flushed', '0', 'due', string.format('%.6f', due), 'claimed', '0')
-  redis.call('ZADD', KEYS[1], due, ARGV[1])
-  woke = due
+             'labels', ARGV[7], 'flushed', '0', 'due', string.format('%.6f', woke), 'claimed', '0')
 elseif any_overdue and redis.call('HGET', KEYS[2], 'flushed') == '0'
        and tonumber(redis.call('HGET', KEYS[2], 'claimed') or '0') < now
        and tonumber(redis.call('HGET', KEYS[2], 'due')) > now then
   -- Alertmanager flushes a never-flushed group at once when an alert's own wait is already over.
   redis.call('HSET', KEYS[2], 'due', string.format('%.6f', now))
-  redis.call('ZADD', KEYS[1], now, ARGV[1])
   woke = now
 end
-hset_all(KEYS[3], alerts)
 if woke then
-  -- A flusher sleeps until the earliest timer: only a new earliest one needs to wake it.
+  -- Flushers sleep until the earliest timer: only one earlier than every other needs to wake them.
   local first = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  if first[1] == ARGV[1] or tonumber(first[2]) >= woke then
+  redis.call('ZADD', KEYS[1], woke, ARGV[1])
+  if first[2] == nil or woke < tonumber(first[2]) then
     redis.call('PUBLISH', ARGV[8], string.format('%.6f', woke))
-    return 1
   end
 end
+hset_all(KEYS[3], alerts)
 return 0
 """
 _CLAIM = """
