@@ -1,11 +1,14 @@
-"""Requests over the standard library's ``http.client``, for httpx clients (and the PagerDuty
-client's httpx fork): a transport with keep-alive connections pooled per origin.
+"""Requests for httpx clients (and the PagerDuty client's httpx fork) over keep-alive connections
+pooled per origin: the request written as it goes on the wire, the answer read by ``httptools``
+(llhttp, the HTTP parser Node.js uses, in C).
 
-httpx's own transport (httpcore and h11, pure Python) costs about twice the CPU per request of
-``http.client``, and a storm is hundreds of requests a second per process: the difference was a
-third of a notification's delivery CPU. Everything above the transport (authentication, redirects,
-headers, decoding the answer) stays httpx's, as do proxies: a client with a ``proxy_url`` keeps
-httpx's transport.
+httpx's own transport (httpcore and h11, pure Python) costs about twice the CPU per request of the
+standard library's ``http.client``, and ``http.client`` in turn spends most of its own on checking
+each header it writes and on reading the answer's headers through the ``email`` package: two
+thirds of a webhook post to a receiver that answers at once, against a third for this transport. A
+storm is hundreds of requests a second per process. Everything above the transport
+(authentication, redirects, headers, decoding the answer) stays httpx's, as do proxies: a client
+with a ``proxy_url`` keeps httpx's transport.
 
 HTTP/1.1 only (as the receivers send anyway). Before a pooled connection is reused, its socket is
 checked: an idle connection that has become readable was closed by the server (or sent something
@@ -14,19 +17,21 @@ unasked), so it is dropped instead of failing the request.
 
 from __future__ import annotations
 
-import http.client
 import select
+import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
+import httptools
 import httpx
 import httpx2
 
 MAX_IDLE = 128  # idle connections kept per origin: as many as a process has deliveries in flight
+READ_SIZE = 65536  # bytes asked of the socket at a time: a receiver's answer, mostly, in one read
 
 # The threads of this process waiting for an answer to a request they sent, and since when
 # (time.monotonic()).
@@ -60,29 +65,9 @@ def awaiting_since(thread: int) -> float | None:
     return _awaiting.get(thread)
 
 
-class _TLSConnection(http.client.HTTPSConnection):
-    """An HTTPS connection that may name another server than the host it connects to (SNI and the
-    certificate check: ``tls_config.server_name``)."""
-
-    def __init__(
-        self, host: str, port: int, *, context: ssl.SSLContext, server_name: str, timeout: float | None
-    ) -> None:
-        super().__init__(host, port, context=context, timeout=timeout)
-        self._tls = context
-        self._server_name = server_name or host
-
-    def connect(self) -> None:
-        # As http.client's own, which also turns Nagle's algorithm off, then TLS for the named server.
-        http.client.HTTPConnection.connect(self)
-        self.sock = self._tls.wrap_socket(self.sock, server_hostname=self._server_name)
-
-
-def _closed(conn: http.client.HTTPConnection) -> bool:
-    """Whether an idle connection is no longer usable: its socket is gone, or readable (the server
-    closed it, or sent something nobody asked for)."""
-    sock = conn.sock
-    if sock is None:
-        return True
+def _closed(sock: socket.socket) -> bool:
+    """Whether an idle connection is no longer usable: readable (the server closed it, or sent
+    something nobody asked for), or its socket is gone."""
     try:
         readable, _, _ = select.select([sock], [], [], 0)
     except (OSError, ValueError):
@@ -95,52 +80,133 @@ def _seconds(timeout: dict[str, float | None], which: str) -> float | None:
     return None if value is None else float(value)
 
 
-class StdlibTransport:
+class _Malformed(Exception):
+    """The request cannot be written as asked (a header that would split the request)."""
+
+
+class _HungUp(Exception):
+    """The server closed the connection before its answer was complete."""
+
+
+def _head(request: Any) -> bytes:
+    """The request line and headers, as they go on the wire. httpx has set Host and the body's
+    framing (Content-Length, or Transfer-Encoding for a body it streams)."""
+    lines = [b"%s %s HTTP/1.1" % (request.method.encode("ascii"), request.url.raw_path)]
+    lines += [b"%s: %s" % pair for pair in request.headers.raw]
+    head = b"\r\n".join(lines)
+    # A line break or NUL inside a name or value would end the header early, or smuggle another
+    # one in: refused, as http.client refuses it.
+    breaks = len(lines) - 1
+    if head.count(b"\n") != breaks or head.count(b"\r") != breaks or b"\0" in head:
+        raise _Malformed("a header name or value holds a line break or NUL")
+    return head + b"\r\n\r\n"
+
+
+def _chunked(body: bytes) -> bytes:
+    return b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body) if body else b"0\r\n\r\n"
+
+
+class _Answer:
+    """The answer to one request, as the parser reads it (its callbacks)."""
+
+    __slots__ = ("parser", "reason", "headers", "body", "started", "complete", "keep_alive", "head_only")
+
+    def __init__(self, head_only: bool) -> None:
+        self.parser = httptools.HttpResponseParser(self)
+        self.reason = b""
+        self.headers: list[tuple[bytes, bytes]] = []
+        self.body: list[bytes] = []
+        self.started = False  # its headers are all read
+        self.complete = False
+        self.keep_alive = False  # the connection may carry another request
+        self.head_only = head_only  # the answer to HEAD: headers only, whatever they announce
+
+    def on_status(self, reason: bytes) -> None:
+        self.reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self.headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        if self.head_only and self.parser.get_status_code() >= 200:
+            self.complete, self.keep_alive = True, self.parser.should_keep_alive()
+        self.started = True
+
+    def on_body(self, body: bytes) -> None:
+        self.body.append(body)
+
+    def on_message_complete(self) -> None:
+        if self.parser.get_status_code() < 200:  # 1xx: an interim answer; the real one follows
+            self.reason, self.headers, self.body, self.started = b"", [], [], False
+            return
+        # Read here: once the parser has moved past the answer, it no longer says.
+        self.complete, self.keep_alive = True, self.parser.should_keep_alive()
+
+    def read(self, sock: socket.socket) -> None:
+        """Read from ``sock`` until the answer is complete. An answer that has no length of its
+        own (neither Content-Length nor chunks) ends where the server closes the connection."""
+        while not self.complete:
+            data = sock.recv(READ_SIZE)
+            if not data:
+                if self.started and self._until_closed():
+                    self.complete = True
+                    return
+                raise _HungUp(
+                    "the server closed the connection "
+                    + ("in the middle of its answer" if self.started else "without answering")
+                )
+            self.parser.feed_data(data)
+
+    def _until_closed(self) -> bool:
+        names = {name.lower() for name, _ in self.headers}
+        return b"content-length" not in names and b"transfer-encoding" not in names
+
+
+class PooledTransport:
     """The pool and the request itself, for either httpx flavour (see :func:`transport`)."""
 
     def __init__(self, lib: ModuleType, context: ssl.SSLContext) -> None:
         self._lib = lib
         self._context = context
-        self._idle: dict[tuple[str, str, int, str], list[http.client.HTTPConnection]] = {}
+        self._idle: dict[tuple[str, str, int, str], list[socket.socket]] = {}
         self._lock = threading.Lock()
 
-    def _checkout(self, origin: tuple[str, str, int, str]) -> http.client.HTTPConnection | None:
+    def _checkout(self, origin: tuple[str, str, int, str]) -> socket.socket | None:
         with self._lock:
             idle = self._idle.get(origin)
             while idle:
-                conn = idle.pop()
-                if not _closed(conn):
-                    return conn
-                conn.close()
+                sock = idle.pop()
+                if not _closed(sock):
+                    return sock
+                sock.close()
         return None
 
-    def _checkin(self, origin: tuple[str, str, int, str], conn: http.client.HTTPConnection) -> None:
+    def _checkin(self, origin: tuple[str, str, int, str], sock: socket.socket) -> None:
         with self._lock:
             idle = self._idle.setdefault(origin, [])
             if len(idle) < MAX_IDLE:
-                idle.append(conn)
+                idle.append(sock)
                 return
-        conn.close()
+        sock.close()
 
-    def _connect(
-        self, origin: tuple[str, str, int, str], connect: float | None
-    ) -> http.client.HTTPConnection:
+    def _connect(self, origin: tuple[str, str, int, str], connect: float | None) -> socket.socket:
         scheme, host, port, server_name = origin
-        conn: http.client.HTTPConnection
-        if scheme == "https":
-            conn = _TLSConnection(host, port, context=self._context, server_name=server_name, timeout=connect)
-        else:
-            conn = http.client.HTTPConnection(host, port, timeout=connect)
         lib = self._lib
+        sock: socket.socket | None = None
         try:
-            conn.connect()
+            sock = socket.create_connection((host, port), timeout=connect)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # a request goes in one write
+            if scheme == "https":  # TLS for the named server (tls_config.server_name), else the host
+                sock = self._context.wrap_socket(sock, server_hostname=server_name or host)
         except TimeoutError as exc:
-            conn.close()
+            if sock is not None:
+                sock.close()
             raise lib.ConnectTimeout(str(exc) or "timed out while connecting") from exc
         except OSError as exc:  # refused, unreachable, no such host, a TLS failure
-            conn.close()
+            if sock is not None:
+                sock.close()
             raise lib.ConnectError(f"{type(exc).__name__}: {exc}") from exc
-        return conn
+        return sock
 
     def handle_request(self, request: Any) -> Any:
         lib = self._lib
@@ -149,56 +215,52 @@ class StdlibTransport:
         server_name = str(request.extensions.get("sni_hostname") or "") if scheme == "https" else ""
         origin = (scheme, url.host, url.port or (443 if scheme == "https" else 80), server_name)
         timeout = request.extensions.get("timeout", {})
-        body = request.read()
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-        conn = self._checkout(origin) or self._connect(origin, _seconds(timeout, "connect"))
         try:
-            conn.sock.settimeout(_seconds(timeout, "read"))
-            conn.putrequest(
-                request.method, url.raw_path.decode("ascii"), skip_host=True, skip_accept_encoding=True
-            )
-            for name, value in headers:
-                conn.putheader(name, value)
-            conn.endheaders(body or None)
+            head = _head(request)
+        except _Malformed as exc:
+            raise lib.LocalProtocolError(str(exc)) from None
+        body = request.read()
+        if request.headers.get("transfer-encoding", "").lower() == "chunked":
+            body = _chunked(body)
+        answer = _Answer(head_only=request.method == "HEAD")
+        sock = self._checkout(origin) or self._connect(origin, _seconds(timeout, "connect"))
+        try:
+            sock.settimeout(_seconds(timeout, "read"))
+            sock.sendall(head + body)
             me = threading.get_ident()
             _awaiting[me] = time.monotonic()
             try:
                 for listener in _listeners:
                     listener(me)
-                answer = conn.getresponse()
-                content = answer.read()
+                answer.read(sock)
             finally:
                 del _awaiting[me]
         except TimeoutError as exc:
-            conn.close()
+            sock.close()
             raise lib.ReadTimeout(str(exc) or "timed out waiting for the answer") from exc
-        except http.client.HTTPException as exc:  # a malformed answer, or none (the server hung up)
-            conn.close()
+        except (_HungUp, httptools.HttpParserError) as exc:  # no answer, or not HTTP
+            sock.close()
             raise lib.RemoteProtocolError(f"{type(exc).__name__}: {exc}") from exc
         except OSError as exc:
-            conn.close()
+            sock.close()
             raise lib.ReadError(f"{type(exc).__name__}: {exc}") from exc
-        if answer.will_close:
-            conn.close()
+        if answer.keep_alive:
+            self._checkin(origin, sock)
         else:
-            self._checkin(origin, conn)
+            sock.close()
         return lib.Response(
-            answer.status,
-            headers=_raw(answer.getheaders()),
-            stream=lib.ByteStream(content),
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason.encode("latin-1")},
+            answer.parser.get_status_code(),
+            headers=answer.headers,
+            stream=lib.ByteStream(b"".join(answer.body)),
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason},
         )
 
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, {}
-        for conns in idle.values():
-            for conn in conns:
-                conn.close()
-
-
-def _raw(headers: Iterable[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
-    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        for socks in idle.values():
+            for sock in socks:
+                sock.close()
 
 
 class _NoCookies(httpx.Cookies):
@@ -262,11 +324,11 @@ class LeanRequests:
         return parsed
 
 
-class _HTTPXTransport(StdlibTransport, httpx.BaseTransport):
+class _HTTPXTransport(PooledTransport, httpx.BaseTransport):
     pass
 
 
-class _HTTPX2Transport(StdlibTransport, httpx2.BaseTransport):
+class _HTTPX2Transport(PooledTransport, httpx2.BaseTransport):
     pass
 
 

@@ -176,3 +176,101 @@ def test_an_unknown_certificate_is_a_connect_error(tmp_path: Path) -> None:
             http.get(f"https://127.0.0.1:{listener.getsockname()[1]}/")
     finally:
         listener.close()
+
+
+def test_a_header_that_would_split_the_request_is_refused_before_anything_is_sent() -> None:
+    with raw_server(ok()) as (url, seen), client() as http:
+        with pytest.raises(httpx.LocalProtocolError):
+            http.post(url, content=b"{}", headers={"X-Note": "a\r\nX-Injected: 1"})
+        assert http.post(url, content=b"{}").text == "ok"
+        assert seen == [1]
+
+
+def test_an_answer_that_ends_where_the_server_hangs_up_is_read_whole_and_not_pooled() -> None:
+    def until_closed(conn: socket.socket) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nall of it")
+        return False
+
+    with raw_server(until_closed) as (url, seen), client() as http:
+        assert http.get(url).text == "all of it"
+        assert http.get(url).text == "all of it"
+    assert seen == [-1, -1]
+
+
+def test_an_interim_answer_is_skipped_for_the_one_that_follows() -> None:
+    def early_hints(conn: socket.socket) -> bool:
+        conn.sendall(b"HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n")
+        conn.sendall(b"HTTP/1.1 201 Created\r\nContent-Length: 4\r\nX-Id: 7\r\n\r\ndone")
+        return True
+
+    with raw_server(early_hints) as (url, seen), client() as http:
+        answer = http.post(url, content=b"{}")
+        assert (answer.status_code, answer.text, answer.headers.get("x-id")) == (201, "done", "7")
+        assert "link" not in answer.headers
+        assert http.post(url, content=b"{}").status_code == 201
+        assert seen == [2]
+
+
+def test_a_server_that_hangs_up_in_the_middle_of_its_answer_is_a_protocol_error() -> None:
+    def cut_short(conn: socket.socket) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nonly part")
+        return False
+
+    with (
+        raw_server(cut_short) as (url, _),
+        client() as http,
+        pytest.raises(httpx.RemoteProtocolError, match="in the middle of its answer"),
+    ):
+        http.get(url)
+
+
+def test_an_answer_that_is_not_http_is_a_protocol_error() -> None:
+    def gibberish(conn: socket.socket) -> bool:
+        conn.sendall(b"SSH-2.0-OpenSSH_9.2\r\n")
+        return False
+
+    with raw_server(gibberish) as (url, _), client() as http, pytest.raises(httpx.RemoteProtocolError):
+        http.get(url)
+
+
+def test_the_answer_to_head_has_no_body_whatever_its_length_says() -> None:
+    def head(conn: socket.socket) -> bool:
+        conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
+        return True
+
+    with raw_server(head) as (url, seen), client() as http:
+        for _ in range(2):
+            answer = http.head(url)
+            assert (answer.status_code, answer.headers["content-length"]) == (200, "1234")
+            assert answer.content == b""
+        assert seen == [2]
+
+
+def test_a_body_httpx_streams_goes_in_chunks() -> None:
+    bodies: list[bytes] = []
+
+    def parts() -> Iterator[bytes]:
+        yield b'{"a":'
+        yield b"1}"
+
+    listener = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            data = b""
+            while not data.endswith(b"0\r\n\r\n"):
+                data += conn.recv(65536)
+            bodies.append(data)
+            ok()(conn)
+
+    threading.Thread(target=serve, daemon=True).start()
+    try:
+        with client() as http:
+            answer = http.post(f"http://127.0.0.1:{listener.getsockname()[1]}/", content=parts())
+        assert answer.text == "ok"
+    finally:
+        listener.close()
+    head, _, body = bodies[0].partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower()
+    assert body == b'7\r\n{"a":1}\r\n0\r\n\r\n'
