@@ -104,6 +104,9 @@ class _EventsClient(httppool.LeanRequests, pagerduty.EventsApiV2Client):
     _no_cookies = httppool.NoCookies2()
 
 
+_JSON = {"Content-Type": "application/json"}
+
+
 def _trigger(client: pagerduty.EventsApiV2Client, dedup_key: str, event: Mapping[str, Any]) -> None:
     """Send a trigger event through the client, its body written by orjson.
 
@@ -115,7 +118,9 @@ def _trigger(client: pagerduty.EventsApiV2Client, dedup_key: str, event: Mapping
     body = {"event_action": "trigger", **event, "dedup_key": dedup_key, **client.auth_method.auth_param}
     context = "submitting an event to the events API"
     answer = pagerduty.successful_response(
-        client.post("/v2/enqueue", content=orjson.dumps(body), headers={"Content-Type": "application/json"}),
+        # ``request``, not ``post``: the client deep-copies the arguments it is given, and httpx's
+        # ``post`` hands it a dozen.
+        client.request("POST", "/v2/enqueue", content=orjson.dumps(body), headers=_JSON),
         context=context,
     )
     decoded = pagerduty.try_decoding(answer)
