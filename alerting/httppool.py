@@ -3,10 +3,11 @@ pooled per origin: the request written as it goes on the wire, the answer read b
 (llhttp, the HTTP parser Node.js uses, in C).
 
 httpx's own transport (httpcore and h11, pure Python) costs about twice the CPU per request of the
-standard library's ``http.client``, and ``http.client`` in turn spends most of its own on checking
-each header it writes and on reading the answer's headers through the ``email`` package: two
-thirds of a webhook post to a receiver that answers at once, against a third for this transport. A
-storm is hundreds of requests a second per process. Everything above the transport
+standard library's ``http.client``, and ``http.client`` in turn spends most of its own in Python
+around the exchange: checking each header it writes, reading the answer's headers through the
+``email`` package. Over ``http.client``, the transport took 0.29 ms of the 0.38 ms of CPU a webhook
+post costs through httpx (to a receiver that answers at once); this one takes 0.16 ms of 0.25 ms.
+A storm is hundreds of requests a second per process. Everything above the transport
 (authentication, redirects, headers, decoding the answer) stays httpx's, as do proxies: a client
 with a ``proxy_url`` keeps httpx's transport.
 
@@ -88,6 +89,10 @@ class _HungUp(Exception):
     """The server closed the connection before its answer was complete."""
 
 
+class _Unasked(Exception):
+    """The server began another answer after the one asked for."""
+
+
 def _head(request: Any) -> bytes:
     """The request line and headers, as they go on the wire. httpx has set Host and the body's
     framing (Content-Length, or Transfer-Encoding for a body it streams)."""
@@ -120,6 +125,10 @@ class _Answer:
         self.complete = False
         self.keep_alive = False  # the connection may carry another request
         self.head_only = head_only  # the answer to HEAD: headers only, whatever they announce
+
+    def on_message_begin(self) -> None:
+        if self.complete:  # more after the answer, unasked: stop reading (see ``read``)
+            raise _Unasked
 
     def on_status(self, reason: bytes) -> None:
         self.reason = reason
@@ -155,7 +164,14 @@ class _Answer:
                     "the server closed the connection "
                     + ("in the middle of its answer" if self.started else "without answering")
                 )
-            self.parser.feed_data(data)
+            try:
+                self.parser.feed_data(data)
+            except httptools.HttpParserError:
+                if not self.complete:
+                    raise
+                # The answer is whole, and the server sent more after it: the answer stands, and
+                # the connection, no longer in step, is not reused.
+                self.keep_alive = False
 
     def _until_closed(self) -> bool:
         names = {name.lower() for name, _ in self.headers}

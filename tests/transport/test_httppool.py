@@ -274,3 +274,16 @@ def test_a_body_httpx_streams_goes_in_chunks() -> None:
     head, _, body = bodies[0].partition(b"\r\n\r\n")
     assert b"transfer-encoding: chunked" in head.lower()
     assert body == b'7\r\n{"a":1}\r\n0\r\n\r\n'
+
+
+def test_what_a_server_sends_after_its_answer_leaves_the_answer_whole_and_the_connection_unused() -> None:
+    def twice(conn: socket.socket) -> bool:
+        conn.sendall(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 Oops\r\nContent-Length: 0\r\n\r\n"
+        )
+        return True
+
+    with raw_server(twice) as (url, seen), client() as http:
+        first, second = http.get(url), http.get(url)
+        assert (first.status_code, first.text, second.status_code, second.text) == (200, "ok", 200, "ok")
+        wait_until(lambda: len(seen) == 2, timeout=5, what="the second request, on a new connection")
