@@ -33,6 +33,7 @@ from alerting import __version__, httppool
 from alerting.notify import entries, templates, wording
 from alerting.notify.base import DeliveryError, Notification, NotifyAlert
 from alerting.transport import (
+    JSON_HEADERS,
     HTTPConfig,
     SetupError,
     TLSConfig,
@@ -104,9 +105,6 @@ class _EventsClient(httppool.LeanRequests, pagerduty.EventsApiV2Client):
     _no_cookies = httppool.NoCookies2()
 
 
-_JSON = {"Content-Type": "application/json"}
-
-
 def _trigger(client: pagerduty.EventsApiV2Client, dedup_key: str, event: Mapping[str, Any]) -> None:
     """Send a trigger event through the client, its body written by orjson.
 
@@ -120,7 +118,7 @@ def _trigger(client: pagerduty.EventsApiV2Client, dedup_key: str, event: Mapping
     answer = pagerduty.successful_response(
         # ``request``, not ``post``: the client deep-copies the arguments it is given, and httpx's
         # ``post`` hands it a dozen.
-        client.request("POST", "/v2/enqueue", content=orjson.dumps(body), headers=_JSON),
+        client.request("POST", "/v2/enqueue", content=orjson.dumps(body), headers=JSON_HEADERS),
         context=context,
     )
     decoded = pagerduty.try_decoding(answer)

@@ -52,6 +52,7 @@ from alerting.notify.base import (
     unreachable,
 )
 from alerting.transport import (
+    JSON_HEADERS,
     HTTPConfig,
     SecretFileError,
     TLSConfig,
@@ -601,7 +602,7 @@ class SlackWebhook:
             # The process's pooled client: a storm of messages reuses its connections (no TLS
             # handshake per message), where slack-sdk's webhook client opened one per message.
             response = client_for(self._http, self.settings.timeout).post(
-                self._url, content=orjson.dumps(body), headers=_JSON
+                self._url, content=orjson.dumps(body), headers=JSON_HEADERS
             )
         except httpx.HTTPError as exc:
             raise unreachable("Slack webhook", exc) from None
@@ -616,9 +617,6 @@ class SlackWebhook:
         if status >= 500:
             raise DeliveryError(f"Slack webhook answered {status}: {answer}", retryable=True)
         raise DeliveryError(f"Slack webhook rejected the message ({status}): {answer}", retryable=False)
-
-
-_JSON = {"Content-Type": "application/json"}
 
 
 def _ssl_context(http: HTTPConfig) -> ssl.SSLContext | None:
